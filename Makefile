@@ -1,0 +1,50 @@
+# daedalus — top-level entry points. `make test` is what CI runs (.ci/run).
+#
+#   make kernel          build (once, cached outside the repo) the Rust-enabled VM kernel
+#   make module          build daedalus.ko against KDIR (default: that kernel)
+#   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
+#   make demo            boot the VM, load the module, show the device
+#   make test            everything: style, lints, unit tests, module, VM tests
+#   make clean
+
+SHELL := /bin/bash
+KDIR ?= $(shell scripts/build-kernel --print-kdir 2>/dev/null)
+CARGO ?= cargo
+
+.PHONY: all deps kernel module clients-rootfs demo test test-host test-vm clean
+
+all: module
+
+deps:
+	scripts/install-deps
+
+kernel:
+	scripts/build-kernel >/dev/null
+
+# The module is built by Kbuild (top-level Kbuild file). The kernel runs with CONFIG_WERROR, so
+# Rust and C warnings already fail the build; the grep also catches modpost warnings.
+module:
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel' or pass KDIR=" >&2; exit 1; }
+	set -o pipefail; $(MAKE) -C "$(KDIR)" M="$(CURDIR)" modules 2>&1 | tee .module-build.log
+	@! grep -iE "warning:" .module-build.log || { echo "module build printed warnings" >&2; exit 1; }
+
+clients-rootfs:
+	scripts/build-clients-rootfs >/dev/null
+
+demo: kernel module clients-rootfs
+	scripts/demo
+
+test-host:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) test --workspace --locked
+
+test-vm: kernel module clients-rootfs
+	scripts/test-vm
+
+test: deps kernel test-host module test-vm
+
+clean:
+	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean
+	rm -f .module-build.log
+	$(CARGO) clean
