@@ -1,0 +1,213 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The stateless codec controls of a decoding context.
+//!
+//! Every context carries the controls of all three codecs (as visl and hantro do), so a client
+//! can switch codecs with `S_FMT(OUTPUT)` without reopening. Compound payloads are validated by
+//! the V4L2 core (`std_validate_compound`); on top of that, [`try_ctrl`] refuses streams daedalus
+//! cannot output (4:2:2 / 4:4:4, 12-bit) with `EINVAL` at `S_EXT_CTRLS` time, and [`s_ctrl`]
+//! records each codec's bit depth, which selects the CAPTURE format (NV12 or P010).
+
+use crate::bindings::{self, v4l2_ctrl, v4l2_ctrl_config, v4l2_ctrl_handler, v4l2_ctrl_ops};
+use crate::formats::{BitDepth, Codec};
+use crate::shim::{c_int, check, code, AssertSync, Error, Result};
+use crate::video::Context;
+
+/// One control of the handler.
+struct Desc {
+    id: u32,
+    /// Menu range and default (ignored for compound controls).
+    min: i64,
+    max: i64,
+    def: i64,
+    menu_skip_mask: u64,
+    /// Maximum number of elements of a dynamic array control (0: not an array).
+    dims0: u32,
+    /// Whether [`CTRL_OPS`] checks and tracks this control (the ones carrying the bit depth).
+    tracked: bool,
+}
+
+const fn compound(id: u32) -> Desc {
+    Desc { id, min: 0, max: 0, def: 0, menu_skip_mask: 0, dims0: 0, tracked: false }
+}
+
+const fn tracked(id: u32) -> Desc {
+    Desc { tracked: true, ..compound(id) }
+}
+
+const fn menu(id: u32, min: u32, max: u32, def: u32, menu_skip_mask: u64) -> Desc {
+    Desc { min: min as i64, max: max as i64, def: def as i64, menu_skip_mask, ..compound(id) }
+}
+
+const fn bit(n: u32) -> u64 {
+    1 << n
+}
+
+use bindings::*;
+
+static DESCS: [Desc; 20] = [
+    // VP9 (profiles 0 and 2: 4:2:0 at 8 and 10 bits)
+    tracked(V4L2_CID_STATELESS_VP9_FRAME),
+    compound(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR),
+    menu(V4L2_CID_MPEG_VIDEO_VP9_PROFILE, V4L2_MPEG_VIDEO_VP9_PROFILE_0, V4L2_MPEG_VIDEO_VP9_PROFILE_2,
+        V4L2_MPEG_VIDEO_VP9_PROFILE_0, bit(V4L2_MPEG_VIDEO_VP9_PROFILE_1)),
+    menu(V4L2_CID_MPEG_VIDEO_VP9_LEVEL, V4L2_MPEG_VIDEO_VP9_LEVEL_1_0, V4L2_MPEG_VIDEO_VP9_LEVEL_6_2,
+        V4L2_MPEG_VIDEO_VP9_LEVEL_6_2, 0),
+    // AV1 (main profile)
+    tracked(V4L2_CID_STATELESS_AV1_SEQUENCE),
+    compound(V4L2_CID_STATELESS_AV1_FRAME),
+    Desc { dims0: V4L2_AV1_MAX_TILE_COUNT, ..compound(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY) },
+    compound(V4L2_CID_STATELESS_AV1_FILM_GRAIN),
+    menu(V4L2_CID_MPEG_VIDEO_AV1_PROFILE, V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN, V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN,
+        V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN, 0),
+    menu(V4L2_CID_MPEG_VIDEO_AV1_LEVEL, V4L2_MPEG_VIDEO_AV1_LEVEL_2_0, V4L2_MPEG_VIDEO_AV1_LEVEL_6_3,
+        V4L2_MPEG_VIDEO_AV1_LEVEL_6_3, 0),
+    // H.264 (baseline, main, high, high 10; frame- and slice-based; with and without start codes)
+    tracked(V4L2_CID_STATELESS_H264_SPS),
+    compound(V4L2_CID_STATELESS_H264_PPS),
+    compound(V4L2_CID_STATELESS_H264_SCALING_MATRIX),
+    compound(V4L2_CID_STATELESS_H264_DECODE_PARAMS),
+    compound(V4L2_CID_STATELESS_H264_SLICE_PARAMS),
+    compound(V4L2_CID_STATELESS_H264_PRED_WEIGHTS),
+    menu(V4L2_CID_STATELESS_H264_DECODE_MODE, V4L2_STATELESS_H264_DECODE_MODE_SLICE_BASED,
+        V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED, V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED, 0),
+    menu(V4L2_CID_STATELESS_H264_START_CODE, V4L2_STATELESS_H264_START_CODE_NONE,
+        V4L2_STATELESS_H264_START_CODE_ANNEX_B, V4L2_STATELESS_H264_START_CODE_ANNEX_B, 0),
+    menu(V4L2_CID_MPEG_VIDEO_H264_PROFILE, V4L2_MPEG_VIDEO_H264_PROFILE_BASELINE,
+        V4L2_MPEG_VIDEO_H264_PROFILE_HIGH_10, V4L2_MPEG_VIDEO_H264_PROFILE_HIGH,
+        bit(V4L2_MPEG_VIDEO_H264_PROFILE_EXTENDED)),
+    menu(V4L2_CID_MPEG_VIDEO_H264_LEVEL, V4L2_MPEG_VIDEO_H264_LEVEL_1_0, V4L2_MPEG_VIDEO_H264_LEVEL_5_2,
+        V4L2_MPEG_VIDEO_H264_LEVEL_5_2, 0),
+];
+
+/// The control a request must carry for a job of `codec` (checked by request validation);
+/// everything else may come from earlier requests (clients send the H.264 SPS, for example,
+/// only when it changes).
+pub(crate) const fn mandatory(codec: Codec) -> u32 {
+    match codec {
+        Codec::Vp9 => V4L2_CID_STATELESS_VP9_FRAME,
+        Codec::Av1 => V4L2_CID_STATELESS_AV1_FRAME,
+        Codec::H264 => V4L2_CID_STATELESS_H264_DECODE_PARAMS,
+    }
+}
+
+static CTRL_OPS: AssertSync<v4l2_ctrl_ops> = AssertSync(v4l2_ctrl_ops {
+    try_ctrl: Some(try_ctrl),
+    s_ctrl: Some(s_ctrl),
+    g_volatile_ctrl: None,
+});
+
+/// Creates the controls of a context in `hdl` and applies their defaults.
+///
+/// # Safety
+///
+/// `hdl` is zeroed storage inside the [`Context`] it belongs to, which outlives the handler
+/// (freed with `v4l2_ctrl_handler_free` before the context).
+pub(crate) unsafe fn init(hdl: *mut v4l2_ctrl_handler) -> Result {
+    // SAFETY: `hdl` is valid storage per the contract.
+    check(unsafe { bindings::daedalus_ctrl_handler_init(hdl, DESCS.len() as u32) })?;
+    for d in DESCS.iter() {
+        let mut cfg = v4l2_ctrl_config {
+            id: d.id,
+            min: d.min,
+            max: d.max,
+            def: d.def,
+            menu_skip_mask: d.menu_skip_mask,
+            ..Default::default()
+        };
+        cfg.dims[0] = d.dims0;
+        if d.tracked {
+            cfg.ops = &CTRL_OPS.0;
+        }
+        // SAFETY: `hdl` is initialized; `cfg` describes a standard control (name, type and
+        // flags are filled in by the core from the id). Errors accumulate in `hdl->error`.
+        unsafe { bindings::v4l2_ctrl_new_custom(hdl, &cfg, core::ptr::null_mut()) };
+    }
+    // SAFETY: `hdl` is initialized.
+    let err = unsafe { (*hdl).error };
+    // SAFETY: on success the handler is complete; applying the defaults calls `s_ctrl`, which
+    // needs the context, valid per the contract.
+    let r = check(err).and_then(|()| check(unsafe { bindings::v4l2_ctrl_handler_setup(hdl) }));
+    if r.is_err() {
+        // SAFETY: initialized above; nothing else uses it yet.
+        unsafe { bindings::v4l2_ctrl_handler_free(hdl) };
+    }
+    r
+}
+
+/// The codec and bit depth a tracked control's new value selects, or why it is refused.
+///
+/// # Safety
+///
+/// `ctrl` is a control created by [`init`] with `tracked` set, and its `p_new` holds a value of
+/// the control's compound type (the core allocated it with the type's size).
+unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
+    // SAFETY: per the contract.
+    let (id, p) = unsafe { ((*ctrl).id, (*ctrl).p_new.p) };
+    let einval = |_| code::EINVAL;
+    match id {
+        V4L2_CID_STATELESS_VP9_FRAME => {
+            // SAFETY: the payload of this control is a `v4l2_ctrl_vp9_frame`.
+            let f = unsafe { &*p.cast::<v4l2_ctrl_vp9_frame>() };
+            // Profiles 1 and 3 are 4:2:2 / 4:4:0 / 4:4:4: not representable in NV12 / P010.
+            if f.profile != 0 && f.profile != 2 {
+                return Err(code::EINVAL);
+            }
+            let depth = BitDepth::from_bits(u32::from(f.bit_depth)).ok_or(()).map_err(einval)?;
+            Ok((Codec::Vp9, depth))
+        }
+        V4L2_CID_STATELESS_AV1_SEQUENCE => {
+            // SAFETY: the payload of this control is a `v4l2_ctrl_av1_sequence`.
+            let s = unsafe { &*p.cast::<v4l2_ctrl_av1_sequence>() };
+            // Main profile only: 4:2:0 (or monochrome) at 8 or 10 bits.
+            if s.seq_profile != 0 {
+                return Err(code::EINVAL);
+            }
+            let depth = BitDepth::from_bits(u32::from(s.bit_depth)).ok_or(()).map_err(einval)?;
+            Ok((Codec::Av1, depth))
+        }
+        V4L2_CID_STATELESS_H264_SPS => {
+            // SAFETY: the payload of this control is a `v4l2_ctrl_h264_sps`.
+            let s = unsafe { &*p.cast::<v4l2_ctrl_h264_sps>() };
+            // 4:0:0 and 4:2:0 only; luma and chroma of the same depth (NV12 / P010 have one).
+            if s.chroma_format_idc > 1 || s.bit_depth_luma_minus8 != s.bit_depth_chroma_minus8 {
+                return Err(code::EINVAL);
+            }
+            let bits = u32::from(s.bit_depth_luma_minus8) + 8;
+            let depth = BitDepth::from_bits(bits).ok_or(()).map_err(einval)?;
+            Ok((Codec::H264, depth))
+        }
+        _ => Err(code::EINVAL),
+    }
+}
+
+/// `v4l2_ctrl_ops.try_ctrl`: refuses what cannot be decoded into NV12 / P010.
+///
+/// # Safety
+///
+/// Only called by the V4L2 core, with the handler lock held, for controls created by [`init`].
+unsafe extern "C" fn try_ctrl(ctrl: *mut v4l2_ctrl) -> c_int {
+    // SAFETY: only tracked controls have these ops; the core filled `p_new`.
+    match unsafe { depth_of(ctrl) } {
+        Ok(_) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// `v4l2_ctrl_ops.s_ctrl`: records the bit depth of the codec's stream.
+///
+/// # Safety
+///
+/// As [`try_ctrl`]; the handler is the `hdl` of a live [`Context`].
+unsafe extern "C" fn s_ctrl(ctrl: *mut v4l2_ctrl) -> c_int {
+    // SAFETY: the new value has passed `try_ctrl` (or is the default) and is in `p_new`.
+    let r: Result<(Codec, BitDepth)> = unsafe { depth_of(ctrl) };
+    match r {
+        Ok((codec, depth)) => {
+            // SAFETY: `handler` is the `hdl` of a live context (contract).
+            let ctx = unsafe { &*Context::from_hdl((*ctrl).handler) };
+            ctx.set_depth(codec, depth);
+            0
+        }
+        Err(e) => Error::to_errno(e),
+    }
+}

@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: GPL-2.0
+//! videobuf2 queues, request validation and decode jobs.
+//!
+//! Both queues use dma-contig memory, so the daemon can map every buffer through its dma-buf.
+//! OUTPUT requires requests (a stateless decoder cannot decode a buffer without its controls)
+//! and supports `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` for slice-based decoding.
+
+use core::mem::{offset_of, size_of};
+
+use crate::bindings::{
+    self, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
+};
+use crate::ctrls;
+use crate::shim::{c_int, c_uint, c_void, check, code, errno, pr_warn, AssertSync, Result};
+use crate::video::Context;
+
+pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> = AssertSync(bindings::v4l2_m2m_ops {
+    device_run: Some(device_run),
+    job_ready: None,
+    job_abort: None,
+});
+
+pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
+    AssertSync(bindings::media_device_ops {
+        req_validate: Some(request_validate),
+        req_queue: Some(bindings::v4l2_m2m_request_queue),
+        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
+        ..unsafe { core::mem::zeroed() }
+    });
+
+static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
+    queue_setup: Some(queue_setup),
+    buf_out_validate: Some(buf_out_validate),
+    buf_prepare: Some(buf_prepare),
+    buf_queue: Some(buf_queue),
+    start_streaming: Some(start_streaming),
+    stop_streaming: Some(stop_streaming),
+    wait_prepare: Some(bindings::vb2_ops_wait_prepare),
+    wait_finish: Some(bindings::vb2_ops_wait_finish),
+    buf_request_complete: Some(buf_request_complete),
+    // SAFETY: all-zero is a valid table (remaining callbacks `None`).
+    ..unsafe { core::mem::zeroed() }
+});
+
+fn is_output(ty: u32) -> bool {
+    ty == bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE
+}
+
+/// The context a queue belongs to.
+///
+/// # Safety
+///
+/// `q` is one of the two queues set up by [`queue_init`], whose `drv_priv` is the context.
+unsafe fn ctx_of<'a>(q: *mut vb2_queue) -> &'a Context {
+    // SAFETY: per the contract; the context outlives its queues.
+    unsafe { &*(*q).drv_priv.cast::<Context>() }
+}
+
+/// The `vb2_v4l2_buffer` a `vb2_buffer` is embedded in (`to_vb2_v4l2_buffer`).
+///
+/// # Safety
+///
+/// `vb` belongs to one of our queues (`buf_struct_size` is a `v4l2_m2m_buffer`).
+unsafe fn to_v4l2_buf(vb: *mut vb2_buffer) -> *mut vb2_v4l2_buffer {
+    // SAFETY: per the contract the buffer is embedded in a `vb2_v4l2_buffer`.
+    unsafe { vb.cast::<u8>().sub(offset_of!(vb2_v4l2_buffer, vb2_buf)).cast() }
+}
+
+/// `queue_init` of `v4l2_m2m_ctx_init`: sets up the OUTPUT and CAPTURE queues of a context.
+///
+/// # Safety
+///
+/// Called by the m2m core with `priv_` = the [`Context`] being opened and two zeroed queues.
+pub(crate) unsafe extern "C" fn queue_init(
+    priv_: *mut c_void,
+    src_vq: *mut vb2_queue,
+    dst_vq: *mut vb2_queue,
+) -> c_int {
+    let ctx = priv_.cast::<Context>();
+    // SAFETY: `ctx` is the context being opened; its device lives.
+    let (lock, dev) = unsafe { ((*ctx).vb_lock.get(), (*ctx).device().dma_dev()) };
+    for (q, ty) in [
+        (src_vq, bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE),
+        (dst_vq, bindings::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE),
+    ] {
+        // SAFETY: the m2m core hands us both queues to fill before `vb2_queue_init`.
+        let r = unsafe {
+            let q = &mut *q;
+            q.type_ = ty;
+            q.io_modes = bindings::VB2_MMAP | bindings::VB2_DMABUF;
+            q.drv_priv = ctx.cast();
+            q.buf_struct_size = size_of::<bindings::v4l2_m2m_buffer>() as c_uint;
+            q.ops = &QUEUE_OPS.0;
+            q.mem_ops = &bindings::vb2_dma_contig_memops;
+            q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
+            q.lock = lock;
+            q.dev = dev;
+            if is_output(ty) {
+                q.set_supports_requests(1);
+                q.set_requires_requests(1);
+                q.subsystem_flags |= bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
+            }
+            check(bindings::vb2_queue_init(q))
+        };
+        if let Err(e) = r {
+            return e.to_errno();
+        }
+    }
+    0
+}
+
+/// # Safety
+///
+/// videobuf2 callback (queue lock held; ioctls also hold the device lock): the arrays have
+/// `VIDEO_MAX_PLANES` entries.
+unsafe extern "C" fn queue_setup(
+    q: *mut vb2_queue,
+    _nbuffers: *mut c_uint,
+    num_planes: *mut c_uint,
+    sizes: *mut c_uint,
+    _alloc_devs: *mut *mut bindings::device,
+) -> c_int {
+    // SAFETY: one of our queues.
+    let ctx = unsafe { ctx_of(q) };
+    // SAFETY: `queue_setup` runs from REQBUFS / CREATE_BUFS, under the device lock.
+    let size = unsafe {
+        if is_output((*q).type_) {
+            ctx.coded_format().sizeimage
+        } else {
+            ctx.freeze_capture_format().layout.sizeimage
+        }
+    };
+    // SAFETY: valid pointers from the core (contract).
+    unsafe {
+        if *num_planes != 0 {
+            // CREATE_BUFS: the client's sizes must hold our format.
+            if *num_planes != 1 || *sizes < size {
+                return code::EINVAL.to_errno();
+            }
+        } else {
+            *num_planes = 1;
+            *sizes = size;
+        }
+    }
+    0
+}
+
+/// # Safety
+///
+/// videobuf2 callback for an OUTPUT buffer of ours.
+unsafe extern "C" fn buf_out_validate(vb: *mut vb2_buffer) -> c_int {
+    // SAFETY: our buffers are `vb2_v4l2_buffer`s.
+    unsafe { (*to_v4l2_buf(vb)).field = bindings::V4L2_FIELD_NONE };
+    0
+}
+
+/// # Safety
+///
+/// videobuf2 callback for a buffer of ours (device lock held: QBUF / PREPARE_BUF).
+unsafe extern "C" fn buf_prepare(vb: *mut vb2_buffer) -> c_int {
+    // SAFETY: `vb` is ours; its queue is one of our two.
+    let r = unsafe {
+        let q = (*vb).vb2_queue;
+        let ctx = ctx_of(q);
+        let plane_size = if (*vb).num_planes >= 1 { (*vb).planes[0].length } else { 0 };
+        if is_output((*q).type_) {
+            // The payload is what the client wrote; it must fit in the plane.
+            if (*vb).planes[0].bytesused > plane_size {
+                Err(code::EINVAL)
+            } else {
+                Ok(())
+            }
+        } else {
+            let need = ctx.capture_format().layout.sizeimage;
+            if plane_size < need {
+                pr_warn!("CAPTURE buffer of {} bytes, {} needed\n", plane_size, need);
+                Err(code::EINVAL)
+            } else {
+                (*vb).planes[0].bytesused = need;
+                Ok(())
+            }
+        }
+    };
+    errno(r)
+}
+
+/// # Safety
+///
+/// videobuf2 callback for a buffer of ours.
+unsafe extern "C" fn buf_queue(vb: *mut vb2_buffer) {
+    // SAFETY: `vb` belongs to one of our queues, hence to a live context.
+    unsafe {
+        let ctx = ctx_of((*vb).vb2_queue);
+        bindings::v4l2_m2m_buf_queue(ctx.m2m_ctx(), to_v4l2_buf(vb));
+    }
+}
+
+/// # Safety
+///
+/// videobuf2 callback: `vb` is an OUTPUT buffer of ours whose request is being completed.
+unsafe extern "C" fn buf_request_complete(vb: *mut vb2_buffer) {
+    // SAFETY: per the contract.
+    unsafe {
+        let ctx = ctx_of((*vb).vb2_queue);
+        bindings::v4l2_ctrl_request_complete((*vb).req_obj.req, ctx.hdl());
+    }
+}
+
+/// # Safety
+///
+/// videobuf2 callback (STREAMON, device lock held).
+unsafe extern "C" fn start_streaming(_q: *mut vb2_queue, _count: c_uint) -> c_int {
+    0
+}
+
+/// Returns every buffer still queued on `q` to userspace with `state`.
+///
+/// # Safety
+///
+/// `q` is one of our queues; the caller holds its lock.
+unsafe fn return_buffers(q: *mut vb2_queue, state: bindings::vb2_buffer_state) {
+    // SAFETY: per the contract.
+    let ctx = unsafe { ctx_of(q) };
+    // SAFETY: as above.
+    let output = is_output(unsafe { (*q).type_ });
+    loop {
+        // SAFETY: the m2m context is live; removal is locked internally.
+        let vbuf = unsafe {
+            if output {
+                bindings::daedalus_m2m_src_buf_remove(ctx.m2m_ctx())
+            } else {
+                bindings::daedalus_m2m_dst_buf_remove(ctx.m2m_ctx())
+            }
+        };
+        if vbuf.is_null() {
+            break;
+        }
+        // SAFETY: `vbuf` was just taken off our queue; its request (if any) was set up with
+        // our handler.
+        unsafe {
+            let req = (*vbuf).vb2_buf.req_obj.req;
+            if !req.is_null() {
+                bindings::v4l2_ctrl_request_complete(req, ctx.hdl());
+            }
+            bindings::vb2_buffer_done(&mut (*vbuf).vb2_buf, state);
+        }
+    }
+}
+
+/// # Safety
+///
+/// videobuf2 callback (STREAMOFF or release).
+unsafe extern "C" fn stop_streaming(q: *mut vb2_queue) {
+    // SAFETY: our queue, lock held by the core.
+    unsafe { return_buffers(q, bindings::VB2_BUF_STATE_ERROR) };
+}
+
+/// `media_device_ops.req_validate`: a request must carry exactly one OUTPUT buffer and the
+/// codec's per-frame control.
+///
+/// # Safety
+///
+/// Called by the media core with `req` locked against changes (`req_queue_mutex`).
+unsafe extern "C" fn request_validate(req: *mut media_request) -> c_int {
+    // SAFETY: per the contract.
+    errno(unsafe { validate(req) })
+}
+
+/// # Safety
+///
+/// As [`request_validate`].
+unsafe fn validate(req: *mut media_request) -> Result {
+    // Find the context through the request's buffer (list_for_each_entry on `req->objects`).
+    // SAFETY: the object list is stable while the request is validated.
+    let head = unsafe { core::ptr::addr_of_mut!((*req).objects) };
+    let mut ctx: Option<&Context> = None;
+    // SAFETY: `head` is an initialized list head.
+    let mut node = unsafe { (*head).next };
+    while node != head {
+        let obj = node
+            .cast::<u8>()
+            .wrapping_sub(offset_of!(media_request_object, list))
+            .cast::<media_request_object>();
+        // SAFETY: every node of `objects` is the `list` of a `media_request_object`.
+        if unsafe { bindings::vb2_request_object_is_buffer(obj) } {
+            // SAFETY: a buffer object is the `req_obj` of a `vb2_buffer` of one of our queues
+            // (requests are only created through our media device).
+            ctx = Some(unsafe {
+                let vb = obj.cast::<u8>().sub(offset_of!(vb2_buffer, req_obj)).cast::<vb2_buffer>();
+                ctx_of((*vb).vb2_queue)
+            });
+            break;
+        }
+        // SAFETY: as above.
+        node = unsafe { (*node).next };
+    }
+    let Some(ctx) = ctx else {
+        pr_warn!("request without a buffer\n");
+        return Err(code::ENOENT);
+    };
+    // SAFETY: `req` is valid.
+    match unsafe { bindings::vb2_request_buffer_cnt(req) } {
+        0 => return Err(code::ENOENT),
+        1 => {}
+        _ => {
+            pr_warn!("request with more than one buffer\n");
+            return Err(code::EINVAL);
+        }
+    }
+    // SAFETY: `req` is valid; the parent handler is the context's.
+    let hdl = unsafe { bindings::v4l2_ctrl_request_hdl_find(req, ctx.hdl()) };
+    if hdl.is_null() {
+        pr_warn!("request without controls\n");
+        return Err(code::ENOENT);
+    }
+    let id = ctrls::mandatory(ctx.codec());
+    // SAFETY: `hdl` is the request's handler, referenced until the put below.
+    let found = unsafe { !bindings::v4l2_ctrl_request_hdl_ctrl_find(hdl, id).is_null() };
+    // SAFETY: drops the reference `v4l2_ctrl_request_hdl_find` took.
+    unsafe { bindings::daedalus_ctrl_request_hdl_put(hdl) };
+    if !found {
+        pr_warn!("request without control {:#x}\n", id);
+        return Err(code::ENOENT);
+    }
+    // SAFETY: `req` is valid.
+    check(unsafe { bindings::vb2_request_validate(req) })
+}
+
+/// `v4l2_m2m_ops.device_run`: one decode job (the next OUTPUT buffer into the next CAPTURE
+/// buffer) is ready.
+///
+/// Until a decode daemon protocol exists the job ends at once with an error buffer, so a client
+/// is never left waiting.
+///
+/// # Safety
+///
+/// Called by the m2m core with `priv_` = a context that has a buffer on both queues.
+unsafe extern "C" fn device_run(priv_: *mut c_void) {
+    // SAFETY: per the contract.
+    let ctx = unsafe { &*priv_.cast::<Context>() };
+    let m2m = ctx.m2m_ctx();
+    // SAFETY: the m2m core only runs jobs with a buffer on both queues.
+    unsafe {
+        let src = bindings::daedalus_m2m_next_src_buf(m2m);
+        let dst = bindings::daedalus_m2m_next_dst_buf(m2m);
+        if src.is_null() || dst.is_null() {
+            return;
+        }
+        let req = (*src).vb2_buf.req_obj.req;
+        if !req.is_null() {
+            // Applies the request's controls over the current ones: the job sees the full
+            // control state, not only what this request carried.
+            let _ = bindings::v4l2_ctrl_request_setup(req, ctx.hdl());
+        }
+        bindings::v4l2_m2m_buf_copy_metadata(src, dst, true);
+        (*dst).vb2_buf.planes[0].bytesused = 0;
+        if !req.is_null() {
+            bindings::v4l2_ctrl_request_complete(req, ctx.hdl());
+        }
+        bindings::v4l2_m2m_buf_done_and_job_finish(
+            ctx.device().m2m_dev,
+            m2m,
+            bindings::VB2_BUF_STATE_ERROR,
+        );
+    }
+}

@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Definitions shared by the daedalus kernel module and its userspace.
+//!
+//! Every module here is `no_std`, allocation-free and panic-free: the kernel module includes the
+//! same source files with `#[path]`, so there is exactly one definition of each format, limit and
+//! (later) wire message.
+#![no_std]
+#![deny(missing_docs)]
+
+pub mod formats;
