@@ -21,11 +21,12 @@ deps:
 kernel:
 	scripts/build-kernel >/dev/null
 
-# The module is built by Kbuild (top-level Kbuild file). The kernel runs with CONFIG_WERROR, so
-# Rust and C warnings already fail the build; the grep also catches modpost warnings.
+# The module is built by Kbuild (top-level Kbuild file), through clippy (CLIPPY=1: the kernel's
+# lint set, e.g. undocumented unsafe blocks). The kernel runs with CONFIG_WERROR, so Rust and C
+# warnings already fail the build; the grep also catches modpost warnings.
 module:
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel' or pass KDIR=" >&2; exit 1; }
-	set -o pipefail; $(MAKE) -C "$(KDIR)" M="$(CURDIR)" modules 2>&1 | tee .module-build.log
+	set -o pipefail; $(MAKE) -C "$(KDIR)" M="$(CURDIR)" CLIPPY=1 modules 2>&1 | tee .module-build.log
 	@! grep -iE "warning:" .module-build.log || { echo "module build printed warnings" >&2; exit 1; }
 
 clients-rootfs:
@@ -36,6 +37,7 @@ demo: kernel module clients-rootfs
 
 test-host:
 	$(CARGO) fmt --all --check
+	rustfmt --edition 2021 --check kmod/daedalus_main.rs
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked
 

@@ -86,7 +86,10 @@ unsafe fn chardev_of(file: *mut bindings::file) -> *mut Chardev {
 /// # Safety
 ///
 /// Only called by the VFS (through `misc_open`) for `/dev/daedalus`.
-unsafe extern "C" fn chardev_open(_inode: *mut bindings::inode, file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn chardev_open(
+    _inode: *mut bindings::inode,
+    file: *mut bindings::file,
+) -> c_int {
     if !shim::capable_sys_admin() {
         return code::EPERM.to_errno();
     }

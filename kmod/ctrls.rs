@@ -27,15 +27,32 @@ struct Desc {
 }
 
 const fn compound(id: u32) -> Desc {
-    Desc { id, min: 0, max: 0, def: 0, menu_skip_mask: 0, dims0: 0, tracked: false }
+    Desc {
+        id,
+        min: 0,
+        max: 0,
+        def: 0,
+        menu_skip_mask: 0,
+        dims0: 0,
+        tracked: false,
+    }
 }
 
 const fn tracked(id: u32) -> Desc {
-    Desc { tracked: true, ..compound(id) }
+    Desc {
+        tracked: true,
+        ..compound(id)
+    }
 }
 
 const fn menu(id: u32, min: u32, max: u32, def: u32, menu_skip_mask: u64) -> Desc {
-    Desc { min: min as i64, max: max as i64, def: def as i64, menu_skip_mask, ..compound(id) }
+    Desc {
+        min: min as i64,
+        max: max as i64,
+        def: def as i64,
+        menu_skip_mask,
+        ..compound(id)
+    }
 }
 
 const fn bit(n: u32) -> u64 {
@@ -48,19 +65,42 @@ static DESCS: [Desc; 20] = [
     // VP9 (profiles 0 and 2: 4:2:0 at 8 and 10 bits)
     tracked(V4L2_CID_STATELESS_VP9_FRAME),
     compound(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR),
-    menu(V4L2_CID_MPEG_VIDEO_VP9_PROFILE, V4L2_MPEG_VIDEO_VP9_PROFILE_0, V4L2_MPEG_VIDEO_VP9_PROFILE_2,
-        V4L2_MPEG_VIDEO_VP9_PROFILE_0, bit(V4L2_MPEG_VIDEO_VP9_PROFILE_1)),
-    menu(V4L2_CID_MPEG_VIDEO_VP9_LEVEL, V4L2_MPEG_VIDEO_VP9_LEVEL_1_0, V4L2_MPEG_VIDEO_VP9_LEVEL_6_2,
-        V4L2_MPEG_VIDEO_VP9_LEVEL_6_2, 0),
+    menu(
+        V4L2_CID_MPEG_VIDEO_VP9_PROFILE,
+        V4L2_MPEG_VIDEO_VP9_PROFILE_0,
+        V4L2_MPEG_VIDEO_VP9_PROFILE_2,
+        V4L2_MPEG_VIDEO_VP9_PROFILE_0,
+        bit(V4L2_MPEG_VIDEO_VP9_PROFILE_1),
+    ),
+    menu(
+        V4L2_CID_MPEG_VIDEO_VP9_LEVEL,
+        V4L2_MPEG_VIDEO_VP9_LEVEL_1_0,
+        V4L2_MPEG_VIDEO_VP9_LEVEL_6_2,
+        V4L2_MPEG_VIDEO_VP9_LEVEL_6_2,
+        0,
+    ),
     // AV1 (main profile)
     tracked(V4L2_CID_STATELESS_AV1_SEQUENCE),
     compound(V4L2_CID_STATELESS_AV1_FRAME),
-    Desc { dims0: V4L2_AV1_MAX_TILE_COUNT, ..compound(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY) },
+    Desc {
+        dims0: V4L2_AV1_MAX_TILE_COUNT,
+        ..compound(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY)
+    },
     compound(V4L2_CID_STATELESS_AV1_FILM_GRAIN),
-    menu(V4L2_CID_MPEG_VIDEO_AV1_PROFILE, V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN, V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN,
-        V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN, 0),
-    menu(V4L2_CID_MPEG_VIDEO_AV1_LEVEL, V4L2_MPEG_VIDEO_AV1_LEVEL_2_0, V4L2_MPEG_VIDEO_AV1_LEVEL_6_3,
-        V4L2_MPEG_VIDEO_AV1_LEVEL_6_3, 0),
+    menu(
+        V4L2_CID_MPEG_VIDEO_AV1_PROFILE,
+        V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN,
+        V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN,
+        V4L2_MPEG_VIDEO_AV1_PROFILE_MAIN,
+        0,
+    ),
+    menu(
+        V4L2_CID_MPEG_VIDEO_AV1_LEVEL,
+        V4L2_MPEG_VIDEO_AV1_LEVEL_2_0,
+        V4L2_MPEG_VIDEO_AV1_LEVEL_6_3,
+        V4L2_MPEG_VIDEO_AV1_LEVEL_6_3,
+        0,
+    ),
     // H.264 (baseline, main, high, high 10; frame- and slice-based; with and without start codes)
     tracked(V4L2_CID_STATELESS_H264_SPS),
     compound(V4L2_CID_STATELESS_H264_PPS),
@@ -68,15 +108,34 @@ static DESCS: [Desc; 20] = [
     compound(V4L2_CID_STATELESS_H264_DECODE_PARAMS),
     compound(V4L2_CID_STATELESS_H264_SLICE_PARAMS),
     compound(V4L2_CID_STATELESS_H264_PRED_WEIGHTS),
-    menu(V4L2_CID_STATELESS_H264_DECODE_MODE, V4L2_STATELESS_H264_DECODE_MODE_SLICE_BASED,
-        V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED, V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED, 0),
-    menu(V4L2_CID_STATELESS_H264_START_CODE, V4L2_STATELESS_H264_START_CODE_NONE,
-        V4L2_STATELESS_H264_START_CODE_ANNEX_B, V4L2_STATELESS_H264_START_CODE_ANNEX_B, 0),
-    menu(V4L2_CID_MPEG_VIDEO_H264_PROFILE, V4L2_MPEG_VIDEO_H264_PROFILE_BASELINE,
-        V4L2_MPEG_VIDEO_H264_PROFILE_HIGH_10, V4L2_MPEG_VIDEO_H264_PROFILE_HIGH,
-        bit(V4L2_MPEG_VIDEO_H264_PROFILE_EXTENDED)),
-    menu(V4L2_CID_MPEG_VIDEO_H264_LEVEL, V4L2_MPEG_VIDEO_H264_LEVEL_1_0, V4L2_MPEG_VIDEO_H264_LEVEL_5_2,
-        V4L2_MPEG_VIDEO_H264_LEVEL_5_2, 0),
+    menu(
+        V4L2_CID_STATELESS_H264_DECODE_MODE,
+        V4L2_STATELESS_H264_DECODE_MODE_SLICE_BASED,
+        V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED,
+        V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED,
+        0,
+    ),
+    menu(
+        V4L2_CID_STATELESS_H264_START_CODE,
+        V4L2_STATELESS_H264_START_CODE_NONE,
+        V4L2_STATELESS_H264_START_CODE_ANNEX_B,
+        V4L2_STATELESS_H264_START_CODE_ANNEX_B,
+        0,
+    ),
+    menu(
+        V4L2_CID_MPEG_VIDEO_H264_PROFILE,
+        V4L2_MPEG_VIDEO_H264_PROFILE_BASELINE,
+        V4L2_MPEG_VIDEO_H264_PROFILE_HIGH_10,
+        V4L2_MPEG_VIDEO_H264_PROFILE_HIGH,
+        bit(V4L2_MPEG_VIDEO_H264_PROFILE_EXTENDED),
+    ),
+    menu(
+        V4L2_CID_MPEG_VIDEO_H264_LEVEL,
+        V4L2_MPEG_VIDEO_H264_LEVEL_1_0,
+        V4L2_MPEG_VIDEO_H264_LEVEL_5_2,
+        V4L2_MPEG_VIDEO_H264_LEVEL_5_2,
+        0,
+    ),
 ];
 
 /// The control a request must carry for a job of `codec` (checked by request validation);
@@ -143,7 +202,6 @@ pub(crate) unsafe fn init(hdl: *mut v4l2_ctrl_handler) -> Result {
 unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
     // SAFETY: per the contract.
     let (id, p) = unsafe { ((*ctrl).id, (*ctrl).p_new.p) };
-    let einval = |_| code::EINVAL;
     match id {
         V4L2_CID_STATELESS_VP9_FRAME => {
             // SAFETY: the payload of this control is a `v4l2_ctrl_vp9_frame`.
@@ -152,7 +210,7 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
             if f.profile != 0 && f.profile != 2 {
                 return Err(code::EINVAL);
             }
-            let depth = BitDepth::from_bits(u32::from(f.bit_depth)).ok_or(()).map_err(einval)?;
+            let depth = BitDepth::from_bits(u32::from(f.bit_depth)).ok_or(code::EINVAL)?;
             Ok((Codec::Vp9, depth))
         }
         V4L2_CID_STATELESS_AV1_SEQUENCE => {
@@ -162,7 +220,7 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
             if s.seq_profile != 0 {
                 return Err(code::EINVAL);
             }
-            let depth = BitDepth::from_bits(u32::from(s.bit_depth)).ok_or(()).map_err(einval)?;
+            let depth = BitDepth::from_bits(u32::from(s.bit_depth)).ok_or(code::EINVAL)?;
             Ok((Codec::Av1, depth))
         }
         V4L2_CID_STATELESS_H264_SPS => {
@@ -173,7 +231,7 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
                 return Err(code::EINVAL);
             }
             let bits = u32::from(s.bit_depth_luma_minus8) + 8;
-            let depth = BitDepth::from_bits(bits).ok_or(()).map_err(einval)?;
+            let depth = BitDepth::from_bits(bits).ok_or(code::EINVAL)?;
             Ok((Codec::H264, depth))
         }
         _ => Err(code::EINVAL),

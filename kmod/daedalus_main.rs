@@ -6,13 +6,13 @@
 //! `/dev/daedalus`, the chardev the decode daemon attaches to.
 //!
 //! Layout:
-//! - [`bindings`]: generated at build time from the target kernel's headers.
-//! - [`shim`]: the small surface of the `kernel` crate the driver uses.
-//! - [`device`]: the platform device, v4l2/media/video registrations and their lifetime.
-//! - [`video`]: one decoding context per open of `/dev/videoN`, formats and ioctls.
-//! - [`queue`]: videobuf2 queues, request validation, decode jobs.
-//! - [`ctrls`]: the stateless codec controls.
-//! - [`chardev`]: `/dev/daedalus`.
+//! - [`bindings`][bindings]: generated at build time from the target kernel's headers.
+//! - [`shim`][shim]: the small surface of the `kernel` crate the driver uses.
+//! - [`device`][device]: the platform device, v4l2/media/video registrations and their lifetime.
+//! - [`video`][video]: one decoding context per open of `/dev/videoN`, formats and ioctls.
+//! - [`queue`][queue]: videobuf2 queues, request validation, decode jobs.
+//! - [`ctrls`][ctrls]: the stateless codec controls.
+//! - [`chardev`][chardev]: `/dev/daedalus`.
 
 #[allow(
     unknown_lints,

@@ -52,7 +52,11 @@ impl Device {
     pub(crate) unsafe fn from_vdev(vdev: *mut bindings::video_device) -> *mut Device {
         // SAFETY: per the contract `vdev` points into a `Device`, so stepping back by the field
         // offset stays inside that allocation. `Opaque` is `repr(transparent)`.
-        unsafe { vdev.cast::<u8>().sub(offset_of!(Device, vfd)).cast::<Device>() }
+        unsafe {
+            vdev.cast::<u8>()
+                .sub(offset_of!(Device, vfd))
+                .cast::<Device>()
+        }
     }
 
     /// The `struct device` buffers are allocated for (dma-contig).

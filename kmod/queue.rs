@@ -14,11 +14,12 @@ use crate::ctrls;
 use crate::shim::{c_int, c_uint, c_void, check, code, errno, pr_warn, AssertSync, Result};
 use crate::video::Context;
 
-pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> = AssertSync(bindings::v4l2_m2m_ops {
-    device_run: Some(device_run),
-    job_ready: None,
-    job_abort: None,
-});
+pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> =
+    AssertSync(bindings::v4l2_m2m_ops {
+        device_run: Some(device_run),
+        job_ready: None,
+        job_abort: None,
+    });
 
 pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
     AssertSync(bindings::media_device_ops {
@@ -63,7 +64,11 @@ unsafe fn ctx_of<'a>(q: *mut vb2_queue) -> &'a Context {
 /// `vb` belongs to one of our queues (`buf_struct_size` is a `v4l2_m2m_buffer`).
 unsafe fn to_v4l2_buf(vb: *mut vb2_buffer) -> *mut vb2_v4l2_buffer {
     // SAFETY: per the contract the buffer is embedded in a `vb2_v4l2_buffer`.
-    unsafe { vb.cast::<u8>().sub(offset_of!(vb2_v4l2_buffer, vb2_buf)).cast() }
+    unsafe {
+        vb.cast::<u8>()
+            .sub(offset_of!(vb2_v4l2_buffer, vb2_buf))
+            .cast()
+    }
 }
 
 /// `queue_init` of `v4l2_m2m_ctx_init`: sets up the OUTPUT and CAPTURE queues of a context.
@@ -162,7 +167,11 @@ unsafe extern "C" fn buf_prepare(vb: *mut vb2_buffer) -> c_int {
     let r = unsafe {
         let q = (*vb).vb2_queue;
         let ctx = ctx_of(q);
-        let plane_size = if (*vb).num_planes >= 1 { (*vb).planes[0].length } else { 0 };
+        let plane_size = if (*vb).num_planes >= 1 {
+            (*vb).planes[0].length
+        } else {
+            0
+        };
         if is_output((*q).type_) {
             // The payload is what the client wrote; it must fit in the plane.
             if (*vb).planes[0].bytesused > plane_size {
@@ -286,7 +295,10 @@ unsafe fn validate(req: *mut media_request) -> Result {
             // SAFETY: a buffer object is the `req_obj` of a `vb2_buffer` of one of our queues
             // (requests are only created through our media device).
             ctx = Some(unsafe {
-                let vb = obj.cast::<u8>().sub(offset_of!(vb2_buffer, req_obj)).cast::<vb2_buffer>();
+                let vb = obj
+                    .cast::<u8>()
+                    .sub(offset_of!(vb2_buffer, req_obj))
+                    .cast::<vb2_buffer>();
                 ctx_of((*vb).vb2_queue)
             });
             break;

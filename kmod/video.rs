@@ -320,7 +320,11 @@ fn capture_pix_mp(c: &CaptureFormat) -> v4l2_pix_format_mplane {
 fn try_coded(p: &v4l2_pix_format_mplane, current: Codec) -> CodedFormat {
     let codec = Codec::from_fourcc(p.pixelformat).unwrap_or(current);
     let (width, height) = codec.frame_sizes().clamp(p.width, p.height);
-    let requested = if p.num_planes >= 1 { p.plane_fmt[0].sizeimage } else { 0 };
+    let requested = if p.num_planes >= 1 {
+        p.plane_fmt[0].sizeimage
+    } else {
+        0
+    };
     CodedFormat {
         codec,
         width,
@@ -601,7 +605,11 @@ unsafe extern "C" fn enum_fmt_vid_out(
 /// # Safety
 ///
 /// V4L2 ioctl callback on one of our files: `f` is a valid mplane `v4l2_format`.
-unsafe extern "C" fn g_fmt_vid_cap(file: *mut file, _fh: *mut c_void, f: *mut v4l2_format) -> c_int {
+unsafe extern "C" fn g_fmt_vid_cap(
+    file: *mut file,
+    _fh: *mut c_void,
+    f: *mut v4l2_format,
+) -> c_int {
     let ctx = ctx!(file);
     // SAFETY: device lock held (ioctl); `f` valid (contract).
     unsafe { write_pix_mp(f, capture_pix_mp(&ctx.capture_format())) };
@@ -646,7 +654,11 @@ unsafe extern "C" fn s_fmt_vid_cap(file: *mut file, fh: *mut c_void, f: *mut v4l
 /// # Safety
 ///
 /// As [`g_fmt_vid_cap`].
-unsafe extern "C" fn g_fmt_vid_out(file: *mut file, _fh: *mut c_void, f: *mut v4l2_format) -> c_int {
+unsafe extern "C" fn g_fmt_vid_out(
+    file: *mut file,
+    _fh: *mut c_void,
+    f: *mut v4l2_format,
+) -> c_int {
     let ctx = ctx!(file);
     // SAFETY: device lock held; `f` valid.
     unsafe { write_pix_mp(f, coded_pix_mp(&ctx.coded_format())) };
@@ -674,7 +686,11 @@ unsafe extern "C" fn try_fmt_vid_out(
 /// # Safety
 ///
 /// As [`g_fmt_vid_cap`].
-unsafe extern "C" fn s_fmt_vid_out(file: *mut file, _fh: *mut c_void, f: *mut v4l2_format) -> c_int {
+unsafe extern "C" fn s_fmt_vid_out(
+    file: *mut file,
+    _fh: *mut c_void,
+    f: *mut v4l2_format,
+) -> c_int {
     let ctx = ctx!(file);
     let r = (|| -> Result {
         // SAFETY: the queues are live.
@@ -689,7 +705,8 @@ unsafe extern "C" fn s_fmt_vid_out(file: *mut file, _fh: *mut c_void, f: *mut v4
         let coded = try_coded(&unsafe { read_pix_mp(f) }, ctx.codec());
         // SAFETY: device lock held (ioctl).
         unsafe { ctx.state().coded = coded };
-        ctx.codec.store(coded.codec.index() as u8, Ordering::Release);
+        ctx.codec
+            .store(coded.codec.index() as u8, Ordering::Release);
         // SAFETY: `f` valid.
         unsafe { write_pix_mp(f, coded_pix_mp(&coded)) };
         Ok(())

@@ -22,7 +22,10 @@ pub const PIX_FMT_NV12: u32 = fourcc(b"NV12");
 pub const PIX_FMT_P010: u32 = fourcc(b"P010");
 
 /// The codecs of the OUTPUT queue.
+///
+/// `repr(u8)` with the first variant `0`: the kernel module keeps it in zero-initialized state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum Codec {
     /// VP9 profiles 0 and 2.
     Vp9,
@@ -70,10 +73,16 @@ impl Codec {
     /// (8192x4352), which needs ~107 MB of contiguous memory per 10-bit CAPTURE buffer.
     pub const fn frame_sizes(self) -> FrameSizes {
         match self {
-            Codec::H264 => FrameSizes { max_width: 4096, max_height: 2304, ..FRAME_SIZES_BASE },
-            Codec::Vp9 | Codec::Av1 => {
-                FrameSizes { max_width: 8192, max_height: 4352, ..FRAME_SIZES_BASE }
-            }
+            Codec::H264 => FrameSizes {
+                max_width: 4096,
+                max_height: 2304,
+                ..FRAME_SIZES_BASE
+            },
+            Codec::Vp9 | Codec::Av1 => FrameSizes {
+                max_width: 8192,
+                max_height: 4352,
+                ..FRAME_SIZES_BASE
+            },
         }
     }
 }
@@ -107,7 +116,10 @@ const FRAME_SIZES_BASE: FrameSizes = FrameSizes {
 impl FrameSizes {
     /// Clamps `width` x `height` into the range (what `TRY_FMT` does with a size).
     pub const fn clamp(&self, width: u32, height: u32) -> (u32, u32) {
-        (clamp_u32(width, self.min_width, self.max_width), clamp_u32(height, self.min_height, self.max_height))
+        (
+            clamp_u32(width, self.min_width, self.max_width),
+            clamp_u32(height, self.min_height, self.max_height),
+        )
     }
 }
 
@@ -127,7 +139,10 @@ const fn align_up(v: u32, a: u32) -> u32 {
 }
 
 /// Bit depth of the decoded picture, which selects the CAPTURE format.
+///
+/// `repr(u8)` with the first variant `0`: the kernel module keeps it in zero-initialized state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
 pub enum BitDepth {
     /// 8-bit samples: NV12.
     Eight,
@@ -198,7 +213,12 @@ impl CaptureLayout {
         let bytesperline = align_up(width * depth.bytes_per_sample(), CAPTURE_STRIDE_ALIGN);
         // Luma rows plus half as many chroma rows. 8192 * 2 * 4352 * 3 / 2 < 2^31.
         let sizeimage = bytesperline * height + bytesperline * (height / 2);
-        CaptureLayout { width, height, bytesperline, sizeimage }
+        CaptureLayout {
+            width,
+            height,
+            bytesperline,
+            sizeimage,
+        }
     }
 
     /// Byte offset of the chroma plane.
@@ -217,7 +237,11 @@ pub const CODED_SIZEIMAGE_MAX: u32 = 64 * 1024 * 1024;
 /// the driver's choice is the size of a raw 8-bit 4:2:0 picture, which compressed frames do
 /// not exceed in practice.
 pub const fn coded_sizeimage(width: u32, height: u32, requested: u32) -> u32 {
-    let size = if requested == 0 { width * height * 3 / 2 } else { requested };
+    let size = if requested == 0 {
+        width * height * 3 / 2
+    } else {
+        requested
+    };
     clamp_u32(size, CODED_SIZEIMAGE_MIN, CODED_SIZEIMAGE_MAX)
 }
 
@@ -250,7 +274,10 @@ mod tests {
         assert_eq!(h264.clamp(0, 0), (16, 16));
         assert_eq!(h264.clamp(1920, 1080), (1920, 1080));
         assert_eq!(h264.clamp(8192, 8192), (4096, 2304));
-        assert_eq!(Codec::Vp9.frame_sizes().clamp(u32::MAX, u32::MAX), (8192, 4352));
+        assert_eq!(
+            Codec::Vp9.frame_sizes().clamp(u32::MAX, u32::MAX),
+            (8192, 4352)
+        );
     }
 
     #[test]
