@@ -82,8 +82,11 @@ pub(crate) unsafe extern "C" fn queue_init(
     dst_vq: *mut vb2_queue,
 ) -> c_int {
     let ctx = priv_.cast::<Context>();
+    // The queues share the device lock with the ioctls (as cedrus does): the V4L2 core holds it
+    // around every ioctl of an m2m node without `q_lock`, so videobuf2, which drops `q->lock`
+    // while blocking in DQBUF, must be given that very lock.
     // SAFETY: `ctx` is the context being opened; its device lives.
-    let (lock, dev) = unsafe { ((*ctx).vb_lock.get(), (*ctx).device().dma_dev()) };
+    let (lock, dev) = unsafe { ((*ctx).device().lock.get(), (*ctx).device().dma_dev()) };
     for (q, ty) in [
         (src_vq, bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE),
         (dst_vq, bindings::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE),
@@ -116,7 +119,7 @@ pub(crate) unsafe extern "C" fn queue_init(
 
 /// # Safety
 ///
-/// videobuf2 callback (queue lock held; ioctls also hold the device lock): the arrays have
+/// videobuf2 callback (device lock held: it is the queue lock): the arrays have
 /// `VIDEO_MAX_PLANES` entries.
 unsafe extern "C" fn queue_setup(
     q: *mut vb2_queue,

@@ -63,7 +63,7 @@ struct State {
 ///
 /// # Invariants
 ///
-/// `fh`, `hdl` and `vb_lock` are initialized by [`video_open`] before the context is visible to
+/// `fh` and `hdl` are initialized by [`video_open`] before the context is visible to
 /// the V4L2 core and torn down by [`video_release`]. `state` is only accessed with the device
 /// lock held (every ioctl and videobuf2 callback of this driver runs under it; see
 /// [`Context::state`]). `codec` and `depth` are atomics because request validation and
@@ -72,8 +72,6 @@ pub(crate) struct Context {
     pub(crate) fh: Opaque<v4l2_fh>,
     pub(crate) dev: *mut Device,
     pub(crate) hdl: Opaque<bindings::v4l2_ctrl_handler>,
-    /// Lock of both videobuf2 queues.
-    pub(crate) vb_lock: Opaque<bindings::mutex>,
     codec: AtomicU8,
     depth: [AtomicU8; 3],
     state: UnsafeCell<State>,
@@ -406,11 +404,8 @@ unsafe fn open_locked(
         c.set_depth(codec, depth);
     }
     let fh = c.fh.get();
-    // SAFETY: `fh` is zeroed storage, `vdev` our live node; `vb_lock` is unused storage.
-    unsafe {
-        bindings::v4l2_fh_init(fh, vdev);
-        bindings::daedalus_mutex_init(c.vb_lock.get());
-    }
+    // SAFETY: `fh` is zeroed storage, `vdev` our live node.
+    unsafe { bindings::v4l2_fh_init(fh, vdev) };
     // SAFETY: `hdl` is zeroed storage in `ctx`, which outlives it.
     if let Err(e) = unsafe { ctrls::init(c.hdl.get()) } {
         // SAFETY: initialized above, not added to the device yet.
