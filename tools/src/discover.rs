@@ -1,0 +1,112 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Finding the daedalus device nodes: the video node(s) by `VIDIOC_QUERYCAP` driver name, the
+//! media node by `bus_info`, and the daemon's misc device.
+
+use std::path::{Path, PathBuf};
+
+use crate::media::{MediaDevice, MediaDeviceInfo};
+use crate::v4l2::{Capability, VideoDevice};
+
+/// The driver name daedalus reports in `VIDIOC_QUERYCAP` and `MEDIA_IOC_DEVICE_INFO`.
+pub const DRIVER_NAME: &str = "daedalus";
+
+/// The misc character device the decode daemon attaches to.
+pub const DAEMON_NODE: &str = "/dev/daedalus";
+
+/// The index of a device node name: `node_index("video12", "video") == Some(12)`.
+pub fn node_index(file_name: &str, prefix: &str) -> Option<u32> {
+    let digits = file_name.strip_prefix(prefix)?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The nodes `<dir>/<prefix>N`, in numeric order of N.
+pub fn device_nodes(dir: &Path, prefix: &str) -> std::io::Result<Vec<PathBuf>> {
+    let mut nodes: Vec<(u32, PathBuf)> = std::fs::read_dir(dir)?
+        .filter_map(|entry| {
+            let entry = entry.ok()?;
+            let index = node_index(entry.file_name().to_str()?, prefix)?;
+            Some((index, entry.path()))
+        })
+        .collect();
+    nodes.sort();
+    Ok(nodes.into_iter().map(|(_, path)| path).collect())
+}
+
+/// A video node with its capabilities.
+#[derive(Clone, Debug)]
+pub struct FoundVideo {
+    /// The device node.
+    pub path: PathBuf,
+    /// Its `VIDIOC_QUERYCAP`.
+    pub cap: Capability,
+}
+
+/// The video nodes under `/dev` whose driver is `driver` (any driver with `None`). Nodes that
+/// cannot be opened or queried are skipped (and logged at debug level).
+pub fn find_video_devices(driver: Option<&str>) -> std::io::Result<Vec<FoundVideo>> {
+    let mut found = Vec::new();
+    for path in device_nodes(Path::new("/dev"), "video")? {
+        let cap = match VideoDevice::open(&path).and_then(|dev| dev.query_capability()) {
+            Ok(cap) => cap,
+            Err(e) => {
+                log::debug!("skipping {}: {e}", path.display());
+                continue;
+            }
+        };
+        if driver.is_some_and(|d| d != cap.driver) {
+            log::debug!("skipping {}: driver {:?}", path.display(), cap.driver);
+            continue;
+        }
+        found.push(FoundVideo { path, cap });
+    }
+    Ok(found)
+}
+
+/// The media node under `/dev` whose `bus_info` is `bus_info`.
+pub fn find_media_device(bus_info: &str) -> std::io::Result<Option<(PathBuf, MediaDeviceInfo)>> {
+    for path in device_nodes(Path::new("/dev"), "media")? {
+        match MediaDevice::open(&path).and_then(|dev| dev.device_info()) {
+            Ok(info) if info.bus_info == bus_info => return Ok(Some((path, info))),
+            Ok(info) => log::debug!("skipping {}: bus_info {:?}", path.display(), info.bus_info),
+            Err(e) => log::debug!("skipping {}: {e}", path.display()),
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_indices() {
+        assert_eq!(node_index("video0", "video"), Some(0));
+        assert_eq!(node_index("video12", "video"), Some(12));
+        assert_eq!(node_index("media3", "media"), Some(3));
+        assert_eq!(node_index("video", "video"), None);
+        assert_eq!(node_index("video-foo", "video"), None);
+        assert_eq!(node_index("video1a", "video"), None);
+        assert_eq!(node_index("video+1", "video"), None);
+        assert_eq!(node_index("media0", "video"), None);
+        assert_eq!(node_index("video99999999999", "video"), None);
+    }
+
+    #[test]
+    fn nodes_sorted_numerically() {
+        let dir = std::env::temp_dir().join(format!("daedalus-tools-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        for name in ["video10", "video2", "video1", "videoX", "media0", "video"] {
+            std::fs::write(dir.join(name), b"").expect("create file");
+        }
+        let nodes = device_nodes(&dir, "video").expect("read dir");
+        let names: Vec<_> = nodes
+            .iter()
+            .map(|p| p.file_name().and_then(|n| n.to_str()).unwrap_or("?"))
+            .collect();
+        assert_eq!(names, ["video1", "video2", "video10"]);
+        std::fs::remove_dir_all(&dir).expect("remove temp dir");
+    }
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Safe wrappers around a media controller device (`/dev/mediaN`) and its requests
+//! (`MEDIA_IOC_REQUEST_ALLOC`, `MEDIA_REQUEST_IOC_QUEUE` / `_REINIT`, `poll(POLLPRI)`).
+
+use std::fs::OpenOptions;
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::raw::c_int;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::errno::Errno;
+use crate::error::{Error, Result};
+use crate::sys::*;
+
+/// The answer of `MEDIA_IOC_DEVICE_INFO`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MediaDeviceInfo {
+    /// Driver name.
+    pub driver: String,
+    /// Device model.
+    pub model: String,
+    /// Serial number (often empty).
+    pub serial: String,
+    /// Location of the device; the same string as the video node's `bus_info`.
+    pub bus_info: String,
+    /// Media API version (`KERNEL_VERSION()` encoding).
+    pub media_version: u32,
+    /// Hardware revision.
+    pub hw_revision: u32,
+    /// Driver version (`KERNEL_VERSION()` encoding).
+    pub driver_version: u32,
+}
+
+/// An open media controller device node.
+#[derive(Debug)]
+pub struct MediaDevice {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl AsFd for MediaDevice {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl MediaDevice {
+    /// Opens a media device node (read-write).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|source| Error::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(MediaDevice {
+            fd: file.into(),
+            path,
+        })
+    }
+
+    /// The device node.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `MEDIA_IOC_DEVICE_INFO`.
+    pub fn device_info(&self) -> Result<MediaDeviceInfo> {
+        let mut info = media_device_info::default();
+        // SAFETY: MEDIA_IOC_DEVICE_INFO is `_IOWR(media_device_info)` and `info` is a valid,
+        // writable `media_device_info` without pointers.
+        unsafe { ioctl(self.as_fd(), MEDIA_IOC_DEVICE_INFO, &mut info) }.map_err(|errno| {
+            Error::Ioctl {
+                ioctl: "MEDIA_IOC_DEVICE_INFO",
+                path: self.path.clone(),
+                errno,
+            }
+        })?;
+        Ok(MediaDeviceInfo {
+            driver: c_char_field(&info.driver),
+            model: c_char_field(&info.model),
+            serial: c_char_field(&info.serial),
+            bus_info: c_char_field(&info.bus_info),
+            media_version: info.media_version,
+            hw_revision: info.hw_revision,
+            driver_version: info.driver_version,
+        })
+    }
+
+    /// `MEDIA_IOC_REQUEST_ALLOC`: a new, empty request.
+    pub fn alloc_request(&self) -> Result<Request> {
+        let mut fd: c_int = -1;
+        // SAFETY: MEDIA_IOC_REQUEST_ALLOC is `_IOR(int)` and `fd` is a valid, writable `int`.
+        unsafe { ioctl(self.as_fd(), MEDIA_IOC_REQUEST_ALLOC, &mut fd) }.map_err(|errno| {
+            Error::Ioctl {
+                ioctl: "MEDIA_IOC_REQUEST_ALLOC",
+                path: self.path.clone(),
+                errno,
+            }
+        })?;
+        if fd < 0 {
+            return Err(Error::Unexpected {
+                path: self.path.clone(),
+                what: format!("MEDIA_IOC_REQUEST_ALLOC succeeded with fd {fd}"),
+            });
+        }
+        let path = PathBuf::from(format!("{} request fd {fd}", self.path.display()));
+        // SAFETY: on success the kernel installed a new request descriptor in `fd` that nothing
+        // else owns (it was just created for this call), so it is ours to own and close.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        Ok(Request { fd, path })
+    }
+}
+
+/// The state of a request after waiting for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestWait {
+    /// The request completed (`POLLPRI`).
+    Completed,
+    /// The time-out passed first.
+    TimedOut,
+    /// The request is not queued (`POLLERR`: idle, e.g. after a failed queue).
+    NotQueued,
+}
+
+/// A media request, owned by its file descriptor (closing it releases the request).
+#[derive(Debug)]
+pub struct Request {
+    fd: OwnedFd,
+    /// Name used in error messages (`/dev/media0 request fd 5`).
+    path: PathBuf,
+}
+
+impl AsFd for Request {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl Request {
+    fn err(&self, ioctl: &'static str) -> impl FnOnce(Errno) -> Error + '_ {
+        move |errno| Error::Ioctl {
+            ioctl,
+            path: self.path.clone(),
+            errno,
+        }
+    }
+
+    /// `MEDIA_REQUEST_IOC_QUEUE`: validates the request and queues it to the driver.
+    pub fn queue(&self) -> Result<()> {
+        ioctl_none(self.as_fd(), MEDIA_REQUEST_IOC_QUEUE)
+            .map_err(self.err("MEDIA_REQUEST_IOC_QUEUE"))?;
+        Ok(())
+    }
+
+    /// `MEDIA_REQUEST_IOC_REINIT`: drops everything bound to an idle or completed request so it
+    /// can be reused.
+    pub fn reinit(&self) -> Result<()> {
+        ioctl_none(self.as_fd(), MEDIA_REQUEST_IOC_REINIT)
+            .map_err(self.err("MEDIA_REQUEST_IOC_REINIT"))?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the request to complete (`poll(POLLPRI)`).
+    pub fn wait(&self, timeout: Duration) -> Result<RequestWait> {
+        let revents =
+            poll_one(self.as_fd(), libc::POLLPRI, timeout).map_err(|errno| Error::Poll {
+                path: self.path.clone(),
+                errno,
+            })?;
+        Ok(if revents & libc::POLLPRI != 0 {
+            RequestWait::Completed
+        } else if revents & libc::POLLERR != 0 {
+            RequestWait::NotQueued
+        } else {
+            RequestWait::TimedOut
+        })
+    }
+}

@@ -1,0 +1,510 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Raw V4L2 and media controller uAPI: the bindgen bindings, ioctl numbers, fourccs, and the
+//! thin `unsafe` syscall wrappers everything else is built on.
+//!
+//! The structs, constants and control IDs come from the Linux 6.12 UAPI headers vendored in
+//! `tools/uapi/linux/` (see `build.rs`). What bindgen cannot produce is computed here:
+//!
+//! * ioctl numbers (`_IOWR()` and friends are function-like macros), with [`ioc`] and the size
+//!   of the Rust struct; the tests compare each of them with the value the C compiler computes
+//!   from the same headers (`DAEDALUS_C_*` in `wrapper.h`);
+//! * pixel format fourccs (`v4l2_fourcc()` is a function-like macro), with [`fourcc`].
+
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::raw::{c_int, c_ulong};
+use std::time::Duration;
+
+use crate::errno::Errno;
+
+/// The bindgen output for `linux/videodev2.h` and `linux/media.h` (6.12).
+#[allow(
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    dead_code,
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    clippy::all,
+    clippy::pedantic
+)]
+pub mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
+}
+
+pub use bindings::*;
+
+/// Builds a V4L2 fourcc, as `v4l2_fourcc()` in `videodev2.h`.
+pub const fn fourcc(code: &[u8; 4]) -> u32 {
+    (code[0] as u32) | ((code[1] as u32) << 8) | ((code[2] as u32) << 16) | ((code[3] as u32) << 24)
+}
+
+/// `V4L2_PIX_FMT_VP9_FRAME`: one VP9 frame per OUTPUT buffer.
+pub const V4L2_PIX_FMT_VP9_FRAME: u32 = fourcc(b"VP9F");
+/// `V4L2_PIX_FMT_AV1_FRAME`: one AV1 frame per OUTPUT buffer.
+pub const V4L2_PIX_FMT_AV1_FRAME: u32 = fourcc(b"AV1F");
+/// `V4L2_PIX_FMT_H264_SLICE`: H.264 slice data for the stateless API.
+pub const V4L2_PIX_FMT_H264_SLICE: u32 = fourcc(b"S264");
+/// `V4L2_PIX_FMT_NV12`: 8-bit 4:2:0, Y plane then interleaved CbCr, one memory plane.
+pub const V4L2_PIX_FMT_NV12: u32 = fourcc(b"NV12");
+/// `V4L2_PIX_FMT_P010`: as NV12 with 16-bit samples holding 10 significant bits.
+pub const V4L2_PIX_FMT_P010: u32 = fourcc(b"P010");
+
+/// `_IOC_*` layout of the ioctl number (`asm-generic/ioctl.h`, and the architectures that
+/// override it).
+mod ioc_layout {
+    #[cfg(any(
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "mips",
+        target_arch = "mips32r6",
+        target_arch = "mips64",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    ))]
+    mod arch {
+        pub const NONE: u32 = 1;
+        pub const READ: u32 = 2;
+        pub const WRITE: u32 = 4;
+        pub const SIZEBITS: u32 = 13;
+    }
+    #[cfg(not(any(
+        target_arch = "powerpc",
+        target_arch = "powerpc64",
+        target_arch = "mips",
+        target_arch = "mips32r6",
+        target_arch = "mips64",
+        target_arch = "mips64r6",
+        target_arch = "sparc",
+        target_arch = "sparc64"
+    )))]
+    mod arch {
+        pub const NONE: u32 = 0;
+        pub const READ: u32 = 2;
+        pub const WRITE: u32 = 1;
+        pub const SIZEBITS: u32 = 14;
+    }
+    pub use arch::*;
+    pub const NRSHIFT: u32 = 0;
+    pub const TYPESHIFT: u32 = 8;
+    pub const SIZESHIFT: u32 = 16;
+    pub const DIRSHIFT: u32 = SIZESHIFT + SIZEBITS;
+}
+
+/// Direction bits of an ioctl number, `_IOC_NONE`.
+pub const IOC_NONE: u32 = ioc_layout::NONE;
+/// `_IOC_READ`: the kernel writes the argument back to userspace.
+pub const IOC_READ: u32 = ioc_layout::READ;
+/// `_IOC_WRITE`: the kernel reads the argument from userspace.
+pub const IOC_WRITE: u32 = ioc_layout::WRITE;
+
+/// `_IOC(dir, type, nr, size)`. Fails to compile (const panic) if `size` does not fit.
+pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> c_ulong {
+    assert!(
+        size < (1 << ioc_layout::SIZEBITS),
+        "ioctl argument too large for _IOC_SIZE"
+    );
+    ((dir << ioc_layout::DIRSHIFT)
+        | ((ty as u32) << ioc_layout::TYPESHIFT)
+        | ((nr as u32) << ioc_layout::NRSHIFT)
+        | ((size as u32) << ioc_layout::SIZESHIFT)) as c_ulong
+}
+
+/// `_IO(type, nr)`.
+pub const fn io(ty: u8, nr: u8) -> c_ulong {
+    ioc(IOC_NONE, ty, nr, 0)
+}
+
+/// `_IOR(type, nr, T)`.
+pub const fn ior<T>(ty: u8, nr: u8) -> c_ulong {
+    ioc(IOC_READ, ty, nr, size_of::<T>())
+}
+
+/// `_IOW(type, nr, T)`.
+pub const fn iow<T>(ty: u8, nr: u8) -> c_ulong {
+    ioc(IOC_WRITE, ty, nr, size_of::<T>())
+}
+
+/// `_IOWR(type, nr, T)`.
+pub const fn iowr<T>(ty: u8, nr: u8) -> c_ulong {
+    ioc(IOC_READ | IOC_WRITE, ty, nr, size_of::<T>())
+}
+
+/// `VIDIOC_QUERYCAP`.
+pub const VIDIOC_QUERYCAP: c_ulong = ior::<v4l2_capability>(b'V', 0);
+/// `VIDIOC_ENUM_FMT`.
+pub const VIDIOC_ENUM_FMT: c_ulong = iowr::<v4l2_fmtdesc>(b'V', 2);
+/// `VIDIOC_G_FMT`.
+pub const VIDIOC_G_FMT: c_ulong = iowr::<v4l2_format>(b'V', 4);
+/// `VIDIOC_S_FMT`.
+pub const VIDIOC_S_FMT: c_ulong = iowr::<v4l2_format>(b'V', 5);
+/// `VIDIOC_REQBUFS`.
+pub const VIDIOC_REQBUFS: c_ulong = iowr::<v4l2_requestbuffers>(b'V', 8);
+/// `VIDIOC_QUERYBUF`.
+pub const VIDIOC_QUERYBUF: c_ulong = iowr::<v4l2_buffer>(b'V', 9);
+/// `VIDIOC_QBUF`.
+pub const VIDIOC_QBUF: c_ulong = iowr::<v4l2_buffer>(b'V', 15);
+/// `VIDIOC_DQBUF`.
+pub const VIDIOC_DQBUF: c_ulong = iowr::<v4l2_buffer>(b'V', 17);
+/// `VIDIOC_STREAMON`.
+pub const VIDIOC_STREAMON: c_ulong = iow::<c_int>(b'V', 18);
+/// `VIDIOC_STREAMOFF`.
+pub const VIDIOC_STREAMOFF: c_ulong = iow::<c_int>(b'V', 19);
+/// `VIDIOC_QUERYMENU`.
+pub const VIDIOC_QUERYMENU: c_ulong = iowr::<v4l2_querymenu>(b'V', 37);
+/// `VIDIOC_TRY_FMT`.
+pub const VIDIOC_TRY_FMT: c_ulong = iowr::<v4l2_format>(b'V', 64);
+/// `VIDIOC_G_EXT_CTRLS`.
+pub const VIDIOC_G_EXT_CTRLS: c_ulong = iowr::<v4l2_ext_controls>(b'V', 71);
+/// `VIDIOC_S_EXT_CTRLS`.
+pub const VIDIOC_S_EXT_CTRLS: c_ulong = iowr::<v4l2_ext_controls>(b'V', 72);
+/// `VIDIOC_TRY_EXT_CTRLS`.
+pub const VIDIOC_TRY_EXT_CTRLS: c_ulong = iowr::<v4l2_ext_controls>(b'V', 73);
+/// `VIDIOC_ENUM_FRAMESIZES`.
+pub const VIDIOC_ENUM_FRAMESIZES: c_ulong = iowr::<v4l2_frmsizeenum>(b'V', 74);
+/// `VIDIOC_QUERY_EXT_CTRL`.
+pub const VIDIOC_QUERY_EXT_CTRL: c_ulong = iowr::<v4l2_query_ext_ctrl>(b'V', 103);
+/// `MEDIA_IOC_DEVICE_INFO`.
+pub const MEDIA_IOC_DEVICE_INFO: c_ulong = iowr::<media_device_info>(b'|', 0x00);
+/// `MEDIA_IOC_REQUEST_ALLOC`.
+pub const MEDIA_IOC_REQUEST_ALLOC: c_ulong = ior::<c_int>(b'|', 0x05);
+/// `MEDIA_REQUEST_IOC_QUEUE` (on a request fd).
+pub const MEDIA_REQUEST_IOC_QUEUE: c_ulong = io(b'|', 0x80);
+/// `MEDIA_REQUEST_IOC_REINIT` (on a request fd).
+pub const MEDIA_REQUEST_IOC_REINIT: c_ulong = io(b'|', 0x81);
+
+/// Issues `request` on `fd` with the argument `arg`, retrying on `EINTR`.
+///
+/// # Safety
+///
+/// `arg` must be valid for reads and writes of `_IOC_SIZE(request)` bytes (for the numbers built
+/// with [`ior`], [`iow`] and [`iowr`] from `T`: `size_of::<T>()`, so a `&mut T` qualifies), and
+/// every pointer stored inside `*arg` that the kernel follows for this request (plane arrays,
+/// control arrays, control payloads) must be valid for the accesses the kernel makes through
+/// it, as described by the uAPI documentation of the request.
+pub unsafe fn ioctl<T>(fd: BorrowedFd<'_>, request: c_ulong, arg: *mut T) -> Result<c_int, Errno> {
+    loop {
+        // SAFETY: `fd` is an open descriptor for the lifetime of the borrow; the caller
+        // guarantees that `arg` (and what it points to) satisfies the contract of `request`.
+        // `as` on the request number is the C conversion of the `unsigned long` ioctl macros to
+        // libc's request type (`unsigned long` on glibc, `int` on musl: the kernel only looks at
+        // the low 32 bits).
+        let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as libc::Ioctl, arg) };
+        if ret >= 0 {
+            return Ok(ret);
+        }
+        let errno = Errno::last();
+        if errno != Errno::EINTR {
+            return Err(errno);
+        }
+    }
+}
+
+/// Issues an argument-less (`_IO`) ioctl, retrying on `EINTR`.
+///
+/// Safe because the numbers built by [`io`] carry no argument, so the kernel touches no user
+/// memory for them; a number with a payload must go through [`ioctl`].
+pub fn ioctl_none(fd: BorrowedFd<'_>, request: c_ulong) -> Result<c_int, Errno> {
+    debug_assert_eq!(
+        (request >> ioc_layout::SIZESHIFT) & ((1 << ioc_layout::SIZEBITS) - 1),
+        0,
+        "ioctl_none with a sized request"
+    );
+    loop {
+        // SAFETY: `fd` is open for the lifetime of the borrow and `request` is an `_IO()`
+        // number (checked above in debug builds): the kernel reads no argument, so passing
+        // none through the variadic call is what the C API does as well.
+        let ret = unsafe { libc::ioctl(fd.as_raw_fd(), request as libc::Ioctl) };
+        if ret >= 0 {
+            return Ok(ret);
+        }
+        let errno = Errno::last();
+        if errno != Errno::EINTR {
+            return Err(errno);
+        }
+    }
+}
+
+/// Polls one descriptor. Returns the `revents` (0 on time-out).
+pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout: Duration) -> Result<i16, Errno> {
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+    loop {
+        // SAFETY: `pfd` is one valid, writable `struct pollfd` and `nfds` is 1; `fd` stays open
+        // for the call because it is borrowed.
+        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+        if ret >= 0 {
+            return Ok(pfd.revents);
+        }
+        let errno = Errno::last();
+        if errno != Errno::EINTR {
+            return Err(errno);
+        }
+    }
+}
+
+/// A V4L2 compound control payload struct.
+///
+/// # Safety
+///
+/// Implementors must be `#[repr(C)]` uAPI structs whose size is the C `sizeof`, made only of
+/// integers and arrays or structs of integers (no pointers, references, `bool`s or Rust enums),
+/// so that any bytes the kernel writes into them form a valid value, and `TYPE` must be the
+/// `V4L2_CTRL_TYPE_*` whose payload is that struct.
+pub unsafe trait ControlPayload: Copy + Default {
+    /// The `V4L2_CTRL_TYPE_*` of controls carrying this payload.
+    const TYPE: u32;
+}
+
+macro_rules! control_payloads {
+    ($($ty:ident => $ctrl_type:ident),* $(,)?) => {$(
+        // SAFETY: a bindgen `#[repr(C)]` struct of the UAPI whose fields are all `__u8`..`__s64`
+        // integers or arrays/structs thereof (`size_of_matches_c` checks the size), carried by
+        // controls of the given type (see `v4l2_ctrl_new()` / `std_validate_compound()`).
+        unsafe impl ControlPayload for $ty {
+            const TYPE: u32 = $ctrl_type;
+        }
+    )*};
+}
+
+control_payloads! {
+    v4l2_ctrl_vp9_frame => V4L2_CTRL_TYPE_VP9_FRAME,
+    v4l2_ctrl_vp9_compressed_hdr => V4L2_CTRL_TYPE_VP9_COMPRESSED_HDR,
+    v4l2_ctrl_h264_sps => V4L2_CTRL_TYPE_H264_SPS,
+    v4l2_ctrl_h264_pps => V4L2_CTRL_TYPE_H264_PPS,
+    v4l2_ctrl_h264_decode_params => V4L2_CTRL_TYPE_H264_DECODE_PARAMS,
+    v4l2_ctrl_av1_sequence => V4L2_CTRL_TYPE_AV1_SEQUENCE,
+    v4l2_ctrl_av1_frame => V4L2_CTRL_TYPE_AV1_FRAME,
+}
+
+/// Converts a fixed-size, NUL-padded C string field into a `String` (lossy UTF-8).
+pub fn c_str_field<T: Copy + Into<u8>>(field: &[T]) -> String {
+    let bytes: Vec<u8> = field
+        .iter()
+        .map(|&c| c.into())
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Converts a `c_char` field (which is `i8` on some targets) into a `String`.
+pub fn c_char_field(field: &[std::os::raw::c_char]) -> String {
+    // `as u8` reinterprets the C `char` bits, as C does.
+    let bytes: Vec<u8> = field
+        .iter()
+        .map(|&c| c as u8)
+        .take_while(|&b| b != 0)
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fourcc_values() {
+        assert_eq!(V4L2_PIX_FMT_NV12, 0x3231_564e);
+        assert_eq!(V4L2_PIX_FMT_P010, 0x3031_3050);
+        assert_eq!(V4L2_PIX_FMT_VP9_FRAME, 0x4639_5056);
+        assert_eq!(V4L2_PIX_FMT_AV1_FRAME, 0x4631_5641);
+        assert_eq!(V4L2_PIX_FMT_H264_SLICE, 0x3436_3253);
+    }
+
+    macro_rules! assert_ioctls {
+        ($($name:ident),* $(,)?) => {$(
+            assert_eq!(
+                $name,
+                paste_c!($name),
+                concat!(stringify!($name), ": Rust and C disagree"),
+            );
+        )*};
+    }
+
+    // Maps `FOO` to the `DAEDALUS_C_FOO` constant evaluated by clang from the C macro.
+    macro_rules! paste_c {
+        (VIDIOC_QUERYCAP) => {
+            DAEDALUS_C_VIDIOC_QUERYCAP
+        };
+        (VIDIOC_ENUM_FMT) => {
+            DAEDALUS_C_VIDIOC_ENUM_FMT
+        };
+        (VIDIOC_G_FMT) => {
+            DAEDALUS_C_VIDIOC_G_FMT
+        };
+        (VIDIOC_S_FMT) => {
+            DAEDALUS_C_VIDIOC_S_FMT
+        };
+        (VIDIOC_TRY_FMT) => {
+            DAEDALUS_C_VIDIOC_TRY_FMT
+        };
+        (VIDIOC_REQBUFS) => {
+            DAEDALUS_C_VIDIOC_REQBUFS
+        };
+        (VIDIOC_QUERYBUF) => {
+            DAEDALUS_C_VIDIOC_QUERYBUF
+        };
+        (VIDIOC_QBUF) => {
+            DAEDALUS_C_VIDIOC_QBUF
+        };
+        (VIDIOC_DQBUF) => {
+            DAEDALUS_C_VIDIOC_DQBUF
+        };
+        (VIDIOC_STREAMON) => {
+            DAEDALUS_C_VIDIOC_STREAMON
+        };
+        (VIDIOC_STREAMOFF) => {
+            DAEDALUS_C_VIDIOC_STREAMOFF
+        };
+        (VIDIOC_QUERYMENU) => {
+            DAEDALUS_C_VIDIOC_QUERYMENU
+        };
+        (VIDIOC_G_EXT_CTRLS) => {
+            DAEDALUS_C_VIDIOC_G_EXT_CTRLS
+        };
+        (VIDIOC_S_EXT_CTRLS) => {
+            DAEDALUS_C_VIDIOC_S_EXT_CTRLS
+        };
+        (VIDIOC_TRY_EXT_CTRLS) => {
+            DAEDALUS_C_VIDIOC_TRY_EXT_CTRLS
+        };
+        (VIDIOC_ENUM_FRAMESIZES) => {
+            DAEDALUS_C_VIDIOC_ENUM_FRAMESIZES
+        };
+        (VIDIOC_QUERY_EXT_CTRL) => {
+            DAEDALUS_C_VIDIOC_QUERY_EXT_CTRL
+        };
+        (MEDIA_IOC_DEVICE_INFO) => {
+            DAEDALUS_C_MEDIA_IOC_DEVICE_INFO
+        };
+        (MEDIA_IOC_REQUEST_ALLOC) => {
+            DAEDALUS_C_MEDIA_IOC_REQUEST_ALLOC
+        };
+        (MEDIA_REQUEST_IOC_QUEUE) => {
+            DAEDALUS_C_MEDIA_REQUEST_IOC_QUEUE
+        };
+        (MEDIA_REQUEST_IOC_REINIT) => {
+            DAEDALUS_C_MEDIA_REQUEST_IOC_REINIT
+        };
+    }
+
+    #[test]
+    fn ioctl_numbers_match_c_macros() {
+        assert_ioctls!(
+            VIDIOC_QUERYCAP,
+            VIDIOC_ENUM_FMT,
+            VIDIOC_G_FMT,
+            VIDIOC_S_FMT,
+            VIDIOC_TRY_FMT,
+            VIDIOC_REQBUFS,
+            VIDIOC_QUERYBUF,
+            VIDIOC_QBUF,
+            VIDIOC_DQBUF,
+            VIDIOC_STREAMON,
+            VIDIOC_STREAMOFF,
+            VIDIOC_QUERYMENU,
+            VIDIOC_G_EXT_CTRLS,
+            VIDIOC_S_EXT_CTRLS,
+            VIDIOC_TRY_EXT_CTRLS,
+            VIDIOC_ENUM_FRAMESIZES,
+            VIDIOC_QUERY_EXT_CTRL,
+            MEDIA_IOC_DEVICE_INFO,
+            MEDIA_IOC_REQUEST_ALLOC,
+            MEDIA_REQUEST_IOC_QUEUE,
+            MEDIA_REQUEST_IOC_REINIT,
+        );
+    }
+
+    /// Values from the kernel documentation / strace on x86_64, independent of the headers.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn ioctl_numbers_known_x86_64() {
+        assert_eq!(VIDIOC_QUERYCAP, 0x8068_5600);
+        assert_eq!(VIDIOC_S_FMT, 0xc0d0_5605);
+        assert_eq!(VIDIOC_QBUF, 0xc058_560f);
+        assert_eq!(VIDIOC_DQBUF, 0xc058_5611);
+        assert_eq!(VIDIOC_STREAMON, 0x4004_5612);
+        assert_eq!(VIDIOC_S_EXT_CTRLS, 0xc020_5648);
+        assert_eq!(VIDIOC_QUERY_EXT_CTRL, 0xc0e8_5667);
+        assert_eq!(MEDIA_IOC_REQUEST_ALLOC, 0x8004_7c05);
+        assert_eq!(MEDIA_REQUEST_IOC_QUEUE, 0x7c80);
+        assert_eq!(MEDIA_REQUEST_IOC_REINIT, 0x7c81);
+    }
+
+    macro_rules! assert_sizes {
+        ($($ty:ident => $c:ident),* $(,)?) => {$(
+            assert_eq!(
+                size_of::<$ty>() as u64,
+                $c as u64,
+                concat!("size_of::<", stringify!($ty), ">() != C sizeof"),
+            );
+        )*};
+    }
+
+    #[test]
+    fn size_of_matches_c() {
+        assert_sizes!(
+            v4l2_capability => DAEDALUS_C_SIZEOF_v4l2_capability,
+            v4l2_fmtdesc => DAEDALUS_C_SIZEOF_v4l2_fmtdesc,
+            v4l2_format => DAEDALUS_C_SIZEOF_v4l2_format,
+            v4l2_pix_format_mplane => DAEDALUS_C_SIZEOF_v4l2_pix_format_mplane,
+            v4l2_requestbuffers => DAEDALUS_C_SIZEOF_v4l2_requestbuffers,
+            v4l2_buffer => DAEDALUS_C_SIZEOF_v4l2_buffer,
+            v4l2_plane => DAEDALUS_C_SIZEOF_v4l2_plane,
+            v4l2_querymenu => DAEDALUS_C_SIZEOF_v4l2_querymenu,
+            v4l2_ext_control => DAEDALUS_C_SIZEOF_v4l2_ext_control,
+            v4l2_ext_controls => DAEDALUS_C_SIZEOF_v4l2_ext_controls,
+            v4l2_frmsizeenum => DAEDALUS_C_SIZEOF_v4l2_frmsizeenum,
+            v4l2_query_ext_ctrl => DAEDALUS_C_SIZEOF_v4l2_query_ext_ctrl,
+            media_device_info => DAEDALUS_C_SIZEOF_media_device_info,
+            v4l2_ctrl_vp9_frame => DAEDALUS_C_SIZEOF_v4l2_ctrl_vp9_frame,
+            v4l2_ctrl_vp9_compressed_hdr => DAEDALUS_C_SIZEOF_v4l2_ctrl_vp9_compressed_hdr,
+            v4l2_ctrl_h264_sps => DAEDALUS_C_SIZEOF_v4l2_ctrl_h264_sps,
+            v4l2_ctrl_h264_pps => DAEDALUS_C_SIZEOF_v4l2_ctrl_h264_pps,
+            v4l2_ctrl_h264_decode_params => DAEDALUS_C_SIZEOF_v4l2_ctrl_h264_decode_params,
+            v4l2_ctrl_av1_sequence => DAEDALUS_C_SIZEOF_v4l2_ctrl_av1_sequence,
+            v4l2_ctrl_av1_frame => DAEDALUS_C_SIZEOF_v4l2_ctrl_av1_frame,
+        );
+    }
+
+    /// Sizes documented for the 64-bit ABI (and printed by pahole), independent of clang.
+    #[cfg(target_pointer_width = "64")]
+    #[test]
+    fn size_of_known_64bit() {
+        assert_eq!(size_of::<v4l2_buffer>(), 88);
+        assert_eq!(size_of::<v4l2_format>(), 208);
+        assert_eq!(size_of::<v4l2_ext_control>(), 20);
+        assert_eq!(size_of::<v4l2_ext_controls>(), 32);
+        assert_eq!(size_of::<v4l2_query_ext_ctrl>(), 232);
+        assert_eq!(size_of::<media_device_info>(), 256);
+        assert_eq!(size_of::<v4l2_ctrl_vp9_frame>(), 168);
+    }
+
+    #[test]
+    fn control_ids() {
+        // V4L2_CTRL_CLASS_CODEC_STATELESS (0x00a40000) | 0x900 + offset.
+        assert_eq!(V4L2_CID_CODEC_STATELESS_BASE, 0x00a4_0900);
+        assert_eq!(V4L2_CID_STATELESS_H264_DECODE_MODE, 0x00a4_0900);
+        assert_eq!(V4L2_CID_STATELESS_H264_SPS, 0x00a4_0902);
+        assert_eq!(V4L2_CID_STATELESS_H264_PPS, 0x00a4_0903);
+        assert_eq!(V4L2_CID_STATELESS_H264_DECODE_PARAMS, 0x00a4_0907);
+        assert_eq!(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, 0x00a4_0a2d);
+        assert_eq!(V4L2_CID_STATELESS_VP9_FRAME, 0x00a4_0a2c);
+        assert_eq!(V4L2_CID_STATELESS_AV1_SEQUENCE, 0x00a4_0af4);
+        assert_eq!(V4L2_CID_STATELESS_AV1_FRAME, 0x00a4_0af6);
+        assert_eq!(V4L2_CTRL_WHICH_DEF_VAL, 0x0f00_0000);
+        assert_eq!(V4L2_CTRL_WHICH_REQUEST_VAL, 0x0f01_0000);
+    }
+
+    #[test]
+    fn c_string_fields() {
+        assert_eq!(c_str_field(b"daedalus\0\0\0\0"), "daedalus");
+        assert_eq!(c_str_field(b"full"), "full");
+        assert_eq!(c_str_field(b"\0garbage"), "");
+    }
+}
