@@ -3,34 +3,36 @@
 //!
 //! Attaching (opening) needs `CAP_SYS_ADMIN` — the daemon sees every client's bitstream and
 //! writes into every client's pictures — and only one daemon may be attached at a time (`EBUSY`
-//! for a second). The node is created with mode 0600. The job protocol spoken over it is defined
-//! in `proto/` and documented in `docs/protocol.md`.
+//! for a second). The node is created with mode 0600. The protocol ([`crate::wire`],
+//! `docs/protocol.md`): `IOC_HELLO` first, then `read()` / `poll()` for jobs and context events,
+//! `IOC_COMPLETE` for each job's answer. The queue behind it is [`crate::jobs`].
 
 use core::mem::offset_of;
-use core::sync::atomic::{AtomicBool, Ordering};
 
 use kernel::types::Opaque;
 
-use crate::bindings;
-use crate::shim::{self, c_int, check, code, pr_info, AssertSync};
+use crate::bindings::{self, file, inode};
+use crate::jobs::Jobs;
+use crate::shim::{self, c_int, c_long, c_uint, c_ulong, check, code, pr_info, AssertSync, Error};
+use crate::wire::{self, Completion, Hello};
 
-/// The misc device and its attach state; lives inside [`crate::device::Device`].
+/// The misc device; lives inside [`crate::device::Device`].
 pub(crate) struct Chardev {
     misc: Opaque<bindings::miscdevice>,
-    /// `true` while a daemon has `/dev/daedalus` open.
-    attached: AtomicBool,
+    jobs: *const Jobs,
 }
 
 impl Chardev {
-    /// Registers `/dev/daedalus`.
+    /// Registers `/dev/daedalus` for the job queue `jobs`.
     ///
     /// # Safety
     ///
-    /// `this` points to a zeroed `Chardev` inside a [`crate::device::Device`] that outlives the registration
-    /// (until [`Chardev::deregister`]).
-    pub(crate) unsafe fn register(this: *mut Chardev) -> crate::shim::Result {
+    /// `this` points to a zeroed `Chardev` inside a [`crate::device::Device`] that outlives the
+    /// registration (until [`Chardev::deregister`]); `jobs` is initialized and lives as long.
+    pub(crate) unsafe fn register(this: *mut Chardev, jobs: *const Jobs) -> crate::shim::Result {
         // SAFETY: per the contract `this` is valid, zeroed and not registered yet.
         unsafe {
+            (*this).jobs = jobs;
             let misc = (*this).misc.get();
             (*misc).minor = bindings::MISC_DYNAMIC_MINOR as c_int;
             (*misc).name = NODE_NAME.as_ptr().cast();
@@ -49,12 +51,6 @@ impl Chardev {
         // SAFETY: registered per the contract.
         unsafe { bindings::misc_deregister(self.misc.get()) };
     }
-
-    /// Whether a daemon is attached.
-    #[allow(dead_code)]
-    pub(crate) fn is_attached(&self) -> bool {
-        self.attached.load(Ordering::Acquire)
-    }
 }
 
 const NODE_NAME: &[u8] = b"daedalus\0";
@@ -63,60 +59,113 @@ static FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_o
     owner: crate::THIS_MODULE.as_ptr().cast(),
     open: Some(chardev_open),
     release: Some(chardev_release),
-    // SAFETY: all-zero is a valid `file_operations` (every callback `None`).
+    read: Some(chardev_read),
+    poll: Some(chardev_poll),
+    unlocked_ioctl: Some(chardev_ioctl),
+    compat_ioctl: Some(bindings::compat_ptr_ioctl),
+    // SAFETY: all-zero is a valid `file_operations` (every other callback `None`).
     ..unsafe { core::mem::zeroed() }
 });
 
-/// The [`Chardev`] behind an open file: `misc_open` stores the `miscdevice` in `private_data`.
+/// The job queue behind a file of `/dev/daedalus`.
 ///
 /// # Safety
 ///
-/// `file` is a file of `/dev/daedalus` (opened through `misc_open`).
-unsafe fn chardev_of(file: *mut bindings::file) -> *mut Chardev {
-    // SAFETY: `private_data` is our registered `miscdevice`, the `misc` field of a `Chardev`.
+/// `file` is a file of `/dev/daedalus`: `misc_open` stored our `miscdevice` in `private_data`.
+unsafe fn jobs_of<'a>(file: *mut file) -> &'a Jobs {
+    // SAFETY: `private_data` is the `misc` field of a registered `Chardev`, whose `jobs` lives
+    // as long as the device, which outlives every open file (module reference).
     unsafe {
-        (*file)
+        let cd = (*file)
             .private_data
             .cast::<u8>()
             .sub(offset_of!(Chardev, misc))
-            .cast::<Chardev>()
+            .cast::<Chardev>();
+        &*(*cd).jobs
     }
 }
 
 /// # Safety
 ///
 /// Only called by the VFS (through `misc_open`) for `/dev/daedalus`.
-unsafe extern "C" fn chardev_open(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
+unsafe extern "C" fn chardev_open(_inode: *mut inode, file: *mut file) -> c_int {
     if !shim::capable_sys_admin() {
         return code::EPERM.to_errno();
     }
-    // SAFETY: `file` was opened on our node; the `Chardev` lives while the module does, and
-    // the open file holds a module reference.
-    let cd = unsafe { &*chardev_of(file) };
-    if cd
-        .attached
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        return code::EBUSY.to_errno();
+    // SAFETY: `file` is being opened on our node.
+    let jobs = unsafe { jobs_of(file) };
+    match jobs.attach() {
+        Ok(session) => {
+            pr_info!("decode daemon attached (session {})\n", session);
+            0
+        }
+        Err(e) => e.to_errno(),
     }
-    pr_info!("decode daemon attached\n");
-    0
 }
 
 /// # Safety
 ///
 /// Only called by the VFS on the last close of a file opened by [`chardev_open`].
-unsafe extern "C" fn chardev_release(
-    _inode: *mut bindings::inode,
-    file: *mut bindings::file,
-) -> c_int {
-    // SAFETY: as in `chardev_open`; the file being released was opened successfully.
-    let cd = unsafe { &*chardev_of(file) };
-    cd.attached.store(false, Ordering::Release);
+unsafe extern "C" fn chardev_release(_inode: *mut inode, file: *mut file) -> c_int {
+    // SAFETY: opened by `chardev_open`.
+    let jobs = unsafe { jobs_of(file) };
+    jobs.detach();
     pr_info!("decode daemon detached\n");
     0
+}
+
+/// # Safety
+///
+/// VFS `read` on a file opened by [`chardev_open`]; `buf` is a userspace address.
+unsafe extern "C" fn chardev_read(
+    file: *mut file,
+    buf: *mut u8,
+    count: usize,
+    _ppos: *mut bindings::loff_t,
+) -> isize {
+    // SAFETY: opened by `chardev_open`.
+    let (jobs, flags) = unsafe { (jobs_of(file), (*file).f_flags) };
+    let nonblock = flags & bindings::O_NONBLOCK != 0;
+    match jobs.read(buf as usize, count, nonblock) {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// VFS `poll` on a file opened by [`chardev_open`].
+unsafe extern "C" fn chardev_poll(file: *mut file, pt: *mut bindings::poll_table_struct) -> u32 {
+    // SAFETY: opened by `chardev_open`.
+    unsafe { jobs_of(file) }.poll(file, pt)
+}
+
+/// # Safety
+///
+/// VFS `unlocked_ioctl` on a file opened by [`chardev_open`]; `arg` is a userspace address.
+unsafe extern "C" fn chardev_ioctl(file: *mut file, cmd: c_uint, arg: c_ulong) -> c_long {
+    // SAFETY: opened by `chardev_open`.
+    let jobs = unsafe { jobs_of(file) };
+    let ptr: usize = arg;
+    let r: Result<(), Error> = match cmd {
+        wire::IOC_HELLO => (|| {
+            let mut b = [0u8; Hello::SIZE];
+            shim::copy_from_user(ptr, &mut b)?;
+            let theirs = Hello::decode(&b).map_err(|_| code::EINVAL)?;
+            let (ours, r) = jobs.hello(theirs);
+            shim::copy_to_user(ptr, &ours.encode())?;
+            r
+        })(),
+        wire::IOC_COMPLETE => (|| {
+            let mut b = [0u8; Completion::SIZE];
+            shim::copy_from_user(ptr, &mut b)?;
+            let c = Completion::decode(&b).map_err(|_| code::EINVAL)?;
+            jobs.complete(c)
+        })(),
+        _ => Err(code::ENOTTY),
+    };
+    match r {
+        Ok(()) => 0,
+        Err(e) => e.to_errno() as c_long,
+    }
 }

@@ -149,6 +149,39 @@ pub(crate) const fn mandatory(codec: Codec) -> u32 {
     }
 }
 
+/// Most controls a job carries (see [`job_controls`]).
+pub(crate) const MAX_JOB_CONTROLS: usize = 8;
+
+/// The controls whose current values a job of `codec` carries to the daemon: everything that
+/// describes the bitstream (not the profile / level menus).
+pub(crate) fn job_controls(codec: Codec) -> &'static [u32] {
+    static VP9: [u32; 2] = [
+        V4L2_CID_STATELESS_VP9_FRAME,
+        V4L2_CID_STATELESS_VP9_COMPRESSED_HDR,
+    ];
+    static AV1: [u32; 4] = [
+        V4L2_CID_STATELESS_AV1_SEQUENCE,
+        V4L2_CID_STATELESS_AV1_FRAME,
+        V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
+        V4L2_CID_STATELESS_AV1_FILM_GRAIN,
+    ];
+    static H264: [u32; MAX_JOB_CONTROLS] = [
+        V4L2_CID_STATELESS_H264_SPS,
+        V4L2_CID_STATELESS_H264_PPS,
+        V4L2_CID_STATELESS_H264_SCALING_MATRIX,
+        V4L2_CID_STATELESS_H264_DECODE_PARAMS,
+        V4L2_CID_STATELESS_H264_SLICE_PARAMS,
+        V4L2_CID_STATELESS_H264_PRED_WEIGHTS,
+        V4L2_CID_STATELESS_H264_DECODE_MODE,
+        V4L2_CID_STATELESS_H264_START_CODE,
+    ];
+    match codec {
+        Codec::Vp9 => &VP9,
+        Codec::Av1 => &AV1,
+        Codec::H264 => &H264,
+    }
+}
+
 static CTRL_OPS: AssertSync<v4l2_ctrl_ops> = AssertSync(v4l2_ctrl_ops {
     try_ctrl: Some(try_ctrl),
     s_ctrl: Some(s_ctrl),

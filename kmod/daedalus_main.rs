@@ -13,6 +13,8 @@
 //! - [`queue`][queue]: videobuf2 queues, request validation, decode jobs.
 //! - [`ctrls`][ctrls]: the stateless codec controls.
 //! - [`chardev`][chardev]: `/dev/daedalus`.
+//! - [`jobs`][jobs]: decode jobs between the V4L2 side and the daemon.
+//! - `formats`, `wire`: shared with userspace (`proto/`).
 
 #[allow(
     unknown_lints,
@@ -35,9 +37,13 @@ mod device;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/formats.rs"]
 mod formats;
+mod jobs;
 mod queue;
 mod shim;
 mod video;
+#[allow(dead_code, unreachable_pub)]
+#[path = "../proto/src/wire.rs"]
+mod wire;
 
 use kernel::prelude::*;
 

@@ -14,6 +14,7 @@ use kernel::types::Opaque;
 
 use crate::bindings;
 use crate::chardev::Chardev;
+use crate::jobs::Jobs;
 use crate::queue;
 use crate::shim::{self, c_int, check, check_ptr, pr_err, pr_info, Result};
 use crate::video;
@@ -41,6 +42,8 @@ pub(crate) struct Device {
     /// Serializes the ioctls of every context (`video_device.lock`).
     pub(crate) lock: Opaque<bindings::mutex>,
     pub(crate) chardev: Chardev,
+    /// Decode jobs on their way to and from the daemon.
+    pub(crate) jobs: Jobs,
 }
 
 impl Device {
@@ -129,6 +132,8 @@ impl Drop for Registration {
         // module docs), so nothing races with the teardown.
         unsafe {
             (*dev).chardev.deregister();
+            // No daemon and no context exist any more: nothing can schedule the work again.
+            (*dev).jobs.shutdown();
             bindings::media_device_unregister((*dev).mdev.get());
             bindings::v4l2_m2m_unregister_media_controller((*dev).m2m_dev);
             // Drops the last reference: `vdev_release` frees `dev`.
@@ -158,8 +163,11 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
         unsafe { shim::free(dev) };
         return Err(e);
     }
-    // SAFETY: `lock` is zeroed storage that is not in use yet.
-    unsafe { bindings::daedalus_mutex_init(d.lock.get()) };
+    // SAFETY: `lock` and `jobs` are zeroed storage that is not in use yet.
+    unsafe {
+        bindings::daedalus_mutex_init(d.lock.get());
+        Jobs::init(addr_of_mut!((*dev).jobs));
+    }
 
     // SAFETY: `M2M_OPS` is a static table with the signatures `v4l2_m2m_init` expects.
     let m2m = check_ptr(unsafe { bindings::v4l2_m2m_init(&queue::M2M_OPS.0) });
@@ -231,7 +239,7 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
     }
     // SAFETY: `chardev` lives in `dev`, which outlives its registration (deregistered first
     // in `Registration::drop`).
-    if let Err(e) = unsafe { Chardev::register(addr_of_mut!((*dev).chardev)) } {
+    if let Err(e) = unsafe { Chardev::register(addr_of_mut!((*dev).chardev), &(*dev).jobs) } {
         // SAFETY: all registered above, unwound in reverse order.
         unsafe {
             bindings::media_device_unregister(mdev);

@@ -1,8 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
 /* See glue.h: one-line forwards of static inlines and macros to the Rust side. */
 
+#include <linux/jiffies.h>
 #include <linux/module.h>
 #include "glue.h"
+
+/* dma_buf_put() and the dma-buf file are in the DMA_BUF symbol namespace. */
+MODULE_IMPORT_NS(DMA_BUF);
+
+/* module! has no parameters on 6.12: declared here, read by the Rust side. */
+static unsigned int job_timeout_ms = 2000;
+module_param(job_timeout_ms, uint, 0644);
+MODULE_PARM_DESC(job_timeout_ms, "fail a decode job the daemon has not answered after this many ms (default 2000)");
+
+unsigned int daedalus_job_timeout_ms(void)
+{
+	return READ_ONCE(job_timeout_ms);
+}
 
 struct module *daedalus_this_module(void)
 {
@@ -10,6 +24,12 @@ struct module *daedalus_this_module(void)
 }
 
 void daedalus_mutex_init(struct mutex *lock)
+{
+	mutex_init(lock);
+}
+
+/* A lock class of its own: it nests inside the device lock. */
+void daedalus_jobs_lock_init(struct mutex *lock)
 {
 	mutex_init(lock);
 }
@@ -72,4 +92,50 @@ struct vb2_v4l2_buffer *daedalus_m2m_src_buf_remove(struct v4l2_m2m_ctx *m2m_ctx
 struct vb2_v4l2_buffer *daedalus_m2m_dst_buf_remove(struct v4l2_m2m_ctx *m2m_ctx)
 {
 	return v4l2_m2m_dst_buf_remove(m2m_ctx);
+}
+
+void daedalus_init_waitqueue_head(struct wait_queue_head *wq)
+{
+	init_waitqueue_head(wq);
+}
+
+void daedalus_wake_up_all(struct wait_queue_head *wq)
+{
+	wake_up_all(wq);
+}
+
+void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt)
+{
+	poll_wait(file, wq, pt);
+}
+
+int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(void *), void *arg)
+{
+	return wait_event_interruptible(*wq, cond(arg));
+}
+
+long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
+				 long timeout)
+{
+	return wait_event_timeout(*wq, cond(arg), timeout);
+}
+
+void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *))
+{
+	INIT_DELAYED_WORK(work, fn);
+}
+
+bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long delay)
+{
+	return schedule_delayed_work(work, delay);
+}
+
+unsigned long daedalus_jiffies(void)
+{
+	return jiffies;
+}
+
+void daedalus_get_dma_buf(struct dma_buf *dmabuf)
+{
+	get_dma_buf(dmabuf);
 }

@@ -8,7 +8,11 @@
 #ifndef DAEDALUS_GLUE_H
 #define DAEDALUS_GLUE_H
 
+#include <linux/dma-buf.h>
 #include <linux/mutex.h>
+#include <linux/poll.h>
+#include <linux/wait.h>
+#include <linux/workqueue.h>
 #include <media/media-device.h>
 #include <media/v4l2-ctrls.h>
 #include <media/v4l2-dev.h>
@@ -16,7 +20,9 @@
 #include <media/videobuf2-core.h>
 
 struct module *daedalus_this_module(void);
+unsigned int daedalus_job_timeout_ms(void);
 void daedalus_mutex_init(struct mutex *lock);
+void daedalus_jobs_lock_init(struct mutex *lock);
 void daedalus_mutex_lock(struct mutex *lock);
 int daedalus_mutex_lock_interruptible(struct mutex *lock);
 int daedalus_ctrl_handler_init(struct v4l2_ctrl_handler *hdl, unsigned int nr_of_controls_hint);
@@ -29,5 +35,15 @@ struct vb2_v4l2_buffer *daedalus_m2m_next_src_buf(struct v4l2_m2m_ctx *m2m_ctx);
 struct vb2_v4l2_buffer *daedalus_m2m_next_dst_buf(struct v4l2_m2m_ctx *m2m_ctx);
 struct vb2_v4l2_buffer *daedalus_m2m_src_buf_remove(struct v4l2_m2m_ctx *m2m_ctx);
 struct vb2_v4l2_buffer *daedalus_m2m_dst_buf_remove(struct v4l2_m2m_ctx *m2m_ctx);
+void daedalus_init_waitqueue_head(struct wait_queue_head *wq);
+void daedalus_wake_up_all(struct wait_queue_head *wq);
+void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt);
+int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(void *), void *arg);
+long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
+				 long timeout);
+void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *));
+bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long delay);
+unsigned long daedalus_jiffies(void);
+void daedalus_get_dma_buf(struct dma_buf *dmabuf);
 
 #endif

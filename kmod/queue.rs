@@ -3,7 +3,7 @@
 //!
 //! Both queues use dma-contig memory, so the daemon can map every buffer through its dma-buf.
 //! OUTPUT requires requests (a stateless decoder cannot decode a buffer without its controls)
-//! and supports `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` for slice-based decoding.
+//! and, for H.264, supports `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` (slice-based decoding, fields).
 
 use core::mem::{offset_of, size_of};
 
@@ -11,8 +11,11 @@ use crate::bindings::{
     self, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
 };
 use crate::ctrls;
+use crate::formats::Codec;
+use crate::jobs::{self, Mode};
 use crate::shim::{c_int, c_uint, c_void, check, code, errno, pr_warn, AssertSync, Result};
 use crate::video::Context;
+use crate::wire;
 
 pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> =
     AssertSync(bindings::v4l2_m2m_ops {
@@ -31,6 +34,7 @@ pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
 
 static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
     queue_setup: Some(queue_setup),
+    buf_init: Some(jobs::buf_init),
     buf_out_validate: Some(buf_out_validate),
     buf_prepare: Some(buf_prepare),
     buf_queue: Some(buf_queue),
@@ -97,7 +101,7 @@ pub(crate) unsafe extern "C" fn queue_init(
             q.type_ = ty;
             q.io_modes = bindings::VB2_MMAP | bindings::VB2_DMABUF;
             q.drv_priv = ctx.cast();
-            q.buf_struct_size = size_of::<bindings::v4l2_m2m_buffer>() as c_uint;
+            q.buf_struct_size = size_of::<jobs::Buffer>() as c_uint;
             q.ops = &QUEUE_OPS.0;
             q.mem_ops = &bindings::vb2_dma_contig_memops;
             q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
@@ -106,7 +110,7 @@ pub(crate) unsafe extern "C" fn queue_init(
             if is_output(ty) {
                 q.set_supports_requests(1);
                 q.set_requires_requests(1);
-                q.subsystem_flags |= bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
+                set_codec(q, (*ctx).codec());
             }
             check(bindings::vb2_queue_init(q))
         };
@@ -259,12 +263,21 @@ unsafe fn return_buffers(q: *mut vb2_queue, state: bindings::vb2_buffer_state) {
     }
 }
 
+/// Stops a queue: the context's jobs end (queued ones at once, those with the daemon when it
+/// answers or times out), the buffers still queued return with errors, and the daemon is told
+/// to drop the context's decoding state.
+///
 /// # Safety
 ///
 /// videobuf2 callback (STREAMOFF or release).
 unsafe extern "C" fn stop_streaming(q: *mut vb2_queue) {
+    // SAFETY: our queue.
+    let ctx = unsafe { ctx_of(q) };
+    let jobs = &ctx.device().jobs;
+    jobs.cancel_context(ctx);
     // SAFETY: our queue, lock held by the core.
     unsafe { return_buffers(q, bindings::VB2_BUF_STATE_ERROR) };
+    jobs.event(wire::KIND_CONTEXT_FLUSH, ctx.id);
 }
 
 /// `media_device_ops.req_validate`: a request must carry exactly one OUTPUT buffer and the
@@ -341,11 +354,12 @@ unsafe fn validate(req: *mut media_request) -> Result {
     check(unsafe { bindings::vb2_request_validate(req) })
 }
 
-/// `v4l2_m2m_ops.device_run`: one decode job (the next OUTPUT buffer into the next CAPTURE
-/// buffer) is ready.
+/// `v4l2_m2m_ops.device_run`: the next OUTPUT buffer of a context and its CAPTURE buffer
+/// become a decode job for the daemon ([`crate::jobs`]).
 ///
-/// Until a decode daemon protocol exists the job ends at once with an error buffer, so a client
-/// is never left waiting.
+/// The buffers leave the m2m queues (the CAPTURE one stays while the client holds it for more
+/// slices) and the m2m job finishes at once, so other contexts — and the next frame of this
+/// one — are not held up while the daemon decodes.
 ///
 /// # Safety
 ///
@@ -354,28 +368,64 @@ unsafe extern "C" fn device_run(priv_: *mut c_void) {
     // SAFETY: per the contract.
     let ctx = unsafe { &*priv_.cast::<Context>() };
     let m2m = ctx.m2m_ctx();
-    // SAFETY: the m2m core only runs jobs with a buffer on both queues.
+    // SAFETY: the m2m core only runs jobs with a buffer on both queues; the buffers are ours.
     unsafe {
         let src = bindings::daedalus_m2m_next_src_buf(m2m);
         let dst = bindings::daedalus_m2m_next_dst_buf(m2m);
-        if src.is_null() || dst.is_null() {
-            return;
+        if !src.is_null() && !dst.is_null() {
+            let req = (*src).vb2_buf.req_obj.req;
+            if !req.is_null() {
+                // Applies the request's controls over the current ones: the job carries the
+                // full control state, not only what this request set. A failure here leaves
+                // the values the request validation accepted, so it is not fatal.
+                let _ = bindings::v4l2_ctrl_request_setup(req, ctx.hdl());
+            }
+            bindings::v4l2_m2m_buf_copy_metadata(src, dst, true);
+            let hold = (*src).flags & bindings::V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF != 0;
+            if holds_capture(ctx.output_queue()) {
+                // The job ends with `v4l2_m2m_buf_done_and_job_finish`.
+                ctx.device()
+                    .jobs
+                    .submit(ctx, src, dst, Mode::Running { hold });
+                return;
+            }
+            bindings::daedalus_m2m_src_buf_remove(m2m);
+            bindings::daedalus_m2m_dst_buf_remove(m2m);
+            ctx.device()
+                .jobs
+                .submit(ctx, src, dst, Mode::Detached { hold: false });
         }
-        let req = (*src).vb2_buf.req_obj.req;
-        if !req.is_null() {
-            // Applies the request's controls over the current ones: the job sees the full
-            // control state, not only what this request carried.
-            let _ = bindings::v4l2_ctrl_request_setup(req, ctx.hdl());
+        // `v4l2_m2m_job_finish` is only for queues that cannot hold CAPTURE buffers.
+        bindings::v4l2_m2m_job_finish(ctx.device().m2m_dev, m2m);
+    }
+}
+
+/// Whether the OUTPUT queue offers `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` (H.264 contexts).
+///
+/// # Safety
+///
+/// `q` is a live queue of ours.
+pub(crate) unsafe fn holds_capture(q: *mut vb2_queue) -> bool {
+    // SAFETY: per the contract; only changed by `S_FMT(OUTPUT)` while the queue is idle.
+    unsafe { (*q).subsystem_flags & bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF != 0 }
+}
+
+/// Offers `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` on the OUTPUT queue for the codecs that need it:
+/// H.264, whose clients decode slice by slice or field by field into one CAPTURE buffer. VP9
+/// and AV1 requests always carry a whole frame; without the flag their jobs leave the m2m core
+/// at once and run in parallel with other contexts' (see [`device_run`]).
+///
+/// # Safety
+///
+/// `q` is the OUTPUT queue of a context, with no buffers (S_FMT(OUTPUT) or queue init).
+pub(crate) unsafe fn set_codec(q: *mut vb2_queue, codec: Codec) {
+    let flag = bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
+    // SAFETY: per the contract nothing else reads the flags now.
+    unsafe {
+        if codec == Codec::H264 {
+            (*q).subsystem_flags |= flag;
+        } else {
+            (*q).subsystem_flags &= !flag;
         }
-        bindings::v4l2_m2m_buf_copy_metadata(src, dst, true);
-        (*dst).vb2_buf.planes[0].bytesused = 0;
-        if !req.is_null() {
-            bindings::v4l2_ctrl_request_complete(req, ctx.hdl());
-        }
-        bindings::v4l2_m2m_buf_done_and_job_finish(
-            ctx.device().m2m_dev,
-            m2m,
-            bindings::VB2_BUF_STATE_ERROR,
-        );
     }
 }

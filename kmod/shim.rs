@@ -5,7 +5,7 @@
 //! through the names re-exported here, so porting to another kernel means editing this file.
 
 pub(crate) use kernel::error::{code, Error, Result};
-pub(crate) use kernel::ffi::{c_int, c_uint, c_void};
+pub(crate) use kernel::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 pub(crate) use kernel::{pr_err, pr_info, pr_warn};
 
 use kernel::alloc::{flags::GFP_KERNEL, KBox};
@@ -81,3 +81,22 @@ pub(crate) fn capable_sys_admin() -> bool {
 pub(crate) struct AssertSync<T>(pub(crate) T);
 // SAFETY: the wrapped tables are never written after compilation and only read by C.
 unsafe impl<T> Sync for AssertSync<T> {}
+
+/// `EPROTO`, which the 6.12 `kernel` crate does not name.
+pub(crate) fn eproto() -> Error {
+    Error::from_errno(-(crate::bindings::EPROTO as c_int))
+}
+
+/// Copies `data` to the userspace address `ptr`.
+pub(crate) fn copy_to_user(ptr: usize, data: &[u8]) -> Result {
+    kernel::uaccess::UserSlice::new(ptr, data.len())
+        .writer()
+        .write_slice(data)
+}
+
+/// Copies `out.len()` bytes from the userspace address `ptr`.
+pub(crate) fn copy_from_user(ptr: usize, out: &mut [u8]) -> Result {
+    kernel::uaccess::UserSlice::new(ptr, out.len())
+        .reader()
+        .read_slice(out)
+}

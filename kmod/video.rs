@@ -9,7 +9,7 @@
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
 use core::ptr::{addr_of_mut, null_mut};
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use kernel::types::Opaque;
 
@@ -19,6 +19,7 @@ use crate::device::{self, Device};
 use crate::formats::{self, BitDepth, CaptureLayout, Codec};
 use crate::queue;
 use crate::shim::{self, c_int, c_void, check_ptr, code, errno, AssertSync, Result};
+use crate::wire;
 
 /// Frame size a new context starts with (clients always set their own).
 const DEFAULT_WIDTH: u32 = 1280;
@@ -71,6 +72,10 @@ struct State {
 pub(crate) struct Context {
     pub(crate) fh: Opaque<v4l2_fh>,
     pub(crate) dev: *mut Device,
+    /// Identifies the context to the daemon.
+    pub(crate) id: u32,
+    /// Jobs of this context not finished yet (see [`crate::jobs`]).
+    pub(crate) inflight: AtomicU32,
     pub(crate) hdl: Opaque<bindings::v4l2_ctrl_handler>,
     codec: AtomicU8,
     depth: [AtomicU8; 3],
@@ -206,16 +211,38 @@ impl Context {
     }
 
     /// Fixes the CAPTURE format for the buffers being allocated (videobuf2 `queue_setup`).
+    /// Only the first allocation fixes it: buffers added later (`CREATE_BUFS`) get the same.
     ///
     /// # Safety
     ///
     /// As [`Context::state`].
     pub(crate) unsafe fn freeze_capture_format(&self) -> CaptureFormat {
+        // SAFETY: the queue is live.
+        let busy = unsafe { bindings::daedalus_vb2_is_busy(self.capture_queue()) };
         // SAFETY: forwarded contract.
         unsafe {
             let f = self.capture_format();
-            self.state().frozen_capture = f;
+            if !busy {
+                self.state().frozen_capture = f;
+            }
             f
+        }
+    }
+
+    /// The formats a decode job is made with, read without the device lock.
+    ///
+    /// # Safety
+    ///
+    /// Both queues have buffers (a job is running). Then neither format can be written:
+    /// `S_FMT(OUTPUT)` is refused while the queues are busy, and the frozen CAPTURE format is
+    /// only written by the allocation that makes the CAPTURE queue busy.
+    pub(crate) unsafe fn job_formats(&self) -> (CodedFormat, CaptureFormat) {
+        // SAFETY: no writer can run (contract), so the shared reads do not race.
+        unsafe {
+            (
+                (*self.state.get()).coded,
+                (*self.state.get()).frozen_capture,
+            )
         }
     }
 }
@@ -384,6 +411,8 @@ unsafe fn open_locked(
     // SAFETY: `ctx` is a fresh exclusive allocation.
     let c = unsafe { &mut *ctx };
     c.dev = dev;
+    // SAFETY: the device lives while its node is open.
+    c.id = unsafe { (*dev).jobs.new_context_id() };
     let default = CodedFormat {
         codec: Codec::Vp9,
         width: DEFAULT_WIDTH,
@@ -439,6 +468,8 @@ unsafe fn open_locked(
         (*file).private_data = fh.cast();
         bindings::v4l2_fh_add(fh);
     }
+    // SAFETY: as above.
+    unsafe { (*dev).jobs.event(wire::KIND_CONTEXT_OPEN, c.id) };
     Ok(())
 }
 
@@ -462,8 +493,11 @@ unsafe extern "C" fn video_release(file: *mut file) -> c_int {
         bindings::v4l2_fh_exit(c.fh.get());
         bindings::v4l2_ctrl_handler_free(c.hdl.get());
         (*file).private_data = null_mut();
-        shim::free(ctx);
     }
+    c.device().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
+    // SAFETY: streaming stopped above, which waited for the context's jobs: nothing refers to
+    // the context any more.
+    unsafe { shim::free(ctx) };
     0
 }
 

@@ -565,8 +565,8 @@ impl<'a> JobEncoder<'a> {
         put_u64(out, 40, h.timestamp_ns)?;
         put_u32(out, 48, h.coded_width)?;
         put_u32(out, 52, h.coded_height)?;
-        h.output.encode(out, 56)?;
-        h.capture.encode(out, 56 + BufferDesc::SIZE)?;
+        h.output.encode(out, JOB_OUTPUT_FD_OFFSET)?;
+        h.capture.encode(out, JOB_CAPTURE_FD_OFFSET)?;
         h.picture.encode(out, 56 + 2 * BufferDesc::SIZE)?;
         Ok(JobEncoder {
             out,
@@ -606,6 +606,21 @@ impl<'a> JobEncoder<'a> {
         put_u32(self.out, 36, self.count)?;
         Ok(self.len)
     }
+}
+
+/// Offset of the OUTPUT buffer's `fd` in an encoded job.
+const JOB_OUTPUT_FD_OFFSET: usize = 56;
+/// Offset of the CAPTURE buffer's `fd` in an encoded job.
+const JOB_CAPTURE_FD_OFFSET: usize = 56 + BufferDesc::SIZE;
+
+/// Sets the dma-buf fds of an encoded job (the module installs them in the daemon's fd table
+/// only when the daemon reads the job).
+pub fn set_job_fds(job: &mut [u8], output_fd: i32, capture_fd: i32) -> WireResult<()> {
+    if job.len() < JOB_FIXED_SIZE || get_u32(job, 0)? != MAGIC || get_u32(job, 4)? != KIND_JOB {
+        return Err(WireError::BadKind(get_u32(job, 4).unwrap_or(0)));
+    }
+    put_u32(job, JOB_OUTPUT_FD_OFFSET, output_fd as u32)?;
+    put_u32(job, JOB_CAPTURE_FD_OFFSET, capture_fd as u32)
 }
 
 /// Decodes and validates one message (what the daemon does with each `read()`).
@@ -860,6 +875,21 @@ mod tests {
         let mut bad = h.encode();
         bad[20] = 1;
         assert_eq!(Hello::decode(&bad), Err(WireError::Reserved));
+    }
+
+    #[test]
+    fn fds_are_patched_in_place() {
+        let mut buf = [0u8; 512];
+        let n = encode(&header(), &[], &mut buf).unwrap();
+        set_job_fds(&mut buf[..n], 11, -1).unwrap();
+        let Message::Job(j) = decode(&buf[..n]).unwrap() else {
+            panic!()
+        };
+        assert_eq!((j.output.fd, j.capture.fd), (11, -1));
+        assert_eq!(j.output.index, header().output.index);
+        let mut ev = [0u8; CONTEXT_EVENT_SIZE];
+        encode_context_event(KIND_CONTEXT_OPEN, 1, &mut ev).unwrap();
+        assert!(set_job_fds(&mut ev, 1, 1).is_err());
     }
 
     #[test]

@@ -1,0 +1,1000 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Decode jobs between the V4L2 side and the daemon attached to `/dev/daedalus`.
+//!
+//! `device_run` turns the next OUTPUT/CAPTURE pair of a context into a job: the request's full
+//! control state is copied into a wire message ([`crate::wire`]) right away (the next job of the
+//! same context will apply its own request to the same handler), the buffers leave the m2m
+//! queues, and the m2m job is finished at once so that every context can have jobs with the
+//! daemon at the same time. A job then ends exactly once, through [`finish`], when:
+//! - the daemon answers it (`IOC_COMPLETE`, every field checked),
+//! - no daemon is attached (at once), the daemon detaches (at once), or it times out
+//!   (`job_timeout_ms` module parameter),
+//! - its context stops streaming (queued jobs at once; jobs the daemon has are waited for, up
+//!   to the timeout, so the daemon never writes into a buffer the client got back).
+//!
+//! # Invariants
+//!
+//! [`Inner`] is only accessed with `Jobs::lock` held. A job in the table owns its two buffers
+//! (they are out of the m2m queues, in videobuf2's "active" state) and counts in its context's
+//! `inflight`, which keeps the context alive: `stop_streaming` (which runs before a context is
+//! freed) waits until it is zero.
+
+use core::cell::UnsafeCell;
+use core::ptr::{addr_of_mut, null_mut};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
+use kernel::types::Opaque;
+
+use crate::bindings::{self, vb2_v4l2_buffer};
+use crate::ctrls;
+use crate::shim::{self, c_int, c_uint, c_ulong, c_void, code, pr_warn, Error, Result};
+use crate::video::Context;
+use crate::wire::{self, BufferDesc, Completion, Hello, JobEncoder, JobHeader, PictureFormat};
+
+/// Most jobs queued or with the daemon, device-wide; more fail at once with an error buffer.
+const MAX_JOBS: usize = 128;
+/// Most context events waiting to be read; older ones are dropped when full (they are hints).
+const MAX_EVENTS: usize = 64;
+
+/// Driver data of every videobuf2 buffer (`buf_struct_size`).
+///
+/// `m2m` comes first: videobuf2 and the m2m core use the start of the allocation as a
+/// `v4l2_m2m_buffer` / `vb2_v4l2_buffer`.
+#[repr(C)]
+pub(crate) struct Buffer {
+    pub(crate) m2m: bindings::v4l2_m2m_buffer,
+    /// Changes whenever the memory behind this buffer changes (`buf_init`).
+    generation: u32,
+    /// The generation the attached daemon has mapped, valid if `mapped_by` is its session.
+    mapped_generation: u32,
+    mapped_by: u64,
+    /// A slice decoded into this (held) CAPTURE buffer failed.
+    failed: bool,
+}
+
+impl Buffer {
+    /// # Safety
+    ///
+    /// `vbuf` is a buffer of one of our queues (allocated with `size_of::<Buffer>()`).
+    unsafe fn of<'a>(vbuf: *mut vb2_v4l2_buffer) -> &'a mut Buffer {
+        // SAFETY: `vb2_v4l2_buffer` is the first field of `v4l2_m2m_buffer`, itself the first
+        // of the `repr(C)` `Buffer` (contract).
+        unsafe { &mut *vbuf.cast::<Buffer>() }
+    }
+}
+
+/// Sources of unique numbers shared by all contexts.
+static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// videobuf2 `buf_init`: new memory behind a buffer (allocation, or a new dma-buf imported).
+///
+/// # Safety
+///
+/// videobuf2 callback for a buffer of ours.
+pub(crate) unsafe extern "C" fn buf_init(vb: *mut bindings::vb2_buffer) -> c_int {
+    // SAFETY: `vb2_buffer` is the first field of `vb2_v4l2_buffer`; the buffer is ours.
+    let b = unsafe { Buffer::of(vb.cast()) };
+    b.generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
+    b.mapped_by = 0;
+    b.failed = false;
+    0
+}
+
+struct JobRecord {
+    id: u64,
+    /// Position in the read order, shared with events.
+    seq: u64,
+    ctx: *const Context,
+    ctx_id: u32,
+    src: *mut vb2_v4l2_buffer,
+    dst: *mut vb2_v4l2_buffer,
+    mode: Mode,
+    /// Handed to the daemon by `read()`.
+    read: bool,
+    deadline: c_ulong,
+    msg: KVec<u8>,
+}
+
+#[derive(Clone, Copy)]
+struct Event {
+    seq: u64,
+    /// `wire::KIND_CONTEXT_*`; 0 = free slot.
+    kind: u32,
+    ctx_id: u32,
+}
+
+struct Inner {
+    /// Session of the attached daemon; 0 when none.
+    session: u64,
+    /// Sessions so far (the next attach gets `sessions + 1`).
+    sessions: u64,
+    /// The attached daemon completed the `IOC_HELLO` handshake.
+    greeted: bool,
+    next_seq: u64,
+    jobs: [Option<KBox<JobRecord>>; MAX_JOBS],
+    events: [Event; MAX_EVENTS],
+}
+
+/// The job queue of the device; lives in [`crate::device::Device`].
+pub(crate) struct Jobs {
+    lock: Opaque<bindings::mutex>,
+    /// Woken when a message is queued, a job ends, or the daemon goes.
+    wq: Opaque<bindings::wait_queue_head>,
+    timeout_work: Opaque<bindings::delayed_work>,
+    inner: UnsafeCell<Inner>,
+    /// Mirrors "a message waits or no daemon is attached", updated whenever the lock is
+    /// released, so that the blocking-read wait condition does not take the lock (it is
+    /// evaluated in a non-running task state, where sleeping on a mutex is not allowed).
+    readable: AtomicBool,
+    next_job: AtomicU64,
+    next_ctx: AtomicU32,
+}
+
+/// What becomes of a finished job's buffers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// The picture is in the CAPTURE buffer, `bytesused` bytes.
+    Decoded(u32),
+    Failed,
+}
+
+/// Ends a job: completes its request and returns its buffers to userspace.
+///
+/// # Safety
+///
+/// `job` was removed from the table (so nothing else can finish it); its context is alive
+/// (it counts in `inflight` until this returns).
+unsafe fn finish(jobs: &Jobs, job: KBox<JobRecord>, outcome: Outcome) {
+    // SAFETY: forwarded contract.
+    unsafe { finish_buffers(&*job.ctx, job.src, job.dst, job.mode, outcome) };
+    drop(job);
+    jobs.wake();
+}
+
+/// How a job's buffers relate to the m2m core.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The buffers left the m2m queues and the m2m job finished at once (frame codecs): other
+    /// contexts run meanwhile. `hold`: the CAPTURE buffer stays queued for more slices.
+    Detached { hold: bool },
+    /// The m2m job runs until this job ends (contexts that may hold CAPTURE buffers, i.e.
+    /// H.264: the m2m core's held-buffer bookkeeping needs `v4l2_m2m_buf_done_and_job_finish`).
+    Running { hold: bool },
+}
+
+impl Mode {
+    fn hold(self) -> bool {
+        match self {
+            Mode::Detached { hold } | Mode::Running { hold } => hold,
+        }
+    }
+}
+
+/// Completes a job's request and returns its buffers.
+///
+/// # Safety
+///
+/// As [`finish`]; `src`/`dst` are the job's buffers, `mode` how they were taken.
+unsafe fn finish_buffers(
+    ctx: &Context,
+    src: *mut vb2_v4l2_buffer,
+    dst: *mut vb2_v4l2_buffer,
+    mode: Mode,
+    outcome: Outcome,
+) {
+    // SAFETY: per the contract the context and both buffers are alive and ours.
+    unsafe {
+        let req = (*src).vb2_buf.req_obj.req;
+        if !req.is_null() {
+            bindings::v4l2_ctrl_request_complete(req, ctx.hdl());
+        }
+        let d = Buffer::of(dst);
+        if outcome == Outcome::Failed {
+            d.failed = true;
+        }
+        let picture_ok = !d.failed;
+        if !mode.hold() {
+            (*dst).vb2_buf.planes[0].bytesused = match outcome {
+                Outcome::Decoded(n) if picture_ok => n,
+                _ => 0,
+            };
+            d.failed = false;
+        }
+        let state = |ok: bool| {
+            if ok {
+                bindings::VB2_BUF_STATE_DONE
+            } else {
+                bindings::VB2_BUF_STATE_ERROR
+            }
+        };
+        match mode {
+            Mode::Running { .. } => {
+                // Returns both buffers (keeping a held CAPTURE buffer) and runs the next job.
+                bindings::v4l2_m2m_buf_done_and_job_finish(
+                    ctx.device().m2m_dev,
+                    ctx.m2m_ctx(),
+                    state(picture_ok),
+                );
+            }
+            Mode::Detached { hold } => {
+                // CAPTURE first: completing the OUTPUT buffer may complete the request, which
+                // wakes the client, and the picture must be there by then (as the m2m core does).
+                if !hold {
+                    bindings::vb2_buffer_done(&mut (*dst).vb2_buf, state(picture_ok));
+                }
+                let decoded = matches!(outcome, Outcome::Decoded(_));
+                bindings::vb2_buffer_done(&mut (*src).vb2_buf, state(decoded));
+            }
+        }
+    }
+    ctx.inflight.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// Argument of the wait conditions below.
+struct WaitFor<'a> {
+    jobs: &'a Jobs,
+    ctx: Option<&'a Context>,
+}
+
+/// Wait condition of a blocking `read()`: a message is there or the daemon is gone.
+///
+/// # Safety
+///
+/// `arg` is a live `WaitFor`.
+unsafe extern "C" fn readable(arg: *mut c_void) -> bool {
+    // SAFETY: per the contract.
+    let w = unsafe { &*arg.cast::<WaitFor<'_>>() };
+    w.jobs.readable.load(Ordering::Acquire)
+}
+
+/// Wait condition of `stop_streaming`: the daemon has no job of the context any more.
+///
+/// # Safety
+///
+/// `arg` is a live `WaitFor` with `ctx` set.
+unsafe extern "C" fn idle(arg: *mut c_void) -> bool {
+    // SAFETY: per the contract.
+    let w = unsafe { &*arg.cast::<WaitFor<'_>>() };
+    match w.ctx {
+        Some(c) => c.inflight.load(Ordering::Acquire) == 0,
+        None => true,
+    }
+}
+
+/// Holds `Jobs::lock`.
+struct Guard<'a>(&'a Jobs);
+
+impl Guard<'_> {
+    #[allow(clippy::mut_from_ref)]
+    fn inner(&self) -> &mut Inner {
+        // SAFETY: the lock is held for the guard's lifetime (type invariant) and the reference
+        // does not outlive the guard's use at each call site.
+        unsafe { &mut *self.0.inner.get() }
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        let inner = self.inner();
+        let readable = inner.session == 0 || inner.next_message().is_some();
+        self.0.readable.store(readable, Ordering::Release);
+        // SAFETY: locked by `Jobs::locked`.
+        unsafe { bindings::mutex_unlock(self.0.lock.get()) };
+    }
+}
+
+impl Inner {
+    fn free_slot(&self) -> Option<usize> {
+        self.jobs.iter().position(|j| j.is_none())
+    }
+
+    /// Where the oldest unread message is: a job slot or an event slot.
+    fn next_message(&self) -> Option<(bool, usize)> {
+        let job = self
+            .jobs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, j)| j.as_ref().filter(|j| !j.read).map(|j| (j.seq, i)))
+            .min();
+        let event = self
+            .events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.kind != 0)
+            .map(|(i, e)| (e.seq, i))
+            .min();
+        match (job, event) {
+            (Some(j), Some(e)) if e.0 < j.0 => Some((false, e.1)),
+            (Some(j), _) => Some((true, j.1)),
+            (None, Some(e)) => Some((false, e.1)),
+            (None, None) => None,
+        }
+    }
+
+    /// Takes every job matching `pred` out of the table.
+    fn take(&mut self, pred: impl Fn(&JobRecord) -> bool) -> Taken {
+        let mut out = Taken::new();
+        for slot in self.jobs.iter_mut() {
+            if slot.as_ref().is_some_and(|j| pred(j)) {
+                out.push(slot.take());
+            }
+        }
+        out
+    }
+}
+
+/// Jobs taken out of the table, to be finished after the lock is dropped.
+struct Taken {
+    jobs: [Option<KBox<JobRecord>>; MAX_JOBS],
+    len: usize,
+}
+
+impl Taken {
+    fn new() -> Taken {
+        Taken {
+            jobs: [const { None }; MAX_JOBS],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, job: Option<KBox<JobRecord>>) {
+        // At most MAX_JOBS jobs exist, so this never overflows.
+        if let Some(slot) = self.jobs.get_mut(self.len) {
+            *slot = job;
+            self.len += 1;
+        }
+    }
+
+    /// Finishes every job as failed.
+    fn fail_all(self, jobs: &Jobs) {
+        for job in self.jobs.into_iter().flatten() {
+            // SAFETY: taken out of the table under the lock; contexts are alive while they
+            // have jobs (module invariant).
+            unsafe { finish(jobs, job, Outcome::Failed) };
+        }
+    }
+}
+
+impl Jobs {
+    /// Initializes the queue in place.
+    ///
+    /// # Safety
+    ///
+    /// `this` points to zeroed memory inside the [`crate::device::Device`] that never moves.
+    pub(crate) unsafe fn init(this: *mut Jobs) {
+        // SAFETY: per the contract; C initializers on zeroed storage, then the table's
+        // `Option`s written explicitly (not relying on the zero pattern being `None`).
+        unsafe {
+            bindings::daedalus_jobs_lock_init((*this).lock.get());
+            bindings::daedalus_init_waitqueue_head((*this).wq.get());
+            bindings::daedalus_init_delayed_work((*this).timeout_work.get(), Some(timeout_work));
+            let inner = (*this).inner.get();
+            let slots = addr_of_mut!((*inner).jobs).cast::<Option<KBox<JobRecord>>>();
+            for i in 0..MAX_JOBS {
+                slots.add(i).write(None);
+            }
+        }
+        // SAFETY: as above.
+        unsafe {
+            (*this).next_job = AtomicU64::new(1);
+            (*this).next_ctx = AtomicU32::new(1);
+        }
+    }
+
+    /// Stops the timeout work; called at unload, when no job can exist any more.
+    pub(crate) fn shutdown(&self) {
+        // SAFETY: the work was initialized by `init`.
+        unsafe { bindings::cancel_delayed_work_sync(self.timeout_work.get()) };
+    }
+
+    fn locked(&self) -> Guard<'_> {
+        // SAFETY: the lock was initialized by `init`.
+        unsafe { bindings::daedalus_mutex_lock(self.lock.get()) };
+        Guard(self)
+    }
+
+    fn wake(&self) {
+        // SAFETY: initialized by `init`.
+        unsafe { bindings::daedalus_wake_up_all(self.wq.get()) };
+    }
+
+    /// A new context id.
+    pub(crate) fn new_context_id(&self) -> u32 {
+        self.next_ctx.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The daemon side
+
+    /// A daemon opens `/dev/daedalus`: starts a session, or `EBUSY` if one is attached.
+    pub(crate) fn attach(&self) -> Result<u64> {
+        let g = self.locked();
+        let inner = g.inner();
+        if inner.session != 0 {
+            return Err(code::EBUSY);
+        }
+        inner.sessions += 1;
+        inner.session = inner.sessions;
+        inner.greeted = false;
+        Ok(inner.session)
+    }
+
+    /// The daemon's file is released: every job it has or would get fails now.
+    pub(crate) fn detach(&self) {
+        let taken = {
+            let g = self.locked();
+            let inner = g.inner();
+            inner.session = 0;
+            inner.greeted = false;
+            for e in inner.events.iter_mut() {
+                e.kind = 0;
+            }
+            inner.take(|_| true)
+        };
+        if taken.len > 0 {
+            pr_warn!(
+                "decode daemon detached with {} jobs: failing them\n",
+                taken.len
+            );
+        }
+        taken.fail_all(self);
+        self.wake();
+    }
+
+    /// `IOC_HELLO`: checks the daemon's protocol version. Returns the module's side of the
+    /// handshake, which the daemon gets back even when its version is refused.
+    pub(crate) fn hello(&self, theirs: Hello) -> (Hello, Result) {
+        let ours = Hello {
+            version: wire::VERSION,
+            max_message_size: wire::MAX_MESSAGE_SIZE as u32,
+            // SAFETY: reads a module parameter.
+            job_timeout_ms: unsafe { bindings::daedalus_job_timeout_ms() },
+        };
+        if theirs.version != wire::VERSION {
+            pr_warn!(
+                "decode daemon speaks protocol v{}, module v{}: refused\n",
+                theirs.version,
+                wire::VERSION
+            );
+            return (ours, Err(shim::eproto()));
+        }
+        self.locked().inner().greeted = true;
+        (ours, Ok(()))
+    }
+
+    /// `poll()` of the daemon's file: readable when a message waits.
+    pub(crate) fn poll(
+        &self,
+        file: *mut bindings::file,
+        pt: *mut bindings::poll_table_struct,
+    ) -> u32 {
+        // SAFETY: `wq` is initialized; `file`/`pt` come from the VFS poll call.
+        unsafe { bindings::daedalus_poll_wait(file, self.wq.get(), pt) };
+        let g = self.locked();
+        if g.inner().next_message().is_some() {
+            bindings::DAEDALUS_POLLIN
+        } else {
+            0
+        }
+    }
+
+    /// `read()` of the daemon's file: copies the oldest message to `buf` (one per call).
+    pub(crate) fn read(&self, buf: usize, count: usize, nonblock: bool) -> Result<usize> {
+        loop {
+            {
+                let g = self.locked();
+                let inner = g.inner();
+                if !inner.greeted {
+                    return Err(shim::eproto());
+                }
+                if let Some((is_job, i)) = inner.next_message() {
+                    return if is_job {
+                        self.read_job(inner, i, buf, count)
+                    } else {
+                        read_event(inner, i, buf, count)
+                    };
+                }
+            }
+            if nonblock {
+                return Err(code::EAGAIN);
+            }
+            let w = WaitFor {
+                jobs: self,
+                ctx: None,
+            };
+            // SAFETY: `wq` is initialized; `w` outlives the wait.
+            let r = unsafe {
+                bindings::daedalus_wait_event_interruptible(
+                    self.wq.get(),
+                    Some(readable),
+                    core::ptr::from_ref(&w).cast_mut().cast(),
+                )
+            };
+            if r != 0 {
+                return Err(code::ERESTARTSYS);
+            }
+        }
+    }
+
+    /// Hands job `i` to the daemon: dma-buf fds for the buffers it has not mapped yet, then the
+    /// message. Called with the lock held (`inner`).
+    fn read_job(&self, inner: &mut Inner, i: usize, buf: usize, count: usize) -> Result<usize> {
+        let session = inner.session;
+        let Some(job) = inner.jobs[i].as_mut() else {
+            return Err(code::EINVAL);
+        };
+        if count < job.msg.len() {
+            return Err(code::EINVAL);
+        }
+        let mut fds = [FdInstall::NONE; 2];
+        for (k, vbuf) in [job.src, job.dst].into_iter().enumerate() {
+            // SAFETY: the job owns its buffers (module invariant).
+            let b = unsafe { Buffer::of(vbuf) };
+            if b.mapped_by != session || b.mapped_generation != b.generation {
+                // SAFETY: as above.
+                fds[k] = match unsafe { FdInstall::prepare(vbuf) } {
+                    Ok(f) => f,
+                    Err(e) => {
+                        for f in fds {
+                            f.abort();
+                        }
+                        return Err(e);
+                    }
+                };
+            }
+        }
+        let r = wire::set_job_fds(&mut job.msg, fds[0].fd, fds[1].fd)
+            .map_err(|_| code::EINVAL)
+            .and_then(|()| shim::copy_to_user(buf, &job.msg));
+        if let Err(e) = r {
+            for f in fds {
+                f.abort();
+            }
+            return Err(e);
+        }
+        for (k, vbuf) in [job.src, job.dst].into_iter().enumerate() {
+            if fds[k].fd >= 0 {
+                // SAFETY: as above.
+                let b = unsafe { Buffer::of(vbuf) };
+                b.mapped_by = session;
+                b.mapped_generation = b.generation;
+            }
+            fds[k].commit();
+        }
+        job.read = true;
+        Ok(job.msg.len())
+    }
+
+    /// `IOC_COMPLETE`: the daemon's answer to a job.
+    pub(crate) fn complete(&self, c: Completion) -> Result {
+        let (job, outcome, bad) = {
+            let g = self.locked();
+            let inner = g.inner();
+            if !inner.greeted {
+                return Err(shim::eproto());
+            }
+            let slot = inner
+                .jobs
+                .iter_mut()
+                .find(|j| j.as_ref().is_some_and(|j| j.id == c.job_id && j.read))
+                .ok_or(code::ENOENT)?;
+            let Some(job) = slot.take() else {
+                return Err(code::ENOENT);
+            };
+            // SAFETY: the job owns its CAPTURE buffer.
+            let length = unsafe { (*job.dst).vb2_buf.planes[0].length };
+            let bad = job.ctx_id != c.ctx_id
+                || (c.status == wire::STATUS_OK
+                    && (c.capture_bytesused == 0 || c.capture_bytesused > length));
+            let outcome = if c.status == wire::STATUS_OK && !bad {
+                Outcome::Decoded(c.capture_bytesused)
+            } else {
+                Outcome::Failed
+            };
+            (job, outcome, bad)
+        };
+        if bad {
+            pr_warn!("invalid completion of job {}: failing it\n", c.job_id);
+        }
+        // SAFETY: taken out of the table; its context is alive while it counts in `inflight`.
+        unsafe { finish(self, job, outcome) };
+        if bad {
+            Err(code::EINVAL)
+        } else {
+            Ok(())
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // The V4L2 side
+
+    /// Queues a context event for the daemon (if one is attached).
+    pub(crate) fn event(&self, kind: u32, ctx_id: u32) {
+        {
+            let g = self.locked();
+            let inner = g.inner();
+            if inner.session == 0 {
+                return;
+            }
+            let seq = inner.next_seq;
+            inner.next_seq += 1;
+            // A full ring drops the oldest event: they only let the daemon free state early.
+            let slot = match inner.events.iter().position(|e| e.kind == 0) {
+                Some(i) => i,
+                None => {
+                    let (i, _) = inner
+                        .events
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, e)| e.seq)
+                        .unwrap_or((0, &inner.events[0]));
+                    i
+                }
+            };
+            inner.events[slot] = Event { seq, kind, ctx_id };
+        }
+        self.wake();
+    }
+
+    /// Turns the next buffers of `ctx` into a job (from `device_run`); whatever happens they
+    /// are returned through [`finish`].
+    ///
+    /// # Safety
+    ///
+    /// `src` and `dst` are the context's next buffers, taken as `mode` says; the request's
+    /// controls have been applied.
+    pub(crate) unsafe fn submit(
+        &self,
+        ctx: &Context,
+        src: *mut vb2_v4l2_buffer,
+        dst: *mut vb2_v4l2_buffer,
+        mode: Mode,
+    ) {
+        ctx.inflight.fetch_add(1, Ordering::AcqRel);
+        let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: forwarded contract.
+        let msg = unsafe { encode_job(ctx, id, src, dst, mode.hold()) };
+        // SAFETY: reads a module parameter / jiffies.
+        let timeout = unsafe { bindings::__msecs_to_jiffies(bindings::daedalus_job_timeout_ms()) };
+        // SAFETY: as above.
+        let now = unsafe { bindings::daedalus_jiffies() };
+        let rejected: Option<Error> = match msg {
+            Err(e) => Some(e),
+            Ok(msg) => {
+                let g = self.locked();
+                let inner = g.inner();
+                let slot = inner.free_slot();
+                match (inner.session != 0, slot) {
+                    (false, _) => Some(code::ENODEV),
+                    (true, None) => Some(code::EBUSY),
+                    (true, Some(slot)) => {
+                        let seq = inner.next_seq;
+                        inner.next_seq += 1;
+                        let record = JobRecord {
+                            id,
+                            seq,
+                            ctx: ctx as *const Context,
+                            ctx_id: ctx.id,
+                            src,
+                            dst,
+                            mode,
+                            read: false,
+                            deadline: now.wrapping_add(timeout),
+                            msg,
+                        };
+                        match KBox::new(record, GFP_KERNEL) {
+                            Ok(b) => {
+                                inner.jobs[slot] = Some(b);
+                                None
+                            }
+                            Err(_) => Some(code::ENOMEM),
+                        }
+                    }
+                }
+            }
+        };
+        match rejected {
+            None => {
+                // SAFETY: initialized in `init`; a no-op when already pending.
+                unsafe {
+                    bindings::daedalus_schedule_delayed_work(self.timeout_work.get(), timeout)
+                };
+                self.wake();
+            }
+            Some(e) => {
+                if e != code::ENODEV {
+                    pr_warn!("job {} not queued: {:?}\n", id, e);
+                }
+                // SAFETY: never in the table; the context is alive (it is running a job).
+                unsafe { finish_buffers(ctx, src, dst, mode, Outcome::Failed) };
+                self.wake();
+            }
+        }
+    }
+
+    /// Ends the jobs of a context that stops streaming: queued ones fail at once, those the
+    /// daemon has are waited for (up to the job timeout), then failed.
+    pub(crate) fn cancel_context(&self, ctx: &Context) {
+        let queued = self
+            .locked()
+            .inner()
+            .take(|j| j.ctx_id == ctx.id && !j.read);
+        queued.fail_all(self);
+        let w = WaitFor {
+            jobs: self,
+            ctx: Some(ctx),
+        };
+        // SAFETY: reads a module parameter.
+        let timeout = unsafe { bindings::__msecs_to_jiffies(bindings::daedalus_job_timeout_ms()) };
+        // SAFETY: `wq` is initialized; `w` outlives the wait.
+        let left = unsafe {
+            bindings::daedalus_wait_event_timeout(
+                self.wq.get(),
+                Some(idle),
+                core::ptr::from_ref(&w).cast_mut().cast(),
+                timeout as _,
+            )
+        };
+        if left == 0 {
+            let late = self.locked().inner().take(|j| j.ctx_id == ctx.id);
+            if late.len > 0 {
+                pr_warn!(
+                    "context {}: {} jobs not answered in time, failed\n",
+                    ctx.id,
+                    late.len
+                );
+            }
+            late.fail_all(self);
+        }
+    }
+
+    fn expire(&self) {
+        // SAFETY: reads jiffies.
+        let now = unsafe { bindings::daedalus_jiffies() };
+        let (expired, next) = {
+            let g = self.locked();
+            let inner = g.inner();
+            // time_after_eq(now, deadline)
+            let expired = inner.take(|j| (now.wrapping_sub(j.deadline) as isize) >= 0);
+            let next = inner
+                .jobs
+                .iter()
+                .flatten()
+                .map(|j| j.deadline.wrapping_sub(now))
+                .min();
+            (expired, next)
+        };
+        if expired.len > 0 {
+            pr_warn!("{} jobs timed out\n", expired.len);
+        }
+        expired.fail_all(self);
+        if let Some(delay) = next {
+            // SAFETY: initialized in `init`.
+            unsafe { bindings::daedalus_schedule_delayed_work(self.timeout_work.get(), delay) };
+        }
+    }
+}
+
+/// The timeout work: fails jobs past their deadline.
+///
+/// # Safety
+///
+/// Only called by the workqueue for `Jobs::timeout_work`.
+unsafe extern "C" fn timeout_work(work: *mut bindings::work_struct) {
+    let off = core::mem::offset_of!(Jobs, timeout_work)
+        + core::mem::offset_of!(bindings::delayed_work, work);
+    // SAFETY: `work` is the `work` of the `timeout_work` of a live `Jobs` (cancelled before the
+    // device is freed).
+    let jobs = unsafe { &*work.cast::<u8>().sub(off).cast::<Jobs>() };
+    jobs.expire();
+}
+
+/// Copies a context event to userspace.
+fn read_event(inner: &mut Inner, i: usize, buf: usize, count: usize) -> Result<usize> {
+    let e = inner.events[i];
+    let mut msg = [0u8; wire::CONTEXT_EVENT_SIZE];
+    let n = wire::encode_context_event(e.kind, e.ctx_id, &mut msg).map_err(|_| code::EINVAL)?;
+    if count < n {
+        return Err(code::EINVAL);
+    }
+    shim::copy_to_user(buf, &msg[..n])?;
+    inner.events[i].kind = 0;
+    Ok(n)
+}
+
+/// A dma-buf fd being handed to the daemon: reserved first, installed only once the message
+/// carrying it reached userspace.
+#[derive(Clone, Copy)]
+struct FdInstall {
+    fd: i32,
+    dmabuf: *mut bindings::dma_buf,
+}
+
+impl FdInstall {
+    const NONE: FdInstall = FdInstall {
+        fd: -1,
+        dmabuf: null_mut(),
+    };
+
+    /// Gets a dma-buf for the buffer's memory and reserves an fd for it.
+    ///
+    /// # Safety
+    ///
+    /// `vbuf` is a buffer of ours owned by a job.
+    unsafe fn prepare(vbuf: *mut vb2_v4l2_buffer) -> Result<FdInstall> {
+        // SAFETY: per the contract, the buffer and its queue are alive.
+        let dmabuf = unsafe {
+            let vb = addr_of_mut!((*vbuf).vb2_buf);
+            let q = (*vb).vb2_queue;
+            if (*q).memory == bindings::VB2_MEMORY_DMABUF {
+                let d = (*vb).planes[0].dbuf;
+                if d.is_null() {
+                    return Err(code::EINVAL);
+                }
+                bindings::daedalus_get_dma_buf(d);
+                d
+            } else {
+                let get = (*(*q).mem_ops).get_dmabuf.ok_or(code::EINVAL)?;
+                shim::check_ptr(get(
+                    vb,
+                    (*vb).planes[0].mem_priv,
+                    bindings::O_RDWR as c_ulong,
+                ))?
+            }
+        };
+        // SAFETY: reserves a slot in the current (daemon's) fd table.
+        let fd = unsafe { bindings::get_unused_fd_flags(bindings::O_CLOEXEC as c_uint) };
+        if fd < 0 {
+            // SAFETY: the reference taken above.
+            unsafe { bindings::dma_buf_put(dmabuf) };
+            return Err(Error::from_errno(fd));
+        }
+        Ok(FdInstall { fd, dmabuf })
+    }
+
+    /// Gives up the reservation and the reference.
+    fn abort(self) {
+        if self.fd >= 0 {
+            // SAFETY: `fd` was reserved and not installed; `dmabuf` holds our reference.
+            unsafe {
+                bindings::put_unused_fd(self.fd as c_uint);
+                bindings::dma_buf_put(self.dmabuf);
+            }
+        }
+    }
+
+    /// Installs the fd: the daemon's file table now owns our reference.
+    fn commit(self) {
+        if self.fd >= 0 {
+            // SAFETY: `fd` was reserved by `prepare`; the dma-buf's file reference moves into
+            // the table.
+            unsafe { bindings::fd_install(self.fd as c_uint, (*self.dmabuf).file) };
+        }
+    }
+}
+
+/// Builds the wire message of a job: its buffers, formats and the full control state.
+///
+/// # Safety
+///
+/// As [`Jobs::submit`].
+unsafe fn encode_job(
+    ctx: &Context,
+    id: u64,
+    src: *mut vb2_v4l2_buffer,
+    dst: *mut vb2_v4l2_buffer,
+    hold: bool,
+) -> Result<KVec<u8>> {
+    // SAFETY: the formats cannot change while buffers exist (see `Context::job_formats`).
+    let (coded, capture) = unsafe { ctx.job_formats() };
+    let ids = ctrls::job_controls(coded.codec);
+    let hdl = ctx.hdl();
+    let mut found = [null_mut::<bindings::v4l2_ctrl>(); ctrls::MAX_JOB_CONTROLS];
+    for (slot, &cid) in found.iter_mut().zip(ids) {
+        // SAFETY: the handler is alive; `v4l2_ctrl_find` takes its lock itself.
+        *slot = unsafe { bindings::v4l2_ctrl_find(hdl, cid) };
+    }
+    // SAFETY: the handler is alive; its lock pointer is set by `v4l2_ctrl_handler_init`.
+    let hdl_lock = unsafe { (*hdl).lock };
+    // SAFETY: the handler's lock serializes against S_EXT_CTRLS / request setup.
+    unsafe { bindings::daedalus_mutex_lock(hdl_lock) };
+    // SAFETY: locked just above; the controls and buffers are alive.
+    let r = unsafe {
+        encode_locked(
+            ctx,
+            id,
+            src,
+            dst,
+            hold,
+            &coded,
+            &capture,
+            &found[..ids.len()],
+        )
+    };
+    // SAFETY: locked above.
+    unsafe { bindings::mutex_unlock(hdl_lock) };
+    r
+}
+
+/// # Safety
+///
+/// As [`encode_job`], with the control handler's lock held.
+#[allow(clippy::too_many_arguments)]
+unsafe fn encode_locked(
+    ctx: &Context,
+    id: u64,
+    src: *mut vb2_v4l2_buffer,
+    dst: *mut vb2_v4l2_buffer,
+    hold: bool,
+    coded: &crate::video::CodedFormat,
+    capture: &crate::video::CaptureFormat,
+    ctrls: &[*mut bindings::v4l2_ctrl],
+) -> Result<KVec<u8>> {
+    let mut size = wire::JOB_FIXED_SIZE;
+    for &c in ctrls.iter().filter(|c| !c.is_null()) {
+        // SAFETY: a control of the live handler.
+        let bytes = unsafe { (*c).elems as usize * (*c).elem_size as usize };
+        size += (wire::CONTROL_HEADER_SIZE + bytes + 7) & !7;
+    }
+    if size > wire::MAX_MESSAGE_SIZE {
+        return Err(code::E2BIG);
+    }
+    let mut msg = KVec::from_elem(0u8, size, GFP_KERNEL)?;
+    // SAFETY: the buffers are owned by this job.
+    let (s, d) = unsafe { (&(*src).vb2_buf, &(*dst).vb2_buf) };
+    let l = &capture.layout;
+    let header = JobHeader {
+        job_id: id,
+        ctx_id: ctx.id,
+        codec: coded.codec,
+        flags: if hold { wire::JOB_FLAG_HOLD_CAPTURE } else { 0 },
+        timestamp_ns: s.timestamp,
+        coded_width: coded.width,
+        coded_height: coded.height,
+        output: BufferDesc {
+            fd: -1,
+            index: s.index,
+            // SAFETY: ours, see above.
+            generation: unsafe { Buffer::of(src).generation },
+            length: s.planes[0].length,
+            bytesused: s.planes[0].bytesused,
+            data_offset: s.planes[0].data_offset.min(s.planes[0].bytesused),
+        },
+        capture: BufferDesc {
+            fd: -1,
+            index: d.index,
+            // SAFETY: ours, see above.
+            generation: unsafe { Buffer::of(dst).generation },
+            length: d.planes[0].length,
+            bytesused: 0,
+            data_offset: 0,
+        },
+        picture: PictureFormat {
+            fourcc: capture.depth.capture_fourcc(),
+            width: l.width,
+            height: l.height,
+            bytesperline: l.bytesperline,
+            sizeimage: l.sizeimage,
+            chroma_offset: l.chroma_offset(),
+        },
+    };
+    let mut enc = JobEncoder::new(&mut msg, &header).map_err(|_| code::EINVAL)?;
+    for &c in ctrls.iter().filter(|c| !c.is_null()) {
+        // SAFETY: a control of the live handler, its lock held: `p_cur` holds `elems`
+        // elements of `elem_size` bytes.
+        unsafe {
+            let bytes = (*c).elems as usize * (*c).elem_size as usize;
+            let out = enc
+                .control((*c).id, (*c).elems, bytes)
+                .map_err(|_| code::E2BIG)?;
+            let from = core::slice::from_raw_parts((*c).p_cur.p.cast::<u8>(), bytes);
+            out.copy_from_slice(from);
+        }
+    }
+    let n = enc.finish().map_err(|_| code::EINVAL)?;
+    if n != size {
+        return Err(code::EINVAL);
+    }
+    Ok(msg)
+}
