@@ -10,6 +10,8 @@
 use std::fmt;
 use std::str::FromStr;
 
+use daedalus_proto::formats;
+
 use crate::error::Result;
 use crate::sys::*;
 use crate::v4l2::{CtrlPayload, VideoDevice};
@@ -38,13 +40,18 @@ impl Codec {
         }
     }
 
+    /// The codec in the shared format table.
+    pub fn proto(self) -> formats::Codec {
+        match self {
+            Codec::Vp9 => formats::Codec::Vp9,
+            Codec::H264 => formats::Codec::H264,
+            Codec::Av1 => formats::Codec::Av1,
+        }
+    }
+
     /// The OUTPUT (bitstream) fourcc.
     pub fn fourcc(self) -> u32 {
-        match self {
-            Codec::Vp9 => V4L2_PIX_FMT_VP9_FRAME,
-            Codec::H264 => V4L2_PIX_FMT_H264_SLICE,
-            Codec::Av1 => V4L2_PIX_FMT_AV1_FRAME,
-        }
+        self.proto().fourcc()
     }
 
     /// The codec of an OUTPUT fourcc.
@@ -258,6 +265,9 @@ mod tests {
             assert_ne!(codec.mandatory_ctrl(), codec.optional_ctrl());
         }
         assert_eq!(Codec::from_fourcc(V4L2_PIX_FMT_NV12), None);
+        assert_eq!(Codec::Vp9.fourcc(), V4L2_PIX_FMT_VP9_FRAME);
+        assert_eq!(Codec::H264.fourcc(), V4L2_PIX_FMT_H264_SLICE);
+        assert_eq!(Codec::Av1.fourcc(), V4L2_PIX_FMT_AV1_FRAME);
     }
 
     #[test]

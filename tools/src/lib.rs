@@ -1,19 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Userspace tooling for daedalus, the V4L2 stateless decoder kernel module: safe wrappers
 //! around the V4L2 and media controller uAPI (bindings generated at build time from the vendored
-//! Linux 6.12 headers), device discovery, and the Request API conformance check.
+//! Linux 6.12 headers), device discovery, the Request API conformance check, and a stateless
+//! VP9 decoding client (IVF input, VP9 header parsing, reference tracking, picture output).
 //!
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
 #![deny(missing_docs)]
 
 pub mod codec;
 pub mod conformance;
+pub mod decode;
 pub mod discover;
 pub mod errno;
 mod error;
+pub mod ffmpeg_timing;
+pub mod ivf;
 pub mod media;
 pub mod names;
+pub mod picture;
 pub mod sys;
 pub mod v4l2;
+pub mod vp9;
 
 pub use error::{Error, Result};

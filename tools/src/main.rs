@@ -4,9 +4,13 @@
 //! * `daedalus info` describes the device nodes (capabilities, media device, formats, frame
 //!   sizes, controls, daemon node);
 //! * `daedalus check-requests` checks the device's Request API behaviour and exits with 0 only
-//!   if every check passes.
+//!   if every check passes;
+//! * `daedalus decode` decodes a VP9 IVF file through the device (a real stateless client) and
+//!   writes the pictures or their MD5s; it exits with 0 only if every frame decoded.
 
 mod info;
+
+use std::io::IsTerminal;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,6 +20,7 @@ use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
 use daedalus_tools::codec::Codec;
 use daedalus_tools::conformance::{self, Options};
+use daedalus_tools::decode::{self, Input, Outputs, Summary};
 use daedalus_tools::discover::{self, FoundVideo, DRIVER_NAME};
 use daedalus_tools::v4l2::VideoDevice;
 
@@ -42,12 +47,17 @@ enum Command {
     /// Check the Request API behaviour of the device for every codec it lists (one line per
     /// check); exits with 0 only if every check passes.
     CheckRequests(CheckArgs),
+    /// Decode a VP9 stream (IVF file) through the stateless decoder: one request per frame
+    /// with the VP9 frame and compressed-header controls, references by timestamp,
+    /// superframes, hidden frames, show_existing_frame and resolution changes. Prints a
+    /// summary; exits with 0 only if every frame decoded without error.
+    Decode(DecodeArgs),
 }
 
 #[derive(Debug, Args)]
 struct DeviceArgs {
     /// Video device node (default: every /dev/video* whose driver is "daedalus"; the first one
-    /// for check-requests).
+    /// for check-requests and decode).
     #[arg(short, long, value_name = "PATH")]
     device: Option<PathBuf>,
 
@@ -80,6 +90,61 @@ struct CheckArgs {
     /// How long a request may take to complete, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 2000)]
     timeout_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct DecodeArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+
+    /// Media device node (default: the /dev/media* whose bus_info is the video device's).
+    #[arg(short, long, value_name = "PATH")]
+    media: Option<PathBuf>,
+
+    /// Write the displayed pictures, planar yuv420p (8-bit) or yuv420p10le (10-bit), cropped
+    /// to the frame size, one after the other (`-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Write one MD5 per displayed picture (same conversion as --output) in the format of
+    /// `ffmpeg -i INPUT -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p -f framemd5 -`
+    /// (FFmpeg 5.1; yuv420p10le for 10-bit streams), timestamps included (`-`: standard
+    /// output).
+    #[arg(long, value_name = "FILE")]
+    framemd5: Option<PathBuf>,
+
+    /// Write one MD5 per displayed picture, alone on its line: the layout of the shared test
+    /// vectors' *.ffmpeg-*.framemd5 references once their `#` line is dropped (`-`: standard
+    /// output).
+    #[arg(long, value_name = "FILE")]
+    md5: Option<PathBuf>,
+
+    /// How long one request may take to complete, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    timeout_ms: u64,
+
+    /// Requests in flight.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(1..=decode::MAX_IN_FLIGHT as i64))]
+    in_flight: u8,
+
+    /// CAPTURE buffers to allocate (at least 9: the 8 VP9 reference slots and one to decode
+    /// into; more lets more requests run in flight).
+    #[arg(long, value_name = "N", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(9..=64))]
+    capture_buffers: u32,
+
+    /// Decode only the first N packets of the file.
+    #[arg(long, value_name = "N")]
+    limit: Option<u64>,
+
+    /// No progress line on standard error.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The VP9 stream: an IVF file (`-`: standard input).
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
 }
 
 impl DeviceArgs {
@@ -120,9 +185,9 @@ impl DeviceArgs {
     }
 }
 
-fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
-    let video = args.device.select()?.remove(0);
-    let media = match &args.media {
+/// The media device given, or the one whose bus_info is the video device's.
+fn media_of(video: &FoundVideo, media: Option<&PathBuf>) -> Result<PathBuf> {
+    Ok(match media {
         Some(path) => path.clone(),
         None => {
             discover::find_media_device(&video.cap.bus_info)
@@ -135,7 +200,12 @@ fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
                 })?
                 .0
         }
-    };
+    })
+}
+
+fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
+    let video = args.device.select()?.remove(0);
+    let media = media_of(&video, args.media.as_ref())?;
     let opts = Options {
         width: args.width,
         height: args.height,
@@ -175,6 +245,95 @@ fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
     })
 }
 
+fn decode(args: &DecodeArgs) -> Result<ExitCode> {
+    let video = args.device.select()?.remove(0);
+    let media = media_of(&video, args.media.as_ref())?;
+    let outputs_to_stdout = [&args.output, &args.framemd5, &args.md5]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.as_os_str() == "-")
+        .count();
+    if outputs_to_stdout > 1 {
+        bail!("only one of --output, --framemd5 and --md5 can be standard output");
+    }
+    let input = if args.input.as_os_str() == "-" {
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
+            .context("cannot read standard input")?;
+        Input::Memory(data)
+    } else {
+        Input::File(args.input.clone())
+    };
+    let open = |p: &Option<PathBuf>| p.as_deref().map(decode::open_output).transpose();
+    let outputs = Outputs {
+        raw: open(&args.output)?,
+        framemd5: open(&args.framemd5)?,
+        md5: open(&args.md5)?,
+    };
+    let opts = decode::Options {
+        video: video.path.clone(),
+        media: media.clone(),
+        timeout: Duration::from_millis(args.timeout_ms),
+        in_flight: usize::from(args.in_flight),
+        capture_buffers: args.capture_buffers,
+        limit: args.limit,
+    };
+    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let mut progress = |s: &Summary| {
+        if show_progress {
+            eprint!(
+                "\r{} frames decoded, {} errors, {} shown, {:.1} fps ",
+                s.decoded,
+                s.decode_errors,
+                s.shown,
+                s.fps()
+            );
+        }
+    };
+    let result = decode::run(&input, &opts, outputs, &mut progress);
+    if show_progress {
+        eprint!("\r\x1b[K");
+    }
+    let summary = result.with_context(|| {
+        format!(
+            "decoding {} with {} ({})",
+            args.input.display(),
+            video.path.display(),
+            video.cap.driver
+        )
+    })?;
+    let text = format!(
+        "{}: {} packets, {} frames submitted: {} decoded, {} decode errors, {} skipped; \
+         {} shown ({} of them errors); {} configuration(s); {:.2} s, {:.1} fps",
+        args.input.display(),
+        summary.packets,
+        summary.submitted,
+        summary.decoded,
+        summary.decode_errors,
+        summary.skipped,
+        summary.shown,
+        summary.shown_errors,
+        summary.configurations,
+        summary.elapsed.as_secs_f64(),
+        summary.fps()
+    );
+    // Keep standard output clean when it carries pictures or MD5s.
+    if outputs_to_stdout > 0 {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+    Ok(if summary.success() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "daedalus: {} frame(s) did not decode",
+            summary.decode_errors + summary.skipped
+        );
+        ExitCode::FAILURE
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
@@ -192,6 +351,7 @@ fn main() -> ExitCode {
             .and_then(|found| info::run(&found))
             .map(|()| ExitCode::SUCCESS),
         Command::CheckRequests(args) => check_requests(args),
+        Command::Decode(args) => decode(args),
     };
     match result {
         Ok(code) => code,
@@ -234,6 +394,33 @@ mod tests {
         assert_eq!(args.device.driver(), None);
         assert_eq!(args.codecs, [Codec::Vp9, Codec::Av1]);
         assert_eq!((args.width, args.height, args.timeout_ms), (320, 240, 2000));
+    }
+
+    #[test]
+    fn parse_decode() {
+        let cli = Cli::try_parse_from([
+            "daedalus",
+            "decode",
+            "--framemd5",
+            "-",
+            "--any-driver",
+            "--in-flight",
+            "2",
+            "in.ivf",
+        ])
+        .expect("valid command line");
+        let Command::Decode(args) = cli.command else {
+            panic!("wrong subcommand")
+        };
+        assert_eq!(args.framemd5, Some(PathBuf::from("-")));
+        assert_eq!(args.input, PathBuf::from("in.ivf"));
+        assert_eq!((args.in_flight, args.capture_buffers), (2, 12));
+        assert!(args.device.any_driver);
+        assert!(Cli::try_parse_from(["daedalus", "decode"]).is_err());
+        assert!(Cli::try_parse_from(["daedalus", "decode", "--in-flight", "9", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from(["daedalus", "decode", "--capture-buffers", "8", "x"]).is_err()
+        );
     }
 
     #[test]

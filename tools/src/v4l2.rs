@@ -194,6 +194,79 @@ pub struct BufferInfo {
     pub request_fd: i32,
 }
 
+/// A dequeued buffer, as [`VideoDevice::dequeue`] returns it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dequeued {
+    /// Buffer index.
+    pub index: u32,
+    /// `V4L2_BUF_FLAG_*`.
+    pub flags: u32,
+    /// Timestamp in microseconds (for a decoder: copied from the OUTPUT buffer).
+    pub timestamp_us: i64,
+    /// Sequence number.
+    pub sequence: u32,
+    /// Bytes of payload in plane 0.
+    pub bytesused: u32,
+}
+
+/// Plane 0 of an MMAP buffer mapped into this process (see [`VideoDevice::map_buffer`]);
+/// unmapped on drop.
+#[derive(Debug)]
+pub struct Mapping {
+    ptr: std::ptr::NonNull<u8>,
+    len: usize,
+}
+
+impl Mapping {
+    /// Length of the mapping in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the mapping is empty (never: [`VideoDevice::map_buffer`] refuses empty planes).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The mapped bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr` is a live mapping of `len` readable bytes until `drop` (it stays valid
+        // even if the buffers are freed with REQBUFS 0: vb2 keeps mapped memory alive). The
+        // contract of `map_buffer` keeps the driver from writing it while it is borrowed, and
+        // any bytes are valid `u8`s.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The mapped bytes, writable.
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; the mapping is writable (PROT_WRITE) and `&mut self` makes
+        // this the only reference into it in this process.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`len` are exactly a mapping made by `map_buffer` and not unmapped
+        // before (this is the only place); no slice borrowed from it outlives `self`.
+        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
+    }
+}
+
+// SAFETY: a `Mapping` owns its memory range like a `Box<[u8]>` does; nothing in it is tied to
+// the thread that created it.
+unsafe impl Send for Mapping {}
+
+/// The timestamp of a buffer in microseconds.
+fn timestamp_us(buf: &v4l2_buffer) -> i64 {
+    // `time_t`/`suseconds_t` are `i32` on some 32-bit targets, `i64` elsewhere.
+    #[allow(clippy::useless_conversion)]
+    let us = i64::from(buf.timestamp.tv_sec)
+        .saturating_mul(1_000_000)
+        .saturating_add(i64::from(buf.timestamp.tv_usec));
+    us
+}
+
 /// What to queue with `VIDIOC_QBUF` (MMAP memory, multi-planar).
 #[derive(Clone, Copy, Debug)]
 pub struct QueueBuf<'a> {
@@ -552,6 +625,37 @@ impl VideoDevice {
         Ok(self.mplane_format(&fmt))
     }
 
+    /// `VIDIOC_S_FMT` of a coded (OUTPUT) format: as [`Self::set_format`], also asking for
+    /// `sizeimage` bytes per buffer (0: the driver's choice).
+    pub fn set_coded_format(
+        &self,
+        buf_type: u32,
+        pixelformat: u32,
+        width: u32,
+        height: u32,
+        sizeimage: u32,
+    ) -> Result<MplaneFormat> {
+        check_mplane(buf_type);
+        let mut fmt = v4l2_format {
+            type_: buf_type,
+            ..Default::default()
+        };
+        let mut pix_mp = v4l2_pix_format_mplane {
+            width,
+            height,
+            pixelformat,
+            field: V4L2_FIELD_NONE,
+            num_planes: 1,
+            ..Default::default()
+        };
+        pix_mp.plane_fmt[0].sizeimage = sizeimage;
+        fmt.fmt.pix_mp = pix_mp;
+        // SAFETY: VIDIOC_S_FMT is `_IOWR(v4l2_format)` and `fmt` is a valid, writable
+        // `v4l2_format`; for MPLANE types it holds no pointers.
+        unsafe { ioctl(self.as_fd(), VIDIOC_S_FMT, &mut fmt) }.map_err(self.err("VIDIOC_S_FMT"))?;
+        Ok(self.mplane_format(&fmt))
+    }
+
     /// `VIDIOC_REQBUFS` (`count` 0 frees the buffers).
     pub fn request_buffers(&self, buf_type: u32, memory: u32, count: u32) -> Result<ReqBufs> {
         let mut rb = v4l2_requestbuffers {
@@ -571,14 +675,15 @@ impl VideoDevice {
     }
 
     /// Runs a buffer ioctl (`QUERYBUF`, `QBUF`, `DQBUF`) on a multi-planar MMAP buffer, with a
-    /// plane array of `VIDEO_MAX_PLANES` entries, and returns the buffer as the kernel left it.
-    fn buffer_ioctl(
+    /// plane array of `VIDEO_MAX_PLANES` entries, and returns the buffer and its planes as the
+    /// kernel left them (without allocating).
+    fn buffer_ioctl_raw(
         &self,
         request: std::os::raw::c_ulong,
         name: &'static str,
         buf: &mut v4l2_buffer,
         plane_bytesused: u32,
-    ) -> Result<BufferInfo> {
+    ) -> Result<[v4l2_plane; VIDEO_MAX_PLANES as usize]> {
         check_mplane(buf.type_);
         let mut planes = [v4l2_plane::default(); VIDEO_MAX_PLANES as usize];
         planes[0].bytesused = plane_bytesused;
@@ -594,19 +699,26 @@ impl VideoDevice {
         // Do not leave a pointer to the local array behind in the caller's struct.
         buf.m.planes = std::ptr::null_mut();
         res.map_err(self.err(name))?;
+        Ok(planes)
+    }
+
+    /// [`Self::buffer_ioctl_raw`] with the result as a [`BufferInfo`].
+    fn buffer_ioctl(
+        &self,
+        request: std::os::raw::c_ulong,
+        name: &'static str,
+        buf: &mut v4l2_buffer,
+        plane_bytesused: u32,
+    ) -> Result<BufferInfo> {
+        let planes = self.buffer_ioctl_raw(request, name, buf, plane_bytesused)?;
         // A buffer has at most VIDEO_MAX_PLANES planes; for QUERYBUF/DQBUF the kernel sets
         // `length` to the buffer's count.
         let num_planes = (buf.length as usize).min(planes.len());
-        // `time_t`/`suseconds_t` are `i32` on some 32-bit targets, `i64` elsewhere.
-        #[allow(clippy::useless_conversion)]
-        let timestamp_us = i64::from(buf.timestamp.tv_sec)
-            .saturating_mul(1_000_000)
-            .saturating_add(i64::from(buf.timestamp.tv_usec));
         Ok(BufferInfo {
             index: buf.index,
             flags: buf.flags,
             field: buf.field,
-            timestamp_us,
+            timestamp_us: timestamp_us(buf),
             sequence: buf.sequence,
             planes: planes[..num_planes]
                 .iter()
@@ -660,6 +772,100 @@ impl VideoDevice {
         self.buffer_ioctl(VIDIOC_DQBUF, "VIDIOC_DQBUF", &mut buf, 0)
     }
 
+    /// `VIDIOC_DQBUF` of an MMAP buffer without allocating: the fields a decoding loop needs.
+    /// The node is non-blocking: `EAGAIN` when none is ready.
+    pub fn dequeue(&self, buf_type: u32) -> Result<Dequeued> {
+        let mut buf = v4l2_buffer {
+            type_: buf_type,
+            ..Default::default()
+        };
+        let planes = self.buffer_ioctl_raw(VIDIOC_DQBUF, "VIDIOC_DQBUF", &mut buf, 0)?;
+        Ok(Dequeued {
+            index: buf.index,
+            flags: buf.flags,
+            timestamp_us: timestamp_us(&buf),
+            sequence: buf.sequence,
+            bytesused: planes[0].bytesused,
+        })
+    }
+
+    /// [`Self::dequeue`], retrying on `EAGAIN` (with `poll()` on the node) until `timeout`.
+    pub fn dequeue_wait(&self, buf_type: u32, timeout: Duration) -> Result<Dequeued> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.dequeue(buf_type) {
+                Err(e) if e.errno() == Some(Errno::EAGAIN) => {
+                    let now = std::time::Instant::now();
+                    if now >= deadline {
+                        return Err(e);
+                    }
+                    let events = if buf_type == V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE {
+                        libc::POLLOUT
+                    } else {
+                        libc::POLLIN
+                    };
+                    // Bounded sleeps: m2m poll() also reports the other queue's events.
+                    self.poll(events, (deadline - now).min(Duration::from_millis(10)))?;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Maps plane 0 of MMAP buffer `index` of `buf_type` (`VIDIOC_QUERYBUF`, then `mmap()`).
+    ///
+    /// # Safety
+    ///
+    /// The memory is shared with the driver (and, for daedalus, with the decoding daemon),
+    /// which writes CAPTURE buffers and reads OUTPUT buffers while they are queued. The caller
+    /// must only access the mapping while the buffer is not queued (before `VIDIOC_QBUF`, after
+    /// `VIDIOC_DQBUF`), so that nothing else accesses the memory concurrently.
+    pub unsafe fn map_buffer(&self, buf_type: u32, index: u32) -> Result<Mapping> {
+        let mut buf = v4l2_buffer {
+            index,
+            type_: buf_type,
+            ..Default::default()
+        };
+        let planes = self.buffer_ioctl_raw(VIDIOC_QUERYBUF, "VIDIOC_QUERYBUF", &mut buf, 0)?;
+        let len = planes[0].length as usize;
+        // SAFETY: reading a `__u32` union member (`mem_offset` for MMAP buffers); any bits are
+        // valid.
+        let offset = unsafe { planes[0].m.mem_offset };
+        if len == 0 {
+            return Err(Error::Unexpected {
+                path: self.path.clone(),
+                what: format!("buffer {index} has an empty plane 0"),
+            });
+        }
+        // `off_t` is 32 bits on some 32-bit targets.
+        #[allow(clippy::unnecessary_fallible_conversions)]
+        let offset = libc::off_t::try_from(offset).map_err(|_| Error::Unexpected {
+            path: self.path.clone(),
+            what: format!("buffer {index}: mmap offset {offset:#x} does not fit off_t"),
+        })?;
+        // SAFETY: a new shared mapping of `len` bytes at a kernel-chosen address (no existing
+        // memory is replaced), of the buffer the driver exports at `offset` of this open node;
+        // the kernel checks that the range belongs to the buffer.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                self.fd.as_raw_fd(),
+                offset,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(self.err("mmap")(Errno::last()));
+        }
+        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Unexpected {
+            path: self.path.clone(),
+            what: "mmap returned NULL".to_owned(),
+        })?;
+        Ok(Mapping { ptr, len })
+    }
+
     /// `VIDIOC_DQBUF`, retrying on `EAGAIN` until `timeout` has passed.
     pub fn dequeue_buffer_timeout(&self, buf_type: u32, timeout: Duration) -> Result<BufferInfo> {
         let deadline = std::time::Instant::now() + timeout;
@@ -707,18 +913,20 @@ impl VideoDevice {
         which: Which<'_>,
         payloads: &mut [CtrlPayload<'_>],
     ) -> Result<()> {
-        let mut controls: Vec<v4l2_ext_control> = payloads
-            .iter()
-            .map(|p| {
-                let mut c = v4l2_ext_control {
-                    id: p.id,
-                    size: p.size,
-                    ..Default::default()
-                };
-                c.__bindgen_anon_1.ptr = p.ptr;
-                c
-            })
-            .collect();
+        // Up to 8 controls live on the stack (no allocation per request).
+        let mut stack = [v4l2_ext_control::default(); 8];
+        let mut heap = Vec::new();
+        let controls: &mut [v4l2_ext_control] = if payloads.len() <= stack.len() {
+            &mut stack[..payloads.len()]
+        } else {
+            heap.resize(payloads.len(), v4l2_ext_control::default());
+            &mut heap
+        };
+        for (c, p) in controls.iter_mut().zip(payloads.iter()) {
+            c.id = p.id;
+            c.size = p.size;
+            c.__bindgen_anon_1.ptr = p.ptr;
+        }
         let mut ext = v4l2_ext_controls {
             count: u32::try_from(controls.len()).unwrap_or(u32::MAX),
             controls: controls.as_mut_ptr(),
@@ -734,7 +942,7 @@ impl VideoDevice {
         }
         // SAFETY: the ext-control ioctls are `_IOWR(v4l2_ext_controls)` and `ext` is a valid,
         // writable `v4l2_ext_controls`. The kernel follows `controls` for `count` entries: the
-        // live `controls` vector has exactly `count` elements. For each of them it follows
+        // live `controls` slice has exactly `count` elements. For each of them it follows
         // `ptr` for `size` bytes (compound controls): each `CtrlPayload` carries the pointer
         // and size of a `ControlPayload` value it mutably borrows for its lifetime, which
         // outlives this call, so the memory is valid for reads and writes of `size` bytes and

@@ -8,7 +8,8 @@
 //! * ioctl numbers (`_IOWR()` and friends are function-like macros), with [`ioc`] and the size
 //!   of the Rust struct; the tests compare each of them with the value the C compiler computes
 //!   from the same headers (`DAEDALUS_C_*` in `wrapper.h`);
-//! * pixel format fourccs (`v4l2_fourcc()` is a function-like macro), with [`fourcc`].
+//! * pixel format fourccs (`v4l2_fourcc()` is a function-like macro): re-exported from the
+//!   shared format table (`daedalus_proto::formats`).
 
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -34,21 +35,22 @@ pub mod bindings {
 
 pub use bindings::*;
 
-/// Builds a V4L2 fourcc, as `v4l2_fourcc()` in `videodev2.h`.
-pub const fn fourcc(code: &[u8; 4]) -> u32 {
-    (code[0] as u32) | ((code[1] as u32) << 8) | ((code[2] as u32) << 16) | ((code[3] as u32) << 24)
-}
+use daedalus_proto::formats;
+pub use daedalus_proto::formats::fourcc;
 
-/// `V4L2_PIX_FMT_VP9_FRAME`: one VP9 frame per OUTPUT buffer.
-pub const V4L2_PIX_FMT_VP9_FRAME: u32 = fourcc(b"VP9F");
-/// `V4L2_PIX_FMT_AV1_FRAME`: one AV1 frame per OUTPUT buffer.
-pub const V4L2_PIX_FMT_AV1_FRAME: u32 = fourcc(b"AV1F");
-/// `V4L2_PIX_FMT_H264_SLICE`: H.264 slice data for the stateless API.
-pub const V4L2_PIX_FMT_H264_SLICE: u32 = fourcc(b"S264");
-/// `V4L2_PIX_FMT_NV12`: 8-bit 4:2:0, Y plane then interleaved CbCr, one memory plane.
-pub const V4L2_PIX_FMT_NV12: u32 = fourcc(b"NV12");
-/// `V4L2_PIX_FMT_P010`: as NV12 with 16-bit samples holding 10 significant bits.
-pub const V4L2_PIX_FMT_P010: u32 = fourcc(b"P010");
+/// `V4L2_PIX_FMT_VP9_FRAME`: one VP9 frame per OUTPUT buffer (from the shared format table).
+pub const V4L2_PIX_FMT_VP9_FRAME: u32 = formats::PIX_FMT_VP9_FRAME;
+/// `V4L2_PIX_FMT_AV1_FRAME`: one AV1 frame per OUTPUT buffer (from the shared format table).
+pub const V4L2_PIX_FMT_AV1_FRAME: u32 = formats::PIX_FMT_AV1_FRAME;
+/// `V4L2_PIX_FMT_H264_SLICE`: H.264 slice data for the stateless API (from the shared format
+/// table).
+pub const V4L2_PIX_FMT_H264_SLICE: u32 = formats::PIX_FMT_H264_SLICE;
+/// `V4L2_PIX_FMT_NV12`: 8-bit 4:2:0, Y plane then interleaved CbCr, one memory plane (from the
+/// shared format table).
+pub const V4L2_PIX_FMT_NV12: u32 = formats::PIX_FMT_NV12;
+/// `V4L2_PIX_FMT_P010`: as NV12 with 16-bit samples holding 10 significant bits (from the
+/// shared format table).
+pub const V4L2_PIX_FMT_P010: u32 = formats::PIX_FMT_P010;
 
 /// `_IOC_*` layout of the ioctl number (`asm-generic/ioctl.h`, and the architectures that
 /// override it).

@@ -1,0 +1,963 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `daedalus decode`: a V4L2 stateless VP9 decoding client, written against the uAPI the way
+//! hardware-oriented clients are (GStreamer's `v4l2slvp9dec`, FFmpeg's v4l2-request hwaccel).
+//!
+//! * The input is an IVF file. A first pass over it reads the packet sizes (to size the OUTPUT
+//!   buffers) and timestamps (for the framemd5 output); the second pass decodes.
+//! * Packets are split into frames (superframes); each frame's uncompressed and compressed
+//!   headers are parsed into `V4L2_CID_STATELESS_VP9_FRAME` and
+//!   `V4L2_CID_STATELESS_VP9_COMPRESSED_HDR`.
+//! * Each decoded frame is one request: the two controls and one OUTPUT buffer holding the
+//!   frame; up to `in_flight` requests are queued at once. Completion is awaited with
+//!   `poll(POLLPRI)` on the request (with a time-out: the tool never hangs), then both buffers
+//!   are dequeued. A CAPTURE buffer flagged `V4L2_BUF_FLAG_ERROR` is a decode error: counted,
+//!   reported, and decoding goes on.
+//! * References are named by timestamp: every frame gets a unique OUTPUT timestamp, the eight
+//!   reference slots hold the timestamps of the frames in them (updated by
+//!   `refresh_frame_flags`), and the frame control carries those of its last, golden and altref
+//!   references. The CAPTURE buffer of a frame is not queued again while a slot or a pending
+//!   display holds the frame, so the driver never overwrites a reference.
+//! * Display order is decode order minus hidden frames (`show_frame = 0`), plus
+//!   `show_existing_frame`, which needs no request: the CAPTURE buffer of that slot's frame is
+//!   output again.
+//! * A key frame or intra-only frame with a new size (or bit depth) restarts the device as
+//!   GStreamer does: drain, stream off, free the buffers, `S_FMT(OUTPUT)` with the new size,
+//!   the frame control with the stream's bit depth (so the driver picks NV12 or P010),
+//!   `G_FMT(CAPTURE)`, allocate, stream on.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use daedalus_proto::formats::{BitDepth, PIX_FMT_VP9_FRAME};
+use log::{debug, info, warn};
+
+use crate::ffmpeg_timing::{FrameMd5Timing, Rational};
+use crate::ivf::{IvfHeader, IvfReader};
+use crate::media::{MediaDevice, Request, RequestWait};
+use crate::names::fourcc_to_string;
+use crate::picture::{self, CaptureLayout, FrameMd5Writer};
+use crate::sys::*;
+use crate::v4l2::{CtrlPayload, Mapping, QueueBuf, VideoDevice, Which};
+use crate::vp9::header::NUM_REF_FRAMES;
+use crate::vp9::stream::{StreamError, StreamFrame, Vp9Stream};
+use crate::vp9::v4l2::{frame_control, validate_compressed_hdr, validate_frame, RefTimestamps};
+
+const OUTPUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
+const CAPTURE: u32 = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
+
+/// Most requests in flight.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// Where the input comes from.
+#[derive(Debug)]
+pub enum Input {
+    /// A file, read twice.
+    File(PathBuf),
+    /// Data already in memory (standard input).
+    Memory(Vec<u8>),
+}
+
+impl Input {
+    fn open(&self) -> Result<Box<dyn Read + '_>> {
+        Ok(match self {
+            Input::File(path) => Box::new(BufReader::new(
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+            )),
+            Input::Memory(data) => Box::new(Cursor::new(&data[..])),
+        })
+    }
+}
+
+/// The outputs of decoded pictures.
+#[derive(Default)]
+pub struct Outputs {
+    /// Raw planar pictures (`yuv420p` / `yuv420p10le`), one after the other.
+    pub raw: Option<Box<dyn Write>>,
+    /// FFmpeg framemd5 lines.
+    pub framemd5: Option<Box<dyn Write>>,
+    /// One MD5 per line.
+    pub md5: Option<Box<dyn Write>>,
+}
+
+impl Outputs {
+    fn any(&self) -> bool {
+        self.raw.is_some() || self.framemd5.is_some() || self.md5.is_some()
+    }
+}
+
+/// Parameters of a decode run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The video device.
+    pub video: PathBuf,
+    /// Its media device.
+    pub media: PathBuf,
+    /// How long one request may take.
+    pub timeout: Duration,
+    /// Requests in flight (1..=[`MAX_IN_FLIGHT`]).
+    pub in_flight: usize,
+    /// CAPTURE buffers to ask for (at least 9: 8 reference slots and the frame being decoded).
+    pub capture_buffers: u32,
+    /// Stop after this many IVF packets.
+    pub limit: Option<u64>,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// IVF packets read.
+    pub packets: u64,
+    /// Requests queued (one per decoded frame).
+    pub submitted: u64,
+    /// Frames that came back without the error flag.
+    pub decoded: u64,
+    /// Frames that came back with `V4L2_BUF_FLAG_ERROR`.
+    pub decode_errors: u64,
+    /// Frames that were not submitted (unparsable, refused controls, no key frame yet,
+    /// unsupported), counted as errors too.
+    pub skipped: u64,
+    /// Frames displayed (shown frames and `show_existing_frame`).
+    pub shown: u64,
+    /// Displayed frames whose picture is a decode error (not written to the outputs).
+    pub shown_errors: u64,
+    /// Times the device was (re)configured for a stream size or bit depth.
+    pub configurations: u64,
+    /// Time from the first request to the end.
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    /// Whether everything decoded without error.
+    pub fn success(&self) -> bool {
+        self.decode_errors == 0 && self.skipped == 0 && self.shown_errors == 0
+    }
+
+    /// Decoded frames per second.
+    pub fn fps(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            (self.decoded + self.decode_errors) as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// What the first pass learns about the file.
+struct Prescan {
+    header: IvfHeader,
+    /// Timestamps of the first packets (what FFmpeg's frame rate guess looks at).
+    pts: Vec<i64>,
+    max_packet: usize,
+}
+
+fn prescan(input: &Input) -> Result<Prescan> {
+    let mut ivf = IvfReader::new(input.open()?).context("cannot read the IVF header")?;
+    let header = *ivf.header();
+    let mut pts = Vec::new();
+    let mut max_packet = 0;
+    let mut buf = Vec::new();
+    while let Some(frame) = ivf.next_frame(&mut buf)? {
+        if pts.len() < 64 {
+            pts.push(frame.pts);
+        }
+        max_packet = max_packet.max(buf.len());
+    }
+    Ok(Prescan {
+        header,
+        pts,
+        max_packet,
+    })
+}
+
+/// Runs a decode of `input` on the device of `opts`, writing the pictures to `outputs`, and
+/// calling `progress` now and then.
+pub fn run(
+    input: &Input,
+    opts: &Options,
+    outputs: Outputs,
+    progress: &mut dyn FnMut(&Summary),
+) -> Result<Summary> {
+    let scan = prescan(input)?;
+    if &scan.header.fourcc != b"VP90" {
+        bail!(
+            "the IVF file holds {:?}, not VP9 (VP90)",
+            scan.header.fourcc_str()
+        );
+    }
+    let tb = Rational::new(
+        i64::from(scan.header.timebase_num),
+        i64::from(scan.header.timebase_den),
+    );
+    let mut dec = Decoder::new(opts, &scan, outputs, tb)?;
+    let mut stream = Vp9Stream::new(input.open()?)?;
+    let mut compressed = Box::<v4l2_ctrl_vp9_compressed_hdr>::default();
+    let mut last_progress = Instant::now();
+    let mut last_packet = None;
+    let result = loop {
+        let frame = match stream.next_frame(&mut compressed) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break Ok(()),
+            Err(StreamError::Frame {
+                packet,
+                frame,
+                error,
+            }) => {
+                warn!("packet {packet}, frame {frame}: {error}: skipped");
+                dec.summary.skipped += 1;
+                continue;
+            }
+            Err(e) => break Err(anyhow::Error::from(e)),
+        };
+        if last_packet != Some(frame.packet) {
+            if opts.limit.is_some_and(|limit| frame.packet >= limit) {
+                break Ok(());
+            }
+            last_packet = Some(frame.packet);
+            dec.summary.packets += 1;
+        }
+        if let Err(e) = dec.frame(&frame, &compressed) {
+            break Err(e);
+        }
+        if last_progress.elapsed() >= Duration::from_millis(500) {
+            dec.summary.elapsed = dec.started.map_or(Duration::ZERO, |t| t.elapsed());
+            progress(&dec.summary);
+            last_progress = Instant::now();
+        }
+    };
+    match result {
+        Ok(()) => {
+            dec.finish()?;
+            Ok(dec.summary)
+        }
+        Err(e) => {
+            // Do not wait for requests again after a failure (a time-out would repeat for
+            // each): stream off, which returns everything, and report the first error.
+            if let Err(abort) = dec.abort() {
+                warn!("while stopping after the error: {abort:#}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A frame the client keeps track of: from its submission until nothing refers to it.
+#[derive(Clone, Copy, Debug)]
+struct Tracked {
+    /// Its OUTPUT timestamp in microseconds (unique).
+    id: u64,
+    /// Still being decoded.
+    in_flight: bool,
+    /// Decoded with the error flag (or its picture is gone).
+    error: bool,
+    /// The CAPTURE buffer holding its picture, once decoded.
+    capture: Option<u32>,
+    /// Reference slots, pending displays and the in-flight request holding it.
+    refs: u32,
+    width: u32,
+    height: u32,
+}
+
+impl Tracked {
+    fn holds_buffer(&self) -> bool {
+        self.in_flight || self.capture.is_some()
+    }
+}
+
+/// One picture to output, in display order.
+#[derive(Clone, Copy, Debug)]
+struct Display {
+    id: u64,
+    /// Timestamp of the packet that displayed it (for the framemd5 output).
+    pts: i64,
+}
+
+/// One queued request.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    id: u64,
+    /// Index of its OUTPUT buffer and of its request.
+    buf: usize,
+}
+
+/// The buffers of one device configuration.
+struct Session {
+    width: u32,
+    height: u32,
+    depth: BitDepth,
+    layout: CaptureLayout,
+    output: Vec<Mapping>,
+    free_output: Vec<usize>,
+    capture: Vec<Mapping>,
+}
+
+struct Decoder<'a> {
+    opts: &'a Options,
+    dev: VideoDevice,
+    requests: Vec<Request>,
+    output_size: u32,
+    session: Option<Session>,
+    tracked: Vec<Tracked>,
+    in_flight: VecDeque<InFlight>,
+    displays: VecDeque<Display>,
+    slots: [Option<u64>; NUM_REF_FRAMES],
+    next_id: u64,
+    outputs: Outputs,
+    framemd5: Option<FrameMd5Writer<Box<dyn Write>>>,
+    planar: Vec<u8>,
+    summary: Summary,
+    started: Option<Instant>,
+    warned_no_key: bool,
+}
+
+impl<'a> Decoder<'a> {
+    fn new(opts: &'a Options, scan: &Prescan, mut outputs: Outputs, tb: Rational) -> Result<Self> {
+        if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
+            bail!("requests in flight must be 1 to {MAX_IN_FLIGHT}");
+        }
+        let dev = VideoDevice::open(&opts.video)?;
+        let cap = dev.query_capability()?;
+        let caps = cap.node_caps();
+        if caps & V4L2_CAP_VIDEO_M2M_MPLANE == 0 || caps & V4L2_CAP_STREAMING == 0 {
+            bail!(
+                "{} ({}) is not a multi-planar memory-to-memory streaming device",
+                opts.video.display(),
+                cap.driver
+            );
+        }
+        if !dev
+            .enum_formats(OUTPUT)?
+            .iter()
+            .any(|f| f.pixelformat == PIX_FMT_VP9_FRAME)
+        {
+            bail!(
+                "{} ({}) does not decode VP9 (no VP9F OUTPUT format)",
+                opts.video.display(),
+                cap.driver
+            );
+        }
+        let media = MediaDevice::open(&opts.media)?;
+        let requests = (0..opts.in_flight)
+            .map(|_| media.alloc_request())
+            .collect::<Result<Vec<_>, _>>()?;
+        // Room for the largest packet; the driver bounds it.
+        let output_size = u32::try_from(scan.max_packet.next_multiple_of(4096)).unwrap_or(0);
+        let framemd5 = outputs
+            .framemd5
+            .take()
+            .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, &scan.pts)));
+        info!(
+            "{}: {}x{} IVF, time base {}/{}, largest packet {} bytes",
+            opts.video.display(),
+            scan.header.width,
+            scan.header.height,
+            tb.num,
+            tb.den,
+            scan.max_packet
+        );
+        Ok(Decoder {
+            opts,
+            dev,
+            requests,
+            output_size,
+            session: None,
+            tracked: Vec::with_capacity(32),
+            in_flight: VecDeque::with_capacity(MAX_IN_FLIGHT),
+            displays: VecDeque::with_capacity(64),
+            slots: [None; NUM_REF_FRAMES],
+            next_id: 1,
+            outputs,
+            framemd5,
+            planar: Vec::new(),
+            summary: Summary::default(),
+            started: None,
+            warned_no_key: false,
+        })
+    }
+
+    /// Handles one frame of the stream.
+    fn frame(
+        &mut self,
+        f: &StreamFrame<'_>,
+        compressed: &v4l2_ctrl_vp9_compressed_hdr,
+    ) -> Result<()> {
+        let h = &f.parsed.header;
+        if h.show_existing_frame {
+            match self.slots[usize::from(h.frame_to_show_map_idx)] {
+                Some(id) => {
+                    self.tracked_mut(id)?.refs += 1;
+                    self.displays.push_back(Display { id, pts: f.pts });
+                }
+                None => {
+                    warn!(
+                        "packet {}: show_existing_frame of slot {}, which holds no decoded frame",
+                        f.packet, h.frame_to_show_map_idx
+                    );
+                    self.summary.skipped += 1;
+                }
+            }
+            return self.flush_displays();
+        }
+
+        let Some(depth) = BitDepth::from_bits(u32::from(h.bit_depth)) else {
+            warn!(
+                "packet {}: {}-bit frame: daedalus decodes 8 and 10 bits only; skipped",
+                f.packet, h.bit_depth
+            );
+            return self.skip(h.refresh_frame_flags);
+        };
+        if h.is_intra() {
+            let reconfigure = self.session.as_ref().map_or(true, |s| {
+                (s.width, s.height, s.depth) != (h.width, h.height, depth)
+            });
+            if reconfigure {
+                let control = frame_control(h, &f.parsed.compressed, RefTimestamps::default());
+                self.configure(h.width, h.height, depth, &control)?;
+            }
+        } else {
+            let Some(s) = &self.session else {
+                if !self.warned_no_key {
+                    warn!("the stream does not start with a key frame: skipping to the first one");
+                    self.warned_no_key = true;
+                }
+                return self.skip(h.refresh_frame_flags);
+            };
+            if h.width > s.width || h.height > s.height || depth != s.depth {
+                warn!(
+                    "packet {}: inter frame of {}x{} ({}-bit) does not fit the {}x{} CAPTURE \
+                     buffers (V4L2 clients reallocate on key frames only); skipped",
+                    f.packet, h.width, h.height, h.bit_depth, s.width, s.height
+                );
+                return self.skip(h.refresh_frame_flags);
+            }
+        }
+
+        self.make_room()?;
+
+        let refs = if h.is_intra() {
+            RefTimestamps::default()
+        } else {
+            let ts =
+                |i: usize| self.slots[usize::from(h.ref_frame_idx[i])].map_or(0, |id| id * 1000);
+            RefTimestamps {
+                last: ts(0),
+                golden: ts(1),
+                alt: ts(2),
+            }
+        };
+        let mut control = frame_control(h, &f.parsed.compressed, refs);
+        if let Err(e) = validate_frame(&control).and(validate_compressed_hdr(compressed)) {
+            warn!("packet {}: {e}; skipped", f.packet);
+            return self.skip(h.refresh_frame_flags);
+        }
+
+        let buf = match self.fill_output(f.data)? {
+            Ok(buf) => buf,
+            Err(len) => {
+                warn!(
+                    "packet {}: frame of {} bytes does not fit the {len}-byte OUTPUT buffers; \
+                     skipped",
+                    f.packet,
+                    f.data.len()
+                );
+                return self.skip(h.refresh_frame_flags);
+            }
+        };
+
+        let id = self.next_id;
+        self.next_id += 1;
+        let request = &self.requests[buf];
+        let mut compressed_copy = *compressed;
+        let set = self.dev.set_ext_ctrls(
+            Which::Request(request.as_fd()),
+            &mut [
+                CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut control),
+                CtrlPayload::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, &mut compressed_copy),
+            ],
+        );
+        if let Err(e) = set {
+            // A payload the kernel refuses is this client's bug: say so, and go on.
+            warn!(
+                "packet {}: the driver refused the VP9 controls: {e}; skipped",
+                f.packet
+            );
+            request.reinit()?;
+            if let Some(s) = &mut self.session {
+                s.free_output.push(buf);
+            }
+            return self.skip(h.refresh_frame_flags);
+        }
+        let bytesused = u32::try_from(f.data.len()).unwrap_or(u32::MAX);
+        self.dev
+            .queue_buffer(&QueueBuf {
+                buf_type: OUTPUT,
+                index: u32::try_from(buf).unwrap_or(u32::MAX),
+                bytesused,
+                timestamp_us: id,
+                request: Some(request.as_fd()),
+            })
+            .with_context(|| format!("packet {}: cannot queue the OUTPUT buffer", f.packet))?;
+        request
+            .queue()
+            .with_context(|| format!("packet {}: cannot queue the request", f.packet))?;
+        self.started.get_or_insert_with(Instant::now);
+        self.summary.submitted += 1;
+        debug!(
+            "packet {} frame {}: request {buf}, ts {id} us, {}{}{}refresh {:#04x}, refs {:?}",
+            f.packet,
+            f.index_in_packet,
+            if h.key_frame { "key, " } else { "" },
+            if h.intra_only { "intra-only, " } else { "" },
+            if h.show_frame { "" } else { "hidden, " },
+            h.refresh_frame_flags,
+            refs
+        );
+
+        // The request holds it until completion, each slot it refreshes, and its display.
+        let mut refs_count = 1 + u32::from(h.show_frame);
+        refs_count += h.refresh_frame_flags.count_ones();
+        self.tracked.push(Tracked {
+            id,
+            in_flight: true,
+            error: false,
+            capture: None,
+            refs: refs_count,
+            width: h.width,
+            height: h.height,
+        });
+        self.in_flight.push_back(InFlight { id, buf });
+        self.refresh(h.refresh_frame_flags, Some(id))?;
+        if h.show_frame {
+            self.displays.push_back(Display { id, pts: f.pts });
+        }
+        self.flush_displays()
+    }
+
+    /// Copies a frame into a free OUTPUT buffer: its index, or `Err(buffer size)` if the
+    /// frame does not fit.
+    fn fill_output(&mut self, data: &[u8]) -> Result<Result<usize, usize>> {
+        let session = self
+            .session
+            .as_mut()
+            .ok_or_else(|| anyhow!("internal error: no session"))?;
+        let Some(buf) = session.free_output.pop() else {
+            bail!("internal error: no free OUTPUT buffer after making room");
+        };
+        let out = session.output[buf].as_mut_slice();
+        if data.len() > out.len() {
+            let len = out.len();
+            session.free_output.push(buf);
+            return Ok(Err(len));
+        }
+        out[..data.len()].copy_from_slice(data);
+        Ok(Ok(buf))
+    }
+
+    /// Counts a frame that is not decoded; the slots it would refresh become empty, so frames
+    /// referring to them fail rather than use a stale picture.
+    fn skip(&mut self, refresh_frame_flags: u8) -> Result<()> {
+        self.summary.skipped += 1;
+        self.refresh(refresh_frame_flags, None)
+    }
+
+    /// Points the slots of `flags` at `id`, releasing what they held.
+    fn refresh(&mut self, flags: u8, id: Option<u64>) -> Result<()> {
+        for i in 0..NUM_REF_FRAMES {
+            if flags & (1 << i) != 0 {
+                if let Some(old) = std::mem::replace(&mut self.slots[i], id) {
+                    self.release(old)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn tracked_index(&self, id: u64) -> Result<usize> {
+        self.tracked
+            .iter()
+            .position(|t| t.id == id)
+            .ok_or_else(|| anyhow!("internal error: frame {id} is not tracked"))
+    }
+
+    fn tracked_mut(&mut self, id: u64) -> Result<&mut Tracked> {
+        let i = self.tracked_index(id)?;
+        Ok(&mut self.tracked[i])
+    }
+
+    /// Drops one reference to frame `id`; with the last one, its CAPTURE buffer goes back to
+    /// the driver.
+    fn release(&mut self, id: u64) -> Result<()> {
+        let i = self.tracked_index(id)?;
+        let t = &mut self.tracked[i];
+        t.refs = t.refs.saturating_sub(1);
+        if t.refs > 0 {
+            return Ok(());
+        }
+        let t = self.tracked.swap_remove(i);
+        if let (Some(index), Some(_)) = (t.capture, &self.session) {
+            self.dev
+                .queue_buffer(&QueueBuf {
+                    buf_type: CAPTURE,
+                    index,
+                    bytesused: 0,
+                    timestamp_us: 0,
+                    request: None,
+                })
+                .context("cannot queue a CAPTURE buffer")?;
+        }
+        Ok(())
+    }
+
+    /// Waits until a new request can be queued: a free OUTPUT buffer and request, fewer than
+    /// `in_flight` requests queued, and a CAPTURE buffer nobody holds.
+    fn make_room(&mut self) -> Result<()> {
+        loop {
+            let Some(s) = &self.session else {
+                bail!("internal error: no session");
+            };
+            let held = self.tracked.iter().filter(|t| t.holds_buffer()).count();
+            if self.in_flight.len() < self.opts.in_flight.min(s.output.len())
+                && !s.free_output.is_empty()
+                && held < s.capture.len()
+            {
+                return Ok(());
+            }
+            if self.in_flight.is_empty() {
+                bail!(
+                    "all {} CAPTURE buffers hold reference or pending pictures \
+                     (ask for more with --capture-buffers)",
+                    s.capture.len()
+                );
+            }
+            self.complete_oldest()?;
+            self.flush_displays()?;
+        }
+    }
+
+    /// Waits for the oldest request and takes its buffers back.
+    fn complete_oldest(&mut self) -> Result<()> {
+        let Some(f) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let request = &self.requests[f.buf];
+        let timeout = self.opts.timeout;
+        match request.wait(timeout)? {
+            RequestWait::Completed => {}
+            RequestWait::TimedOut => bail!(
+                "the request of frame {} (timestamp {} us) did not complete within {} ms: \
+                 the driver (or its decoding daemon) does not answer",
+                f.id,
+                f.id,
+                timeout.as_millis()
+            ),
+            RequestWait::NotQueued => bail!("the request of frame {} is not queued", f.id),
+        }
+        let out = self
+            .dev
+            .dequeue_wait(OUTPUT, timeout)
+            .context("request completed but its OUTPUT buffer cannot be dequeued")?;
+        if out.index as usize != f.buf {
+            bail!(
+                "dequeued OUTPUT buffer {} while waiting for {}",
+                out.index,
+                f.buf
+            );
+        }
+        let cap = self
+            .dev
+            .dequeue_wait(CAPTURE, timeout)
+            .context("request completed but no CAPTURE buffer can be dequeued")?;
+        request.reinit()?;
+        if let Some(s) = &mut self.session {
+            s.free_output.push(f.buf);
+        }
+        if cap.timestamp_us != f.id as i64 {
+            bail!(
+                "CAPTURE buffer {} carries timestamp {} us, expected {} (decode order broken)",
+                cap.index,
+                cap.timestamp_us,
+                f.id
+            );
+        }
+        if self.tracked.iter().any(|t| t.capture == Some(cap.index)) {
+            bail!(
+                "the driver returned CAPTURE buffer {} that holds another picture",
+                cap.index
+            );
+        }
+        let error = cap.flags & V4L2_BUF_FLAG_ERROR != 0;
+        if error {
+            self.summary.decode_errors += 1;
+            debug!(
+                "frame {}: decode error (CAPTURE buffer {})",
+                f.id, cap.index
+            );
+        } else {
+            self.summary.decoded += 1;
+        }
+        let t = self.tracked_mut(f.id)?;
+        t.in_flight = false;
+        t.error = error;
+        t.capture = Some(cap.index);
+        self.release(f.id)
+    }
+
+    /// Outputs the pictures at the head of the display queue that are decoded.
+    fn flush_displays(&mut self) -> Result<()> {
+        while let Some(&d) = self.displays.front() {
+            let t = self.tracked[self.tracked_index(d.id)?];
+            if t.in_flight {
+                break;
+            }
+            self.displays.pop_front();
+            self.summary.shown += 1;
+            match (t.error, t.capture, &self.session) {
+                (false, Some(index), Some(s)) => {
+                    if self.outputs.any() || self.framemd5.is_some() {
+                        let src = s.capture[index as usize].as_slice();
+                        picture::to_planar(src, &s.layout, t.width, t.height, &mut self.planar)
+                            .with_context(|| format!("frame {}: cannot read the picture", d.id))?;
+                        self.write_picture(d.pts, t.width, t.height)?;
+                    }
+                }
+                _ => {
+                    self.summary.shown_errors += 1;
+                    debug!("displayed frame {} is a decode error: not written", d.id);
+                }
+            }
+            self.release(d.id)?;
+        }
+        Ok(())
+    }
+
+    fn write_picture(&mut self, pts: i64, width: u32, height: u32) -> Result<()> {
+        if let Some(raw) = &mut self.outputs.raw {
+            raw.write_all(&self.planar)
+                .context("cannot write the pictures")?;
+        }
+        if let Some(w) = &mut self.framemd5 {
+            w.frame(pts, width, height, &self.planar)
+                .context("cannot write the framemd5 output")?;
+        }
+        if let Some(md5) = &mut self.outputs.md5 {
+            writeln!(md5, "{}", picture::md5_hex(&self.planar)).context("cannot write the MD5s")?;
+        }
+        Ok(())
+    }
+
+    /// Waits for every request and outputs what is left.
+    fn drain(&mut self) -> Result<()> {
+        while !self.in_flight.is_empty() {
+            self.complete_oldest()?;
+        }
+        self.flush_displays()
+    }
+
+    /// (Re)configures the device for `width` x `height` pictures of `depth` bits.
+    fn configure(
+        &mut self,
+        width: u32,
+        height: u32,
+        depth: BitDepth,
+        control: &v4l2_ctrl_vp9_frame,
+    ) -> Result<()> {
+        self.drain()?;
+        self.teardown()?;
+        info!(
+            "configuring for {width}x{height}, {} bits",
+            match depth {
+                BitDepth::Eight => 8,
+                BitDepth::Ten => 10,
+            }
+        );
+        let dev = &self.dev;
+        let out_fmt = dev
+            .set_coded_format(OUTPUT, PIX_FMT_VP9_FRAME, width, height, self.output_size)
+            .context("cannot set the OUTPUT format")?;
+        if out_fmt.pixelformat != PIX_FMT_VP9_FRAME {
+            bail!(
+                "the driver chose {} for OUTPUT instead of VP9F",
+                fourcc_to_string(out_fmt.pixelformat)
+            );
+        }
+        // The bit depth of the stream selects the CAPTURE format: set it before G_FMT.
+        let mut control = *control;
+        dev.set_ext_ctrls(
+            Which::Current,
+            &mut [CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut control)],
+        )
+        .context("the driver refused the VP9 frame control of the first frame")?;
+        let cap_fmt = dev
+            .get_format(CAPTURE)
+            .context("cannot get the CAPTURE format")?;
+        let plane = cap_fmt
+            .planes
+            .first()
+            .copied()
+            .ok_or_else(|| anyhow!("the CAPTURE format has no plane"))?;
+        let expected = depth.capture_fourcc();
+        if cap_fmt.pixelformat != expected {
+            bail!(
+                "the driver picked {} for CAPTURE; {}-bit pictures need {}",
+                fourcc_to_string(cap_fmt.pixelformat),
+                match depth {
+                    BitDepth::Eight => 8,
+                    BitDepth::Ten => 10,
+                },
+                fourcc_to_string(expected)
+            );
+        }
+        if cap_fmt.planes.len() != 1 || cap_fmt.width < width || cap_fmt.height < height {
+            bail!(
+                "unusable CAPTURE format: {}x{} in {} memory planes for {width}x{height} pictures",
+                cap_fmt.width,
+                cap_fmt.height,
+                cap_fmt.planes.len()
+            );
+        }
+        let layout = CaptureLayout::new(depth, plane.bytesperline, cap_fmt.height);
+        debug!(
+            "OUTPUT {}x{} sizeimage {}, CAPTURE {} {}x{} bytesperline {} sizeimage {}",
+            out_fmt.width,
+            out_fmt.height,
+            out_fmt.planes.first().map_or(0, |p| p.sizeimage),
+            fourcc_to_string(cap_fmt.pixelformat),
+            cap_fmt.width,
+            cap_fmt.height,
+            plane.bytesperline,
+            plane.sizeimage
+        );
+
+        let n_out = u32::try_from(self.requests.len()).unwrap_or(1);
+        let rb = dev
+            .request_buffers(OUTPUT, V4L2_MEMORY_MMAP, n_out)
+            .context("cannot allocate OUTPUT buffers")?;
+        if rb.capabilities & V4L2_BUF_CAP_SUPPORTS_REQUESTS == 0 {
+            bail!("the OUTPUT queue does not support requests");
+        }
+        if rb.count == 0 {
+            bail!("the driver allocated no OUTPUT buffer");
+        }
+        let count = self.opts.capture_buffers.max(NUM_REF_FRAMES as u32 + 1);
+        let rb_cap = dev
+            .request_buffers(CAPTURE, V4L2_MEMORY_MMAP, count)
+            .context("cannot allocate CAPTURE buffers")?;
+        if (rb_cap.count as usize) <= NUM_REF_FRAMES {
+            bail!(
+                "the driver allocated {} CAPTURE buffers; VP9 needs at least {}",
+                rb_cap.count,
+                NUM_REF_FRAMES + 1
+            );
+        }
+        let usable_out = rb.count.min(n_out);
+        let mut output = Vec::with_capacity(usable_out as usize);
+        for i in 0..usable_out {
+            // SAFETY: OUTPUT buffers are only written by `frame` while dequeued (listed in
+            // `free_output`), and CAPTURE buffers only read by `flush_displays` while a
+            // `Tracked` frame holds them, i.e. after DQBUF and before the QBUF in `release`.
+            output.push(unsafe { dev.map_buffer(OUTPUT, i) }?);
+        }
+        let mut capture = Vec::with_capacity(rb_cap.count as usize);
+        for i in 0..rb_cap.count {
+            // SAFETY: as above.
+            let map = unsafe { dev.map_buffer(CAPTURE, i) }?;
+            if map.len() < layout.required_len(width, height) {
+                bail!(
+                    "CAPTURE buffer {i} has {} bytes, a {width}x{height} picture needs {}",
+                    map.len(),
+                    layout.required_len(width, height)
+                );
+            }
+            capture.push(map);
+        }
+        for i in 0..rb_cap.count {
+            dev.queue_buffer(&QueueBuf {
+                buf_type: CAPTURE,
+                index: i,
+                bytesused: 0,
+                timestamp_us: 0,
+                request: None,
+            })?;
+        }
+        dev.stream_on(OUTPUT)?;
+        dev.stream_on(CAPTURE)?;
+        self.session = Some(Session {
+            width,
+            height,
+            depth,
+            layout,
+            free_output: (0..output.len()).rev().collect(),
+            output,
+            capture,
+        });
+        self.summary.configurations += 1;
+        Ok(())
+    }
+
+    /// Stops streaming and frees the buffers (after [`Self::drain`]). Frames still in
+    /// reference slots lose their pictures.
+    fn teardown(&mut self) -> Result<()> {
+        let Some(session) = self.session.take() else {
+            return Ok(());
+        };
+        self.dev.stream_off(OUTPUT)?;
+        self.dev.stream_off(CAPTURE)?;
+        for t in &mut self.tracked {
+            if t.capture.take().is_some() {
+                t.error = true;
+            }
+        }
+        drop(session);
+        self.dev.request_buffers(OUTPUT, V4L2_MEMORY_MMAP, 0)?;
+        self.dev.request_buffers(CAPTURE, V4L2_MEMORY_MMAP, 0)?;
+        Ok(())
+    }
+
+    /// Ends the run: waits for everything, outputs the rest, frees the device.
+    fn finish(&mut self) -> Result<()> {
+        let drained = self.drain();
+        self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
+        // Whatever is left in the display queue refers to frames that never completed.
+        self.summary.shown += self.displays.len() as u64;
+        self.summary.shown_errors += self.displays.len() as u64;
+        self.displays.clear();
+        let flushed = self.flush_outputs();
+        let torn_down = self.teardown();
+        drained.and(flushed).and(torn_down)
+    }
+
+    /// Stops without waiting for the requests in flight.
+    fn abort(&mut self) -> Result<()> {
+        self.in_flight.clear();
+        self.displays.clear();
+        let flushed = self.flush_outputs();
+        self.teardown().and(flushed)
+    }
+
+    fn flush_outputs(&mut self) -> Result<()> {
+        if let Some(w) = &mut self.framemd5 {
+            w.flush().context("cannot write the framemd5 output")?;
+        }
+        for out in [&mut self.outputs.raw, &mut self.outputs.md5]
+            .into_iter()
+            .flatten()
+        {
+            out.flush().context("cannot write an output")?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens an output: `-` is standard output.
+pub fn open_output(path: &std::path::Path) -> Result<Box<dyn Write>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(io::BufWriter::new(io::stdout())));
+    }
+    let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Box::new(io::BufWriter::new(file)))
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Regenerates the small VP9 test streams of tools/tests (run from anywhere; needs FFmpeg with
+# libvpx and python3). The streams are synthetic (lavfi testsrc2); the references are FFmpeg's:
+#   NAME.ivf            the stream
+#   NAME.framemd5       ffmpeg -i NAME.ivf -fps_mode passthrough -autoscale 0 -pix_fmt P -f framemd5
+#   NAME.nv12 / .p010   the displayed pictures as ffmpeg decodes them, tightly packed NV12 / P010LE
+#                       (what a CAPTURE buffer holds, without the stride padding)
+set -euo pipefail
+cd "$(dirname "$0")"
+ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
+
+# 8-bit, odd size, hidden alt-ref frames in superframes, compound prediction (two passes:
+# libvpx only places alt-ref frames with first-pass statistics here).
+src=(-f lavfi -i smptebars=size=36x20:rate=30 -vf crop=35:19:0:0:exact=1,noise=alls=20:allf=t
+     -frames:v 16 -c:v libvpx-vp9 -auto-alt-ref 1 -lag-in-frames 25 -g 100 -b:v 30k
+     -passlogfile /tmp/daedalus-vp9-2pass)
+ff "${src[@]}" -pass 1 -f null -
+ff "${src[@]}" -pass 2 vp9-8bit-35x19-arf.ivf
+rm -f /tmp/daedalus-vp9-2pass*
+# 10-bit (profile 2), lossless (the compressed header has no tx_mode).
+ff -f lavfi -i testsrc2=size=18x10:rate=25 -frames:v 4 -pix_fmt yuv420p10le -c:v libvpx-vp9 \
+   -lossless 1 -deadline good -cpu-used 4 vp9-10bit-18x10-lossless.ivf
+# A resolution change on a key frame: two streams, the second one's timestamps shifted.
+ff -f lavfi -i testsrc2=size=16x16:rate=30 -frames:v 4 -c:v libvpx-vp9 -b:v 20k /tmp/part1.ivf
+ff -f lavfi -i testsrc2=size=24x20:rate=30 -frames:v 3 -c:v libvpx-vp9 -b:v 20k /tmp/part2.ivf
+python3 - /tmp/part1.ivf /tmp/part2.ivf vp9-8bit-resize.ivf <<'PY'
+import struct, sys
+def frames(path):
+    d = open(path, 'rb').read()
+    hdr, pos = d[:32], 32
+    while pos < len(d):
+        size, pts = struct.unpack_from('<IQ', d, pos)
+        yield pts, d[pos + 12:pos + 12 + size]
+        pos += 12 + size
+out = []
+for path in sys.argv[1:3]:
+    base = out[-1][0] + 1 if out else 0
+    out += [(pts + base, data) for pts, data in frames(path)]
+hdr = bytearray(open(sys.argv[1], 'rb').read()[:32])
+struct.pack_into('<I', hdr, 24, len(out))
+with open(sys.argv[3], 'wb') as f:
+    f.write(hdr)
+    for pts, data in out:
+        f.write(struct.pack('<IQ', len(data), pts) + data)
+PY
+rm -f /tmp/part1.ivf /tmp/part2.ivf
+
+for name in vp9-8bit-35x19-arf vp9-8bit-resize; do
+  ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p -f framemd5 $name.framemd5
+  ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt nv12 -f rawvideo $name.nv12
+done
+name=vp9-10bit-18x10-lossless
+ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p10le -f framemd5 $name.framemd5
+ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt p010le -f rawvideo $name.p010
