@@ -38,6 +38,8 @@ impl Chardev {
             (*misc).name = NODE_NAME.as_ptr().cast();
             (*misc).fops = &FOPS.0;
             (*misc).mode = 0o600;
+            // The driver core only reads the table (`const struct attribute_group **`).
+            (*misc).groups = GROUPS.0.as_ptr().cast_mut();
             check(bindings::misc_register(misc))
         }
     }
@@ -54,6 +56,55 @@ impl Chardev {
 }
 
 const NODE_NAME: &[u8] = b"daedalus\0";
+
+// sysfs: /sys/class/misc/daedalus/daemon_attached ("1" while a daemon is attached), for
+// `daedalus info`, monitoring and tests. The tables are never written (sysfs only reads them).
+static ATTACHED_ATTR: AssertSync<bindings::device_attribute> =
+    AssertSync(bindings::device_attribute {
+        attr: bindings::attribute {
+            name: c"daemon_attached".as_ptr().cast(),
+            mode: 0o444,
+            // SAFETY: all-zero is valid for the remaining (lockdep) fields of a static attribute.
+            ..unsafe { core::mem::zeroed() }
+        },
+        show: Some(show_attached),
+        store: None,
+    });
+static ATTRS: AssertSync<[*const bindings::attribute; 2]> =
+    AssertSync([&ATTACHED_ATTR.0.attr, core::ptr::null()]);
+static GROUP: AssertSync<bindings::attribute_group> = AssertSync(bindings::attribute_group {
+    attrs: ATTRS.0.as_ptr().cast_mut().cast(),
+    // SAFETY: all-zero is a valid group (no name, no visibility callback, no binary files).
+    ..unsafe { core::mem::zeroed() }
+});
+static GROUPS: AssertSync<[*const bindings::attribute_group; 2]> =
+    AssertSync([&GROUP.0, core::ptr::null()]);
+
+/// `show` of `daemon_attached`.
+///
+/// # Safety
+///
+/// Only called by sysfs for our misc device, with a `PAGE_SIZE` buffer.
+unsafe extern "C" fn show_attached(
+    dev: *mut bindings::device,
+    _attr: *mut bindings::device_attribute,
+    buf: *mut u8,
+) -> isize {
+    // SAFETY: `misc_register` made the misc device the drvdata of its `this_device`; it is the
+    // `misc` field of a registered `Chardev`, alive while its sysfs files exist.
+    let jobs = unsafe {
+        let misc = (*dev).driver_data;
+        let cd = misc
+            .cast::<u8>()
+            .sub(offset_of!(Chardev, misc))
+            .cast::<Chardev>();
+        &*(*cd).jobs
+    };
+    let text: &[u8] = if jobs.attached() { b"1\n" } else { b"0\n" };
+    // SAFETY: `buf` has room for a page; we write 2 bytes.
+    unsafe { core::ptr::copy_nonoverlapping(text.as_ptr(), buf, text.len()) };
+    text.len() as isize
+}
 
 static FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
     owner: crate::THIS_MODULE.as_ptr().cast(),

@@ -404,6 +404,11 @@ impl Jobs {
         self.next_ctx.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Whether a daemon is attached.
+    pub(crate) fn attached(&self) -> bool {
+        self.locked().inner().session != 0
+    }
+
     // -----------------------------------------------------------------------------------------
     // The daemon side
 
