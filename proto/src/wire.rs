@@ -274,8 +274,9 @@ pub const JOB_FLAG_HOLD_CAPTURE: u32 = 1;
 /// Where a buffer of a job lives.
 ///
 /// Buffers reach the daemon as dma-buf fds: `fd` is a new fd installed in the daemon's table
-/// when the daemon has not seen this buffer yet (it maps it, closes the fd and caches the
-/// mapping under (`ctx_id`, queue, `index`, `generation`)); `-1` means "the one you mapped".
+/// when the daemon has not seen this buffer yet (it maps it and caches the mapping, with the fd
+/// for `DMA_BUF_IOCTL_SYNC`, under (`ctx_id`, queue, `index`, `generation`), closing both when
+/// the entry is replaced or the context closes); `-1` means "the one you mapped".
 /// `generation` changes whenever the buffer behind an index changes (buffers reallocated or a
 /// different dma-buf queued), so a stale mapping is never used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

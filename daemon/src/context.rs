@@ -1,0 +1,233 @@
+// SPDX-License-Identifier: GPL-2.0
+//! One decode context (an open file of `/dev/videoN`): its decoder, its mapped buffers and its
+//! statistics, and the handling of one job, synchronously. The dispatcher runs each context on
+//! its own thread; tests drive a context directly.
+
+use std::time::Instant;
+
+use daedalus_proto::formats::{BitDepth, Codec};
+use daedalus_proto::wire::{Completion, Job, PictureFormat, STATUS_OK};
+use ffmpeg_next::{format::Pixel, frame};
+
+use crate::convert::{self, Planar, Plane, SemiPlanar};
+use crate::decoder::{DecoderConfig, Vp9Decoder};
+use crate::error::JobError;
+use crate::mapping::{BufferCache, Mapping};
+use crate::stats::Stats;
+use crate::vp9::{self, FrameControl};
+
+/// A decode context.
+pub struct Context {
+    id: u32,
+    config: DecoderConfig,
+    // Declared before `buffers`: the decoder (and any reference it holds into an OUTPUT
+    // mapping) goes first.
+    vp9: Option<Vp9Decoder>,
+    buffers: BufferCache,
+    stats: Stats,
+    control_mismatch_logged: bool,
+}
+
+impl Context {
+    /// A new context; its decoder is created with the first job.
+    pub fn new(id: u32, config: DecoderConfig) -> Context {
+        Context {
+            id,
+            config,
+            vp9: None,
+            buffers: BufferCache::new(),
+            stats: Stats::default(),
+            control_mismatch_logged: false,
+        }
+    }
+
+    /// The context's id.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// The statistics so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Counts a completion the module refused.
+    pub fn record_complete_failure(&mut self) {
+        self.stats.complete_failures += 1;
+    }
+
+    /// Number of cached mappings (OUTPUT, CAPTURE).
+    pub fn buffer_counts(&self) -> (usize, usize) {
+        self.buffers.counts()
+    }
+
+    /// Drops the decoder state (stream off): the next frame must be a key frame. Mappings stay.
+    pub fn flush(&mut self) {
+        if let Some(d) = &mut self.vp9 {
+            d.flush();
+        }
+    }
+
+    /// Handles one job and returns its completion. Never fails: errors become a status.
+    pub fn handle_job(&mut self, job: &Job<'_>) -> Completion {
+        let start = Instant::now();
+        let status = match self.run(job) {
+            Ok(()) => STATUS_OK,
+            Err(e) => {
+                let status = e.status();
+                if matches!(
+                    e,
+                    JobError::Buffer(_) | JobError::Internal(_) | JobError::Ffmpeg(_)
+                ) {
+                    log::error!("context {} job {}: {e}", self.id, job.job_id);
+                } else {
+                    log::warn!("context {} job {}: {e}", self.id, job.job_id);
+                }
+                status
+            }
+        };
+        let took = start.elapsed();
+        self.stats.record(status, took);
+        log::debug!(
+            "context {} job {} (ts {}): status {status} in {took:?}",
+            self.id,
+            job.job_id,
+            job.timestamp_ns
+        );
+        Completion {
+            job_id: job.job_id,
+            ctx_id: job.ctx_id,
+            status,
+            // The module validates this against the CAPTURE buffer: always the picture size.
+            capture_bytesused: job.picture.sizeimage,
+        }
+    }
+
+    fn run(&mut self, job: &Job<'_>) -> Result<(), JobError> {
+        // Both buffers first: a new fd is taken over whatever else fails.
+        let (out, cap) = self.buffers.resolve(&job.output, &job.capture);
+        let (out, cap) = (out?, cap?);
+        if job.codec != Codec::Vp9 {
+            return Err(JobError::Unsupported("only VP9 is decoded so far"));
+        }
+        let dec = match &mut self.vp9 {
+            Some(d) => d,
+            None => self.vp9.insert(Vp9Decoder::new(&self.config)?),
+        };
+        let range = job.output.data_offset as usize..job.output.bytesused as usize;
+        let d = dec.decode(out, range)?;
+        if d.zero_copy {
+            self.stats.zero_copy += 1;
+        } else {
+            self.stats.copied += 1;
+        }
+        if d.hidden {
+            self.stats.hidden += 1;
+        }
+        if !self.control_mismatch_logged {
+            let ctrl = job
+                .controls
+                .get(vp9::CID_FRAME)
+                .and_then(|c| FrameControl::parse(c.payload));
+            if let Some(c) = ctrl {
+                let h = &d.header;
+                if h.show_existing_frame.is_none()
+                    && (c.profile != h.profile || c.show_frame() != h.show_frame)
+                {
+                    log::info!(
+                        "context {}: VP9 frame control (profile {}, show_frame {}) disagrees with \
+                         the bitstream (profile {}, show_frame {}); following the bitstream",
+                        self.id,
+                        c.profile,
+                        c.show_frame(),
+                        h.profile,
+                        h.show_frame
+                    );
+                    self.control_mismatch_logged = true;
+                }
+            }
+        }
+        if !d.picture {
+            return Ok(());
+        }
+        write_picture(dec.picture(), cap, &job.picture)
+    }
+}
+
+/// Writes a decoded frame into the CAPTURE mapping in the job's layout.
+pub fn write_picture(
+    frame: &frame::Video,
+    cap: &mut Mapping,
+    pic: &PictureFormat,
+) -> Result<(), JobError> {
+    let depth = match frame.format() {
+        Pixel::YUV420P => BitDepth::Eight,
+        Pixel::YUV420P10LE => BitDepth::Ten,
+        _ => {
+            return Err(JobError::Unsupported(
+                "decoded pixel format (not 4:2:0 8/10-bit)",
+            ))
+        }
+    };
+    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
+        "CAPTURE format is neither NV12 nor P010",
+    ))?;
+    if depth != want {
+        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
+        return Err(JobError::DepthMismatch {
+            frame: bits(depth),
+            capture: bits(want),
+        });
+    }
+    let (width, height) = (frame.width(), frame.height());
+    if width > pic.width || height > pic.height {
+        return Err(JobError::TooLarge {
+            width,
+            height,
+            max_width: pic.width,
+            max_height: pic.height,
+        });
+    }
+    let src = planar_view(frame, depth)?;
+    let layout = SemiPlanar {
+        bytesperline: pic.bytesperline as usize,
+        chroma_offset: pic.chroma_offset as usize,
+    };
+    cap.write_with(|dst| convert::write_semiplanar(&src, dst, layout))?;
+    Ok(())
+}
+
+/// The planes of a decoded 4:2:0 frame.
+fn planar_view(frame: &frame::Video, depth: BitDepth) -> Result<Planar<'_>, JobError> {
+    // SAFETY: `frame` wraps a valid AVFrame for as long as it is borrowed.
+    let f = unsafe { &*frame.as_ptr() };
+    let (w, h) = (f.width as usize, f.height as usize);
+    if f.width <= 0 || f.height <= 0 {
+        return Err(JobError::Internal("decoded frame has no size"));
+    }
+    let bps = depth.bytes_per_sample() as usize;
+    let plane = |i: usize, pw: usize, ph: usize| -> Result<Plane<'_>, JobError> {
+        let stride = usize::try_from(f.linesize[i])
+            .ok()
+            .filter(|&s| s >= pw * bps)
+            .ok_or(JobError::Internal("unexpected frame stride"))?;
+        if f.data[i].is_null() {
+            return Err(JobError::Internal("decoded frame lacks a plane"));
+        }
+        let len = stride * (ph - 1) + pw * bps;
+        // SAFETY: a decoded frame's plane `i` holds `ph` rows of `linesize[i]` bytes (FFmpeg's
+        // frame buffers are at least that large), so its first `len` bytes are readable; the
+        // frame keeps a reference to that memory while `frame` is borrowed.
+        let data = unsafe { std::slice::from_raw_parts(f.data[i], len) };
+        Ok(Plane { data, stride })
+    };
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    Ok(Planar {
+        width: w,
+        height: h,
+        depth,
+        y: plane(0, w, h)?,
+        u: plane(1, cw, ch)?,
+        v: plane(2, cw, ch)?,
+    })
+}

@@ -1,0 +1,448 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Planar 4:2:0 (FFmpeg's `yuv420p` / `yuv420p10le`) to the CAPTURE formats, NV12 and P010,
+//! in one pass straight into the CAPTURE mapping.
+//!
+//! The destination is one memory plane: `height` luma rows of `bytesperline` bytes, then the
+//! interleaved CbCr rows from `chroma_offset`. P010 holds each 10-bit sample in the high bits of
+//! a little-endian u16 (`sample << 6`). Odd sizes have `ceil(w / 2)` x `ceil(h / 2)` chroma
+//! samples. Rows are written front to back, which suits write-combined (uncached) mappings.
+
+use daedalus_proto::formats::BitDepth;
+
+/// One plane of the source picture.
+#[derive(Clone, Copy, Debug)]
+pub struct Plane<'a> {
+    /// The plane's bytes, from its first sample to at least the end of its last visible row.
+    pub data: &'a [u8],
+    /// Bytes from one row to the next.
+    pub stride: usize,
+}
+
+/// A planar 4:2:0 picture (8-bit samples as bytes, 10-bit as little-endian u16).
+#[derive(Clone, Copy, Debug)]
+pub struct Planar<'a> {
+    /// Width in pixels.
+    pub width: usize,
+    /// Height in pixels.
+    pub height: usize,
+    /// Sample size.
+    pub depth: BitDepth,
+    /// Luma.
+    pub y: Plane<'a>,
+    /// Cb.
+    pub u: Plane<'a>,
+    /// Cr.
+    pub v: Plane<'a>,
+}
+
+/// Layout of the destination (see [`daedalus_proto::wire::PictureFormat`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SemiPlanar {
+    /// Bytes per row of both planes.
+    pub bytesperline: usize,
+    /// Offset of the chroma plane.
+    pub chroma_offset: usize,
+}
+
+/// Why a picture cannot be converted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// Zero width or height.
+    #[error("empty picture")]
+    Empty,
+    /// A source plane is shorter than its rows need (plane 0 = Y, 1 = Cb, 2 = Cr).
+    #[error("source plane {0} too small for the picture")]
+    Source(usize),
+    /// The destination layout cannot hold the picture.
+    #[error("destination too small for the picture")]
+    Destination,
+}
+
+fn check_plane(
+    p: &Plane<'_>,
+    row_bytes: usize,
+    rows: usize,
+    index: usize,
+) -> Result<(), ConvertError> {
+    let need = p
+        .stride
+        .checked_mul(rows - 1)
+        .and_then(|v| v.checked_add(row_bytes));
+    match need {
+        Some(need) if p.stride >= row_bytes && p.data.len() >= need => Ok(()),
+        _ => Err(ConvertError::Source(index)),
+    }
+}
+
+/// Writes `src` into `dst` as NV12 (8-bit) or P010 (10-bit), according to `src.depth`.
+pub fn write_semiplanar(
+    src: &Planar<'_>,
+    dst: &mut [u8],
+    layout: SemiPlanar,
+) -> Result<(), ConvertError> {
+    let (w, h) = (src.width, src.height);
+    if w == 0 || h == 0 {
+        return Err(ConvertError::Empty);
+    }
+    let bps = src.depth.bytes_per_sample() as usize;
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    let (luma_row, chroma_src_row, chroma_row) = (w * bps, cw * bps, 2 * cw * bps);
+    check_plane(&src.y, luma_row, h, 0)?;
+    check_plane(&src.u, chroma_src_row, ch, 1)?;
+    check_plane(&src.v, chroma_src_row, ch, 2)?;
+
+    let bpl = layout.bytesperline;
+    let luma_end = bpl.checked_mul(h - 1).and_then(|v| v.checked_add(luma_row));
+    let chroma_end = bpl
+        .checked_mul(ch - 1)
+        .and_then(|v| v.checked_add(chroma_row))
+        .and_then(|v| v.checked_add(layout.chroma_offset));
+    let fits = chroma_row <= bpl
+        && luma_end.is_some_and(|e| e <= layout.chroma_offset)
+        && chroma_end.is_some_and(|e| e <= dst.len());
+    if !fits {
+        return Err(ConvertError::Destination);
+    }
+    let (luma, chroma) = dst.split_at_mut(layout.chroma_offset);
+
+    let y_rows = src.y.data.chunks(src.y.stride);
+    let c_rows = src
+        .u
+        .data
+        .chunks(src.u.stride)
+        .zip(src.v.data.chunks(src.v.stride));
+    match src.depth {
+        BitDepth::Eight => {
+            for (d, s) in luma.chunks_mut(bpl).zip(y_rows).take(h) {
+                d[..w].copy_from_slice(&s[..w]);
+            }
+            for (d, (u, v)) in chroma.chunks_mut(bpl).zip(c_rows).take(ch) {
+                interleave8(&mut d[..2 * cw], &u[..cw], &v[..cw]);
+            }
+        }
+        BitDepth::Ten => {
+            for (d, s) in luma.chunks_mut(bpl).zip(y_rows).take(h) {
+                shift10(&mut d[..2 * w], &s[..2 * w]);
+            }
+            for (d, (u, v)) in chroma.chunks_mut(bpl).zip(c_rows).take(ch) {
+                interleave10(&mut d[..4 * cw], &u[..2 * cw], &v[..2 * cw]);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[inline]
+fn interleave8(d: &mut [u8], u: &[u8], v: &[u8]) {
+    for ((d, u), v) in d.chunks_exact_mut(2).zip(u).zip(v) {
+        d[0] = *u;
+        d[1] = *v;
+    }
+}
+
+#[inline]
+fn p010(s: &[u8]) -> [u8; 2] {
+    (u16::from_le_bytes([s[0], s[1]]) << 6).to_le_bytes()
+}
+
+#[inline]
+fn shift10(d: &mut [u8], s: &[u8]) {
+    for (d, s) in d.chunks_exact_mut(2).zip(s.chunks_exact(2)) {
+        d.copy_from_slice(&p010(s));
+    }
+}
+
+#[inline]
+fn interleave10(d: &mut [u8], u: &[u8], v: &[u8]) {
+    for ((d, u), v) in d
+        .chunks_exact_mut(4)
+        .zip(u.chunks_exact(2))
+        .zip(v.chunks_exact(2))
+    {
+        d[..2].copy_from_slice(&p010(u));
+        d[2..].copy_from_slice(&p010(v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic planar picture with padded strides.
+    struct Src {
+        w: usize,
+        h: usize,
+        depth: BitDepth,
+        planes: [Vec<u8>; 3],
+        strides: [usize; 3],
+    }
+
+    impl Src {
+        fn new(w: usize, h: usize, depth: BitDepth, pad: usize) -> Src {
+            let bps = depth.bytes_per_sample() as usize;
+            let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+            let strides = [w * bps + pad, cw * bps + pad + 3 * bps, cw * bps + pad];
+            let mut seed = 0x1234_5678u32;
+            let mut gen = |len: usize| -> Vec<u8> {
+                (0..len)
+                    .map(|_| {
+                        seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                        (seed >> 16) as u8
+                    })
+                    .collect()
+            };
+            let mut planes = [
+                gen(strides[0] * h),
+                gen(strides[1] * ch),
+                gen(strides[2] * ch),
+            ];
+            if depth == BitDepth::Ten {
+                // Keep samples within 10 bits, as FFmpeg's yuv420p10le does.
+                for p in &mut planes {
+                    for s in p.chunks_exact_mut(2) {
+                        s[1] &= 3;
+                    }
+                }
+            }
+            Src {
+                w,
+                h,
+                depth,
+                planes,
+                strides,
+            }
+        }
+
+        fn view(&self) -> Planar<'_> {
+            let p = |i: usize| Plane {
+                data: &self.planes[i],
+                stride: self.strides[i],
+            };
+            Planar {
+                width: self.w,
+                height: self.h,
+                depth: self.depth,
+                y: p(0),
+                u: p(1),
+                v: p(2),
+            }
+        }
+
+        fn sample(&self, plane: usize, x: usize, y: usize) -> u16 {
+            let s = &self.planes[plane][y * self.strides[plane]..];
+            match self.depth {
+                BitDepth::Eight => u16::from(s[x]),
+                BitDepth::Ten => u16::from_le_bytes([s[2 * x], s[2 * x + 1]]),
+            }
+        }
+    }
+
+    fn dst_sample(d: &[u8], depth: BitDepth, off: usize) -> u16 {
+        match depth {
+            BitDepth::Eight => u16::from(d[off]),
+            BitDepth::Ten => u16::from_le_bytes([d[off], d[off + 1]]) >> 6,
+        }
+    }
+
+    /// Checks every sample against the source by index arithmetic, and that nothing outside
+    /// the picture was written.
+    fn check(src: &Src, bpl: usize, chroma_offset: usize, total: usize) {
+        let mut dst = vec![0xeeu8; total];
+        let layout = SemiPlanar {
+            bytesperline: bpl,
+            chroma_offset,
+        };
+        write_semiplanar(&src.view(), &mut dst, layout).unwrap();
+        let bps = src.depth.bytes_per_sample() as usize;
+        let mut written = vec![false; total];
+        for y in 0..src.h {
+            for x in 0..src.w {
+                let off = y * bpl + x * bps;
+                assert_eq!(
+                    dst_sample(&dst, src.depth, off),
+                    src.sample(0, x, y),
+                    "Y {x},{y}"
+                );
+                written[off..off + bps].fill(true);
+            }
+        }
+        for y in 0..src.h.div_ceil(2) {
+            for x in 0..src.w.div_ceil(2) {
+                let off = chroma_offset + y * bpl + 2 * x * bps;
+                assert_eq!(
+                    dst_sample(&dst, src.depth, off),
+                    src.sample(1, x, y),
+                    "U {x},{y}"
+                );
+                assert_eq!(dst_sample(&dst, src.depth, off + bps), src.sample(2, x, y));
+                written[off..off + 2 * bps].fill(true);
+            }
+        }
+        for (i, w) in written.iter().enumerate() {
+            if !w {
+                assert_eq!(dst[i], 0xee, "byte {i} outside the picture was written");
+            }
+        }
+        if src.depth == BitDepth::Ten {
+            // The low 6 bits of every written P010 sample are zero.
+            for (i, pair) in dst.chunks_exact(2).enumerate() {
+                if written[2 * i] {
+                    assert_eq!(pair[0] & 0x3f, 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn nv12_sizes_and_strides() {
+        for (w, h, pad) in [
+            (2, 2, 0),
+            (1, 1, 0),
+            (97, 61, 5),
+            (202, 210, 64),
+            (201, 209, 1),
+            (64, 3, 0),
+        ] {
+            let src = Src::new(w, h, BitDepth::Eight, pad);
+            let bpl = (w.div_ceil(2) * 2).next_multiple_of(64);
+            let ch = h.div_ceil(2);
+            check(&src, bpl, bpl * h, bpl * (h + ch));
+            // A larger buffer than the picture, with a gap before the chroma plane.
+            check(
+                &src,
+                bpl + 64,
+                (bpl + 64) * (h + 3),
+                (bpl + 64) * (h + 3 + ch) + 7,
+            );
+        }
+    }
+
+    #[test]
+    fn p010_sizes_and_strides() {
+        for (w, h, pad) in [
+            (2, 2, 0),
+            (1, 1, 2),
+            (97, 61, 6),
+            (202, 210, 64),
+            (201, 209, 2),
+        ] {
+            // 16-bit samples: strides stay even, as FFmpeg's are.
+            let src = Src::new(w, h, BitDepth::Ten, pad);
+            let bpl = (w.div_ceil(2) * 4).next_multiple_of(64);
+            let ch = h.div_ceil(2);
+            check(&src, bpl, bpl * h, bpl * (h + ch));
+            check(
+                &src,
+                bpl + 128,
+                (bpl + 128) * (h + 1),
+                (bpl + 128) * (h + 1 + ch),
+            );
+        }
+    }
+
+    #[test]
+    fn p010_known_values() {
+        // One 2x2 picture: Y = 0, 1, 1023, 512; U = 0x155; V = 0x2aa.
+        let y = [0u8, 0, 1, 0, 0xff, 3, 0, 2];
+        let (u, v) = ([0x55u8, 1], [0xaau8, 2]);
+        let src = Planar {
+            width: 2,
+            height: 2,
+            depth: BitDepth::Ten,
+            y: Plane {
+                data: &y,
+                stride: 4,
+            },
+            u: Plane {
+                data: &u,
+                stride: 2,
+            },
+            v: Plane {
+                data: &v,
+                stride: 2,
+            },
+        };
+        let mut d = [0u8; 12];
+        let layout = SemiPlanar {
+            bytesperline: 4,
+            chroma_offset: 8,
+        };
+        write_semiplanar(&src, &mut d, layout).unwrap();
+        let w = |i: usize| u16::from_le_bytes([d[2 * i], d[2 * i + 1]]);
+        assert_eq!([w(0), w(1), w(2), w(3)], [0, 1 << 6, 1023 << 6, 512 << 6]);
+        assert_eq!([w(4), w(5)], [0x155 << 6, 0x2aa << 6]);
+    }
+
+    #[test]
+    fn rejects_what_does_not_fit() {
+        let src = Src::new(97, 61, BitDepth::Eight, 0);
+        let v = src.view();
+        let ok = SemiPlanar {
+            bytesperline: 128,
+            chroma_offset: 128 * 61,
+        };
+        let total = 128 * (61 + 31);
+        let mut dst = vec![0u8; total];
+        assert_eq!(write_semiplanar(&v, &mut dst, ok), Ok(()));
+        assert_eq!(write_semiplanar(&v, &mut dst[..128 * 91 + 98], ok), Ok(()));
+        // Rows narrower than the picture (chroma rows need 98 bytes).
+        let narrow = SemiPlanar {
+            bytesperline: 97,
+            ..ok
+        };
+        assert_eq!(
+            write_semiplanar(&v, &mut dst, narrow),
+            Err(ConvertError::Destination)
+        );
+        // Luma running into the chroma plane; chroma running past the buffer.
+        let overlap = SemiPlanar {
+            chroma_offset: 128 * 60,
+            ..ok
+        };
+        assert_eq!(
+            write_semiplanar(&v, &mut dst, overlap),
+            Err(ConvertError::Destination)
+        );
+        assert_eq!(
+            write_semiplanar(&v, &mut dst[..128 * 91 + 97], ok),
+            Err(ConvertError::Destination)
+        );
+        // Short or mis-strided source planes, empty pictures.
+        let short = Planar {
+            u: Plane {
+                data: &src.planes[1][..src.planes[1].len() - src.strides[1]],
+                stride: src.strides[1],
+            },
+            ..v
+        };
+        assert_eq!(
+            write_semiplanar(&short, &mut dst, ok),
+            Err(ConvertError::Source(1))
+        );
+        let thin = Planar {
+            y: Plane {
+                data: &src.planes[0],
+                stride: 96,
+            },
+            ..v
+        };
+        assert_eq!(
+            write_semiplanar(&thin, &mut dst, ok),
+            Err(ConvertError::Source(0))
+        );
+        let empty = Planar { width: 0, ..v };
+        assert_eq!(
+            write_semiplanar(&empty, &mut dst, ok),
+            Err(ConvertError::Empty)
+        );
+        // Absurd layouts do not overflow.
+        let huge = SemiPlanar {
+            bytesperline: usize::MAX / 2,
+            chroma_offset: usize::MAX,
+        };
+        assert_eq!(
+            write_semiplanar(&v, &mut dst, huge),
+            Err(ConvertError::Destination)
+        );
+    }
+}

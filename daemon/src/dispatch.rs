@@ -1,0 +1,356 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The dispatcher: one thread reads the device and hands each message to the thread of its
+//! context, so contexts decode in parallel while the jobs of one context are handled (and
+//! answered) in order.
+//!
+//! Messages are read into buffers of [`MAX_MESSAGE_SIZE`] bytes from a pool that grows to at
+//! most `max_buffers`, and travel to the context threads through bounded channels: in steady
+//! state nothing is allocated per message. When every buffer is in flight the dispatcher waits
+//! for one to come back (back-pressure).
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use daedalus_proto::wire::{self, Message, MAX_MESSAGE_SIZE};
+
+use crate::context::Context;
+use crate::decoder::DecoderConfig;
+use crate::stats::Stats;
+use crate::transport::{Incoming, Transport};
+
+/// Settings of the daemon.
+#[derive(Clone, Copy, Debug)]
+pub struct DaemonConfig {
+    /// Decoder settings of every context.
+    pub decoder: DecoderConfig,
+    /// Messages queued per context before the dispatcher waits.
+    pub queue_depth: usize,
+    /// Most message buffers in flight (each [`MAX_MESSAGE_SIZE`] bytes).
+    pub max_buffers: usize,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            decoder: DecoderConfig { threads: 1 },
+            queue_depth: 8,
+            max_buffers: 64,
+        }
+    }
+}
+
+/// What a run did, for the final log line and for tests.
+#[derive(Clone, Default)]
+pub struct Summary {
+    /// Messages read.
+    pub messages: u64,
+    /// Malformed messages skipped.
+    pub malformed: u64,
+    /// Contexts served.
+    pub contexts: u64,
+    /// The statistics of every context, in the order they ended.
+    pub stats: Vec<(u32, Stats)>,
+}
+
+type Buf = Box<[u8]>;
+
+struct PoolInner {
+    free: Vec<Buf>,
+    created: usize,
+}
+
+/// The message buffers.
+struct Pool {
+    inner: Mutex<PoolInner>,
+    returned: Condvar,
+    max: usize,
+}
+
+impl Pool {
+    fn new(max: usize) -> Pool {
+        let max = max.max(1);
+        Pool {
+            inner: Mutex::new(PoolInner {
+                free: Vec::with_capacity(max),
+                created: 0,
+            }),
+            returned: Condvar::new(),
+            max,
+        }
+    }
+
+    fn get(&self) -> Buf {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            if let Some(b) = inner.free.pop() {
+                return b;
+            }
+            if inner.created < self.max {
+                inner.created += 1;
+                drop(inner);
+                return vec![0u8; MAX_MESSAGE_SIZE].into_boxed_slice();
+            }
+            inner = self
+                .returned
+                .wait(inner)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn put(&self, b: Buf) {
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.free.push(b); // never beyond the capacity reserved: at most `max` buffers exist
+        drop(inner);
+        self.returned.notify_one();
+    }
+}
+
+enum Work {
+    /// A validated message of this context, `len` bytes at the start of the buffer.
+    Message(Buf, usize),
+    /// Print the statistics.
+    Stats,
+}
+
+struct Worker {
+    tx: SyncSender<Work>,
+    thread: JoinHandle<(u32, Stats)>,
+}
+
+/// Runs the daemon until the transport says [`Incoming::Shutdown`] (then finishes the queued
+/// jobs) or fails.
+pub fn run<T: Transport + 'static>(
+    transport: Arc<T>,
+    config: &DaemonConfig,
+) -> io::Result<Summary> {
+    let mut d = Dispatcher {
+        transport,
+        pool: Arc::new(Pool::new(config.max_buffers)),
+        config: *config,
+        workers: HashMap::new(),
+        ended: Vec::new(),
+        summary: Summary::default(),
+    };
+    let result = d.run();
+    d.shutdown();
+    result.map(|()| d.summary)
+}
+
+struct Dispatcher<T> {
+    transport: Arc<T>,
+    pool: Arc<Pool>,
+    config: DaemonConfig,
+    workers: HashMap<u32, Worker>,
+    ended: Vec<JoinHandle<(u32, Stats)>>,
+    summary: Summary,
+}
+
+impl<T: Transport + 'static> Dispatcher<T> {
+    fn run(&mut self) -> io::Result<()> {
+        loop {
+            let mut buf = self.pool.get();
+            let incoming = self.transport.receive(&mut buf);
+            match incoming {
+                Ok(Incoming::Message(n)) => self.dispatch(buf, n.min(MAX_MESSAGE_SIZE)),
+                Ok(Incoming::Stats) => {
+                    self.pool.put(buf);
+                    eprintln!(
+                        "daedalusd: {} messages, {} malformed, {} contexts open",
+                        self.summary.messages,
+                        self.summary.malformed,
+                        self.workers.len()
+                    );
+                    for w in self.workers.values() {
+                        let _ = w.tx.send(Work::Stats);
+                    }
+                }
+                Ok(Incoming::Shutdown) => {
+                    self.pool.put(buf);
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.pool.put(buf);
+                    return Err(e);
+                }
+            }
+            self.reap();
+        }
+    }
+
+    fn dispatch(&mut self, buf: Buf, n: usize) {
+        self.summary.messages += 1;
+        let (ctx_id, job, close, open) = match wire::decode(&buf[..n]) {
+            Ok(Message::Job(j)) => (j.ctx_id, true, false, false),
+            Ok(Message::ContextFlush { ctx_id }) => (ctx_id, false, false, false),
+            Ok(Message::ContextOpen { ctx_id }) => (ctx_id, false, false, true),
+            Ok(Message::ContextClose { ctx_id }) => (ctx_id, false, true, false),
+            Err(e) => {
+                self.summary.malformed += 1;
+                log::warn!("malformed message of {n} bytes skipped: {e}");
+                self.pool.put(buf);
+                return;
+            }
+        };
+        if open {
+            if let Some(old) = self.workers.remove(&ctx_id) {
+                log::warn!("context {ctx_id} opened again: dropping its previous state");
+                self.retire(old);
+            }
+            log::debug!("context {ctx_id} opened");
+            self.spawn(ctx_id);
+            self.pool.put(buf);
+            return;
+        }
+        if !self.workers.contains_key(&ctx_id) {
+            if !job {
+                log::debug!("flush or close of unknown context {ctx_id} ignored");
+                self.pool.put(buf);
+                return;
+            }
+            // E.g. the daemon restarted while clients were streaming: serve the context.
+            log::info!("message for unknown context {ctx_id}: creating it");
+            self.spawn(ctx_id);
+        }
+        let work = Work::Message(buf, n);
+        let work = match self.workers.get(&ctx_id) {
+            Some(w) => match w.tx.send(work) {
+                Ok(()) => None,
+                Err(mpsc::SendError(work)) => Some(work),
+            },
+            None => Some(work),
+        };
+        if let Some(work) = work {
+            // The context thread is gone (it panicked): start afresh and resend.
+            if let Some(dead) = self.workers.remove(&ctx_id) {
+                log::error!("context {ctx_id} thread died; restarting the context");
+                self.retire(dead);
+            }
+            self.spawn(ctx_id);
+            match self.workers.get(&ctx_id).map(|w| w.tx.send(work)) {
+                Some(Ok(())) => {}
+                Some(Err(mpsc::SendError(Work::Message(buf, _)))) => {
+                    log::error!("context {ctx_id}: message dropped");
+                    self.pool.put(buf);
+                }
+                _ => log::error!("context {ctx_id}: message dropped"),
+            }
+        }
+        if close {
+            if let Some(w) = self.workers.remove(&ctx_id) {
+                self.retire(w);
+            }
+        }
+    }
+
+    fn spawn(&mut self, ctx_id: u32) {
+        let (tx, rx) = mpsc::sync_channel(self.config.queue_depth.max(1));
+        let transport = Arc::clone(&self.transport);
+        let pool = Arc::clone(&self.pool);
+        let config = self.config.decoder;
+        let spawned = thread::Builder::new()
+            .name(format!("ctx{ctx_id}"))
+            .spawn(move || serve(ctx_id, config, &rx, &*transport, &pool));
+        match spawned {
+            Ok(thread) => {
+                self.summary.contexts += 1;
+                self.workers.insert(ctx_id, Worker { tx, thread });
+            }
+            Err(e) => log::error!("cannot start a thread for context {ctx_id}: {e}"),
+        }
+    }
+
+    /// Lets a context thread finish its queue and end (dropping its sender).
+    fn retire(&mut self, w: Worker) {
+        drop(w.tx);
+        self.ended.push(w.thread);
+    }
+
+    /// Collects the statistics of ended context threads.
+    fn reap(&mut self) {
+        let mut i = 0;
+        while i < self.ended.len() {
+            if self.ended[i].is_finished() {
+                let t = self.ended.swap_remove(i);
+                self.join(t);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    fn join(&mut self, t: JoinHandle<(u32, Stats)>) {
+        match t.join() {
+            Ok(s) => self.summary.stats.push(s),
+            Err(_) => log::error!("a context thread panicked"),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let workers: Vec<Worker> = self.workers.drain().map(|(_, w)| w).collect();
+        for w in workers {
+            self.retire(w);
+        }
+        for t in std::mem::take(&mut self.ended) {
+            self.join(t);
+        }
+    }
+}
+
+/// The thread of one context.
+fn serve(
+    ctx_id: u32,
+    config: DecoderConfig,
+    rx: &Receiver<Work>,
+    transport: &dyn Transport,
+    pool: &Pool,
+) -> (u32, Stats) {
+    let mut ctx = Context::new(ctx_id, config);
+    while let Ok(work) = rx.recv() {
+        match work {
+            Work::Stats => eprintln!("context {ctx_id}: {}", ctx.stats()),
+            Work::Message(buf, n) => {
+                let close = handle(&mut ctx, &buf[..n], transport);
+                pool.put(buf);
+                if close {
+                    break;
+                }
+            }
+        }
+    }
+    log::info!("context {ctx_id} closed: {}", ctx.stats());
+    (ctx_id, ctx.stats().clone())
+}
+
+/// Handles one message of a context; true when the context is closed.
+fn handle(ctx: &mut Context, bytes: &[u8], transport: &dyn Transport) -> bool {
+    match wire::decode(bytes) {
+        Ok(Message::Job(job)) => {
+            let c = ctx.handle_job(&job);
+            if let Err(e) = transport.complete(&c) {
+                // E.g. the module already failed the job after its timeout.
+                log::warn!(
+                    "context {} job {}: completion refused: {e}",
+                    c.ctx_id,
+                    c.job_id
+                );
+                ctx.record_complete_failure();
+            }
+            false
+        }
+        Ok(Message::ContextFlush { .. }) => {
+            log::debug!("context {} flushed", ctx.id());
+            ctx.flush();
+            false
+        }
+        Ok(Message::ContextClose { .. }) => true,
+        Ok(Message::ContextOpen { .. }) => false,
+        // Validated by the dispatcher already.
+        Err(e) => {
+            log::warn!("context {}: malformed message skipped: {e}", ctx.id());
+            false
+        }
+    }
+}

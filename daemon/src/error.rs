@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Why a job failed, and the completion status each failure is answered with.
+
+use daedalus_proto::wire::{STATUS_DECODE_ERROR, STATUS_INTERNAL_ERROR, STATUS_UNSUPPORTED};
+use ffmpeg_next as ffmpeg;
+
+use crate::convert::ConvertError;
+use crate::mapping::MapError;
+use crate::vp9::HeaderError;
+
+/// A failed job.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// A buffer could not be mapped or found (`STATUS_INTERNAL_ERROR`).
+    #[error(transparent)]
+    Buffer(#[from] MapError),
+    /// The frame header is malformed (`STATUS_DECODE_ERROR`).
+    #[error("bitstream: {0}")]
+    Header(#[from] HeaderError),
+    /// FFmpeg failed to decode the frame (`STATUS_DECODE_ERROR`).
+    #[error("decoding failed: {0}")]
+    Decode(ffmpeg::Error),
+    /// The bitstream is inconsistent in another way (`STATUS_DECODE_ERROR`).
+    #[error("{0}")]
+    Corrupt(&'static str),
+    /// The decoded frame does not fit the CAPTURE format (`STATUS_DECODE_ERROR`).
+    #[error("frame {width}x{height} is larger than the CAPTURE format {max_width}x{max_height}")]
+    TooLarge {
+        /// Frame width.
+        width: u32,
+        /// Frame height.
+        height: u32,
+        /// CAPTURE width.
+        max_width: u32,
+        /// CAPTURE height.
+        max_height: u32,
+    },
+    /// The frame's bit depth is not the CAPTURE format's (`STATUS_DECODE_ERROR`).
+    #[error("frame has {frame}-bit samples but the CAPTURE format has {capture}-bit ones")]
+    DepthMismatch {
+        /// Bits of the frame.
+        frame: u32,
+        /// Bits of the CAPTURE format.
+        capture: u32,
+    },
+    /// Something daedalus does not decode (`STATUS_UNSUPPORTED`).
+    #[error("unsupported: {0}")]
+    Unsupported(&'static str),
+    /// FFmpeg could not be set up (`STATUS_INTERNAL_ERROR`).
+    #[error("FFmpeg: {0}")]
+    Ffmpeg(ffmpeg::Error),
+    /// The picture could not be written (`STATUS_INTERNAL_ERROR`).
+    #[error("writing the picture: {0}")]
+    Picture(#[from] ConvertError),
+    /// Anything else that is the daemon's fault (`STATUS_INTERNAL_ERROR`).
+    #[error("internal error: {0}")]
+    Internal(&'static str),
+}
+
+impl JobError {
+    /// The completion status for this failure.
+    pub fn status(&self) -> u32 {
+        match self {
+            JobError::Header(_)
+            | JobError::Decode(_)
+            | JobError::Corrupt(_)
+            | JobError::TooLarge { .. }
+            | JobError::DepthMismatch { .. } => STATUS_DECODE_ERROR,
+            JobError::Unsupported(_) => STATUS_UNSUPPORTED,
+            JobError::Buffer(_)
+            | JobError::Ffmpeg(_)
+            | JobError::Picture(_)
+            | JobError::Internal(_) => STATUS_INTERNAL_ERROR,
+        }
+    }
+}

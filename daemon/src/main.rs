@@ -1,0 +1,164 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `daedalusd`: the decode daemon of daedalus (see the library for how it works).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use daedalus_daemon::device::{block_signals, Device};
+use daedalus_daemon::{DaemonConfig, DecoderConfig};
+use daedalus_proto::wire::DEVICE_PATH;
+
+/// Log levels.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl From<LogLevel> for log::LevelFilter {
+    fn from(l: LogLevel) -> Self {
+        match l {
+            LogLevel::Off => log::LevelFilter::Off,
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// The decode daemon of the daedalus V4L2 stateless decoder.
+///
+/// daedalusd attaches to the daedalus kernel module through /dev/daedalus and decodes the jobs
+/// the module sends (one frame each, from applications using /dev/videoN) with FFmpeg, writing
+/// the pictures straight into the applications' CAPTURE buffers. This milestone decodes VP9
+/// (profile 0 to NV12, profile 2 10-bit to P010).
+///
+/// It runs in the foreground (for systemd: Type=simple, see daedalusd.service), as root (the
+/// device needs CAP_SYS_ADMIN), and only one daemon can be attached at a time. Every decode
+/// context (open file of /dev/videoN) gets its own thread and FFmpeg decoder, so streams decode
+/// in parallel; each decoder uses --threads slice (tile) threads.
+///
+/// Signals: SIGUSR1 prints per-context statistics (frames, errors, job time p50/p99) to stderr;
+/// SIGINT/SIGTERM finish the queued jobs and exit with status 0. Statistics are also logged
+/// when a context closes. The exit status is 1 on errors (device missing, busy, protocol
+/// mismatch, device failure).
+#[derive(Parser, Debug)]
+#[command(name = "daedalusd", version, verbatim_doc_comment)]
+struct Cli {
+    /// The daedalus chardev to attach to.
+    #[arg(long, value_name = "PATH", default_value = DEVICE_PATH)]
+    device: PathBuf,
+
+    /// FFmpeg slice (tile) threads per decode context [default: the number of CPUs].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+
+    /// How much to log (to stderr): error, warn, info (attach/detach, context closes, failed
+    /// jobs), debug (every job), trace. FFmpeg's own messages follow: its errors from warn,
+    /// its warnings from info.
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    log_level: LogLevel,
+
+    /// Messages queued per context before the reader waits for that context.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    queue_depth: u16,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = log::LevelFilter::from(cli.log_level);
+    let mut logger = env_logger::Builder::new();
+    logger.filter_level(level);
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        // Under systemd the journal timestamps every line already.
+        logger.format_timestamp(None);
+    }
+    logger.init();
+    match run(&cli, level) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("daedalusd: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
+    let threads = match cli.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    daedalus_daemon::init_ffmpeg(level);
+    raise_fd_limit();
+    // Before any thread starts, so that every thread (FFmpeg's included) inherits the mask and
+    // the signals only ever arrive through the signalfd the dispatcher polls.
+    let signals = block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1])
+        .context("cannot set up signal handling")?;
+    let device = Device::open(&cli.device)?.with_signals(signals);
+    let hello = device.hello();
+    log::info!(
+        "attached to {}: protocol v{}, messages up to {} bytes, job timeout {} ms; \
+         {threads} slice threads per context",
+        cli.device.display(),
+        hello.version,
+        hello.max_message_size,
+        hello.job_timeout_ms,
+    );
+    let config = DaemonConfig {
+        decoder: DecoderConfig { threads },
+        queue_depth: usize::from(cli.queue_depth),
+        ..DaemonConfig::default()
+    };
+    let summary = daedalus_daemon::run(Arc::new(device), &config)
+        .with_context(|| format!("{} failed", cli.device.display()))?;
+    log::info!(
+        "stopping: {} messages ({} malformed), {} contexts served",
+        summary.messages,
+        summary.malformed,
+        summary.contexts
+    );
+    Ok(())
+}
+
+/// Every cached buffer keeps its dma-buf fd open (for `DMA_BUF_IOCTL_SYNC`): raise the soft
+/// limit on open files to the hard one, as many clients with many buffers need more than the
+/// usual 1024.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reads and writes this process's RLIMIT_NOFILE through a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                log::debug!("cannot raise the open file limit");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+        let c = Cli::parse_from(["daedalusd", "--threads", "3", "--log-level", "debug"]);
+        assert_eq!(c.threads, Some(3));
+        assert_eq!(c.device, PathBuf::from(DEVICE_PATH));
+        assert!(Cli::try_parse_from(["daedalusd", "--threads", "0"]).is_err());
+    }
+}

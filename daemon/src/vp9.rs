@@ -1,0 +1,381 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The little of VP9 the daemon reads itself: the start of a frame's uncompressed header, the
+//! `show_existing_frame` header it synthesises, and the V4L2 frame control.
+//!
+//! Why: a stateless VP9 job is one frame, and its CAPTURE buffer must hold the decoded picture
+//! even when the frame is hidden (`show_frame = 0`, e.g. an alt-ref frame), because the client
+//! shows it later by re-outputting that buffer (`show_existing_frame`). FFmpeg decodes hidden
+//! frames but outputs nothing for them; feeding it a one-byte `show_existing_frame` header for a
+//! reference slot the hidden frame refreshed makes it output that slot, i.e. the hidden picture.
+//! The slot comes from the frame's `refresh_frame_flags`, which the 6.12 V4L2 control
+//! (`struct v4l2_ctrl_vp9_frame`) does not carry, so it is parsed from the bitstream (VP9
+//! bitstream specification 6.2, `uncompressed_header()`).
+
+use std::mem::offset_of;
+
+use crate::sys::{self, v4l2_ctrl_vp9_frame};
+
+/// Why a VP9 frame header cannot be parsed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The data ends inside the header.
+    #[error("frame header truncated")]
+    Truncated,
+    /// `frame_marker` is not 2.
+    #[error("bad frame marker")]
+    BadMarker,
+    /// `frame_sync_code` is not 0x49 0x83 0x42.
+    #[error("bad sync code")]
+    BadSyncCode,
+    /// A reserved bit is set.
+    #[error("reserved bit set")]
+    Reserved,
+}
+
+/// What the daemon needs from a frame's uncompressed header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameHeader {
+    /// `Profile` (0 to 3).
+    pub profile: u8,
+    /// `frame_to_show_map_idx` when the frame is a `show_existing_frame` header.
+    pub show_existing_frame: Option<u8>,
+    /// `frame_type == KEY_FRAME`.
+    pub key_frame: bool,
+    /// `show_frame`.
+    pub show_frame: bool,
+    /// `intra_only`.
+    pub intra_only: bool,
+    /// `error_resilient_mode`.
+    pub error_resilient: bool,
+    /// `refresh_frame_flags` (all slots for key frames).
+    pub refresh_frame_flags: u8,
+    /// `BitDepth`, when the header carries it (key frames and intra-only frames).
+    pub bit_depth: Option<u8>,
+}
+
+impl FrameHeader {
+    /// The reference slot whose picture is this frame's, for a hidden frame: the lowest slot
+    /// it refreshes (`None` if it refreshes none).
+    pub fn refreshed_slot(&self) -> Option<u8> {
+        (self.refresh_frame_flags != 0).then(|| self.refresh_frame_flags.trailing_zeros() as u8)
+    }
+}
+
+struct Bits<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Bits<'_> {
+    fn bit(&mut self) -> Result<bool, HeaderError> {
+        let byte = self.data.get(self.pos / 8).ok_or(HeaderError::Truncated)?;
+        let b = byte >> (7 - self.pos % 8) & 1;
+        self.pos += 1;
+        Ok(b == 1)
+    }
+
+    fn bits(&mut self, n: u32) -> Result<u32, HeaderError> {
+        let mut v = 0;
+        for _ in 0..n {
+            v = (v << 1) | u32::from(self.bit()?);
+        }
+        Ok(v)
+    }
+}
+
+const CS_RGB: u32 = 7;
+
+/// Parses the start of a frame's uncompressed header (up to `refresh_frame_flags`).
+pub fn parse_frame_header(data: &[u8]) -> Result<FrameHeader, HeaderError> {
+    let mut r = Bits { data, pos: 0 };
+    if r.bits(2)? != 2 {
+        return Err(HeaderError::BadMarker);
+    }
+    let low = r.bits(1)?;
+    let high = r.bits(1)?;
+    let profile = ((high << 1) | low) as u8;
+    if profile == 3 && r.bit()? {
+        return Err(HeaderError::Reserved);
+    }
+    let mut h = FrameHeader {
+        profile,
+        show_existing_frame: None,
+        key_frame: false,
+        show_frame: true,
+        intra_only: false,
+        error_resilient: false,
+        refresh_frame_flags: 0,
+        bit_depth: None,
+    };
+    if r.bit()? {
+        h.show_existing_frame = Some(r.bits(3)? as u8);
+        return Ok(h);
+    }
+    h.key_frame = !r.bit()?;
+    h.show_frame = r.bit()?;
+    h.error_resilient = r.bit()?;
+    if h.key_frame {
+        sync_code(&mut r)?;
+        h.bit_depth = Some(color_config(&mut r, profile)?);
+        h.refresh_frame_flags = 0xff;
+        return Ok(h);
+    }
+    h.intra_only = if h.show_frame { false } else { r.bit()? };
+    if !h.error_resilient {
+        r.bits(2)?; // reset_frame_context
+    }
+    if h.intra_only {
+        sync_code(&mut r)?;
+        h.bit_depth = Some(if profile > 0 {
+            color_config(&mut r, profile)?
+        } else {
+            8
+        });
+    }
+    h.refresh_frame_flags = r.bits(8)? as u8;
+    Ok(h)
+}
+
+fn sync_code(r: &mut Bits<'_>) -> Result<(), HeaderError> {
+    if r.bits(24)? != 0x49_83_42 {
+        return Err(HeaderError::BadSyncCode);
+    }
+    Ok(())
+}
+
+/// `color_config()`: returns the bit depth.
+fn color_config(r: &mut Bits<'_>, profile: u8) -> Result<u8, HeaderError> {
+    let bit_depth = if profile >= 2 {
+        if r.bit()? {
+            12
+        } else {
+            10
+        }
+    } else {
+        8
+    };
+    let color_space = r.bits(3)?;
+    if color_space != CS_RGB {
+        r.bit()?; // color_range
+        if profile == 1 || profile == 3 {
+            r.bits(2)?; // subsampling_x, subsampling_y
+            if r.bit()? {
+                return Err(HeaderError::Reserved);
+            }
+        }
+    } else if (profile == 1 || profile == 3) && r.bit()? {
+        return Err(HeaderError::Reserved);
+    }
+    Ok(bit_depth)
+}
+
+/// A `show_existing_frame` frame header showing reference slot `slot` (0..8): the bytes and how
+/// many of them are used (1, or 2 for profile 3).
+pub fn show_existing_frame(profile: u8, slot: u8) -> ([u8; 2], usize) {
+    // frame_marker (0b10), profile_low_bit, profile_high_bit, [reserved_zero for profile 3],
+    // show_existing_frame = 1, frame_to_show_map_idx (3 bits); then zero padding to a byte.
+    let mut v: u16 = 0b10;
+    let mut n = 2;
+    v = (v << 1) | u16::from(profile & 1);
+    v = (v << 1) | u16::from(profile >> 1 & 1);
+    n += 2;
+    if profile == 3 {
+        v <<= 1;
+        n += 1;
+    }
+    v = (v << 1) | 1;
+    v = (v << 3) | u16::from(slot & 7);
+    n += 4;
+    if n <= 8 {
+        ([(v << (8 - n)) as u8, 0], 1)
+    } else {
+        ((v << (16 - n)).to_be_bytes(), 2)
+    }
+}
+
+/// The fields of `struct v4l2_ctrl_vp9_frame` the daemon looks at (read at the offsets of the
+/// bindgen-generated struct, so no unsafe cast of the payload is needed).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameControl {
+    /// `V4L2_VP9_FRAME_FLAG_*`.
+    pub flags: u32,
+    /// Profile 0..3.
+    pub profile: u8,
+    /// 8, 10 or 12.
+    pub bit_depth: u8,
+    /// Frame width in pixels.
+    pub width: u32,
+    /// Frame height in pixels.
+    pub height: u32,
+}
+
+/// `V4L2_CID_STATELESS_VP9_FRAME`.
+pub const CID_FRAME: u32 = sys::V4L2_CID_STATELESS_VP9_FRAME;
+
+const FLAGS: usize = offset_of!(v4l2_ctrl_vp9_frame, flags);
+const WIDTH: usize = offset_of!(v4l2_ctrl_vp9_frame, frame_width_minus_1);
+const HEIGHT: usize = offset_of!(v4l2_ctrl_vp9_frame, frame_height_minus_1);
+const PROFILE: usize = offset_of!(v4l2_ctrl_vp9_frame, profile);
+const BIT_DEPTH: usize = offset_of!(v4l2_ctrl_vp9_frame, bit_depth);
+
+impl FrameControl {
+    /// Size of the control's payload.
+    pub const SIZE: usize = std::mem::size_of::<v4l2_ctrl_vp9_frame>();
+
+    /// Reads the control from its payload (`None` if the payload is too short).
+    pub fn parse(payload: &[u8]) -> Option<FrameControl> {
+        if payload.len() < Self::SIZE {
+            return None;
+        }
+        let u16_at = |o: usize| u16::from_ne_bytes([payload[o], payload[o + 1]]);
+        Some(FrameControl {
+            flags: u32::from_ne_bytes([
+                payload[FLAGS],
+                payload[FLAGS + 1],
+                payload[FLAGS + 2],
+                payload[FLAGS + 3],
+            ]),
+            profile: payload[PROFILE],
+            bit_depth: payload[BIT_DEPTH],
+            width: u32::from(u16_at(WIDTH)) + 1,
+            height: u32::from(u16_at(HEIGHT)) + 1,
+        })
+    }
+
+    /// Writes these fields into a payload of [`Self::SIZE`] bytes (the other fields are left
+    /// as they are); for clients and tests. Returns false if `out` is too short.
+    pub fn write(&self, out: &mut [u8]) -> bool {
+        if out.len() < Self::SIZE {
+            return false;
+        }
+        out[FLAGS..FLAGS + 4].copy_from_slice(&self.flags.to_ne_bytes());
+        out[PROFILE] = self.profile;
+        out[BIT_DEPTH] = self.bit_depth;
+        let w = self.width.saturating_sub(1).min(u16::MAX.into()) as u16;
+        let h = self.height.saturating_sub(1).min(u16::MAX.into()) as u16;
+        out[WIDTH..WIDTH + 2].copy_from_slice(&w.to_ne_bytes());
+        out[HEIGHT..HEIGHT + 2].copy_from_slice(&h.to_ne_bytes());
+        true
+    }
+
+    /// `V4L2_VP9_FRAME_FLAG_SHOW_FRAME`.
+    pub fn show_frame(&self) -> bool {
+        self.flags & sys::V4L2_VP9_FRAME_FLAG_SHOW_FRAME != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_frame_profile0() {
+        // 0x82: marker 10, profile 00, show_existing 0, frame_type 0 (key), show 1, errres 0;
+        // sync code; color_space 2 (bt709), color_range 0 ...
+        let h = parse_frame_header(&[0x82, 0x49, 0x83, 0x42, 0x00, 0x00]).unwrap();
+        assert!(h.key_frame && h.show_frame && !h.error_resilient);
+        assert_eq!(
+            (h.profile, h.refresh_frame_flags, h.bit_depth),
+            (0, 0xff, Some(8))
+        );
+        assert_eq!(h.refreshed_slot(), Some(0));
+    }
+
+    #[test]
+    fn hidden_inter_frame() {
+        // 0x84: marker 10, profile 00, show_existing 0, non-key 1, show 0, errres 0;
+        // then intra_only 0, reset_frame_context 00, refresh_frame_flags 0b0001_0000.
+        // Bits after 0x84: 0 00 00010000 -> 0b0000_0010 0b000x_xxxx
+        let h = parse_frame_header(&[0x84, 0x02, 0x00]).unwrap();
+        assert!(!h.key_frame && !h.show_frame && !h.intra_only);
+        assert_eq!(h.refresh_frame_flags, 0x10);
+        assert_eq!(h.refreshed_slot(), Some(4));
+        assert_eq!(h.bit_depth, None);
+    }
+
+    #[test]
+    fn intra_only_profile2() {
+        // marker 10, profile low 0 high 1, show_existing 0, non-key 1, show 0, errres 1;
+        // intra_only 1, (no reset: error resilient), sync code, ten_or_twelve 0, cs 001,
+        // range 0, refresh 0b1000_0001.
+        let bits = "10 0 1 0 1 0 1 1 010010011000001101000010 0 001 0 10000001";
+        let h = parse_frame_header(&pack(bits)).unwrap();
+        assert!(h.intra_only && h.error_resilient && !h.show_frame);
+        assert_eq!((h.profile, h.bit_depth), (2, Some(10)));
+        assert_eq!(h.refresh_frame_flags, 0x81);
+    }
+
+    #[test]
+    fn malformed_headers() {
+        assert_eq!(parse_frame_header(&[]), Err(HeaderError::Truncated));
+        assert_eq!(parse_frame_header(&[0x42]), Err(HeaderError::BadMarker));
+        assert_eq!(
+            parse_frame_header(&[0x82, 0x49]),
+            Err(HeaderError::Truncated)
+        );
+        assert_eq!(
+            parse_frame_header(&[0x82, 0x49, 0x83, 0x43, 0]),
+            Err(HeaderError::BadSyncCode)
+        );
+        // Profile 3 with the reserved bit set.
+        assert_eq!(parse_frame_header(&[0xb8]), Err(HeaderError::Reserved));
+    }
+
+    #[test]
+    fn show_existing_headers_round_trip() {
+        for profile in 0..4 {
+            for slot in 0..8 {
+                let (b, n) = show_existing_frame(profile, slot);
+                assert_eq!(n, if profile == 3 { 2 } else { 1 });
+                let h = parse_frame_header(&b[..n]).unwrap();
+                assert_eq!(h.profile, profile);
+                assert_eq!(h.show_existing_frame, Some(slot));
+            }
+        }
+        // profile 0, slot 5: 10 0 0 1 101
+        assert_eq!(show_existing_frame(0, 5), ([0b1000_1101, 0], 1));
+        // profile 2, slot 0: 10 0 1 1 000
+        assert_eq!(show_existing_frame(2, 0).0[0], 0b1001_1000);
+        // profile 3, slot 7: 10 1 1 0 1 111 -> 1011 0111 1000 0000
+        assert_eq!(show_existing_frame(3, 7), ([0b1011_0111, 0b1000_0000], 2));
+        // A one-byte header never looks like a superframe index marker (0b110xxxxx).
+        for p in 0..3 {
+            for s in 0..8 {
+                assert_ne!(show_existing_frame(p, s).0[0] & 0xe0, 0xc0);
+            }
+        }
+    }
+
+    #[test]
+    fn control_round_trip() {
+        let mut payload = vec![0u8; FrameControl::SIZE];
+        let c = FrameControl {
+            flags: sys::V4L2_VP9_FRAME_FLAG_SHOW_FRAME | sys::V4L2_VP9_FRAME_FLAG_KEY_FRAME,
+            profile: 2,
+            bit_depth: 10,
+            width: 202,
+            height: 210,
+        };
+        assert!(c.write(&mut payload));
+        assert_eq!(FrameControl::parse(&payload), Some(c));
+        assert!(c.show_frame());
+        assert_eq!(FrameControl::parse(&payload[1..]), None);
+        assert!(!c.write(&mut payload[1..]));
+        // The C layout: flags right after lf/quant/seg; profile/bit_depth near the end.
+        assert_eq!(PROFILE + 1, BIT_DEPTH);
+        assert_eq!(WIDTH + 2, HEIGHT);
+    }
+
+    fn pack(bits: &str) -> Vec<u8> {
+        let bits: Vec<u8> = bits.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        bits.chunks(8)
+            .map(|c| {
+                let mut v = 0u8;
+                for (i, b) in c.iter().enumerate() {
+                    v |= (b - b'0') << (7 - i);
+                }
+                v
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Regenerates the tiny VP9 test vectors and their per-frame MD5s (FFmpeg 5.1 with libvpx, Debian 12).
+# Two-pass libvpx with auto-alt-ref, so that each stream has hidden alt-ref frames in superframes
+# (frames 1 and 6) and "show the ARF" frames (5 and 11). The 10-bit stream is profile 2 at an odd
+# size (97x61). The MD5s are of planar yuv420p / yuv420p10le per displayed frame, as
+# `ffmpeg -f framemd5` writes them (libvpx, `ffmpeg -c:v libvpx-vp9`, gives the same MD5s).
+set -euo pipefail
+cd "$(dirname "$0")"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+enc() { # enc OUT SIZE [extra ffmpeg output options...]
+  local out=$1 size=$2
+  shift 2
+  for pass in 1 2; do
+    local dst=("$tmp/null.ivf")
+    [[ $pass == 2 ]] && dst=("$out")
+    ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=$size:rate=10" -frames:v 12 "$@" \
+      -c:v libvpx-vp9 -b:v 60k -g 12 -auto-alt-ref 1 -lag-in-frames 12 -deadline good -cpu-used 4 \
+      -threads 1 -pass "$pass" -passlogfile "$tmp/pass" "${dst[@]}"
+  done
+}
+
+enc tiny-96x64-8bit-arf.ivf 96x64
+enc tiny-97x61-10bit-arf.ivf 98x62 -vf scale=97:61,format=yuv420p10le -profile:v 2
+
+ffmpeg -hide_banner -loglevel error -y -i tiny-96x64-8bit-arf.ivf -fps_mode passthrough \
+  -pix_fmt yuv420p -f framemd5 tiny-96x64-8bit-arf.ivf.ffmpeg-yuv420p.framemd5
+ffmpeg -hide_banner -loglevel error -y -i tiny-97x61-10bit-arf.ivf -fps_mode passthrough \
+  -pix_fmt yuv420p10le -f framemd5 tiny-97x61-10bit-arf.ivf.ffmpeg-yuv420p10le.framemd5
