@@ -346,8 +346,10 @@ impl Taken {
         }
     }
 
-    /// Finishes every job as failed.
-    fn fail_all(self, jobs: &Jobs) {
+    /// Finishes every job as failed, oldest first: a context's buffers come back in the
+    /// order they were queued, as clients expect.
+    fn fail_all(mut self, jobs: &Jobs) {
+        self.jobs[..self.len].sort_unstable_by_key(|j| j.as_ref().map_or(u64::MAX, |j| j.seq));
         for job in self.jobs.into_iter().flatten() {
             // SAFETY: taken out of the table under the lock; contexts are alive while they
             // have jobs (module invariant).

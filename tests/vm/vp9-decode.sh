@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# vm-run:
+#
+# VM test (guest, outside the chroot, daedalus.ko loaded): VP9 through the whole device —
+# daedalusd attached to /dev/daedalus, `daedalus decode` as the stateless client — checked frame
+# by frame against FFmpeg:
+#   1. every committed VP9 stream (tools/tests/data, daemon/tests/data): `--framemd5` output equal
+#      to `ffmpeg -f framemd5` byte for byte; every VP9 stream under $DAEDALUS_VECTORS/vp9:
+#      per-frame MD5 equal to the reference's;
+#   2. two clients at once, both byte-exact;
+#   3. the daemon killed with SIGKILL mid-stream: the client ends (with errors) instead of
+#      hanging; a restarted daemon serves the next stream byte-exact;
+#   4. corrupted and truncated streams: error buffers, no hang, the daemon keeps serving.
+set -euo pipefail
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=$repo/target/release/daedalus
+vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+[[ -x $bin ]] || { echo "vp9-decode: $bin not found"; exit 1; }
+failures=0 exact=0 total=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+daemon=$("$repo/tests/vm/lib/start-daemon")
+work=$(mktemp -d)
+
+# check STREAM REFERENCE: decode and compare; framemd5 references are compared whole, others
+# (one comment line, then one MD5 per frame) by their MD5 lines.
+check() {
+  local stream=$1 ref=$2 out=$work/$(basename "$1").out
+  total=$((total + 1))
+  if grep -q "^#format: frame checksums" "$ref"; then
+    "$bin" decode --framemd5 "$out" "$stream" >"$out.log" 2>&1 || true
+    cmp -s "$ref" "$out" && { exact=$((exact + 1)); echo "byte-exact: $(basename "$stream") ($(grep -vc '^#' "$ref") frames)"; return 0; }
+  else
+    "$bin" decode --md5 "$out" "$stream" >"$out.log" 2>&1 || true
+    if diff -q <(grep -v '^#' "$ref" | awk '{print $NF}') "$out" >/dev/null; then
+      exact=$((exact + 1)); echo "byte-exact: $(basename "$stream") ($(wc -l <"$out") frames)"; return 0
+    fi
+  fi
+  fail "$(basename "$stream") differs from $(basename "$ref")"
+  tail -n 3 "$out.log"
+  return 1
+}
+
+echo "== 1. conformance"
+for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
+  ref=${s%.ivf}.framemd5; [[ -f $ref ]] || ref=$(ls "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
+  [[ -f $ref ]] && check "$s" "$ref" || true
+done
+if [[ -d $vectors/vp9 ]]; then
+  while IFS= read -r s; do
+    ref=$(ls "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
+    [[ -n $ref ]] && { check "$s" "$ref" || true; }
+  done < <(find "$vectors/vp9" -type f \( -name '*.ivf' -o -name '*.vp9' \) | sort)
+else
+  echo "note: $vectors/vp9 not found: shared conformance streams skipped"
+fi
+echo "conformance: $exact of $total streams byte-exact"
+conformance="$exact/$total"
+
+echo "== 2. two clients at once"
+a=$repo/daemon/tests/data/tiny-96x64-8bit-arf.ivf
+b=$repo/tools/tests/data/vp9-10bit-18x10-lossless.ivf
+"$bin" decode --framemd5 "$work/a.md5" "$a" >"$work/a.log" 2>&1 & pa=$!
+"$bin" decode --framemd5 "$work/b.md5" "$b" >"$work/b.log" 2>&1 & pb=$!
+wait $pa || true; wait $pb || true
+cmp -s "$work/a.md5" "$(ls "$a".ffmpeg-*.framemd5)" || fail "client A not byte-exact in parallel"
+cmp -s "$work/b.md5" "${b%.ivf}.framemd5" || fail "client B not byte-exact in parallel"
+echo "parallel clients done"
+
+echo "== 3. daemon killed mid-stream"
+# The longest stream at hand; the daemon is stopped (SIGSTOP) early so that the client surely has
+# requests pending with it, then killed.
+long=$vectors/vp9/cros-codecs/resolution_change_500frames-vp9.ivf
+[[ -f $long ]] || long=$repo/tools/tests/data/vp9-8bit-resize.ivf
+"$bin" decode --md5 "$work/long.md5" --timeout-ms 3000 "$long" >"$work/long.log" 2>&1 & pc=$!
+sleep 0.3
+kill -STOP "$daemon"
+sleep 0.5
+kill -KILL "$daemon"
+start=$(date +%s)
+rc=0; wait $pc || rc=$?
+took=$(( $(date +%s) - start ))
+[[ $rc -ne 0 ]] || fail "decode reported success although the daemon died"
+[[ $took -le 10 ]] || fail "decode took ${took}s to end after the daemon died"
+echo "client ended ${took}s after the kill (status $rc): $(tail -n 1 "$work/long.log")"
+daemon=$("$repo/tests/vm/lib/start-daemon")
+check "$a" "$(ls "$a".ffmpeg-*.framemd5)" || fail "restarted daemon not byte-exact"
+
+echo "== 4. corrupted and truncated streams"
+python3 - "$a" "$work" <<'PY'
+import sys
+data = bytearray(open(sys.argv[1], "rb").read())
+# Corrupt the payload of every frame after the first (IVF: 32-byte header, 12-byte frame headers).
+out = bytearray(data[:32]); off = 32; n = 0
+while off + 12 <= len(data):
+    size = int.from_bytes(data[off:off + 4], "little")
+    frame = bytearray(data[off + 12:off + 12 + size])
+    if n > 0:
+        for i in range(8, len(frame), 7):
+            frame[i] ^= 0x5A
+    out += data[off:off + 12] + frame
+    off += 12 + size; n += 1
+open(sys.argv[2] + "/corrupt.ivf", "wb").write(out)
+open(sys.argv[2] + "/truncated.ivf", "wb").write(data[: len(data) * 2 // 3])
+PY
+for s in corrupt truncated; do
+  rc=0; timeout 120 "$bin" decode --md5 "$work/$s.md5" "$work/$s.ivf" >"$work/$s.log" 2>&1 || rc=$?
+  [[ $rc -ne 124 ]] || fail "$s stream: decode hung"
+  echo "$s stream: status $rc: $(tail -n 1 "$work/$s.log")"
+done
+kill -0 "$daemon" 2>/dev/null || fail "the daemon died on bad streams"
+check "$a" "$(ls "$a".ffmpeg-*.framemd5)" || fail "daemon not serving after bad streams"
+
+kill -TERM "$daemon"; wait "$daemon" 2>/dev/null || true
+echo "-- daemon log (tail)"; tail -n 5 /tmp/daedalusd.log
+[[ $failures -eq 0 ]] && echo "vp9-decode: all passed ($conformance conformance streams byte-exact)" || { echo "vp9-decode: $failures failed"; exit 1; }
