@@ -947,9 +947,21 @@ unsafe fn encode_locked(
     if size > wire::MAX_MESSAGE_SIZE {
         return Err(code::E2BIG);
     }
-    let mut msg = KVec::from_elem(0u8, size, GFP_KERNEL)?;
     // SAFETY: the buffers are owned by this job.
     let (s, d) = unsafe { (&(*src).vb2_buf, &(*dst).vb2_buf) };
+    // The CAPTURE format follows the controls: a stream whose bit depth changed without the
+    // client reallocating no longer fits its buffers.
+    if capture.layout.sizeimage > d.planes[0].length {
+        pr_warn!(
+            "job {}: a {}x{} picture does not fit CAPTURE buffer {}\n",
+            id,
+            capture.layout.width,
+            capture.layout.height,
+            d.index
+        );
+        return Err(code::ENOSPC);
+    }
+    let mut msg = KVec::from_elem(0u8, size, GFP_KERNEL)?;
     let l = &capture.layout;
     let header = JobHeader {
         job_id: id,

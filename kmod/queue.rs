@@ -139,7 +139,7 @@ unsafe extern "C" fn queue_setup(
         if is_output((*q).type_) {
             ctx.coded_format().sizeimage
         } else {
-            ctx.freeze_capture_format().layout.sizeimage
+            ctx.capture_format().layout.sizeimage
         }
     };
     // SAFETY: valid pointers from the core (contract).

@@ -3,8 +3,8 @@
 //!
 //! OUTPUT carries one of the coded formats of [`Codec`]; CAPTURE is derived from it: same size
 //! (rounded up to even), NV12 for 8-bit streams, P010 for 10-bit ones, with the bit depth taken
-//! from the codec's controls (see [`crate::ctrls`]). Once CAPTURE buffers exist its format is
-//! frozen until they are freed.
+//! from the codec's controls (see [`crate::ctrls`]). Buffers too small for the current CAPTURE
+//! format are refused when queued.
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
@@ -52,12 +52,10 @@ pub(crate) struct CaptureFormat {
     pub(crate) colorimetry: Colorimetry,
 }
 
-/// Formats of a context.
+/// Formats of a context. The CAPTURE format is not stored: it is derived from the OUTPUT
+/// format and the bit depth of the codec's controls whenever it is needed.
 struct State {
     coded: CodedFormat,
-    /// CAPTURE format fixed when the CAPTURE buffers were allocated (valid while the CAPTURE
-    /// queue has buffers).
-    frozen_capture: CaptureFormat,
 }
 
 /// A decoding context: one open file of `/dev/videoN`.
@@ -181,27 +179,19 @@ impl Context {
         unsafe { self.state().coded }
     }
 
-    /// The CAPTURE format: frozen while CAPTURE buffers exist, else derived from OUTPUT.
+    /// The CAPTURE format: the OUTPUT size (rounded up to even) in NV12 or P010 as the bit
+    /// depth of the codec's controls says.
     ///
     /// # Safety
     ///
     /// As [`Context::state`].
     pub(crate) unsafe fn capture_format(&self) -> CaptureFormat {
-        // SAFETY: the queue is live; reading its buffer count is what `vb2_is_busy` is for.
-        if unsafe { bindings::daedalus_vb2_is_busy(self.capture_queue()) } {
-            // SAFETY: forwarded contract.
-            return unsafe { self.state().frozen_capture };
-        }
-        // SAFETY: forwarded contract.
-        unsafe { self.derived_capture_format() }
-    }
-
-    /// # Safety
-    ///
-    /// As [`Context::state`].
-    unsafe fn derived_capture_format(&self) -> CaptureFormat {
         // SAFETY: forwarded contract.
         let coded = unsafe { self.state().coded };
+        self.capture_format_of(&coded)
+    }
+
+    fn capture_format_of(&self, coded: &CodedFormat) -> CaptureFormat {
         let depth = self.depth(coded.codec);
         CaptureFormat {
             depth,
@@ -210,40 +200,17 @@ impl Context {
         }
     }
 
-    /// Fixes the CAPTURE format for the buffers being allocated (videobuf2 `queue_setup`).
-    /// Only the first allocation fixes it: buffers added later (`CREATE_BUFS`) get the same.
-    ///
-    /// # Safety
-    ///
-    /// As [`Context::state`].
-    pub(crate) unsafe fn freeze_capture_format(&self) -> CaptureFormat {
-        // SAFETY: the queue is live.
-        let busy = unsafe { bindings::daedalus_vb2_is_busy(self.capture_queue()) };
-        // SAFETY: forwarded contract.
-        unsafe {
-            let f = self.capture_format();
-            if !busy {
-                self.state().frozen_capture = f;
-            }
-            f
-        }
-    }
-
     /// The formats a decode job is made with, read without the device lock.
     ///
     /// # Safety
     ///
-    /// Both queues have buffers (a job is running). Then neither format can be written:
-    /// `S_FMT(OUTPUT)` is refused while the queues are busy, and the frozen CAPTURE format is
-    /// only written by the allocation that makes the CAPTURE queue busy.
+    /// A job of this context is being made, so OUTPUT streams. Then the OUTPUT format cannot
+    /// be written: `S_FMT(OUTPUT)` is refused while OUTPUT streams (and streaming stops only
+    /// after the context's jobs ended). The bit depth is an atomic.
     pub(crate) unsafe fn job_formats(&self) -> (CodedFormat, CaptureFormat) {
-        // SAFETY: no writer can run (contract), so the shared reads do not race.
-        unsafe {
-            (
-                (*self.state.get()).coded,
-                (*self.state.get()).frozen_capture,
-            )
-        }
+        // SAFETY: no writer can run (contract), so the shared read does not race.
+        let coded = unsafe { (*self.state.get()).coded };
+        (coded, self.capture_format_of(&coded))
     }
 }
 
@@ -421,14 +388,7 @@ unsafe fn open_locked(
         colorimetry: Colorimetry::DEFAULT,
     };
     let depth = BitDepth::Eight;
-    *c.state.get_mut() = State {
-        coded: default,
-        frozen_capture: CaptureFormat {
-            depth,
-            layout: CaptureLayout::new(depth, DEFAULT_WIDTH, DEFAULT_HEIGHT),
-            colorimetry: Colorimetry::DEFAULT,
-        },
-    };
+    *c.state.get_mut() = State { coded: default };
     for codec in Codec::ALL {
         c.set_depth(codec, depth);
     }
@@ -722,18 +682,29 @@ unsafe extern "C" fn s_fmt_vid_out(
 ) -> c_int {
     let ctx = ctx!(file);
     let r = (|| -> Result {
-        // SAFETY: the queues are live.
-        let busy = unsafe {
-            bindings::daedalus_vb2_is_busy(ctx.output_queue())
-                || bindings::daedalus_vb2_is_busy(ctx.capture_queue())
-        };
-        if busy {
-            return Err(code::EBUSY);
-        }
         // SAFETY: `f` valid.
         let coded = try_coded(&unsafe { read_pix_mp(f) }, ctx.codec());
-        // SAFETY: device lock held (ioctl).
-        unsafe { ctx.state().coded = coded };
+        let (out_q, cap_q) = (ctx.output_queue(), ctx.capture_queue());
+        // A new size (resolution change) may keep the buffers, as long as neither queue
+        // streams and the codec stays (as rkvdec). The CAPTURE format follows at once; CAPTURE
+        // buffers too small for it are refused when queued (`buf_prepare`) and a job that
+        // would not fit fails, so clients that keep them (GStreamer does, until it has set the
+        // new OUTPUT format) are safe.
+        // SAFETY: the queues are live.
+        let refused = unsafe {
+            bindings::daedalus_vb2_is_streaming(out_q)
+                || bindings::daedalus_vb2_is_streaming(cap_q)
+                || (bindings::daedalus_vb2_is_busy(out_q) && coded.codec != ctx.codec())
+        };
+        if refused {
+            return Err(code::EBUSY);
+        }
+        // SAFETY: device lock held (ioctl); OUTPUT is not streaming, so no job reads the
+        // format, and the codec (hence the queue flags) only changes without buffers.
+        unsafe {
+            ctx.state().coded = coded;
+            queue::set_codec(out_q, coded.codec);
+        }
         ctx.codec
             .store(coded.codec.index() as u8, Ordering::Release);
         // SAFETY: `f` valid.
