@@ -3,7 +3,7 @@
 #   make kernel          build (once, cached outside the repo) the Rust-enabled VM kernel
 #   make module          build daedalus.ko against KDIR (default: that kernel)
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
-#   make demo            boot the VM, load the module, show the device
+#   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
 #   make test            everything: style, lints, unit tests, module, VM tests
 #   make clean
 
@@ -11,7 +11,7 @@ SHELL := /bin/bash
 KDIR ?= $(shell scripts/build-kernel --print-kdir 2>/dev/null)
 CARGO ?= cargo
 
-.PHONY: all deps kernel module clients-rootfs demo test test-host test-vm clean
+.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm clean
 
 all: module
 
@@ -32,7 +32,10 @@ module:
 clients-rootfs:
 	scripts/build-clients-rootfs >/dev/null
 
-demo: kernel module clients-rootfs
+release:
+	$(CARGO) build --release --locked -p daedalus-tools -p daedalus-daemon
+
+demo: kernel module release
 	scripts/demo
 
 test-host:
