@@ -349,7 +349,17 @@ impl Taken {
     /// Finishes every job as failed, oldest first: a context's buffers come back in the
     /// order they were queued, as clients expect.
     fn fail_all(mut self, jobs: &Jobs) {
-        self.jobs[..self.len].sort_unstable_by_key(|j| j.as_ref().map_or(u64::MAX, |j| j.seq));
+        // Insertion sort by `seq` (at most MAX_JOBS entries, nearly sorted already). Not
+        // `sort_unstable_by_key`: objtool on 6.12 does not know the panic paths of core's sort
+        // and warns that they fall through.
+        let seq = |j: &Option<KBox<JobRecord>>| j.as_ref().map_or(u64::MAX, |j| j.seq);
+        for i in 1..self.len.min(MAX_JOBS) {
+            let mut k = i;
+            while k > 0 && seq(&self.jobs[k - 1]) > seq(&self.jobs[k]) {
+                self.jobs.swap(k - 1, k);
+                k -= 1;
+            }
+        }
         for job in self.jobs.into_iter().flatten() {
             // SAFETY: taken out of the table under the lock; contexts are alive while they
             // have jobs (module invariant).
