@@ -8,7 +8,8 @@
 //! daemon at the same time. A job then ends exactly once, through [`finish`], when:
 //! - the daemon answers it (`IOC_COMPLETE`, every field checked),
 //! - no daemon is attached (at once), the daemon detaches (at once), or it times out
-//!   (`job_timeout_ms` module parameter),
+//!   (`job_timeout_ms` module parameter: from when the daemon read it, or for a job still
+//!   queued, since the daemon last answered a job),
 //! - its context stops streaming (queued jobs at once; jobs the daemon has are waited for, up
 //!   to the timeout, so the daemon never writes into a buffer the client got back).
 //!
@@ -570,6 +571,13 @@ impl Jobs {
             }
             return Err(e);
         }
+        // The daemon has it now: it gets the full timeout for this job from here.
+        // SAFETY: reads jiffies and a module parameter.
+        job.deadline = unsafe {
+            bindings::daedalus_jiffies().wrapping_add(bindings::__msecs_to_jiffies(
+                bindings::daedalus_job_timeout_ms(),
+            ))
+        };
         for (k, vbuf) in [job.src, job.dst].into_iter().enumerate() {
             if fds[k].fd >= 0 {
                 // SAFETY: as above.
@@ -599,6 +607,17 @@ impl Jobs {
             let Some(job) = slot.take() else {
                 return Err(code::ENOENT);
             };
+            // The daemon makes progress: jobs still waiting to be read are not late because
+            // their queue is long (a slow stream, many requests in flight).
+            // SAFETY: reads jiffies and a module parameter.
+            let deadline = unsafe {
+                bindings::daedalus_jiffies().wrapping_add(bindings::__msecs_to_jiffies(
+                    bindings::daedalus_job_timeout_ms(),
+                ))
+            };
+            for j in inner.jobs.iter_mut().flatten().filter(|j| !j.read) {
+                j.deadline = deadline;
+            }
             // SAFETY: the job owns its CAPTURE buffer.
             let length = unsafe { (*job.dst).vb2_buf.planes[0].length };
             let bad = job.ctx_id != c.ctx_id
