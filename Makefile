@@ -5,13 +5,17 @@
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
 #   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
 #   make test            everything: style, lints, unit tests, module, VM tests
+#   make bench           1080p VP9 through the device vs plain FFmpeg, in the VM (BENCH_ARGS go to
+#                        scripts/bench-vm; default "--runs 3", e.g. BENCH_ARGS="--threads 1")
 #   make clean
 
 SHELL := /bin/bash
 KDIR ?= $(shell scripts/build-kernel --print-kdir 2>/dev/null)
 CARGO ?= cargo
+# Three interleaved rounds, medians reported: one round is at the mercy of the machine's load.
+BENCH_ARGS ?= --runs 3
 
-.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm clean
+.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm bench clean
 
 all: module
 
@@ -48,6 +52,14 @@ test-vm: kernel module clients-rootfs
 	scripts/test-vm
 
 test: deps kernel test-host module test-vm
+
+# The stream is made once (scripts/gen-bench-stream, cached). The host's load average is printed
+# around the VM run: the figures depend on what else the machine is doing.
+bench: kernel module release
+	@stream=$$(scripts/gen-bench-stream) && \
+	echo "host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM" && \
+	rc=0 && { scripts/vm-run -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; } && \
+	echo "host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM" && exit $$rc
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean

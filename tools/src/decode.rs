@@ -24,6 +24,8 @@
 //!   GStreamer does: drain, stream off, free the buffers, `S_FMT(OUTPUT)` with the new size,
 //!   the frame control with the stream's bit depth (so the driver picks NV12 or P010),
 //!   `G_FMT(CAPTURE)`, allocate, stream on.
+//! * [`run_observed`] also tells an [`Observer`] when each request is queued and completed
+//!   (`daedalus bench` times the device with it); [`run`] only reports progress.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -175,6 +177,30 @@ fn prescan(input: &Input) -> Result<Prescan> {
     })
 }
 
+/// What a caller of [`run_observed`] is told while a run goes on.
+pub trait Observer {
+    /// Called now and then (every 500 ms or so) with the counts so far.
+    fn progress(&mut self, _summary: &Summary) {}
+
+    /// A request was queued: `id` is its frame's OUTPUT timestamp in microseconds (unique,
+    /// increasing), `at` the time just before `MEDIA_REQUEST_IOC_QUEUE`.
+    fn queued(&mut self, _id: u64, _at: Instant) {}
+
+    /// The request of frame `id` completed: `at` is when waiting for it returned (requests are
+    /// waited for in the order they were queued), `error` whether its CAPTURE buffer came back
+    /// with `V4L2_BUF_FLAG_ERROR`.
+    fn completed(&mut self, _id: u64, _at: Instant, _error: bool) {}
+}
+
+/// An [`Observer`] that only forwards progress.
+struct ProgressFn<'a>(&'a mut dyn FnMut(&Summary));
+
+impl Observer for ProgressFn<'_> {
+    fn progress(&mut self, summary: &Summary) {
+        (self.0)(summary)
+    }
+}
+
 /// Runs a decode of `input` on the device of `opts`, writing the pictures to `outputs`, and
 /// calling `progress` now and then.
 pub fn run(
@@ -182,6 +208,16 @@ pub fn run(
     opts: &Options,
     outputs: Outputs,
     progress: &mut dyn FnMut(&Summary),
+) -> Result<Summary> {
+    run_observed(input, opts, outputs, &mut ProgressFn(progress))
+}
+
+/// [`run`], telling `observer` about progress and about every request queued and completed.
+pub fn run_observed(
+    input: &Input,
+    opts: &Options,
+    outputs: Outputs,
+    observer: &mut dyn Observer,
 ) -> Result<Summary> {
     let scan = prescan(input)?;
     if &scan.header.fourcc != b"VP90" {
@@ -194,7 +230,7 @@ pub fn run(
         i64::from(scan.header.timebase_num),
         i64::from(scan.header.timebase_den),
     );
-    let mut dec = Decoder::new(opts, &scan, outputs, tb)?;
+    let mut dec = Decoder::new(opts, &scan, outputs, tb, observer)?;
     let mut stream = Vp9Stream::new(input.open()?)?;
     let mut compressed = Box::<v4l2_ctrl_vp9_compressed_hdr>::default();
     let mut last_progress = Instant::now();
@@ -226,7 +262,7 @@ pub fn run(
         }
         if last_progress.elapsed() >= Duration::from_millis(500) {
             dec.summary.elapsed = dec.started.map_or(Duration::ZERO, |t| t.elapsed());
-            progress(&dec.summary);
+            dec.observer.progress(&dec.summary);
             last_progress = Instant::now();
         }
     };
@@ -298,6 +334,7 @@ struct Session {
 
 struct Decoder<'a> {
     opts: &'a Options,
+    observer: &'a mut dyn Observer,
     dev: VideoDevice,
     requests: Vec<Request>,
     output_size: u32,
@@ -316,7 +353,13 @@ struct Decoder<'a> {
 }
 
 impl<'a> Decoder<'a> {
-    fn new(opts: &'a Options, scan: &Prescan, mut outputs: Outputs, tb: Rational) -> Result<Self> {
+    fn new(
+        opts: &'a Options,
+        scan: &Prescan,
+        mut outputs: Outputs,
+        tb: Rational,
+        observer: &'a mut dyn Observer,
+    ) -> Result<Self> {
         if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
             bail!("requests in flight must be 1 to {MAX_IN_FLIGHT}");
         }
@@ -362,6 +405,7 @@ impl<'a> Decoder<'a> {
         );
         Ok(Decoder {
             opts,
+            observer,
             dev,
             requests,
             output_size,
@@ -502,9 +546,11 @@ impl<'a> Decoder<'a> {
                 request: Some(request.as_fd()),
             })
             .with_context(|| format!("packet {}: cannot queue the OUTPUT buffer", f.packet))?;
+        let queued_at = Instant::now();
         request
             .queue()
             .with_context(|| format!("packet {}: cannot queue the request", f.packet))?;
+        self.observer.queued(id, queued_at);
         self.started.get_or_insert_with(Instant::now);
         self.summary.submitted += 1;
         debug!(
@@ -646,8 +692,8 @@ impl<'a> Decoder<'a> {
         };
         let request = &self.requests[f.buf];
         let timeout = self.opts.timeout;
-        match request.wait(timeout)? {
-            RequestWait::Completed => {}
+        let completed_at = match request.wait(timeout)? {
+            RequestWait::Completed => Instant::now(),
             RequestWait::TimedOut => bail!(
                 "the request of frame {} (timestamp {} us) did not complete within {} ms: \
                  the driver (or its decoding daemon) does not answer",
@@ -656,7 +702,7 @@ impl<'a> Decoder<'a> {
                 timeout.as_millis()
             ),
             RequestWait::NotQueued => bail!("the request of frame {} is not queued", f.id),
-        }
+        };
         let out = self
             .dev
             .dequeue_wait(OUTPUT, timeout)
@@ -700,6 +746,7 @@ impl<'a> Decoder<'a> {
         } else {
             self.summary.decoded += 1;
         }
+        self.observer.completed(f.id, completed_at, error);
         let t = self.tracked_mut(f.id)?;
         t.in_flight = false;
         t.error = error;

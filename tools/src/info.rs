@@ -6,6 +6,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Result;
+use daedalus_tools::bench::{daemon_state, DAEMON_ATTACHED};
 use daedalus_tools::discover::{self, FoundVideo, DAEMON_NODE};
 use daedalus_tools::names::{
     buf_type_name, ctrl_type_name, flag_names, fourcc_to_string, kernel_version, CAPS, CTRL_FLAGS,
@@ -17,7 +18,8 @@ use daedalus_tools::v4l2::{ControlInfo, FrameSizes, MenuItem, VideoDevice};
 const OUTPUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 const CAPTURE: u32 = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
-/// Prints the description of every device in `found`, then the daemon node's state.
+/// Prints the description of every device in `found`, then the daemon node's state and whether
+/// a decode daemon is attached (the module's `daemon_attached` sysfs attribute).
 pub fn run(found: &[FoundVideo]) -> Result<()> {
     for (i, video) in found.iter().enumerate() {
         if i > 0 {
@@ -27,6 +29,10 @@ pub fn run(found: &[FoundVideo]) -> Result<()> {
     }
     println!();
     println!("{DAEMON_NODE}: {}", daemon_node(Path::new(DAEMON_NODE)));
+    println!(
+        "decode daemon: {}",
+        daemon_state(Path::new(DAEMON_ATTACHED))
+    );
     Ok(())
 }
 

@@ -2,13 +2,16 @@
 //! Userspace tooling for daedalus, the V4L2 stateless decoder kernel module: safe wrappers
 //! around the V4L2 and media controller uAPI (bindings generated at build time from the vendored
 //! Linux 6.12 headers), device discovery, the Request API conformance check, and a stateless
-//! VP9 decoding client (IVF input, VP9 header parsing, reference tracking, picture output).
+//! VP9 decoding client (IVF input, VP9 header parsing, reference tracking, picture output), and
+//! its benchmark against plain FFmpeg.
 //!
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod codec;
 pub mod conformance;
+pub mod container;
 pub mod decode;
 pub mod discover;
 pub mod errno;
@@ -21,5 +24,6 @@ pub mod picture;
 pub mod sys;
 pub mod v4l2;
 pub mod vp9;
+pub mod webm;
 
 pub use error::{Error, Result};

@@ -6,18 +6,21 @@
 //! * `daedalus check-requests` checks the device's Request API behaviour and exits with 0 only
 //!   if every check passes;
 //! * `daedalus decode` decodes a VP9 IVF file through the device (a real stateless client) and
-//!   writes the pictures or their MD5s; it exits with 0 only if every frame decoded.
+//!   writes the pictures or their MD5s; it exits with 0 only if every frame decoded;
+//! * `daedalus bench` times a VP9 IVF file through the device and through plain FFmpeg with the
+//!   same thread count, and prints both rates, their ratio and the device's per-frame latency.
 
 mod info;
 
 use std::io::IsTerminal;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::{ArgAction, Args, Parser, Subcommand};
+use daedalus_tools::bench;
 use daedalus_tools::codec::Codec;
 use daedalus_tools::conformance::{self, Options};
 use daedalus_tools::decode::{self, Input, Outputs, Summary};
@@ -52,6 +55,17 @@ enum Command {
     /// superframes, hidden frames, show_existing_frame and resolution changes. Prints a
     /// summary; exits with 0 only if every frame decoded without error.
     Decode(DecodeArgs),
+    /// Time a VP9 stream (IVF file) through the device and through plain FFmpeg in the same
+    /// run: frames, fps of both and their ratio (device / FFmpeg), per-frame latency p50/p99
+    /// through the device (request queued to request completed). FFmpeg baseline: same thread
+    /// count, slice threading (`ffmpeg -threads N -thread_type slice`), because the device
+    /// decodes one picture per request, which leaves daedalusd's FFmpeg slice (tile) threads
+    /// only; FFmpeg's default (frame) threading is reported too, as an informative figure.
+    /// The device's decoding threads are daedalusd's own setting (its --threads, default: the
+    /// number of CPUs): keep them equal to --threads here. The last line is machine-readable:
+    /// `bench: frames=... device_fps=... ffmpeg_fps=... ratio=... p50_ms=... p99_ms=...`.
+    /// Exits with 0 only if every frame decoded without error.
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -143,6 +157,58 @@ struct DecodeArgs {
     quiet: bool,
 
     /// The VP9 stream: an IVF file (`-`: standard input).
+    #[arg(value_name = "INPUT")]
+    input: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+
+    /// Media device node (default: the /dev/media* whose bus_info is the video device's).
+    #[arg(short, long, value_name = "PATH")]
+    media: Option<PathBuf>,
+
+    /// FFmpeg's threads (-threads) [default: the number of CPUs]; daedalusd should run with
+    /// as many (its --threads, whose default is also the number of CPUs).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
+
+    /// Decode only the first N frames (IVF packets) on both sides [default: the whole file].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    frames: Option<u64>,
+
+    /// Frames decoded at the start but not timed (device: the timing starts when the last of
+    /// them completes; FFmpeg: the time of a run of these frames alone is subtracted).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    warmup: u64,
+
+    /// Rounds of device and FFmpeg runs, interleaved (the device first in odd rounds, FFmpeg
+    /// first in even ones); the rates reported are the medians of the rounds, the latency
+    /// percentiles are over the timed frames of every round.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    runs: u16,
+
+    /// Requests in flight on the device.
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u8).range(1..=decode::MAX_IN_FLIGHT as i64))]
+    in_flight: u8,
+
+    /// How long one request may take to complete, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 20000)]
+    timeout_ms: u64,
+
+    /// The FFmpeg command-line program to compare with.
+    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+
+    /// No progress lines on standard error (they are only shown when it is a terminal).
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The VP9 stream: an IVF file.
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 }
@@ -334,6 +400,58 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
     })
 }
 
+fn bench(args: &BenchArgs) -> Result<ExitCode> {
+    if args.input.as_os_str() == "-" {
+        bail!("bench needs a file (FFmpeg reads it too), not standard input");
+    }
+    if args.frames.is_some_and(|n| n <= args.warmup) {
+        bail!("--frames must be larger than --warmup ({})", args.warmup);
+    }
+    if let bench::DaemonState::Detached = bench::daemon_state(Path::new(bench::DAEMON_ATTACHED)) {
+        bail!(
+            "no decode daemon is attached ({} is 0): start daedalusd first",
+            bench::DAEMON_ATTACHED
+        );
+    }
+    let video = args.device.select()?.remove(0);
+    let media = media_of(&video, args.media.as_ref())?;
+    let threads = match args.threads {
+        Some(n) => usize::from(n),
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    };
+    let in_flight = usize::from(args.in_flight);
+    let opts = bench::Options {
+        decode: decode::Options {
+            video: video.path.clone(),
+            media,
+            timeout: Duration::from_millis(args.timeout_ms),
+            in_flight,
+            // The 8 reference slots, the requests in flight and one more.
+            capture_buffers: (9 + u32::from(args.in_flight)).max(12),
+            limit: args.frames,
+        },
+        threads,
+        warmup: args.warmup,
+        runs: usize::from(args.runs),
+        ffmpeg: args.ffmpeg.clone(),
+        progress: !args.quiet && bench::stderr_is_terminal(),
+    };
+    let report = bench::run(&args.input, &opts)?;
+    print!("{report}");
+    let ffmpeg_frames = report.rounds.first().map_or(0, |r| r.ffmpeg_slice.frames);
+    if report.frames() != ffmpeg_frames {
+        println!(
+            "note:    the device decoded {} frames ({} displayed), FFmpeg output {ffmpeg_frames}: \
+             the stream has hidden or repeated (show-existing) frames, and the device's rate \
+             counts decoded frames, FFmpeg's output frames",
+            report.frames(),
+            report.summary.shown
+        );
+    }
+    println!("{}", report.bench_line());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let level = match cli.verbose {
@@ -352,6 +470,7 @@ fn main() -> ExitCode {
             .map(|()| ExitCode::SUCCESS),
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
+        Command::Bench(args) => bench(args),
     };
     match result {
         Ok(code) => code,
@@ -421,6 +540,41 @@ mod tests {
         assert!(
             Cli::try_parse_from(["daedalus", "decode", "--capture-buffers", "8", "x"]).is_err()
         );
+    }
+
+    #[test]
+    fn parse_bench() {
+        let cli = Cli::try_parse_from([
+            "daedalus",
+            "bench",
+            "--threads",
+            "2",
+            "--frames",
+            "60",
+            "--warmup",
+            "5",
+            "--device",
+            "/dev/video1",
+            "in.ivf",
+        ])
+        .expect("valid command line");
+        let Command::Bench(args) = cli.command else {
+            panic!("wrong subcommand")
+        };
+        assert_eq!(
+            (args.threads, args.frames, args.warmup, args.in_flight),
+            (Some(2), Some(60), 5, 4)
+        );
+        assert_eq!(args.device.device, Some(PathBuf::from("/dev/video1")));
+        assert_eq!(args.ffmpeg, PathBuf::from("ffmpeg"));
+        let cli = Cli::try_parse_from(["daedalus", "bench", "x.ivf"]).expect("valid");
+        let Command::Bench(args) = cli.command else {
+            panic!("wrong subcommand")
+        };
+        assert_eq!((args.threads, args.frames, args.warmup), (None, None, 10));
+        assert!(Cli::try_parse_from(["daedalus", "bench"]).is_err());
+        assert!(Cli::try_parse_from(["daedalus", "bench", "--threads", "0", "x"]).is_err());
+        assert!(Cli::try_parse_from(["daedalus", "bench", "--frames", "0", "x"]).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 #   NAME.framemd5       ffmpeg -i NAME.ivf -fps_mode passthrough -autoscale 0 -pix_fmt P -f framemd5
 #   NAME.nv12 / .p010   the displayed pictures as ffmpeg decodes them, tightly packed NV12 / P010LE
 #                       (what a CAPTURE buffer holds, without the stride padding)
+#   NAME*.webm          WebM remuxes of NAME.ivf (FFmpeg -c copy; live / with audio variants)
 set -euo pipefail
 cd "$(dirname "$0")"
 ff() { ffmpeg -hide_banner -loglevel error -y "$@"; }
@@ -52,3 +53,51 @@ done
 name=vp9-10bit-18x10-lossless
 ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p10le -f framemd5 $name.framemd5
 ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt p010le -f rawvideo $name.p010
+
+# WebM copies of the IVF streams (tests/webm_streams.rs checks that the WebM reader gives the
+# IVF frames, byte for byte, with the same timestamps). Bit-exact muxing: no random UIDs.
+for name in vp9-8bit-35x19-arf vp9-10bit-18x10-lossless vp9-8bit-resize; do
+  ff -i $name.ivf -c copy -fflags +bitexact -f webm $name.webm
+done
+# Live WebM as browsers' MediaRecorder writes it: a Segment and Clusters of unknown size, and
+# several Clusters. FFmpeg writes an unknown-size Segment when it cannot seek (a pipe) but
+# always sizes its Clusters: their sizes are overwritten in place with the unknown size of the
+# same length (all value bits set), which keeps every other offset valid.
+ff -i vp9-8bit-35x19-arf.ivf -c copy -fflags +bitexact -f webm -live 1 -cluster_time_limit 150 - \
+  > vp9-8bit-35x19-arf-live.webm
+python3 - vp9-8bit-35x19-arf-live.webm <<'PY'
+import sys
+path = sys.argv[1]
+d = bytearray(open(path, 'rb').read())
+def vint(pos):
+    n = 1
+    while not d[pos] & (0x80 >> (n - 1)):
+        n += 1
+    v = d[pos] & (0xFF >> n)
+    for b in d[pos + 1:pos + n]:
+        v = (v << 8) | b
+    return v, n
+def element(pos):
+    _, id_len = vint(pos)
+    size, size_len = vint(pos + id_len)
+    unknown = size == (1 << (7 * size_len)) - 1
+    return bytes(d[pos:pos + id_len]), pos + id_len, size_len, None if unknown else size
+ident, size_at, n, size = element(0)                 # EBML header
+ident, size_at, n, size = element(size_at + n + size)  # Segment
+assert ident == b'\x18\x53\x80\x67' and size is None
+at = size_at + n
+clusters = 0
+while at < len(d):
+    ident, size_at, n, size = element(at)
+    if ident == b'\x1f\x43\xb6\x75':
+        d[size_at:size_at + n] = bytes([(0x100 >> (n - 1)) - 1] + [0xFF] * (n - 1))
+        clusters += 1
+    at = size_at + n + size
+assert clusters > 1
+open(path, 'wb').write(d)
+PY
+# An Opus audio track first (track 1), its blocks interleaved with the video's, its last one in
+# a BlockGroup (DiscardPadding).
+ff -f lavfi -i sine=frequency=440:sample_rate=48000:duration=0.53 -i vp9-8bit-35x19-arf.ivf \
+   -map 0:a -map 1:v -c:v copy -c:a libopus -flags:a +bitexact -b:a 6k -ac 1 -fflags +bitexact -f webm \
+   vp9-8bit-35x19-arf-opus.webm

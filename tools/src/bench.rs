@@ -1,0 +1,1021 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `daedalus bench`: how fast a VP9 stream decodes through the device, compared with plain
+//! FFmpeg decoding the same file on the same machine in the same run.
+//!
+//! * Device: the stream is decoded by [`decode::run_observed`] (the `daedalus decode` client,
+//!   writing no pictures), which reports when each request is queued and completed. The decoding
+//!   is done by `daedalusd` with its own thread count (its `--threads`, default: the number of
+//!   CPUs).
+//! * FFmpeg baseline: the system `ffmpeg` binary, `ffmpeg -benchmark -threads N -thread_type
+//!   slice -i INPUT -f null -`: the same thread count, and slice threading, because the device
+//!   path decodes one picture per request, so daedalusd's FFmpeg can only use slice (tile)
+//!   threads. FFmpeg's default (frame) threading is run too, as an informative figure. Its wall
+//!   time is the `rtime` of the `bench:` line `-benchmark` prints (the transcoding loop: input
+//!   probing excluded), its frame count that of the last `frame=` statistics line.
+//! * Warm-up: the first `warmup` frames are decoded but not timed. On the device, the timed
+//!   window starts when the last warm-up request completes; for FFmpeg, whose run cannot be
+//!   split, a second run decodes only the warm-up frames and its time is subtracted.
+//! * Latency of a device frame: from just before its request is queued to the end of the wait
+//!   for its completion; with several requests in flight it includes the time spent queued
+//!   behind the others. The *service time* excludes that: from the later of its queueing and the
+//!   previous completion to its completion (one context's jobs are decoded in order).
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufReader, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use crate::decode::{self, Input, Observer, Outputs, Summary};
+use crate::ivf::{IvfHeader, IvfReader};
+
+/// The module's sysfs attribute saying whether a decode daemon is attached ("1" / "0").
+pub const DAEMON_ATTACHED: &str = "/sys/class/misc/daedalus/daemon_attached";
+
+/// Whether a decode daemon is attached to `/dev/daedalus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaemonState {
+    /// The attribute reads "1".
+    Attached,
+    /// The attribute reads "0".
+    Detached,
+    /// The attribute cannot be read (absent: module not loaded or too old) or holds something
+    /// else; the text says why.
+    Unknown(String),
+}
+
+impl fmt::Display for DaemonState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonState::Attached => f.write_str("attached"),
+            DaemonState::Detached => f.write_str("not attached (decode jobs fail at once)"),
+            DaemonState::Unknown(why) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
+/// Reads a `daemon_attached` attribute (normally [`DAEMON_ATTACHED`]).
+pub fn daemon_state(path: &Path) -> DaemonState {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match text.trim() {
+            "1" => DaemonState::Attached,
+            "0" => DaemonState::Detached,
+            other => DaemonState::Unknown(format!("{} reads {other:?}", path.display())),
+        },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            DaemonState::Unknown(format!("no {}", path.display()))
+        }
+        Err(e) => DaemonState::Unknown(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
+/// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
+/// `None` for an empty slice.
+pub fn percentile<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let n = sorted.len();
+    if n == 0 {
+        return None;
+    }
+    let rank = (q.clamp(0.0, 1.0) * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
+/// What `ffmpeg -benchmark` reports about one run.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FfmpegRun {
+    /// Frames output (the last `frame=` statistics line).
+    pub frames: u64,
+    /// Wall time of the transcoding loop (`rtime`), in seconds.
+    pub rtime: f64,
+    /// User CPU time (`utime`), in seconds.
+    pub utime: f64,
+    /// System CPU time (`stime`), in seconds.
+    pub stime: f64,
+}
+
+/// Why FFmpeg's output cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FfmpegOutputError {
+    /// No `bench: utime=... stime=... rtime=...` line.
+    #[error("no 'bench: utime=... rtime=...' line (was -benchmark given?)")]
+    NoBenchLine,
+    /// The `bench:` line lacks a field or has an unreadable one.
+    #[error("unreadable {0} in the 'bench:' line")]
+    BadField(&'static str),
+    /// No `frame=` statistics line.
+    #[error("no 'frame=' statistics line (was -nostats given?)")]
+    NoFrameCount,
+}
+
+/// Reads the figures of one run from the standard error of `ffmpeg -benchmark` (statistics
+/// lines end with `\r` while running, the last one with `\n`).
+pub fn parse_ffmpeg_benchmark(stderr: &str) -> Result<FfmpegRun, FfmpegOutputError> {
+    let segments = || stderr.split(['\r', '\n']).map(str::trim);
+    let bench = segments()
+        .filter_map(|s| s.strip_prefix("bench:"))
+        .find(|s| s.contains("rtime="))
+        .ok_or(FfmpegOutputError::NoBenchLine)?;
+    let seconds = |key: &'static str| -> Result<f64, FfmpegOutputError> {
+        bench
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))
+            .map(|v| v.strip_suffix('s').unwrap_or(v))
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or(FfmpegOutputError::BadField(key))
+    };
+    let (utime, stime, rtime) = (seconds("utime")?, seconds("stime")?, seconds("rtime")?);
+    // "frame=  120 fps=..." (the count may be padded after the '=').
+    let frames = segments()
+        .rev()
+        .filter_map(|s| s.strip_prefix("frame="))
+        .find_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .ok_or(FfmpegOutputError::NoFrameCount)?;
+    Ok(FfmpegRun {
+        frames,
+        rtime,
+        utime,
+        stime,
+    })
+}
+
+/// FFmpeg's threading for a baseline run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Threading {
+    /// `-thread_type slice`: what the device path can use.
+    Slice,
+    /// FFmpeg's default (`slice+frame`, i.e. frame threading for VP9).
+    Default,
+}
+
+impl fmt::Display for Threading {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Threading::Slice => "slice threading",
+            Threading::Default => "default (frame) threading",
+        })
+    }
+}
+
+/// The arguments of one FFmpeg baseline run: decode `frames` (all if `None`) of `input` with
+/// `threads` threads, to the null muxer.
+pub fn ffmpeg_args(
+    input: &Path,
+    threads: usize,
+    threading: Threading,
+    frames: Option<u64>,
+) -> Vec<String> {
+    let mut args: Vec<String> = ["-nostdin", "-hide_banner", "-benchmark", "-threads"]
+        .map(String::from)
+        .into();
+    args.push(threads.to_string());
+    if threading == Threading::Slice {
+        args.extend(["-thread_type".into(), "slice".into()]);
+    }
+    args.extend(["-i".into(), input.to_string_lossy().into_owned()]);
+    if let Some(n) = frames {
+        args.extend(["-frames:v".into(), n.to_string()]);
+    }
+    args.extend(["-an", "-f", "null", "-"].map(String::from));
+    args
+}
+
+/// Runs `ffmpeg` with `args` and reads its figures.
+pub fn run_ffmpeg(ffmpeg: &Path, args: &[String]) -> Result<FfmpegRun> {
+    let output = Command::new(ffmpeg)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                anyhow::anyhow!(
+                    "{} not found (install FFmpeg, or pass --ffmpeg PATH)",
+                    ffmpeg.display()
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("cannot run {}", ffmpeg.display()))
+            }
+        })?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if !output.status.success() {
+        let tail: Vec<&str> = stderr.lines().rev().take(5).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "`{} {}` failed ({}):\n{}",
+            ffmpeg.display(),
+            args.join(" "),
+            output.status,
+            tail.join("\n")
+        );
+    }
+    parse_ffmpeg_benchmark(&stderr).with_context(|| {
+        format!(
+            "cannot read the output of `{} {}`",
+            ffmpeg.display(),
+            args.join(" ")
+        )
+    })
+}
+
+/// An FFmpeg baseline: the timed frames and their rate.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FfmpegFigures {
+    /// Frames output by the whole run.
+    pub frames: u64,
+    /// Frames timed (after the warm-up).
+    pub timed_frames: u64,
+    /// Wall time of the timed frames, in seconds.
+    pub seconds: f64,
+    /// CPU time (user + system) of the timed frames, in seconds.
+    pub cpu_seconds: f64,
+}
+
+impl FfmpegFigures {
+    /// The figures of a full run, minus those of a run of the warm-up frames only.
+    pub fn new(full: &FfmpegRun, warmup: Option<&FfmpegRun>) -> FfmpegFigures {
+        let (frames, rtime, cpu) =
+            warmup.map_or((0, 0.0, 0.0), |w| (w.frames, w.rtime, w.utime + w.stime));
+        FfmpegFigures {
+            frames: full.frames,
+            timed_frames: full.frames.saturating_sub(frames),
+            seconds: full.rtime - rtime,
+            cpu_seconds: full.utime + full.stime - cpu,
+        }
+    }
+
+    /// Frames per second; `None` if the timed part took no measurable time.
+    pub fn fps(&self) -> Option<f64> {
+        (self.seconds > 0.0 && self.timed_frames > 0)
+            .then(|| self.timed_frames as f64 / self.seconds)
+    }
+}
+
+/// When one device request was queued and completed, relative to a common origin.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Just before `MEDIA_REQUEST_IOC_QUEUE`.
+    pub queued: Duration,
+    /// When waiting for its completion returned.
+    pub completed: Duration,
+}
+
+/// The device's figures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeviceFigures {
+    /// Requests completed.
+    pub frames: u64,
+    /// Requests timed (after the warm-up).
+    pub timed_frames: u64,
+    /// Wall time of the timed requests, in seconds.
+    pub seconds: f64,
+    /// Latency (queued to completed) of the timed requests, sorted.
+    pub latency: Vec<Duration>,
+    /// Service time of the timed requests, sorted.
+    pub service: Vec<Duration>,
+}
+
+impl DeviceFigures {
+    /// Figures of `samples` (in completion order, which is queueing order) without the first
+    /// `warmup`; an error if nothing is left to time.
+    pub fn new(samples: &[Sample], warmup: usize) -> Result<DeviceFigures> {
+        if samples.len() <= warmup {
+            bail!(
+                "the device decoded {} frame(s): nothing left to time after {warmup} warm-up \
+                 frame(s) (use a longer stream or a smaller --warmup)",
+                samples.len()
+            );
+        }
+        let start = match warmup {
+            0 => samples[0].queued,
+            w => samples[w - 1].completed,
+        };
+        let end = samples.iter().map(|s| s.completed).max().unwrap_or(start);
+        let mut latency = Vec::with_capacity(samples.len() - warmup);
+        let mut service = Vec::with_capacity(samples.len() - warmup);
+        for (i, s) in samples.iter().enumerate().skip(warmup) {
+            latency.push(s.completed.saturating_sub(s.queued));
+            let begin = match i {
+                0 => s.queued,
+                _ => s.queued.max(samples[i - 1].completed),
+            };
+            service.push(s.completed.saturating_sub(begin));
+        }
+        latency.sort_unstable();
+        service.sort_unstable();
+        Ok(DeviceFigures {
+            frames: samples.len() as u64,
+            timed_frames: (samples.len() - warmup) as u64,
+            seconds: end.saturating_sub(start).as_secs_f64(),
+            latency,
+            service,
+        })
+    }
+
+    /// Frames per second; `None` if the timed part took no measurable time.
+    pub fn fps(&self) -> Option<f64> {
+        (self.seconds > 0.0).then(|| self.timed_frames as f64 / self.seconds)
+    }
+}
+
+/// Records the requests of a device run (and shows progress).
+struct Recorder {
+    origin: Instant,
+    queued: Vec<(u64, Instant)>,
+    completed: Vec<(u64, Instant)>,
+    progress: bool,
+}
+
+impl Observer for Recorder {
+    fn progress(&mut self, s: &Summary) {
+        if self.progress {
+            eprint!(
+                "\r\x1b[Kdevice: {} frames decoded, {:.1} fps",
+                s.decoded + s.decode_errors,
+                s.fps()
+            );
+        }
+    }
+
+    fn queued(&mut self, id: u64, at: Instant) {
+        self.queued.push((id, at));
+    }
+
+    fn completed(&mut self, id: u64, at: Instant, _error: bool) {
+        self.completed.push((id, at));
+    }
+}
+
+impl Recorder {
+    /// Pairs the queue and completion times of each request.
+    fn samples(&self) -> Result<Vec<Sample>> {
+        let mut queued = self.queued.iter().peekable();
+        let mut samples = Vec::with_capacity(self.completed.len());
+        for &(id, done) in &self.completed {
+            // Requests complete in the order they were queued.
+            let Some(&(_, at)) = queued.find(|(q, _)| *q == id) else {
+                bail!("internal error: request {id} completed but was never queued");
+            };
+            samples.push(Sample {
+                queued: at.saturating_duration_since(self.origin),
+                completed: done.saturating_duration_since(self.origin),
+            });
+        }
+        Ok(samples)
+    }
+}
+
+/// Parameters of a bench run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The device side: video and media device, time-out, requests in flight, frame limit.
+    pub decode: decode::Options,
+    /// FFmpeg's thread count.
+    pub threads: usize,
+    /// Frames decoded but not timed, at the start.
+    pub warmup: u64,
+    /// Rounds (device and FFmpeg runs, interleaved).
+    pub runs: usize,
+    /// The ffmpeg binary.
+    pub ffmpeg: PathBuf,
+    /// Progress lines on standard error.
+    pub progress: bool,
+}
+
+/// The figures of one round: a device run and the two FFmpeg runs.
+#[derive(Clone, Debug)]
+pub struct Round {
+    /// The device.
+    pub device: DeviceFigures,
+    /// FFmpeg, same threads, slice threading.
+    pub ffmpeg_slice: FfmpegFigures,
+    /// FFmpeg, same threads, default (frame) threading.
+    pub ffmpeg_frame: FfmpegFigures,
+}
+
+impl Round {
+    /// Device fps / FFmpeg (slice threading) fps of this round.
+    pub fn ratio(&self) -> Option<f64> {
+        Some(self.device.fps()? / self.ffmpeg_slice.fps()?)
+    }
+}
+
+/// The median of the values there are (`None` if there is none).
+pub fn median(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().flatten().collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_unstable_by(f64::total_cmp);
+    let n = v.len();
+    Some(if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    })
+}
+
+/// The result of a bench run.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// The input.
+    pub input: PathBuf,
+    /// Its IVF header.
+    pub header: IvfHeader,
+    /// Frames decoded but not timed.
+    pub warmup: u64,
+    /// FFmpeg's thread count.
+    pub threads: usize,
+    /// Requests in flight on the device.
+    pub in_flight: usize,
+    /// The counts of the last device run.
+    pub summary: Summary,
+    /// Every round, in order (at least one).
+    pub rounds: Vec<Round>,
+    /// 1-minute load average at the start and the end (`/proc/loadavg`).
+    pub load: (Option<f64>, Option<f64>),
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn opt(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".to_owned(), |v| format!("{v:.decimals$}"))
+}
+
+impl Report {
+    /// Device fps (median of the rounds).
+    pub fn device_fps(&self) -> Option<f64> {
+        median(self.rounds.iter().map(|r| r.device.fps()))
+    }
+
+    /// FFmpeg fps, same threads, slice threading (median of the rounds).
+    pub fn ffmpeg_fps(&self) -> Option<f64> {
+        median(self.rounds.iter().map(|r| r.ffmpeg_slice.fps()))
+    }
+
+    /// FFmpeg fps, same threads, default (frame) threading (median of the rounds).
+    pub fn ffmpeg_frame_threads_fps(&self) -> Option<f64> {
+        median(self.rounds.iter().map(|r| r.ffmpeg_frame.fps()))
+    }
+
+    /// [`Self::device_fps`] / [`Self::ffmpeg_fps`].
+    pub fn ratio(&self) -> Option<f64> {
+        Some(self.device_fps()? / self.ffmpeg_fps()?)
+    }
+
+    /// Frames decoded by each device run.
+    pub fn frames(&self) -> u64 {
+        self.rounds.first().map_or(0, |r| r.device.frames)
+    }
+
+    /// The latencies (`service = false`) or service times of the timed frames of every round,
+    /// sorted.
+    fn pooled(&self, service: bool) -> Vec<Duration> {
+        let mut v: Vec<Duration> = self
+            .rounds
+            .iter()
+            .flat_map(|r| {
+                if service {
+                    &r.device.service
+                } else {
+                    &r.device.latency
+                }
+            })
+            .copied()
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// The machine-readable last line: `bench: key=value ...`.
+    pub fn bench_line(&self) -> String {
+        let (latency, service) = (self.pooled(false), self.pooled(true));
+        let p = |v: &[Duration], q| opt(percentile(v, q).map(ms), 2);
+        format!(
+            "bench: frames={} warmup={} runs={} threads={} device_fps={} ffmpeg_fps={} \
+             ratio={} p50_ms={} p99_ms={} service_p50_ms={} service_p99_ms={} \
+             ffmpeg_frame_threads_fps={} load={}",
+            self.frames(),
+            self.warmup,
+            self.rounds.len(),
+            self.threads,
+            opt(self.device_fps(), 2),
+            opt(self.ffmpeg_fps(), 2),
+            opt(self.ratio(), 3),
+            p(&latency, 0.5),
+            p(&latency, 0.99),
+            p(&service, 0.5),
+            p(&service, 0.99),
+            opt(self.ffmpeg_frame_threads_fps(), 2),
+            opt(self.load.1, 2),
+        )
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (latency, service) = (self.pooled(false), self.pooled(true));
+        let p = |v: &[Duration], q| opt(percentile(v, q).map(ms), 1);
+        writeln!(
+            f,
+            "input:   {} ({}x{} {}, {} frames decoded per run, the first {} untimed)",
+            self.input.display(),
+            self.header.width,
+            self.header.height,
+            self.header.fourcc_str(),
+            self.frames(),
+            self.warmup
+        )?;
+        let many = self.rounds.len() > 1;
+        for (i, r) in self.rounds.iter().enumerate() {
+            if many {
+                writeln!(f, "run {}:", i + 1)?;
+            }
+            let d = &r.device;
+            writeln!(
+                f,
+                "device:  {} frames in {:.2} s: {} fps (decoded by daedalusd, with its own \
+                 --threads; default: the number of CPUs)",
+                d.timed_frames,
+                d.seconds,
+                opt(d.fps(), 2)
+            )?;
+            for (name, fig) in [
+                (Threading::Slice, &r.ffmpeg_slice),
+                (Threading::Default, &r.ffmpeg_frame),
+            ] {
+                writeln!(
+                    f,
+                    "ffmpeg:  {} frames in {:.2} s: {} fps ({} threads, {name}; {:.2} s CPU)",
+                    fig.timed_frames,
+                    fig.seconds,
+                    opt(fig.fps(), 2),
+                    self.threads,
+                    fig.cpu_seconds
+                )?;
+            }
+            if many {
+                writeln!(f, "ratio:   {}", opt(r.ratio(), 3))?;
+            }
+        }
+        if many {
+            writeln!(
+                f,
+                "median of {} runs: device {} fps, FFmpeg {} fps (slice threading), {} fps \
+                 (default threading)",
+                self.rounds.len(),
+                opt(self.device_fps(), 2),
+                opt(self.ffmpeg_fps(), 2),
+                opt(self.ffmpeg_frame_threads_fps(), 2)
+            )?;
+        }
+        writeln!(
+            f,
+            "latency: queued -> completed ({} in flight) p50 {} ms, p99 {} ms; service time \
+             p50 {} ms, p99 {} ms",
+            self.in_flight,
+            p(&latency, 0.5),
+            p(&latency, 0.99),
+            p(&service, 0.5),
+            p(&service, 0.99)
+        )?;
+        writeln!(
+            f,
+            "ratio:   device fps / FFmpeg fps = {} (FFmpeg baseline: same thread count, slice \
+             threading; goal >= 0.9)",
+            opt(self.ratio(), 3)
+        )?;
+        writeln!(
+            f,
+            "load:    1-minute load average {} at the start, {} at the end",
+            opt(self.load.0, 2),
+            opt(self.load.1, 2)
+        )
+    }
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> Option<f64> {
+    parse_loadavg(&std::fs::read_to_string("/proc/loadavg").ok()?)
+}
+
+fn parse_loadavg(text: &str) -> Option<f64> {
+    text.split_whitespace().next()?.parse().ok()
+}
+
+/// Checks that `ffmpeg -version` runs.
+fn check_ffmpeg(ffmpeg: &Path) -> Result<()> {
+    let version = Command::new(ffmpeg)
+        .arg("-version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    match version {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => bail!("`{} -version` failed ({status})", ffmpeg.display()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => bail!(
+            "{} not found (install FFmpeg, or pass --ffmpeg PATH)",
+            ffmpeg.display()
+        ),
+        Err(e) => bail!("cannot run {}: {e}", ffmpeg.display()),
+    }
+}
+
+/// One device run: its counts and figures.
+fn device_run(input: &Path, opts: &Options) -> Result<(Summary, DeviceFigures)> {
+    let mut recorder = Recorder {
+        origin: Instant::now(),
+        queued: Vec::with_capacity(1024),
+        completed: Vec::with_capacity(1024),
+        progress: opts.progress,
+    };
+    let result = decode::run_observed(
+        &Input::File(input.to_path_buf()),
+        &opts.decode,
+        Outputs::default(),
+        &mut recorder,
+    );
+    clear_progress(opts.progress);
+    let summary = result.with_context(|| {
+        format!(
+            "decoding {} with {}",
+            input.display(),
+            opts.decode.video.display()
+        )
+    })?;
+    if !summary.success() {
+        let hint = match daemon_state(Path::new(DAEMON_ATTACHED)) {
+            DaemonState::Attached => String::new(),
+            state => format!(" (decode daemon: {state})"),
+        };
+        bail!(
+            "the device decode had errors: {} of {} frames decoded with an error, {} not \
+             submitted, {} of {} displayed frames missing{hint}; no figures",
+            summary.decode_errors,
+            summary.submitted,
+            summary.skipped,
+            summary.shown_errors,
+            summary.shown
+        );
+    }
+    let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
+    let figures = DeviceFigures::new(&recorder.samples()?, warmup)?;
+    Ok((summary, figures))
+}
+
+/// One FFmpeg baseline (with its warm-up run).
+fn ffmpeg_run(input: &Path, opts: &Options, threading: Threading) -> Result<FfmpegFigures> {
+    if opts.progress {
+        eprint!("\r\x1b[Kffmpeg: {} threads, {threading}...", opts.threads);
+    }
+    let run = |n| {
+        run_ffmpeg(
+            &opts.ffmpeg,
+            &ffmpeg_args(input, opts.threads, threading, n),
+        )
+    };
+    let full = run(opts.decode.limit);
+    let warm = match (&full, opts.warmup) {
+        (Ok(_), w) if w > 0 => Some(run(Some(w))),
+        _ => None,
+    };
+    clear_progress(opts.progress);
+    let warm = warm.transpose()?;
+    Ok(FfmpegFigures::new(&full?, warm.as_ref()))
+}
+
+/// Runs the bench: `input` through the device and through FFmpeg, `opts.runs` times (the
+/// device first in odd rounds, FFmpeg first in even ones, so that a trend in the machine's load
+/// does not always favour the same side).
+pub fn run(input: &Path, opts: &Options) -> Result<Report> {
+    let header = {
+        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        *IvfReader::new(BufReader::new(file))
+            .with_context(|| format!("{}: cannot read the IVF header", input.display()))?
+            .header()
+    };
+    // Fail early (before a long device run) without a usable ffmpeg.
+    check_ffmpeg(&opts.ffmpeg)?;
+    let load_start = load_average();
+    let mut rounds = Vec::with_capacity(opts.runs);
+    let mut summary = Summary::default();
+    for i in 0..opts.runs.max(1) {
+        if opts.progress && opts.runs > 1 {
+            eprintln!("run {} of {}", i + 1, opts.runs);
+        }
+        let ffmpeg = |threading| ffmpeg_run(input, opts, threading);
+        let (s, device, ffmpeg_slice, ffmpeg_frame) = if i % 2 == 0 {
+            let (s, device) = device_run(input, opts)?;
+            (
+                s,
+                device,
+                ffmpeg(Threading::Slice)?,
+                ffmpeg(Threading::Default)?,
+            )
+        } else {
+            let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
+            let (s, device) = device_run(input, opts)?;
+            (s, device, slice, frame)
+        };
+        summary = s;
+        rounds.push(Round {
+            device,
+            ffmpeg_slice,
+            ffmpeg_frame,
+        });
+    }
+    Ok(Report {
+        input: input.to_path_buf(),
+        header,
+        warmup: opts.warmup,
+        threads: opts.threads,
+        in_flight: opts.decode.in_flight,
+        summary,
+        rounds,
+        load: (load_start, load_average()),
+    })
+}
+
+fn clear_progress(progress: bool) {
+    if progress {
+        eprint!("\r\x1b[K");
+        let _ = io::stderr().flush();
+    }
+}
+
+/// Whether progress lines can be shown (standard error is a terminal).
+pub fn stderr_is_terminal() -> bool {
+    io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The standard error of `ffmpeg -hide_banner -benchmark ... -f null -` (FFmpeg 5.1).
+    const FFMPEG_51: &str = "Input #0, ivf, from 'bench.ivf':\n  Duration: 00:00:04.00, \
+        start: 0.000000, bitrate: 8695 kb/s\n  Stream #0:0: Video: vp9 (Profile 0) (VP90 / \
+        0x30395056), yuv420p(tv), 1920x1080, 30 tbr, 30 tbn\nStream mapping:\n  Stream #0:0 \
+        -> #0:0 (vp9 (native) -> wrapped_avframe (native))\nPress [q] to stop, [?] for help\n\
+        Output #0, null, to 'pipe:':\nframe=   45 fps=0.0 q=-0.0 size=N/A time=00:00:01.46 \
+        bitrate=N/A speed=2.91x    \rframe=  120 fps=0.0 q=-0.0 Lsize=N/A time=00:00:04.00 \
+        bitrate=N/A speed=4.35x    \nvideo:63kB audio:0kB subtitle:0kB other streams:0kB \
+        global headers:0kB muxing overhead: unknown\nbench: utime=0.886s stime=0.033s \
+        rtime=0.920s\nbench: maxrss=65812kB\n";
+
+    #[test]
+    fn parses_ffmpeg_benchmark() {
+        let run = parse_ffmpeg_benchmark(FFMPEG_51).expect("valid output");
+        assert_eq!(
+            run,
+            FfmpegRun {
+                frames: 120,
+                rtime: 0.920,
+                utime: 0.886,
+                stime: 0.033
+            }
+        );
+        // CRLF and a count right after '='.
+        let text = "frame=7 fps=1\r\nbench: utime=1s stime=0.5s rtime=2.25s\r\n";
+        let run = parse_ffmpeg_benchmark(text).expect("valid output");
+        assert_eq!((run.frames, run.rtime, run.stime), (7, 2.25, 0.5));
+    }
+
+    #[test]
+    fn ffmpeg_output_errors() {
+        assert_eq!(
+            parse_ffmpeg_benchmark("frame=  1 fps=0\n"),
+            Err(FfmpegOutputError::NoBenchLine)
+        );
+        // `bench: maxrss` alone is not the timing line.
+        assert_eq!(
+            parse_ffmpeg_benchmark("frame= 1\nbench: maxrss=1kB\n"),
+            Err(FfmpegOutputError::NoBenchLine)
+        );
+        assert_eq!(
+            parse_ffmpeg_benchmark("frame= 1\nbench: utime=1s stime=xs rtime=1s\n"),
+            Err(FfmpegOutputError::BadField("stime"))
+        );
+        assert_eq!(
+            parse_ffmpeg_benchmark("frame= 1\nbench: utime=1s rtime=1s\n"),
+            Err(FfmpegOutputError::BadField("stime"))
+        );
+        assert_eq!(
+            parse_ffmpeg_benchmark("bench: utime=1s stime=0s rtime=-1s\nframe=1\n"),
+            Err(FfmpegOutputError::BadField("rtime"))
+        );
+        assert_eq!(
+            parse_ffmpeg_benchmark("bench: utime=1s stime=0s rtime=1s\n"),
+            Err(FfmpegOutputError::NoFrameCount)
+        );
+    }
+
+    #[test]
+    fn percentiles() {
+        assert_eq!(percentile::<u32>(&[], 0.5), None);
+        assert_eq!(percentile(&[7], 0.0), Some(7));
+        assert_eq!(percentile(&[7], 0.99), Some(7));
+        let v: Vec<u32> = (1..=100).collect();
+        assert_eq!(percentile(&v, 0.5), Some(50));
+        assert_eq!(percentile(&v, 0.99), Some(99));
+        assert_eq!(percentile(&v, 1.0), Some(100));
+        assert_eq!(percentile(&v, 0.0), Some(1));
+        assert_eq!(percentile(&v, 2.0), Some(100));
+        let v: Vec<u32> = (1..=120).collect();
+        assert_eq!(percentile(&v, 0.5), Some(60));
+        // ceil(0.99 * 120) = 119.
+        assert_eq!(percentile(&v, 0.99), Some(119));
+        assert_eq!(percentile(&[1, 2, 3, 4], 0.5), Some(2));
+        assert_eq!(percentile(&[1, 2, 3, 4, 5], 0.5), Some(3));
+    }
+
+    fn ms_(v: u64) -> Duration {
+        Duration::from_millis(v)
+    }
+
+    #[test]
+    fn device_figures() {
+        // Two in flight: 0 and 1 queued at once, each takes 100 ms; 2 is queued when 0
+        // completes, 3 when 1 completes.
+        let s = |q, c| Sample {
+            queued: ms_(q),
+            completed: ms_(c),
+        };
+        let samples = [s(0, 100), s(0, 200), s(100, 300), s(200, 400)];
+        let all = DeviceFigures::new(&samples, 0).expect("figures");
+        assert_eq!((all.frames, all.timed_frames), (4, 4));
+        assert!((all.seconds - 0.4).abs() < 1e-9);
+        assert_eq!(all.fps(), Some(10.0));
+        assert_eq!(all.latency, [ms_(100), ms_(200), ms_(200), ms_(200)]);
+        assert_eq!(all.service, [ms_(100); 4]);
+
+        // One warm-up frame: timed from the completion of frame 0.
+        let warm = DeviceFigures::new(&samples, 1).expect("figures");
+        assert_eq!((warm.frames, warm.timed_frames), (4, 3));
+        assert!((warm.seconds - 0.3).abs() < 1e-9);
+        assert_eq!(warm.latency.len(), 3);
+
+        // An idle client: service time starts at the queueing.
+        let idle = DeviceFigures::new(&[s(0, 10), s(50, 70)], 0).expect("figures");
+        assert_eq!(idle.service, [ms_(10), ms_(20)]);
+
+        assert!(DeviceFigures::new(&samples, 4).is_err());
+        assert!(DeviceFigures::new(&[], 0).is_err());
+        assert_eq!(
+            DeviceFigures::new(&[s(5, 5)], 0).expect("figures").fps(),
+            None
+        );
+    }
+
+    #[test]
+    fn ffmpeg_figures() {
+        let full = FfmpegRun {
+            frames: 120,
+            rtime: 10.0,
+            utime: 15.0,
+            stime: 1.0,
+        };
+        let warm = FfmpegRun {
+            frames: 20,
+            rtime: 2.0,
+            utime: 3.0,
+            stime: 0.5,
+        };
+        let f = FfmpegFigures::new(&full, Some(&warm));
+        assert_eq!((f.frames, f.timed_frames), (120, 100));
+        assert_eq!(f.fps(), Some(12.5));
+        assert!((f.cpu_seconds - 12.5).abs() < 1e-9);
+        let f = FfmpegFigures::new(&full, None);
+        assert_eq!(f.fps(), Some(12.0));
+        // A warm-up run as slow as the whole one gives no figure.
+        let f = FfmpegFigures::new(&full, Some(&full));
+        assert_eq!(f.fps(), None);
+    }
+
+    #[test]
+    fn ffmpeg_command_line() {
+        let args = ffmpeg_args(Path::new("/s/in.ivf"), 2, Threading::Slice, Some(10));
+        assert_eq!(
+            args.join(" "),
+            "-nostdin -hide_banner -benchmark -threads 2 -thread_type slice -i /s/in.ivf \
+             -frames:v 10 -an -f null -"
+        );
+        let args = ffmpeg_args(Path::new("in.ivf"), 4, Threading::Default, None);
+        assert_eq!(
+            args.join(" "),
+            "-nostdin -hide_banner -benchmark -threads 4 -i in.ivf -an -f null -"
+        );
+    }
+
+    #[test]
+    fn daemon_states() {
+        let dir = std::env::temp_dir().join(format!("daedalus-bench-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("daemon_attached");
+        for (text, state) in [
+            ("1\n", DaemonState::Attached),
+            ("0\n", DaemonState::Detached),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            assert_eq!(daemon_state(&file), state);
+        }
+        std::fs::write(&file, "maybe").expect("write");
+        assert!(matches!(daemon_state(&file), DaemonState::Unknown(why) if why.contains("maybe")));
+        std::fs::remove_file(&file).expect("remove");
+        let state = daemon_state(&file);
+        assert!(matches!(&state, DaemonState::Unknown(why) if why.starts_with("no ")));
+        assert!(state.to_string().starts_with("unknown (no "));
+        assert_eq!(DaemonState::Attached.to_string(), "attached");
+        let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn loadavg() {
+        assert_eq!(parse_loadavg("2.50 1.93 2.01 3/321 4567\n"), Some(2.5));
+        assert_eq!(parse_loadavg(""), None);
+    }
+
+    #[test]
+    fn medians() {
+        assert_eq!(median([]), None);
+        assert_eq!(median([None, None]), None);
+        assert_eq!(median([Some(3.0), None, Some(1.0), Some(2.0)]), Some(2.0));
+        assert_eq!(
+            median([Some(4.0), Some(1.0), Some(2.0), Some(3.0)]),
+            Some(2.5)
+        );
+    }
+
+    #[test]
+    fn report_line() {
+        let s = |q, c| Sample {
+            queued: ms_(q),
+            completed: ms_(c),
+        };
+        let fast = DeviceFigures::new(&[s(0, 100), s(0, 200), s(100, 300), s(200, 400)], 0)
+            .expect("figures");
+        let slow = DeviceFigures::new(&[s(0, 200), s(0, 400), s(200, 600), s(400, 800)], 0)
+            .expect("figures");
+        let run = FfmpegRun {
+            frames: 4,
+            rtime: 0.5,
+            utime: 0.9,
+            stime: 0.1,
+        };
+        let round = Round {
+            device: fast,
+            ffmpeg_slice: FfmpegFigures::new(&run, None),
+            ffmpeg_frame: FfmpegFigures::new(&FfmpegRun { rtime: 0.25, ..run }, None),
+        };
+        let mut report = Report {
+            input: PathBuf::from("in.ivf"),
+            header: IvfHeader {
+                fourcc: *b"VP90",
+                width: 1920,
+                height: 1080,
+                timebase_den: 30,
+                timebase_num: 1,
+                frame_count: 4,
+            },
+            warmup: 0,
+            threads: 2,
+            in_flight: 2,
+            summary: Summary::default(),
+            rounds: vec![round.clone()],
+            load: (Some(1.0), None),
+        };
+        assert_eq!(
+            report.bench_line(),
+            "bench: frames=4 warmup=0 runs=1 threads=2 device_fps=10.00 ffmpeg_fps=8.00 \
+             ratio=1.250 p50_ms=200.00 p99_ms=200.00 service_p50_ms=100.00 \
+             service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 load=n/a"
+        );
+        let text = report.to_string();
+        assert!(text.contains("slice threading"), "{text}");
+        assert!(text.contains("= 1.250"), "{text}");
+
+        // Three rounds: medians of the rates, percentiles over every timed frame.
+        report.rounds.push(Round {
+            device: slow,
+            ..round.clone()
+        });
+        report.rounds.push(round);
+        let line = report.bench_line();
+        assert!(line.contains(" runs=3 "), "{line}");
+        assert!(
+            line.contains(" device_fps=10.00 ffmpeg_fps=8.00 ratio=1.250 "),
+            "{line}"
+        );
+        // Latencies: fast 100 200 200 200 (x2), slow 200 400 400 400: the 6th of 12 is 200.
+        assert!(line.contains(" p50_ms=200.00 p99_ms=400.00 "), "{line}");
+        assert!(report.to_string().contains("median of 3 runs"));
+    }
+}
