@@ -5,8 +5,9 @@
 # daedalusd attached to /dev/daedalus, `daedalus decode` as the stateless client — checked frame
 # by frame against FFmpeg:
 #   1. every committed VP9 stream (tools/tests/data, daemon/tests/data): `--framemd5` output equal
-#      to `ffmpeg -f framemd5` byte for byte; every VP9 stream under $DAEDALUS_VECTORS/vp9:
-#      per-frame MD5 equal to the reference's;
+#      to `ffmpeg -f framemd5` byte for byte; their WebM copies (plain, live with unknown sizes,
+#      with an Opus track): the same per-frame MD5s; every VP9 stream under
+#      $DAEDALUS_VECTORS/vp9: per-frame MD5 equal to the reference's;
 #   2. two clients at once, both byte-exact;
 #   3. the daemon killed with SIGKILL mid-stream: the client ends (with errors) instead of
 #      hanging; a restarted daemon serves the next stream byte-exact;
@@ -44,6 +45,15 @@ echo "== 1. conformance"
 for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
   ref=${s%.ivf}.framemd5; [[ -f $ref ]] || ref=$(ls "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
   [[ -f $ref ]] && check "$s" "$ref" || true
+done
+# WebM copies of the committed streams: the same pictures as their IVF originals.
+for s in "$repo"/tools/tests/data/*.webm; do
+  base=$(basename "$s" .webm); base=${base%-live}; base=${base%-opus}
+  ref=$repo/tools/tests/data/$base.framemd5
+  [[ -f $ref ]] || continue
+  grep -v '^#' "$ref" | awk '{print $NF}' >"$work/$base.ref.md5"
+  printf '# per-frame MD5 of %s\n' "$base.ivf" | cat - "$work/$base.ref.md5" >"$work/$base.webm.ref"
+  check "$s" "$work/$base.webm.ref" || true
 done
 if [[ -d $vectors/vp9 ]]; then
   while IFS= read -r s; do

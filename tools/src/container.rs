@@ -2,6 +2,10 @@
 //! Recognition of the input container from the first bytes of a file.
 
 use std::fmt;
+use std::io::{Chain, Cursor, Read};
+
+use crate::ivf::{IvfError, IvfReader};
+use crate::webm::{WebmError, WebmReader};
 
 /// How many leading bytes [`sniff`] looks at (fewer are fine, they just say less).
 pub const SNIFF_LEN: usize = 4;
@@ -39,6 +43,119 @@ impl fmt::Display for Container {
             Container::Ivf => "IVF",
             Container::Webm => "WebM",
             Container::Unknown => "unknown",
+        })
+    }
+}
+
+/// Compressed packets of the VP9 track of an IVF or WebM file, whichever `input` is.
+pub enum PacketReader<R: Read> {
+    /// An IVF file.
+    Ivf(IvfReader<Chain<Cursor<Vec<u8>>, R>>),
+    /// The VP9 track of a WebM / Matroska file.
+    Webm(WebmReader<Chain<Cursor<Vec<u8>>, R>>),
+}
+
+/// Why packets cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    /// The IVF file is broken.
+    #[error(transparent)]
+    Ivf(#[from] IvfError),
+    /// The WebM file is broken (or has no VP9 track).
+    #[error(transparent)]
+    Webm(#[from] WebmError),
+    /// Neither IVF nor WebM.
+    #[error("not an IVF or WebM file")]
+    Unknown,
+    /// Reading the first bytes failed.
+    #[error("cannot read the input: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What the container says about the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// The container.
+    pub container: Container,
+    /// Whether the stream is VP9 (IVF fourcc `VP90`; a WebM reader only opens V_VP9 tracks).
+    pub vp9: bool,
+    /// Codec fourcc or id, for messages.
+    pub codec: [u8; 4],
+    /// Size the muxer saw.
+    pub width: u32,
+    /// Size the muxer saw.
+    pub height: u32,
+    /// Packet timestamps count `timebase_num / timebase_den` seconds.
+    pub timebase_num: i64,
+    /// See `timebase_num`.
+    pub timebase_den: i64,
+}
+
+/// A packet's position and timestamp (the bytes go to the caller's buffer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Packet number (from 0).
+    pub index: u64,
+    /// Timestamp in [`StreamInfo`] time base units.
+    pub pts: i64,
+}
+
+impl<R: Read> PacketReader<R> {
+    /// Recognises the container of `input` and reads its headers.
+    pub fn new(mut input: R) -> Result<Self, ContainerError> {
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        (&mut input).take(SNIFF_LEN as u64).read_to_end(&mut head)?;
+        let kind = sniff(&head);
+        let input = Cursor::new(head).chain(input);
+        Ok(match kind {
+            Container::Ivf => PacketReader::Ivf(IvfReader::new(input)?),
+            Container::Webm => PacketReader::Webm(WebmReader::new(input)?),
+            Container::Unknown => return Err(ContainerError::Unknown),
+        })
+    }
+
+    /// What the container says about the stream.
+    pub fn info(&self) -> StreamInfo {
+        match self {
+            PacketReader::Ivf(r) => {
+                let h = r.header();
+                StreamInfo {
+                    container: Container::Ivf,
+                    vp9: &h.fourcc == b"VP90",
+                    codec: h.fourcc,
+                    width: u32::from(h.width),
+                    height: u32::from(h.height),
+                    timebase_num: i64::from(h.timebase_num),
+                    timebase_den: i64::from(h.timebase_den),
+                }
+            }
+            PacketReader::Webm(r) => {
+                let h = r.header();
+                let tb = h.timebase();
+                StreamInfo {
+                    container: Container::Webm,
+                    vp9: true,
+                    codec: *b"VP90",
+                    width: h.width,
+                    height: h.height,
+                    timebase_num: tb.num,
+                    timebase_den: tb.den,
+                }
+            }
+        }
+    }
+
+    /// The next packet into `buf`; `Ok(None)` at the end.
+    pub fn next_packet(&mut self, buf: &mut Vec<u8>) -> Result<Option<Packet>, ContainerError> {
+        Ok(match self {
+            PacketReader::Ivf(r) => r.next_frame(buf)?.map(|f| Packet {
+                index: f.index,
+                pts: f.pts,
+            }),
+            PacketReader::Webm(r) => r.next_frame(buf)?.map(|f| Packet {
+                index: f.index,
+                pts: f.pts,
+            }),
         })
     }
 }

@@ -38,8 +38,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use daedalus_proto::formats::{BitDepth, PIX_FMT_VP9_FRAME};
 use log::{debug, info, warn};
 
+use crate::container::{PacketReader, StreamInfo};
 use crate::ffmpeg_timing::{FrameMd5Timing, Rational};
-use crate::ivf::{IvfHeader, IvfReader};
 use crate::media::{MediaDevice, Request, RequestWait};
 use crate::names::fourcc_to_string;
 use crate::picture::{self, CaptureLayout, FrameMd5Writer};
@@ -152,19 +152,20 @@ impl Summary {
 
 /// What the first pass learns about the file.
 struct Prescan {
-    header: IvfHeader,
+    header: StreamInfo,
     /// Timestamps of the first packets (what FFmpeg's frame rate guess looks at).
     pts: Vec<i64>,
     max_packet: usize,
 }
 
 fn prescan(input: &Input) -> Result<Prescan> {
-    let mut ivf = IvfReader::new(input.open()?).context("cannot read the IVF header")?;
-    let header = *ivf.header();
+    let mut packets =
+        PacketReader::new(input.open()?).context("cannot read the container headers")?;
+    let header = packets.info();
     let mut pts = Vec::new();
     let mut max_packet = 0;
     let mut buf = Vec::new();
-    while let Some(frame) = ivf.next_frame(&mut buf)? {
+    while let Some(frame) = packets.next_packet(&mut buf)? {
         if pts.len() < 64 {
             pts.push(frame.pts);
         }
@@ -220,16 +221,14 @@ pub fn run_observed(
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
     let scan = prescan(input)?;
-    if &scan.header.fourcc != b"VP90" {
+    if !scan.header.vp9 {
         bail!(
-            "the IVF file holds {:?}, not VP9 (VP90)",
-            scan.header.fourcc_str()
+            "the {} file holds {:?}, not VP9 (VP90)",
+            scan.header.container,
+            String::from_utf8_lossy(&scan.header.codec)
         );
     }
-    let tb = Rational::new(
-        i64::from(scan.header.timebase_num),
-        i64::from(scan.header.timebase_den),
-    );
+    let tb = Rational::new(scan.header.timebase_num, scan.header.timebase_den);
     let mut dec = Decoder::new(opts, &scan, outputs, tb, observer)?;
     let mut stream = Vp9Stream::new(input.open()?)?;
     let mut compressed = Box::<v4l2_ctrl_vp9_compressed_hdr>::default();
@@ -395,10 +394,11 @@ impl<'a> Decoder<'a> {
             .take()
             .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, &scan.pts)));
         info!(
-            "{}: {}x{} IVF, time base {}/{}, largest packet {} bytes",
+            "{}: {}x{} {}, time base {}/{}, largest packet {} bytes",
             opts.video.display(),
             scan.header.width,
             scan.header.height,
+            scan.header.container,
             tb.num,
             tb.den,
             scan.max_packet

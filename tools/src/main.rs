@@ -5,7 +5,7 @@
 //!   sizes, controls, daemon node);
 //! * `daedalus check-requests` checks the device's Request API behaviour and exits with 0 only
 //!   if every check passes;
-//! * `daedalus decode` decodes a VP9 IVF file through the device (a real stateless client) and
+//! * `daedalus decode` decodes a VP9 IVF or WebM file through the device (a real stateless client) and
 //!   writes the pictures or their MD5s; it exits with 0 only if every frame decoded;
 //! * `daedalus bench` times a VP9 IVF file through the device and through plain FFmpeg with the
 //!   same thread count, and prints both rates, their ratio and the device's per-frame latency.
@@ -50,7 +50,7 @@ enum Command {
     /// Check the Request API behaviour of the device for every codec it lists (one line per
     /// check); exits with 0 only if every check passes.
     CheckRequests(CheckArgs),
-    /// Decode a VP9 stream (IVF file) through the stateless decoder: one request per frame
+    /// Decode a VP9 stream (IVF or WebM file) through the stateless decoder: one request per frame
     /// with the VP9 frame and compressed-header controls, references by timestamp,
     /// superframes, hidden frames, show_existing_frame and resolution changes. Prints a
     /// summary; exits with 0 only if every frame decoded without error.
@@ -156,7 +156,7 @@ struct DecodeArgs {
     #[arg(short, long)]
     quiet: bool,
 
-    /// The VP9 stream: an IVF file (`-`: standard input).
+    /// The VP9 stream: an IVF or WebM file (`-`: standard input).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 }

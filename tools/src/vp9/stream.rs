@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A VP9 elementary stream out of an IVF file, frame by frame: packets are split into frames
-//! (superframes) and each frame's headers are parsed.
+//! A VP9 elementary stream out of an IVF or WebM file, frame by frame: packets are split into
+//! frames (superframes) and each frame's headers are parsed.
 
 use std::io::Read;
 
 use super::superframe::{self, Frames};
 use super::{parse_frame, HeaderParser, ParseError, ParsedFrame};
-use crate::ivf::{IvfError, IvfHeader, IvfReader};
+use crate::container::{ContainerError, PacketReader, StreamInfo};
 use crate::sys::v4l2_ctrl_vp9_compressed_hdr;
 
 /// Errors of [`Vp9Stream`].
@@ -14,7 +14,7 @@ use crate::sys::v4l2_ctrl_vp9_compressed_hdr;
 pub enum StreamError {
     /// The container is broken: the stream cannot go on.
     #[error(transparent)]
-    Ivf(#[from] IvfError),
+    Container(#[from] ContainerError),
     /// One frame cannot be parsed; the stream goes on with the next one.
     #[error("packet {packet}, frame {frame}: {error}")]
     Frame {
@@ -44,9 +44,9 @@ pub struct StreamFrame<'a> {
     pub parsed: ParsedFrame,
 }
 
-/// Reads VP9 frames from an IVF file.
-pub struct Vp9Stream<R> {
-    ivf: IvfReader<R>,
+/// Reads VP9 frames from an IVF or WebM file.
+pub struct Vp9Stream<R: Read> {
+    packets: PacketReader<R>,
     parser: HeaderParser,
     packet: Vec<u8>,
     frames: Frames,
@@ -56,10 +56,10 @@ pub struct Vp9Stream<R> {
 }
 
 impl<R: Read> Vp9Stream<R> {
-    /// Reads the IVF header of `input`.
+    /// Reads the container headers of `input`.
     pub fn new(input: R) -> Result<Self, StreamError> {
         Ok(Vp9Stream {
-            ivf: IvfReader::new(input)?,
+            packets: PacketReader::new(input)?,
             parser: HeaderParser::new(),
             packet: Vec::new(),
             frames: Frames::default(),
@@ -69,9 +69,9 @@ impl<R: Read> Vp9Stream<R> {
         })
     }
 
-    /// The IVF file header.
-    pub fn ivf_header(&self) -> &IvfHeader {
-        self.ivf.header()
+    /// What the container says about the stream.
+    pub fn info(&self) -> StreamInfo {
+        self.packets.info()
     }
 
     /// The next frame, its compressed header parsed into `compressed_hdr` (zeroed for frames
@@ -82,7 +82,7 @@ impl<R: Read> Vp9Stream<R> {
         compressed_hdr: &mut v4l2_ctrl_vp9_compressed_hdr,
     ) -> Result<Option<StreamFrame<'_>>, StreamError> {
         while self.next >= self.frames.len() {
-            let Some(frame) = self.ivf.next_frame(&mut self.packet)? else {
+            let Some(frame) = self.packets.next_packet(&mut self.packet)? else {
                 return Ok(None);
             };
             self.packet_index = frame.index;
