@@ -77,10 +77,23 @@ cmp -s "$work/b.md5" "${b%.ivf}.framemd5" || fail "client B not byte-exact in pa
 echo "parallel clients done"
 
 echo "== 3. daemon killed mid-stream"
-# The longest stream at hand; the daemon is stopped (SIGSTOP) early so that the client surely has
-# requests pending with it, then killed.
-long=$vectors/vp9/cros-codecs/resolution_change_500frames-vp9.ivf
-[[ -f $long ]] || long=$repo/tools/tests/data/vp9-8bit-resize.ivf
+# A long stream (a committed one, 200 times over: it starts with a key frame); the daemon is
+# stopped (SIGSTOP) early so that the client surely has requests pending with it, then killed.
+long=$work/long.ivf
+python3 - "$a" "$long" <<'PY'
+import sys
+data = open(sys.argv[1], "rb").read()
+frames, off = [], 32
+while off + 12 <= len(data):
+    size = int.from_bytes(data[off:off + 4], "little")
+    frames.append(data[off + 12:off + 12 + size]); off += 12 + size
+out = bytearray(data[:32]); pts = 0
+for _ in range(200):
+    for f in frames:
+        out += len(f).to_bytes(4, "little") + pts.to_bytes(8, "little") + f; pts += 1
+out[24:28] = pts.to_bytes(4, "little")
+open(sys.argv[2], "wb").write(out)
+PY
 "$bin" decode --md5 "$work/long.md5" --timeout-ms 3000 "$long" >"$work/long.log" 2>&1 & pc=$!
 sleep 0.3
 kill -STOP "$daemon"
