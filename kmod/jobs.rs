@@ -65,6 +65,18 @@ impl Buffer {
     }
 }
 
+/// The current time in jiffies.
+fn jiffies() -> c_ulong {
+    // SAFETY: reads the `jiffies` counter.
+    unsafe { bindings::daedalus_jiffies() }
+}
+
+/// The `job_timeout_ms` module parameter, in jiffies.
+fn job_timeout() -> c_ulong {
+    // SAFETY: reads a module parameter and converts it.
+    unsafe { bindings::__msecs_to_jiffies(bindings::daedalus_job_timeout_ms()) }
+}
+
 /// Sources of unique numbers shared by all contexts.
 static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
 
@@ -572,12 +584,7 @@ impl Jobs {
             return Err(e);
         }
         // The daemon has it now: it gets the full timeout for this job from here.
-        // SAFETY: reads jiffies and a module parameter.
-        job.deadline = unsafe {
-            bindings::daedalus_jiffies().wrapping_add(bindings::__msecs_to_jiffies(
-                bindings::daedalus_job_timeout_ms(),
-            ))
-        };
+        job.deadline = jiffies().wrapping_add(job_timeout());
         for (k, vbuf) in [job.src, job.dst].into_iter().enumerate() {
             if fds[k].fd >= 0 {
                 // SAFETY: as above.
@@ -609,12 +616,7 @@ impl Jobs {
             };
             // The daemon makes progress: jobs still waiting to be read are not late because
             // their queue is long (a slow stream, many requests in flight).
-            // SAFETY: reads jiffies and a module parameter.
-            let deadline = unsafe {
-                bindings::daedalus_jiffies().wrapping_add(bindings::__msecs_to_jiffies(
-                    bindings::daedalus_job_timeout_ms(),
-                ))
-            };
+            let deadline = jiffies().wrapping_add(job_timeout());
             for j in inner.jobs.iter_mut().flatten().filter(|j| !j.read) {
                 j.deadline = deadline;
             }
@@ -691,10 +693,8 @@ impl Jobs {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded contract.
         let msg = unsafe { encode_job(ctx, id, src, dst, mode.hold()) };
-        // SAFETY: reads a module parameter / jiffies.
-        let timeout = unsafe { bindings::__msecs_to_jiffies(bindings::daedalus_job_timeout_ms()) };
-        // SAFETY: as above.
-        let now = unsafe { bindings::daedalus_jiffies() };
+        let timeout = job_timeout();
+        let now = jiffies();
         let rejected: Option<Error> = match msg {
             Err(e) => Some(e),
             Ok(msg) => {
@@ -761,8 +761,7 @@ impl Jobs {
             jobs: self,
             ctx: Some(ctx),
         };
-        // SAFETY: reads a module parameter.
-        let timeout = unsafe { bindings::__msecs_to_jiffies(bindings::daedalus_job_timeout_ms()) };
+        let timeout = job_timeout();
         // SAFETY: `wq` is initialized; `w` outlives the wait.
         let left = unsafe {
             bindings::daedalus_wait_event_timeout(
@@ -786,8 +785,7 @@ impl Jobs {
     }
 
     fn expire(&self) {
-        // SAFETY: reads jiffies.
-        let now = unsafe { bindings::daedalus_jiffies() };
+        let now = jiffies();
         let (expired, next) = {
             let g = self.locked();
             let inner = g.inner();
