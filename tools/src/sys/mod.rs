@@ -3,11 +3,12 @@
 //! thin `unsafe` syscall wrappers everything else is built on.
 //!
 //! The structs, constants and control IDs come from the Linux 6.12 UAPI headers vendored in
-//! `tools/uapi/linux/` (see `build.rs`). What bindgen cannot produce is computed here:
+//! `codecs/uapi/linux/` (bindgen runs in `codecs/build.rs`). What bindgen cannot produce is
+//! computed here:
 //!
 //! * ioctl numbers (`_IOWR()` and friends are function-like macros), with [`ioc`] and the size
 //!   of the Rust struct; the tests compare each of them with the value the C compiler computes
-//!   from the same headers (`DAEDALUS_C_*` in `wrapper.h`);
+//!   from the same headers (`DAEDALUS_C_*` in `codecs/src/uapi_wrapper.h`);
 //! * pixel format fourccs (`v4l2_fourcc()` is a function-like macro): re-exported from the
 //!   shared format table (`daedalus_proto::formats`).
 
@@ -18,20 +19,8 @@ use std::time::Duration;
 
 use crate::errno::Errno;
 
-/// The bindgen output for `linux/videodev2.h` and `linux/media.h` (6.12).
-#[allow(
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    dead_code,
-    missing_docs,
-    unsafe_op_in_unsafe_fn,
-    clippy::all,
-    clippy::pedantic
-)]
-pub mod bindings {
-    include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
-}
+/// The bindgen output for `linux/videodev2.h` and `linux/media.h` (6.12), shared with the daemon.
+pub use daedalus_codecs::uapi as bindings;
 
 pub use bindings::*;
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Generates the V4L2 / media controller uAPI bindings into `OUT_DIR`.
+//! Generates the V4L2 / media controller / dma-buf uAPI bindings into `OUT_DIR`: the one set of
+//! bindings the tools, the daemon and the bitstream code share.
 //!
 //! The headers come from `uapi/linux/` (the Linux 6.12 UAPI, vendored by `uapi/update.sh`), which
 //! is searched before the system include directories, so an older host `/usr/include/linux` (6.1
@@ -14,7 +15,7 @@ fn main() {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let uapi = manifest_dir.join("uapi");
-    let wrapper = manifest_dir.join("src/sys/wrapper.h");
+    let wrapper = manifest_dir.join("src/uapi_wrapper.h");
 
     println!("cargo:rerun-if-changed={}", wrapper.display());
     println!("cargo:rerun-if-changed={}", uapi.join("linux").display());
@@ -22,8 +23,8 @@ fn main() {
     let bindings = bindgen::Builder::default()
         .header(wrapper.to_string_lossy())
         .clang_arg(format!("-I{}", uapi.display()))
-        .allowlist_type("v4l2_.*|media_.*")
-        .allowlist_var("V4L2_.*|MEDIA_.*|VIDEO_MAX_.*|DAEDALUS_C_.*")
+        .allowlist_type("v4l2_.*|media_.*|dma_buf_sync")
+        .allowlist_var("V4L2_.*|MEDIA_.*|VIDEO_MAX_.*|DMA_BUF_SYNC_.*|DAEDALUS_C_.*")
         .default_enum_style(bindgen::EnumVariation::Consts)
         .prepend_enum_name(false)
         .derive_default(true)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# Refreshes the vendored Linux UAPI headers in tools/uapi/linux/ from a kernel source tree
+# Refreshes the vendored Linux UAPI headers in codecs/uapi/linux/ from a kernel source tree
 # (default: the tree of the VM kernel, `scripts/build-kernel --print-kdir`).
 #
 # The headers are exported the way `make headers_install` does it (the kernel's own
@@ -10,7 +10,7 @@
 # that the V4L2/media bindings include and that differ from an older host's /usr/include are
 # vendored; everything else (asm/, asm-generic/, linux/ioctl.h ...) comes from the host.
 #
-# Usage: tools/uapi/update.sh [KDIR]
+# Usage: codecs/uapi/update.sh [KDIR]
 set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)

@@ -53,3 +53,12 @@ DAEDALUS_SIZEOF(v4l2_ctrl_h264_pps);
 DAEDALUS_SIZEOF(v4l2_ctrl_h264_decode_params);
 DAEDALUS_SIZEOF(v4l2_ctrl_av1_sequence);
 DAEDALUS_SIZEOF(v4l2_ctrl_av1_frame);
+
+/* What the daemon needs beyond V4L2: CPU access brackets of dma-buf mappings. */
+#include <linux/dma-buf.h>
+DAEDALUS_IOCTL(DMA_BUF_IOCTL_SYNC);
+DAEDALUS_SIZEOF(v4l2_ctrl_h264_scaling_matrix);
+DAEDALUS_SIZEOF(v4l2_ctrl_h264_slice_params);
+DAEDALUS_SIZEOF(v4l2_ctrl_h264_pred_weights);
+DAEDALUS_SIZEOF(v4l2_ctrl_av1_tile_group_entry);
+DAEDALUS_SIZEOF(v4l2_ctrl_av1_film_grain);
