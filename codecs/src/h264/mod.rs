@@ -9,7 +9,7 @@
 //! The scan tables shared by both directions live here.
 
 pub mod controls;
-// rebuild: next commit
+pub mod rebuild;
 
 /// Zig-zag scan of a 4x4 block (H.264 Table 8-13, frame scan): `ZIGZAG_4X4[k]` is the raster
 /// index of the k-th coefficient / scaling list entry.
