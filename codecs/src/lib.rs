@@ -25,4 +25,5 @@ pub mod uapi {
     include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
 }
 
+pub mod av1;
 pub mod bits;
