@@ -1,10 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 //! AV1: the V4L2 stateless controls and the OBUs they stand for.
 //!
+//! * [`controls`]: parsed sequence / frame headers and tile groups → `v4l2_ctrl_av1_sequence`,
+//!   `v4l2_ctrl_av1_frame`, `v4l2_ctrl_av1_film_grain` and `v4l2_ctrl_av1_tile_group_entry`
+//!   (what a stateless client such as `daedalus decode` sends).
 //! * [`rebuild`]: controls → sequence header / frame header / tile group OBUs (what the daemon
 //!   feeds libdav1d when the client queued only tile-group payloads).
 //! * [`payload`]: reading a control struct from a control payload (raw bytes).
 
+pub mod controls;
 pub mod rebuild;
 
 /// Reading the bindgen control structs from the raw payload bytes the kernel forwards.
