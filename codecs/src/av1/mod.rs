@@ -49,6 +49,10 @@ pub mod payload {
     /// Reads as many whole `T`s as `bytes` holds, into `out` (cleared first).
     pub fn read_array<T: Pod>(bytes: &[u8], out: &mut Vec<T>) {
         out.clear();
-        out.extend(bytes.chunks_exact(std::mem::size_of::<T>()).filter_map(read::<T>));
+        out.extend(
+            bytes
+                .chunks_exact(std::mem::size_of::<T>())
+                .filter_map(read::<T>),
+        );
     }
 }

@@ -376,7 +376,11 @@ impl Seq {
             mono,
             sub_x,
             sub_y,
-            order_hint_bits: if enable_order_hint { order_hint_bits } else { 0 },
+            order_hint_bits: if enable_order_hint {
+                order_hint_bits
+            } else {
+                0
+            },
             enable_order_hint,
             sb128: flag(V4L2_AV1_SEQUENCE_FLAG_USE_128X128_SUPERBLOCK),
             frame_width_bits: bits(s.max_frame_width_minus_1),
@@ -503,8 +507,7 @@ fn frame_header(
     } else {
         flag(V4L2_AV1_FRAME_FLAG_SHOWABLE_FRAME)
     };
-    let error_resilient = if frame_type == SWITCH_FRAME || (frame_type == KEY_FRAME && show_frame)
-    {
+    let error_resilient = if frame_type == SWITCH_FRAME || (frame_type == KEY_FRAME && show_frame) {
         true
     } else {
         flag(V4L2_AV1_FRAME_FLAG_ERROR_RESILIENT_MODE)
@@ -553,7 +556,10 @@ fn frame_header(
     if (!intra || refresh != 0xff) && error_resilient && s.enable_order_hint {
         // ref_order_hint[]: what the decoder holds, so that no slot is invalidated.
         for slot in &slots.slots {
-            w.put(s.order_hint_bits, slot.order_hint & ((1 << s.order_hint_bits) - 1));
+            w.put(
+                s.order_hint_bits,
+                slot.order_hint & ((1 << s.order_hint_bits) - 1),
+            );
         }
     }
 
@@ -563,7 +569,10 @@ fn frame_header(
     let height = f.frame_height_minus_1.saturating_add(1);
     let use_superres = flag(V4L2_AV1_FRAME_FLAG_USE_SUPERRES);
     if use_superres && !s.flag(V4L2_AV1_SEQUENCE_FLAG_ENABLE_SUPERRES) {
-        return Err(bad("flags", "superres used but not enabled in the sequence"));
+        return Err(bad(
+            "flags",
+            "superres used but not enabled in the sequence",
+        ));
     }
     let denom = if use_superres {
         u32::from(f.superres_denom)
@@ -575,10 +584,16 @@ fn frame_header(
     }
     let up = if use_superres { upscaled_width } else { width };
     if up == 0 || up > (1 << s.frame_width_bits) || height > (1 << s.frame_height_bits) {
-        return Err(bad("frame_width_minus_1", "larger than the sequence allows"));
+        return Err(bad(
+            "frame_width_minus_1",
+            "larger than the sequence allows",
+        ));
     }
     if (up * 8 + denom / 2) / denom != width {
-        return Err(bad("upscaled_width", "does not match frame width and superres"));
+        return Err(bad(
+            "upscaled_width",
+            "does not match frame width and superres",
+        ));
     }
     let dims = Dims {
         width,
@@ -705,8 +720,7 @@ fn frame_header(
         };
         global_motion_params(w, f, &prev)?;
     }
-    if s.flag(V4L2_AV1_SEQUENCE_FLAG_FILM_GRAIN_PARAMS_PRESENT) && (show_frame || showable_frame)
-    {
+    if s.flag(V4L2_AV1_SEQUENCE_FLAG_FILM_GRAIN_PARAMS_PRESENT) && (show_frame || showable_frame) {
         film_grain_params(w, &s, frame_type, c.film_grain)?;
     }
     Ok(layout)
@@ -739,7 +753,10 @@ fn tile_info(
     // Tile starts of a uniform layout with 2^log2 tiles over `sbs` superblocks.
     let uniform = |sbs: u32, log2: u32| -> Vec<u32> {
         let size = (sbs + (1 << log2) - 1) >> log2;
-        (0..sbs).step_by(size as usize).map(|sb| sb << sb_shift).collect()
+        (0..sbs)
+            .step_by(size as usize)
+            .map(|sb| sb << sb_shift)
+            .collect()
     };
     let find_cols =
         (min_log2_tile_cols..=max_log2_tile_cols).find(|&k| uniform(sb_cols, k) == col_starts);
@@ -772,8 +789,7 @@ fn tile_info(
             let mut out = Vec::with_capacity(starts.len());
             for (i, &st) in starts.iter().enumerate() {
                 let end = starts.get(i + 1).map_or(sbs, |&e| e >> sb_shift);
-                if st & ((1 << sb_shift) - 1) != 0 || (i == 0 && st != 0) || end <= st >> sb_shift
-                {
+                if st & ((1 << sb_shift) - 1) != 0 || (i == 0 && st != 0) || end <= st >> sb_shift {
                     return Err(bad("tile_info", "tile starts not increasing superblocks"));
                 }
                 out.push(end - (st >> sb_shift));
@@ -788,7 +804,12 @@ fn tile_info(
         let mut start = 0;
         let mut widest = 0;
         for &sz in &widths {
-            put_ns(w, (sb_cols - start).min(max_tile_width_sb), sz - 1, "tile width")?;
+            put_ns(
+                w,
+                (sb_cols - start).min(max_tile_width_sb),
+                sz - 1,
+                "tile width",
+            )?;
             widest = widest.max(sz);
             start += sz;
         }
@@ -800,7 +821,12 @@ fn tile_info(
         let max_tile_height_sb = (area / widest).max(1);
         let mut start = 0;
         for &sz in &heights {
-            put_ns(w, (sb_rows - start).min(max_tile_height_sb), sz - 1, "tile height")?;
+            put_ns(
+                w,
+                (sb_rows - start).min(max_tile_height_sb),
+                sz - 1,
+                "tile height",
+            )?;
             start += sz;
         }
         TileLayout {
@@ -841,7 +867,10 @@ fn quantization_params(
     if s.num_planes() > 1 {
         let diff = qf(V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA);
         if diff && !separate {
-            return Err(bad("quantization", "diff_uv_delta without separate_uv_delta_q"));
+            return Err(bad(
+                "quantization",
+                "diff_uv_delta without separate_uv_delta_q",
+            ));
         }
         if separate {
             w.put_bool(diff);
@@ -852,7 +881,10 @@ fn quantization_params(
             delta(w, q.delta_q_v_dc, "delta_q_v_dc")?;
             delta(w, q.delta_q_v_ac, "delta_q_v_ac")?;
         } else if q.delta_q_v_dc != q.delta_q_u_dc || q.delta_q_v_ac != q.delta_q_u_ac {
-            return Err(bad("quantization", "V deltas differ from U without diff_uv_delta"));
+            return Err(bad(
+                "quantization",
+                "V deltas differ from U without diff_uv_delta",
+            ));
         }
     }
     let qm = qf(V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX);
@@ -975,7 +1007,12 @@ fn cdef_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result<()
         put_u(w, 4, u32::from(cd.y_pri_strength[i]), "cdef y_pri_strength")?;
         w.put(2, sec(cd.y_sec_strength[i])?);
         if s.num_planes() > 1 {
-            put_u(w, 4, u32::from(cd.uv_pri_strength[i]), "cdef uv_pri_strength")?;
+            put_u(
+                w,
+                4,
+                u32::from(cd.uv_pri_strength[i]),
+                "cdef uv_pri_strength",
+            )?;
             w.put(2, sec(cd.uv_sec_strength[i])?);
         }
     }
@@ -1034,7 +1071,12 @@ fn lr_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result<(), 
     Ok(())
 }
 
-fn skip_mode_allowed(s: &Seq, f: &v4l2_ctrl_av1_frame, intra: bool, reference_select: bool) -> bool {
+fn skip_mode_allowed(
+    s: &Seq,
+    f: &v4l2_ctrl_av1_frame,
+    intra: bool,
+    reference_select: bool,
+) -> bool {
     if intra || !reference_select || !s.enable_order_hint {
         return false;
     }
@@ -1211,15 +1253,31 @@ fn film_grain_params(
     if !s.mono {
         w.put_bool(csfl);
     }
-    let (num_cb, num_cr) =
-        if s.mono || csfl || (s.sub_x && s.sub_y && g.num_y_points == 0) {
-            (0, 0)
-        } else {
-            points(w, g.num_cb_points, 10, &g.point_cb_value, &g.point_cb_scaling)?;
-            points(w, g.num_cr_points, 10, &g.point_cr_value, &g.point_cr_scaling)?;
-            (g.num_cb_points, g.num_cr_points)
-        };
-    put_u(w, 2, u32::from(g.grain_scaling_minus_8), "grain_scaling_minus_8")?;
+    let (num_cb, num_cr) = if s.mono || csfl || (s.sub_x && s.sub_y && g.num_y_points == 0) {
+        (0, 0)
+    } else {
+        points(
+            w,
+            g.num_cb_points,
+            10,
+            &g.point_cb_value,
+            &g.point_cb_scaling,
+        )?;
+        points(
+            w,
+            g.num_cr_points,
+            10,
+            &g.point_cr_value,
+            &g.point_cr_scaling,
+        )?;
+        (g.num_cb_points, g.num_cr_points)
+    };
+    put_u(
+        w,
+        2,
+        u32::from(g.grain_scaling_minus_8),
+        "grain_scaling_minus_8",
+    )?;
     put_u(w, 2, u32::from(g.ar_coeff_lag), "ar_coeff_lag")?;
     let lag = usize::from(g.ar_coeff_lag);
     let num_pos_luma = 2 * lag * (lag + 1);
@@ -1241,7 +1299,12 @@ fn film_grain_params(
             w.put(8, u32::from(c));
         }
     }
-    put_u(w, 2, u32::from(g.ar_coeff_shift_minus_6), "ar_coeff_shift_minus_6")?;
+    put_u(
+        w,
+        2,
+        u32::from(g.ar_coeff_shift_minus_6),
+        "ar_coeff_shift_minus_6",
+    )?;
     put_u(w, 2, u32::from(g.grain_scale_shift), "grain_scale_shift")?;
     if num_cb > 0 {
         w.put(8, u32::from(g.cb_mult));
@@ -1265,7 +1328,9 @@ fn tile_sizes(c: &Controls<'_>, data_len: usize) -> Result<u32, RebuildError> {
     let t = &c.frame.tile_info;
     let n = usize::from(t.tile_cols) * usize::from(t.tile_rows);
     if c.tiles.len() != n {
-        return Err(RebuildError::Tiles("entry count is not tile_cols * tile_rows"));
+        return Err(RebuildError::Tiles(
+            "entry count is not tile_cols * tile_rows",
+        ));
     }
     let mut max = 0u32;
     for (i, e) in c.tiles.iter().enumerate() {
@@ -1351,8 +1416,7 @@ impl Rebuilder {
                 }
                 if i + 1 < n {
                     let v = (e.tile_size - 1).to_le_bytes();
-                    self.tiles
-                        .extend_from_slice(&v[..tile_size_bytes as usize]);
+                    self.tiles.extend_from_slice(&v[..tile_size_bytes as usize]);
                 }
             }
             let start = e.tile_offset as usize;
@@ -1370,4 +1434,48 @@ impl Rebuilder {
     pub fn commit(&mut self, frame: &v4l2_ctrl_av1_frame) {
         self.slots.refresh(frame);
     }
+}
+
+/// What a `show_existing_frame` frame header must carry besides the slot, for sequences that
+/// have decoder model timing or frame ids (both `None` for the sequence header this module
+/// writes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShowExistingExtras {
+    /// `frame_presentation_time_length_minus_1 + 1` when `temporal_point_info()` is present
+    /// (decoder model info without equal picture interval).
+    pub presentation_time_bits: Option<u32>,
+    /// `(idLen, display_frame_id)` when frame ids are present.
+    pub frame_id: Option<(u32, u32)>,
+}
+
+/// Appends a frame header OBU with `show_existing_frame = 1` for reference slot `slot` (0..8):
+/// the decoder outputs that slot's picture. Showing a key frame this way also reloads every
+/// slot with it (7.21); callers that only want the picture must not feed it for key frames to
+/// a decoder whose state matters.
+pub fn show_existing_frame_obu(
+    slot: u8,
+    extras: ShowExistingExtras,
+    out: &mut Vec<u8>,
+) -> Result<(), RebuildError> {
+    if slot > 7 {
+        return Err(bad("frame_to_show_map_idx", "must be 0..=7"));
+    }
+    let mut w = BitWriter::new();
+    w.put_bool(true);
+    w.put(3, u32::from(slot));
+    if let Some(bits) = extras.presentation_time_bits {
+        if !(1..=32).contains(&bits) {
+            return Err(bad("frame_presentation_time_length", "must be 1..=32"));
+        }
+        w.put(bits, 0);
+    }
+    if let Some((bits, id)) = extras.frame_id {
+        if !(1..=32).contains(&bits) {
+            return Err(bad("frame id length", "must be 1..=32"));
+        }
+        put_u(&mut w, bits, id, "display_frame_id")?;
+    }
+    trailing_bits(&mut w);
+    put_obu(out, OBU_FRAME_HEADER, w.bytes());
+    Ok(())
 }
