@@ -211,7 +211,7 @@ fn round_trip(path: &Path) -> Result<usize, String> {
                 // The client shows it itself; the rebuilt stream gets the same header so that
                 // both parsers run the same reference process.
                 pa.ref_frame_update(&fa.fh)?;
-                let slot = fa.fh.frame_to_show_map_idx as u8;
+                let slot = fa.fh.frame_to_show_map_idx;
                 if fa.fh.frame_type == FrameType::KeyFrame {
                     rebuilder.slots_mut().show_existing_key(usize::from(slot));
                 }

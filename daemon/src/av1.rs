@@ -274,7 +274,14 @@ impl Av1Decoder {
                 self.seq_obu.clear();
                 self.seq_obu.extend_from_slice(&data[r.clone()]);
             }
-            let f = self.parse_full(data)?;
+            let f = match self.parse_full(data) {
+                Ok(f) => f,
+                Err(JobError::Unsupported(w)) => return Err(JobError::Unsupported(w)),
+                // cros-codecs cannot parse everything libdav1d decodes (e.g. 32-bit decoder
+                // model fields): decode anyway, taking the frame facts from the FRAME control
+                // (or assuming a shown frame, so a missing picture is an error, never stale).
+                Err(_) => facts_from_control(c.frame.as_ref()),
+            };
             let control_grain = c
                 .film_grain
                 .map(|g| u32::from(g.flags) & V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN != 0);
@@ -308,7 +315,9 @@ impl Av1Decoder {
             }
         }
         if let (Some(slot), true) = (facts.show_existing, facts.key) {
-            self.rebuilder.slots_mut().show_existing_key(usize::from(slot));
+            self.rebuilder
+                .slots_mut()
+                .show_existing_key(usize::from(slot));
         }
         self.finish(facts, BufferKind::FullObus)
     }
@@ -453,26 +462,43 @@ impl Av1Decoder {
         let extras = ShowExistingExtras {
             presentation_time_bits: (seq.decoder_model_info_present_flag
                 && !seq.timing_info.equal_picture_interval)
-                .then(|| seq.decoder_model_info.frame_presentation_time_length_minus_1 + 1),
+                .then(|| {
+                    seq.decoder_model_info
+                        .frame_presentation_time_length_minus_1
+                        + 1
+                }),
             frame_id: seq.frame_id_numbers_present_flag.then(|| {
                 (
-                    seq.additional_frame_id_length_minus_1
-                        + seq.delta_frame_id_length_minus_2
-                        + 3,
+                    seq.additional_frame_id_length_minus_1 + seq.delta_frame_id_length_minus_2 + 3,
                     fh.current_frame_id,
                 )
             }),
         };
         Ok(FrameFacts {
-            show_existing: fh
-                .show_existing_frame
-                .then_some(fh.frame_to_show_map_idx as u8),
+            show_existing: fh.show_existing_frame.then_some(fh.frame_to_show_map_idx),
             key: fh.frame_type == FrameType::KeyFrame,
             shown: fh.show_frame || fh.show_existing_frame,
             refresh: fh.refresh_frame_flags as u8,
             apply_grain: fh.film_grain_params.apply_grain,
             extras,
         })
+    }
+}
+
+fn facts_from_control(f: Option<&v4l2_ctrl_av1_frame>) -> FrameFacts {
+    match f {
+        Some(f) => FrameFacts {
+            show_existing: None,
+            key: f.frame_type == 0,
+            shown: f.flags & daedalus_codecs::uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME != 0,
+            refresh: rebuild::refresh_flags(f),
+            apply_grain: false,
+            extras: ShowExistingExtras::default(),
+        },
+        None => FrameFacts {
+            shown: true,
+            ..FrameFacts::default()
+        },
     }
 }
 
@@ -505,10 +531,7 @@ fn parse_obus(parser: &mut Parser, data: &[u8]) -> Result<Parsed, String> {
             last = Some(fh);
         }
     }
-    let seq = parser
-        .sequence_header
-        .clone()
-        .ok_or("no sequence header")?;
+    let seq = parser.sequence_header.clone().ok_or("no sequence header")?;
     let fh = shown.or(last).ok_or("no frame header")?;
     Ok((seq, fh))
 }
@@ -532,8 +555,7 @@ fn check_sequence_control(s: &v4l2_ctrl_av1_sequence) -> Result<(), JobError> {
     if flag(V4L2_AV1_SEQUENCE_FLAG_MONO_CHROME) {
         return Err(unsupported("monochrome (4:0:0) AV1"));
     }
-    if !(flag(V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_X) && flag(V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_Y))
-    {
+    if !(flag(V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_X) && flag(V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_Y)) {
         return Err(unsupported("AV1 4:2:2 / 4:4:4"));
     }
     if s.bit_depth > 10 {

@@ -175,7 +175,10 @@ impl Context {
         };
         self.av1_controls.read(&job.controls);
         let map = out.mapping();
-        let (start, end) = (job.output.data_offset as usize, job.output.bytesused as usize);
+        let (start, end) = (
+            job.output.data_offset as usize,
+            job.output.bytesused as usize,
+        );
         if start > end || end > map.len() {
             return Err(JobError::Internal(
                 "bitstream range outside the OUTPUT mapping",

@@ -196,6 +196,7 @@ pub fn refresh_flags(frame: &v4l2_ctrl_av1_frame) -> u8 {
 fn effective_gm_params(frame: &v4l2_ctrl_av1_frame) -> [[i32; 6]; NUM_REF_FRAMES] {
     let mut gm = DEFAULT_GM_PARAMS;
     let g = &frame.global_motion;
+    #[allow(clippy::needless_range_loop)] // r indexes three arrays of the uAPI struct
     for r in 1..NUM_REF_FRAMES {
         match g.type_[r] {
             1 => {
@@ -1093,10 +1094,10 @@ fn skip_mode_allowed(
         let r = hint(i);
         let d = dist(r, f.order_hint);
         if d < 0 {
-            if forward.is_none_or(|fh| dist(r, fh) > 0) {
+            if forward.map_or(true, |fh| dist(r, fh) > 0) {
                 forward = Some(r);
             }
-        } else if d > 0 && backward.is_none_or(|bh| dist(r, bh) < 0) {
+        } else if d > 0 && backward.map_or(true, |bh| dist(r, bh) < 0) {
             backward = Some(r);
         }
     }
