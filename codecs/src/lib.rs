@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Bitstream code shared by the daedalus tools and daemon.
 //!
+//! * [`av1`]: AV1 parsed headers ↔ V4L2 stateless AV1 controls.
 //! * [`bits`]: the MSB-first bit writer the header rebuilders share.
 //! * [`uapi`]: the V4L2 / media controller / dma-buf uAPI bindings (Linux 6.12 headers vendored in
 //!   `codecs/uapi/`), generated once here by bindgen for every crate of the workspace.
@@ -25,5 +26,6 @@ pub mod uapi {
     include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
 }
 
+pub mod av1;
 pub mod bits;
 pub mod h264;

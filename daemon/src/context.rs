@@ -9,6 +9,7 @@ use daedalus_proto::formats::{BitDepth, Codec};
 use daedalus_proto::wire::{Completion, Job, PictureFormat, STATUS_OK};
 use ffmpeg_next::{format::Pixel, frame};
 
+use crate::av1::{Av1Controls, Av1Decoder};
 use crate::convert::{self, Planar, Plane, SemiPlanar};
 use crate::decoder::{DecoderConfig, Vp9Decoder};
 use crate::error::JobError;
@@ -24,6 +25,8 @@ pub struct Context {
     // mapping) goes first.
     vp9: Option<Vp9Decoder>,
     h264: Option<crate::h264::H264Decoder>,
+    av1: Option<Av1Decoder>,
+    av1_controls: Av1Controls,
     buffers: BufferCache,
     stats: Stats,
     control_mismatch_logged: bool,
@@ -37,6 +40,8 @@ impl Context {
             config,
             vp9: None,
             h264: None,
+            av1: None,
+            av1_controls: Av1Controls::default(),
             buffers: BufferCache::new(),
             stats: Stats::default(),
             control_mismatch_logged: false,
@@ -69,6 +74,9 @@ impl Context {
             d.flush();
         }
         if let Some(d) = &mut self.h264 {
+            d.flush();
+        }
+        if let Some(d) = &mut self.av1 {
             d.flush();
         }
     }
@@ -109,6 +117,9 @@ impl Context {
     }
 
     fn run(&mut self, job: &Job<'_>) -> Result<(), JobError> {
+        if job.codec == Codec::Av1 {
+            return self.run_av1(job);
+        }
         // Both buffers first: a new fd is taken over whatever else fails.
         let (out, cap) = self.buffers.resolve(&job.output, &job.capture);
         let (out, cap) = (out?, cap?);
@@ -166,6 +177,76 @@ impl Context {
     }
 }
 
+impl Context {
+    fn run_av1(&mut self, job: &Job<'_>) -> Result<(), JobError> {
+        let (out, cap) = self.buffers.resolve(&job.output, &job.capture);
+        let (out, cap) = (out?, cap?);
+        let dec = match &mut self.av1 {
+            Some(d) => d,
+            None => self.av1.insert(Av1Decoder::new(&self.config)?),
+        };
+        self.av1_controls.read(&job.controls);
+        let map = out.mapping();
+        let (start, end) = (
+            job.output.data_offset as usize,
+            job.output.bytesused as usize,
+        );
+        if start > end || end > map.len() {
+            return Err(JobError::Internal(
+                "bitstream range outside the OUTPUT mapping",
+            ));
+        }
+        let access = map.cpu_access(crate::sys::DMA_BUF_SYNC_READ);
+        let d = dec.decode(&map.bytes()[start..end], &self.av1_controls)?;
+        drop(access);
+        self.stats.copied += 1;
+        if d.hidden {
+            self.stats.hidden += 1;
+        }
+        if !d.picture {
+            return Ok(());
+        }
+        write_picture_clipped(dec.picture(), cap, &job.picture)
+    }
+}
+
+/// Writes a decoded frame into the CAPTURE mapping, clipped to the CAPTURE format (AV1: the
+/// frame's own size, e.g. the upscaled width with superres, may exceed a stale format).
+pub fn write_picture_clipped(
+    frame: &frame::Video,
+    cap: &mut Mapping,
+    pic: &PictureFormat,
+) -> Result<(), JobError> {
+    let depth = match frame.format() {
+        Pixel::YUV420P => BitDepth::Eight,
+        Pixel::YUV420P10LE => BitDepth::Ten,
+        _ => {
+            return Err(JobError::Unsupported(
+                "decoded pixel format (not 4:2:0 8/10-bit)",
+            ))
+        }
+    };
+    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
+        "CAPTURE format is neither NV12 nor P010",
+    ))?;
+    if depth != want {
+        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
+        return Err(JobError::DepthMismatch {
+            frame: bits(depth),
+            capture: bits(want),
+        });
+    }
+    let mut src = planar_view(frame, depth)?;
+    src.width = src.width.min(pic.width as usize);
+    src.height = src.height.min(pic.height as usize);
+    let layout = SemiPlanar {
+        bytesperline: pic.bytesperline as usize,
+        chroma_offset: pic.chroma_offset as usize,
+    };
+    cap.write_with(|dst| convert::write_semiplanar(&src, dst, layout))?;
+    Ok(())
+}
+
 /// Writes a decoded frame into the CAPTURE mapping in the job's layout.
 pub fn write_picture(
     frame: &frame::Video,
@@ -210,7 +291,7 @@ pub fn write_picture(
 }
 
 /// The planes of a decoded 4:2:0 frame.
-fn planar_view(frame: &frame::Video, depth: BitDepth) -> Result<Planar<'_>, JobError> {
+pub(crate) fn planar_view(frame: &frame::Video, depth: BitDepth) -> Result<Planar<'_>, JobError> {
     // SAFETY: `frame` wraps a valid AVFrame for as long as it is borrowed.
     let f = unsafe { &*frame.as_ptr() };
     let (w, h) = (f.width as usize, f.height as usize);

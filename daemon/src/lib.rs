@@ -11,6 +11,7 @@
 
 #![deny(missing_docs)]
 
+pub mod av1;
 pub mod avbuf;
 pub mod context;
 pub mod convert;

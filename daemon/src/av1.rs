@@ -1,0 +1,570 @@
+// SPDX-License-Identifier: GPL-2.0
+//! AV1 decoding: FFmpeg's libdav1d wrapper per context, one picture per request.
+//!
+//! * Decoder: `libdav1d` opened with `max_frame_delay = 1` (no frame delay: the picture of a
+//!   packet comes out before the next packet is sent) and the daemon's thread count.
+//! * What the OUTPUT buffer holds ([`BufferKind`]): either full OBUs (a temporal unit or a
+//!   frame with its headers, as `daedalus decode` or a client reading IVF sends: used as they
+//!   are) or only the tile-group payloads (what GStreamer's `v4l2slav1dec` sends: sequence
+//!   header, frame header and tile group OBUs are rebuilt from the SEQUENCE / FRAME /
+//!   FILM_GRAIN / TILE_GROUP_ENTRY controls, [`daedalus_codecs::av1::rebuild`]). The rule: the
+//!   buffer is full OBUs iff it parses as a chain of OBUs with size fields that ends exactly at
+//!   the end of the data, contains a frame header or frame OBU, and every TILE_GROUP_ENTRY the
+//!   request carries lies inside a tile group / frame OBU of that chain. Tile payloads never
+//!   pass that test in practice (the first entry starts at or near offset 0, inside what would
+//!   be the first OBU's header).
+//! * Hidden frames (`show_frame = 0`): the client shows them later from the CAPTURE buffer, so
+//!   the decoded picture must be written now. libdav1d outputs nothing for them; a synthetic
+//!   `show_existing_frame` header for a slot the frame refreshed makes it output the picture.
+//!   Showing a *key* frame that way would run the reference refresh process (all slots reset)
+//!   in the real decoder, so a hidden key frame is shown by a throw-away decoder fed the
+//!   sequence header, the key frame (self-contained) and the `show_existing_frame` header.
+//! * Film grain: applied iff the FILM_GRAIN control's `V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN`
+//!   says so. Rebuilt headers carry the control's flag. Full OBUs carry the bitstream's
+//!   `apply_grain`; when a FILM_GRAIN control contradicts it and the request has the controls
+//!   to rebuild the frame, the frame is decoded from rebuilt headers instead (the tiles taken
+//!   from the OBUs in the buffer); without those controls the bitstream is followed (logged).
+//! * Refused (`STATUS_UNSUPPORTED`): 4:2:2, 4:4:4, monochrome, 12-bit.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+
+use cros_codecs::codec::av1::parser::{
+    FrameHeaderObu, FrameType, ObuAction, ParsedObu, Parser, SequenceHeaderObu,
+};
+use daedalus_codecs::av1::payload;
+use daedalus_codecs::av1::rebuild::{
+    self, show_existing_frame_obu, Controls, Rebuilder, ShowExistingExtras,
+};
+use daedalus_codecs::uapi::{
+    v4l2_ctrl_av1_film_grain, v4l2_ctrl_av1_frame, v4l2_ctrl_av1_sequence,
+    v4l2_ctrl_av1_tile_group_entry, V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN,
+    V4L2_AV1_SEQUENCE_FLAG_MONO_CHROME, V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_X,
+    V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_Y, V4L2_CID_STATELESS_AV1_FILM_GRAIN,
+    V4L2_CID_STATELESS_AV1_FRAME, V4L2_CID_STATELESS_AV1_SEQUENCE,
+    V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
+};
+use daedalus_proto::wire::Controls as WireControls;
+use ffmpeg_next as ffmpeg;
+use ffmpeg_next::{codec, frame, Dictionary};
+
+use crate::decoder::DecoderConfig;
+use crate::error::JobError;
+
+/// What a request's OUTPUT buffer holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BufferKind {
+    /// Full OBUs (with the frame header), decoded as they are.
+    FullObus,
+    /// Only tile-group payloads: the OBUs are rebuilt from the controls.
+    TilePayloads,
+}
+
+/// The AV1 controls of one request, read from the raw payloads.
+#[derive(Default)]
+pub struct Av1Controls {
+    /// `V4L2_CID_STATELESS_AV1_SEQUENCE`.
+    pub sequence: Option<v4l2_ctrl_av1_sequence>,
+    /// `V4L2_CID_STATELESS_AV1_FRAME`.
+    pub frame: Option<v4l2_ctrl_av1_frame>,
+    /// `V4L2_CID_STATELESS_AV1_FILM_GRAIN`.
+    pub film_grain: Option<v4l2_ctrl_av1_film_grain>,
+    /// `V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY` (reused between requests).
+    pub tiles: Vec<v4l2_ctrl_av1_tile_group_entry>,
+}
+
+impl Av1Controls {
+    /// Reads the AV1 controls of a request into `self` (tiles buffer reused).
+    pub fn read(&mut self, c: &WireControls<'_>) {
+        self.sequence = c
+            .get(V4L2_CID_STATELESS_AV1_SEQUENCE)
+            .and_then(|c| payload::read(c.payload));
+        self.frame = c
+            .get(V4L2_CID_STATELESS_AV1_FRAME)
+            .and_then(|c| payload::read(c.payload));
+        self.film_grain = c
+            .get(V4L2_CID_STATELESS_AV1_FILM_GRAIN)
+            .and_then(|c| payload::read(c.payload));
+        match c.get(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY) {
+            Some(t) => payload::read_array(t.payload, &mut self.tiles),
+            None => self.tiles.clear(),
+        }
+    }
+}
+
+/// The outcome of one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decoded {
+    /// How the buffer was used.
+    pub kind: BufferKind,
+    /// The picture came through a synthetic `show_existing_frame`.
+    pub hidden: bool,
+    /// There is a picture ([`Av1Decoder::picture`]); false only for a hidden frame that
+    /// refreshes no slot (nobody can ever show it).
+    pub picture: bool,
+}
+
+/// The frame facts the daemon needs, from the bitstream or the controls.
+#[derive(Clone, Copy, Debug, Default)]
+struct FrameFacts {
+    show_existing: Option<u8>,
+    key: bool,
+    shown: bool,
+    refresh: u8,
+    apply_grain: bool,
+    extras: ShowExistingExtras,
+}
+
+/// Minimal OBU-chain scan (5.3): validity, whether a frame header is in it, where the sequence
+/// header is, and whether a byte range lies inside a tile-carrying OBU.
+struct ObuScan {
+    valid: bool,
+    has_frame_header: bool,
+    seq: Option<std::ops::Range<usize>>,
+}
+
+fn leb128(data: &[u8], pos: &mut usize) -> Option<u64> {
+    let mut v = 0u64;
+    for i in 0..8 {
+        let b = *data.get(*pos)?;
+        *pos += 1;
+        v |= u64::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// Walks the OBUs of `data`; `tiles` (if any) must lie inside tile group / frame OBU payloads.
+fn scan_obus(data: &[u8], tiles: &[v4l2_ctrl_av1_tile_group_entry]) -> ObuScan {
+    let mut s = ObuScan {
+        valid: false,
+        has_frame_header: false,
+        seq: None,
+    };
+    let mut tile_ranges: [(usize, usize); 64] = [(0, 0); 64];
+    let mut n_tile_ranges = 0;
+    let mut pos = 0;
+    while pos < data.len() {
+        let start = pos;
+        let h = data[pos];
+        pos += 1;
+        if h & 0x80 != 0 || h & 0x02 == 0 {
+            return s; // forbidden bit, or no size field
+        }
+        let ty = (h >> 3) & 0xf;
+        if h & 0x04 != 0 {
+            pos += 1;
+        }
+        let Some(size) = leb128(data, &mut pos) else {
+            return s;
+        };
+        let Some(end) = usize::try_from(size).ok().and_then(|n| pos.checked_add(n)) else {
+            return s;
+        };
+        if end > data.len() {
+            return s;
+        }
+        match ty {
+            1 => s.seq = Some(start..end),
+            3 | 7 => s.has_frame_header = true,
+            6 => {
+                s.has_frame_header = true;
+                if n_tile_ranges < tile_ranges.len() {
+                    tile_ranges[n_tile_ranges] = (pos, end);
+                    n_tile_ranges += 1;
+                }
+            }
+            4 if n_tile_ranges < tile_ranges.len() => {
+                tile_ranges[n_tile_ranges] = (pos, end);
+                n_tile_ranges += 1;
+            }
+            0 | 9..=14 => return s, // reserved types
+            _ => {}
+        }
+        pos = end;
+    }
+    let inside = tiles.iter().all(|t| {
+        let (a, b) = (
+            t.tile_offset as usize,
+            t.tile_offset as usize + t.tile_size as usize,
+        );
+        tile_ranges[..n_tile_ranges]
+            .iter()
+            .any(|&(s, e)| a > s && b <= e)
+    });
+    s.valid = pos == data.len() && inside;
+    s
+}
+
+/// FFmpeg's libdav1d decoder of one context, plus what the AV1 requests need around it.
+pub struct Av1Decoder {
+    dec: ffmpeg::decoder::Video,
+    threads: usize,
+    frame: frame::Video,
+    spare: frame::Video,
+    pts: i64,
+    parser: Parser,
+    rebuilder: Rebuilder,
+    packet: Vec<u8>,
+    seq_obu: Vec<u8>,
+    grain_mismatch_logged: bool,
+}
+
+// SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
+// concurrently (`&mut self` only); the parser's `Rc`s are owned by this value alone and never
+// shared outside it.
+unsafe impl Send for Av1Decoder {}
+
+fn open_libdav1d(threads: usize) -> Result<ffmpeg::decoder::Video, JobError> {
+    let codec = ffmpeg::decoder::find_by_name("libdav1d")
+        .ok_or(JobError::Internal("FFmpeg has no libdav1d decoder"))?;
+    let ctx = codec::Context::new_with_codec(codec);
+    let mut opts = Dictionary::new();
+    opts.set("max_frame_delay", "1");
+    opts.set("threads", &threads.to_string());
+    ctx.decoder()
+        .open_as_with(codec, opts)
+        .and_then(|o| o.video())
+        .map_err(JobError::Ffmpeg)
+}
+
+impl Av1Decoder {
+    /// Opens a decoder.
+    pub fn new(config: &DecoderConfig) -> Result<Av1Decoder, JobError> {
+        Ok(Av1Decoder {
+            dec: open_libdav1d(config.threads)?,
+            threads: config.threads,
+            frame: frame::Video::empty(),
+            spare: frame::Video::empty(),
+            pts: 0,
+            parser: Parser::default(),
+            rebuilder: Rebuilder::new(),
+            packet: Vec::new(),
+            seq_obu: Vec::new(),
+            grain_mismatch_logged: false,
+        })
+    }
+
+    /// Drops all decoder state (stream off).
+    pub fn flush(&mut self) {
+        self.dec.flush();
+        self.parser = Parser::default();
+        self.rebuilder.reset();
+    }
+
+    /// The picture of the last [`Av1Decoder::decode`] that returned one.
+    pub fn picture(&self) -> &frame::Video {
+        &self.frame
+    }
+
+    /// Decodes one request: `data` is the OUTPUT buffer's bitstream.
+    pub fn decode(&mut self, data: &[u8], c: &Av1Controls) -> Result<Decoded, JobError> {
+        if data.is_empty() {
+            return Err(JobError::Corrupt("empty bitstream"));
+        }
+        if let Some(s) = &c.sequence {
+            check_sequence_control(s)?;
+        }
+        let scan = scan_obus(data, &c.tiles);
+        let full = scan.valid && scan.has_frame_header;
+        let facts = if full {
+            if let Some(r) = &scan.seq {
+                self.seq_obu.clear();
+                self.seq_obu.extend_from_slice(&data[r.clone()]);
+            }
+            let f = match self.parse_full(data) {
+                Ok(f) => f,
+                Err(JobError::Unsupported(w)) => return Err(JobError::Unsupported(w)),
+                // cros-codecs cannot parse everything libdav1d decodes (e.g. 32-bit decoder
+                // model fields): decode anyway, taking the frame facts from the FRAME control
+                // (or assuming a shown frame, so a missing picture is an error, never stale).
+                Err(_) => facts_from_control(c.frame.as_ref()),
+            };
+            let control_grain = c
+                .film_grain
+                .map(|g| u32::from(g.flags) & V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN != 0);
+            let can_rebuild = c.sequence.is_some() && c.frame.is_some() && !c.tiles.is_empty();
+            match control_grain {
+                Some(want) if want != f.apply_grain && f.show_existing.is_none() => {
+                    if can_rebuild {
+                        return self.decode_rebuilt(data, c, BufferKind::FullObus);
+                    }
+                    if !self.grain_mismatch_logged {
+                        log::info!(
+                            "AV1: FILM_GRAIN control says apply_grain={want}, the bitstream \
+                             {}; without FRAME/SEQUENCE/TILE_GROUP_ENTRY controls the \
+                             bitstream is followed",
+                            f.apply_grain
+                        );
+                        self.grain_mismatch_logged = true;
+                    }
+                }
+                _ => {}
+            }
+            f
+        } else {
+            return self.decode_rebuilt(data, c, BufferKind::TilePayloads);
+        };
+        self.packet.clear();
+        self.packet.extend_from_slice(data);
+        if let Some(f) = &c.frame {
+            if facts.show_existing.is_none() {
+                self.rebuilder.commit(f);
+            }
+        }
+        if let (Some(slot), true) = (facts.show_existing, facts.key) {
+            self.rebuilder
+                .slots_mut()
+                .show_existing_key(usize::from(slot));
+        }
+        self.finish(facts, BufferKind::FullObus)
+    }
+
+    fn decode_rebuilt(
+        &mut self,
+        data: &[u8],
+        c: &Av1Controls,
+        kind: BufferKind,
+    ) -> Result<Decoded, JobError> {
+        let (Some(seq), Some(frame)) = (&c.sequence, &c.frame) else {
+            return Err(JobError::Corrupt(
+                "AV1 buffer is not full OBUs and the SEQUENCE / FRAME controls are missing",
+            ));
+        };
+        let controls = Controls {
+            sequence: seq,
+            frame,
+            film_grain: c.film_grain.as_ref(),
+            tiles: &c.tiles,
+        };
+        self.packet.clear();
+        let r = self
+            .rebuilder
+            .rebuild(&controls, data, &mut self.packet)
+            .map_err(|e| {
+                log::warn!("AV1 controls: {e}");
+                JobError::Corrupt("AV1 controls do not describe a valid frame")
+            })?;
+        // The sequence header is the packet's first OBU (for a hidden key frame's scratch
+        // decoder).
+        self.seq_obu.clear();
+        let mut seq_only = Vec::new();
+        if rebuild::sequence_header_obu(seq, &mut seq_only).is_ok() {
+            self.seq_obu.extend_from_slice(&seq_only);
+        }
+        self.rebuilder.commit(frame);
+        let facts = FrameFacts {
+            show_existing: None,
+            key: frame.frame_type == 0,
+            shown: r.show_frame,
+            refresh: r.refresh_frame_flags,
+            apply_grain: false,
+            extras: ShowExistingExtras::default(),
+        };
+        self.finish(facts, kind)
+    }
+
+    /// Sends the packet in `self.packet`, and gets its picture (through a synthetic
+    /// `show_existing_frame` for a hidden frame).
+    fn finish(&mut self, facts: FrameFacts, kind: BufferKind) -> Result<Decoded, JobError> {
+        let mut decoded = Decoded {
+            kind,
+            hidden: false,
+            picture: false,
+        };
+        let packet = std::mem::take(&mut self.packet);
+        let sent = self.send_receive(&packet);
+        self.packet = packet;
+        if sent? {
+            decoded.picture = true;
+            return Ok(decoded);
+        }
+        if facts.shown || facts.show_existing.is_some() {
+            return Err(JobError::Corrupt(
+                "the decoder produced no picture for a shown AV1 frame",
+            ));
+        }
+        let Some(slot) = (facts.refresh != 0).then(|| facts.refresh.trailing_zeros() as u8) else {
+            log::debug!("hidden AV1 frame that refreshes no slot: no picture");
+            return Ok(decoded);
+        };
+        let mut show = Vec::with_capacity(8);
+        show_existing_frame_obu(slot, facts.extras, &mut show)
+            .map_err(|_| JobError::Internal("show_existing_frame header"))?;
+        if facts.key {
+            // A scratch decoder: the real one must not run the key frame refresh process.
+            let mut scratch = open_libdav1d(self.threads)?;
+            let mut pkt = Vec::with_capacity(self.seq_obu.len() + self.packet.len() + 8);
+            pkt.extend_from_slice(&self.seq_obu);
+            pkt.extend_from_slice(&self.packet);
+            pkt.extend_from_slice(&show);
+            std::mem::swap(&mut self.dec, &mut scratch);
+            let r = self.send_receive(&pkt);
+            std::mem::swap(&mut self.dec, &mut scratch);
+            if !r? {
+                return Err(JobError::Corrupt("the hidden AV1 key frame did not decode"));
+            }
+        } else if !self.send_receive(&show)? {
+            return Err(JobError::Corrupt(
+                "the decoder did not output the hidden AV1 frame",
+            ));
+        }
+        decoded.hidden = true;
+        decoded.picture = true;
+        Ok(decoded)
+    }
+
+    fn send_receive(&mut self, data: &[u8]) -> Result<bool, JobError> {
+        self.pts += 1;
+        let mut pkt = ffmpeg::Packet::copy(data);
+        pkt.set_pts(Some(self.pts));
+        pkt.set_dts(Some(self.pts));
+        self.dec.send_packet(&pkt).map_err(JobError::Decode)?;
+        match self.dec.receive_frame(&mut self.frame) {
+            Ok(()) => {}
+            Err(ffmpeg::Error::Other {
+                errno: libc::EAGAIN,
+            }) => return Ok(false),
+            Err(e) => return Err(JobError::Decode(e)),
+        }
+        while self.dec.receive_frame(&mut self.spare).is_ok() {
+            log::warn!("libdav1d output more than one frame for one packet");
+            std::mem::swap(&mut self.frame, &mut self.spare);
+        }
+        if self.frame.pts() != Some(self.pts) {
+            return Err(JobError::Internal(
+                "decoder output a frame of an earlier packet (frame delay)",
+            ));
+        }
+        Ok(true)
+    }
+
+    /// Parses the OBUs of a full-OBU buffer (cros-codecs' parser, which keeps the reference
+    /// state) and returns the facts of its last frame.
+    fn parse_full(&mut self, data: &[u8]) -> Result<FrameFacts, JobError> {
+        let parser = &mut self.parser;
+        // cros-codecs asserts on some malformed input: a panic there is a corrupt bitstream.
+        let r = catch_unwind(AssertUnwindSafe(|| parse_obus(parser, data)));
+        let r = match r {
+            Ok(r) => r,
+            Err(_) => {
+                self.parser = Parser::default();
+                Err("parser panicked".to_string())
+            }
+        };
+        let (seq, fh) = r.map_err(|e| {
+            log::warn!("AV1 bitstream: {e}");
+            JobError::Corrupt("AV1 OBUs do not parse")
+        })?;
+        check_sequence(&seq)?;
+        let extras = ShowExistingExtras {
+            presentation_time_bits: (seq.decoder_model_info_present_flag
+                && !seq.timing_info.equal_picture_interval)
+                .then(|| {
+                    seq.decoder_model_info
+                        .frame_presentation_time_length_minus_1
+                        + 1
+                }),
+            frame_id: seq.frame_id_numbers_present_flag.then(|| {
+                (
+                    seq.additional_frame_id_length_minus_1 + seq.delta_frame_id_length_minus_2 + 3,
+                    fh.current_frame_id,
+                )
+            }),
+        };
+        Ok(FrameFacts {
+            show_existing: fh.show_existing_frame.then_some(fh.frame_to_show_map_idx),
+            key: fh.frame_type == FrameType::KeyFrame,
+            shown: fh.show_frame || fh.show_existing_frame,
+            refresh: fh.refresh_frame_flags as u8,
+            apply_grain: fh.film_grain_params.apply_grain,
+            extras,
+        })
+    }
+}
+
+fn facts_from_control(f: Option<&v4l2_ctrl_av1_frame>) -> FrameFacts {
+    match f {
+        Some(f) => FrameFacts {
+            show_existing: None,
+            key: f.frame_type == 0,
+            shown: f.flags & daedalus_codecs::uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME != 0,
+            refresh: rebuild::refresh_flags(f),
+            apply_grain: false,
+            extras: ShowExistingExtras::default(),
+        },
+        None => FrameFacts {
+            shown: true,
+            ..FrameFacts::default()
+        },
+    }
+}
+
+type Parsed = (Rc<SequenceHeaderObu>, FrameHeaderObu);
+
+/// Parses every OBU, running the reference update per frame; returns the sequence header and
+/// the last frame header (the shown one of a temporal unit, if any).
+fn parse_obus(parser: &mut Parser, data: &[u8]) -> Result<Parsed, String> {
+    let mut pos = 0;
+    let mut last: Option<FrameHeaderObu> = None;
+    let mut shown: Option<FrameHeaderObu> = None;
+    while pos < data.len() {
+        let obu = match parser.read_obu(&data[pos..])? {
+            ObuAction::Process(obu) => obu,
+            ObuAction::Drop(n) => {
+                pos += n as usize;
+                continue;
+            }
+        };
+        pos += obu.bytes_used;
+        let fh = match parser.parse_obu(obu)? {
+            ParsedObu::FrameHeader(fh) => fh,
+            ParsedObu::Frame(f) => f.header,
+            _ => continue,
+        };
+        parser.ref_frame_update(&fh)?;
+        if fh.show_frame || fh.show_existing_frame {
+            shown = Some(fh);
+        } else {
+            last = Some(fh);
+        }
+    }
+    let seq = parser.sequence_header.clone().ok_or("no sequence header")?;
+    let fh = shown.or(last).ok_or("no frame header")?;
+    Ok((seq, fh))
+}
+
+fn check_sequence(seq: &SequenceHeaderObu) -> Result<(), JobError> {
+    let cc = &seq.color_config;
+    if cc.mono_chrome {
+        return Err(unsupported("monochrome (4:0:0) AV1"));
+    }
+    if !(cc.subsampling_x && cc.subsampling_y) {
+        return Err(unsupported("AV1 4:2:2 / 4:4:4"));
+    }
+    if cc.twelve_bit {
+        return Err(unsupported("12-bit AV1"));
+    }
+    Ok(())
+}
+
+fn check_sequence_control(s: &v4l2_ctrl_av1_sequence) -> Result<(), JobError> {
+    let flag = |f: u32| s.flags & f != 0;
+    if flag(V4L2_AV1_SEQUENCE_FLAG_MONO_CHROME) {
+        return Err(unsupported("monochrome (4:0:0) AV1"));
+    }
+    if !(flag(V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_X) && flag(V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_Y)) {
+        return Err(unsupported("AV1 4:2:2 / 4:4:4"));
+    }
+    if s.bit_depth > 10 {
+        return Err(unsupported("12-bit AV1"));
+    }
+    Ok(())
+}
+
+fn unsupported(what: &'static str) -> JobError {
+    log::warn!("refusing {what}: daedalus decodes AV1 4:2:0 at 8 and 10 bits only");
+    JobError::Unsupported(what)
+}
