@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 //! AV1 decoding: FFmpeg's libdav1d wrapper per context, one picture per request.
 //!
-//! * Decoder: `libdav1d` opened with `max_frame_delay = 1` (no frame delay: the picture of a
-//!   packet comes out before the next packet is sent) and the daemon's thread count.
+//! * Decoder: `libdav1d` opened with `AV_CODEC_FLAG_LOW_DELAY` (libdav1d's `max_frame_delay =
+//!   1`: the picture of a packet comes out before the next packet is sent) and the daemon's
+//!   thread count.
 //! * What the OUTPUT buffer holds ([`BufferKind`]): either full OBUs (a temporal unit or a
 //!   frame with its headers, as `daedalus decode` or a client reading IVF sends: used as they
 //!   are) or only the tile-group payloads (what GStreamer's `v4l2slav1dec` sends: sequence
@@ -220,7 +221,12 @@ unsafe impl Send for Av1Decoder {}
 fn open_libdav1d(threads: usize) -> Result<ffmpeg::decoder::Video, JobError> {
     let codec = ffmpeg::decoder::find_by_name("libdav1d")
         .ok_or(JobError::Internal("FFmpeg has no libdav1d decoder"))?;
-    let ctx = codec::Context::new_with_codec(codec);
+    let mut ctx = codec::Context::new_with_codec(codec);
+    // FFmpeg 5.1's wrapper has no `max_frame_delay` option: it sets libdav1d's max_frame_delay
+    // to 1 when AV_CODEC_FLAG_LOW_DELAY is set (otherwise libdav1d's default grows the delay
+    // with the thread count, and a picture would come out requests later). Newer FFmpeg has the
+    // option too; both are set.
+    ctx.set_flags(codec::Flags::LOW_DELAY);
     let mut opts = Dictionary::new();
     opts.set("max_frame_delay", "1");
     opts.set("threads", &threads.to_string());
