@@ -27,5 +27,7 @@ pub mod uapi {
 }
 
 pub mod av1;
+/// The parsers the codec modules work on, for the crates that use those modules.
+pub use cros_codecs;
 pub mod bits;
 pub mod h264;

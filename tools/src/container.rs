@@ -47,7 +47,7 @@ impl fmt::Display for Container {
     }
 }
 
-/// Compressed packets of the VP9 track of an IVF or WebM file, whichever `input` is.
+/// Compressed packets of the VP9 or AV1 track of an IVF or WebM file, whichever `input` is.
 pub enum PacketReader<R: Read> {
     /// An IVF file.
     Ivf(IvfReader<Chain<Cursor<Vec<u8>>, R>>),
@@ -132,10 +132,11 @@ impl<R: Read> PacketReader<R> {
             PacketReader::Webm(r) => {
                 let h = r.header();
                 let tb = h.timebase();
+                let av1 = h.codec_id == crate::webm::AV1_CODEC_ID;
                 StreamInfo {
                     container: Container::Webm,
-                    vp9: true,
-                    codec: *b"VP90",
+                    vp9: !av1,
+                    codec: if av1 { *b"AV01" } else { *b"VP90" },
                     width: h.width,
                     height: h.height,
                     timebase_num: tb.num,

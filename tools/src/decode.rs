@@ -65,7 +65,7 @@ pub enum Input {
 }
 
 impl Input {
-    fn open(&self) -> Result<Box<dyn Read + '_>> {
+    pub(crate) fn open(&self) -> Result<Box<dyn Read + '_>> {
         Ok(match self {
             Input::File(path) => Box::new(BufReader::new(
                 File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
@@ -84,13 +84,25 @@ pub struct Outputs {
     pub framemd5: Option<Box<dyn Write>>,
     /// One MD5 per line.
     pub md5: Option<Box<dyn Write>>,
+    /// One MD5 of all displayed pictures, one after the other (the layout of dav1d's / aomdec's
+    /// `--md5`: planar, 8-bit samples as bytes, deeper ones as 16-bit little endian).
+    pub whole_md5: Option<Box<dyn Write>>,
 }
 
 impl Outputs {
     fn any(&self) -> bool {
-        self.raw.is_some() || self.framemd5.is_some() || self.md5.is_some()
+        self.raw.is_some()
+            || self.framemd5.is_some()
+            || self.md5.is_some()
+            || self.whole_md5.is_some()
     }
 }
+
+/// The device refused the stream's parameters (the controls describing it): the stream is out
+/// of what the device decodes, as opposed to a failure of the client or the device.
+#[derive(Debug, thiserror::Error)]
+#[error("refused by the device: {0}")]
+pub struct Refused(pub String);
 
 /// Parameters of a decode run.
 #[derive(Clone, Debug)]
@@ -107,6 +119,8 @@ pub struct Options {
     pub capture_buffers: u32,
     /// Stop after this many IVF packets.
     pub limit: Option<u64>,
+    /// AV1 streams: what the OUTPUT buffers hold and whether film grain is applied.
+    pub av1: crate::av1::Av1Options,
 }
 
 /// What a run did.
@@ -220,6 +234,9 @@ pub fn run_observed(
     outputs: Outputs,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
+    if crate::av1::is_av1(input)? {
+        return crate::av1::run_observed(input, opts, outputs, observer);
+    }
     let scan = prescan(input)?;
     if !scan.header.vp9 {
         bail!(
@@ -229,7 +246,18 @@ pub fn run_observed(
         );
     }
     let tb = Rational::new(scan.header.timebase_num, scan.header.timebase_den);
-    let mut dec = Decoder::new(opts, &scan, outputs, tb, observer)?;
+    let setup = StreamSetup {
+        pixfmt: PIX_FMT_VP9_FRAME,
+        codec: "VP9",
+        max_packet: scan.max_packet,
+        pts: scan.pts,
+        tb,
+        description: format!(
+            "{}x{} {}",
+            scan.header.width, scan.header.height, scan.header.container
+        ),
+    };
+    let mut dec = Decoder::new(opts, setup, outputs, observer)?;
     let mut stream = Vp9Stream::new(input.open()?)?;
     let mut compressed = Box::<v4l2_ctrl_vp9_compressed_hdr>::default();
     let mut last_progress = Instant::now();
@@ -331,8 +359,49 @@ struct Session {
     capture: Vec<Mapping>,
 }
 
-struct Decoder<'a> {
+/// What the codec front end tells the decoder about the stream.
+pub(crate) struct StreamSetup {
+    /// The OUTPUT fourcc.
+    pub pixfmt: u32,
+    /// Codec name, for messages.
+    pub codec: &'static str,
+    /// The largest payload of one request.
+    pub max_packet: usize,
+    /// Timestamps of the first packets (for FFmpeg's frame rate guess).
+    pub pts: Vec<i64>,
+    /// Their time base.
+    pub tb: Rational,
+    /// What the container says, for the log.
+    pub description: String,
+}
+
+/// One frame for [`Decoder::submit`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct FrameJob {
+    /// Container packet number (for messages).
+    pub packet: u64,
+    /// Its timestamp (for the framemd5 output).
+    pub pts: i64,
+    /// The reference slots the frame refreshes.
+    pub refresh: u8,
+    /// Whether it is displayed.
+    pub show: bool,
+    /// The picture size to output.
+    pub width: u32,
+    /// See `width`.
+    pub height: u32,
+}
+
+/// The slot-based request engine shared by the VP9 and AV1 clients: both codecs have 8
+/// reference slots refreshed by `refresh_frame_flags`, hidden frames and
+/// `show_existing_frame`; the codec front ends parse and build the controls, this queues the
+/// requests, tracks references and outputs the pictures.
+pub(crate) struct Decoder<'a> {
     opts: &'a Options,
+    pixfmt: u32,
+    codec: &'static str,
+    /// Output only the luma plane (4:0:0 streams: what the references hash).
+    pub luma_only: bool,
     observer: &'a mut dyn Observer,
     dev: VideoDevice,
     requests: Vec<Request>,
@@ -349,14 +418,14 @@ struct Decoder<'a> {
     summary: Summary,
     started: Option<Instant>,
     warned_no_key: bool,
+    whole_md5: Option<md5::Md5>,
 }
 
 impl<'a> Decoder<'a> {
-    fn new(
+    pub(crate) fn new(
         opts: &'a Options,
-        scan: &Prescan,
+        setup: StreamSetup,
         mut outputs: Outputs,
-        tb: Rational,
         observer: &'a mut dyn Observer,
     ) -> Result<Self> {
         if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
@@ -375,12 +444,14 @@ impl<'a> Decoder<'a> {
         if !dev
             .enum_formats(OUTPUT)?
             .iter()
-            .any(|f| f.pixelformat == PIX_FMT_VP9_FRAME)
+            .any(|f| f.pixelformat == setup.pixfmt)
         {
             bail!(
-                "{} ({}) does not decode VP9 (no VP9F OUTPUT format)",
+                "{} ({}) does not decode {} (no {} OUTPUT format)",
                 opts.video.display(),
-                cap.driver
+                cap.driver,
+                setup.codec,
+                fourcc_to_string(setup.pixfmt)
             );
         }
         let media = MediaDevice::open(&opts.media)?;
@@ -388,23 +459,31 @@ impl<'a> Decoder<'a> {
             .map(|_| media.alloc_request())
             .collect::<Result<Vec<_>, _>>()?;
         // Room for the largest packet; the driver bounds it.
-        let output_size = u32::try_from(scan.max_packet.next_multiple_of(4096)).unwrap_or(0);
+        let output_size = u32::try_from(setup.max_packet.next_multiple_of(4096)).unwrap_or(0);
+        let tb = setup.tb;
         let framemd5 = outputs
             .framemd5
             .take()
-            .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, &scan.pts)));
+            .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, &setup.pts)));
         info!(
-            "{}: {}x{} {}, time base {}/{}, largest packet {} bytes",
+            "{}: {} {}, time base {}/{}, largest packet {} bytes",
             opts.video.display(),
-            scan.header.width,
-            scan.header.height,
-            scan.header.container,
+            setup.codec,
+            setup.description,
             tb.num,
             tb.den,
-            scan.max_packet
+            setup.max_packet
         );
+        let whole_md5 = outputs
+            .whole_md5
+            .is_some()
+            .then(<md5::Md5 as md5::Digest>::new);
         Ok(Decoder {
             opts,
+            pixfmt: setup.pixfmt,
+            codec: setup.codec,
+            luma_only: false,
+            whole_md5,
             observer,
             dev,
             requests,
@@ -432,20 +511,7 @@ impl<'a> Decoder<'a> {
     ) -> Result<()> {
         let h = &f.parsed.header;
         if h.show_existing_frame {
-            match self.slots[usize::from(h.frame_to_show_map_idx)] {
-                Some(id) => {
-                    self.tracked_mut(id)?.refs += 1;
-                    self.displays.push_back(Display { id, pts: f.pts });
-                }
-                None => {
-                    warn!(
-                        "packet {}: show_existing_frame of slot {}, which holds no decoded frame",
-                        f.packet, h.frame_to_show_map_idx
-                    );
-                    self.summary.skipped += 1;
-                }
-            }
-            return self.flush_displays();
+            return self.show_existing(f.packet, f.pts, h.frame_to_show_map_idx, false);
         }
 
         let Some(depth) = BitDepth::from_bits(u32::from(h.bit_depth)) else {
@@ -460,8 +526,13 @@ impl<'a> Decoder<'a> {
                 (s.width, s.height, s.depth) != (h.width, h.height, depth)
             });
             if reconfigure {
-                let control = frame_control(h, &f.parsed.compressed, RefTimestamps::default());
-                self.configure(h.width, h.height, depth, &control)?;
+                let mut control = frame_control(h, &f.parsed.compressed, RefTimestamps::default());
+                self.configure(
+                    h.width,
+                    h.height,
+                    depth,
+                    &mut [CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut control)],
+                )?;
             }
         } else {
             let Some(s) = &self.session else {
@@ -481,8 +552,6 @@ impl<'a> Decoder<'a> {
             }
         }
 
-        self.make_room()?;
-
         let refs = if h.is_intra() {
             RefTimestamps::default()
         } else {
@@ -500,43 +569,111 @@ impl<'a> Decoder<'a> {
             return self.skip(h.refresh_frame_flags);
         }
 
-        let buf = match self.fill_output(f.data)? {
+        let mut compressed_copy = *compressed;
+        self.submit(
+            f.data,
+            &mut [
+                CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut control),
+                CtrlPayload::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, &mut compressed_copy),
+            ],
+            FrameJob {
+                packet: f.packet,
+                pts: f.pts,
+                refresh: h.refresh_frame_flags,
+                show: h.show_frame,
+                width: h.width,
+                height: h.height,
+            },
+        )
+    }
+
+    /// Displays the frame in reference slot `slot` again (`show_existing_frame`); with
+    /// `refresh_all` (an AV1 key frame shown this way) it also takes every slot.
+    pub(crate) fn show_existing(
+        &mut self,
+        packet: u64,
+        pts: i64,
+        slot: u8,
+        refresh_all: bool,
+    ) -> Result<()> {
+        match self.slots.get(usize::from(slot)).copied().flatten() {
+            Some(id) => {
+                self.tracked_mut(id)?.refs += 1;
+                self.displays.push_back(Display { id, pts });
+                if refresh_all {
+                    self.tracked_mut(id)?.refs += NUM_REF_FRAMES as u32;
+                    self.refresh(0xff, Some(id))?;
+                }
+            }
+            None => {
+                warn!(
+                    "packet {packet}: show_existing_frame of slot {slot}, which holds no decoded \
+                     frame"
+                );
+                self.summary.skipped += 1;
+            }
+        }
+        self.flush_displays()
+    }
+
+    /// The timestamps (ns, `v4l2_timeval_to_ns()`) of the frames in the reference slots, 0 for
+    /// an empty slot.
+    pub(crate) fn slot_timestamps(&self) -> [u64; NUM_REF_FRAMES] {
+        self.slots.map(|s| s.map_or(0, |id| id * 1000))
+    }
+
+    /// The counts so far.
+    pub(crate) fn summary_mut(&mut self) -> &mut Summary {
+        &mut self.summary
+    }
+
+    /// Tells the observer the counts so far.
+    pub(crate) fn report_progress(&mut self) {
+        self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
+        self.observer.progress(&self.summary);
+    }
+
+    /// Queues one request: `data` in an OUTPUT buffer, `ctrls` in the request. A frame that
+    /// does not fit or whose controls the driver refuses is skipped (counted, warned).
+    pub(crate) fn submit(
+        &mut self,
+        data: &[u8],
+        ctrls: &mut [CtrlPayload<'_>],
+        job: FrameJob,
+    ) -> Result<()> {
+        self.make_room()?;
+        let buf = match self.fill_output(data)? {
             Ok(buf) => buf,
             Err(len) => {
                 warn!(
                     "packet {}: frame of {} bytes does not fit the {len}-byte OUTPUT buffers; \
                      skipped",
-                    f.packet,
-                    f.data.len()
+                    job.packet,
+                    data.len()
                 );
-                return self.skip(h.refresh_frame_flags);
+                return self.skip(job.refresh);
             }
         };
 
         let id = self.next_id;
         self.next_id += 1;
         let request = &self.requests[buf];
-        let mut compressed_copy = *compressed;
-        let set = self.dev.set_ext_ctrls(
-            Which::Request(request.as_fd()),
-            &mut [
-                CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut control),
-                CtrlPayload::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, &mut compressed_copy),
-            ],
-        );
+        let set = self
+            .dev
+            .set_ext_ctrls(Which::Request(request.as_fd()), ctrls);
         if let Err(e) = set {
             // A payload the kernel refuses is this client's bug: say so, and go on.
             warn!(
-                "packet {}: the driver refused the VP9 controls: {e}; skipped",
-                f.packet
+                "packet {}: the driver refused the {} controls: {e}; skipped",
+                job.packet, self.codec
             );
             request.reinit()?;
             if let Some(s) = &mut self.session {
                 s.free_output.push(buf);
             }
-            return self.skip(h.refresh_frame_flags);
+            return self.skip(job.refresh);
         }
-        let bytesused = u32::try_from(f.data.len()).unwrap_or(u32::MAX);
+        let bytesused = u32::try_from(data.len()).unwrap_or(u32::MAX);
         self.dev
             .queue_buffer(&QueueBuf {
                 buf_type: OUTPUT,
@@ -545,41 +682,39 @@ impl<'a> Decoder<'a> {
                 timestamp_us: id,
                 request: Some(request.as_fd()),
             })
-            .with_context(|| format!("packet {}: cannot queue the OUTPUT buffer", f.packet))?;
+            .with_context(|| format!("packet {}: cannot queue the OUTPUT buffer", job.packet))?;
         let queued_at = Instant::now();
         request
             .queue()
-            .with_context(|| format!("packet {}: cannot queue the request", f.packet))?;
+            .with_context(|| format!("packet {}: cannot queue the request", job.packet))?;
         self.observer.queued(id, queued_at);
         self.started.get_or_insert_with(Instant::now);
         self.summary.submitted += 1;
         debug!(
-            "packet {} frame {}: request {buf}, ts {id} us, {}{}{}refresh {:#04x}, refs {:?}",
-            f.packet,
-            f.index_in_packet,
-            if h.key_frame { "key, " } else { "" },
-            if h.intra_only { "intra-only, " } else { "" },
-            if h.show_frame { "" } else { "hidden, " },
-            h.refresh_frame_flags,
-            refs
+            "packet {}: request {buf}, ts {id} us, {}refresh {:#04x}, {}x{}",
+            job.packet,
+            if job.show { "" } else { "hidden, " },
+            job.refresh,
+            job.width,
+            job.height
         );
 
         // The request holds it until completion, each slot it refreshes, and its display.
-        let mut refs_count = 1 + u32::from(h.show_frame);
-        refs_count += h.refresh_frame_flags.count_ones();
+        let mut refs_count = 1 + u32::from(job.show);
+        refs_count += job.refresh.count_ones();
         self.tracked.push(Tracked {
             id,
             in_flight: true,
             error: false,
             capture: None,
             refs: refs_count,
-            width: h.width,
-            height: h.height,
+            width: job.width,
+            height: job.height,
         });
         self.in_flight.push_back(InFlight { id, buf });
-        self.refresh(h.refresh_frame_flags, Some(id))?;
-        if h.show_frame {
-            self.displays.push_back(Display { id, pts: f.pts });
+        self.refresh(job.refresh, Some(id))?;
+        if job.show {
+            self.displays.push_back(Display { id, pts: job.pts });
         }
         self.flush_displays()
     }
@@ -606,7 +741,7 @@ impl<'a> Decoder<'a> {
 
     /// Counts a frame that is not decoded; the slots it would refresh become empty, so frames
     /// referring to them fail rather than use a stale picture.
-    fn skip(&mut self, refresh_frame_flags: u8) -> Result<()> {
+    pub(crate) fn skip(&mut self, refresh_frame_flags: u8) -> Result<()> {
         self.summary.skipped += 1;
         self.refresh(refresh_frame_flags, None)
     }
@@ -769,6 +904,11 @@ impl<'a> Decoder<'a> {
                         let src = s.capture[index as usize].as_slice();
                         picture::to_planar(src, &s.layout, t.width, t.height, &mut self.planar)
                             .with_context(|| format!("frame {}: cannot read the picture", d.id))?;
+                        if self.luma_only {
+                            let sample = if s.depth == BitDepth::Eight { 1 } else { 2 };
+                            self.planar
+                                .truncate(t.width as usize * t.height as usize * sample);
+                        }
                         self.write_picture(d.pts, t.width, t.height)?;
                     }
                 }
@@ -794,6 +934,9 @@ impl<'a> Decoder<'a> {
         if let Some(md5) = &mut self.outputs.md5 {
             writeln!(md5, "{}", picture::md5_hex(&self.planar)).context("cannot write the MD5s")?;
         }
+        if let Some(ctx) = &mut self.whole_md5 {
+            md5::Digest::update(ctx, &self.planar);
+        }
         Ok(())
     }
 
@@ -806,12 +949,12 @@ impl<'a> Decoder<'a> {
     }
 
     /// (Re)configures the device for `width` x `height` pictures of `depth` bits.
-    fn configure(
+    pub(crate) fn configure(
         &mut self,
         width: u32,
         height: u32,
         depth: BitDepth,
-        control: &v4l2_ctrl_vp9_frame,
+        init: &mut [CtrlPayload<'_>],
     ) -> Result<()> {
         self.drain()?;
         self.teardown()?;
@@ -824,21 +967,25 @@ impl<'a> Decoder<'a> {
         );
         let dev = &self.dev;
         let out_fmt = dev
-            .set_coded_format(OUTPUT, PIX_FMT_VP9_FRAME, width, height, self.output_size)
+            .set_coded_format(OUTPUT, self.pixfmt, width, height, self.output_size)
             .context("cannot set the OUTPUT format")?;
-        if out_fmt.pixelformat != PIX_FMT_VP9_FRAME {
+        if out_fmt.pixelformat != self.pixfmt {
             bail!(
-                "the driver chose {} for OUTPUT instead of VP9F",
-                fourcc_to_string(out_fmt.pixelformat)
+                "the driver chose {} for OUTPUT instead of {}",
+                fourcc_to_string(out_fmt.pixelformat),
+                fourcc_to_string(self.pixfmt)
             );
         }
-        // The bit depth of the stream selects the CAPTURE format: set it before G_FMT.
-        let mut control = *control;
-        dev.set_ext_ctrls(
-            Which::Current,
-            &mut [CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut control)],
-        )
-        .context("the driver refused the VP9 frame control of the first frame")?;
+        // The bit depth of the stream selects the CAPTURE format: set it before G_FMT. The
+        // driver refusing this control means it does not decode such a stream at all.
+        if let Err(e) = dev.set_ext_ctrls(Which::Current, init) {
+            return Err(Refused(format!(
+                "the driver refused the {} stream parameters ({e}): profile, bit depth or \
+                 chroma format not supported",
+                self.codec
+            ))
+            .into());
+        }
         let cap_fmt = dev
             .get_format(CAPTURE)
             .context("cannot get the CAPTURE format")?;
@@ -896,8 +1043,9 @@ impl<'a> Decoder<'a> {
             .context("cannot allocate CAPTURE buffers")?;
         if (rb_cap.count as usize) <= NUM_REF_FRAMES {
             bail!(
-                "the driver allocated {} CAPTURE buffers; VP9 needs at least {}",
+                "the driver allocated {} CAPTURE buffers; {} needs at least {}",
                 rb_cap.count,
+                self.codec,
                 NUM_REF_FRAMES + 1
             );
         }
@@ -966,7 +1114,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Ends the run: waits for everything, outputs the rest, frees the device.
-    fn finish(&mut self) -> Result<()> {
+    pub(crate) fn finish(&mut self) -> Result<()> {
         let drained = self.drain();
         self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
         // Whatever is left in the display queue refers to frames that never completed.
@@ -979,7 +1127,7 @@ impl<'a> Decoder<'a> {
     }
 
     /// Stops without waiting for the requests in flight.
-    fn abort(&mut self) -> Result<()> {
+    pub(crate) fn abort(&mut self) -> Result<()> {
         self.in_flight.clear();
         self.displays.clear();
         let flushed = self.flush_outputs();
@@ -987,12 +1135,21 @@ impl<'a> Decoder<'a> {
     }
 
     fn flush_outputs(&mut self) -> Result<()> {
+        if let (Some(ctx), Some(out)) = (self.whole_md5.take(), &mut self.outputs.whole_md5) {
+            let digest = md5::Digest::finalize(ctx);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(out, "{hex}").context("cannot write the MD5")?;
+        }
         if let Some(w) = &mut self.framemd5 {
             w.flush().context("cannot write the framemd5 output")?;
         }
-        for out in [&mut self.outputs.raw, &mut self.outputs.md5]
-            .into_iter()
-            .flatten()
+        for out in [
+            &mut self.outputs.raw,
+            &mut self.outputs.md5,
+            &mut self.outputs.whole_md5,
+        ]
+        .into_iter()
+        .flatten()
         {
             out.flush().context("cannot write an output")?;
         }

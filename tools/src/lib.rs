@@ -8,6 +8,7 @@
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
 #![deny(missing_docs)]
 
+pub mod av1;
 pub mod bench;
 pub mod codec;
 pub mod conformance;

@@ -106,6 +106,17 @@ struct CheckArgs {
     timeout_ms: u64,
 }
 
+/// A switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
+}
+
+/// Exit status of `daedalus decode` when the device refuses the stream (profile, bit depth or
+/// chroma format it does not decode), as opposed to 1 for failures.
+const EXIT_REFUSED: u8 = 3;
+
 #[derive(Debug, Args)]
 struct DecodeArgs {
     #[command(flatten)]
@@ -132,6 +143,22 @@ struct DecodeArgs {
     /// output).
     #[arg(long, value_name = "FILE")]
     md5: Option<PathBuf>,
+
+    /// Write the MD5 of all displayed pictures, one after the other (same conversion as
+    /// --output; 4:0:0 AV1: luma only): the layout of `dav1d --muxer md5` / `aomdec --md5`
+    /// (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    whole_md5: Option<PathBuf>,
+
+    /// AV1: what each OUTPUT buffer holds: the frame's OBUs as in the stream, or only its tile
+    /// group payloads (GStreamer's v4l2slav1dec; the device rebuilds the headers from the
+    /// controls).
+    #[arg(long, value_enum, default_value_t = daedalus_tools::av1::Payload::Obu)]
+    av1_payload: daedalus_tools::av1::Payload,
+
+    /// AV1: whether the device applies film grain (the FILM_GRAIN control's APPLY_GRAIN flag).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    film_grain: OnOff,
 
     /// How long one request may take to complete, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000)]
@@ -335,6 +362,7 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
         raw: open(&args.output)?,
         framemd5: open(&args.framemd5)?,
         md5: open(&args.md5)?,
+        whole_md5: open(&args.whole_md5)?,
     };
     let opts = decode::Options {
         video: video.path.clone(),
@@ -343,6 +371,10 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
         in_flight: usize::from(args.in_flight),
         capture_buffers: args.capture_buffers,
         limit: args.limit,
+        av1: daedalus_tools::av1::Av1Options {
+            payload: args.av1_payload,
+            film_grain: args.film_grain == OnOff::On,
+        },
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
     let mut progress = |s: &Summary| {
@@ -429,6 +461,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             // The 8 reference slots, the requests in flight and one more.
             capture_buffers: (9 + u32::from(args.in_flight)).max(12),
             limit: args.frames,
+            av1: Default::default(),
         },
         threads,
         warmup: args.warmup,
@@ -476,7 +509,11 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("daedalus: {e:#}");
-            ExitCode::FAILURE
+            if e.chain().any(|c| c.is::<decode::Refused>()) {
+                ExitCode::from(EXIT_REFUSED)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

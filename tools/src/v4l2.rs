@@ -317,6 +317,18 @@ impl<'a> CtrlPayload<'a> {
         }
     }
 
+    /// Lends `payload` as the value of array control `id` (`dims[0]` elements at most, as
+    /// many as `payload` holds).
+    pub fn array<T: ControlPayload>(id: u32, payload: &'a mut [T]) -> Self {
+        let size = u32::try_from(std::mem::size_of_val(payload)).unwrap_or(u32::MAX);
+        CtrlPayload {
+            id,
+            size,
+            ptr: payload.as_mut_ptr().cast(),
+            _payload: PhantomData,
+        }
+    }
+
     /// The control ID.
     pub fn id(&self) -> u32 {
         self.id

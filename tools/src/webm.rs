@@ -42,6 +42,8 @@ pub const MAX_HEADER_ELEMENT_SIZE: u64 = 16 << 20;
 
 /// The Matroska codec ID of VP9.
 pub const VP9_CODEC_ID: &str = "V_VP9";
+/// Matroska codec ID of AV1 (the first VP9 or AV1 video track is read).
+pub const AV1_CODEC_ID: &str = "V_AV1";
 
 /// Default `TimecodeScale`: timestamps in milliseconds.
 pub const DEFAULT_TIMECODE_SCALE: u64 = 1_000_000;
@@ -574,7 +576,7 @@ impl<R: Read> WebmReader<R> {
         let track = tracks
             .iter()
             .find(|t| {
-                t.codec_id.as_deref() == Some(VP9_CODEC_ID)
+                matches!(t.codec_id.as_deref(), Some(VP9_CODEC_ID | AV1_CODEC_ID))
                     && t.track_type.map_or(true, |ty| ty == TRACK_TYPE_VIDEO)
             })
             .ok_or_else(|| WebmError::NoVp9Track {
@@ -598,7 +600,7 @@ impl<R: Read> WebmReader<R> {
         r.header.width = dimension(track.width, "PixelWidth")?;
         r.header.height = dimension(track.height, "PixelHeight")?;
         r.header.track_number = number;
-        r.header.codec_id = VP9_CODEC_ID.to_owned();
+        r.header.codec_id = track.codec_id.clone().unwrap_or_default();
         r.header.default_duration_ns = track.default_duration;
         Ok(r)
     }

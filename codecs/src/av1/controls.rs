@@ -173,16 +173,6 @@ pub fn sequence_control(seq: &SequenceHeaderObu) -> Result<v4l2_ctrl_av1_sequenc
     })
 }
 
-/// A zeroed uAPI struct.
-///
-/// Only instantiated (privately) for the `v4l2_ctrl_av1_*` structs of this module.
-fn zeroed<T: Copy>() -> T {
-    // SAFETY: only called for the bindgen `v4l2_ctrl_av1_*` structs, which are `repr(C)` and
-    // consist of integers, arrays of integers and C enums typed as `c_uint` by bindgen: the
-    // all-zero bit pattern is a valid value of each (and the uAPI's documented reset state).
-    unsafe { std::mem::zeroed() }
-}
-
 /// `ceil(len / 2^shift) - 1` for a tile's extent in MI units, as superblocks.
 fn sbs_minus_1(start: u32, end: u32, sb_shift: u32) -> u32 {
     let len = end.saturating_sub(start);
@@ -201,7 +191,8 @@ pub fn frame_control(
     if fh.show_existing_frame {
         return Err(ControlError::ShowExistingFrame);
     }
-    let mut f: v4l2_ctrl_av1_frame = zeroed();
+    // All zero: the uAPI's reset state (reserved fields zeroed as the uAPI asks).
+    let mut f = v4l2_ctrl_av1_frame::default();
 
     // Tile info (6.8.14). MiColStarts / MiRowStarts have TileCols + 1 / TileRows + 1 entries.
     let ti = &fh.tile_info;
@@ -478,7 +469,7 @@ pub fn film_grain_control(
     apply: bool,
 ) -> Result<v4l2_ctrl_av1_film_grain, ControlError> {
     let fg = &fh.film_grain_params;
-    let mut g: v4l2_ctrl_av1_film_grain = zeroed();
+    let mut g = v4l2_ctrl_av1_film_grain::default();
     if !fg.apply_grain {
         // Everything else is meaningless without apply_grain (the parser resets it too).
         return Ok(g);

@@ -271,6 +271,8 @@ control_payloads! {
     v4l2_ctrl_h264_decode_params => V4L2_CTRL_TYPE_H264_DECODE_PARAMS,
     v4l2_ctrl_av1_sequence => V4L2_CTRL_TYPE_AV1_SEQUENCE,
     v4l2_ctrl_av1_frame => V4L2_CTRL_TYPE_AV1_FRAME,
+    v4l2_ctrl_av1_film_grain => V4L2_CTRL_TYPE_AV1_FILM_GRAIN,
+    v4l2_ctrl_av1_tile_group_entry => V4L2_CTRL_TYPE_AV1_TILE_GROUP_ENTRY,
 }
 
 /// Converts a fixed-size, NUL-padded C string field into a `String` (lossy UTF-8).

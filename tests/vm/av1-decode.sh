@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# vm-run: --bind "$DAEDALUS_VECTORS"
+#
+# VM test (guest, daedalus.ko loaded): AV1 through the whole device — daedalusd attached,
+# `daedalus decode` as the stateless client — over every AV1 stream under $DAEDALUS_VECTORS/av1,
+# in each payload mode of $AV1_MODES (default "obu tiles"):
+#   * dav1d-test-data `.md5` lines (MD5 of the whole output, film grain off unless the line says
+#     `--filmgrain 1`): compared with `--whole-md5`; lines with other dav1d arguments
+#     (--oppoint / --alllayers / --decodeframetype / --limit) select outputs dav1d's defaults do
+#     not give and are out of scope (listed);
+#   * VK-GL-CTS `.framemd5` (per frame, grain on) and cros-codecs `.ffmpeg-*.framemd5`: the first
+#     N per-frame MD5s compared with `--md5`;
+#   * 4:2:2 / 4:4:4 / 12-bit streams (MANIFEST.tsv): the device must refuse them (exit status 3,
+#     "refused by the device"), never output a picture.
+# Prints the counts per mode: byte-exact / refused as expected / failing / out of scope.
+set -uo pipefail
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=$repo/target/release/daedalus
+vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+modes=${AV1_MODES:-obu tiles}
+per_stream_timeout=${AV1_TIMEOUT:-120}
+[[ -x $bin ]] || { echo "av1-decode: $bin not found"; exit 1; }
+if [[ ! -d $vectors/av1 ]]; then
+  echo "av1-decode: no AV1 vectors under $vectors (set DAEDALUS_VECTORS): skipped"
+  exit 0
+fi
+"$repo/tests/vm/lib/start-daemon" >/dev/null
+work=$(mktemp -d)
+manifest=$vectors/MANIFEST.tsv
+status=0
+
+# The chroma format and bit depth of a vector, from the manifest.
+props() { awk -F'\t' -v f="av1/${1#"$vectors"/av1/}" '$1 == "av1" && $2 == f { print $9 "|" $3 }' "$manifest"; }
+
+for mode in $modes; do
+  exact=0 refused=0 failing=0 skipped=0
+  failed_list=() skipped_list=()
+  while IFS= read -r s; do
+    name=${s#"$vectors"/av1/}
+    p=$(props "$s"); chroma=${p%%|*}; depth=${p##*|}
+    out=$work/out
+    if [[ $chroma != 4:2:0 && $chroma != 4:0:0 ]] || [[ $depth == 12 ]]; then
+      timeout "$per_stream_timeout" "$bin" decode -q --av1-payload "$mode" --whole-md5 "$out" "$s" >"$out.log" 2>&1
+      rc=$?
+      if [[ $rc == 3 ]] && grep -q "refused by the device" "$out.log"; then
+        refused=$((refused + 1))
+      else
+        failing=$((failing + 1)); failed_list+=("$name (expected a refusal, exit $rc)")
+      fi
+      continue
+    fi
+    if [[ -f $s.md5 ]]; then
+      checked=0
+      while IFS= read -r line; do
+        ref=${line%% *}
+        args=$(sed -n 's/.*# dav1d args: *//p' <<<"$line")
+        if grep -Eq -- '--(oppoint|alllayers|decodeframetype|limit)' <<<"$args"; then
+          skipped=$((skipped + 1)); skipped_list+=("$name [$args]"); continue
+        fi
+        grain=off; grep -q -- '--filmgrain 1' <<<"$args" && grain=on
+        checked=1
+        timeout "$per_stream_timeout" "$bin" decode -q --av1-payload "$mode" --film-grain "$grain" \
+          --whole-md5 "$out" "$s" >"$out.log" 2>&1
+        if [[ -s $out && $(cat "$out") == "$ref" ]]; then
+          exact=$((exact + 1))
+        else
+          failing=$((failing + 1)); failed_list+=("$name [grain $grain]: $(tail -n 1 "$out.log")")
+        fi
+        rm -f "$out"
+      done <"$s.md5"
+      continue
+    fi
+    ref=$(ls "$s".framemd5 "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
+    if [[ -z $ref ]]; then
+      skipped=$((skipped + 1)); skipped_list+=("$name [no reference]"); continue
+    fi
+    grep -v '^#' "$ref" | awk '{print $NF}' >"$work/ref"
+    n=$(wc -l <"$work/ref")
+    timeout "$per_stream_timeout" "$bin" decode -q --av1-payload "$mode" --film-grain on \
+      --md5 "$out" "$s" >"$out.log" 2>&1
+    if [[ $n -gt 0 ]] && cmp -s "$work/ref" <(head -n "$n" "$out"); then
+      exact=$((exact + 1))
+    else
+      failing=$((failing + 1)); failed_list+=("$name: $(tail -n 1 "$out.log")")
+    fi
+  done < <(find "$vectors/av1" -type f \( -name '*.ivf' -o -name '*.obu' -o -name '*.webm' -o -name '*.mkv' \) | sort)
+  echo "== av1 payload $mode: $exact byte-exact, $refused refused as expected, $failing failing, $skipped out of scope"
+  for f in "${failed_list[@]}"; do echo "  FAIL $f"; done | head -n 60
+  for f in "${skipped_list[@]}"; do echo "  out of scope: $f"; done
+  [[ $failing == 0 ]] || status=1
+done
+rm -rf "$work"
+exit $status
