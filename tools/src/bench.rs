@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `daedalus bench`: how fast a VP9 stream decodes through the device, compared with plain
-//! FFmpeg decoding the same file on the same machine in the same run.
+//! `daedalus bench`: how fast a VP9, H.264 or AV1 stream decodes through the device, compared
+//! with plain FFmpeg decoding the same file on the same machine in the same run.
 //!
 //! * Device: the stream is decoded by [`decode::run_observed`] (the `daedalus decode` client,
 //!   writing no pictures), which reports when each request is queued and completed. The decoding
@@ -9,7 +9,9 @@
 //! * FFmpeg baseline: the system `ffmpeg` binary, `ffmpeg -benchmark -threads N -thread_type
 //!   slice -i INPUT -f null -`: the same thread count, and slice threading, because the device
 //!   path decodes one picture per request, so daedalusd's FFmpeg can only use slice (tile)
-//!   threads. FFmpeg's default (frame) threading is run too, as an informative figure. Its wall
+//!   threads; for AV1 (libdav1d, which has no FFmpeg thread types) `-flags low_delay`, which
+//!   is what daedalusd opens libdav1d with (one frame in flight, tile and post-filter threads).
+//!   FFmpeg's default (frame) threading is run too, as an informative figure. Its wall
 //!   time is the `rtime` of the `bench:` line `-benchmark` prints (the transcoding loop: input
 //!   probing excluded), its frame count that of the last `frame=` statistics line.
 //! * Warm-up: the first `warmup` frames are decoded but not timed. On the device, the timed
@@ -30,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::decode::{self, Input, Observer, Outputs, Summary};
-use crate::ivf::{IvfHeader, IvfReader};
+use crate::ivf::IvfReader;
 
 /// The module's sysfs attribute saying whether a decode daemon is attached ("1" / "0").
 pub const DAEMON_ATTACHED: &str = "/sys/class/misc/daedalus/daemon_attached";
@@ -165,6 +167,7 @@ impl fmt::Display for Threading {
 /// `threads` threads, to the null muxer.
 pub fn ffmpeg_args(
     input: &Path,
+    codec: StreamCodec,
     threads: usize,
     threading: Threading,
     frames: Option<u64>,
@@ -173,8 +176,16 @@ pub fn ffmpeg_args(
         .map(String::from)
         .into();
     args.push(threads.to_string());
+    if codec == StreamCodec::Av1 {
+        // The decoder daedalusd uses (FFmpeg 5.1 prefers it anyway; explicit all the same).
+        args.extend(["-c:v".into(), "libdav1d".into()]);
+    }
     if threading == Threading::Slice {
-        args.extend(["-thread_type".into(), "slice".into()]);
+        if codec == StreamCodec::Av1 {
+            args.extend(["-flags".into(), "low_delay".into()]);
+        } else {
+            args.extend(["-thread_type".into(), "slice".into()]);
+        }
     }
     args.extend(["-i".into(), input.to_string_lossy().into_owned()]);
     if let Some(n) = frames {
@@ -420,13 +431,94 @@ pub fn median(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
     })
 }
 
+/// The codec of a bench input (the FFmpeg baseline's options depend on it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamCodec {
+    /// VP9 (IVF or WebM).
+    Vp9,
+    /// AV1 (IVF, WebM, OBU files).
+    Av1,
+    /// H.264 (Annex-B, MP4, Matroska).
+    H264,
+}
+
+/// What the report says about the input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Its codec.
+    pub codec: StreamCodec,
+    /// A description: the IVF header's size and fourcc, or the container kind.
+    pub description: String,
+}
+
+impl StreamInfo {
+    /// Reads what the start of `input` says (IVF header, WebM/MP4 magic, or an Annex-B / OBU
+    /// stream told apart by the file name).
+    pub fn probe(input: &Path) -> Result<StreamInfo> {
+        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
+        let mut reader = BufReader::new(file);
+        let first = {
+            use std::io::BufRead;
+            reader
+                .fill_buf()
+                .with_context(|| format!("cannot read {}", input.display()))?
+                .to_vec()
+        };
+        if first.starts_with(b"DKIF") {
+            let header = *IvfReader::new(reader)
+                .with_context(|| format!("{}: cannot read the IVF header", input.display()))?
+                .header();
+            let codec = match &header.fourcc {
+                b"AV01" => StreamCodec::Av1,
+                b"VP90" => StreamCodec::Vp9,
+                other => bail!(
+                    "{}: IVF with fourcc {:?}: only VP90 and AV01 are benched",
+                    input.display(),
+                    String::from_utf8_lossy(other)
+                ),
+            };
+            return Ok(StreamInfo {
+                codec,
+                description: format!(
+                    "{}x{} {} IVF",
+                    header.width,
+                    header.height,
+                    header.fourcc_str()
+                ),
+            });
+        }
+        let ext = input
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let (codec, description) = match ext.as_str() {
+            "h264" | "264" | "jsv" | "avc" => (StreamCodec::H264, "H.264 Annex-B"),
+            "mp4" | "m4v" | "mov" => (StreamCodec::H264, "H.264 MP4"),
+            "obu" => (StreamCodec::Av1, "AV1 OBU"),
+            "webm" | "mkv" => bail!(
+                "{}: give Matroska/WebM inputs an IVF or Annex-B copy for the bench (the \
+                 FFmpeg baseline options depend on the codec)",
+                input.display()
+            ),
+            _ => bail!(
+                "{}: unknown stream type (IVF, .h264/.264 Annex-B, .mp4 or .obu)",
+                input.display()
+            ),
+        };
+        Ok(StreamInfo {
+            codec,
+            description: description.to_string(),
+        })
+    }
+}
+
 /// The result of a bench run.
 #[derive(Clone, Debug)]
 pub struct Report {
     /// The input.
     pub input: PathBuf,
-    /// Its IVF header.
-    pub header: IvfHeader,
+    /// What it is.
+    pub stream: StreamInfo,
     /// Frames decoded but not timed.
     pub warmup: u64,
     /// FFmpeg's thread count.
@@ -525,11 +617,9 @@ impl fmt::Display for Report {
         let p = |v: &[Duration], q| opt(percentile(v, q).map(ms), 1);
         writeln!(
             f,
-            "input:   {} ({}x{} {}, {} frames decoded per run, the first {} untimed)",
+            "input:   {} ({}, {} frames decoded per run, the first {} untimed)",
             self.input.display(),
-            self.header.width,
-            self.header.height,
-            self.header.fourcc_str(),
+            self.stream.description,
             self.frames(),
             self.warmup
         )?;
@@ -672,14 +762,19 @@ fn device_run(input: &Path, opts: &Options) -> Result<(Summary, DeviceFigures)> 
 }
 
 /// One FFmpeg baseline (with its warm-up run).
-fn ffmpeg_run(input: &Path, opts: &Options, threading: Threading) -> Result<FfmpegFigures> {
+fn ffmpeg_run(
+    input: &Path,
+    codec: StreamCodec,
+    opts: &Options,
+    threading: Threading,
+) -> Result<FfmpegFigures> {
     if opts.progress {
         eprint!("\r\x1b[Kffmpeg: {} threads, {threading}...", opts.threads);
     }
     let run = |n| {
         run_ffmpeg(
             &opts.ffmpeg,
-            &ffmpeg_args(input, opts.threads, threading, n),
+            &ffmpeg_args(input, codec, opts.threads, threading, n),
         )
     };
     let full = run(opts.decode.limit);
@@ -696,12 +791,7 @@ fn ffmpeg_run(input: &Path, opts: &Options, threading: Threading) -> Result<Ffmp
 /// device first in odd rounds, FFmpeg first in even ones, so that a trend in the machine's load
 /// does not always favour the same side).
 pub fn run(input: &Path, opts: &Options) -> Result<Report> {
-    let header = {
-        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-        *IvfReader::new(BufReader::new(file))
-            .with_context(|| format!("{}: cannot read the IVF header", input.display()))?
-            .header()
-    };
+    let stream = StreamInfo::probe(input)?;
     // Fail early (before a long device run) without a usable ffmpeg.
     check_ffmpeg(&opts.ffmpeg)?;
     let load_start = load_average();
@@ -711,7 +801,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         if opts.progress && opts.runs > 1 {
             eprintln!("run {} of {}", i + 1, opts.runs);
         }
-        let ffmpeg = |threading| ffmpeg_run(input, opts, threading);
+        let ffmpeg = |threading| ffmpeg_run(input, stream.codec, opts, threading);
         let (s, device, ffmpeg_slice, ffmpeg_frame) = if i % 2 == 0 {
             let (s, device) = device_run(input, opts)?;
             (
@@ -734,7 +824,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
     }
     Ok(Report {
         input: input.to_path_buf(),
-        header,
+        stream,
         warmup: opts.warmup,
         threads: opts.threads,
         in_flight: opts.decode.in_flight,
@@ -902,16 +992,30 @@ mod tests {
 
     #[test]
     fn ffmpeg_command_line() {
-        let args = ffmpeg_args(Path::new("/s/in.ivf"), 2, Threading::Slice, Some(10));
+        let vp9 = StreamCodec::Vp9;
+        let args = ffmpeg_args(Path::new("/s/in.ivf"), vp9, 2, Threading::Slice, Some(10));
         assert_eq!(
             args.join(" "),
             "-nostdin -hide_banner -benchmark -threads 2 -thread_type slice -i /s/in.ivf \
              -frames:v 10 -an -f null -"
         );
-        let args = ffmpeg_args(Path::new("in.ivf"), 4, Threading::Default, None);
+        let args = ffmpeg_args(Path::new("in.ivf"), vp9, 4, Threading::Default, None);
         assert_eq!(
             args.join(" "),
             "-nostdin -hide_banner -benchmark -threads 4 -i in.ivf -an -f null -"
+        );
+        // AV1: libdav1d, one frame in flight like daedalusd's.
+        let args = ffmpeg_args(Path::new("a.ivf"), StreamCodec::Av1, 2, Threading::Slice, None);
+        assert_eq!(
+            args.join(" "),
+            "-nostdin -hide_banner -benchmark -threads 2 -c:v libdav1d -flags low_delay -i a.ivf \
+             -an -f null -"
+        );
+        let args = ffmpeg_args(Path::new("a.h264"), StreamCodec::H264, 2, Threading::Slice, None);
+        assert_eq!(
+            args.join(" "),
+            "-nostdin -hide_banner -benchmark -threads 2 -thread_type slice -i a.h264 -an -f \
+             null -"
         );
     }
 
@@ -977,13 +1081,9 @@ mod tests {
         };
         let mut report = Report {
             input: PathBuf::from("in.ivf"),
-            header: IvfHeader {
-                fourcc: *b"VP90",
-                width: 1920,
-                height: 1080,
-                timebase_den: 30,
-                timebase_num: 1,
-                frame_count: 4,
+            stream: StreamInfo {
+                codec: StreamCodec::Vp9,
+                description: "1920x1080 VP90 IVF".into(),
             },
             warmup: 0,
             threads: 2,
