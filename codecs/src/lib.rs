@@ -26,3 +26,4 @@ pub mod uapi {
 }
 
 pub mod bits;
+pub mod h264;
