@@ -9,5 +9,8 @@
 //!   `PRED_WEIGHTS`); SPS / PPS / scaling matrix come from `daedalus_codecs::h264::controls`;
 //! * [`client`]: the decode loop on the device.
 
+pub mod client;
 pub mod dpb;
 pub mod nal;
+pub mod stream;
+pub mod v4l2;

@@ -269,6 +269,9 @@ control_payloads! {
     v4l2_ctrl_h264_sps => V4L2_CTRL_TYPE_H264_SPS,
     v4l2_ctrl_h264_pps => V4L2_CTRL_TYPE_H264_PPS,
     v4l2_ctrl_h264_decode_params => V4L2_CTRL_TYPE_H264_DECODE_PARAMS,
+    v4l2_ctrl_h264_scaling_matrix => V4L2_CTRL_TYPE_H264_SCALING_MATRIX,
+    v4l2_ctrl_h264_slice_params => V4L2_CTRL_TYPE_H264_SLICE_PARAMS,
+    v4l2_ctrl_h264_pred_weights => V4L2_CTRL_TYPE_H264_PRED_WEIGHTS,
     v4l2_ctrl_av1_sequence => V4L2_CTRL_TYPE_AV1_SEQUENCE,
     v4l2_ctrl_av1_frame => V4L2_CTRL_TYPE_AV1_FRAME,
 }
