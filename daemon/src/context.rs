@@ -23,6 +23,7 @@ pub struct Context {
     // Declared before `buffers`: the decoder (and any reference it holds into an OUTPUT
     // mapping) goes first.
     vp9: Option<Vp9Decoder>,
+    h264: Option<crate::h264::H264Decoder>,
     buffers: BufferCache,
     stats: Stats,
     control_mismatch_logged: bool,
@@ -35,6 +36,7 @@ impl Context {
             id,
             config,
             vp9: None,
+            h264: None,
             buffers: BufferCache::new(),
             stats: Stats::default(),
             control_mismatch_logged: false,
@@ -64,6 +66,9 @@ impl Context {
     /// Drops the decoder state (stream off): the next frame must be a key frame. Mappings stay.
     pub fn flush(&mut self) {
         if let Some(d) = &mut self.vp9 {
+            d.flush();
+        }
+        if let Some(d) = &mut self.h264 {
             d.flush();
         }
     }
@@ -107,8 +112,15 @@ impl Context {
         // Both buffers first: a new fd is taken over whatever else fails.
         let (out, cap) = self.buffers.resolve(&job.output, &job.capture);
         let (out, cap) = (out?, cap?);
+        if job.codec == Codec::H264 {
+            let dec = match &mut self.h264 {
+                Some(d) => d,
+                None => self.h264.insert(crate::h264::H264Decoder::new(&self.config)?),
+            };
+            return crate::h264::decode_job(dec, job, out.mapping(), cap);
+        }
         if job.codec != Codec::Vp9 {
-            return Err(JobError::Unsupported("only VP9 is decoded so far"));
+            return Err(JobError::Unsupported("only VP9 and H.264 are decoded so far"));
         }
         let dec = match &mut self.vp9 {
             Some(d) => d,

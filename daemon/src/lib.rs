@@ -18,6 +18,7 @@ pub mod decoder;
 pub mod device;
 pub mod dispatch;
 pub mod error;
+pub mod h264;
 pub mod mapping;
 pub mod stats;
 pub mod sys;
