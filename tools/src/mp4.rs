@@ -146,7 +146,7 @@ fn be64(d: &[u8], at: usize) -> Result<u64, Mp4Error> {
 fn table(d: &[u8], skip: usize, entry: usize) -> Result<(usize, &[u8]), Mp4Error> {
     let count = be32(d, 4 + skip)? as usize;
     let body = &d[(8 + skip).min(d.len())..];
-    if count.checked_mul(entry).is_none_or(|n| n > body.len()) {
+    if count.checked_mul(entry).map_or(true, |n| n > body.len()) {
         return Err(malformed(format!("table of {count} entries is truncated")));
     }
     Ok((count, body))

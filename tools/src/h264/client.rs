@@ -293,10 +293,9 @@ impl<'a> Client<'a> {
         let mut matrix = scaling_matrix_control(&pic.pps);
         if first.idr {
             self.seen_idr = true;
-            let changed = self
-                .session
-                .as_ref()
-                .is_none_or(|s| s.coded != coded || BitDepth::from_bits(bits) != Some(s.depth));
+            let changed = self.session.as_ref().map_or(true, |s| {
+                s.coded != coded || BitDepth::from_bits(bits) != Some(s.depth)
+            });
             if changed {
                 self.reconfigure(coded, bits, &mut sps_ctrl)?;
             }

@@ -523,7 +523,7 @@ impl Dpb {
                 self.max_long_term_frame_idx = max;
                 for f in &mut self.frames {
                     if let Marking::LongTerm(idx) = f.marking {
-                        if max.is_none_or(|m| idx > m) {
+                        if max.map_or(true, |m| idx > m) {
                             f.marking = Marking::Unused;
                         }
                     }
@@ -561,7 +561,7 @@ impl Dpb {
                     .filter(|f| f.needed_for_output)
                     .map(Frame::poc)
                     .min();
-                if first_waiting.is_none_or(|p| frame.poc() < p) {
+                if first_waiting.map_or(true, |p| frame.poc() < p) {
                     out.extend(frame.id);
                     return;
                 }
