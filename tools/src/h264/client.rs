@@ -310,12 +310,14 @@ impl<'a> Client<'a> {
         self.queue_displays()?;
         self.make_room()?;
         let (mut params, dpb_ids) = decode_params(pic, &cur, &self.dpb);
+        // cros-codecs' `max` is the visible size (coded size minus both crop offsets), not the
+        // bottom-right corner.
         let vis = sps.visible_rectangle();
         let crop = Crop {
             left: vis.min.x,
             top: vis.min.y,
-            width: vis.max.x.saturating_sub(vis.min.x),
-            height: vis.max.y.saturating_sub(vis.min.y),
+            width: vis.max.x.min(coded.0.saturating_sub(vis.min.x)),
+            height: vis.max.y.min(coded.1.saturating_sub(vis.min.y)),
         };
         self.tracked.push(Tracked {
             id,
