@@ -25,6 +25,7 @@ use daedalus_tools::codec::Codec;
 use daedalus_tools::conformance::{self, Options};
 use daedalus_tools::decode::{self, Input, Outputs, Summary};
 use daedalus_tools::discover::{self, FoundVideo, DRIVER_NAME};
+use daedalus_tools::h264;
 use daedalus_tools::v4l2::VideoDevice;
 
 #[derive(Debug, Parser)]
@@ -175,15 +176,25 @@ struct DecodeArgs {
           value_parser = clap::value_parser!(u32).range(9..=64))]
     capture_buffers: u32,
 
-    /// Decode only the first N packets of the file.
+    /// Decode only the first N packets of the file (H.264: pictures).
     #[arg(long, value_name = "N")]
     limit: Option<u64>,
+
+    /// H.264: one request per picture (frame) or one per slice (slice, with
+    /// HOLD_CAPTURE_BUF and the SLICE_PARAMS / PRED_WEIGHTS controls).
+    #[arg(long, value_name = "MODE", value_enum, default_value = "frame")]
+    h264_mode: h264::client::DecodeMode,
+
+    /// H.264: slices with Annex-B start codes (annexb) or without (none; slice mode only).
+    #[arg(long, value_name = "KIND", value_enum, default_value = "annexb")]
+    start_code: h264::client::StartCode,
 
     /// No progress line on standard error.
     #[arg(short, long)]
     quiet: bool,
 
-    /// The VP9 stream: an IVF or WebM file (`-`: standard input).
+    /// The stream: VP9 in IVF or WebM, H.264 as Annex-B (.264/.h264/.jsv/.avc) or MP4,
+    /// recognised by content (`-`: standard input).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 }
@@ -388,9 +399,39 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             );
         }
     };
-    let result = decode::run(&input, &opts, outputs, &mut progress);
+    let head = match &input {
+        Input::Memory(d) => d.iter().take(16).copied().collect::<Vec<u8>>(),
+        Input::File(p) => {
+            let mut head = Vec::new();
+            std::io::Read::read_to_end(
+                &mut std::io::Read::take(
+                    std::fs::File::open(p)
+                        .with_context(|| format!("cannot open {}", p.display()))?,
+                    16,
+                ),
+                &mut head,
+            )
+            .with_context(|| format!("cannot read {}", p.display()))?;
+            head
+        }
+    };
+    let result = if h264::client::sniff(&head) {
+        let h = h264::client::H264Options {
+            mode: args.h264_mode,
+            start_code: args.start_code,
+        };
+        h264::client::run(&input, &opts, h, outputs, &mut progress)
+    } else {
+        decode::run(&input, &opts, outputs, &mut progress)
+    };
     if show_progress {
         eprint!("\r\x1b[K");
+    }
+    if let Err(e) = &result {
+        if let Some(r) = e.downcast_ref::<h264::client::Refused>() {
+            eprintln!("daedalus: {}: {r}", args.input.display());
+            return Ok(ExitCode::from(EXIT_REFUSED));
+        }
     }
     let summary = result.with_context(|| {
         format!(
@@ -431,6 +472,10 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
         ExitCode::FAILURE
     })
 }
+
+/// Exit status of `daedalus decode` when the device cannot decode the stream (refused, as
+/// opposed to failed).
+const EXIT_REFUSED: u8 = 3;
 
 fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if args.input.as_os_str() == "-" {

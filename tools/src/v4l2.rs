@@ -754,6 +754,12 @@ impl VideoDevice {
 
     /// `VIDIOC_QBUF` of an MMAP buffer, optionally into a request.
     pub fn queue_buffer(&self, qb: &QueueBuf<'_>) -> Result<()> {
+        self.queue_buffer_with_flags(qb, 0)
+    }
+
+    /// [`Self::queue_buffer`] with extra `V4L2_BUF_FLAG_*` bits (e.g.
+    /// `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF`).
+    pub fn queue_buffer_with_flags(&self, qb: &QueueBuf<'_>, flags: u32) -> Result<()> {
         let mut buf = v4l2_buffer {
             index: qb.index,
             type_: qb.buf_type,
@@ -767,6 +773,7 @@ impl VideoDevice {
             },
             ..Default::default()
         };
+        buf.flags |= flags;
         if let Some(request) = qb.request {
             buf.flags |= V4L2_BUF_FLAG_REQUEST_FD;
             buf.__bindgen_anon_1.request_fd = request.as_raw_fd();
@@ -960,6 +967,28 @@ impl VideoDevice {
         // outlives this call, so the memory is valid for reads and writes of `size` bytes and
         // any bytes written form a valid value (ControlPayload contract).
         unsafe { ioctl(self.as_fd(), request, &mut ext) }.map_err(self.err(name))?;
+        Ok(())
+    }
+
+    /// `VIDIOC_S_EXT_CTRLS` of one integer or menu control (current value).
+    pub fn set_int_ctrl(&self, id: u32, value: i32) -> Result<()> {
+        let mut control = v4l2_ext_control {
+            id,
+            ..Default::default()
+        };
+        control.__bindgen_anon_1.value = value;
+        let mut ext = v4l2_ext_controls {
+            count: 1,
+            controls: &mut control,
+            ..Default::default()
+        };
+        ext.__bindgen_anon_1.which = V4L2_CTRL_WHICH_CUR_VAL;
+        // SAFETY: `VIDIOC_S_EXT_CTRLS` is `_IOWR(v4l2_ext_controls)`; `ext` is valid and
+        // writable and its `controls` points at the one live, writable `control` (`count` 1),
+        // whose value is inline (size 0: not a compound control), so the kernel follows no
+        // other pointer.
+        unsafe { ioctl(self.as_fd(), VIDIOC_S_EXT_CTRLS, &mut ext) }
+            .map_err(self.err("VIDIOC_S_EXT_CTRLS"))?;
         Ok(())
     }
 

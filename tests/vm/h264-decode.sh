@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# vm-run:
+#
+# VM test (guest, outside the chroot, daedalus.ko loaded): H.264 through the whole device —
+# daedalusd attached to /dev/daedalus, `daedalus decode` as the stateless client:
+#   1. every in-scope H.264 stream under $DAEDALUS_VECTORS/h264 (progressive 4:2:0, 8/10-bit),
+#      frame-based with Annex-B start codes: the per-frame MD5s (output order, cropped) equal to
+#      the reference's (the first N lines for the VK-GL-CTS references, which cover N frames);
+#   2. a few multi-slice streams slice-based with no start codes (SLICE_PARAMS, PRED_WEIGHTS,
+#      HOLD_CAPTURE_BUF): the same MD5s;
+#   3. out-of-scope streams (interlaced: MBAFF / field pictures, per MANIFEST.tsv) end with the
+#      "refused by the device" error and exit status 3, never as success.
+# Prints the counts; exits non-zero on any failure.
+set -euo pipefail
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin=$repo/target/release/daedalus
+vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+[[ -x $bin ]] || { echo "h264-decode: $bin not found"; exit 1; }
+if [[ ! -d $vectors/h264 ]]; then
+  echo "note: $vectors/h264 not found: H.264 vectors skipped"
+  exit 0
+fi
+failures=0 exact=0 total=0 refused=0 out_of_scope=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+daemon=$("$repo/tests/vm/lib/start-daemon")
+work=$(mktemp -d)
+trap 'kill $daemon 2>/dev/null || true; rm -rf "$work"' EXIT
+
+# Streams the manifest marks interlaced are out of scope (the device decodes frames only).
+interlaced() { awk -F'\t' -v f="h264/${1#"$vectors"/h264/}" '$2==f && $11 ~ /interlaced/ {found=1} END {exit !found}' "$vectors/MANIFEST.tsv"; }
+
+reference() {
+  local s=$1 ref
+  ref=$(ls "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
+  [[ -n $ref ]] || ref=$s.framemd5
+  [[ -f $ref ]] && echo "$ref"
+}
+
+# check STREAM LABEL DECODE-OPTION...: per-frame MD5s against the reference.
+check() {
+  local s=$1 label=$2; shift 2
+  local ref out=$work/$(basename "$s").$label.md5 n
+  ref=$(reference "$s") || { echo "note: no reference for $(basename "$s")"; return 0; }
+  total=$((total + 1))
+  local status=0
+  "$bin" decode --quiet --md5 "$out" "$@" "$s" >"$out.log" 2>&1 || status=$?
+  grep -v '^#' "$ref" | awk '{print $NF}' >"$out.ref"
+  n=$(wc -l <"$out.ref")
+  if [[ $status == 0 ]] && [[ -s $out ]] && diff -q "$out.ref" <(head -n "$n" "$out") >/dev/null \
+     && [[ $(wc -l <"$out") -ge $n ]]; then
+    exact=$((exact + 1)); echo "byte-exact [$label]: $(basename "$s") ($n frames)"; return 0
+  fi
+  fail "[$label] $(basename "$s") (exit $status, $(wc -l <"$out" 2>/dev/null || echo 0) of $n frames written; first difference at line $(cmp "$out.ref" "$out" 2>/dev/null | awk '{print $NF}'))"
+  tail -n 2 "$out.log"
+}
+
+echo "== 1. frame-based, Annex-B"
+while IFS= read -r s; do
+  if interlaced "$s"; then
+    out_of_scope=$((out_of_scope + 1))
+    status=0
+    "$bin" decode --quiet --md5 /dev/null "$s" >"$work/refused.log" 2>&1 || status=$?
+    if [[ $status == 3 ]] && grep -q "refused by the device" "$work/refused.log"; then
+      refused=$((refused + 1)); echo "refused (expected): $(basename "$s"): $(grep -o 'refused by the device.*' "$work/refused.log" | cut -c1-100)"
+    else
+      fail "$(basename "$s") is out of scope but ended with status $status"; tail -n 2 "$work/refused.log"
+    fi
+    continue
+  fi
+  check "$s" frame || true
+done < <(find "$vectors/h264" -type f \( -name '*.264' -o -name '*.h264' -o -name '*.jsv' -o -name '*.avc' \) | sort)
+frame_exact=$exact frame_total=$total
+
+echo "== 2. slice-based, no start codes"
+for name in openh264/BA1_FT_C.264 openh264/CVFC1_Sony_C.jsv openh264/BASQP1_Sony_C.jsv \
+            cros-codecs/test-25fps.h264 synthetic-x264/h264-synth-high10-352x288-cavlc-4slices.264; do
+  [[ -f $vectors/h264/$name ]] && { check "$vectors/h264/$name" slice --h264-mode slice --start-code none || true; }
+done
+
+echo "h264: frame-based $frame_exact of $frame_total in-scope streams byte-exact;" \
+     "slice-based $((exact - frame_exact)) of $((total - frame_total));" \
+     "$refused of $out_of_scope out-of-scope streams refused; $failures failure(s)"
+kill -0 "$daemon" 2>/dev/null || fail "daedalusd died"
+[[ $failures == 0 ]]
