@@ -473,10 +473,6 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
     })
 }
 
-/// Exit status of `daedalus decode` when the device cannot decode the stream (refused, as
-/// opposed to failed).
-const EXIT_REFUSED: u8 = 3;
-
 fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if args.input.as_os_str() == "-" {
         bail!("bench needs a file (FFmpeg reads it too), not standard input");
