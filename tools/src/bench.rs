@@ -720,19 +720,31 @@ fn check_ffmpeg(ffmpeg: &Path) -> Result<()> {
 }
 
 /// One device run: its counts and figures.
-fn device_run(input: &Path, opts: &Options) -> Result<(Summary, DeviceFigures)> {
+fn device_run(
+    input: &Path,
+    codec: StreamCodec,
+    opts: &Options,
+) -> Result<(Summary, DeviceFigures)> {
     let mut recorder = Recorder {
         origin: Instant::now(),
         queued: Vec::with_capacity(1024),
         completed: Vec::with_capacity(1024),
         progress: opts.progress,
     };
-    let result = decode::run_observed(
-        &Input::File(input.to_path_buf()),
-        &opts.decode,
-        Outputs::default(),
-        &mut recorder,
-    );
+    let file = Input::File(input.to_path_buf());
+    let result = if codec == StreamCodec::H264 {
+        // Frame-based with start codes: what GStreamer and FFmpeg's hwaccel pick when offered.
+        let h264 = crate::h264::client::H264Options::default();
+        crate::h264::client::run_observed(
+            &file,
+            &opts.decode,
+            h264,
+            Outputs::default(),
+            &mut recorder,
+        )
+    } else {
+        decode::run_observed(&file, &opts.decode, Outputs::default(), &mut recorder)
+    };
     clear_progress(opts.progress);
     let summary = result.with_context(|| {
         format!(
@@ -803,7 +815,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         }
         let ffmpeg = |threading| ffmpeg_run(input, stream.codec, opts, threading);
         let (s, device, ffmpeg_slice, ffmpeg_frame) = if i % 2 == 0 {
-            let (s, device) = device_run(input, opts)?;
+            let (s, device) = device_run(input, stream.codec, opts)?;
             (
                 s,
                 device,
@@ -812,7 +824,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
             )
         } else {
             let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
-            let (s, device) = device_run(input, opts)?;
+            let (s, device) = device_run(input, stream.codec, opts)?;
             (s, device, slice, frame)
         };
         summary = s;

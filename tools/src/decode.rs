@@ -208,7 +208,7 @@ pub trait Observer {
 }
 
 /// An [`Observer`] that only forwards progress.
-struct ProgressFn<'a>(&'a mut dyn FnMut(&Summary));
+pub(crate) struct ProgressFn<'a>(pub(crate) &'a mut dyn FnMut(&Summary));
 
 impl Observer for ProgressFn<'_> {
     fn progress(&mut self, summary: &Summary) {

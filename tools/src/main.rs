@@ -5,10 +5,12 @@
 //!   sizes, controls, daemon node);
 //! * `daedalus check-requests` checks the device's Request API behaviour and exits with 0 only
 //!   if every check passes;
-//! * `daedalus decode` decodes a VP9 IVF or WebM file through the device (a real stateless client) and
-//!   writes the pictures or their MD5s; it exits with 0 only if every frame decoded;
-//! * `daedalus bench` times a VP9 IVF file through the device and through plain FFmpeg with the
-//!   same thread count, and prints both rates, their ratio and the device's per-frame latency.
+//! * `daedalus decode` decodes a VP9, H.264 or AV1 file through the device (a real stateless
+//!   client) and writes the pictures or their MD5s; it exits with 0 only if every frame
+//!   decoded (3 if the device refuses the stream);
+//! * `daedalus bench` times a VP9 / AV1 IVF or H.264 Annex-B file through the device and
+//!   through plain FFmpeg with the same thread count, and prints both rates, their ratio and the
+//!   device's per-frame latency.
 
 mod info;
 
@@ -51,17 +53,20 @@ enum Command {
     /// Check the Request API behaviour of the device for every codec it lists (one line per
     /// check); exits with 0 only if every check passes.
     CheckRequests(CheckArgs),
-    /// Decode a VP9 stream (IVF or WebM file) through the stateless decoder: one request per frame
-    /// with the VP9 frame and compressed-header controls, references by timestamp,
-    /// superframes, hidden frames, show_existing_frame and resolution changes. Prints a
-    /// summary; exits with 0 only if every frame decoded without error.
+    /// Decode a stream through the stateless decoder: VP9 (IVF, WebM), AV1 (IVF, WebM, Annex-B
+    /// or Section-5 .obu) or H.264 (Annex-B, MP4), one request per frame (per slice with
+    /// --h264-mode slice) with the codec's controls, references by timestamp, hidden frames,
+    /// show_existing_frame and resolution changes. Prints a summary; exits with 0 only if every
+    /// frame decoded without error, 3 if the device refuses the stream (profile, chroma format,
+    /// bit depth, interlacing).
     Decode(DecodeArgs),
-    /// Time a VP9 stream (IVF file) through the device and through plain FFmpeg in the same
-    /// run: frames, fps of both and their ratio (device / FFmpeg), per-frame latency p50/p99
+    /// Time a stream (VP9 or AV1 IVF, H.264 Annex-B) through the device and through plain
+    /// FFmpeg in the same run: frames, fps of both and their ratio (device / FFmpeg), per-frame latency p50/p99
     /// through the device (request queued to request completed). FFmpeg baseline: same thread
-    /// count, slice threading (`ffmpeg -threads N -thread_type slice`), because the device
-    /// decodes one picture per request, which leaves daedalusd's FFmpeg slice (tile) threads
-    /// only; FFmpeg's default (frame) threading is reported too, as an informative figure.
+    /// count, slice threading (`ffmpeg -threads N -thread_type slice`; AV1: libdav1d with
+    /// `-flags low_delay`), because the device decodes one picture per request, which leaves
+    /// daedalusd's FFmpeg slice (tile) threads only; FFmpeg's default (frame) threading is
+    /// reported too, as an informative figure.
     /// The device's decoding threads are daedalusd's own setting (its --threads, default: the
     /// number of CPUs): keep them equal to --threads here. The last line is machine-readable:
     /// `bench: frames=... device_fps=... ffmpeg_fps=... ratio=... p50_ms=... p99_ms=...`.

@@ -32,7 +32,7 @@ use super::stream::{NalSource, Picture, Pictures};
 use super::v4l2::{
     decode_params, has_pred_weights, pic_params, pred_weights, seq_params, slice_params,
 };
-use crate::decode::{Input, Options, Outputs, Summary, MAX_IN_FLIGHT};
+use crate::decode::{Input, Observer, Options, Outputs, ProgressFn, Summary, MAX_IN_FLIGHT};
 use crate::ffmpeg_timing::{FrameMd5Timing, Rational};
 use crate::media::{MediaDevice, Request, RequestWait};
 use crate::names::fourcc_to_string;
@@ -84,13 +84,27 @@ pub fn sniff(first_bytes: &[u8]) -> bool {
     super::stream::sniff(first_bytes)
 }
 
-/// Decodes the H.264 stream `input` through the device of `opts`.
+/// Decodes the H.264 stream `input` through the device of `opts`, calling `progress` now and
+/// then.
 pub fn run(
     input: &Input,
     opts: &Options,
     h264: H264Options,
     outputs: Outputs,
     progress: &mut dyn FnMut(&Summary),
+) -> Result<Summary> {
+    run_observed(input, opts, h264, outputs, &mut ProgressFn(progress))
+}
+
+/// [`run`], telling `observer` when each picture's requests are queued and completed (what
+/// `daedalus bench` times): a picture's `queued` is just before its first request is queued,
+/// `completed` when the request of its last slice completed.
+pub fn run_observed(
+    input: &Input,
+    opts: &Options,
+    h264: H264Options,
+    outputs: Outputs,
+    observer: &mut dyn Observer,
 ) -> Result<Summary> {
     if h264.mode == DecodeMode::Frame && h264.start_code == StartCode::None {
         bail!("--start-code none needs --h264-mode slice (a frame-based buffer of several slices needs start codes to separate them)");
@@ -102,7 +116,7 @@ pub fn run(
         Input::Memory(d) => d.clone(),
     };
     let src = NalSource::load(data)?;
-    let mut dec = Client::new(opts, h264, &src, outputs)?;
+    let mut dec = Client::new(opts, h264, &src, outputs, observer)?;
     let mut pictures = Pictures::new(&src);
     let mut last_progress = Instant::now();
     let result = loop {
@@ -120,7 +134,7 @@ pub fn run(
         }
         if last_progress.elapsed() >= Duration::from_millis(500) {
             dec.summary.elapsed = dec.started.map_or(Duration::ZERO, |t| t.elapsed());
-            progress(&dec.summary);
+            dec.observer.progress(&dec.summary);
             last_progress = Instant::now();
         }
     };
@@ -198,6 +212,7 @@ struct Client<'a> {
     planar: Vec<u8>,
     summary: Summary,
     started: Option<Instant>,
+    observer: &'a mut dyn Observer,
 }
 
 impl<'a> Client<'a> {
@@ -206,6 +221,7 @@ impl<'a> Client<'a> {
         h264: H264Options,
         src: &'a NalSource,
         mut outputs: Outputs,
+        observer: &'a mut dyn Observer,
     ) -> Result<Self> {
         if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
             bail!("requests in flight must be 1 to {MAX_IN_FLIGHT}");
@@ -263,6 +279,7 @@ impl<'a> Client<'a> {
             planar: Vec::new(),
             summary: Summary::default(),
             started: None,
+            observer,
         })
     }
 
@@ -389,6 +406,9 @@ impl<'a> Client<'a> {
                     flags,
                 )
                 .context("cannot queue an OUTPUT buffer")?;
+            if from == 0 {
+                self.observer.queued(id, Instant::now());
+            }
             request.queue()?;
             if let Some(s) = &mut self.session {
                 s.free_output.retain(|&b| b != buf);
@@ -536,7 +556,9 @@ impl<'a> Client<'a> {
         };
         let request = &self.requests[f.buf];
         let timeout = self.opts.timeout;
-        match request.wait(timeout)? {
+        let waited = request.wait(timeout)?;
+        let completed_at = Instant::now();
+        match waited {
             RequestWait::Completed => {}
             RequestWait::TimedOut => bail!(
                 "the request of picture {} did not complete within {} ms: the driver (or its \
@@ -577,6 +599,7 @@ impl<'a> Client<'a> {
             );
         }
         let error = cap.flags & V4L2_BUF_FLAG_ERROR != 0;
+        self.observer.completed(f.id, completed_at, error);
         if error {
             self.summary.decode_errors += 1;
         } else {
