@@ -5,8 +5,9 @@
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
 #   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
 #   make test            everything: style, lints, unit tests, module, VM tests
-#   make bench           1080p VP9 through the device vs plain FFmpeg, in the VM (BENCH_ARGS go to
-#                        scripts/bench-vm; default "--runs 3", e.g. BENCH_ARGS="--threads 1")
+#   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, in the VM
+#                        (BENCH_CODECS: default "vp9 h264 av1"; BENCH_ARGS go to scripts/bench-vm;
+#                        default "--runs 3", e.g. BENCH_ARGS="--threads 1")
 #   make clean
 
 SHELL := /bin/bash
@@ -14,6 +15,7 @@ KDIR ?= $(shell scripts/build-kernel --print-kdir 2>/dev/null)
 CARGO ?= cargo
 # Three interleaved rounds, medians reported: one round is at the mercy of the machine's load.
 BENCH_ARGS ?= --runs 3
+BENCH_CODECS ?= vp9 h264 av1
 
 .PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm bench clean
 
@@ -53,13 +55,15 @@ test-vm: kernel module clients-rootfs
 
 test: deps kernel test-host module test-vm
 
-# The stream is made once (scripts/gen-bench-stream, cached). The host's load average is printed
-# around the VM run: the figures depend on what else the machine is doing.
+# The streams are made once (scripts/gen-bench-stream, cached). The host's load average is printed
+# around each VM run: the figures depend on what else the machine is doing.
 bench: kernel module release
-	@stream=$$(scripts/gen-bench-stream) && \
-	echo "host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM" && \
-	rc=0 && { scripts/vm-run -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; } && \
-	echo "host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM" && exit $$rc
+	@rc=0; for codec in $(BENCH_CODECS); do \
+	  stream=$$(scripts/gen-bench-stream --codec $$codec) || exit 1; \
+	  echo "== $$codec: host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM"; \
+	  scripts/vm-run --timeout 1800 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; \
+	  echo "== $$codec: host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM"; \
+	done; exit $$rc
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean
