@@ -322,3 +322,33 @@ fn h264_vectors_byte_exact() {
 fn h264_heavy_vectors_byte_exact() {
     run_all(true);
 }
+
+/// A VALID DPB entry naming a timestamp never decoded is a decode error, not a picture.
+#[test]
+fn missing_reference_is_a_decode_error() {
+    let Some(dir) = common::vectors_dir() else {
+        return;
+    };
+    let data = std::fs::read(dir.join("h264/cros-codecs/64x64-I-P.h264")).expect("vector");
+    let aus = access_units(&data).expect("parse");
+    let mut dec = H264Decoder::new(&DecoderConfig { threads: 1 }).expect("decoder");
+    let mut idr = Vec::new();
+    for s in &aus[0] {
+        idr.extend_from_slice(&[0, 0, 0, 1]);
+        idr.extend_from_slice(&s.nal);
+    }
+    dec.decode(&controls(&aus[0][0], Mode::FrameAnnexB), 1000, false, &idr)
+        .expect("IDR");
+    let mut c = controls(&aus[1][0], Mode::FrameAnnexB);
+    c.decode_params.dpb[0].reference_ts = 999;
+    c.decode_params.dpb[0].flags = uapi::V4L2_H264_DPB_ENTRY_FLAG_VALID;
+    let mut p = vec![0, 0, 0, 1];
+    p.extend_from_slice(&aus[1][0].nal);
+    let e = dec
+        .decode(&c, 2000, false, &p)
+        .expect_err("missing reference accepted");
+    assert_eq!(e.status(), daedalus_proto::wire::STATUS_DECODE_ERROR);
+    // Referencing the decoded IDR works.
+    c.decode_params.dpb[0].reference_ts = 1000;
+    dec.decode(&c, 2000, false, &p).expect("P picture");
+}
