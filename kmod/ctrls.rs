@@ -263,6 +263,13 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
             if s.chroma_format_idc > 1 || s.bit_depth_luma_minus8 != s.bit_depth_chroma_minus8 {
                 return Err(code::EINVAL);
             }
+            // Field pictures and MBAFF are not decoded: refusing the SPS makes clients fail at
+            // once (GStreamer sets it before streaming) instead of getting error buffers for
+            // every picture, which some (GStreamer 1.26) display anyway. profile_idc 0 is no
+            // H.264 profile: the all-zero default of an unconfigured context stays settable.
+            if s.profile_idc != 0 && s.flags & V4L2_H264_SPS_FLAG_FRAME_MBS_ONLY == 0 {
+                return Err(code::EINVAL);
+            }
             let bits = u32::from(s.bit_depth_luma_minus8) + 8;
             let depth = BitDepth::from_bits(bits).ok_or(code::EINVAL)?;
             Ok((Codec::H264, depth))

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS"
+#
+# VM test (in the Debian 13 client chroot; daedalusd started outside it): GStreamer 1.26's
+# v4l2slh264dec (frame-based, Annex-B start codes: what it picks on daedalus) decoding every H.264
+# stream of $DAEDALUS_VECTORS/MANIFEST.tsv through daedalus:
+#   filesrc ! h264parse ! v4l2slh264dec ! videoconvert dither=none ! I420 | I420_10LE
+#     ! videocodectestsink (the cropped visible pixels of every frame)
+# compared frame by frame with the stream's per-frame reference (FFmpeg's for openh264 /
+# cros-codecs / x264 streams, JM's for VK-GL-CTS). Interlaced (MBAFF / field) streams are outside
+# the device's scope: they must fail, never produce pictures.
+set -euo pipefail
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+export DAEDALUS_VECTORS=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "note: $DAEDALUS_VECTORS not visible: H.264 conformance streams skipped"; exit 0; }
+
+# h264_ref_kind FILE DEPTH CHROMA FEATURES REFS: how to check FILE (see lib/gst-conformance).
+h264_ref_kind() {
+  local file=$1 chroma=$3 features=$4 refs=$5 dir r
+  dir=$(dirname "$1")
+  [[ $chroma == 4:2:0 ]] || { echo "refused chroma $chroma"; return; }
+  [[ $features == *interlaced* ]] && { echo "refused interlaced"; return; }
+  [[ $file == *clip-c* ]] && { echo "skip resolution change inside the stream: checked by h264-decode.sh"; return; }
+  for r in $refs; do [[ $r == *.ffmpeg-i420.framemd5 ]] && { echo "frames $dir/$r"; return; }; done
+  for r in $refs; do [[ $r == *.framemd5 ]] && { echo "frames $dir/$r"; return; }; done
+  echo "skip no per-frame reference"
+}
+export -f h264_ref_kind
+GST_REF_KIND=h264_ref_kind exec "$repo/tests/vm/lib/gst-conformance" h264 h264parse v4l2slh264dec '1'
