@@ -12,7 +12,8 @@
 //!   the end of the data, contains a frame header or frame OBU, and every TILE_GROUP_ENTRY the
 //!   request carries lies inside a tile group / frame OBU of that chain. Tile payloads never
 //!   pass that test in practice (the first entry starts at or near offset 0, inside what would
-//!   be the first OBU's header).
+//!   be the first OBU's header; an OBU's payload starts at offset 2 at the earliest). A tile
+//!   may start right at its tile group's payload (one tile: no tile start/end fields).
 //! * Hidden frames (`show_frame = 0`): the client shows them later from the CAPTURE buffer, so
 //!   the decoded picture must be written now. libdav1d outputs nothing for them; a synthetic
 //!   `show_existing_frame` header for a slot the frame refreshed makes it output the picture.
@@ -207,7 +208,7 @@ fn scan_obus(data: &[u8], tiles: &[v4l2_ctrl_av1_tile_group_entry]) -> ObuScan {
         );
         tile_ranges[..n_tile_ranges]
             .iter()
-            .any(|&(s, e)| a > s && b <= e)
+            .any(|&(s, e)| a >= s && b <= e)
     });
     s.valid = pos == data.len() && inside;
     s
@@ -424,11 +425,6 @@ impl Av1Decoder {
         };
         let packet = std::mem::take(&mut self.packet);
         let sent = self.send_receive(&packet);
-        eprintln!(
-            "DBG frame packet {} -> {:?}",
-            packet.len(),
-            sent.as_ref().map_err(|e| e.to_string())
-        );
         self.packet = packet;
         if sent? {
             decoded.picture = true;

@@ -1,10 +1,22 @@
 // SPDX-License-Identifier: GPL-2.0
-//! In-process AV1 decode over the vectors (no kernel): every IVF temporal unit becomes one
-//! request to `daedalus_daemon::av1::Av1Decoder` (full-OBU mode), with the FILM_GRAIN control
-//! a client would set for the reference (grain only where the `.md5` line says
-//! `--filmgrain 1`) and the SEQUENCE / FRAME / TILE_GROUP_ENTRY controls (so a grain override
-//! can rebuild the frame). The shown pictures' MD5 (planar, dav1d layout) is compared with the
-//! `.md5` reference. Prints byte-exact / refused / failing counts; fails on any mismatch.
+//! In-process AV1 decode over the vectors (no kernel), three clients:
+//!
+//! * `av1_vectors_tile_payloads_byte_exact`: what GStreamer's `v4l2slav1dec` sends, one request
+//!   per frame holding only the tile group payloads, SEQUENCE / FRAME (slot timestamps filled) /
+//!   TILE_GROUP_ENTRY / FILM_GRAIN controls, `show_existing_frame` handled client-side;
+//! * `av1_vectors_frame_obus_byte_exact`: the same with full OBUs per frame (`daedalus decode
+//!   --av1-payload obu`);
+//! * `av1_vectors_decode_byte_exact` (below): every IVF temporal unit becomes one
+//!   request (full-OBU mode, show_existing_frame included), with the controls of its last
+//!   frame (so a grain override can rebuild it).
+//!
+//! FILM_GRAIN says what the reference wants (dav1d-test-data: grain only where the `.md5` line
+//! says `--filmgrain 1`; `.ffmpeg-*.framemd5` references: as the bitstream says). The MD5 of
+//! the shown pictures (planar, dav1d layout; one per temporal unit, the last shown) is compared
+//! with the whole-output reference. Prints byte-exact / refused / failing / unparsable counts;
+//! fails on any failure not listed as known. `AV1_ONLY=substr` narrows the set, `AV1_LOG=1`
+//! shows libdav1d's messages, `AV1_DUMP=file.ivf` writes the per-frame clients' packets (as
+//! libdav1d got them, e.g. rebuilt) for `ffmpeg -bsf:v trace_headers`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -31,8 +43,37 @@ fn vectors() -> Option<PathBuf> {
     d.join("MANIFEST.tsv").is_file().then_some(d)
 }
 
-/// (md5, with grain) of the plain reference line, if the stream has one.
+/// (whole-output md5, with grain): dav1d-test-data's `.md5` (its plain line), else the
+/// `whole-output md5=` of a `.ffmpeg-<pixfmt>.framemd5` (FFmpeg's libdav1d, grain as the
+/// bitstream says; written only where it matches the source's own references).
 fn reference(path: &Path) -> Option<(String, bool)> {
+    dav1d_reference(path).or_else(|| ffmpeg_reference(path))
+}
+
+fn ffmpeg_reference(path: &Path) -> Option<(String, bool)> {
+    let name = path.file_name()?.to_str()?;
+    let dir = path.parent()?;
+    for pix in ["yuv420p", "yuv420p10le"] {
+        let Ok(text) = std::fs::read_to_string(dir.join(format!("{name}.ffmpeg-{pix}.framemd5")))
+        else {
+            continue;
+        };
+        let first = text.lines().next()?;
+        let md5 = first
+            .split("whole-output md5=")
+            .nth(1)?
+            .split_whitespace()
+            .next()?;
+        return Some((md5.to_string(), true));
+    }
+    None
+}
+
+fn dav1d_reference(path: &Path) -> Option<(String, bool)> {
+    // Elsewhere `.md5` files are per-frame lists.
+    if !path.to_str()?.contains("dav1d-test-data") {
+        return None;
+    }
     let text = std::fs::read_to_string(format!("{}.md5", path.display())).ok()?;
     text.lines().find_map(|l| {
         let skip = ["--oppoint", "--alllayers", "--decodeframetype", "--limit"];
@@ -186,8 +227,8 @@ struct Tally {
     failed: Vec<String>,
 }
 
-/// Runs `run` over every dav1d-test-data IVF vector that has a plain whole-output `.md5`
-/// (`AV1_ONLY=substring` narrows the set). None without vectors.
+/// Runs `run` over every IVF vector with a whole-output MD5 ([`reference`]; `AV1_ONLY=substring`
+/// narrows the set). None without vectors.
 fn over_vectors(run: fn(&Path, &str, bool) -> Outcome) -> Option<Tally> {
     let Some(dir) = vectors() else {
         eprintln!("skipped: no vectors (set DAEDALUS_VECTORS)");
@@ -210,8 +251,7 @@ fn over_vectors(run: fn(&Path, &str, bool) -> Outcome) -> Option<Tally> {
     };
     for line in manifest.lines().skip(1) {
         let c: Vec<&str> = line.split('\t').collect();
-        // Only dav1d-test-data's `.md5` files are whole-output MD5s.
-        if c.len() < 10 || c[0] != "av1" || !c[1].ends_with(".ivf") || !c[1].contains("dav1d") {
+        if c.len() < 10 || c[0] != "av1" || !c[1].ends_with(".ivf") {
             continue;
         }
         if only.as_ref().is_some_and(|o| !c[1].contains(o.as_str())) {
@@ -264,18 +304,11 @@ fn av1_vectors_decode_byte_exact() {
     let Some(t) = over_vectors(run) else {
         return;
     };
-    // Known open failures (see docs/av1.md): the film-grain override path rebuilds headers that
-    // the rebuilder rejects or libdav1d refuses for these streams; 006 is a TU libdav1d
-    // outputs nothing for. Anything else failing is a regression.
-    const KNOWN: [&str; 6] = [
-        "8-bit/data/00000019.ivf",
-        "8-bit/data/00000502.ivf",
-        "features/ccvb_film_grain.ivf",
-        "issues/319_order_hint_bits_1.ivf",
-        "issues/326_order_hint_bits_1.ivf",
-        "432x240_006_vq_aom",
-    ];
-    report("full OBUs", &t, &KNOWN, 607);
+    // Known open failures (see docs/av1.md "Known limits"): ccvb's film-grain override mixes
+    // rebuilt and original sequence headers; 006 is a TU libdav1d outputs nothing for.
+    // Anything else failing is a regression.
+    const KNOWN: [&str; 2] = ["features/ccvb_film_grain.ivf", "432x240_006_vq_aom"];
+    report("full OBUs", &t, &KNOWN, 629);
 }
 
 /// A tile-payload client's frame being assembled: its header and the tile group payloads.
@@ -313,6 +346,10 @@ fn planar(f: &ffmpeg_next::frame::Video) -> Vec<u8> {
 /// TILE_GROUP_ENTRY / FILM_GRAIN controls; `show_existing_frame` never reaches the decoder
 /// (the client re-outputs the slot's picture; for a key frame every slot becomes that frame).
 struct TileClient {
+    /// Send each frame as full OBUs (sequence header, frame header, tile groups) instead of
+    /// the tile payloads (`daedalus decode --av1-payload obu`).
+    obus: bool,
+    seq_obu: Vec<u8>,
     parser: Parser,
     dec: Av1Decoder,
     grain: bool,
@@ -321,6 +358,8 @@ struct TileClient {
     /// Per slot: the picture (planar bytes) and the timestamp of the request that filled it.
     slots: [(Option<std::rc::Rc<Vec<u8>>>, u64); 8],
     next_ts: u64,
+    /// The last picture shown in the current temporal unit.
+    shown: Option<std::rc::Rc<Vec<u8>>>,
     md5: Md5,
     dump: Option<std::fs::File>,
 }
@@ -331,6 +370,7 @@ impl TileClient {
         let unparsed = |e: String| Outcome::Unparsed(e);
         let mut pos = 0;
         let mut pending: Option<PendingFrame> = None;
+        self.shown = None;
         while pos < tu.len() {
             let obu = match self.parser.read_obu(&tu[pos..]).map_err(unparsed)? {
                 ObuAction::Process(o) => o,
@@ -339,12 +379,15 @@ impl TileClient {
                     continue;
                 }
             };
+            let obu_start = pos;
             let start = pos + obu.bytes_used - obu.as_ref().len();
             let end = pos + obu.bytes_used;
             pos = end;
             match self.parser.parse_obu(obu).map_err(unparsed)? {
                 ParsedObu::SequenceHeader(_) => {
                     self.parser.choose_operating_point(0).map_err(fail)?;
+                    self.seq_obu.clear();
+                    self.seq_obu.extend_from_slice(&tu[obu_start..end]);
                 }
                 ParsedObu::FrameHeader(fh) => {
                     if pending.is_some() {
@@ -356,6 +399,10 @@ impl TileClient {
                     }
                     self.payload.clear();
                     self.controls.tiles.clear();
+                    if self.obus {
+                        self.payload.extend_from_slice(&self.seq_obu);
+                        self.payload.extend_from_slice(&tu[obu_start..end]);
+                    }
                     pending = Some(PendingFrame {
                         header: fh,
                         tiles: 0,
@@ -365,8 +412,9 @@ impl TileClient {
                     let Some(p) = &mut pending else {
                         return Err(fail("tile group without a frame header".into()));
                     };
-                    let at = self.payload.len() as u32;
-                    self.payload.extend_from_slice(&tu[start..end]);
+                    let from = if self.obus { obu_start } else { start };
+                    let at = (self.payload.len() + start - from) as u32;
+                    self.payload.extend_from_slice(&tu[from..end]);
                     push_tile_group_entries(&tg, at, &mut self.controls.tiles)
                         .map_err(|e| fail(e.to_string()))?;
                     p.tiles += tg.tiles.len() as u32;
@@ -374,9 +422,14 @@ impl TileClient {
                 ParsedObu::Frame(f) => {
                     self.payload.clear();
                     self.controls.tiles.clear();
-                    self.payload
-                        .extend_from_slice(&tu[start + f.header.header_bytes..end]);
-                    push_tile_group_entries(&f.tile_group, 0, &mut self.controls.tiles)
+                    let tiles_at = start + f.header.header_bytes;
+                    if self.obus {
+                        self.payload.extend_from_slice(&self.seq_obu);
+                    }
+                    let from = if self.obus { obu_start } else { tiles_at };
+                    let at = (self.payload.len() + tiles_at - from) as u32;
+                    self.payload.extend_from_slice(&tu[from..end]);
+                    push_tile_group_entries(&f.tile_group, at, &mut self.controls.tiles)
                         .map_err(|e| fail(e.to_string()))?;
                     pending = Some(PendingFrame {
                         tiles: f.tile_group.tiles.len() as u32,
@@ -395,6 +448,11 @@ impl TileClient {
                 }
             }
         }
+        // One picture per temporal unit, its last shown frame (the highest spatial layer of a
+        // scalable stream), as dav1d and FFmpeg output and GStreamer's AV1 decoder does.
+        if let Some(p) = self.shown.take() {
+            self.md5.update(p.as_slice());
+        }
         Ok(())
     }
 
@@ -405,7 +463,7 @@ impl TileClient {
                 "show_existing of empty slot {slot}"
             )));
         };
-        self.md5.update(pic.as_slice());
+        self.shown = Some(pic);
         if is_shown_key_frame(fh) {
             let s = self.slots[slot].clone();
             self.slots = std::array::from_fn(|_| s.clone());
@@ -443,8 +501,13 @@ impl TileClient {
             Err(JobError::Unsupported(_)) => return Err(Outcome::Refused),
             Err(e) => return Err(Outcome::Failed(e.to_string())),
         };
-        if d.kind != BufferKind::TilePayloads {
-            return Err(Outcome::Failed("payload taken for full OBUs".into()));
+        let want = if self.obus {
+            BufferKind::FullObus
+        } else {
+            BufferKind::TilePayloads
+        };
+        if d.kind != want {
+            return Err(Outcome::Failed(format!("buffer taken as {:?}", d.kind)));
         }
         let pic = d
             .picture
@@ -453,7 +516,7 @@ impl TileClient {
             let Some(p) = &pic else {
                 return Err(Outcome::Failed("no picture for a shown frame".into()));
             };
-            self.md5.update(p.as_slice());
+            self.shown = Some(p.clone());
         }
         let refresh = if fh.frame_type == FrameType::KeyFrame && fh.show_frame {
             0xff
@@ -470,6 +533,14 @@ impl TileClient {
 }
 
 fn run_tiles(path: &Path, md5_ref: &str, grain: bool) -> Outcome {
+    run_per_frame(path, md5_ref, grain, false)
+}
+
+fn run_frame_obus(path: &Path, md5_ref: &str, grain: bool) -> Outcome {
+    run_per_frame(path, md5_ref, grain, true)
+}
+
+fn run_per_frame(path: &Path, md5_ref: &str, grain: bool, obus: bool) -> Outcome {
     let Ok(data) = std::fs::read(path) else {
         return Outcome::Failed("unreadable".into());
     };
@@ -481,6 +552,8 @@ fn run_tiles(path: &Path, md5_ref: &str, grain: bool) -> Outcome {
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     let mut client = TileClient {
+        obus,
+        seq_obu: Vec::new(),
         parser: Parser::default(),
         dec,
         grain,
@@ -488,6 +561,7 @@ fn run_tiles(path: &Path, md5_ref: &str, grain: bool) -> Outcome {
         payload: Vec::new(),
         slots: Default::default(),
         next_ts: 0,
+        shown: None,
         md5: Md5::new(),
         dump: std::env::var_os("AV1_DUMP").and_then(|p| {
             let mut f = std::fs::File::create(p).ok()?;
@@ -523,5 +597,16 @@ fn av1_vectors_tile_payloads_byte_exact() {
     };
     // Known open failures (see docs/av1.md).
     const KNOWN: [&str; 1] = ["issues/323_tennis.ivf"];
-    report("tile payloads", &t, &KNOWN, 590);
+    report("tile payloads", &t, &KNOWN, 608);
+}
+
+/// One request per frame with full OBUs, `show_existing_frame` handled client-side (what
+/// `daedalus decode --av1-payload obu` does): the daemon never sees shown key frames either.
+#[test]
+fn av1_vectors_frame_obus_byte_exact() {
+    let Some(t) = over_vectors(run_frame_obus) else {
+        return;
+    };
+    const KNOWN: [&str; 1] = ["features/ccvb_film_grain.ivf"];
+    report("per-frame OBUs, client-side show_existing", &t, &KNOWN, 608);
 }
