@@ -13,7 +13,8 @@
 //!   the end of the data, contains a frame header or frame OBU, and every TILE_GROUP_ENTRY the
 //!   request carries lies inside a tile group / frame OBU of that chain. Tile payloads never
 //!   pass that test in practice (the first entry starts at or near offset 0, inside what would
-//!   be the first OBU's header).
+//!   be the first OBU's header; an OBU's payload starts at offset 2 at the earliest). A tile
+//!   may start right at its tile group's payload (one tile: no tile start/end fields).
 //! * Hidden frames (`show_frame = 0`): the client shows them later from the CAPTURE buffer, so
 //!   the decoded picture must be written now. libdav1d outputs nothing for them; a synthetic
 //!   `show_existing_frame` header for a slot the frame refreshed makes it output the picture.
@@ -72,6 +73,9 @@ pub struct Av1Controls {
     pub film_grain: Option<v4l2_ctrl_av1_film_grain>,
     /// `V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY` (reused between requests).
     pub tiles: Vec<v4l2_ctrl_av1_tile_group_entry>,
+    /// The OUTPUT buffer's timestamp (`v4l2_timeval_to_ns()`), what clients put in the FRAME
+    /// control's `reference_frame_ts[]` for the slots this request refreshes.
+    pub timestamp_ns: u64,
 }
 
 impl Av1Controls {
@@ -114,6 +118,18 @@ struct FrameFacts {
     refresh: u8,
     apply_grain: bool,
     extras: ShowExistingExtras,
+}
+
+/// What the daemon remembers of a reference slot, to follow client-side `show_existing_frame`
+/// of key frames.
+#[derive(Clone, Copy, Debug, Default)]
+struct SlotInfo {
+    /// Timestamp of the request whose frame is in the slot (0: none).
+    timestamp_ns: u64,
+    /// The frame is a key frame.
+    key: bool,
+    /// Its `current_frame_id` (frame ids present only).
+    frame_id: u32,
 }
 
 /// Minimal OBU-chain scan (5.3): validity, whether a frame header is in it, where the sequence
@@ -193,7 +209,7 @@ fn scan_obus(data: &[u8], tiles: &[v4l2_ctrl_av1_tile_group_entry]) -> ObuScan {
         );
         tile_ranges[..n_tile_ranges]
             .iter()
-            .any(|&(s, e)| a > s && b <= e)
+            .any(|&(s, e)| a >= s && b <= e)
     });
     s.valid = pos == data.len() && inside;
     s
@@ -211,6 +227,9 @@ pub struct Av1Decoder {
     packet: Vec<u8>,
     seq_obu: Vec<u8>,
     grain_mismatch_logged: bool,
+    slots: [SlotInfo; 8],
+    timestamp_ns: u64,
+    show: Vec<u8>,
 }
 
 // SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
@@ -250,6 +269,9 @@ impl Av1Decoder {
             packet: Vec::new(),
             seq_obu: Vec::new(),
             grain_mismatch_logged: false,
+            slots: [SlotInfo::default(); 8],
+            timestamp_ns: 0,
+            show: Vec::with_capacity(16),
         })
     }
 
@@ -258,11 +280,18 @@ impl Av1Decoder {
         self.dec.flush();
         self.parser = Parser::default();
         self.rebuilder.reset();
+        self.slots = [SlotInfo::default(); 8];
     }
 
     /// The picture of the last [`Av1Decoder::decode`] that returned one.
     pub fn picture(&self) -> &frame::Video {
         &self.frame
+    }
+
+    /// The last packet given to libdav1d for a request (the buffer as it is, or the rebuilt
+    /// OBUs): for diagnostics.
+    pub fn last_packet(&self) -> &[u8] {
+        &self.packet
     }
 
     /// Decodes one request: `data` is the OUTPUT buffer's bitstream.
@@ -272,6 +301,10 @@ impl Av1Decoder {
         }
         if let Some(s) = &c.sequence {
             check_sequence_control(s)?;
+        }
+        self.timestamp_ns = c.timestamp_ns;
+        if let Some(f) = &c.frame {
+            self.follow_client_show_existing_key(&f.reference_frame_ts)?;
         }
         let scan = scan_obus(data, &c.tiles);
         let full = scan.valid && scan.has_frame_header;
@@ -375,6 +408,22 @@ impl Av1Decoder {
     /// Sends the packet in `self.packet`, and gets its picture (through a synthetic
     /// `show_existing_frame` for a hidden frame).
     fn finish(&mut self, facts: FrameFacts, kind: BufferKind) -> Result<Decoded, JobError> {
+        match facts.show_existing {
+            Some(slot) if facts.key => self.slots = [self.slots[usize::from(slot) & 7]; 8],
+            Some(_) => {}
+            None => {
+                let info = SlotInfo {
+                    timestamp_ns: self.timestamp_ns,
+                    key: facts.key,
+                    frame_id: facts.extras.frame_id.map_or(0, |(_, id)| id),
+                };
+                for (i, s) in self.slots.iter_mut().enumerate() {
+                    if facts.refresh & (1 << i) != 0 {
+                        *s = info;
+                    }
+                }
+            }
+        }
         let mut decoded = Decoded {
             kind,
             hidden: false,
@@ -420,6 +469,63 @@ impl Av1Decoder {
         decoded.hidden = true;
         decoded.picture = true;
         Ok(decoded)
+    }
+
+    /// A client that handles `show_existing_frame` itself (GStreamer, `daedalus decode`) never
+    /// sends the request of a shown *key* frame, yet the specification reloads every slot
+    /// with it (7.21) and later frames are coded against that. The client's slots show it:
+    /// every `reference_frame_ts[]` is then the timestamp of that key frame. When they are,
+    /// and ours are not, the key frame is shown here (output discarded) so libdav1d, the
+    /// header parser and the rebuilder's slots follow.
+    fn follow_client_show_existing_key(&mut self, ts: &[u64; 8]) -> Result<(), JobError> {
+        let t = ts[0];
+        if t == 0 || ts.iter().any(|&x| x != t) || self.slots.iter().all(|s| s.timestamp_ns == t) {
+            return Ok(());
+        }
+        let Some(slot) = self.slots.iter().position(|s| s.timestamp_ns == t && s.key) else {
+            return Ok(());
+        };
+        log::debug!("AV1: the client showed the key frame of slot {slot}: slots reloaded");
+        let seq = self.parser.sequence_header.clone();
+        let extras = match &seq {
+            Some(seq) => ShowExistingExtras {
+                presentation_time_bits: (seq.decoder_model_info_present_flag
+                    && !seq.timing_info.equal_picture_interval)
+                    .then(|| {
+                        seq.decoder_model_info
+                            .frame_presentation_time_length_minus_1
+                            + 1
+                    }),
+                frame_id: seq.frame_id_numbers_present_flag.then(|| {
+                    (
+                        seq.additional_frame_id_length_minus_1
+                            + seq.delta_frame_id_length_minus_2
+                            + 3,
+                        self.slots[slot].frame_id,
+                    )
+                }),
+            },
+            // Rebuilt sequence headers have neither timing info nor frame ids.
+            None => ShowExistingExtras::default(),
+        };
+        let mut show = std::mem::take(&mut self.show);
+        show.clear();
+        show_existing_frame_obu(slot as u8, extras, &mut show)
+            .map_err(|_| JobError::Internal("show_existing_frame header"))?;
+        if seq.is_some() {
+            // Full-OBU requests are parsed: the parser's slots must follow too.
+            let parser = &mut self.parser;
+            let r = catch_unwind(AssertUnwindSafe(|| parse_obus(parser, &show)));
+            if !matches!(r, Ok(Ok(_))) {
+                log::warn!("AV1: the reloaded key frame does not parse");
+            }
+        }
+        let r = self.send_receive(&show);
+        self.show = show;
+        r?;
+        self.rebuilder.slots_mut().show_existing_key(slot);
+        self.slots = [self.slots[slot]; 8];
+        Ok(())
     }
 
     fn send_receive(&mut self, data: &[u8]) -> Result<bool, JobError> {

@@ -190,6 +190,7 @@ impl Context {
             None => self.av1.insert(Av1Decoder::new(&self.config)?),
         };
         self.av1_controls.read(&job.controls);
+        self.av1_controls.timestamp_ns = job.timestamp_ns;
         let map = out.mapping();
         let (start, end) = (
             job.output.data_offset as usize,

@@ -37,7 +37,8 @@
 //! GStreamer does.
 
 use cros_codecs::codec::av1::parser::{
-    BitDepth, FrameHeaderObu, FrameType, SequenceHeaderObu, TileGroupObu, REFS_PER_FRAME,
+    BitDepth, FrameHeaderObu, FrameType, SequenceHeaderObu, TileGroupObu, NUM_REF_FRAMES,
+    REFS_PER_FRAME,
 };
 
 use crate::uapi::*;
@@ -569,6 +570,197 @@ pub fn push_tile_group_entries(
 /// every slot, 7.21).
 pub fn is_shown_key_frame(fh: &FrameHeaderObu) -> bool {
     fh.show_existing_frame && fh.frame_type == FrameType::KeyFrame
+}
+
+/// Works around cros-codecs 0.0.6 parsing global motion parameters of frames with
+/// `primary_ref_frame = PRIMARY_REF_NONE` against a wrong `PrevGmParams`: its
+/// `setup_past_independence()` leaves ALTREF's defaults (and parameter 5 of every reference)
+/// at 0 instead of the identity, so those parameters come out wrong, and the wrong values are
+/// then saved with the frame (and used as `PrevGmParams` by later frames). Call this on every
+/// parsed non-`show_existing_frame` header *before* `Parser::ref_frame_update()` (which saves
+/// the parameters): it recovers the coded values from the misparsed ones (the subexp mapping
+/// is a bijection for a given reference) and decodes them against the right reference, then
+/// recomputes `warp_valid` (7.11.3.6, `setupShear`). Idempotent only in the sense that it
+/// must be applied exactly once per header.
+pub fn fix_parsed_global_motion(fh: &mut FrameHeaderObu) {
+    use cros_codecs::codec::av1::parser::{
+        WarpModelType, GM_ABS_ALPHA_BITS, GM_ABS_TRANS_BITS, GM_ABS_TRANS_ONLY_BITS,
+        GM_ALPHA_PREC_BITS, GM_TRANS_ONLY_PREC_BITS, GM_TRANS_PREC_BITS, PRIMARY_REF_NONE,
+        WARPEDMODEL_PREC_BITS,
+    };
+    if fh.frame_is_intra || fh.show_existing_frame || fh.primary_ref_frame != PRIMARY_REF_NONE {
+        return;
+    }
+    let hp = fh.allow_high_precision_mv;
+    let gm = &mut fh.global_motion_params;
+    for rf in 1..NUM_REF_FRAMES {
+        let ty = gm.gm_type[rf];
+        let idxs: &[usize] = match ty {
+            WarpModelType::Identity => continue,
+            WarpModelType::Translation => &[0, 1],
+            WarpModelType::RotZoom => &[2, 3, 0, 1],
+            WarpModelType::Affine => &[2, 3, 4, 5, 0, 1],
+        };
+        let mut changed = false;
+        for &idx in idxs {
+            // What the parser used vs. the identity the specification resets to.
+            let default = if idx % 3 == 2 {
+                1 << WARPEDMODEL_PREC_BITS
+            } else {
+                0
+            };
+            let parser_prev = if rf == NUM_REF_FRAMES - 1 || idx == 5 {
+                0
+            } else {
+                default
+            };
+            if parser_prev == default {
+                continue;
+            }
+            let (abs_bits, prec_bits) = if idx < 2 {
+                if ty == WarpModelType::Translation {
+                    (
+                        GM_ABS_TRANS_ONLY_BITS - u32::from(!hp),
+                        GM_TRANS_ONLY_PREC_BITS - u32::from(!hp),
+                    )
+                } else {
+                    (GM_ABS_TRANS_BITS, GM_TRANS_PREC_BITS)
+                }
+            } else {
+                (GM_ABS_ALPHA_BITS, GM_ALPHA_PREC_BITS)
+            };
+            let prec_diff = WARPEDMODEL_PREC_BITS - prec_bits;
+            let (round, sub) = if idx % 3 == 2 {
+                (1 << WARPEDMODEL_PREC_BITS, 1 << prec_bits)
+            } else {
+                (0, 0)
+            };
+            let mx: i32 = 1 << abs_bits;
+            let mxu = 2 * mx + 1;
+            let to_ref = |prev: i32| (prev >> prec_diff) - sub + mx;
+            // Parsed value -> unsigned decoded value -> coded subexp value (parser's reference).
+            let u = ((gm.gm_params[rf][idx] - round) >> prec_diff) + mx;
+            let r_bad = to_ref(parser_prev);
+            let v = if r_bad << 1 <= mxu {
+                recenter(r_bad, u)
+            } else {
+                recenter(mxu - 1 - r_bad, mxu - 1 - u)
+            };
+            // Coded value -> decoded value against the right reference.
+            let r = to_ref(default);
+            let u = if r << 1 <= mxu {
+                inverse_recenter(r, v)
+            } else {
+                mxu - 1 - inverse_recenter(mxu - 1 - r, v)
+            };
+            gm.gm_params[rf][idx] = ((u - mx) << prec_diff) + round;
+            changed = true;
+        }
+        if changed {
+            if ty == WarpModelType::RotZoom {
+                gm.gm_params[rf][4] = -gm.gm_params[rf][3];
+                gm.gm_params[rf][5] = gm.gm_params[rf][2];
+            }
+            gm.warp_valid[rf] = warp_valid(&gm.gm_params[rf]);
+        }
+    }
+}
+
+fn recenter(r: i32, x: i32) -> i32 {
+    if x > 2 * r {
+        x
+    } else if x >= r {
+        (x - r) << 1
+    } else {
+        ((r - x) << 1) - 1
+    }
+}
+
+fn inverse_recenter(r: i32, v: i32) -> i32 {
+    if v > 2 * r {
+        v
+    } else if v & 1 != 0 {
+        r - ((v + 1) >> 1)
+    } else {
+        r + (v >> 1)
+    }
+}
+
+/// `Round2Signed(x, n)` (4.7) in 64 bits.
+fn round2signed(x: i64, n: u32) -> i64 {
+    let r = |x: i64| (x + (1 << (n - 1))) >> n;
+    if x >= 0 {
+        r(x)
+    } else {
+        -r(-x)
+    }
+}
+
+/// `Div_Lut` (7.11.3.7), from cros-codecs 0.0.6 `src/codec/av1/helpers.rs`.
+#[rustfmt::skip]
+const DIV_LUT: [i32; 257] = [
+    16384, 16320, 16257, 16194, 16132, 16070, 16009, 15948, 15888, 15828, 15768, 15709, 15650,
+    15592, 15534, 15477, 15420, 15364, 15308, 15252, 15197, 15142, 15087, 15033, 14980, 14926,
+    14873, 14821, 14769, 14717, 14665, 14614, 14564, 14513, 14463, 14413, 14364, 14315, 14266,
+    14218, 14170, 14122, 14075, 14028, 13981, 13935, 13888, 13843, 13797, 13752, 13707, 13662,
+    13618, 13574, 13530, 13487, 13443, 13400, 13358, 13315, 13273, 13231, 13190, 13148, 13107,
+    13066, 13026, 12985, 12945, 12906, 12866, 12827, 12788, 12749, 12710, 12672, 12633, 12596,
+    12558, 12520, 12483, 12446, 12409, 12373, 12336, 12300, 12264, 12228, 12193, 12157, 12122,
+    12087, 12053, 12018, 11984, 11950, 11916, 11882, 11848, 11815, 11782, 11749, 11716, 11683,
+    11651, 11619, 11586, 11555, 11523, 11491, 11460, 11429, 11398, 11367, 11336, 11305, 11275,
+    11245, 11215, 11185, 11155, 11125, 11096, 11067, 11038, 11009, 10980, 10951, 10923, 10894,
+    10866, 10838, 10810, 10782, 10755, 10727, 10700, 10673, 10645, 10618, 10592, 10565, 10538,
+    10512, 10486, 10460, 10434, 10408, 10382, 10356, 10331, 10305, 10280, 10255, 10230, 10205,
+    10180, 10156, 10131, 10107, 10082, 10058, 10034, 10010, 9986, 9963, 9939, 9916, 9892, 9869,
+    9846, 9823, 9800, 9777, 9754, 9732, 9709, 9687, 9664, 9642, 9620, 9598, 9576, 9554, 9533, 9511,
+    9489, 9468, 9447, 9425, 9404, 9383, 9362, 9341, 9321, 9300, 9279, 9259, 9239, 9218, 9198, 9178,
+    9158, 9138, 9118, 9098, 9079, 9059, 9039, 9020, 9001, 8981, 8962, 8943, 8924, 8905, 8886, 8867,
+    8849, 8830, 8812, 8793, 8775, 8756, 8738, 8720, 8702, 8684, 8666, 8648, 8630, 8613, 8595, 8577,
+    8560, 8542, 8525, 8508, 8490, 8473, 8456, 8439, 8422, 8405, 8389, 8372, 8355, 8339, 8322, 8306,
+    8289, 8273, 8257, 8240, 8224, 8208, 8192,
+];
+
+/// `resolve_divisor()` (7.11.3.7): (divShift, divFactor).
+fn resolve_divisor(d: i64) -> (u32, i64) {
+    let abs = d.unsigned_abs();
+    let n = 63 - abs.leading_zeros().min(63);
+    let e = abs as i64 - (1i64 << n);
+    let f = if n > 8 {
+        round2signed(e, n - 8)
+    } else {
+        e << (8 - n)
+    };
+    let shift = n + 14;
+    let factor = i64::from(DIV_LUT[f.clamp(0, 256) as usize]);
+    (shift, if d < 0 { -factor } else { factor })
+}
+
+/// `setupShear()` (7.11.3.6) validity of one reference's warp parameters.
+fn warp_valid(p: &[i32; 6]) -> bool {
+    let p: [i64; 6] = p.map(i64::from);
+    let one = 1i64 << 16;
+    if p == [0, 0, one, 0, 0, one] {
+        return true;
+    }
+    if p[2] <= 0 {
+        return false;
+    }
+    let clip = |x: i64| x.clamp(-32768, 32767);
+    let alpha0 = clip(p[2] - one);
+    let beta0 = clip(p[3]);
+    let (shift, factor) = resolve_divisor(p[2]);
+    let v = p[4] << 16;
+    let gamma0 = clip(round2signed(v * factor, shift));
+    let w = p[3] * p[4];
+    let delta0 = clip(p[5] - round2signed(w * factor, shift) - one);
+    let reduce = |x: i64| round2signed(x, 6) << 6;
+    let (alpha, beta, gamma, delta) = (
+        reduce(alpha0),
+        reduce(beta0),
+        reduce(gamma0),
+        reduce(delta0),
+    );
+    4 * alpha.abs() + 7 * beta.abs() < one && 4 * gamma.abs() + 4 * delta.abs() < one
 }
 
 #[cfg(test)]
