@@ -49,6 +49,9 @@ test-host:
 	rustfmt --edition 2021 --check kmod/daedalus_main.rs
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked
+	# The daemon decoding every vector in process (ignored above: far too slow unoptimized).
+	$(CARGO) test --release --locked -p daedalus-daemon --test av1_vectors --test h264_vectors \
+	  -- --include-ignored
 
 test-vm: kernel module clients-rootfs
 	scripts/test-vm

@@ -300,6 +300,7 @@ fn report(mode: &str, t: &Tally, known: &[&str], min_exact: usize) {
 }
 
 #[test]
+#[ignore = "every vector, slow unoptimized: `make test-host` runs it in release"]
 fn av1_vectors_decode_byte_exact() {
     let Some(t) = over_vectors(run) else {
         return;
@@ -591,6 +592,7 @@ fn run_per_frame(path: &Path, md5_ref: &str, grain: bool, obus: bool) -> Outcome
 }
 
 #[test]
+#[ignore = "every vector, slow unoptimized: `make test-host` runs it in release"]
 fn av1_vectors_tile_payloads_byte_exact() {
     let Some(t) = over_vectors(run_tiles) else {
         return;
@@ -603,6 +605,7 @@ fn av1_vectors_tile_payloads_byte_exact() {
 /// One request per frame with full OBUs, `show_existing_frame` handled client-side (what
 /// `daedalus decode --av1-payload obu` does): the daemon never sees shown key frames either.
 #[test]
+#[ignore = "every vector, slow unoptimized: `make test-host` runs it in release"]
 fn av1_vectors_frame_obus_byte_exact() {
     let Some(t) = over_vectors(run_frame_obus) else {
         return;
