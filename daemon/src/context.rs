@@ -126,12 +126,16 @@ impl Context {
         if job.codec == Codec::H264 {
             let dec = match &mut self.h264 {
                 Some(d) => d,
-                None => self.h264.insert(crate::h264::H264Decoder::new(&self.config)?),
+                None => self
+                    .h264
+                    .insert(crate::h264::H264Decoder::new(&self.config)?),
             };
             return crate::h264::decode_job(dec, job, out.mapping(), cap);
         }
         if job.codec != Codec::Vp9 {
-            return Err(JobError::Unsupported("only VP9 and H.264 are decoded so far"));
+            return Err(JobError::Unsupported(
+                "only VP9 and H.264 are decoded so far",
+            ));
         }
         let dec = match &mut self.vp9 {
             Some(d) => d,

@@ -32,10 +32,10 @@ use ffmpeg_next::{codec, ffi};
 
 use crate::avbuf::{AvBuffer, PADDING};
 use crate::convert::{self, Planar, Plane, SemiPlanar};
-use crate::mapping::Mapping;
-use crate::sys::DMA_BUF_SYNC_READ;
 use crate::decoder::DecoderConfig;
 use crate::error::JobError;
+use crate::mapping::Mapping;
+use crate::sys::DMA_BUF_SYNC_READ;
 
 /// The controls of one H.264 request, decoded from the job.
 #[derive(Clone, Copy)]
@@ -201,8 +201,13 @@ impl H264Decoder {
         threading.count = config.threads;
         ctx.set_threading(threading);
         // SAFETY: plain allocations; NULL is handled.
-        let (frame, drain, pkt) =
-            unsafe { (ffi::av_frame_alloc(), ffi::av_frame_alloc(), ffi::av_packet_alloc()) };
+        let (frame, drain, pkt) = unsafe {
+            (
+                ffi::av_frame_alloc(),
+                ffi::av_frame_alloc(),
+                ffi::av_packet_alloc(),
+            )
+        };
         let (Some(frame), Some(drain), Some(pkt)) =
             (NonNull::new(frame), NonNull::new(drain), NonNull::new(pkt))
         else {
@@ -266,7 +271,11 @@ impl H264Decoder {
         // Assemble the packet: parameter sets if changed, then the slice(s).
         // Empty (no allocation) unless the parameter sets changed.
         let mut params = Vec::new();
-        let key = [bytes_of(&c.sps), bytes_of(&c.pps), bytes_of(&c.scaling_matrix)];
+        let key = [
+            bytes_of(&c.sps),
+            bytes_of(&c.pps),
+            bytes_of(&c.scaling_matrix),
+        ];
         let changed = self.fed_params.len() != key.iter().map(|k| k.len()).sum::<usize>() || {
             let mut at = 0;
             !key.iter().all(|k| {
@@ -276,19 +285,29 @@ impl H264Decoder {
             })
         };
         if changed {
-            rebuild::write_parameter_sets(&c.sps, &c.pps, &c.scaling_matrix, &mut params)
-                .map_err(|e| {
+            rebuild::write_parameter_sets(&c.sps, &c.pps, &c.scaling_matrix, &mut params).map_err(
+                |e| {
                     log::warn!("H.264 controls cannot be used: {e}");
                     JobError::Corrupt("invalid H.264 SPS/PPS/SCALING_MATRIX controls")
-                })?;
+                },
+            )?;
         }
         let slice_prefix: &[u8] = if c.annex_b {
             &[]
+        } else if !c.slice_based {
+            // Frame-based without start codes: the slices of a multi-slice picture are plainly
+            // concatenated and cannot be told apart (FFmpeg would decode the first one over
+            // the others' bytes, a wrong picture without an error).
+            return Err(JobError::Unsupported(
+                "H.264 frame-based decoding without start codes (slices cannot be separated; use START_CODE_ANNEX_B or slice-based mode)",
+            ));
         } else {
-            // Without start codes the buffer is one NAL unit: a slice cannot contain 00 00 0x
-            // (x <= 3) thanks to emulation prevention, so such bytes mean several NAL units
-            // that cannot be split unambiguously.
-            if bitstream.windows(3).any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 3) {
+            // One slice NAL unit per buffer: emulation prevention keeps 00 00 00/01/02 out of a
+            // NAL unit, so such bytes mean several NAL units, which cannot be split here.
+            if bitstream
+                .windows(3)
+                .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2)
+            {
                 return Err(JobError::Corrupt(
                     "START_CODE_NONE buffer holds more than one NAL unit (cannot be split without start codes)",
                 ));
@@ -320,7 +339,8 @@ impl H264Decoder {
             if sent.is_ok() {
                 self.fed_params.extend_from_slice(bytes_of(&c.sps));
                 self.fed_params.extend_from_slice(bytes_of(&c.pps));
-                self.fed_params.extend_from_slice(bytes_of(&c.scaling_matrix));
+                self.fed_params
+                    .extend_from_slice(bytes_of(&c.scaling_matrix));
             }
         }
         if let Err(e) = sent {
@@ -337,7 +357,9 @@ impl H264Decoder {
             return Err(JobError::Corrupt("FFmpeg flagged the picture as corrupt"));
         }
         self.have_picture = true;
-        if c.decode_params.flags & uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC != 0 && !continues_picture {
+        if c.decode_params.flags & uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC != 0
+            && !continues_picture
+        {
             self.decoded.clear();
         }
         self.decoded.insert(timestamp);
@@ -378,7 +400,11 @@ impl H264Decoder {
                 BitDepth::Eight
             }
             x if x == ffi::AVPixelFormat::AV_PIX_FMT_YUV420P10LE as i32 => BitDepth::Ten,
-            _ => return Err(JobError::Unsupported("decoded pixel format (not 4:2:0 8/10-bit)")),
+            _ => {
+                return Err(JobError::Unsupported(
+                    "decoded pixel format (not 4:2:0 8/10-bit)",
+                ))
+            }
         };
         if f.width <= 0 || f.height <= 0 {
             return Err(JobError::Internal("decoded frame has no size"));
@@ -415,7 +441,8 @@ impl H264Decoder {
         let need = len + PADDING;
         if self.packet.size() < need || !self.packet.is_writable() {
             let size = need.max(self.packet.size() * 3 / 2);
-            self.packet = AvBuffer::alloc_zeroed(size).ok_or(JobError::Internal("out of memory"))?;
+            self.packet =
+                AvBuffer::alloc_zeroed(size).ok_or(JobError::Internal("out of memory"))?;
         }
         let buf = self
             .packet
@@ -460,7 +487,8 @@ impl H264Decoder {
         let mut corrupt = false;
         loop {
             // SAFETY: receive into our spare frame, then drop its references.
-            let r = unsafe { ffi::avcodec_receive_frame(self.dec.as_mut_ptr(), self.drain.as_ptr()) };
+            let r =
+                unsafe { ffi::avcodec_receive_frame(self.dec.as_mut_ptr(), self.drain.as_ptr()) };
             if r < 0 {
                 break;
             }
@@ -468,7 +496,7 @@ impl H264Decoder {
             unsafe {
                 let (d, a) = (&*self.drain.as_ptr(), &*self.allocated.frame.as_ptr());
                 if d.data[0] == a.data[0]
-                    && (d.decode_error_flags != 0 || d.flags & ffi::AV_FRAME_FLAG_CORRUPT as i32 != 0)
+                    && (d.decode_error_flags != 0 || d.flags & ffi::AV_FRAME_FLAG_CORRUPT != 0)
                 {
                     corrupt = true;
                 }
@@ -510,9 +538,14 @@ pub fn decode_job(
     cap: &mut Mapping,
 ) -> Result<(), JobError> {
     let controls = H264Controls::from_job(job)?;
-    let (start, end) = (job.output.data_offset as usize, job.output.bytesused as usize);
+    let (start, end) = (
+        job.output.data_offset as usize,
+        job.output.bytesused as usize,
+    );
     if start > end || end > out.len() {
-        return Err(JobError::Internal("bitstream range outside the OUTPUT mapping"));
+        return Err(JobError::Internal(
+            "bitstream range outside the OUTPUT mapping",
+        ));
     }
     {
         let _access = out.cpu_access(DMA_BUF_SYNC_READ);
@@ -527,12 +560,20 @@ pub fn decode_job(
 }
 
 /// Writes a decoded picture into the CAPTURE mapping, clipped to the CAPTURE format's size.
-pub fn write_picture(src: &Planar<'_>, cap: &mut Mapping, pic: &PictureFormat) -> Result<(), JobError> {
-    let want = BitDepth::of_capture_fourcc(pic.fourcc)
-        .ok_or(JobError::Internal("CAPTURE format is neither NV12 nor P010"))?;
+pub fn write_picture(
+    src: &Planar<'_>,
+    cap: &mut Mapping,
+    pic: &PictureFormat,
+) -> Result<(), JobError> {
+    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
+        "CAPTURE format is neither NV12 nor P010",
+    ))?;
     if want != src.depth {
         let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
-        return Err(JobError::DepthMismatch { frame: bits(src.depth), capture: bits(want) });
+        return Err(JobError::DepthMismatch {
+            frame: bits(src.depth),
+            capture: bits(want),
+        });
     }
     let clipped = Planar {
         width: src.width.min(pic.width as usize),
