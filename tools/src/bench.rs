@@ -1017,13 +1017,25 @@ mod tests {
             "-nostdin -hide_banner -benchmark -threads 4 -i in.ivf -an -f null -"
         );
         // AV1: libdav1d, one frame in flight like daedalusd's.
-        let args = ffmpeg_args(Path::new("a.ivf"), StreamCodec::Av1, 2, Threading::Slice, None);
+        let args = ffmpeg_args(
+            Path::new("a.ivf"),
+            StreamCodec::Av1,
+            2,
+            Threading::Slice,
+            None,
+        );
         assert_eq!(
             args.join(" "),
             "-nostdin -hide_banner -benchmark -threads 2 -c:v libdav1d -flags low_delay -i a.ivf \
              -an -f null -"
         );
-        let args = ffmpeg_args(Path::new("a.h264"), StreamCodec::H264, 2, Threading::Slice, None);
+        let args = ffmpeg_args(
+            Path::new("a.h264"),
+            StreamCodec::H264,
+            2,
+            Threading::Slice,
+            None,
+        );
         assert_eq!(
             args.join(" "),
             "-nostdin -hide_banner -benchmark -threads 2 -thread_type slice -i a.h264 -an -f \
