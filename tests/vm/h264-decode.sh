@@ -6,9 +6,10 @@
 #   1. every in-scope H.264 stream under $DAEDALUS_VECTORS/h264 (progressive 4:2:0, 8/10-bit),
 #      frame-based with Annex-B start codes: the per-frame MD5s (output order, cropped) equal to
 #      the reference's (the first N lines for the VK-GL-CTS references, which cover N frames);
-#   2. a few multi-slice streams slice-based with no start codes (SLICE_PARAMS, PRED_WEIGHTS,
-#      HOLD_CAPTURE_BUF): the same MD5s;
-#   3. out-of-scope streams (interlaced: MBAFF / field pictures, per MANIFEST.tsv) end with the
+#   2. a few multi-slice streams slice-based (SLICE_PARAMS, PRED_WEIGHTS, HOLD_CAPTURE_BUF), with
+#      no start codes and with Annex-B start codes: the same MD5s;
+#   3. a Matroska remux (tools/tests/data) of an Annex-B vector: the original's MD5s;
+#   4. out-of-scope streams (interlaced: MBAFF / field pictures, per MANIFEST.tsv) end with the
 #      "refused by the device" error and exit status 3, never as success.
 # Prints the counts; exits non-zero on any failure.
 set -euo pipefail
@@ -57,7 +58,8 @@ reference() {
 check() {
   local s=$1 label=$2; shift 2
   local ref out=$work/$(basename "$s").$label.md5 n
-  if ! ref=$(reference "$s"); then
+  # REF_STREAM: take the reference of another stream (a remux of it).
+  if ! ref=$(reference "${REF_STREAM:-$s}"); then
     if [[ $(pix_fmt "$s") == yuvj420p ]]; then fail "$(basename "$s"): no native FFmpeg reference"
     else echo "note: no reference for $(basename "$s")"; fi
     return 0
@@ -98,14 +100,20 @@ while IFS= read -r s; do
 done < <(find "$vectors/h264" -type f \( -name '*.264' -o -name '*.h264' -o -name '*.jsv' -o -name '*.avc' \) | sort)
 frame_exact=$exact frame_total=$total
 
-echo "== 2. slice-based, no start codes"
+echo "== 2. slice-based, no start codes / Annex-B"
 for name in openh264/BA1_FT_C.264 openh264/CVFC1_Sony_C.jsv openh264/BASQP1_Sony_C.jsv \
             cros-codecs/test-25fps.h264 synthetic-x264/h264-synth-high10-352x288-cavlc-4slices.264; do
-  [[ -f $vectors/h264/$name ]] && { check "$vectors/h264/$name" slice --h264-mode slice --start-code none || true; }
+  [[ -f $vectors/h264/$name ]] || continue
+  check "$vectors/h264/$name" slice-none --h264-mode slice --start-code none || true
+  check "$vectors/h264/$name" slice-annexb --h264-mode slice --start-code annexb --in-flight 4 || true
 done
 
+echo "== 3. Matroska (V_MPEG4/ISO/AVC, avcC): the remux decodes like its Annex-B original"
+orig=$vectors/h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264
+[[ -f $orig ]] && { REF_STREAM=$orig check "$repo/tools/tests/data/h264-cabac-bframes-640x320.mkv" mkv || true; }
+
 echo "h264: frame-based $frame_exact of $frame_total in-scope streams byte-exact;" \
-     "slice-based $((exact - frame_exact)) of $((total - frame_total));" \
+     "slice-based and Matroska $((exact - frame_exact)) of $((total - frame_total));" \
      "$refused of $out_of_scope out-of-scope streams refused; $failures failure(s)"
 kill -0 "$daemon" 2>/dev/null || fail "daedalusd died"
 [[ $failures == 0 ]]
