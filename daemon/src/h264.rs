@@ -254,9 +254,13 @@ impl H264Decoder {
         bitstream: &[u8],
     ) -> Result<(), JobError> {
         check_supported(&c.sps)?;
-        if bitstream.is_empty() {
-            return Err(JobError::Corrupt("empty bitstream"));
-        }
+        // Zero bytes after a NAL unit are the byte stream's trailing_zero_8bits (H.264 B.1),
+        // not part of it (a NAL unit never ends in 00): clients that cut NAL units out of an
+        // Annex-B stream at the next start code may leave them.
+        let bitstream = match bitstream.iter().rposition(|&b| b != 0) {
+            Some(last) => &bitstream[..=last],
+            None => return Err(JobError::Corrupt("empty bitstream")),
+        };
         let continues_picture = c.slice_based && self.open_picture == Some(timestamp);
         if !continues_picture {
             if c.slice_based && c.first_mb_in_slice.is_some_and(|mb| mb != 0) {

@@ -353,3 +353,59 @@ fn missing_reference_is_a_decode_error() {
     c.decode_params.dpb[0].reference_ts = 1000;
     dec.decode(&c, 2000, false, &p).expect("P picture");
 }
+
+/// Slice-based without start codes: trailing zero bytes after a slice (an Annex-B stream's
+/// trailing_zero_8bits, left by a client cutting at the next start code) are not a second NAL
+/// unit and the pictures stay byte-exact; a buffer that really holds two slice NAL units is an
+/// error, never a picture decoded from the first one alone.
+#[test]
+fn slice_trailing_zeros_tolerated_two_nal_units_refused() {
+    let Some(dir) = common::vectors_dir() else {
+        return;
+    };
+    let file = "h264/openh264/BASQP1_Sony_C.jsv";
+    let Some(refpath) = reference_for(&dir, file) else {
+        return;
+    };
+    let reference = common::read_framemd5(&refpath);
+    let aus = access_units(&std::fs::read(dir.join(file)).expect("vector")).expect("parse");
+    assert!(aus[0].len() > 1, "{file} has one slice per picture");
+    // Two slice threads, as daedalusd on a 2-CPU machine (slice-based decoding with a single
+    // thread is a known issue: FFmpeg flags the first picture DECODE_SLICES, an error).
+    let mut dec = H264Decoder::new(&DecoderConfig { threads: 2 }).expect("decoder");
+    let mut md5s = Vec::new();
+    for (i, au) in aus.iter().enumerate() {
+        let ts = (i as u64 + 1) * 1000;
+        for (k, s) in au.iter().enumerate() {
+            let mut nal = s.nal.clone();
+            nal.extend_from_slice(&[0, 0, 0][..1 + k % 3]);
+            dec.decode(
+                &controls(s, Mode::SliceNoStartCode),
+                ts,
+                k + 1 < au.len(),
+                &nal,
+            )
+            .unwrap_or_else(|e| panic!("picture {i} slice {k}: {e}"));
+        }
+        md5s.push(written_md5(&dec, &au[0].pps).expect("picture"));
+    }
+    let mut sorted = reference.clone();
+    sorted.sort();
+    md5s.sort();
+    assert_eq!(md5s, sorted);
+
+    // Two slices in one buffer, separated by a start code.
+    let mut dec = H264Decoder::new(&DecoderConfig { threads: 1 }).expect("decoder");
+    let mut two = aus[0][0].nal.clone();
+    two.extend_from_slice(&[0, 0, 1]);
+    two.extend_from_slice(&aus[0][1].nal);
+    let e = dec
+        .decode(
+            &controls(&aus[0][0], Mode::SliceNoStartCode),
+            1000,
+            true,
+            &two,
+        )
+        .expect_err("two NAL units accepted as one");
+    assert_eq!(e.status(), daedalus_proto::wire::STATUS_DECODE_ERROR);
+}

@@ -420,7 +420,7 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             head
         }
     };
-    let result = if h264::client::sniff(&head) {
+    let result = if h264::client::is_h264(&input, &head)? {
         let h = h264::client::H264Options {
             mode: args.h264_mode,
             start_code: args.start_code,

@@ -44,6 +44,10 @@ pub const MAX_HEADER_ELEMENT_SIZE: u64 = 16 << 20;
 pub const VP9_CODEC_ID: &str = "V_VP9";
 /// Matroska codec ID of AV1 (the first VP9 or AV1 video track is read).
 pub const AV1_CODEC_ID: &str = "V_AV1";
+/// Matroska codec ID of H.264 in MP4 form: length-prefixed NAL units in the blocks, the
+/// `AVCDecoderConfigurationRecord` (`avcC`) as `CodecPrivate` (read with
+/// [`WebmReader::with_codecs`]).
+pub const H264_CODEC_ID: &str = "V_MPEG4/ISO/AVC";
 
 /// Default `TimecodeScale`: timestamps in milliseconds.
 pub const DEFAULT_TIMECODE_SCALE: u64 = 1_000_000;
@@ -61,6 +65,7 @@ mod id {
     pub const TRACK_NUMBER: u32 = 0xD7;
     pub const TRACK_TYPE: u32 = 0x83;
     pub const CODEC_ID: u32 = 0x86;
+    pub const CODEC_PRIVATE: u32 = 0x63A2;
     pub const DEFAULT_DURATION: u32 = 0x23_E383;
     pub const CONTENT_ENCODINGS: u32 = 0x6D80;
     pub const VIDEO: u32 = 0xE0;
@@ -123,9 +128,11 @@ pub enum WebmError {
     /// There is no Tracks element before the first Cluster.
     #[error("no Tracks element before the first Cluster")]
     NoTracks,
-    /// No VP9 video track.
-    #[error("no VP9 video track ({VP9_CODEC_ID}); tracks found: {}", codec_list(.found))]
+    /// No video track of the wanted codecs (VP9 or AV1 for [`WebmReader::new`]).
+    #[error("no {} video track; tracks found: {}", .wanted.join(" or "), codec_list(.found))]
     NoVp9Track {
+        /// The codec IDs looked for.
+        wanted: Vec<String>,
         /// The codec IDs of the tracks of the file.
         found: Vec<String>,
     },
@@ -202,6 +209,8 @@ pub struct WebmHeader {
     pub height: u32,
     /// `DefaultDuration` of the track's frames in nanoseconds, if given.
     pub default_duration_ns: Option<u64>,
+    /// The track's `CodecPrivate` (empty if absent): the `avcC` record of H.264.
+    pub codec_private: Vec<u8>,
 }
 
 impl WebmHeader {
@@ -396,6 +405,7 @@ struct Track {
     number: Option<u64>,
     track_type: Option<u64>,
     codec_id: Option<String>,
+    codec_private: Option<Vec<u8>>,
     width: Option<u64>,
     height: Option<u64>,
     default_duration: Option<u64>,
@@ -413,6 +423,7 @@ fn parse_track(body: &[u8], base: u64) -> Result<Track, WebmError> {
             id::TRACK_NUMBER => t.number = Some(parse_uint(b, off)?),
             id::TRACK_TYPE => t.track_type = Some(parse_uint(b, off)?),
             id::CODEC_ID => t.codec_id = Some(parse_string(b)),
+            id::CODEC_PRIVATE => t.codec_private = Some(b.to_vec()),
             id::DEFAULT_DURATION => t.default_duration = Some(parse_uint(b, off)?),
             id::CONTENT_ENCODINGS => t.content_encoded = true,
             id::VIDEO => {
@@ -500,8 +511,14 @@ pub struct WebmReader<R> {
 }
 
 impl<R: Read> WebmReader<R> {
-    /// Reads the headers up to the first Cluster and picks the first VP9 video track.
+    /// Reads the headers up to the first Cluster and picks the first VP9 or AV1 video track.
     pub fn new(inner: R) -> Result<Self, WebmError> {
+        Self::with_codecs(inner, &[VP9_CODEC_ID, AV1_CODEC_ID])
+    }
+
+    /// Reads the headers up to the first Cluster and picks the first video track whose
+    /// `CodecID` is one of `codec_ids`.
+    pub fn with_codecs(inner: R, codec_ids: &[&str]) -> Result<Self, WebmError> {
         let mut r = WebmReader {
             inner,
             pos: 0,
@@ -513,6 +530,7 @@ impl<R: Read> WebmReader<R> {
                 width: 0,
                 height: 0,
                 default_duration_ns: None,
+                codec_private: Vec::new(),
             },
             segment_end: None,
             cluster: None,
@@ -576,10 +594,13 @@ impl<R: Read> WebmReader<R> {
         let track = tracks
             .iter()
             .find(|t| {
-                matches!(t.codec_id.as_deref(), Some(VP9_CODEC_ID | AV1_CODEC_ID))
+                t.codec_id
+                    .as_deref()
+                    .is_some_and(|c| codec_ids.contains(&c))
                     && t.track_type.map_or(true, |ty| ty == TRACK_TYPE_VIDEO)
             })
             .ok_or_else(|| WebmError::NoVp9Track {
+                wanted: codec_ids.iter().map(|c| c.to_string()).collect(),
                 found: tracks
                     .iter()
                     .map(|t| t.codec_id.clone().unwrap_or_else(|| "(no CodecID)".into()))
@@ -602,6 +623,7 @@ impl<R: Read> WebmReader<R> {
         r.header.track_number = number;
         r.header.codec_id = track.codec_id.clone().unwrap_or_default();
         r.header.default_duration_ns = track.default_duration;
+        r.header.codec_private = track.codec_private.clone().unwrap_or_default();
         Ok(r)
     }
 
@@ -1210,17 +1232,17 @@ mod tests {
         );
         let err = WebmReader::new(&data[..]).unwrap_err();
         assert!(
-            matches!(&err, WebmError::NoVp9Track { found } if found == &["A_OPUS", "V_VP8"]),
+            matches!(&err, WebmError::NoVp9Track { found, .. } if found == &["A_OPUS", "V_VP8"]),
             "{err:?}"
         );
         assert_eq!(
             err.to_string(),
-            "no VP9 video track (V_VP9); tracks found: A_OPUS, V_VP8"
+            "no V_VP9 or V_AV1 video track; tracks found: A_OPUS, V_VP8"
         );
         let data = file(&[tracks(&[])], false);
         assert_eq!(
             WebmReader::new(&data[..]).unwrap_err().to_string(),
-            "no VP9 video track (V_VP9); tracks found: none"
+            "no V_VP9 or V_AV1 video track; tracks found: none"
         );
         // No Tracks before the first Cluster.
         let data = file(&[el(id::CLUSTER, &uint(id::TIMECODE, 0))], false);

@@ -2,7 +2,7 @@
 //! `daedalus decode` for H.264: a stateless `V4L2_PIX_FMT_H264_SLICE` client, written the way
 //! GStreamer's `v4l2slh264dec` drives hardware decoders.
 //!
-//! * Input: Annex-B or MP4 ([`super::stream`]); parameter sets and slice headers parsed with
+//! * Input: Annex-B, MP4 or Matroska / WebM ([`super::stream`]); parameter sets and slice headers parsed with
 //!   cros-codecs, slices grouped into pictures.
 //! * Every request carries SPS, PPS, SCALING_MATRIX and DECODE_PARAMS (GStreamer style);
 //!   DECODE_MODE and START_CODE are set once per configuration.
@@ -82,6 +82,14 @@ pub struct H264Options {
 /// Whether the first bytes of a file are H.264 this client reads.
 pub fn sniff(first_bytes: &[u8]) -> bool {
     super::stream::sniff(first_bytes)
+}
+
+/// Whether `input` is H.264 this client reads: [`sniff`] on its first bytes, or a Matroska /
+/// WebM file with an H.264 track.
+pub fn is_h264(input: &Input, first_bytes: &[u8]) -> Result<bool> {
+    Ok(sniff(first_bytes)
+        || (crate::container::sniff(first_bytes) == crate::container::Container::Webm
+            && super::stream::webm_has_h264(input.open()?)))
 }
 
 /// Decodes the H.264 stream `input` through the device of `opts`, calling `progress` now and

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
-//! H.264 input: the NAL units of an Annex-B stream or of the H.264 track of an MP4 file, parsed
+//! H.264 input: the NAL units of an Annex-B stream or of the H.264 track of an MP4 or
+//! Matroska / WebM file (`V_MPEG4/ISO/AVC`, `avcC` as CodecPrivate), parsed
 //! with cros-codecs (`cros_codecs::codec::h264::parser`) and grouped into pictures (H.264
 //! 7.4.1.2.4: a new picture starts with `first_mb_in_slice = 0` or when a slice header differs
 //! from the previous one in the fields that identify a picture).
@@ -13,6 +14,7 @@ use log::warn;
 
 use super::nal::{self, split_annex_b, split_length_prefixed};
 use crate::mp4;
+use crate::webm::{self, WebmReader};
 
 /// Why the stream cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +28,9 @@ pub enum StreamError {
     /// Broken MP4.
     #[error(transparent)]
     Mp4(#[from] mp4::Mp4Error),
+    /// Broken Matroska / WebM, or no H.264 track in it.
+    #[error(transparent)]
+    Webm(#[from] webm::WebmError),
     /// A parameter set the parser rejects.
     #[error("NAL unit {index}: cannot parse the {what}: {reason}")]
     ParameterSet {
@@ -49,14 +54,28 @@ pub struct NalSource {
     pub container: &'static str,
 }
 
-/// Whether the first bytes of a file look like H.264 this module reads (Annex-B or MP4).
+/// Whether the first bytes of a file look like H.264 this module reads (Annex-B or MP4;
+/// Matroska needs its track list: [`webm_has_h264`]).
 pub fn sniff(first_bytes: &[u8]) -> bool {
     nal::looks_like_annex_b(first_bytes) || mp4::sniff(first_bytes)
 }
 
+/// The EBML header ID that starts every Matroska / WebM file.
+const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
+
+/// Whether `input` is a Matroska / WebM file with an H.264 (`V_MPEG4/ISO/AVC`) video track
+/// (reads its headers only).
+pub fn webm_has_h264(input: impl std::io::Read) -> bool {
+    WebmReader::with_codecs(input, &[webm::H264_CODEC_ID]).is_ok()
+}
+
 impl NalSource {
-    /// Splits a whole file into NAL units: MP4 (`ftyp` first) or Annex-B.
+    /// Splits a whole file into NAL units: MP4 (`ftyp` first), Matroska / WebM (EBML header
+    /// first) or Annex-B.
     pub fn load(data: Vec<u8>) -> Result<Self, StreamError> {
+        if data.starts_with(&EBML_MAGIC) {
+            return Self::load_matroska(&data);
+        }
         if mp4::sniff(&data) {
             let track = mp4::read_track(&data)?;
             let mut out = Vec::with_capacity(data.len());
@@ -86,6 +105,31 @@ impl NalSource {
             data,
             nals,
             container: "Annex-B",
+        })
+    }
+
+    /// The parameter sets of the `avcC` CodecPrivate, then the length-prefixed NAL units of
+    /// every block of the first H.264 track.
+    fn load_matroska(data: &[u8]) -> Result<Self, StreamError> {
+        let mut reader = WebmReader::with_codecs(data, &[webm::H264_CODEC_ID])?;
+        let config = nal::parse_avcc(&reader.header().codec_private)?;
+        let mut out = Vec::with_capacity(data.len());
+        let mut nals = Vec::new();
+        for ps in &config.parameter_sets {
+            nals.push(out.len()..out.len() + ps.len());
+            out.extend_from_slice(ps);
+        }
+        let mut block = Vec::new();
+        while reader.next_frame(&mut block)?.is_some() {
+            for r in split_length_prefixed(&block, config.length_size)? {
+                nals.push(out.len()..out.len() + r.len());
+                out.extend_from_slice(&block[r]);
+            }
+        }
+        Ok(NalSource {
+            data: out,
+            nals,
+            container: "Matroska",
         })
     }
 
@@ -321,6 +365,63 @@ mod tests {
         }
     }
 
+    /// The slice NAL units of a stream (the parameter sets may move into `avcC`).
+    fn slices(s: &NalSource) -> Vec<Vec<u8>> {
+        s.nals
+            .iter()
+            .map(|r| s.data[r.clone()].to_vec())
+            .filter(|n| matches!(n.first().map(|h| h & 0x1f), Some(1 | 5)))
+            .collect()
+    }
+
+    #[test]
+    fn matroska() {
+        let mkv = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/h264-cabac-bframes-640x320.mkv"),
+        )
+        .unwrap();
+        assert!(!sniff(&mkv[..16]));
+        assert!(webm_has_h264(&mkv[..]));
+        let src = NalSource::load(mkv.clone()).unwrap();
+        assert_eq!(src.container, "Matroska");
+        let mut p = Pictures::new(&src);
+        let mut n = 0;
+        while let Some(pic) = p.next_picture().unwrap() {
+            assert_eq!((pic.sps.width(), pic.sps.height()), (640, 320));
+            assert!(n > 0 || pic.first().idr);
+            n += 1;
+        }
+        assert_eq!((n, p.bad_slices), (9, 0));
+        // A broken avcC (the CodecPrivate cut short) is an error, not a guess.
+        let at = mkv
+            .windows(2)
+            .position(|w| w == [0x63, 0xA2])
+            .expect("CodecPrivate");
+        let mut broken = mkv.clone();
+        broken[at + 3] = 0; // configurationVersion
+        assert!(matches!(
+            NalSource::load(broken),
+            Err(StreamError::Nal(nal::NalError::BadAvcc(_)))
+        ));
+        // The same slices as the Annex-B original.
+        let Some(dir) = vectors() else {
+            return;
+        };
+        let annexb =
+            std::fs::read(dir.join("h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264"))
+                .unwrap();
+        assert_eq!(slices(&src), slices(&NalSource::load(annexb).unwrap()));
+        // No H.264 track: a VP9 WebM is not H.264.
+        let vp9 = std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data/vp9-8bit-35x19-arf.webm"),
+        )
+        .unwrap();
+        assert!(!webm_has_h264(&vp9[..]));
+        assert!(matches!(NalSource::load(vp9), Err(StreamError::Webm(_))));
+    }
+
     #[test]
     fn mp4_gives_the_same_nals() {
         let Some(dir) = vectors() else {
@@ -330,7 +431,11 @@ mod tests {
         let annexb = NalSource::load(data).unwrap();
         // Build an MP4: SPS/PPS into avcC, one sample per picture (length-prefixed NALs).
         let nal = |i: usize| &annexb.data[annexb.nals[i].clone()];
-        let (sps, pps) = (nal(0), nal(1));
+        // The stream starts with an access unit delimiter, then SPS and PPS.
+        let first_ps = (0..annexb.nals.len())
+            .find(|&i| nal(i)[0] & 0x1f == 7)
+            .unwrap();
+        let (sps, pps) = (nal(first_ps), nal(first_ps + 1));
         assert_eq!((sps[0] & 0x1f, pps[0] & 0x1f), (7, 8));
         let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
         avcc.extend((sps.len() as u16).to_be_bytes());
@@ -338,7 +443,8 @@ mod tests {
         avcc.push(1);
         avcc.extend((pps.len() as u16).to_be_bytes());
         avcc.extend(pps);
-        let samples: Vec<Vec<u8>> = (2..annexb.nals.len())
+        let others = || (0..annexb.nals.len()).filter(|&i| i != first_ps && i != first_ps + 1);
+        let samples: Vec<Vec<u8>> = others()
             .map(|i| {
                 let mut s = (nal(i).len() as u32).to_be_bytes().to_vec();
                 s.extend(nal(i));
@@ -354,6 +460,11 @@ mod tests {
                 .map(|r| s.data[r.clone()].to_vec())
                 .collect::<Vec<_>>()
         };
-        assert_eq!(all(&m), all(&annexb));
+        let expected: Vec<Vec<u8>> = [first_ps, first_ps + 1]
+            .into_iter()
+            .chain(others())
+            .map(|i| nal(i).to_vec())
+            .collect();
+        assert_eq!(all(&m), expected);
     }
 }

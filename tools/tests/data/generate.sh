@@ -101,3 +101,11 @@ PY
 ff -f lavfi -i sine=frequency=440:sample_rate=48000:duration=0.53 -i vp9-8bit-35x19-arf.ivf \
    -map 0:a -map 1:v -c:v copy -c:a libopus -flags:a +bitexact -b:a 6k -ac 1 -fflags +bitexact -f webm \
    vp9-8bit-35x19-arf-opus.webm
+
+# H.264 in Matroska (V_MPEG4/ISO/AVC, avcC CodecPrivate, length-prefixed NAL units): a remux of
+# the openh264 vector Cisco_Men_whisper_640x320_CABAC_Bframe_9.264 (BSD-2-Clause; 9 pictures,
+# CABAC, B-frames) from DAEDALUS_VECTORS. Raw H.264 has no timestamps for B-frames, so the
+# blocks count decode order (setts); decoders order pictures by POC anyway.
+vectors=${DAEDALUS_VECTORS:-$(pwd)/../../../../shared/vectors}
+ff -i "$vectors/h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264" -c copy \
+   -bsf:v setts=ts=N -map_metadata -1 -fflags +bitexact -flags +bitexact h264-cabac-bframes-640x320.mkv
