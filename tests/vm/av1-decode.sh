@@ -3,7 +3,9 @@
 #
 # VM test (guest, daedalus.ko loaded): AV1 through the whole device — daedalusd attached,
 # `daedalus decode` as the stateless client — over every AV1 stream under $DAEDALUS_VECTORS/av1,
-# in each payload mode of $AV1_MODES (default "obu tiles"):
+# in each payload mode of $AV1_MODES (default "tiles": tile-group payloads as GStreamer sends them, so
+# the daemon rebuilds every header; `-- env AV1_MODES="obu tiles"` adds full OBUs, which the
+# in-process daemon test covers for every vector in every mode):
 #   * dav1d-test-data `.md5` lines (MD5 of the whole output, film grain off unless the line says
 #     `--filmgrain 1`): compared with `--whole-md5`; lines with other dav1d arguments
 #     (--oppoint / --alllayers / --decodeframetype / --limit) select outputs dav1d's defaults do
@@ -17,7 +19,7 @@ set -uo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=$repo/target/release/daedalus
 vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
-modes=${AV1_MODES:-obu tiles}
+modes=${AV1_MODES:-tiles}
 per_stream_timeout=${AV1_TIMEOUT:-120}
 [[ -x $bin ]] || { echo "av1-decode: $bin not found"; exit 1; }
 if [[ ! -d $vectors/av1 ]]; then
