@@ -271,10 +271,11 @@ fn format_problems() {
         r.job(&frames[0], picture(BitDepth::Ten, 96, 64)).status,
         STATUS_DECODE_ERROR
     );
-    // Another codec.
+    // The job says H.264 but carries VP9 bytes and no H.264 controls: refused as broken input
+    // (a decode error), nothing decoded.
     let mut h = r.header(&frames[0], picture(BitDepth::Eight, 96, 64));
     h.codec = Codec::H264;
-    assert_eq!(r.send(h, true).status, STATUS_UNSUPPORTED);
+    assert_eq!(r.send(h, true).status, STATUS_DECODE_ERROR);
     // No VP9 frame control: the bitstream is enough.
     let h = r.header(&frames[0], picture(BitDepth::Eight, 96, 64));
     assert_eq!(r.send(h, false).status, STATUS_OK);
@@ -286,5 +287,5 @@ fn format_problems() {
         STATUS_UNSUPPORTED
     );
     let s = r.ctx.stats();
-    assert_eq!((s.decode_errors, s.unsupported, s.ok), (2, 2, 1));
+    assert_eq!((s.decode_errors, s.unsupported, s.ok), (3, 1, 1));
 }
