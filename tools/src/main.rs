@@ -166,8 +166,9 @@ struct DecodeArgs {
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     film_grain: OnOff,
 
-    /// How long one request may take to complete, in milliseconds.
-    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    /// How long one request may take to complete, in milliseconds (generous: a decode in an
+    /// emulated VM can take seconds; a hung device is still noticed).
+    #[arg(long, value_name = "MS", default_value_t = 30000)]
     timeout_ms: u64,
 
     /// Requests in flight.
