@@ -50,8 +50,10 @@ test-host:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 	$(CARGO) test --workspace --locked
 	# The daemon decoding every vector in process (ignored above: far too slow unoptimized).
+	# h264_heavy_vectors_byte_exact (4K / 1080p, and the two full-range streams whose reference
+	# is range-converted, see docs/h264.md) stays opt-in: h264-decode.sh checks those in the VM.
 	$(CARGO) test --release --locked -p daedalus-daemon --test av1_vectors --test h264_vectors \
-	  -- --include-ignored
+	  -- --include-ignored --skip h264_heavy_vectors_byte_exact
 
 test-vm: kernel module clients-rootfs
 	scripts/test-vm
