@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-run: --bind "$DAEDALUS_VECTORS"
+# vm-run: --timeout 1800 --bind "$DAEDALUS_VECTORS"
 #
 # VM test (guest, daedalus.ko loaded): AV1 through the whole device — daedalusd attached,
 # `daedalus decode` as the stateless client — over AV1 streams under $DAEDALUS_VECTORS/av1 (a

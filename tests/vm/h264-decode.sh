@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-run:
+# vm-run: --timeout 1500
 #
 # VM test (guest, outside the chroot, daedalus.ko loaded): H.264 through the whole device —
 # daedalusd attached to /dev/daedalus, `daedalus decode` as the stateless client:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS"
+# vm-run: --timeout 1200 --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS"
 #
 # VM test (in the Debian 13 client chroot; daedalusd started outside it): GStreamer 1.26's
 # v4l2slvp9dec decoding through daedalus, checked against FFmpeg / libvpx references:
