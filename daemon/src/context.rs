@@ -222,41 +222,25 @@ pub fn write_picture_clipped(
     cap: &mut Mapping,
     pic: &PictureFormat,
 ) -> Result<(), JobError> {
-    let depth = match frame.format() {
-        Pixel::YUV420P => BitDepth::Eight,
-        Pixel::YUV420P10LE => BitDepth::Ten,
-        _ => {
-            return Err(JobError::Unsupported(
-                "decoded pixel format (not 4:2:0 8/10-bit)",
-            ))
-        }
-    };
-    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
-        "CAPTURE format is neither NV12 nor P010",
-    ))?;
-    if depth != want {
-        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
-        return Err(JobError::DepthMismatch {
-            frame: bits(depth),
-            capture: bits(want),
-        });
-    }
-    let mut src = planar_view(frame, depth)?;
-    src.width = src.width.min(pic.width as usize);
-    src.height = src.height.min(pic.height as usize);
-    let layout = SemiPlanar {
-        bytesperline: pic.bytesperline as usize,
-        chroma_offset: pic.chroma_offset as usize,
-    };
-    cap.write_with(|dst| convert::write_semiplanar(&src, dst, layout))?;
-    Ok(())
+    write_frame(frame, cap, pic, true)
 }
 
-/// Writes a decoded frame into the CAPTURE mapping in the job's layout.
+/// Writes a decoded frame into the CAPTURE mapping in the job's layout; a frame larger than the
+/// CAPTURE format is an error.
 pub fn write_picture(
     frame: &frame::Video,
     cap: &mut Mapping,
     pic: &PictureFormat,
+) -> Result<(), JobError> {
+    write_frame(frame, cap, pic, false)
+}
+
+/// [`write_picture`] (`clip` false) and [`write_picture_clipped`] (`clip` true).
+fn write_frame(
+    frame: &frame::Video,
+    cap: &mut Mapping,
+    pic: &PictureFormat,
+    clip: bool,
 ) -> Result<(), JobError> {
     let depth = match frame.format() {
         Pixel::YUV420P => BitDepth::Eight,
@@ -278,7 +262,7 @@ pub fn write_picture(
         });
     }
     let (width, height) = (frame.width(), frame.height());
-    if width > pic.width || height > pic.height {
+    if !clip && (width > pic.width || height > pic.height) {
         return Err(JobError::TooLarge {
             width,
             height,
@@ -286,7 +270,9 @@ pub fn write_picture(
             max_height: pic.height,
         });
     }
-    let src = planar_view(frame, depth)?;
+    let mut src = planar_view(frame, depth)?;
+    src.width = src.width.min(pic.width as usize);
+    src.height = src.height.min(pic.height as usize);
     let layout = SemiPlanar {
         bytesperline: pic.bytesperline as usize,
         chroma_offset: pic.chroma_offset as usize,
