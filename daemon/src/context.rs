@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use daedalus_proto::formats::{BitDepth, Codec};
 use daedalus_proto::wire::{Completion, Job, PictureFormat, STATUS_OK};
-use ffmpeg_next::{format::Pixel, frame};
+use ffmpeg_next::{ffi, frame};
 
 use crate::av1::{Av1Controls, Av1Decoder};
 use crate::convert::{self, Planar, Plane, SemiPlanar};
@@ -222,7 +222,7 @@ pub fn write_picture_clipped(
     cap: &mut Mapping,
     pic: &PictureFormat,
 ) -> Result<(), JobError> {
-    write_frame(frame, cap, pic, true)
+    write_planar(&video_planes(frame)?, cap, pic, true)
 }
 
 /// Writes a decoded frame into the CAPTURE mapping in the job's layout; a frame larger than the
@@ -232,63 +232,74 @@ pub fn write_picture(
     cap: &mut Mapping,
     pic: &PictureFormat,
 ) -> Result<(), JobError> {
-    write_frame(frame, cap, pic, false)
+    write_planar(&video_planes(frame)?, cap, pic, false)
 }
 
-/// [`write_picture`] (`clip` false) and [`write_picture_clipped`] (`clip` true).
-fn write_frame(
-    frame: &frame::Video,
+/// Writes `src` into the CAPTURE mapping as the job's NV12 / P010 layout. A picture larger than
+/// the CAPTURE format is clipped to it when `clip` is set (AV1 superres, H.264 coded size with
+/// cropping), an error otherwise.
+pub(crate) fn write_planar(
+    src: &Planar<'_>,
     cap: &mut Mapping,
     pic: &PictureFormat,
     clip: bool,
 ) -> Result<(), JobError> {
-    let depth = match frame.format() {
-        Pixel::YUV420P => BitDepth::Eight,
-        Pixel::YUV420P10LE => BitDepth::Ten,
+    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
+        "CAPTURE format is neither NV12 nor P010",
+    ))?;
+    if src.depth != want {
+        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
+        return Err(JobError::DepthMismatch {
+            frame: bits(src.depth),
+            capture: bits(want),
+        });
+    }
+    let (width, height) = (src.width, src.height);
+    if !clip && (width > pic.width as usize || height > pic.height as usize) {
+        return Err(JobError::TooLarge {
+            width: width as u32,
+            height: height as u32,
+            max_width: pic.width,
+            max_height: pic.height,
+        });
+    }
+    let clipped = Planar {
+        width: width.min(pic.width as usize),
+        height: height.min(pic.height as usize),
+        ..*src
+    };
+    let layout = SemiPlanar {
+        bytesperline: pic.bytesperline as usize,
+        chroma_offset: pic.chroma_offset as usize,
+    };
+    cap.write_with(|dst| convert::write_semiplanar(&clipped, dst, layout))?;
+    Ok(())
+}
+
+/// The planes of a decoded frame.
+fn video_planes(frame: &frame::Video) -> Result<Planar<'_>, JobError> {
+    // SAFETY: `frame` wraps a valid AVFrame for as long as it is borrowed.
+    frame_planes(unsafe { &*frame.as_ptr() })
+}
+
+/// The planes of a decoded 4:2:0 8- or 10-bit AVFrame; other formats are unsupported.
+pub(crate) fn frame_planes(f: &ffi::AVFrame) -> Result<Planar<'_>, JobError> {
+    use ffi::AVPixelFormat as F;
+    let depth = match f.format {
+        x if x == F::AV_PIX_FMT_YUV420P as i32 || x == F::AV_PIX_FMT_YUVJ420P as i32 => {
+            BitDepth::Eight
+        }
+        x if x == F::AV_PIX_FMT_YUV420P10LE as i32 => BitDepth::Ten,
         _ => {
             return Err(JobError::Unsupported(
                 "decoded pixel format (not 4:2:0 8/10-bit)",
             ))
         }
     };
-    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
-        "CAPTURE format is neither NV12 nor P010",
-    ))?;
-    if depth != want {
-        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
-        return Err(JobError::DepthMismatch {
-            frame: bits(depth),
-            capture: bits(want),
-        });
-    }
-    let (width, height) = (frame.width(), frame.height());
-    if !clip && (width > pic.width || height > pic.height) {
-        return Err(JobError::TooLarge {
-            width,
-            height,
-            max_width: pic.width,
-            max_height: pic.height,
-        });
-    }
-    let mut src = planar_view(frame, depth)?;
-    src.width = src.width.min(pic.width as usize);
-    src.height = src.height.min(pic.height as usize);
-    let layout = SemiPlanar {
-        bytesperline: pic.bytesperline as usize,
-        chroma_offset: pic.chroma_offset as usize,
-    };
-    cap.write_with(|dst| convert::write_semiplanar(&src, dst, layout))?;
-    Ok(())
-}
-
-/// The planes of a decoded 4:2:0 frame.
-pub(crate) fn planar_view(frame: &frame::Video, depth: BitDepth) -> Result<Planar<'_>, JobError> {
-    // SAFETY: `frame` wraps a valid AVFrame for as long as it is borrowed.
-    let f = unsafe { &*frame.as_ptr() };
-    let (w, h) = (f.width as usize, f.height as usize);
     if f.width <= 0 || f.height <= 0 {
         return Err(JobError::Internal("decoded frame has no size"));
     }
+    let (w, h) = (f.width as usize, f.height as usize);
     let bps = depth.bytes_per_sample() as usize;
     let plane = |i: usize, pw: usize, ph: usize| -> Result<Plane<'_>, JobError> {
         let stride = usize::try_from(f.linesize[i])
@@ -299,9 +310,10 @@ pub(crate) fn planar_view(frame: &frame::Video, depth: BitDepth) -> Result<Plana
             return Err(JobError::Internal("decoded frame lacks a plane"));
         }
         let len = stride * (ph - 1) + pw * bps;
-        // SAFETY: a decoded frame's plane `i` holds `ph` rows of `linesize[i]` bytes (FFmpeg's
-        // frame buffers are at least that large), so its first `len` bytes are readable; the
-        // frame keeps a reference to that memory while `frame` is borrowed.
+        // SAFETY: a decoded frame's plane `i` holds `ph` rows of `linesize[i]` bytes (FFmpeg
+        // allocates its frame buffers at least that large, and H.264's get_buffer2 buffers are
+        // sized by FFmpeg's own av_image_fill_arrays for the frame), so its first `len` bytes
+        // are readable; the caller's borrow of `f` keeps the frame's reference to that memory.
         let data = unsafe { std::slice::from_raw_parts(f.data[i], len) };
         Ok(Plane { data, stride })
     };

@@ -25,13 +25,12 @@ use std::ptr::NonNull;
 
 use daedalus_codecs::h264::rebuild;
 use daedalus_codecs::uapi;
-use daedalus_proto::formats::BitDepth;
-use daedalus_proto::wire::{Job, PictureFormat, JOB_FLAG_HOLD_CAPTURE};
+use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi};
 
 use crate::avbuf::{AvBuffer, PADDING};
-use crate::convert::{self, Planar, Plane, SemiPlanar};
+use crate::convert::Planar;
 use crate::decoder::DecoderConfig;
 use crate::error::JobError;
 use crate::mapping::Mapping;
@@ -396,48 +395,7 @@ impl H264Decoder {
         }
         // SAFETY: the frame holds our reference to the picture's buffers (taken in
         // get_buffer2), alive until the next allocation, which needs `&mut self`.
-        let f = unsafe { &*self.allocated.frame.as_ptr() };
-        let depth = match f.format {
-            x if x == ffi::AVPixelFormat::AV_PIX_FMT_YUV420P as i32
-                || x == ffi::AVPixelFormat::AV_PIX_FMT_YUVJ420P as i32 =>
-            {
-                BitDepth::Eight
-            }
-            x if x == ffi::AVPixelFormat::AV_PIX_FMT_YUV420P10LE as i32 => BitDepth::Ten,
-            _ => {
-                return Err(JobError::Unsupported(
-                    "decoded pixel format (not 4:2:0 8/10-bit)",
-                ))
-            }
-        };
-        if f.width <= 0 || f.height <= 0 {
-            return Err(JobError::Internal("decoded frame has no size"));
-        }
-        let (w, h) = (f.width as usize, f.height as usize);
-        let bps = depth.bytes_per_sample() as usize;
-        let plane = |i: usize, pw: usize, ph: usize| -> Result<Plane<'_>, JobError> {
-            let stride = usize::try_from(f.linesize[i])
-                .ok()
-                .filter(|&s| s >= pw * bps)
-                .ok_or(JobError::Internal("unexpected frame stride"))?;
-            if f.data[i].is_null() {
-                return Err(JobError::Internal("decoded frame lacks a plane"));
-            }
-            let len = stride * (ph - 1) + pw * bps;
-            // SAFETY: FFmpeg allocated plane `i` for `ph` rows of `linesize[i]` bytes at this
-            // frame's (coded) size; our reference keeps it alive while `self` is borrowed.
-            let data = unsafe { std::slice::from_raw_parts(f.data[i], len) };
-            Ok(Plane { data, stride })
-        };
-        let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
-        Ok(Planar {
-            width: w,
-            height: h,
-            depth,
-            y: plane(0, w, h)?,
-            u: plane(1, cw, ch)?,
-            v: plane(2, cw, ch)?,
-        })
+        crate::context::frame_planes(unsafe { &*self.allocated.frame.as_ptr() })
     }
 
     fn fill_packet(&mut self, parts: &[&[u8]]) -> Result<(), JobError> {
@@ -560,34 +518,6 @@ pub fn decode_job(
             &out.bytes()[start..end],
         )?;
     }
-    write_picture(&dec.picture()?, cap, &job.picture)
-}
-
-/// Writes a decoded picture into the CAPTURE mapping, clipped to the CAPTURE format's size.
-pub fn write_picture(
-    src: &Planar<'_>,
-    cap: &mut Mapping,
-    pic: &PictureFormat,
-) -> Result<(), JobError> {
-    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
-        "CAPTURE format is neither NV12 nor P010",
-    ))?;
-    if want != src.depth {
-        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
-        return Err(JobError::DepthMismatch {
-            frame: bits(src.depth),
-            capture: bits(want),
-        });
-    }
-    let clipped = Planar {
-        width: src.width.min(pic.width as usize),
-        height: src.height.min(pic.height as usize),
-        ..*src
-    };
-    let layout = SemiPlanar {
-        bytesperline: pic.bytesperline as usize,
-        chroma_offset: pic.chroma_offset as usize,
-    };
-    cap.write_with(|dst| convert::write_semiplanar(&clipped, dst, layout))?;
-    Ok(())
+    // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped one.
+    crate::context::write_planar(&dec.picture()?, cap, &job.picture, true)
 }

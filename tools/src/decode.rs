@@ -89,13 +89,131 @@ pub struct Outputs {
     pub whole_md5: Option<Box<dyn Write>>,
 }
 
-impl Outputs {
-    fn any(&self) -> bool {
+/// Where the decoded pictures go: the run's [`Outputs`], fed one planar picture at a time in
+/// display order. Shared by every codec's client.
+pub(crate) struct PictureSink {
+    raw: Option<Box<dyn Write>>,
+    md5: Option<Box<dyn Write>>,
+    framemd5: Option<FrameMd5Writer<Box<dyn Write>>>,
+    /// The running MD5 of every picture and where it goes at the end.
+    whole_md5: Option<(md5::Md5, Box<dyn Write>)>,
+}
+
+impl PictureSink {
+    /// `tb` and `pts` (the first packets' timestamps) time the framemd5 output like FFmpeg.
+    pub(crate) fn new(outputs: Outputs, tb: Rational, pts: &[i64]) -> Self {
+        PictureSink {
+            raw: outputs.raw,
+            md5: outputs.md5,
+            framemd5: outputs
+                .framemd5
+                .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, pts))),
+            whole_md5: outputs
+                .whole_md5
+                .map(|out| (<md5::Md5 as md5::Digest>::new(), out)),
+        }
+    }
+
+    /// Whether any output needs the pictures (else the client need not read them).
+    pub(crate) fn wants_pictures(&self) -> bool {
         self.raw.is_some()
-            || self.framemd5.is_some()
             || self.md5.is_some()
+            || self.framemd5.is_some()
             || self.whole_md5.is_some()
     }
+
+    /// Writes one picture (planar, as [`picture::to_planar`] makes it) shown at `pts`.
+    pub(crate) fn write(&mut self, pts: i64, width: u32, height: u32, planar: &[u8]) -> Result<()> {
+        if let Some(raw) = &mut self.raw {
+            raw.write_all(planar).context("cannot write the pictures")?;
+        }
+        if let Some(w) = &mut self.framemd5 {
+            w.frame(pts, width, height, planar)
+                .context("cannot write the framemd5 output")?;
+        }
+        if let Some(md5) = &mut self.md5 {
+            writeln!(md5, "{}", picture::md5_hex(planar)).context("cannot write the MD5s")?;
+        }
+        if let Some((ctx, _)) = &mut self.whole_md5 {
+            md5::Digest::update(ctx, planar);
+        }
+        Ok(())
+    }
+
+    /// Writes the whole-output MD5 (once: the end of the run) and flushes every output.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        if let Some((ctx, mut out)) = self.whole_md5.take() {
+            let digest = md5::Digest::finalize(ctx);
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            writeln!(out, "{hex}").context("cannot write the MD5")?;
+            out.flush().context("cannot write the MD5")?;
+        }
+        if let Some(w) = &mut self.framemd5 {
+            w.flush().context("cannot write the framemd5 output")?;
+        }
+        for out in [&mut self.raw, &mut self.md5].into_iter().flatten() {
+            out.flush().context("cannot write an output")?;
+        }
+        Ok(())
+    }
+}
+
+/// A request that completed: when, and the CAPTURE buffer it returned (if it was asked for).
+pub(crate) struct Completed {
+    pub at: Instant,
+    /// The CAPTURE buffer's index and whether it carries `V4L2_BUF_FLAG_ERROR`.
+    pub capture: Option<(u32, bool)>,
+}
+
+/// Waits for the request `request` (frame `id`, OUTPUT buffer `buf`, queued with timestamp
+/// `id` us) to complete, dequeues its OUTPUT buffer, re-initialises the request and, with
+/// `capture`, dequeues the CAPTURE buffer that must carry the same timestamp. Every way the
+/// device can break the contract (time-out, other buffers, decode order) is an error.
+pub(crate) fn complete_request(
+    dev: &VideoDevice,
+    request: &Request,
+    buf: usize,
+    id: u64,
+    timeout: Duration,
+    capture: bool,
+) -> Result<Completed> {
+    let at = match request.wait(timeout)? {
+        RequestWait::Completed => Instant::now(),
+        RequestWait::TimedOut => bail!(
+            "the request of frame {id} (timestamp {id} us) did not complete within {} ms: the \
+             driver (or its decoding daemon) does not answer",
+            timeout.as_millis()
+        ),
+        RequestWait::NotQueued => bail!("the request of frame {id} is not queued"),
+    };
+    let out = dev
+        .dequeue_wait(OUTPUT, timeout)
+        .context("request completed but its OUTPUT buffer cannot be dequeued")?;
+    if out.index as usize != buf {
+        bail!(
+            "dequeued OUTPUT buffer {} while waiting for {buf}",
+            out.index
+        );
+    }
+    request.reinit()?;
+    if !capture {
+        return Ok(Completed { at, capture: None });
+    }
+    let cap = dev
+        .dequeue_wait(CAPTURE, timeout)
+        .context("request completed but no CAPTURE buffer can be dequeued")?;
+    if cap.timestamp_us != id as i64 {
+        bail!(
+            "CAPTURE buffer {} carries timestamp {} us, expected {id} (decode order broken)",
+            cap.index,
+            cap.timestamp_us
+        );
+    }
+    let error = cap.flags & V4L2_BUF_FLAG_ERROR != 0;
+    Ok(Completed {
+        at,
+        capture: Some((cap.index, error)),
+    })
 }
 
 /// The device refused the stream's parameters (the controls describing it): the stream is out
@@ -412,20 +530,18 @@ pub(crate) struct Decoder<'a> {
     displays: VecDeque<Display>,
     slots: [Option<u64>; NUM_REF_FRAMES],
     next_id: u64,
-    outputs: Outputs,
-    framemd5: Option<FrameMd5Writer<Box<dyn Write>>>,
+    sink: PictureSink,
     planar: Vec<u8>,
     summary: Summary,
     started: Option<Instant>,
     warned_no_key: bool,
-    whole_md5: Option<md5::Md5>,
 }
 
 impl<'a> Decoder<'a> {
     pub(crate) fn new(
         opts: &'a Options,
         setup: StreamSetup,
-        mut outputs: Outputs,
+        outputs: Outputs,
         observer: &'a mut dyn Observer,
     ) -> Result<Self> {
         if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
@@ -461,10 +577,6 @@ impl<'a> Decoder<'a> {
         // Room for the largest packet; the driver bounds it.
         let output_size = u32::try_from(setup.max_packet.next_multiple_of(4096)).unwrap_or(0);
         let tb = setup.tb;
-        let framemd5 = outputs
-            .framemd5
-            .take()
-            .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, &setup.pts)));
         info!(
             "{}: {} {}, time base {}/{}, largest packet {} bytes",
             opts.video.display(),
@@ -474,16 +586,11 @@ impl<'a> Decoder<'a> {
             tb.den,
             setup.max_packet
         );
-        let whole_md5 = outputs
-            .whole_md5
-            .is_some()
-            .then(<md5::Md5 as md5::Digest>::new);
         Ok(Decoder {
             opts,
             pixfmt: setup.pixfmt,
             codec: setup.codec,
             luma_only: false,
-            whole_md5,
             observer,
             dev,
             requests,
@@ -494,8 +601,7 @@ impl<'a> Decoder<'a> {
             displays: VecDeque::with_capacity(64),
             slots: [None; NUM_REF_FRAMES],
             next_id: 1,
-            outputs,
-            framemd5,
+            sink: PictureSink::new(outputs, tb, &setup.pts),
             planar: Vec::new(),
             summary: Summary::default(),
             started: None,
@@ -826,58 +932,23 @@ impl<'a> Decoder<'a> {
             return Ok(());
         };
         let request = &self.requests[f.buf];
-        let timeout = self.opts.timeout;
-        let completed_at = match request.wait(timeout)? {
-            RequestWait::Completed => Instant::now(),
-            RequestWait::TimedOut => bail!(
-                "the request of frame {} (timestamp {} us) did not complete within {} ms: \
-                 the driver (or its decoding daemon) does not answer",
-                f.id,
-                f.id,
-                timeout.as_millis()
-            ),
-            RequestWait::NotQueued => bail!("the request of frame {} is not queued", f.id),
-        };
-        let out = self
-            .dev
-            .dequeue_wait(OUTPUT, timeout)
-            .context("request completed but its OUTPUT buffer cannot be dequeued")?;
-        if out.index as usize != f.buf {
-            bail!(
-                "dequeued OUTPUT buffer {} while waiting for {}",
-                out.index,
-                f.buf
-            );
-        }
-        let cap = self
-            .dev
-            .dequeue_wait(CAPTURE, timeout)
-            .context("request completed but no CAPTURE buffer can be dequeued")?;
-        request.reinit()?;
+        let done = complete_request(&self.dev, request, f.buf, f.id, self.opts.timeout, true)?;
         if let Some(s) = &mut self.session {
             s.free_output.push(f.buf);
         }
-        if cap.timestamp_us != f.id as i64 {
-            bail!(
-                "CAPTURE buffer {} carries timestamp {} us, expected {} (decode order broken)",
-                cap.index,
-                cap.timestamp_us,
-                f.id
-            );
-        }
-        if self.tracked.iter().any(|t| t.capture == Some(cap.index)) {
+        let Some((index, error)) = done.capture else {
+            bail!("internal error: no CAPTURE buffer for frame {}", f.id);
+        };
+        let completed_at = done.at;
+        if self.tracked.iter().any(|t| t.capture == Some(index)) {
             bail!(
                 "the driver returned CAPTURE buffer {} that holds another picture",
-                cap.index
+                index
             );
         }
-        let error = cap.flags & V4L2_BUF_FLAG_ERROR != 0;
         if error {
             self.summary.decode_errors += 1;
-            debug!(
-                "frame {}: decode error (CAPTURE buffer {})",
-                f.id, cap.index
-            );
+            debug!("frame {}: decode error (CAPTURE buffer {})", f.id, index);
         } else {
             self.summary.decoded += 1;
         }
@@ -885,7 +956,7 @@ impl<'a> Decoder<'a> {
         let t = self.tracked_mut(f.id)?;
         t.in_flight = false;
         t.error = error;
-        t.capture = Some(cap.index);
+        t.capture = Some(index);
         self.release(f.id)
     }
 
@@ -900,7 +971,7 @@ impl<'a> Decoder<'a> {
             self.summary.shown += 1;
             match (t.error, t.capture, &self.session) {
                 (false, Some(index), Some(s)) => {
-                    if self.outputs.any() || self.framemd5.is_some() {
+                    if self.sink.wants_pictures() {
                         let src = s.capture[index as usize].as_slice();
                         picture::to_planar(src, &s.layout, t.width, t.height, &mut self.planar)
                             .with_context(|| format!("frame {}: cannot read the picture", d.id))?;
@@ -923,21 +994,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn write_picture(&mut self, pts: i64, width: u32, height: u32) -> Result<()> {
-        if let Some(raw) = &mut self.outputs.raw {
-            raw.write_all(&self.planar)
-                .context("cannot write the pictures")?;
-        }
-        if let Some(w) = &mut self.framemd5 {
-            w.frame(pts, width, height, &self.planar)
-                .context("cannot write the framemd5 output")?;
-        }
-        if let Some(md5) = &mut self.outputs.md5 {
-            writeln!(md5, "{}", picture::md5_hex(&self.planar)).context("cannot write the MD5s")?;
-        }
-        if let Some(ctx) = &mut self.whole_md5 {
-            md5::Digest::update(ctx, &self.planar);
-        }
-        Ok(())
+        self.sink.write(pts, width, height, &self.planar)
     }
 
     /// Waits for every request and outputs what is left.
@@ -1135,25 +1192,7 @@ impl<'a> Decoder<'a> {
     }
 
     fn flush_outputs(&mut self) -> Result<()> {
-        if let (Some(ctx), Some(out)) = (self.whole_md5.take(), &mut self.outputs.whole_md5) {
-            let digest = md5::Digest::finalize(ctx);
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            writeln!(out, "{hex}").context("cannot write the MD5")?;
-        }
-        if let Some(w) = &mut self.framemd5 {
-            w.flush().context("cannot write the framemd5 output")?;
-        }
-        for out in [
-            &mut self.outputs.raw,
-            &mut self.outputs.md5,
-            &mut self.outputs.whole_md5,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            out.flush().context("cannot write an output")?;
-        }
-        Ok(())
+        self.sink.finish()
     }
 }
 

@@ -559,16 +559,22 @@ pub fn write_pps(
         w.put_bool(transform_8x8);
         w.put_bool(matrix_present);
         if matrix_present {
-            for list in &matrix.scaling_list_4x4 {
+            // The six 4x4 lists, then the 8x8 lists the transform_8x8 mode uses.
+            let lists_8x8 = if transform_8x8 {
+                num_8x8_lists(sps.chroma_format_idc)
+            } else {
+                0
+            };
+            let lists = (matrix.scaling_list_4x4.iter())
+                .map(|l| (&l[..], &ZIGZAG_4X4[..]))
+                .chain(
+                    (matrix.scaling_list_8x8.iter())
+                        .take(lists_8x8)
+                        .map(|l| (&l[..], &ZIGZAG_8X8[..])),
+                );
+            for (list, scan) in lists {
                 w.put_bool(true); // pic_scaling_list_present_flag
-                put_scaling_list(&mut w, list, &ZIGZAG_4X4);
-            }
-            if transform_8x8 {
-                let used = num_8x8_lists(sps.chroma_format_idc);
-                for list in matrix.scaling_list_8x8.iter().take(used) {
-                    w.put_bool(true);
-                    put_scaling_list(&mut w, list, &ZIGZAG_8X8);
-                }
+                put_scaling_list(&mut w, list, scan);
             }
         }
         w.put_se(pps.second_chroma_qp_index_offset.into());

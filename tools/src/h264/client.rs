@@ -18,7 +18,6 @@
 //!   SPS control the driver rejects: 4:2:2, 4:4:4, other bit depths) end with [`Refused`].
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
@@ -32,11 +31,14 @@ use super::stream::{NalSource, Picture, Pictures};
 use super::v4l2::{
     decode_params, has_pred_weights, pic_params, pred_weights, seq_params, slice_params,
 };
-use crate::decode::{Input, Observer, Options, Outputs, ProgressFn, Summary, MAX_IN_FLIGHT};
-use crate::ffmpeg_timing::{FrameMd5Timing, Rational};
-use crate::media::{MediaDevice, Request, RequestWait};
+use crate::decode::{
+    complete_request, Input, Observer, Options, Outputs, PictureSink, ProgressFn, Summary,
+    MAX_IN_FLIGHT,
+};
+use crate::ffmpeg_timing::Rational;
+use crate::media::{MediaDevice, Request};
 use crate::names::fourcc_to_string;
-use crate::picture::{self, CaptureLayout, FrameMd5Writer};
+use crate::picture::{self, CaptureLayout};
 use crate::sys::*;
 use crate::v4l2::{CtrlPayload, Mapping, QueueBuf, VideoDevice, Which};
 
@@ -214,8 +216,7 @@ struct Client<'a> {
     out_ids: Vec<u64>,
     next_id: u64,
     seen_idr: bool,
-    outputs: Outputs,
-    framemd5: Option<FrameMd5Writer<Box<dyn Write>>>,
+    sink: PictureSink,
     shown_index: i64,
     planar: Vec<u8>,
     summary: Summary,
@@ -228,7 +229,7 @@ impl<'a> Client<'a> {
         opts: &'a Options,
         h264: H264Options,
         src: &'a NalSource,
-        mut outputs: Outputs,
+        outputs: Outputs,
         observer: &'a mut dyn Observer,
     ) -> Result<Self> {
         if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
@@ -255,10 +256,7 @@ impl<'a> Client<'a> {
             .context("a picture is larger than 4 GiB")?;
         // Raw H.264 has no timestamps: FFmpeg's framemd5 of it counts frames at 1/25 s.
         let pts: Vec<i64> = (0..64).collect();
-        let framemd5 = outputs
-            .framemd5
-            .take()
-            .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(Rational::new(1, 25), &pts)));
+        let sink = PictureSink::new(outputs, Rational::new(1, 25), &pts);
         info!(
             "{}: {} H.264, {} NAL units, largest picture {} bytes",
             opts.video.display(),
@@ -281,8 +279,7 @@ impl<'a> Client<'a> {
             out_ids: Vec::with_capacity(40),
             next_id: 1,
             seen_idr: false,
-            outputs,
-            framemd5,
+            sink,
             shown_index: 0,
             planar: Vec::new(),
             summary: Summary::default(),
@@ -563,50 +560,15 @@ impl<'a> Client<'a> {
             return Ok(());
         };
         let request = &self.requests[f.buf];
-        let timeout = self.opts.timeout;
-        let waited = request.wait(timeout)?;
-        let completed_at = Instant::now();
-        match waited {
-            RequestWait::Completed => {}
-            RequestWait::TimedOut => bail!(
-                "the request of picture {} did not complete within {} ms: the driver (or its \
-                 decoding daemon) does not answer",
-                f.id,
-                timeout.as_millis()
-            ),
-            RequestWait::NotQueued => bail!("the request of picture {} is not queued", f.id),
-        }
-        let out = self
-            .dev
-            .dequeue_wait(OUTPUT, timeout)
-            .context("request completed but its OUTPUT buffer cannot be dequeued")?;
-        request.reinit()?;
-        if out.index as usize != f.buf {
-            bail!(
-                "dequeued OUTPUT buffer {} while waiting for {}",
-                out.index,
-                f.buf
-            );
-        }
+        let done = complete_request(&self.dev, request, f.buf, f.id, self.opts.timeout, f.last)?;
         if let Some(s) = &mut self.session {
             s.free_output.push(f.buf);
         }
-        if !f.last {
+        // Only the last request of a picture returns its CAPTURE buffer.
+        let Some((index, error)) = done.capture else {
             return Ok(());
-        }
-        let cap = self
-            .dev
-            .dequeue_wait(CAPTURE, timeout)
-            .context("request completed but no CAPTURE buffer can be dequeued")?;
-        if cap.timestamp_us != f.id as i64 {
-            bail!(
-                "CAPTURE buffer {} carries timestamp {} us, expected {} (decode order broken)",
-                cap.index,
-                cap.timestamp_us,
-                f.id
-            );
-        }
-        let error = cap.flags & V4L2_BUF_FLAG_ERROR != 0;
+        };
+        let completed_at = done.at;
         self.observer.completed(f.id, completed_at, error);
         if error {
             self.summary.decode_errors += 1;
@@ -620,7 +582,7 @@ impl<'a> Client<'a> {
             .ok_or_else(|| anyhow!("internal error: picture {} is not tracked", f.id))?;
         t.in_flight = false;
         t.error = error;
-        t.capture = Some(cap.index);
+        t.capture = Some(index);
         Ok(())
     }
 
@@ -639,6 +601,8 @@ impl<'a> Client<'a> {
             self.tracked[i].display_pending = false;
             self.summary.shown += 1;
             match (t.error, t.capture, &self.session) {
+                // Without outputs (e.g. `daedalus bench`) the picture is not read.
+                (false, Some(_), Some(_)) if !self.sink.wants_pictures() => {}
                 (false, Some(index), Some(s)) => {
                     let map = s.capture[index as usize].as_slice();
                     let bps = s.layout.depth.bytes_per_sample() as usize;
@@ -666,18 +630,9 @@ impl<'a> Client<'a> {
     }
 
     fn write_picture(&mut self, width: u32, height: u32) -> Result<()> {
-        if let Some(raw) = &mut self.outputs.raw {
-            raw.write_all(&self.planar)
-                .context("cannot write the pictures")?;
-        }
-        if let Some(w) = &mut self.framemd5 {
-            w.frame(self.shown_index, width, height, &self.planar)
-                .context("cannot write the framemd5 output")?;
-        }
+        self.sink
+            .write(self.shown_index, width, height, &self.planar)?;
         self.shown_index += 1;
-        if let Some(md5) = &mut self.outputs.md5 {
-            writeln!(md5, "{}", picture::md5_hex(&self.planar)).context("cannot write the MD5s")?;
-        }
         Ok(())
     }
 
@@ -870,18 +825,7 @@ impl<'a> Client<'a> {
         self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
         self.summary.shown += self.displays.len() as u64;
         self.summary.shown_errors += self.displays.len() as u64;
-        let mut flushed = Ok(());
-        if let Some(w) = &mut self.framemd5 {
-            flushed = w.flush().context("cannot write the framemd5 output");
-        }
-        for out in [&mut self.outputs.raw, &mut self.outputs.md5]
-            .into_iter()
-            .flatten()
-        {
-            if let Err(e) = out.flush() {
-                flushed = Err(anyhow::Error::from(e).context("cannot write an output"));
-            }
-        }
+        let flushed = self.sink.finish();
         let torn = self.teardown();
         drained.and(flushed).and(torn)
     }
