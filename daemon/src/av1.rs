@@ -226,6 +226,12 @@ pub struct Av1Decoder {
     rebuilder: Rebuilder,
     packet: Vec<u8>,
     seq_obu: Vec<u8>,
+    /// libdav1d's current sequence header is a rebuilt one (a full-OBU frame was rebuilt to
+    /// follow the FILM_GRAIN control): the stream's own sequence header differs from it in
+    /// bytes (timing / decoder model info, color description), and libdav1d would take it
+    /// as a new sequence and drop every reference, so later full-OBU frames are rebuilt too
+    /// until a shown key frame starts over.
+    rebuilt_sequence: bool,
     grain_mismatch_logged: bool,
     slots: [SlotInfo; 8],
     timestamp_ns: u64,
@@ -268,6 +274,7 @@ impl Av1Decoder {
             rebuilder: Rebuilder::new(),
             packet: Vec::new(),
             seq_obu: Vec::new(),
+            rebuilt_sequence: false,
             grain_mismatch_logged: false,
             slots: [SlotInfo::default(); 8],
             timestamp_ns: 0,
@@ -280,6 +287,7 @@ impl Av1Decoder {
         self.dec.flush();
         self.parser = Parser::default();
         self.rebuilder.reset();
+        self.rebuilt_sequence = false;
         self.slots = [SlotInfo::default(); 8];
     }
 
@@ -325,9 +333,19 @@ impl Av1Decoder {
                 .film_grain
                 .map(|g| u32::from(g.flags) & V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN != 0);
             let can_rebuild = c.sequence.is_some() && c.frame.is_some() && !c.tiles.is_empty();
+            let overridden = control_grain.is_some_and(|want| want != f.apply_grain);
+            if self.rebuilt_sequence && f.key && f.shown && !overridden {
+                // A shown key frame refreshes every slot: libdav1d may start the stream's
+                // sequence over.
+                self.rebuilt_sequence = false;
+            }
+            if self.rebuilt_sequence && can_rebuild && f.show_existing.is_none() {
+                return self.decode_rebuilt(data, c, BufferKind::FullObus);
+            }
             match control_grain {
-                Some(want) if want != f.apply_grain && f.show_existing.is_none() => {
+                Some(want) if overridden && f.show_existing.is_none() => {
                     if can_rebuild {
+                        self.rebuilt_sequence = true;
                         return self.decode_rebuilt(data, c, BufferKind::FullObus);
                     }
                     if !self.grain_mismatch_logged {

@@ -301,7 +301,7 @@ impl Av1Client<'_> {
                     self.seq_obu.extend_from_slice(&unit[o.start..o.end]);
                     self.seq = Some(seq);
                 }
-                ParsedObu::FrameHeader(mut fh) => {
+                ParsedObu::FrameHeader(fh) => {
                     if pending.is_some() {
                         // A copy of the header of the frame being assembled.
                         continue;
@@ -310,9 +310,6 @@ impl Av1Client<'_> {
                         self.show_existing(index, pts, &fh)?;
                         continue;
                     }
-                    // cros-codecs 0.0.6 misdecodes global motion of frames without a primary
-                    // reference frame; corrected before the parser saves it for later frames.
-                    controls::fix_parsed_global_motion(&mut fh);
                     pending = Some(PendingFrame {
                         header: fh,
                         header_obu: Some((o.start, o.end)),
