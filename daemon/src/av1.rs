@@ -46,11 +46,13 @@ use daedalus_codecs::uapi::{
     V4L2_CID_STATELESS_AV1_FRAME, V4L2_CID_STATELESS_AV1_SEQUENCE,
     V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
 };
+use daedalus_proto::formats::Codec;
 use daedalus_proto::wire::Controls as WireControls;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame, Dictionary};
 
 use crate::decoder::DecoderConfig;
+use crate::dump::PacketDump;
 use crate::error::JobError;
 
 /// What a request's OUTPUT buffer holds.
@@ -236,6 +238,7 @@ pub struct Av1Decoder {
     slots: [SlotInfo; 8],
     timestamp_ns: u64,
     show: Vec<u8>,
+    dump: Option<PacketDump>,
 }
 
 // SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
@@ -279,6 +282,7 @@ impl Av1Decoder {
             slots: [SlotInfo::default(); 8],
             timestamp_ns: 0,
             show: Vec::with_capacity(16),
+            dump: PacketDump::create(config.dump_dir, Codec::Av1),
         })
     }
 
@@ -474,7 +478,10 @@ impl Av1Decoder {
             pkt.extend_from_slice(&self.packet);
             pkt.extend_from_slice(&show);
             std::mem::swap(&mut self.dec, &mut scratch);
+            // Not dumped: the dump is what the context's own decoder was given.
+            let dump = self.dump.take();
             let r = self.send_receive(&pkt);
+            self.dump = dump;
             std::mem::swap(&mut self.dec, &mut scratch);
             if !r? {
                 return Err(JobError::Corrupt("the hidden AV1 key frame did not decode"));
@@ -548,6 +555,9 @@ impl Av1Decoder {
 
     fn send_receive(&mut self, data: &[u8]) -> Result<bool, JobError> {
         self.pts += 1;
+        if let Some(d) = &mut self.dump {
+            d.packet(data, self.pts);
+        }
         let mut pkt = ffmpeg::Packet::copy(data);
         pkt.set_pts(Some(self.pts));
         pkt.set_dts(Some(self.pts));

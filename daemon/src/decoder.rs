@@ -18,7 +18,10 @@ use std::ptr::NonNull;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi, frame};
 
+use daedalus_proto::formats::Codec;
+
 use crate::avbuf::{AvBuffer, OutputBuffer, PADDING};
+use crate::dump::PacketDump;
 use crate::error::JobError;
 use crate::sys::{DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE};
 use crate::vp9::{self, FrameHeader};
@@ -27,10 +30,12 @@ use crate::vp9::{self, FrameHeader};
 const INITIAL_COPY_SIZE: usize = 256 * 1024;
 
 /// Settings of the decoders.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct DecoderConfig {
     /// FFmpeg slice threads per decoder (0: FFmpeg chooses).
     pub threads: usize,
+    /// Where to write every decoder's packets (`daedalusd --dump-dir`, see [`crate::dump`]).
+    pub dump_dir: Option<&'static std::path::Path>,
 }
 
 /// The outcome of decoding one frame.
@@ -56,6 +61,7 @@ pub struct Vp9Decoder {
     copy: AvBuffer,
     synthetic: AvBuffer,
     pts: i64,
+    dump: Option<PacketDump>,
 }
 
 // SAFETY: the packet is owned by this value and only used through `&mut self`; FFmpeg codec
@@ -95,6 +101,7 @@ impl Vp9Decoder {
             synthetic: AvBuffer::alloc_zeroed(2 + PADDING)
                 .ok_or(JobError::Internal("out of memory"))?,
             pts: 0,
+            dump: PacketDump::create(config.dump_dir, Codec::Vp9),
         };
         let (kind, count) = d.threading();
         log::debug!("VP9 decoder open: {kind:?} threading, {count} threads");
@@ -229,6 +236,11 @@ impl Vp9Decoder {
         len: usize,
     ) -> Result<(), JobError> {
         self.pts += 1;
+        if let Some(d) = &mut self.dump {
+            // SAFETY: callers guarantee `data..data + len` lies inside the live memory of
+            // `buf`, which nothing writes while this borrow lasts.
+            d.packet(unsafe { std::slice::from_raw_parts(data, len) }, self.pts);
+        }
         let pkt = self.pkt.as_ptr();
         // SAFETY: `pkt` is our packet, holding no references between calls. `buf` is a live
         // AVBufferRef we own and `data..data + len + PADDING` lies inside its memory (callers
@@ -286,9 +298,17 @@ mod tests {
 
     #[test]
     fn slice_threading_only() {
-        let d = Vp9Decoder::new(&DecoderConfig { threads: 3 }).unwrap();
+        let d = Vp9Decoder::new(&DecoderConfig {
+            threads: 3,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(d.threading(), (codec::threading::Type::Slice, 3));
-        let d = Vp9Decoder::new(&DecoderConfig { threads: 1 }).unwrap();
+        let d = Vp9Decoder::new(&DecoderConfig {
+            threads: 1,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(d.threading().1, 1);
         // SAFETY: reads two fields of the open codec context.
         let (flags, thread_type) = unsafe {

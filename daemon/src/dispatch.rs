@@ -35,7 +35,10 @@ pub struct DaemonConfig {
 impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
-            decoder: DecoderConfig { threads: 1 },
+            decoder: DecoderConfig {
+                threads: 1,
+                ..Default::default()
+            },
             queue_depth: 8,
             max_buffers: 64,
         }

@@ -25,6 +25,7 @@ use std::ptr::NonNull;
 
 use daedalus_codecs::h264::rebuild;
 use daedalus_codecs::uapi;
+use daedalus_proto::formats::Codec;
 use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi};
@@ -32,6 +33,7 @@ use ffmpeg_next::{codec, ffi};
 use crate::avbuf::{AvBuffer, PADDING};
 use crate::convert::Planar;
 use crate::decoder::DecoderConfig;
+use crate::dump::PacketDump;
 use crate::error::JobError;
 use crate::mapping::Mapping;
 use crate::sys::DMA_BUF_SYNC_READ;
@@ -163,6 +165,9 @@ pub struct H264Decoder {
     open_picture: Option<u64>,
     /// Whether the current picture (`allocated.frame`) may be written.
     have_picture: bool,
+    dump: Option<PacketDump>,
+    /// Packets dumped (their sequence number in the dump).
+    dumped: i64,
 }
 
 // SAFETY: the raw FFmpeg objects are owned by this value and only used through `&mut self`;
@@ -233,6 +238,8 @@ impl H264Decoder {
             decoded: HashSet::with_capacity(64),
             open_picture: None,
             have_picture: false,
+            dump: PacketDump::create(config.dump_dir, Codec::H264),
+            dumped: 0,
         })
     }
 
@@ -420,6 +427,15 @@ impl H264Decoder {
     }
 
     fn send(&mut self, len: usize) -> Result<(), JobError> {
+        if let Some(d) = &mut self.dump {
+            self.dumped += 1;
+            // SAFETY: fill_packet wrote `len` bytes at the start of our packet buffer, which
+            // nothing else references or writes until the next fill_packet.
+            d.packet(
+                unsafe { std::slice::from_raw_parts(self.packet.data(), len) },
+                self.dumped,
+            );
+        }
         let pkt = self.pkt.as_ptr();
         // SAFETY: `pkt` holds no references between calls; the packet buffer is ours, holds
         // `len + PADDING` bytes (fill_packet), and is only borrowed: avcodec_send_packet takes

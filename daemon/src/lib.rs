@@ -18,6 +18,7 @@ pub mod convert;
 pub mod decoder;
 pub mod device;
 pub mod dispatch;
+pub mod dump;
 pub mod error;
 pub mod h264;
 pub mod mapping;

@@ -68,6 +68,12 @@ struct Cli {
     #[arg(long, value_name = "LEVEL", default_value = "info")]
     log_level: LogLevel,
 
+    /// Write every packet each decoder is given to a file in DIR (IVF for VP9/AV1, Annex-B
+    /// for H.264): for slices-only or tile-payload clients this is the bitstream rebuilt from
+    /// the controls. For debugging (it writes every frame); see docs/daemon.md.
+    #[arg(long, value_name = "DIR")]
+    dump_dir: Option<PathBuf>,
+
     /// Messages queued per context before the reader waits for that context.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     queue_depth: u16,
@@ -114,7 +120,14 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
         hello.job_timeout_ms,
     );
     let config = DaemonConfig {
-        decoder: DecoderConfig { threads },
+        decoder: DecoderConfig {
+            threads,
+            // Leaked once: every decoder of the process refers to it.
+            dump_dir: cli
+                .dump_dir
+                .clone()
+                .map(|d| &*Box::leak(d.into_boxed_path())),
+        },
         queue_depth: usize::from(cli.queue_depth),
         ..DaemonConfig::default()
     };

@@ -201,7 +201,13 @@ fn steady_state(ivf: &str, md5: &str, tight_output: bool) {
         tight_output,
         ..ClientConfig::new(1)
     };
-    let mut ctx = Context::new(1, DecoderConfig { threads: 2 });
+    let mut ctx = Context::new(
+        1,
+        DecoderConfig {
+            threads: 2,
+            ..Default::default()
+        },
+    );
     let mut client = Client::new(cfg);
     // Warm-up: maps every buffer, opens the decoder, checks the output.
     run_sync(&mut ctx, &mut client, &frames);
@@ -341,7 +347,10 @@ fn steady_state_dispatcher() {
         counts: Mutex::new(None),
     });
     let config = DaemonConfig {
-        decoder: DecoderConfig { threads: 2 },
+        decoder: DecoderConfig {
+            threads: 2,
+            ..Default::default()
+        },
         ..DaemonConfig::default()
     };
     let summary = daedalus_daemon::run(Arc::clone(&t), &config).unwrap();

@@ -178,7 +178,10 @@ fn run_stream<C: Client>(
     let Some(tus) = ivf_frames(&data) else {
         return Outcome::Failed("not IVF".into());
     };
-    let mut client = match Av1Decoder::new(&DecoderConfig { threads: 1 }) {
+    let mut client = match Av1Decoder::new(&DecoderConfig {
+        threads: 1,
+        ..Default::default()
+    }) {
         Ok(d) => make(&data, d),
         Err(e) => return Outcome::Failed(e.to_string()),
     };

@@ -80,7 +80,13 @@ fn throughput() {
         .ok()
         .and_then(|t| t.parse().ok())
         .unwrap_or(3);
-    let mut ctx = Context::new(1, DecoderConfig { threads });
+    let mut ctx = Context::new(
+        1,
+        DecoderConfig {
+            threads,
+            ..Default::default()
+        },
+    );
     let mut client = Client::new(ClientConfig::new(1));
     let mut busy = Duration::ZERO;
     let mut jobs = 0u64;

@@ -89,7 +89,10 @@ fn parallel_contexts_through_the_dispatcher() {
     let (transport, tx) = MemTransport::new();
     let transport = Arc::new(transport);
     let config = DaemonConfig {
-        decoder: DecoderConfig { threads: 2 },
+        decoder: DecoderConfig {
+            threads: 2,
+            ..Default::default()
+        },
         queue_depth: 4,
         max_buffers: 6,
     };

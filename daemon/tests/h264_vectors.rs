@@ -175,7 +175,11 @@ fn run(path: &Path, reference: &[String], mode: Mode) -> Outcome {
             return o;
         }
     };
-    let mut dec = H264Decoder::new(&DecoderConfig { threads: 2 }).expect("decoder");
+    let mut dec = H264Decoder::new(&DecoderConfig {
+        threads: 2,
+        ..Default::default()
+    })
+    .expect("decoder");
     let mut remaining: HashMap<&str, usize> = HashMap::new();
     for r in reference {
         *remaining.entry(r.as_str()).or_default() += 1;
@@ -332,7 +336,11 @@ fn missing_reference_is_a_decode_error() {
     };
     let data = std::fs::read(dir.join("h264/cros-codecs/64x64-I-P.h264")).expect("vector");
     let aus = access_units(&data).expect("parse");
-    let mut dec = H264Decoder::new(&DecoderConfig { threads: 1 }).expect("decoder");
+    let mut dec = H264Decoder::new(&DecoderConfig {
+        threads: 1,
+        ..Default::default()
+    })
+    .expect("decoder");
     let mut idr = Vec::new();
     for s in &aus[0] {
         idr.extend_from_slice(&[0, 0, 0, 1]);
@@ -372,7 +380,11 @@ fn slice_trailing_zeros_tolerated_two_nal_units_refused() {
     assert!(aus[0].len() > 1, "{file} has one slice per picture");
     // Two slice threads, as daedalusd on a 2-CPU machine (slice-based decoding with a single
     // thread is a known issue: FFmpeg flags the first picture DECODE_SLICES, an error).
-    let mut dec = H264Decoder::new(&DecoderConfig { threads: 2 }).expect("decoder");
+    let mut dec = H264Decoder::new(&DecoderConfig {
+        threads: 2,
+        ..Default::default()
+    })
+    .expect("decoder");
     let mut md5s = Vec::new();
     for (i, au) in aus.iter().enumerate() {
         let ts = (i as u64 + 1) * 1000;
@@ -395,7 +407,11 @@ fn slice_trailing_zeros_tolerated_two_nal_units_refused() {
     assert_eq!(md5s, sorted);
 
     // Two slices in one buffer, separated by a start code.
-    let mut dec = H264Decoder::new(&DecoderConfig { threads: 1 }).expect("decoder");
+    let mut dec = H264Decoder::new(&DecoderConfig {
+        threads: 1,
+        ..Default::default()
+    })
+    .expect("decoder");
     let mut two = aus[0][0].nal.clone();
     two.extend_from_slice(&[0, 0, 1]);
     two.extend_from_slice(&aus[0][1].nal);

@@ -45,7 +45,13 @@ impl Rig {
     fn new() -> Rig {
         let cap_len = picture(BitDepth::Ten, 160, 90).sizeimage;
         Rig {
-            ctx: Context::new(5, DecoderConfig { threads: 1 }),
+            ctx: Context::new(
+                5,
+                DecoderConfig {
+                    threads: 1,
+                    ..Default::default()
+                },
+            ),
             out: memfd(OUT_LEN as usize),
             cap: memfd(cap_len as usize),
             cap_len,

@@ -12,7 +12,10 @@ use std::path::Path;
 use common::*;
 use daedalus_daemon::{Context, DecoderConfig};
 
-const THREADS: DecoderConfig = DecoderConfig { threads: 2 };
+const THREADS: DecoderConfig = DecoderConfig {
+    threads: 2,
+    dump_dir: None,
+};
 
 /// Decodes `ivf` with each client configuration and checks every displayed frame against
 /// `framemd5`.

@@ -1,0 +1,116 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `daedalusd --dump-dir DIR`: every packet a context's decoder is given, written to a file that
+//! FFmpeg reads back (`ffmpeg -i FILE -c copy -bsf:v trace_headers -f null -`, or decode it).
+//! For a client that sends only slices (H.264) or tile payloads (AV1, GStreamer), this is the
+//! bitstream the daemon rebuilt from the request's controls, i.e. what to compare with the
+//! original stream when a picture differs. A debugging aid: it allocates and writes per frame.
+//!
+//! VP9 and AV1 go to IVF files (one IVF frame per packet, the frame's pts as timestamp), H.264
+//! to an Annex-B elementary stream (the packets already carry start codes). One file per
+//! decoder: `<pid>-<n>.<codec>.{ivf,h264}`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use daedalus_proto::formats::Codec;
+
+/// Decoders created so far by this process (the file name's `<n>`).
+static DECODERS: AtomicU32 = AtomicU32::new(0);
+
+/// The packet dump of one decoder.
+pub struct PacketDump {
+    out: BufWriter<File>,
+    ivf: bool,
+    path: std::path::PathBuf,
+}
+
+impl PacketDump {
+    /// Creates the dump file of a new `codec` decoder in `dir`; None (logged) if `dir` is None
+    /// or the file cannot be created: a dump never fails decoding.
+    pub fn create(dir: Option<&Path>, codec: Codec) -> Option<PacketDump> {
+        let dir = dir?;
+        let n = DECODERS.fetch_add(1, Ordering::Relaxed);
+        let (name, ext, fourcc) = match codec {
+            Codec::Vp9 => ("vp9", "ivf", Some(*b"VP90")),
+            Codec::Av1 => ("av1", "ivf", Some(*b"AV01")),
+            Codec::H264 => ("h264", "h264", None),
+        };
+        let path = dir.join(format!("{}-{n}.{name}.{ext}", std::process::id()));
+        let mut out = match File::create(&path) {
+            Ok(f) => BufWriter::new(f),
+            Err(e) => {
+                log::warn!("cannot create the packet dump {}: {e}", path.display());
+                return None;
+            }
+        };
+        if let Some(fourcc) = fourcc {
+            // IVF file header (size and frame count unknown: readers take them from the
+            // bitstream and the file length); time base 1/1000.
+            let mut h = [0u8; 32];
+            h[..4].copy_from_slice(b"DKIF");
+            h[6..8].copy_from_slice(&32u16.to_le_bytes());
+            h[8..12].copy_from_slice(&fourcc);
+            h[16..20].copy_from_slice(&1000u32.to_le_bytes());
+            h[20..24].copy_from_slice(&1u32.to_le_bytes());
+            if let Err(e) = out.write_all(&h) {
+                log::warn!("cannot write the packet dump {}: {e}", path.display());
+                return None;
+            }
+        }
+        log::info!(
+            "dumping the packets of a {name} decoder to {}",
+            path.display()
+        );
+        Some(PacketDump {
+            out,
+            ivf: fourcc.is_some(),
+            path,
+        })
+    }
+
+    /// Appends one packet (`pts`: the decoder's packet sequence number).
+    pub fn packet(&mut self, data: &[u8], pts: i64) {
+        let r = (|| {
+            if self.ivf {
+                let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                self.out.write_all(&len.to_le_bytes())?;
+                self.out.write_all(&pts.to_le_bytes())?;
+            }
+            self.out.write_all(data)?;
+            // Flushed per packet: the dump is read while (or after) the daemon dies.
+            self.out.flush()
+        })();
+        if let Err(e) = r {
+            log::warn!("cannot write the packet dump {}: {e}", self.path.display());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ivf_dump_has_header_and_frames() {
+        let dir = std::env::temp_dir().join(format!("daedalus-dump-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let mut d = PacketDump::create(Some(&dir), Codec::Av1).expect("dump");
+        d.packet(&[1, 2, 3], 7);
+        d.packet(&[4], 8);
+        let bytes = std::fs::read(&d.path).expect("read back");
+        assert_eq!(&bytes[..4], b"DKIF");
+        assert_eq!(&bytes[8..12], b"AV01");
+        assert_eq!(&bytes[32..36], &3u32.to_le_bytes());
+        assert_eq!(&bytes[36..44], &7i64.to_le_bytes());
+        assert_eq!(&bytes[44..47], &[1, 2, 3]);
+        assert_eq!(bytes.len(), 32 + 12 + 3 + 12 + 1);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn no_dir_no_dump() {
+        assert!(PacketDump::create(None, Codec::H264).is_none());
+    }
+}
