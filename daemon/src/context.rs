@@ -102,10 +102,12 @@ impl Context {
         let took = start.elapsed();
         self.stats.record(status, took);
         log::debug!(
-            "context {} job {} (ts {}): status {status} in {took:?}",
+            "context {} job {} (ts {}, OUTPUT {} CAPTURE {}): status {status} in {took:?}",
             self.id,
             job.job_id,
-            job.timestamp_ns
+            job.timestamp_ns,
+            job.output.index,
+            job.capture.index
         );
         Completion {
             job_id: job.job_id,

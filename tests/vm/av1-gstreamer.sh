@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS"
-# vm-test: opt-in GStreamer gives every AV1 frame 1 s ("Decoding frame took too long"): under TCG on a loaded host the first frames exceed it; not yet seen passing
+# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS" --timeout 1200
 #
 # VM test (in the Debian 13 client chroot; daedalusd started outside it): GStreamer 1.26's
 # v4l2slav1dec decoding AV1 IVF streams of $DAEDALUS_VECTORS/MANIFEST.tsv through daedalus. The
@@ -10,9 +9,15 @@
 #     ! videocodectestsink (the visible pixels of every shown frame)
 # GStreamer applies film grain as the stream says, so references are FFmpeg+libdav1d's per-frame
 # MD5s (grain applied, written only where they equal the independent reference), VK-GL-CTS's
-# (grain applied) or dav1d-test-data's whole-output MD5 on `--filmgrain 1` lines. Every stream
-# of the VK-GL-CTS and cros-codecs sets and of the dav1d-test-data feature directories runs; the
-# numbered corpus (data/), the 64 quantizer steps and the 100 sizes are sampled (tools/ covers all).
+# (grain applied) or dav1d-test-data's whole-output MD5 on `--filmgrain 1` lines.
+# Default: a set covering the features (8/10-bit, film grain, odd width, intra-only, forward key
+# frames, global motion, superres, size changes, non-uniform tiles, redundant frame headers,
+# intra block copy, 12-bit and 4:4:4 refusal): every GStreamer start costs ~20 s under TCG, so
+# the whole suite would not fit CI. `-- env AV1_GST_ALL=1` (scripts/vm-run) runs every stream of
+# the VK-GL-CTS and cros-codecs sets and the dav1d-test-data feature directories, with the
+# numbered corpus, the quantizer steps and the sizes sampled (~100 streams, ~50 min);
+# `AV1_GST_ALL=every` runs all. The in-process test daemon/tests/av1_vectors.rs sends every vector
+# the way GStreamer does (tile payloads) and covers the rest.
 # 4:2:2 / 4:4:4 / 12-bit streams are outside the device's scope and must fail.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -25,6 +30,10 @@ av1_ref_kind() {
   dir=$(dirname "$1")
   [[ $chroma == 4:2:0 ]] || { echo "refused chroma $chroma"; return; }
   [[ $depth == 8 || $depth == 10 ]] || { echo "refused $depth-bit"; return; }
+  # Client-side problems, checked by hand (daedalusd --dump-dir, raw NV12 out of the decoder):
+  # the device's pictures are right, what GStreamer makes of them is not.
+  [[ $file == */data/00000000.ivf ]] && { echo "skip 1x1 picture: videoconvert reads stale memory for the second 1x1 frame (v4l2slav1dec's NV12 is right)"; return; }
+  [[ $file == */data/00000004.ivf ]] && { echo "skip reserved chroma_sample_position 3: av1parse passes 1 of 3 frames on (the daemon decodes all 3 byte-exact)"; return; }
   if [[ $file != *resize* && $file != *size-* && $file != *sframe* && $file != *svc* ]]; then
     for r in $refs; do [[ $r == *.ffmpeg-yuv420p*.framemd5 ]] && { echo "frames $dir/$r"; return; }; done
     for r in $refs; do [[ $r == *.framemd5 ]] && { echo "frames $dir/$r"; return; }; done
@@ -41,8 +50,14 @@ av1_ref_kind() {
   echo "skip no reference with film grain applied"
 }
 export -f av1_ref_kind
-# Sampled: the numbered corpus (first ten), quantizer steps (4 of 64), sizes (odd/even corners).
-select='$2 ~ /\.ivf$/ && ($2 !~ /\/data\// || $2 ~ /0000000[0-9]\.ivf$/) &&
-  ($2 !~ /quantizer-/ || $2 ~ /quantizer-(00|17|33|63)\.ivf$/) &&
-  ($2 !~ /-size-/ || $2 ~ /-size-(16x16|18x66|66x18|196x196|198x226|226x198|226x226)\.ivf$/)'
+select='$2 ~ /cros-codecs\/test-25fps\.av1|b10-23-film_grain-50|b8-23-film_grain-50|b8-02-allintra|309_odd_width|323_tennis|main-globalmotion-8|main-superres-8|forward-key-frame-10|non_uniform_tiling|redundant_frame_header|intrabc-extreme-dv|sizeup-fluster|12-bit\/features\/lossless|8-bit\/features\/rgb/'
+case ${AV1_GST_ALL:-} in
+every) select='$2 ~ /\.ivf$/' ;;
+?*)
+  # Sampled: the numbered corpus (first ten), quantizer steps (4 of 64), sizes (odd/even corners).
+  select='$2 ~ /\.ivf$/ && ($2 !~ /\/data\// || $2 ~ /0000000[0-9]\.ivf$/) &&
+    ($2 !~ /quantizer-/ || $2 ~ /quantizer-(00|17|33|63)\.ivf$/) &&
+    ($2 !~ /-size-/ || $2 ~ /-size-(16x16|18x66|66x18|196x196|198x226|226x198|226x226)\.ivf$/)'
+  ;;
+esac
 GST_REF_KIND=av1_ref_kind exec "$repo/tests/vm/lib/gst-conformance" av1 "ivfparse ! av1parse" v4l2slav1dec "$select"
