@@ -51,6 +51,7 @@ use daedalus_proto::wire::Controls as WireControls;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame, Dictionary};
 
+use crate::avbuf::PacketSender;
 use crate::decoder::DecoderConfig;
 use crate::dump::PacketDump;
 use crate::error::JobError;
@@ -238,13 +239,16 @@ pub struct Av1Decoder {
     slots: [SlotInfo; 8],
     timestamp_ns: u64,
     show: Vec<u8>,
-    dump: Option<PacketDump>,
+    sender: PacketSender,
 }
 
 // SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
 // concurrently (`&mut self` only); the parser's `Rc`s are owned by this value alone and never
 // shared outside it.
 unsafe impl Send for Av1Decoder {}
+
+/// Copy buffer allocated up front (grown when a larger packet comes).
+const INITIAL_PACKET_SIZE: usize = 256 * 1024;
 
 fn open_libdav1d(threads: usize) -> Result<ffmpeg::decoder::Video, JobError> {
     let codec = ffmpeg::decoder::find_by_name("libdav1d")
@@ -282,7 +286,10 @@ impl Av1Decoder {
             slots: [SlotInfo::default(); 8],
             timestamp_ns: 0,
             show: Vec::with_capacity(16),
-            dump: PacketDump::create(config.dump_dir, Codec::Av1),
+            sender: PacketSender::new(
+                INITIAL_PACKET_SIZE,
+                PacketDump::create(config.dump_dir, Codec::Av1),
+            )?,
         })
     }
 
@@ -479,9 +486,9 @@ impl Av1Decoder {
             pkt.extend_from_slice(&show);
             std::mem::swap(&mut self.dec, &mut scratch);
             // Not dumped: the dump is what the context's own decoder was given.
-            let dump = self.dump.take();
+            self.sender.pause_dump(true);
             let r = self.send_receive(&pkt);
-            self.dump = dump;
+            self.sender.pause_dump(false);
             std::mem::swap(&mut self.dec, &mut scratch);
             if !r? {
                 return Err(JobError::Corrupt("the hidden AV1 key frame did not decode"));
@@ -555,13 +562,8 @@ impl Av1Decoder {
 
     fn send_receive(&mut self, data: &[u8]) -> Result<bool, JobError> {
         self.pts += 1;
-        if let Some(d) = &mut self.dump {
-            d.packet(data, self.pts);
-        }
-        let mut pkt = ffmpeg::Packet::copy(data);
-        pkt.set_pts(Some(self.pts));
-        pkt.set_dts(Some(self.pts));
-        self.dec.send_packet(&pkt).map_err(JobError::Decode)?;
+        let len = self.sender.fill(&[data])?;
+        self.sender.send_filled(&mut self.dec, len, self.pts)?;
         match self.dec.receive_frame(&mut self.frame) {
             Ok(()) => {}
             Err(ffmpeg::Error::Other {

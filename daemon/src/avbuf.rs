@@ -10,11 +10,17 @@
 //!   unmapped when the last reference goes, whether that is ours (cache eviction, context close)
 //!   or one FFmpeg still held;
 //! * [`AvBuffer::alloc_zeroed`]: FFmpeg-allocated memory for the copy path.
+//!
+//! [`PacketSender`] sends packets pointing into either, with one `AVPacket` and one copy buffer
+//! reused for every packet of a decoder.
 
 use std::ptr::NonNull;
 
+use ffmpeg_next as ffmpeg;
 use ffmpeg_next::ffi;
 
+use crate::dump::PacketDump;
+use crate::error::JobError;
 use crate::mapping::{MapError, Mapping};
 
 /// Zeroed bytes FFmpeg's bitstream readers may read past a packet's end.
@@ -124,6 +130,158 @@ impl OutputBuffer {
     /// The `AVBuffer` owning the mapping.
     pub fn av_buffer(&self) -> &AvBuffer {
         &self.buf
+    }
+}
+
+/// Sends a decoder its packets without allocating per packet: one `AVPacket` whose data is
+/// borrowed from an `AVBuffer` (this sender's padded copy buffer, or an OUTPUT mapping for zero
+/// copy), and the copy buffer, grown geometrically and reused. Every packet sent also goes to
+/// the decoder's [`PacketDump`], if any.
+pub struct PacketSender {
+    pkt: NonNull<ffi::AVPacket>,
+    copy: AvBuffer,
+    dump: Option<PacketDump>,
+    /// Packets are not dumped while set (a scratch decoder's).
+    dump_paused: bool,
+}
+
+// SAFETY: the packet is owned by this value, holds no references between calls and is only
+// used through `&mut self`; the copy buffer is `Send`.
+unsafe impl Send for PacketSender {}
+
+impl Drop for PacketSender {
+    fn drop(&mut self) {
+        let mut p = self.pkt.as_ptr();
+        // SAFETY: allocated by av_packet_alloc, freed once; it holds no references (its
+        // borrowed `buf` is cleared after every send).
+        unsafe { ffi::av_packet_free(&mut p) };
+    }
+}
+
+impl PacketSender {
+    /// A sender with a copy buffer of `initial` bytes (plus padding).
+    pub fn new(initial: usize, dump: Option<PacketDump>) -> Result<PacketSender, JobError> {
+        let copy =
+            AvBuffer::alloc_zeroed(initial + PADDING).ok_or(JobError::Internal("out of memory"))?;
+        // SAFETY: plain allocation; NULL is handled.
+        let pkt = NonNull::new(unsafe { ffi::av_packet_alloc() })
+            .ok_or(JobError::Internal("out of memory"))?;
+        Ok(PacketSender {
+            pkt,
+            copy,
+            dump,
+            dump_paused: false,
+        })
+    }
+
+    /// Copies `parts`, one after the other, to the start of the copy buffer, followed by
+    /// zeroed padding; returns their total length. The buffer grows (rarely: geometrically)
+    /// when they do not fit or FFmpeg still holds a reference to it.
+    pub fn fill(&mut self, parts: &[&[u8]]) -> Result<usize, JobError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if len > i32::MAX as usize - PADDING {
+            return Err(JobError::Corrupt("bitstream too large"));
+        }
+        let need = len + PADDING;
+        if self.copy.size() < need || !self.copy.is_writable() {
+            let size = need.max(self.copy.size() * 3 / 2);
+            self.copy = AvBuffer::alloc_zeroed(size).ok_or(JobError::Internal("out of memory"))?;
+        }
+        let buf = self
+            .copy
+            .data_mut()
+            .ok_or(JobError::Internal("packet buffer busy"))?;
+        let mut at = 0;
+        for p in parts {
+            buf[at..at + p.len()].copy_from_slice(p);
+            at += p.len();
+        }
+        buf[at..need].fill(0);
+        Ok(len)
+    }
+
+    /// Sends the `len` bytes [`Self::fill`] wrote (`len` as it returned).
+    pub fn send_filled(
+        &mut self,
+        dec: &mut ffmpeg::decoder::Video,
+        len: usize,
+        pts: i64,
+    ) -> Result<(), JobError> {
+        if len + PADDING > self.copy.size() {
+            return Err(JobError::Internal("packet longer than the copy buffer"));
+        }
+        let (buf, data) = (self.copy.as_ptr(), self.copy.data());
+        // SAFETY: `fill` wrote `len` bytes and zeroed PADDING more inside the copy buffer's
+        // memory (checked above), which lives while `self` does.
+        unsafe { self.send_raw(dec, buf, data, len, pts) }
+    }
+
+    /// Sends `len` bytes at `data` inside `buf`'s memory, without a copy.
+    ///
+    /// # Safety
+    ///
+    /// `data..data + len + PADDING` lies inside the live memory of `buf`, whose last PADDING
+    /// bytes are zero, and nothing writes it while FFmpeg may read it.
+    pub unsafe fn send_borrowed(
+        &mut self,
+        dec: &mut ffmpeg::decoder::Video,
+        buf: &AvBuffer,
+        data: *const u8,
+        len: usize,
+        pts: i64,
+    ) -> Result<(), JobError> {
+        if len > i32::MAX as usize - PADDING {
+            return Err(JobError::Corrupt("bitstream too large"));
+        }
+        // SAFETY: the caller's guarantee.
+        unsafe { self.send_raw(dec, buf.as_ptr(), data.cast_mut(), len, pts) }
+    }
+
+    /// Packets are not dumped while `paused` (a scratch decoder's packets).
+    pub fn pause_dump(&mut self, paused: bool) {
+        self.dump_paused = paused;
+    }
+
+    /// # Safety
+    ///
+    /// As [`Self::send_borrowed`], and `len <= i32::MAX - PADDING`.
+    unsafe fn send_raw(
+        &mut self,
+        dec: &mut ffmpeg::decoder::Video,
+        buf: *mut ffi::AVBufferRef,
+        data: *mut u8,
+        len: usize,
+        pts: i64,
+    ) -> Result<(), JobError> {
+        if let (Some(d), false) = (&mut self.dump, self.dump_paused) {
+            // SAFETY: `data..data + len` is readable (the caller's guarantee).
+            d.packet(unsafe { std::slice::from_raw_parts(data, len) }, pts);
+        }
+        let pkt = self.pkt.as_ptr();
+        // SAFETY: `pkt` is ours and holds no references between calls. `buf` is a live
+        // AVBufferRef and `data..data + len + PADDING` lies inside its memory (the caller's
+        // guarantee); it is only borrowed: avcodec_send_packet takes its own reference (it
+        // copies nothing when `buf` is set), and `buf` is cleared right after, so the packet
+        // never unreferences what it does not own. `len` fits an int (checked by callers).
+        let r = unsafe {
+            (*pkt).buf = buf;
+            (*pkt).data = data;
+            (*pkt).size = len as libc::c_int;
+            (*pkt).pts = pts;
+            (*pkt).dts = pts;
+            let r = ffi::avcodec_send_packet(dec.as_mut_ptr(), pkt);
+            (*pkt).buf = std::ptr::null_mut();
+            (*pkt).data = std::ptr::null_mut();
+            (*pkt).size = 0;
+            r
+        };
+        match r {
+            0.. => Ok(()),
+            e if e == ffi::AVERROR(libc::EAGAIN) => Err(JobError::Internal(
+                "decoder refused a packet: output left undrained",
+            )),
+            e => Err(JobError::Decode(ffmpeg::Error::from(e))),
+        }
     }
 }
 

@@ -13,14 +13,13 @@
 //!   copied into a reusable padded buffer. The `AVPacket`, `AVFrame`s and buffers are reused.
 
 use std::ops::Range;
-use std::ptr::NonNull;
 
 use ffmpeg_next as ffmpeg;
-use ffmpeg_next::{codec, ffi, frame};
+use ffmpeg_next::{codec, frame};
 
 use daedalus_proto::formats::Codec;
 
-use crate::avbuf::{AvBuffer, OutputBuffer, PADDING};
+use crate::avbuf::{OutputBuffer, PacketSender, PADDING};
 use crate::dump::PacketDump;
 use crate::error::JobError;
 use crate::sys::{DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE};
@@ -55,27 +54,15 @@ pub struct Decoded {
 /// An FFmpeg VP9 decoder and the objects it reuses for every job.
 pub struct Vp9Decoder {
     dec: ffmpeg::decoder::Video,
-    pkt: NonNull<ffi::AVPacket>,
+    sender: PacketSender,
     frame: frame::Video,
     spare: frame::Video,
-    copy: AvBuffer,
-    synthetic: AvBuffer,
     pts: i64,
-    dump: Option<PacketDump>,
 }
 
-// SAFETY: the packet is owned by this value and only used through `&mut self`; FFmpeg codec
-// contexts may move between threads as long as they are not used concurrently.
+// SAFETY: FFmpeg codec contexts and frames may move between threads as long as they are not
+// used concurrently (`&mut self` only); the sender is `Send`.
 unsafe impl Send for Vp9Decoder {}
-
-impl Drop for Vp9Decoder {
-    fn drop(&mut self) {
-        let mut p = self.pkt.as_ptr();
-        // SAFETY: the packet was allocated by av_packet_alloc and holds no references (its
-        // borrowed `buf` is cleared after every send).
-        unsafe { ffi::av_packet_free(&mut p) };
-    }
-}
 
 impl Vp9Decoder {
     /// Opens a decoder.
@@ -88,20 +75,15 @@ impl Vp9Decoder {
         ctx.set_threading(threading);
         ctx.set_flags(codec::Flags::LOW_DELAY);
         let dec = ctx.decoder().video().map_err(JobError::Ffmpeg)?;
-        // SAFETY: plain allocation; NULL is handled.
-        let pkt = NonNull::new(unsafe { ffi::av_packet_alloc() })
-            .ok_or(JobError::Internal("out of memory"))?;
         let d = Vp9Decoder {
             dec,
-            pkt,
+            sender: PacketSender::new(
+                INITIAL_COPY_SIZE,
+                PacketDump::create(config.dump_dir, Codec::Vp9),
+            )?,
             frame: frame::Video::empty(),
             spare: frame::Video::empty(),
-            copy: AvBuffer::alloc_zeroed(INITIAL_COPY_SIZE + PADDING)
-                .ok_or(JobError::Internal("out of memory"))?,
-            synthetic: AvBuffer::alloc_zeroed(2 + PADDING)
-                .ok_or(JobError::Internal("out of memory"))?,
             pts: 0,
-            dump: PacketDump::create(config.dump_dir, Codec::Vp9),
         };
         let (kind, count) = d.threading();
         log::debug!("VP9 decoder open: {kind:?} threading, {count} threads");
@@ -160,12 +142,18 @@ impl Vp9Decoder {
             // FFmpeg's bitstream readers may read up to PADDING bytes past the data: make them
             // zero in the buffer itself, which has room for them.
             map.zero(end, PADDING);
-            // SAFETY: `start < end <= map.len()`: the pointer stays inside the mapping.
-            let data = unsafe { map.as_ptr().add(start) };
-            self.send(out.av_buffer().as_ptr(), data, len)?;
+            self.pts += 1;
+            // SAFETY: `start < end` and `end + PADDING <= map.len()` (zero_copy): the packet
+            // and its padding, zeroed just now, lie inside the mapping that `out`'s AVBuffer
+            // owns; the OUTPUT buffer belongs to the job (the client cannot write it before the job ends).
+            unsafe {
+                let data = map.as_ptr().add(start);
+                (self.sender).send_borrowed(&mut self.dec, out.av_buffer(), data, len, self.pts)?;
+            }
         } else {
-            self.fill_copy(&map.bytes()[start..end])?;
-            self.send(self.copy.as_ptr(), self.copy.data(), len)?;
+            let len = self.sender.fill(&[&map.bytes()[start..end]])?;
+            self.pts += 1;
+            self.sender.send_filled(&mut self.dec, len, self.pts)?;
         }
         let got = self.receive()?;
         drop(access);
@@ -190,17 +178,9 @@ impl Vp9Decoder {
             return Ok(decoded);
         };
         let (bytes, n) = vp9::show_existing_frame(header.profile, slot);
-        if !self.synthetic.is_writable() {
-            self.synthetic = AvBuffer::alloc_zeroed(bytes.len() + PADDING)
-                .ok_or(JobError::Internal("out of memory"))?;
-        }
-        let buf = self
-            .synthetic
-            .data_mut()
-            .ok_or(JobError::Internal("synthetic packet buffer busy"))?;
-        buf[..n].copy_from_slice(&bytes[..n]);
-        buf[n..].fill(0);
-        self.send(self.synthetic.as_ptr(), self.synthetic.data(), n)?;
+        let n = self.sender.fill(&[&bytes[..n]])?;
+        self.pts += 1;
+        self.sender.send_filled(&mut self.dec, n, self.pts)?;
         if !self.receive()? {
             return Err(JobError::Corrupt(
                 "the decoder did not output the hidden frame",
@@ -209,63 +189,6 @@ impl Vp9Decoder {
         decoded.hidden = true;
         decoded.picture = true;
         Ok(decoded)
-    }
-
-    /// Copies the bitstream into the padded copy buffer (growing it if needed).
-    fn fill_copy(&mut self, data: &[u8]) -> Result<(), JobError> {
-        let need = data.len() + PADDING;
-        if self.copy.size() < need || !self.copy.is_writable() {
-            // Grow geometrically so a stream of growing frames reallocates rarely.
-            let size = need.max(self.copy.size() * 3 / 2);
-            self.copy = AvBuffer::alloc_zeroed(size).ok_or(JobError::Internal("out of memory"))?;
-        }
-        let buf = self
-            .copy
-            .data_mut()
-            .ok_or(JobError::Internal("copy buffer busy"))?;
-        buf[..data.len()].copy_from_slice(data);
-        buf[data.len()..need].fill(0);
-        Ok(())
-    }
-
-    /// Sends one packet of `len` bytes at `data`, inside the memory of `buf`.
-    fn send(
-        &mut self,
-        buf: *mut ffi::AVBufferRef,
-        data: *mut u8,
-        len: usize,
-    ) -> Result<(), JobError> {
-        self.pts += 1;
-        if let Some(d) = &mut self.dump {
-            // SAFETY: callers guarantee `data..data + len` lies inside the live memory of
-            // `buf`, which nothing writes while this borrow lasts.
-            d.packet(unsafe { std::slice::from_raw_parts(data, len) }, self.pts);
-        }
-        let pkt = self.pkt.as_ptr();
-        // SAFETY: `pkt` is our packet, holding no references between calls. `buf` is a live
-        // AVBufferRef we own and `data..data + len + PADDING` lies inside its memory (callers
-        // check); it is only borrowed: avcodec_send_packet takes its own reference to `buf`
-        // (it copies nothing when `buf` is set), and `buf` is cleared right after so the packet
-        // never unreferences what it does not own. `len` fits an int (checked by `decode`).
-        let r = unsafe {
-            (*pkt).buf = buf;
-            (*pkt).data = data;
-            (*pkt).size = len as libc::c_int;
-            (*pkt).pts = self.pts;
-            (*pkt).dts = self.pts;
-            let r = ffi::avcodec_send_packet(self.dec.as_mut_ptr(), pkt);
-            (*pkt).buf = std::ptr::null_mut();
-            (*pkt).data = std::ptr::null_mut();
-            (*pkt).size = 0;
-            r
-        };
-        match r {
-            0.. => Ok(()),
-            e if e == ffi::AVERROR(libc::EAGAIN) => Err(JobError::Internal(
-                "decoder refused a packet: output left undrained",
-            )),
-            e => Err(JobError::Decode(ffmpeg::Error::from(e))),
-        }
     }
 
     /// Receives the picture of the packet just sent, if any.
@@ -295,6 +218,7 @@ impl Vp9Decoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ffmpeg_next::ffi;
 
     #[test]
     fn slice_threading_only() {

@@ -30,7 +30,7 @@ use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi};
 
-use crate::avbuf::{AvBuffer, PADDING};
+use crate::avbuf::PacketSender;
 use crate::convert::Planar;
 use crate::decoder::DecoderConfig;
 use crate::dump::PacketDump;
@@ -154,9 +154,8 @@ unsafe extern "C" fn get_buffer2(
 pub struct H264Decoder {
     dec: ffmpeg::decoder::Video,
     allocated: Box<Allocated>,
-    pkt: NonNull<ffi::AVPacket>,
     drain: NonNull<ffi::AVFrame>,
-    packet: AvBuffer,
+    sender: PacketSender,
     /// SPS, PPS, matrix bytes of the parameter sets last fed.
     fed_params: Vec<u8>,
     /// Timestamps decoded since the last IDR / flush.
@@ -165,9 +164,6 @@ pub struct H264Decoder {
     open_picture: Option<u64>,
     /// Whether the current picture (`allocated.frame`) may be written.
     have_picture: bool,
-    dump: Option<PacketDump>,
-    /// Packets dumped (their sequence number in the dump).
-    dumped: i64,
 }
 
 // SAFETY: the raw FFmpeg objects are owned by this value and only used through `&mut self`;
@@ -176,14 +172,12 @@ unsafe impl Send for H264Decoder {}
 
 impl Drop for H264Decoder {
     fn drop(&mut self) {
-        // SAFETY: close the codec context before freeing what its get_buffer2 uses; the packet
-        // and frames were allocated by FFmpeg and are freed once.
+        // SAFETY: close the codec context before freeing what its get_buffer2 uses; the
+        // frames were allocated by FFmpeg and are freed once.
         unsafe {
             let ctx = self.dec.as_mut_ptr();
             ffi::avcodec_flush_buffers(ctx);
             (*ctx).opaque = std::ptr::null_mut();
-            let mut p = self.pkt.as_ptr();
-            ffi::av_packet_free(&mut p);
             let mut f = self.drain.as_ptr();
             ffi::av_frame_free(&mut f);
             let mut a = self.allocated.frame.as_ptr();
@@ -204,17 +198,19 @@ impl H264Decoder {
         let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
         threading.count = config.threads;
         ctx.set_threading(threading);
+        let sender = PacketSender::new(
+            INITIAL_PACKET_SIZE,
+            PacketDump::create(config.dump_dir, Codec::H264),
+        )?;
         // SAFETY: plain allocations; NULL is handled.
-        let (frame, drain, pkt) = unsafe {
-            (
-                ffi::av_frame_alloc(),
-                ffi::av_frame_alloc(),
-                ffi::av_packet_alloc(),
-            )
-        };
-        let (Some(frame), Some(drain), Some(pkt)) =
-            (NonNull::new(frame), NonNull::new(drain), NonNull::new(pkt))
-        else {
+        let (frame, drain) = unsafe { (ffi::av_frame_alloc(), ffi::av_frame_alloc()) };
+        let (Some(frame), Some(drain)) = (NonNull::new(frame), NonNull::new(drain)) else {
+            // SAFETY: frees whichever was allocated (av_frame_free ignores NULL).
+            unsafe {
+                let (mut f, mut d) = (frame, drain);
+                ffi::av_frame_free(&mut f);
+                ffi::av_frame_free(&mut d);
+            }
             return Err(JobError::Internal("out of memory"));
         };
         let mut allocated = Box::new(Allocated { frame, count: 0 });
@@ -226,20 +222,28 @@ impl H264Decoder {
             (*c).opaque = (&mut *allocated as *mut Allocated).cast();
             (*c).err_recognition = ffi::AV_EF_EXPLODE as libc::c_int;
         }
-        let dec = ctx.decoder().video().map_err(JobError::Ffmpeg)?;
+        let dec = match ctx.decoder().video() {
+            Ok(dec) => dec,
+            Err(e) => {
+                // SAFETY: the frames are ours and referenced by nothing (the context that
+                // pointed at `allocated` is gone with `ctx`).
+                unsafe {
+                    let (mut f, mut d) = (frame.as_ptr(), drain.as_ptr());
+                    ffi::av_frame_free(&mut f);
+                    ffi::av_frame_free(&mut d);
+                }
+                return Err(JobError::Ffmpeg(e));
+            }
+        };
         Ok(H264Decoder {
             dec,
             allocated,
-            pkt,
             drain,
-            packet: AvBuffer::alloc_zeroed(INITIAL_PACKET_SIZE + PADDING)
-                .ok_or(JobError::Internal("out of memory"))?,
+            sender,
             fed_params: Vec::new(),
             decoded: HashSet::with_capacity(64),
             open_picture: None,
             have_picture: false,
-            dump: PacketDump::create(config.dump_dir, Codec::H264),
-            dumped: 0,
         })
     }
 
@@ -324,11 +328,7 @@ impl H264Decoder {
             }
             &START_CODE
         };
-        let len = params.len() + slice_prefix.len() + bitstream.len();
-        if len > i32::MAX as usize - PADDING {
-            return Err(JobError::Corrupt("bitstream too large"));
-        }
-        self.fill_packet(&[&params, slice_prefix, bitstream])?;
+        let len = self.sender.fill(&[&params, slice_prefix, bitstream])?;
 
         let before = self.allocated.count;
         // SAFETY: flags2 is read by the H.264 decoder on every packet; chunked input is how
@@ -341,7 +341,8 @@ impl H264Decoder {
                 (*ctx).flags2 &= !(ffi::AV_CODEC_FLAG2_CHUNKS as libc::c_int);
             }
         }
-        let sent = self.send(len);
+        // No pts: the picture is the one get_buffer2 allocated for this packet.
+        let sent = (self.sender).send_filled(&mut self.dec, len, ffi::AV_NOPTS_VALUE);
         let corrupt_output = self.drain();
         if changed {
             // Re-sent after any failure.
@@ -405,62 +406,6 @@ impl H264Decoder {
         crate::context::frame_planes(unsafe { &*self.allocated.frame.as_ptr() })
     }
 
-    fn fill_packet(&mut self, parts: &[&[u8]]) -> Result<(), JobError> {
-        let len: usize = parts.iter().map(|p| p.len()).sum();
-        let need = len + PADDING;
-        if self.packet.size() < need || !self.packet.is_writable() {
-            let size = need.max(self.packet.size() * 3 / 2);
-            self.packet =
-                AvBuffer::alloc_zeroed(size).ok_or(JobError::Internal("out of memory"))?;
-        }
-        let buf = self
-            .packet
-            .data_mut()
-            .ok_or(JobError::Internal("packet buffer busy"))?;
-        let mut at = 0;
-        for p in parts {
-            buf[at..at + p.len()].copy_from_slice(p);
-            at += p.len();
-        }
-        buf[at..need].fill(0);
-        Ok(())
-    }
-
-    fn send(&mut self, len: usize) -> Result<(), JobError> {
-        if let Some(d) = &mut self.dump {
-            self.dumped += 1;
-            // SAFETY: fill_packet wrote `len` bytes at the start of our packet buffer, which
-            // nothing else references or writes until the next fill_packet.
-            d.packet(
-                unsafe { std::slice::from_raw_parts(self.packet.data(), len) },
-                self.dumped,
-            );
-        }
-        let pkt = self.pkt.as_ptr();
-        // SAFETY: `pkt` holds no references between calls; the packet buffer is ours, holds
-        // `len + PADDING` bytes (fill_packet), and is only borrowed: avcodec_send_packet takes
-        // its own reference, and `buf` is cleared right after. `len` fits an int (checked).
-        let r = unsafe {
-            (*pkt).buf = self.packet.as_ptr();
-            (*pkt).data = self.packet.data();
-            (*pkt).size = len as libc::c_int;
-            let r = ffi::avcodec_send_packet(self.dec.as_mut_ptr(), pkt);
-            (*pkt).buf = std::ptr::null_mut();
-            (*pkt).data = std::ptr::null_mut();
-            (*pkt).size = 0;
-            r
-        };
-        match r {
-            0.. => Ok(()),
-            e if e == ffi::AVERROR(libc::EAGAIN) => Err(JobError::Internal(
-                "decoder refused a packet: output left undrained",
-            )),
-            e => Err(JobError::Decode(ffmpeg::Error::from(e))),
-        }
-    }
-
-    /// Receives and drops everything FFmpeg outputs. Returns whether an output frame that is
-    /// the current picture was flagged corrupt.
     fn drain(&mut self) -> bool {
         let mut corrupt = false;
         loop {
