@@ -54,6 +54,10 @@ test-host:
 	# is range-converted, see docs/h264.md) stays opt-in: h264-decode.sh checks those in the VM.
 	$(CARGO) test --release --locked -p daedalus-daemon --test av1_vectors --test h264_vectors \
 	  -- --include-ignored --skip h264_heavy_vectors_byte_exact
+	# Every H.264 mode again with `daedalusd --threads 1` (docs/h264.md: slice-based decoding
+	# needs two slice threads, which the decoder keeps).
+	H264_THREADS=1 $(CARGO) test --release --locked -p daedalus-daemon --test h264_vectors \
+	  h264_vectors_byte_exact -- --include-ignored
 
 test-vm: kernel module clients-rootfs
 	scripts/test-vm

@@ -196,7 +196,11 @@ impl H264Decoder {
             .ok_or(JobError::Internal("FFmpeg has no H.264 decoder"))?;
         let mut ctx = codec::Context::new_with_codec(codec);
         let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
-        threading.count = config.threads;
+        // At least two (also for 0, "FFmpeg chooses", which is one on a single CPU): with one
+        // thread FFmpeg 5.1's H.264 decoder ends the picture after every chunk of a slice-based
+        // request (AV_CODEC_FLAG2_CHUNKS) and conceals the rest of it, flagging it corrupt;
+        // slice threading takes the other path.
+        threading.count = config.threads.max(2);
         ctx.set_threading(threading);
         let sender = PacketSender::new(
             INITIAL_PACKET_SIZE,

@@ -175,8 +175,13 @@ fn run(path: &Path, reference: &[String], mode: Mode) -> Outcome {
             return o;
         }
     };
+    // H264_THREADS=N: FFmpeg slice threads of the decoder (default 2).
+    let threads = std::env::var("H264_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(2);
     let mut dec = H264Decoder::new(&DecoderConfig {
-        threads: 2,
+        threads,
         ..Default::default()
     })
     .expect("decoder");
