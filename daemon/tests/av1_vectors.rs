@@ -610,7 +610,7 @@ fn av1_vectors_tile_payloads_byte_exact() {
     let Some(t) = over_vectors(run_tiles) else {
         return;
     };
-    report("tile payloads", &t, &[], 609);
+    report("tile payloads", &t, &[], 611);
 }
 
 /// One request per frame with full OBUs, `show_existing_frame` handled client-side (what
@@ -621,5 +621,5 @@ fn av1_vectors_frame_obus_byte_exact() {
     let Some(t) = over_vectors(run_frame_obus) else {
         return;
     };
-    report("per-frame OBUs, client-side show_existing", &t, &[], 609);
+    report("per-frame OBUs, client-side show_existing", &t, &[], 611);
 }

@@ -56,7 +56,7 @@ impl fmt::Display for ReadBitsError {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             ReadBitsError::TooManyBitsRequested(bits) => {
-                write!(f, "more than 31 ({}) bits were requested", bits)
+                write!(f, "more than 32 ({}) bits were requested", bits)
             }
             ReadBitsError::GetByte(_) => write!(f, "failed to advance the current byte"),
             ReadBitsError::ConversionFailed => {
@@ -100,7 +100,9 @@ impl<'a> BitReader<'a> {
     /// read_bits_signed() function. 31 bits should be overkill for compressed
     /// header parsing anyway.
     pub fn read_bits<U: TryFrom<u32>>(&mut self, num_bits: usize) -> Result<U, String> {
-        if num_bits > 31 {
+        // daedalus patch: up to 32 bits (AV1 has f(32) fields: num_units_in_display_tick,
+        // time_scale, num_units_in_decoding_tick, and n <= 32 bit buffer delays / times).
+        if num_bits > 32 {
             return Err(ReadBitsError::TooManyBitsRequested(num_bits).to_string());
         }
 
@@ -114,7 +116,7 @@ impl<'a> BitReader<'a> {
         }
 
         out |= (self.curr_byte >> (self.num_remaining_bits_in_curr_byte - bits_left)) as u32;
-        out &= (1 << num_bits) - 1;
+        out &= ((1u64 << num_bits) - 1) as u32;
         self.num_remaining_bits_in_curr_byte -= bits_left;
         self.position += num_bits as u64;
 

@@ -369,7 +369,9 @@ impl TryFrom<u32> for ColorPrimaries {
             11 => Ok(ColorPrimaries::Smpte431),
             12 => Ok(ColorPrimaries::Smpte432),
             22 => Ok(ColorPrimaries::Ebu3213),
-            _ => Err(format!("Invalid ColorPrimaries {}", value)),
+            // daedalus patch: reserved values are valid syntax (decoders ignore them; they
+            // do not affect decoding): unspecified rather than an error for the whole stream.
+            _ => Ok(ColorPrimaries::Unspecified),
         }
     }
 }
@@ -422,7 +424,9 @@ impl TryFrom<u32> for TransferCharacteristics {
             16 => Ok(TransferCharacteristics::Smpte2084),
             17 => Ok(TransferCharacteristics::Smpte428),
             18 => Ok(TransferCharacteristics::Hlg),
-            _ => Err(format!("Invalid TransferCharacteristics {}", value)),
+            // daedalus patch: reserved values are valid syntax (decoders ignore them; they
+            // do not affect decoding): unspecified rather than an error for the whole stream.
+            _ => Ok(TransferCharacteristics::Unspecified),
         }
     }
 }
@@ -488,7 +492,9 @@ impl TryFrom<u32> for MatrixCoefficients {
             12 => Ok(MatrixCoefficients::ChromaDerivedNcl),
             13 => Ok(MatrixCoefficients::ChromaDerivedCl),
             14 => Ok(MatrixCoefficients::Ictcp),
-            _ => Err(format!("Invalid MatrixCoefficients {}", value)),
+            // daedalus patch: reserved values are valid syntax (decoders ignore them; they
+            // do not affect decoding): unspecified rather than an error for the whole stream.
+            _ => Ok(MatrixCoefficients::Unspecified),
         }
     }
 }
@@ -3491,7 +3497,11 @@ impl Parser {
         if decoder_model_info_present_flag {
             fh.buffer_removal_time_present_flag = r.0.read_bit()?;
             if fh.buffer_removal_time_present_flag {
-                #[allow(clippy::needless_range_loop)]
+                // daedalus patch: `buffer_removal_time` is never sized (an index out of bounds
+                // panic), and sizing it only moves the failure to misparsed headers later: a
+                // clean error until the decoder-model path is fixed.
+                return Err("buffer_removal_time (decoder model) is not supported".into());
+                #[allow(unreachable_code, clippy::needless_range_loop)]
                 for op_num in 0..=operating_points_cnt_minus_1 as usize {
                     if operating_points[op_num].decoder_model_present_for_this_op {
                         let op_pt_idc = operating_points[op_num].idc;
