@@ -520,23 +520,7 @@ impl Av1Decoder {
         log::debug!("AV1: the client showed the key frame of slot {slot}: slots reloaded");
         let seq = self.parser.sequence_header.clone();
         let extras = match &seq {
-            Some(seq) => ShowExistingExtras {
-                presentation_time_bits: (seq.decoder_model_info_present_flag
-                    && !seq.timing_info.equal_picture_interval)
-                    .then(|| {
-                        seq.decoder_model_info
-                            .frame_presentation_time_length_minus_1
-                            + 1
-                    }),
-                frame_id: seq.frame_id_numbers_present_flag.then(|| {
-                    (
-                        seq.additional_frame_id_length_minus_1
-                            + seq.delta_frame_id_length_minus_2
-                            + 3,
-                        self.slots[slot].frame_id,
-                    )
-                }),
-            },
+            Some(seq) => show_existing_extras(seq, self.slots[slot].frame_id),
             // Rebuilt sequence headers have neither timing info nor frame ids.
             None => ShowExistingExtras::default(),
         };
@@ -601,21 +585,7 @@ impl Av1Decoder {
             JobError::Corrupt("AV1 OBUs do not parse")
         })?;
         check_sequence(&seq)?;
-        let extras = ShowExistingExtras {
-            presentation_time_bits: (seq.decoder_model_info_present_flag
-                && !seq.timing_info.equal_picture_interval)
-                .then(|| {
-                    seq.decoder_model_info
-                        .frame_presentation_time_length_minus_1
-                        + 1
-                }),
-            frame_id: seq.frame_id_numbers_present_flag.then(|| {
-                (
-                    seq.additional_frame_id_length_minus_1 + seq.delta_frame_id_length_minus_2 + 3,
-                    fh.current_frame_id,
-                )
-            }),
-        };
+        let extras = show_existing_extras(&seq, fh.current_frame_id);
         Ok(FrameFacts {
             show_existing: fh.show_existing_frame.then_some(fh.frame_to_show_map_idx),
             key: fh.frame_type == FrameType::KeyFrame,
@@ -676,6 +646,26 @@ fn parse_obus(parser: &mut Parser, data: &[u8]) -> Result<Parsed, String> {
     let seq = parser.sequence_header.clone().ok_or("no sequence header")?;
     let fh = shown.or(last).ok_or("no frame header")?;
     Ok((seq, fh))
+}
+
+/// What a `show_existing_frame` header for a frame with id `frame_id` needs under `seq`:
+/// temporal point info (decoder model timing without equal picture interval) and frame ids.
+fn show_existing_extras(seq: &SequenceHeaderObu, frame_id: u32) -> ShowExistingExtras {
+    ShowExistingExtras {
+        presentation_time_bits: (seq.decoder_model_info_present_flag
+            && !seq.timing_info.equal_picture_interval)
+            .then(|| {
+                seq.decoder_model_info
+                    .frame_presentation_time_length_minus_1
+                    + 1
+            }),
+        frame_id: seq.frame_id_numbers_present_flag.then(|| {
+            (
+                seq.additional_frame_id_length_minus_1 + seq.delta_frame_id_length_minus_2 + 3,
+                frame_id,
+            )
+        }),
+    }
 }
 
 fn check_sequence(seq: &SequenceHeaderObu) -> Result<(), JobError> {
