@@ -3,6 +3,7 @@
 //! statistics, and the handling of one job, synchronously. The dispatcher runs each context on
 //! its own thread; tests drive a context directly.
 
+use std::cell::OnceCell;
 use std::time::Instant;
 
 use daedalus_proto::formats::{BitDepth, Codec};
@@ -10,6 +11,7 @@ use daedalus_proto::wire::{Completion, Job, PictureFormat, STATUS_OK};
 use ffmpeg_next::{ffi, frame};
 
 use crate::av1::{Av1Controls, Av1Decoder};
+use crate::band_pool::BandPool;
 use crate::convert::{self, Planar, Plane, SemiPlanar};
 use crate::decoder::{DecoderConfig, Vp9Decoder};
 use crate::error::JobError;
@@ -28,8 +30,15 @@ pub struct Context {
     av1: Option<Av1Decoder>,
     av1_controls: Av1Controls,
     buffers: BufferCache,
+    /// Converts pictures in parallel; started with the first picture.
+    bands: OnceCell<BandPool>,
     stats: Stats,
     control_mismatch_logged: bool,
+}
+
+/// The context's band pool, started on first use with one band per decoding thread.
+fn band_pool<'a>(cell: &'a OnceCell<BandPool>, config: &DecoderConfig) -> &'a BandPool {
+    cell.get_or_init(|| BandPool::new(config.threads))
 }
 
 impl Context {
@@ -43,6 +52,7 @@ impl Context {
             av1: None,
             av1_controls: Av1Controls::default(),
             buffers: BufferCache::new(),
+            bands: OnceCell::new(),
             stats: Stats::default(),
             control_mismatch_logged: false,
         }
@@ -132,7 +142,8 @@ impl Context {
                     .h264
                     .insert(crate::h264::H264Decoder::new(&self.config)?),
             };
-            return crate::h264::decode_job(dec, job, out.mapping(), cap);
+            let bands = band_pool(&self.bands, &self.config);
+            return crate::h264::decode_job(dec, job, out.mapping(), cap, bands);
         }
         if job.codec != Codec::Vp9 {
             return Err(JobError::Unsupported(
@@ -179,7 +190,8 @@ impl Context {
         if !d.picture {
             return Ok(());
         }
-        write_picture(dec.picture(), cap, &job.picture)
+        let bands = band_pool(&self.bands, &self.config);
+        write_picture(dec.picture(), cap, &job.picture, bands)
     }
 }
 
@@ -213,7 +225,8 @@ impl Context {
         if !d.picture {
             return Ok(());
         }
-        write_picture_clipped(dec.picture(), cap, &job.picture)
+        let bands = band_pool(&self.bands, &self.config);
+        write_picture_clipped(dec.picture(), cap, &job.picture, bands)
     }
 }
 
@@ -223,18 +236,20 @@ pub fn write_picture_clipped(
     frame: &frame::Video,
     cap: &mut Mapping,
     pic: &PictureFormat,
+    bands: &BandPool,
 ) -> Result<(), JobError> {
-    write_planar(&video_planes(frame)?, cap, pic, true)
+    write_planar(&video_planes(frame)?, cap, pic, true, bands)
 }
 
-/// Writes a decoded frame into the CAPTURE mapping in the job's layout; a frame larger than the
-/// CAPTURE format is an error.
+/// Writes a decoded frame into the CAPTURE mapping in the job's layout, in parallel bands on
+/// `bands`; a frame larger than the CAPTURE format is an error.
 pub fn write_picture(
     frame: &frame::Video,
     cap: &mut Mapping,
     pic: &PictureFormat,
+    bands: &BandPool,
 ) -> Result<(), JobError> {
-    write_planar(&video_planes(frame)?, cap, pic, false)
+    write_planar(&video_planes(frame)?, cap, pic, false, bands)
 }
 
 /// Writes `src` into the CAPTURE mapping as the job's NV12 / P010 layout. A picture larger than
@@ -245,6 +260,7 @@ pub(crate) fn write_planar(
     cap: &mut Mapping,
     pic: &PictureFormat,
     clip: bool,
+    bands: &BandPool,
 ) -> Result<(), JobError> {
     let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
         "CAPTURE format is neither NV12 nor P010",
@@ -274,7 +290,11 @@ pub(crate) fn write_planar(
         bytesperline: pic.bytesperline as usize,
         chroma_offset: pic.chroma_offset as usize,
     };
-    cap.write_with(|dst| convert::write_semiplanar(&clipped, dst, layout))?;
+    cap.write_with(|dst| {
+        let mut split = convert::split_semiplanar(&clipped, dst, layout, bands.bands())?;
+        bands.run(split.as_mut_slice());
+        Ok::<(), convert::ConvertError>(())
+    })?;
     Ok(())
 }
 

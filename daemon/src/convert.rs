@@ -80,6 +80,101 @@ pub fn write_semiplanar(
     dst: &mut [u8],
     layout: SemiPlanar,
 ) -> Result<(), ConvertError> {
+    split_semiplanar(src, dst, layout, 1)?.convert_all();
+    Ok(())
+}
+
+/// Most bands a conversion is split into.
+pub const MAX_BANDS: usize = 16;
+
+/// One horizontal band of a conversion: whole luma rows and the chroma rows under them. Each
+/// band writes its own part of the destination, so bands may be converted on different threads.
+pub struct Band<'a> {
+    depth: BitDepth,
+    /// Luma / chroma samples per row.
+    width: usize,
+    chroma_width: usize,
+    luma_rows: usize,
+    chroma_rows: usize,
+    /// The source planes from the band's first row.
+    y: Plane<'a>,
+    u: Plane<'a>,
+    v: Plane<'a>,
+    /// The band's rows of the destination planes, `bytesperline` apart.
+    luma: &'a mut [u8],
+    chroma: &'a mut [u8],
+    bytesperline: usize,
+}
+
+impl Band<'_> {
+    /// Converts the band. Never panics: [`split_semiplanar`] checked every row it touches.
+    pub fn convert(&mut self) {
+        let (w, cw, bpl) = (self.width, self.chroma_width, self.bytesperline);
+        let y_rows = self.y.data.chunks(self.y.stride);
+        let luma = self.luma.chunks_mut(bpl).zip(y_rows).take(self.luma_rows);
+        let c_rows = self
+            .u
+            .data
+            .chunks(self.u.stride)
+            .zip(self.v.data.chunks(self.v.stride));
+        let chroma = self
+            .chroma
+            .chunks_mut(bpl)
+            .zip(c_rows)
+            .take(self.chroma_rows);
+        let bps = self.depth.bytes_per_sample() as usize;
+        for (d, s) in luma {
+            if let (Some(d), Some(s)) = (d.get_mut(..w * bps), s.get(..w * bps)) {
+                match self.depth {
+                    BitDepth::Eight => d.copy_from_slice(s),
+                    BitDepth::Ten => shift10(d, s),
+                }
+            }
+        }
+        for (d, (u, v)) in chroma {
+            let (d, u, v) = (
+                d.get_mut(..2 * cw * bps),
+                u.get(..cw * bps),
+                v.get(..cw * bps),
+            );
+            if let (Some(d), Some(u), Some(v)) = (d, u, v) {
+                match self.depth {
+                    BitDepth::Eight => interleave8(d, u, v),
+                    BitDepth::Ten => interleave10(d, u, v),
+                }
+            }
+        }
+    }
+}
+
+/// The bands of one conversion ([`split_semiplanar`]).
+pub struct Bands<'a> {
+    bands: [Option<Band<'a>>; MAX_BANDS],
+    len: usize,
+}
+
+impl<'a> Bands<'a> {
+    /// The bands, each `Some`: one element per unit of parallel work.
+    pub fn as_mut_slice(&mut self) -> &mut [Option<Band<'a>>] {
+        &mut self.bands[..self.len]
+    }
+
+    /// Converts every band on the calling thread.
+    pub fn convert_all(&mut self) {
+        for b in self.as_mut_slice().iter_mut().flatten() {
+            b.convert();
+        }
+    }
+}
+
+/// Checks that `src` fits `dst` as `layout` says and splits the conversion into at most
+/// `max_bands` (and [`MAX_BANDS`]) bands of about the same height, at least two luma rows each.
+pub fn split_semiplanar<'a>(
+    src: &Planar<'a>,
+    dst: &'a mut [u8],
+    layout: SemiPlanar,
+    max_bands: usize,
+) -> Result<Bands<'a>, ConvertError> {
     let (w, h) = (src.width, src.height);
     if w == 0 || h == 0 {
         return Err(ConvertError::Empty);
@@ -103,33 +198,44 @@ pub fn write_semiplanar(
     if !fits {
         return Err(ConvertError::Destination);
     }
-    let (luma, chroma) = dst.split_at_mut(layout.chroma_offset);
+    let (mut luma, mut chroma) = dst.split_at_mut(layout.chroma_offset);
 
-    let y_rows = src.y.data.chunks(src.y.stride);
-    let c_rows = src
-        .u
-        .data
-        .chunks(src.u.stride)
-        .zip(src.v.data.chunks(src.v.stride));
-    match src.depth {
-        BitDepth::Eight => {
-            for (d, s) in luma.chunks_mut(bpl).zip(y_rows).take(h) {
-                d[..w].copy_from_slice(&s[..w]);
-            }
-            for (d, (u, v)) in chroma.chunks_mut(bpl).zip(c_rows).take(ch) {
-                interleave8(&mut d[..2 * cw], &u[..cw], &v[..cw]);
-            }
-        }
-        BitDepth::Ten => {
-            for (d, s) in luma.chunks_mut(bpl).zip(y_rows).take(h) {
-                shift10(&mut d[..2 * w], &s[..2 * w]);
-            }
-            for (d, (u, v)) in chroma.chunks_mut(bpl).zip(c_rows).take(ch) {
-                interleave10(&mut d[..4 * cw], &u[..2 * cw], &v[..2 * cw]);
-            }
-        }
+    let n = max_bands.clamp(1, MAX_BANDS).min(ch);
+    let mut bands = Bands {
+        bands: std::array::from_fn(|_| None),
+        len: n,
+    };
+    for (k, slot) in bands.bands[..n].iter_mut().enumerate() {
+        // Chroma rows c0..c1 and the luma rows over them; the checks above cover every row.
+        let (c0, c1) = (k * ch / n, (k + 1) * ch / n);
+        let (y0, y1) = (2 * c0, (2 * c1).min(h));
+        let (luma_len, chroma_len) = (
+            ((y1 - y0) * bpl).min(luma.len()),
+            ((c1 - c0) * bpl).min(chroma.len()),
+        );
+        let (band_luma, rest) = std::mem::take(&mut luma).split_at_mut(luma_len);
+        luma = rest;
+        let (band_chroma, rest) = std::mem::take(&mut chroma).split_at_mut(chroma_len);
+        chroma = rest;
+        let from = |p: &Plane<'a>, row: usize| Plane {
+            data: p.data.get(row * p.stride..).unwrap_or_default(),
+            stride: p.stride,
+        };
+        *slot = Some(Band {
+            depth: src.depth,
+            width: w,
+            chroma_width: cw,
+            luma_rows: y1 - y0,
+            chroma_rows: c1 - c0,
+            y: from(&src.y, y0),
+            u: from(&src.u, c0),
+            v: from(&src.v, c0),
+            luma: band_luma,
+            chroma: band_chroma,
+            bytesperline: bpl,
+        });
     }
-    Ok(())
+    Ok(bands)
 }
 
 #[inline]
@@ -253,6 +359,17 @@ mod tests {
             chroma_offset,
         };
         write_semiplanar(&src.view(), &mut dst, layout).unwrap();
+        // Split into bands (converted in reverse order, as threads may): the same bytes.
+        for n in [2, 3, 5, MAX_BANDS + 1] {
+            let mut banded = vec![0xeeu8; total];
+            let mut bands = split_semiplanar(&src.view(), &mut banded, layout, n).unwrap();
+            let used = bands.as_mut_slice();
+            assert_eq!(used.len(), n.min(MAX_BANDS).min(src.h.div_ceil(2)));
+            for b in used.iter_mut().rev() {
+                b.as_mut().unwrap().convert();
+            }
+            assert!(banded == dst, "{n} bands differ from one");
+        }
         let bps = src.depth.bytes_per_sample() as usize;
         let mut written = vec![false; total];
         for y in 0..src.h {

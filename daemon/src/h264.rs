@@ -31,6 +31,7 @@ use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi};
 
 use crate::avbuf::PacketSender;
+use crate::band_pool::BandPool;
 use crate::convert::Planar;
 use crate::decoder::DecoderConfig;
 use crate::dump::PacketDump;
@@ -463,6 +464,7 @@ pub fn decode_job(
     job: &Job<'_>,
     out: &Mapping,
     cap: &mut Mapping,
+    bands: &BandPool,
 ) -> Result<(), JobError> {
     let controls = H264Controls::from_job(job)?;
     let (start, end) = (
@@ -484,5 +486,5 @@ pub fn decode_job(
         )?;
     }
     // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped one.
-    crate::context::write_planar(&dec.picture()?, cap, &job.picture, true)
+    crate::context::write_planar(&dec.picture()?, cap, &job.picture, true, bands)
 }

@@ -13,6 +13,7 @@
 
 pub mod av1;
 pub mod avbuf;
+pub mod band_pool;
 pub mod context;
 pub mod convert;
 pub mod decoder;
