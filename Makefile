@@ -7,17 +7,23 @@
 #   make test            everything: style, lints, unit tests, module, VM tests
 #   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, in the VM
 #                        (BENCH_CODECS: default "vp9 h264 av1"; BENCH_ARGS go to scripts/bench-vm;
-#                        default "--runs 3", e.g. BENCH_ARGS="--threads 1")
+#                        default "--runs 5", e.g. BENCH_ARGS="--threads 1"; BENCH_KERNEL: the
+#                        kernel flavour booted, default "bench" = without lock debugging, "test"
+#                        = the VM tests' kernel; see docs/bench.md)
 #   make clean
 
 SHELL := /bin/bash
 KDIR ?= $(shell scripts/build-kernel --print-kdir 2>/dev/null)
 CARGO ?= cargo
-# Three interleaved rounds, medians reported: one round is at the mercy of the machine's load.
-BENCH_ARGS ?= --runs 3
+# Five interleaved rounds, medians reported: one round is at the mercy of the machine's load.
+BENCH_ARGS ?= --runs 5
 BENCH_CODECS ?= vp9 h264 av1
+BENCH_KERNEL ?= bench
+# The module for the bench kernel is built from a copy of its sources: building it in the tree
+# would replace the daedalus.ko of the test kernel.
+BENCH_MODULE_DIR = $(CURDIR)/target/module-$(BENCH_KERNEL)
 
-.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm bench clean
+.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm bench bench-module clean
 
 all: module
 
@@ -66,11 +72,21 @@ test: deps kernel test-host module test-vm
 
 # The streams are made once (scripts/gen-bench-stream, cached). The host's load average is printed
 # around each VM run: the figures depend on what else the machine is doing.
-bench: kernel module release
+bench-module:
+	@set -eo pipefail; kdir=$$(DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) scripts/build-kernel | tail -1); \
+	mkdir -p "$(BENCH_MODULE_DIR)"; \
+	git ls-files -z --cached --others --exclude-standard Kbuild kmod proto/src | \
+	  xargs -0 cp -p --parents -t "$(BENCH_MODULE_DIR)"; \
+	$(MAKE) -C "$$kdir" M="$(BENCH_MODULE_DIR)" modules 2>&1 | tee "$(BENCH_MODULE_DIR)/build.log"; \
+	! grep -iE "warning:" "$(BENCH_MODULE_DIR)/build.log" || { echo "module build printed warnings" >&2; exit 1; }
+
+bench: bench-module release
 	@rc=0; for codec in $(BENCH_CODECS); do \
 	  stream=$$(scripts/gen-bench-stream --codec $$codec) || exit 1; \
 	  echo "== $$codec: host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM"; \
-	  scripts/vm-run --timeout 1800 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; \
+	  echo "== $$codec: $(BENCH_KERNEL) kernel $$(DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) scripts/build-kernel --print-kdir)"; \
+	  DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) DAEDALUS_KO="$(BENCH_MODULE_DIR)/daedalus.ko" \
+	    scripts/vm-run --timeout 1800 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; \
 	  echo "== $$codec: host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM"; \
 	done; exit $$rc
 
