@@ -158,6 +158,42 @@ impl PictureSink {
     }
 }
 
+/// Buffer and request occupancy of a client, to decide whether another request may be queued.
+pub(crate) struct Occupancy {
+    /// Requests queued and not yet completed.
+    pub in_flight: usize,
+    /// The most requests to keep queued (`--in-flight`).
+    pub max_in_flight: usize,
+    /// OUTPUT buffers, and how many of them are free.
+    pub outputs: usize,
+    pub free_outputs: usize,
+    /// CAPTURE buffers, and how many of them hold a picture (in flight, reference, or waiting
+    /// for display).
+    pub captures: usize,
+    pub held_captures: usize,
+}
+
+impl Occupancy {
+    /// True when a request can be queued now, false when the oldest one must complete first;
+    /// an error when nothing in flight can free a CAPTURE buffer (the client would wait forever).
+    pub fn has_room(&self) -> Result<bool> {
+        if self.in_flight < self.max_in_flight.min(self.outputs)
+            && self.free_outputs > 0
+            && self.held_captures < self.captures
+        {
+            return Ok(true);
+        }
+        if self.in_flight == 0 {
+            bail!(
+                "all {} CAPTURE buffers hold reference or pending pictures \
+                 (ask for more with --capture-buffers)",
+                self.captures
+            );
+        }
+        Ok(false)
+    }
+}
+
 /// A request that completed: when, and the CAPTURE buffer it returned (if it was asked for).
 pub(crate) struct Completed {
     pub at: Instant,
@@ -907,19 +943,16 @@ impl<'a> Decoder<'a> {
             let Some(s) = &self.session else {
                 bail!("internal error: no session");
             };
-            let held = self.tracked.iter().filter(|t| t.holds_buffer()).count();
-            if self.in_flight.len() < self.opts.in_flight.min(s.output.len())
-                && !s.free_output.is_empty()
-                && held < s.capture.len()
-            {
+            let room = Occupancy {
+                in_flight: self.in_flight.len(),
+                max_in_flight: self.opts.in_flight,
+                outputs: s.output.len(),
+                free_outputs: s.free_output.len(),
+                captures: s.capture.len(),
+                held_captures: self.tracked.iter().filter(|t| t.holds_buffer()).count(),
+            };
+            if room.has_room()? {
                 return Ok(());
-            }
-            if self.in_flight.is_empty() {
-                bail!(
-                    "all {} CAPTURE buffers hold reference or pending pictures \
-                     (ask for more with --capture-buffers)",
-                    s.capture.len()
-                );
             }
             self.complete_oldest()?;
             self.flush_displays()?;
@@ -1203,4 +1236,39 @@ pub fn open_output(path: &std::path::Path) -> Result<Box<dyn Write>> {
     }
     let file = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
     Ok(Box::new(io::BufWriter::new(file)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Occupancy;
+
+    fn occupancy(in_flight: usize, free_outputs: usize, held_captures: usize) -> Occupancy {
+        Occupancy {
+            in_flight,
+            max_in_flight: 4,
+            outputs: 6,
+            free_outputs,
+            captures: 8,
+            held_captures,
+        }
+    }
+
+    #[test]
+    fn room_for_a_request() {
+        assert!(occupancy(0, 6, 0).has_room().unwrap());
+        assert!(occupancy(3, 3, 7).has_room().unwrap());
+        // --in-flight reached, no free OUTPUT buffer, every CAPTURE buffer held: wait.
+        assert!(!occupancy(4, 2, 4).has_room().unwrap());
+        assert!(!occupancy(2, 0, 2).has_room().unwrap());
+        assert!(!occupancy(1, 5, 8).has_room().unwrap());
+        // Nothing in flight could free a CAPTURE buffer: an error, not a wait.
+        let e = occupancy(0, 6, 8).has_room().unwrap_err().to_string();
+        assert!(e.contains("--capture-buffers"), "{e}");
+        // Fewer OUTPUT buffers than --in-flight: they are the limit.
+        let few = Occupancy {
+            outputs: 2,
+            ..occupancy(2, 1, 0)
+        };
+        assert!(!few.has_room().unwrap());
+    }
 }

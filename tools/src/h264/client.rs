@@ -32,8 +32,8 @@ use super::v4l2::{
     decode_params, has_pred_weights, pic_params, pred_weights, seq_params, slice_params,
 };
 use crate::decode::{
-    complete_request, Input, Observer, Options, Outputs, PictureSink, ProgressFn, Summary,
-    MAX_IN_FLIGHT,
+    complete_request, Input, Observer, Occupancy, Options, Outputs, PictureSink, ProgressFn,
+    Summary, MAX_IN_FLIGHT,
 };
 use crate::ffmpeg_timing::Rational;
 use crate::media::{MediaDevice, Request};
@@ -531,23 +531,18 @@ impl<'a> Client<'a> {
                 .session
                 .as_ref()
                 .ok_or_else(|| anyhow!("internal error: no session"))?;
-            let held = self
-                .tracked
-                .iter()
-                .filter(|t| t.in_flight || t.capture.is_some())
-                .count();
-            if self.in_flight.len() < self.opts.in_flight.min(s.output.len())
-                && !s.free_output.is_empty()
-                && held < s.capture.len()
-            {
+            let room = Occupancy {
+                in_flight: self.in_flight.len(),
+                max_in_flight: self.opts.in_flight,
+                outputs: s.output.len(),
+                free_outputs: s.free_output.len(),
+                captures: s.capture.len(),
+                held_captures: (self.tracked.iter())
+                    .filter(|t| t.in_flight || t.capture.is_some())
+                    .count(),
+            };
+            if room.has_room()? {
                 return Ok(());
-            }
-            if self.in_flight.is_empty() {
-                bail!(
-                    "all {} CAPTURE buffers hold reference or pending pictures \
-                     (ask for more with --capture-buffers)",
-                    s.capture.len()
-                );
             }
             self.complete_oldest()?;
             self.flush_displays()?;
