@@ -17,6 +17,10 @@ use std::thread::JoinHandle;
 
 use crate::convert::{Band, MAX_BANDS};
 
+/// The least a band converts (bytes written): below it, waking a helper costs about as much as
+/// the band itself (a QCIF or CIF picture is converted on one thread).
+pub const MIN_BAND_BYTES: usize = 128 * 1024;
+
 /// The bands of the picture being converted, shared with the helpers.
 #[derive(Clone, Copy)]
 struct Work {
@@ -114,6 +118,12 @@ impl BandPool {
     /// How many bands keep every thread busy.
     pub fn bands(&self) -> usize {
         self.helpers.len() + 1
+    }
+
+    /// How many bands to split a picture of `bytes` (written) into: one per thread, each of at
+    /// least [`MIN_BAND_BYTES`].
+    pub fn bands_for(&self, bytes: usize) -> usize {
+        self.bands().min(bytes / MIN_BAND_BYTES).max(1)
     }
 
     /// Converts every band, the caller's thread taking its share; returns when all are done.
@@ -222,6 +232,9 @@ mod tests {
         for threads in [1, 2, 3, 7] {
             let pool = BandPool::new(threads);
             assert_eq!(pool.bands(), threads);
+            assert_eq!(pool.bands_for(size), 1, "a small picture is one band");
+            assert_eq!(pool.bands_for(threads * MIN_BAND_BYTES), threads);
+            assert_eq!(pool.bands_for(1920 * 1080 * 3 / 2), threads.min(23));
             // Several pictures through the same pool, with more and fewer bands than threads.
             for bands in [pool.bands(), 1, 2 * threads + 1, pool.bands()] {
                 let mut banded = vec![0u8; size];
