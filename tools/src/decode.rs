@@ -177,10 +177,7 @@ impl Occupancy {
     /// True when a request can be queued now, false when the oldest one must complete first;
     /// an error when nothing in flight can free a CAPTURE buffer (the client would wait forever).
     pub fn has_room(&self) -> Result<bool> {
-        if self.in_flight < self.max_in_flight.min(self.outputs)
-            && self.free_outputs > 0
-            && self.held_captures < self.captures
-        {
+        if self.has_output_room() && self.held_captures < self.captures {
             return Ok(true);
         }
         if self.in_flight == 0 {
@@ -191,6 +188,14 @@ impl Occupancy {
             );
         }
         Ok(false)
+    }
+}
+
+impl Occupancy {
+    /// True when a request that needs no CAPTURE buffer of its own (a further slice of a held
+    /// picture) can be queued now.
+    pub fn has_output_room(&self) -> bool {
+        self.in_flight < self.max_in_flight.min(self.outputs) && self.free_outputs > 0
     }
 }
 
@@ -1270,5 +1275,9 @@ mod tests {
             ..occupancy(2, 1, 0)
         };
         assert!(!few.has_room().unwrap());
+        // A further slice needs no CAPTURE buffer: every one held is no obstacle.
+        assert!(occupancy(1, 5, 8).has_output_room());
+        assert!(!occupancy(4, 2, 0).has_output_room());
+        assert!(!occupancy(2, 0, 0).has_output_room());
     }
 }

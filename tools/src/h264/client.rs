@@ -509,39 +509,36 @@ impl<'a> Client<'a> {
         Ok(())
     }
 
+    /// The session's buffers and requests in use.
+    fn occupancy(&self) -> Result<Occupancy> {
+        let s = self
+            .session
+            .as_ref()
+            .ok_or_else(|| anyhow!("internal error: no session"))?;
+        Ok(Occupancy {
+            in_flight: self.in_flight.len(),
+            max_in_flight: self.opts.in_flight,
+            outputs: s.output.len(),
+            free_outputs: s.free_output.len(),
+            captures: s.capture.len(),
+            held_captures: (self.tracked.iter())
+                .filter(|t| t.in_flight || t.capture.is_some())
+                .count(),
+        })
+    }
+
+    /// Waits until a request and an OUTPUT buffer are free (a further slice of a held picture).
     fn make_output_room(&mut self) -> Result<()> {
-        loop {
-            let s = self
-                .session
-                .as_ref()
-                .ok_or_else(|| anyhow!("internal error: no session"))?;
-            if self.in_flight.len() < self.opts.in_flight.min(s.output.len())
-                && !s.free_output.is_empty()
-            {
-                return Ok(());
-            }
+        while !self.occupancy()?.has_output_room() {
             self.complete_oldest()?;
         }
+        Ok(())
     }
 
     /// Waits until a request, an OUTPUT buffer and a CAPTURE buffer are free.
     fn make_room(&mut self) -> Result<()> {
         loop {
-            let s = self
-                .session
-                .as_ref()
-                .ok_or_else(|| anyhow!("internal error: no session"))?;
-            let room = Occupancy {
-                in_flight: self.in_flight.len(),
-                max_in_flight: self.opts.in_flight,
-                outputs: s.output.len(),
-                free_outputs: s.free_output.len(),
-                captures: s.capture.len(),
-                held_captures: (self.tracked.iter())
-                    .filter(|t| t.in_flight || t.capture.is_some())
-                    .count(),
-            };
-            if room.has_room()? {
+            if self.occupancy()?.has_room()? {
                 return Ok(());
             }
             self.complete_oldest()?;
