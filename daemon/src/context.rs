@@ -291,11 +291,7 @@ pub(crate) fn write_planar(
         chroma_offset: pic.chroma_offset as usize,
     };
     cap.write_with(|dst| {
-        let bps = clipped.depth.bytes_per_sample() as usize;
-        let written = bps
-            * (clipped.width * clipped.height
-                + 2 * clipped.width.div_ceil(2) * clipped.height.div_ceil(2));
-        let n = bands.bands_for(written);
+        let n = bands.bands_for(clipped.semiplanar_bytes());
         let mut split = convert::split_semiplanar(&clipped, dst, layout, n)?;
         bands.run(split.as_mut_slice());
         Ok::<(), convert::ConvertError>(())

@@ -35,6 +35,15 @@ pub struct Planar<'a> {
     pub v: Plane<'a>,
 }
 
+impl Planar<'_> {
+    /// Bytes the picture takes as NV12 / P010, without row padding: what converting it writes.
+    pub fn semiplanar_bytes(&self) -> usize {
+        let samples =
+            self.width * self.height + 2 * self.width.div_ceil(2) * self.height.div_ceil(2);
+        self.depth.bytes_per_sample() as usize * samples
+    }
+}
+
 /// Layout of the destination (see [`daedalus_proto::wire::PictureFormat`]).
 #[derive(Clone, Copy, Debug)]
 pub struct SemiPlanar {
@@ -395,6 +404,10 @@ mod tests {
                 written[off..off + 2 * bps].fill(true);
             }
         }
+        assert_eq!(
+            written.iter().filter(|w| **w).count(),
+            src.view().semiplanar_bytes()
+        );
         for (i, w) in written.iter().enumerate() {
             if !w {
                 assert_eq!(dst[i], 0xee, "byte {i} outside the picture was written");
