@@ -22,21 +22,8 @@ use daedalus_codecs::av1::rebuild::{
 use daedalus_codecs::uapi::*;
 
 fn vectors() -> Option<PathBuf> {
-    let dir = match std::env::var_os("DAEDALUS_VECTORS") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-    };
-    let dir = if dir.join("MANIFEST.tsv").is_file() {
-        dir
-    } else {
-        PathBuf::from("/work/shared/vectors")
-    };
-    if dir.join("MANIFEST.tsv").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("skipped: no vectors (set DAEDALUS_VECTORS)");
-        None
-    }
+    daedalus_codecs::vectors::shared_subdir_or_skip("MANIFEST.tsv")
+        .and_then(|m| m.parent().map(PathBuf::from))
 }
 
 /// The AV1 4:2:0 8/10-bit vectors of the manifest.

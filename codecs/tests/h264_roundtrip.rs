@@ -14,17 +14,7 @@ use daedalus_codecs::h264::controls::{
 use daedalus_codecs::h264::rebuild::{write_pps, write_sps};
 
 fn vectors_dir() -> PathBuf {
-    std::env::var_os("DAEDALUS_VECTORS")
-        .map(PathBuf::from)
-        .or_else(|| {
-            [
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-                PathBuf::from("/work/shared/vectors"),
-            ]
-            .into_iter()
-            .find(|d| d.is_dir())
-        })
-        .unwrap_or_default()
+    daedalus_codecs::vectors::shared_dir().unwrap_or_default()
 }
 
 fn h264_streams() -> Vec<PathBuf> {
@@ -220,10 +210,7 @@ fn roundtrip_stream(data: &[u8]) -> Result<(usize, usize, usize), String> {
 fn every_vector_roundtrips_through_controls() {
     let streams = h264_streams();
     if streams.is_empty() {
-        eprintln!(
-            "no H.264 vectors under {} (set DAEDALUS_VECTORS); skipped",
-            vectors_dir().display()
-        );
+        eprintln!("h264: {}", daedalus_codecs::vectors::SKIPPED);
         return;
     }
     let mut failures = Vec::new();

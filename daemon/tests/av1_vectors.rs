@@ -32,15 +32,7 @@ use ffmpeg_next::format::Pixel;
 use md5::{Digest, Md5};
 
 fn vectors() -> Option<PathBuf> {
-    let d = std::env::var_os("DAEDALUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    let d = if d.join("MANIFEST.tsv").is_file() {
-        d
-    } else {
-        PathBuf::from("/work/shared/vectors")
-    };
-    d.join("MANIFEST.tsv").is_file().then_some(d)
+    daedalus_codecs::vectors::shared_dir().filter(|d| d.join("MANIFEST.tsv").is_file())
 }
 
 /// (whole-output md5, with grain): dav1d-test-data's `.md5` (its plain line), else the

@@ -2,8 +2,9 @@
 //! Byte-exact decoding of real VP9 streams through the daemon's core: every displayed frame's
 //! MD5 (planar, cropped) must equal FFmpeg's reference `framemd5`.
 //!
-//! The committed tiny vectors always run; the shared vectors (`/work/shared/vectors`, or
-//! `$DAEDALUS_VECTORS`) run when present and are skipped with a message otherwise.
+//! The committed tiny vectors always run; the shared vectors (`$DAEDALUS_VECTORS`, else
+//! `shared/vectors` beside the repository) run when present and are skipped with a message
+//! otherwise.
 
 mod common;
 
@@ -95,10 +96,7 @@ fn shared(rel: &str) -> Option<std::path::PathBuf> {
     match vectors_dir() {
         Some(d) => Some(d.join(rel)),
         None => {
-            eprintln!(
-                "skipping {rel}: shared vectors not found (set DAEDALUS_VECTORS, or put them in \
-                 shared/vectors next to the repository or in /work/shared/vectors)"
-            );
+            eprintln!("{rel}: {}", daedalus_codecs::vectors::SKIPPED);
             None
         }
     }

@@ -17,7 +17,8 @@
 set -uo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=$repo/target/release/daedalus
-vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+source "$repo/tests/vm/lib/vectors"
+vectors=$DAEDALUS_VECTORS
 modes=${AV1_MODES:-tiles obu}
 # By default a quick set of small streams covering the features (8/10-bit, film grain, forward
 # key frames, global motion, odd width, size changes, intra block copy, all-intra, and 12-bit /
@@ -37,7 +38,7 @@ max_frames=${AV1_MAX_FRAMES:-60}
 [[ -n ${AV1_ALL:-} ]] && max_frames=${AV1_MAX_FRAMES:-100000}
 [[ -x $bin ]] || { echo "av1-decode: $bin not found"; exit 1; }
 if [[ ! -d $vectors/av1 ]]; then
-  echo "av1-decode: no AV1 vectors under $vectors (set DAEDALUS_VECTORS): skipped"
+  echo "av1-decode: $VECTORS_SKIPPED"
   exit 0
 fi
 "$repo/tests/vm/lib/start-daemon" >/dev/null

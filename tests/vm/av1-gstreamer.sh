@@ -22,8 +22,9 @@
 # 4:2:2 / 4:4:4 / 12-bit streams are outside the device's scope and must fail.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-export DAEDALUS_VECTORS=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
-[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "note: $DAEDALUS_VECTORS not visible: AV1 conformance streams skipped"; exit 0; }
+source "$repo/tests/vm/lib/vectors"
+export DAEDALUS_VECTORS
+[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "av1-gstreamer: $VECTORS_SKIPPED"; exit 0; }
 
 # av1_ref_kind FILE DEPTH CHROMA FEATURES REFS: how to check FILE (see lib/gst-conformance).
 av1_ref_kind() {

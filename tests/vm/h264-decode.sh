@@ -21,10 +21,11 @@
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=$repo/target/release/daedalus
-vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+source "$repo/tests/vm/lib/vectors"
+vectors=$DAEDALUS_VECTORS
 [[ -x $bin ]] || { echo "h264-decode: $bin not found"; exit 1; }
 if [[ ! -d $vectors/h264 ]]; then
-  echo "note: $vectors/h264 not found: H.264 vectors skipped"
+  echo "h264-decode: H.264 vectors $VECTORS_SKIPPED"
   exit 0
 fi
 heavy_pictures=12 heavy_lines=6

@@ -17,8 +17,9 @@
 # the device's scope: they must fail, never produce pictures.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-export DAEDALUS_VECTORS=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
-[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "note: $DAEDALUS_VECTORS not visible: H.264 conformance streams skipped"; exit 0; }
+source "$repo/tests/vm/lib/vectors"
+export DAEDALUS_VECTORS
+[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "h264-gstreamer: $VECTORS_SKIPPED"; exit 0; }
 
 # h264_ref_kind FILE DEPTH CHROMA FEATURES REFS: how to check FILE (see lib/gst-conformance).
 h264_ref_kind() {

@@ -15,7 +15,8 @@
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=$repo/target/release/daedalus
-vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+source "$repo/tests/vm/lib/vectors"
+vectors=$DAEDALUS_VECTORS
 [[ -x $bin ]] || { echo "vp9-decode: $bin not found"; exit 1; }
 failures=0 exact=0 total=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -61,7 +62,7 @@ if [[ -d $vectors/vp9 ]]; then
     [[ -n $ref ]] && { check "$s" "$ref" || true; }
   done < <(find "$vectors/vp9" -type f \( -name '*.ivf' -o -name '*.vp9' \) | sort)
 else
-  echo "note: $vectors/vp9 not found: shared conformance streams skipped"
+  echo "vp9-decode: shared conformance streams $VECTORS_SKIPPED"
 fi
 echo "conformance: $exact of $total streams byte-exact"
 conformance="$exact/$total"
@@ -104,6 +105,7 @@ rc=0; wait $pc || rc=$?
 took=$(( $(date +%s) - start ))
 [[ $rc -ne 0 ]] || fail "decode reported success although the daemon died"
 [[ $took -le 10 ]] || fail "decode took ${took}s to end after the daemon died"
+grep -q "no decode daemon is attached" "$work/long.log" || fail "decode did not say that the daemon went away"
 echo "client ended ${took}s after the kill (status $rc): $(tail -n 1 "$work/long.log")"
 daemon=$("$repo/tests/vm/lib/start-daemon")
 check "$a" "$(ls "$a".ffmpeg-*.framemd5)" || fail "restarted daemon not byte-exact"

@@ -10,7 +10,8 @@
 # (their .whole.md5), which any wrong byte in any frame changes.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-vectors=${DAEDALUS_VECTORS:-$repo/../shared/vectors}
+source "$repo/tests/vm/lib/vectors"
+vectors=$DAEDALUS_VECTORS
 work=$(mktemp -d)
 failures=0 exact=0 total=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -66,7 +67,7 @@ if [[ -d $vectors/vp9 ]]; then
     fi
   done < <(find "$vectors/vp9" -name '*.whole.md5' | sort)
 else
-  echo "note: $vectors/vp9 not visible: shared conformance streams skipped"
+  echo "vp9-gstreamer: shared conformance streams $VECTORS_SKIPPED"
 fi
 echo "GStreamer v4l2slvp9dec: $exact of $total streams byte-exact"
 [[ $failures -eq 0 ]] || exit 1

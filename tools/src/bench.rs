@@ -34,46 +34,6 @@ use anyhow::{bail, Context, Result};
 use crate::decode::{self, Input, Observer, Outputs, Summary};
 use crate::ivf::IvfReader;
 
-/// The module's sysfs attribute saying whether a decode daemon is attached ("1" / "0").
-pub const DAEMON_ATTACHED: &str = "/sys/class/misc/daedalus/daemon_attached";
-
-/// Whether a decode daemon is attached to `/dev/daedalus`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DaemonState {
-    /// The attribute reads "1".
-    Attached,
-    /// The attribute reads "0".
-    Detached,
-    /// The attribute cannot be read (absent: module not loaded or too old) or holds something
-    /// else; the text says why.
-    Unknown(String),
-}
-
-impl fmt::Display for DaemonState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DaemonState::Attached => f.write_str("attached"),
-            DaemonState::Detached => f.write_str("not attached (decode jobs fail at once)"),
-            DaemonState::Unknown(why) => write!(f, "unknown ({why})"),
-        }
-    }
-}
-
-/// Reads a `daemon_attached` attribute (normally [`DAEMON_ATTACHED`]).
-pub fn daemon_state(path: &Path) -> DaemonState {
-    match std::fs::read_to_string(path) {
-        Ok(text) => match text.trim() {
-            "1" => DaemonState::Attached,
-            "0" => DaemonState::Detached,
-            other => DaemonState::Unknown(format!("{} reads {other:?}", path.display())),
-        },
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            DaemonState::Unknown(format!("no {}", path.display()))
-        }
-        Err(e) => DaemonState::Unknown(format!("cannot read {}: {e}", path.display())),
-    }
-}
-
 /// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
 /// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
 /// `None` for an empty slice.
@@ -754,8 +714,8 @@ fn device_run(
         )
     })?;
     if !summary.success() {
-        let hint = match daemon_state(Path::new(DAEMON_ATTACHED)) {
-            DaemonState::Attached => String::new(),
+        let hint = match crate::discover::daemon_state() {
+            crate::discover::DaemonState::Attached => String::new(),
             state => format!(" (decode daemon: {state})"),
         };
         bail!(
@@ -1041,28 +1001,6 @@ mod tests {
             "-nostdin -hide_banner -benchmark -threads 2 -thread_type slice -i a.h264 -an -f \
              null -"
         );
-    }
-
-    #[test]
-    fn daemon_states() {
-        let dir = std::env::temp_dir().join(format!("daedalus-bench-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let file = dir.join("daemon_attached");
-        for (text, state) in [
-            ("1\n", DaemonState::Attached),
-            ("0\n", DaemonState::Detached),
-        ] {
-            std::fs::write(&file, text).expect("write");
-            assert_eq!(daemon_state(&file), state);
-        }
-        std::fs::write(&file, "maybe").expect("write");
-        assert!(matches!(daemon_state(&file), DaemonState::Unknown(why) if why.contains("maybe")));
-        std::fs::remove_file(&file).expect("remove");
-        let state = daemon_state(&file);
-        assert!(matches!(&state, DaemonState::Unknown(why) if why.starts_with("no ")));
-        assert!(state.to_string().starts_with("unknown (no "));
-        assert_eq!(DaemonState::Attached.to_string(), "attached");
-        let _ = std::fs::remove_dir(&dir);
     }
 
     #[test]

@@ -75,6 +75,67 @@ impl Input {
     }
 }
 
+/// The inputs `daedalus decode` reads, for the message about one it does not recognise.
+pub const RECOGNISED_INPUTS: &str = "VP9 or AV1 in IVF or WebM / Matroska; AV1 as a \
+     low-overhead (Section 5, .obu) or Annex B OBU stream; H.264 as an Annex B byte stream \
+     (.264, .h264, .jsv), in MP4 or in Matroska";
+
+/// An input that is none of the streams `daedalus decode` reads.
+#[derive(Debug, thiserror::Error)]
+#[error("not a recognised stream (daedalus decode reads {RECOGNISED_INPUTS})")]
+pub struct Unrecognised;
+
+/// The codec of `input`, from its container or, for bare streams, its bitstream: H.264 (Annex B,
+/// MP4, Matroska with an H.264 track), VP9 or AV1 (IVF, WebM / Matroska) or AV1 OBUs. An input
+/// that is none of these is an [`Unrecognised`] error; a container holding another codec says
+/// which one it holds.
+pub fn identify(input: &Input) -> Result<crate::codec::Codec> {
+    use crate::codec::Codec;
+    use crate::container::{sniff, Container};
+    let mut head = Vec::new();
+    input
+        .open()?
+        .take(64 * 1024)
+        .read_to_end(&mut head)
+        .context("cannot read the input")?;
+    if head.is_empty() {
+        bail!("the input is empty");
+    }
+    if crate::h264::client::is_h264(input, &head)? {
+        return Ok(Codec::H264);
+    }
+    match sniff(&head) {
+        Container::Ivf => match head.get(8..12) {
+            Some(b"VP90") => Ok(Codec::Vp9),
+            Some(b"AV01") => Ok(Codec::Av1),
+            fourcc => bail!(
+                "the IVF file holds {:?}, not a codec daedalus decodes (VP9 \"VP90\", AV1 \"AV01\")",
+                String::from_utf8_lossy(fourcc.unwrap_or_default())
+            ),
+        },
+        Container::Webm => {
+            let reader = PacketReader::new(input.open()?)
+                .context("the Matroska / WebM file has no VP9, AV1 or H.264 video track")?;
+            Ok(if &reader.info().codec == b"AV01" {
+                Codec::Av1
+            } else {
+                Codec::Vp9
+            })
+        }
+        Container::Unknown => {
+            let mut data = Vec::new();
+            input
+                .open()?
+                .read_to_end(&mut data)
+                .context("cannot read the input")?;
+            match crate::av1::obu::detect(&data) {
+                Ok(_) => Ok(Codec::Av1),
+                Err(_) => Err(Unrecognised.into()),
+            }
+        }
+    }
+}
+
 /// The outputs of decoded pictures.
 #[derive(Default)]
 pub struct Outputs {

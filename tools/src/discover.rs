@@ -13,6 +13,51 @@ pub const DRIVER_NAME: &str = "daedalus";
 /// The misc character device the decode daemon attaches to.
 pub const DAEMON_NODE: &str = "/dev/daedalus";
 
+/// The module's sysfs attribute saying whether a decode daemon is attached ("1" / "0").
+pub const DAEMON_ATTACHED: &str = "/sys/class/misc/daedalus/daemon_attached";
+
+/// Whether a decode daemon is attached to `/dev/daedalus`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DaemonState {
+    /// The attribute reads "1".
+    Attached,
+    /// The attribute reads "0".
+    Detached,
+    /// The attribute cannot be read (absent: module not loaded or too old) or holds something
+    /// else; the text says why.
+    Unknown(String),
+}
+
+impl std::fmt::Display for DaemonState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DaemonState::Attached => f.write_str("attached"),
+            DaemonState::Detached => f.write_str("not attached (decode jobs fail at once)"),
+            DaemonState::Unknown(why) => write!(f, "unknown ({why})"),
+        }
+    }
+}
+
+/// Whether a decode daemon is attached, from [`DAEMON_ATTACHED`].
+pub fn daemon_state() -> DaemonState {
+    daemon_state_at(Path::new(DAEMON_ATTACHED))
+}
+
+/// Reads a `daemon_attached` attribute (normally [`DAEMON_ATTACHED`]).
+pub fn daemon_state_at(path: &Path) -> DaemonState {
+    match std::fs::read_to_string(path) {
+        Ok(text) => match text.trim() {
+            "1" => DaemonState::Attached,
+            "0" => DaemonState::Detached,
+            other => DaemonState::Unknown(format!("{} reads {other:?}", path.display())),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            DaemonState::Unknown(format!("no {}", path.display()))
+        }
+        Err(e) => DaemonState::Unknown(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
 /// The index of a device node name: `node_index("video12", "video") == Some(12)`.
 pub fn node_index(file_name: &str, prefix: &str) -> Option<u32> {
     let digits = file_name.strip_prefix(prefix)?;
@@ -80,6 +125,31 @@ pub fn find_media_device(bus_info: &str) -> std::io::Result<Option<(PathBuf, Med
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn daemon_states() {
+        let dir =
+            std::env::temp_dir().join(format!("daedalus-discover-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("daemon_attached");
+        for (text, state) in [
+            ("1\n", DaemonState::Attached),
+            ("0\n", DaemonState::Detached),
+        ] {
+            std::fs::write(&file, text).expect("write");
+            assert_eq!(daemon_state_at(&file), state);
+        }
+        std::fs::write(&file, "maybe").expect("write");
+        assert!(
+            matches!(daemon_state_at(&file), DaemonState::Unknown(why) if why.contains("maybe"))
+        );
+        std::fs::remove_file(&file).expect("remove");
+        let state = daemon_state_at(&file);
+        assert!(matches!(&state, DaemonState::Unknown(why) if why.starts_with("no ")));
+        assert!(state.to_string().starts_with("unknown (no "));
+        assert_eq!(DaemonState::Attached.to_string(), "attached");
+        let _ = std::fs::remove_dir(&dir);
+    }
 
     #[test]
     fn node_indices() {

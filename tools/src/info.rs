@@ -6,7 +6,7 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Result;
-use daedalus_tools::bench::{daemon_state, DAEMON_ATTACHED};
+use daedalus_tools::discover::daemon_state;
 use daedalus_tools::discover::{self, FoundVideo, DAEMON_NODE};
 use daedalus_tools::names::{
     buf_type_name, ctrl_type_name, flag_names, fourcc_to_string, kernel_version, CAPS, CTRL_FLAGS,
@@ -29,10 +29,7 @@ pub fn run(found: &[FoundVideo]) -> Result<()> {
     }
     println!();
     println!("{DAEMON_NODE}: {}", daemon_node(Path::new(DAEMON_NODE)));
-    println!(
-        "decode daemon: {}",
-        daemon_state(Path::new(DAEMON_ATTACHED))
-    );
+    println!("decode daemon: {}", daemon_state());
     Ok(())
 }
 

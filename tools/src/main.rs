@@ -16,12 +16,12 @@ mod info;
 
 use std::io::IsTerminal;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use daedalus_tools::bench;
 use daedalus_tools::codec::Codec;
 use daedalus_tools::conformance::{self, Options};
@@ -47,31 +47,51 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Describe the daedalus device nodes: capabilities, media device, OUTPUT and CAPTURE
-    /// formats with frame sizes, every control (with menu entries), and the daemon node.
+    /// Describe the daedalus device nodes, their formats and controls
+    ///
+    /// For each video device: capabilities, the media device, OUTPUT and CAPTURE formats with
+    /// their frame sizes, every control (with menu entries), and whether a decode daemon is
+    /// attached to /dev/daedalus.
     Info(DeviceArgs),
-    /// Check the Request API behaviour of the device for every codec it lists (one line per
-    /// check); exits with 0 only if every check passes.
+    /// Check the device's Request API behaviour, one line per check
+    ///
+    /// Drives the Request API for every codec the device lists: bad requests must be refused
+    /// with the right errno, valid ones must complete. Exits with 0 only if every check passes.
     CheckRequests(CheckArgs),
-    /// Decode a stream through the stateless decoder: VP9 (IVF, WebM), AV1 (IVF, WebM, Annex-B
-    /// or Section-5 .obu) or H.264 (Annex-B, MP4), one request per frame (per slice with
-    /// --h264-mode slice) with the codec's controls, references by timestamp, hidden frames,
-    /// show_existing_frame and resolution changes. Prints a summary; exits with 0 only if every
-    /// frame decoded without error, 3 if the device refuses the stream (profile, chroma format,
-    /// bit depth, interlacing).
+    /// Decode a VP9, AV1 or H.264 stream through the device
+    ///
+    /// Reads VP9 / AV1 in IVF or WebM / Matroska, AV1 as Section 5 (.obu) or Annex B OBUs,
+    /// H.264 as Annex B, MP4 or Matroska (recognised by content). One request per frame (per
+    /// slice with --h264-mode slice) with the codec's controls, references by timestamp, hidden
+    /// frames, show_existing_frame and resolution changes. Writes the pictures or their MD5s and
+    /// prints a summary. Exits with 0 only if every frame decoded without error, 3 if the device
+    /// refuses the stream (profile, chroma format, bit depth, interlacing), 1 otherwise.
     Decode(DecodeArgs),
-    /// Time a stream (VP9 or AV1 IVF, H.264 Annex-B) through the device and through plain
-    /// FFmpeg in the same run: frames, fps of both and their ratio (device / FFmpeg), per-frame latency p50/p99
-    /// through the device (request queued to request completed). FFmpeg baseline: same thread
-    /// count, slice threading (`ffmpeg -threads N -thread_type slice`; AV1: libdav1d with
-    /// `-flags low_delay`), because the device decodes one picture per request, which leaves
-    /// daedalusd's FFmpeg slice (tile) threads only; FFmpeg's default (frame) threading is
-    /// reported too, as an informative figure.
-    /// The device's decoding threads are daedalusd's own setting (its --threads, default: the
-    /// number of CPUs): keep them equal to --threads here. The last line is machine-readable:
-    /// `bench: frames=... device_fps=... ffmpeg_fps=... ratio=... p50_ms=... p99_ms=...`.
-    /// Exits with 0 only if every frame decoded without error.
+    /// Time a stream through the device against plain FFmpeg
+    ///
+    /// Decodes a VP9 or AV1 IVF or an H.264 Annex B file through the device and through plain
+    /// FFmpeg in the same run: frames, the fps of both and their ratio (device / FFmpeg), and the
+    /// per-frame latency p50/p99 through the device (request queued to request completed).
+    /// FFmpeg baseline: same thread count, slice threading (`ffmpeg -threads N -thread_type
+    /// slice`; AV1: libdav1d with `-flags low_delay`), because the device decodes one picture per
+    /// request, which leaves daedalusd's FFmpeg slice (tile) threads only; FFmpeg's default
+    /// (frame) threading is reported too, as an informative figure. The device's decoding
+    /// threads are daedalusd's own setting (its --threads, default: the number of CPUs): keep
+    /// them equal to --threads here. The last line is machine-readable: `bench: frames=...
+    /// device_fps=... ffmpeg_fps=... ratio=... p50_ms=... p99_ms=...`. Exits with 0 only if
+    /// every frame decoded without error.
     Bench(BenchArgs),
+    /// Print a shell completion script
+    ///
+    /// For example `daedalus completions bash > /etc/bash_completion.d/daedalus`.
+    Completions(CompletionArgs),
+}
+
+#[derive(Debug, Args)]
+struct CompletionArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -199,8 +219,8 @@ struct DecodeArgs {
     #[arg(short, long)]
     quiet: bool,
 
-    /// The stream: VP9 in IVF or WebM, H.264 as Annex-B (.264/.h264/.jsv/.avc) or MP4,
-    /// recognised by content (`-`: standard input).
+    /// The stream, recognised by content: VP9 / AV1 in IVF or WebM, AV1 OBUs (Section 5 or
+    /// Annex B), H.264 as Annex B, MP4 or Matroska (`-`: standard input).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 }
@@ -356,8 +376,6 @@ fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
 }
 
 fn decode(args: &DecodeArgs) -> Result<ExitCode> {
-    let video = args.device.select()?.remove(0);
-    let media = media_of(&video, args.media.as_ref())?;
     let outputs_to_stdout = [&args.output, &args.framemd5, &args.md5]
         .into_iter()
         .flatten()
@@ -374,6 +392,13 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
     } else {
         Input::File(args.input.clone())
     };
+    // What the input is comes first: an unreadable or unknown file says so whatever the device.
+    let codec = decode::identify(&input).with_context(|| args.input.display().to_string())?;
+    let video = args.device.select()?.remove(0);
+    let media = media_of(&video, args.media.as_ref())?;
+    if video.cap.driver == DRIVER_NAME {
+        require_daemon()?;
+    }
     let open = |p: &Option<PathBuf>| p.as_deref().map(decode::open_output).transpose();
     let outputs = Outputs {
         raw: open(&args.output)?,
@@ -405,23 +430,7 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             );
         }
     };
-    let head = match &input {
-        Input::Memory(d) => d.iter().take(16).copied().collect::<Vec<u8>>(),
-        Input::File(p) => {
-            let mut head = Vec::new();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(
-                    std::fs::File::open(p)
-                        .with_context(|| format!("cannot open {}", p.display()))?,
-                    16,
-                ),
-                &mut head,
-            )
-            .with_context(|| format!("cannot read {}", p.display()))?;
-            head
-        }
-    };
-    let result = if h264::client::is_h264(&input, &head)? {
+    let result = if codec == Codec::H264 {
         let h = h264::client::H264Options {
             mode: args.h264_mode,
             start_code: args.start_code,
@@ -446,7 +455,16 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             video.path.display(),
             video.cap.driver
         )
-    })?;
+    });
+    let daemon_gone = || {
+        video.cap.driver == DRIVER_NAME
+            && discover::daemon_state() == discover::DaemonState::Detached
+    };
+    // The usual reason for a failed decode: the daemon went away during it; say that first.
+    let summary = match summary {
+        Err(e) if daemon_gone() => return Err(e.context(NoDaemon)),
+        other => other?,
+    };
     let text = format!(
         "{}: {} packets, {} frames submitted: {} decoded, {} decode errors, {} skipped; \
          {} shown ({} of them errors); {} configuration(s); {:.2} s, {:.1} fps",
@@ -475,8 +493,38 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             "daedalus: {} frame(s) did not decode",
             summary.decode_errors + summary.skipped
         );
+        if daemon_gone() {
+            eprintln!("daedalus: {NoDaemon}");
+        }
         ExitCode::FAILURE
     })
+}
+
+/// No decode daemon is attached: every job of the device would end in an error buffer.
+#[derive(Debug)]
+struct NoDaemon;
+
+impl std::fmt::Display for NoDaemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "no decode daemon is attached to /dev/daedalus ({} reads 0), so the device cannot \
+             decode anything: start daedalusd (`systemctl start daedalusd`, or run `daedalusd` \
+             as root) and try again",
+            discover::DAEMON_ATTACHED
+        )
+    }
+}
+
+impl std::error::Error for NoDaemon {}
+
+/// Fails with [`NoDaemon`] when the module says no daemon is attached (an unknown state, such
+/// as an older module without the attribute, lets the caller go on).
+fn require_daemon() -> Result<()> {
+    match discover::daemon_state() {
+        discover::DaemonState::Detached => Err(NoDaemon.into()),
+        _ => Ok(()),
+    }
 }
 
 fn bench(args: &BenchArgs) -> Result<ExitCode> {
@@ -486,13 +534,10 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     if args.frames.is_some_and(|n| n <= args.warmup) {
         bail!("--frames must be larger than --warmup ({})", args.warmup);
     }
-    if let bench::DaemonState::Detached = bench::daemon_state(Path::new(bench::DAEMON_ATTACHED)) {
-        bail!(
-            "no decode daemon is attached ({} is 0): start daedalusd first",
-            bench::DAEMON_ATTACHED
-        );
-    }
     let video = args.device.select()?.remove(0);
+    if video.cap.driver == DRIVER_NAME {
+        require_daemon()?;
+    }
     let media = media_of(&video, args.media.as_ref())?;
     let threads = match args.threads {
         Some(n) => usize::from(n),
@@ -532,7 +577,20 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Lets a closed standard output end the process quietly, as it does for every other command
+/// line tool (`daedalus info | head`): Rust starts programs with SIGPIPE ignored, which turns
+/// the write into an `EPIPE` error that `println!` reports with a panic.
+fn restore_sigpipe() {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    // SAFETY: called first in `main`, before any other thread exists; the default action
+    // installs no handler code.
+    if let Err(e) = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) } {
+        log::debug!("cannot restore SIGPIPE: {e}");
+    }
+}
+
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     let level = match cli.verbose {
         0 => "warn",
@@ -551,6 +609,15 @@ fn main() -> ExitCode {
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
+        Command::Completions(args) => {
+            clap_complete::generate(
+                args.shell,
+                &mut Cli::command(),
+                "daedalus",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     };
     match result {
         Ok(code) => code,
@@ -568,7 +635,6 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn cli_is_consistent() {

@@ -35,11 +35,9 @@ fn data_dir() -> PathBuf {
 
 /// The shared vectors' vp9 directory, if present.
 fn vectors_dir() -> Option<PathBuf> {
-    let root = std::env::var_os("DAEDALUS_VECTORS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"));
-    let vp9 = root.join("vp9");
-    vp9.is_dir().then_some(vp9)
+    daedalus_codecs::vectors::shared_dir()
+        .map(|d| d.join("vp9"))
+        .filter(|d| d.is_dir())
 }
 
 fn have_ffmpeg() -> bool {

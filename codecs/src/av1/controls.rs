@@ -577,23 +577,8 @@ mod tests {
     use cros_codecs::codec::av1::parser::{ObuAction, ParsedObu, Parser};
     use std::path::PathBuf;
 
-    /// `$DAEDALUS_VECTORS`, else `shared/vectors` next to the repository, else
-    /// `/work/shared/vectors` (as the daemon's tests).
     fn vectors() -> Option<PathBuf> {
-        let dir = match std::env::var_os("DAEDALUS_VECTORS") {
-            Some(d) => Some(PathBuf::from(d)),
-            None => [
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-                PathBuf::from("/work/shared/vectors"),
-            ]
-            .into_iter()
-            .find(|d| d.join("av1").is_dir()),
-        };
-        let found = dir.filter(|d| d.join("av1").is_dir());
-        if found.is_none() {
-            eprintln!("skipped: no AV1 vectors found (set DAEDALUS_VECTORS)");
-        }
-        found
+        crate::vectors::shared_subdir_or_skip("av1").and_then(|d| d.parent().map(PathBuf::from))
     }
 
     /// The frames of an IVF file (32-byte file header, 12-byte frame headers).

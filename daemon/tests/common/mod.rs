@@ -39,19 +39,9 @@ pub const FLAG_INTRA_ONLY: u32 = 0x008;
 /// Bytes FFmpeg may read past a packet (AV_INPUT_BUFFER_PADDING_SIZE).
 pub const PADDING: u32 = 64;
 
-/// Where the shared test vectors are: `$DAEDALUS_VECTORS`, else `shared/vectors` next to the
-/// repository, else `/work/shared/vectors`.
+/// Where the shared test vectors are ([`daedalus_codecs::vectors::shared_dir`]).
 pub fn vectors_dir() -> Option<PathBuf> {
-    if let Some(dir) = std::env::var_os("DAEDALUS_VECTORS") {
-        let dir = PathBuf::from(dir);
-        return dir.is_dir().then_some(dir);
-    }
-    [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/vectors"),
-        PathBuf::from("/work/shared/vectors"),
-    ]
-    .into_iter()
-    .find(|d| d.join("vp9").is_dir())
+    daedalus_codecs::vectors::shared_dir()
 }
 
 /// The committed test data.

@@ -85,21 +85,10 @@ pub struct Av1Input {
     pub tb: Rational,
 }
 
-/// Whether the file's first bytes say it is AV1 (IVF `AV01`, a WebM `V_AV1` track, or a bare
-/// OBU stream); VP9 otherwise.
+/// Whether `input` is AV1 (IVF `AV01`, a WebM `V_AV1` track, or a bare OBU stream; see
+/// [`crate::decode::identify`]).
 pub fn is_av1(input: &Input) -> Result<bool> {
-    let mut head = Vec::new();
-    input.open()?.take(64 * 1024).read_to_end(&mut head)?;
-    Ok(match sniff(&head) {
-        Container::Ivf => head.get(8..12) == Some(b"AV01"),
-        Container::Webm => {
-            let mut r = PacketReader::new(input.open()?).context("cannot read the WebM headers")?;
-            let mut buf = Vec::new();
-            let _ = r.next_packet(&mut buf);
-            &r.info().codec == b"AV01"
-        }
-        Container::Unknown => true,
-    })
+    Ok(crate::decode::identify(input)? == crate::codec::Codec::Av1)
 }
 
 /// Reads every temporal unit of an AV1 input.

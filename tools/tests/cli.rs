@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The `daedalus` command line as a newcomer meets it, run as a program (no device needed):
+//!
+//! * `daedalus --help` lists each subcommand on one line; the details are in `<cmd> --help`;
+//! * an input that is no stream `daedalus decode` reads is named as such, with the list of what
+//!   it reads, before any device is looked for; an IVF file of another codec says which;
+//! * a closed standard output ends the program quietly (no panic message).
+//!
+//! The no-daemon message needs the module: tests/vm/cli.sh checks it in the VM.
+
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn daedalus() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_daedalus"));
+    // No log configuration from the caller's environment.
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    daedalus()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run daedalus")
+}
+
+fn scratch(name: &str, data: &[u8]) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("daedalus-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let path = dir.join(name);
+    std::fs::write(&path, data).expect("write scratch file");
+    path
+}
+
+#[test]
+fn top_level_help_is_one_line_per_subcommand() {
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).expect("UTF-8 help");
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    let names: Vec<&str> = commands
+        .iter()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "info",
+            "check-requests",
+            "decode",
+            "bench",
+            "completions",
+            "help"
+        ],
+        "{help}"
+    );
+    for line in &commands {
+        // A line of its own: the name at the left margin, no continuation lines.
+        assert!(
+            line.starts_with("  ") && !line.starts_with("   "),
+            "{line:?}"
+        );
+        assert!(line.len() <= 100, "too long for one line: {line:?}");
+    }
+    // The details are in the subcommand's own help.
+    let out = run(&["decode", "--help"]);
+    let help = String::from_utf8(out.stdout).expect("UTF-8 help");
+    assert!(
+        help.contains("Exits with 0 only if every frame decoded"),
+        "{help}"
+    );
+}
+
+#[test]
+fn unrecognised_input_is_named_before_any_device() {
+    // Bytes that are neither a container nor an H.264 / AV1 bitstream.
+    let noise: Vec<u8> = (0u32..4096)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = scratch("random.bin", &noise);
+    let out = run(&["decode", path.to_str().expect("UTF-8 path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("random.bin: not a recognised stream"), "{err}");
+    for named in ["IVF", "WebM", "Annex B", "MP4", "H.264", "VP9", "AV1"] {
+        assert!(err.contains(named), "{named} not listed: {err}");
+    }
+    assert!(!err.contains("Section 5) nor"), "AV1 guessed: {err}");
+    assert!(
+        !err.contains("video device"),
+        "looked for a device first: {err}"
+    );
+}
+
+#[test]
+fn empty_input_and_other_codecs_say_so() {
+    let path = scratch("empty.ivf", b"");
+    let out = run(&["decode", path.to_str().expect("UTF-8 path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("the input is empty"), "{err}");
+
+    // An IVF header for VP8.
+    let mut ivf = Vec::new();
+    ivf.extend_from_slice(b"DKIF");
+    ivf.extend_from_slice(&0u16.to_le_bytes());
+    ivf.extend_from_slice(&32u16.to_le_bytes());
+    ivf.extend_from_slice(b"VP80");
+    ivf.extend_from_slice(&[0; 20]);
+    let path = scratch("vp8.ivf", &ivf);
+    let out = run(&["decode", path.to_str().expect("UTF-8 path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("holds \"VP80\""), "{err}");
+}
+
+#[test]
+fn closed_stdout_ends_quietly() {
+    // A pipe whose reader is gone before daedalus writes: every write fails.
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    let out = daedalus()
+        .args(["completions", "bash"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run daedalus");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.is_empty(), "printed on a closed pipe: {err}");
+    // Ended by SIGPIPE, as `cat` or `ls` would be.
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}", out.status);
+
+    // With a reader, the script is there.
+    let out = run(&["completions", "bash"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("_daedalus()"));
+}
