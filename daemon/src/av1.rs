@@ -250,7 +250,7 @@ unsafe impl Send for Av1Decoder {}
 /// Copy buffer allocated up front (grown when a larger packet comes).
 const INITIAL_PACKET_SIZE: usize = 256 * 1024;
 
-fn open_libdav1d(threads: usize) -> Result<ffmpeg::decoder::Video, JobError> {
+pub(crate) fn open_libdav1d(threads: usize) -> Result<ffmpeg::decoder::Video, JobError> {
     let codec = ffmpeg::decoder::find_by_name("libdav1d")
         .ok_or(JobError::Internal("FFmpeg has no libdav1d decoder"))?;
     let mut ctx = codec::Context::new_with_codec(codec);

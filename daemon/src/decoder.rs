@@ -60,6 +60,22 @@ pub struct Vp9Decoder {
     pts: i64,
 }
 
+/// An unopened FFmpeg decoder context for `id` with `threads` slice threads (0: FFmpeg
+/// chooses) in low-delay mode: one picture out per packet in, as every request needs.
+pub(crate) fn slice_threaded_context(
+    id: codec::Id,
+    threads: usize,
+) -> Result<codec::Context, JobError> {
+    let codec =
+        ffmpeg::decoder::find(id).ok_or(JobError::Internal("FFmpeg lacks a decoder we need"))?;
+    let mut ctx = codec::Context::new_with_codec(codec);
+    let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
+    threading.count = threads;
+    ctx.set_threading(threading);
+    ctx.set_flags(codec::Flags::LOW_DELAY);
+    Ok(ctx)
+}
+
 // SAFETY: FFmpeg codec contexts and frames may move between threads as long as they are not
 // used concurrently (`&mut self` only); the sender is `Send`.
 unsafe impl Send for Vp9Decoder {}
@@ -67,14 +83,10 @@ unsafe impl Send for Vp9Decoder {}
 impl Vp9Decoder {
     /// Opens a decoder.
     pub fn new(config: &DecoderConfig) -> Result<Vp9Decoder, JobError> {
-        let codec = ffmpeg::decoder::find(codec::Id::VP9)
-            .ok_or(JobError::Internal("FFmpeg has no VP9 decoder"))?;
-        let mut ctx = codec::Context::new_with_codec(codec);
-        let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
-        threading.count = config.threads;
-        ctx.set_threading(threading);
-        ctx.set_flags(codec::Flags::LOW_DELAY);
-        let dec = ctx.decoder().video().map_err(JobError::Ffmpeg)?;
+        let dec = slice_threaded_context(codec::Id::VP9, config.threads)?
+            .decoder()
+            .video()
+            .map_err(JobError::Ffmpeg)?;
         let d = Vp9Decoder {
             dec,
             sender: PacketSender::new(

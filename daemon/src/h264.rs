@@ -190,19 +190,25 @@ impl Drop for H264Decoder {
 const INITIAL_PACKET_SIZE: usize = 256 * 1024;
 const START_CODE: [u8; 3] = [0, 0, 1];
 
+/// The unopened FFmpeg H.264 decoder context of a context's decoder.
+pub(crate) fn open_context(config: &DecoderConfig) -> Result<codec::Context, JobError> {
+    let codec = ffmpeg::decoder::find(codec::Id::H264)
+        .ok_or(JobError::Internal("FFmpeg has no H.264 decoder"))?;
+    let mut ctx = codec::Context::new_with_codec(codec);
+    let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
+    // At least two (also for 0, "FFmpeg chooses", which is one on a single CPU): with one
+    // thread FFmpeg 5.1's H.264 decoder ends the picture after every chunk of a slice-based
+    // request (AV_CODEC_FLAG2_CHUNKS) and conceals the rest of it, flagging it corrupt;
+    // slice threading takes the other path.
+    threading.count = config.threads.max(2);
+    ctx.set_threading(threading);
+    Ok(ctx)
+}
+
 impl H264Decoder {
     /// Opens a decoder.
     pub fn new(config: &DecoderConfig) -> Result<H264Decoder, JobError> {
-        let codec = ffmpeg::decoder::find(codec::Id::H264)
-            .ok_or(JobError::Internal("FFmpeg has no H.264 decoder"))?;
-        let mut ctx = codec::Context::new_with_codec(codec);
-        let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
-        // At least two (also for 0, "FFmpeg chooses", which is one on a single CPU): with one
-        // thread FFmpeg 5.1's H.264 decoder ends the picture after every chunk of a slice-based
-        // request (AV_CODEC_FLAG2_CHUNKS) and conceals the rest of it, flagging it corrupt;
-        // slice threading takes the other path.
-        threading.count = config.threads.max(2);
-        ctx.set_threading(threading);
+        let mut ctx = open_context(config)?;
         let sender = PacketSender::new(
             INITIAL_PACKET_SIZE,
             PacketDump::create(config.dump_dir, Codec::H264),

@@ -27,6 +27,7 @@ pub mod stats;
 pub mod sys;
 pub mod transport;
 pub mod vp9;
+pub mod warmup;
 
 #[cfg(test)]
 mod testutil;

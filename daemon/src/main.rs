@@ -39,8 +39,13 @@ impl From<LogLevel> for log::LevelFilter {
 ///
 /// daedalusd attaches to the daedalus kernel module through /dev/daedalus and decodes the jobs
 /// the module sends (one frame each, from applications using /dev/videoN) with FFmpeg, writing
-/// the pictures straight into the applications' CAPTURE buffers. This milestone decodes VP9
-/// (profile 0 to NV12, profile 2 10-bit to P010).
+/// the pictures straight into the applications' CAPTURE buffers: VP9 (profile 0 to NV12,
+/// profile 2 to P010), H.264 (Baseline to High 10) and AV1 (main profile, 8/10-bit, with
+/// libdav1d).
+///
+/// Before attaching it decodes a few small built-in frames of every codec and bit depth, so
+/// that the first job of a boot does not pay for loading the decoders (--no-warm-up: attach at
+/// once).
 ///
 /// It runs in the foreground (for systemd: Type=simple, see daedalusd.service), as root (the
 /// device needs CAP_SYS_ADMIN), and only one daemon can be attached at a time. Every decode
@@ -70,13 +75,18 @@ struct Cli {
 
     /// Write every packet each decoder is given to a file in DIR (IVF for VP9/AV1, Annex-B
     /// for H.264): for slices-only or tile-payload clients this is the bitstream rebuilt from
-    /// the controls. For debugging (it writes every frame); see docs/daemon.md.
+    /// the controls. For debugging (it writes every frame); see the README.
     #[arg(long, value_name = "DIR")]
     dump_dir: Option<PathBuf>,
 
     /// Messages queued per context before the reader waits for that context.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     queue_depth: u16,
+
+    /// Attach at once, without decoding the built-in warm-up frames first (the first job of
+    /// each codec then pays for loading its decoder: up to a second on slow machines).
+    #[arg(long)]
+    no_warm_up: bool,
 }
 
 fn main() -> ExitCode {
@@ -109,6 +119,18 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     // the signals only ever arrive through the signalfd the dispatcher polls.
     let signals = block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1])
         .context("cannot set up signal handling")?;
+    let decoder = DecoderConfig {
+        threads,
+        // Leaked once: every decoder of the process refers to it.
+        dump_dir: cli
+            .dump_dir
+            .clone()
+            .map(|d| &*Box::leak(d.into_boxed_path())),
+    };
+    // Not when the device is missing: opening it says why at once.
+    if !cli.no_warm_up && cli.device.exists() {
+        warm_up(&decoder);
+    }
     let device = Device::open(&cli.device)?.with_signals(signals);
     let hello = device.hello();
     log::info!(
@@ -120,14 +142,7 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
         hello.job_timeout_ms,
     );
     let config = DaemonConfig {
-        decoder: DecoderConfig {
-            threads,
-            // Leaked once: every decoder of the process refers to it.
-            dump_dir: cli
-                .dump_dir
-                .clone()
-                .map(|d| &*Box::leak(d.into_boxed_path())),
-        },
+        decoder,
         queue_depth: usize::from(cli.queue_depth),
         ..DaemonConfig::default()
     };
@@ -140,6 +155,28 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
         summary.contexts
     );
     Ok(())
+}
+
+/// Decodes the built-in warm-up frames (daedalus_daemon::warmup) and logs how it went.
+fn warm_up(config: &DecoderConfig) {
+    let start = std::time::Instant::now();
+    let warm = DecoderConfig {
+        // Never dumped: these are not a client's packets.
+        dump_dir: None,
+        ..*config
+    };
+    let mut done = Vec::new();
+    for r in daedalus_daemon::warmup::warm_up(&warm) {
+        match r {
+            Ok(s) => done.push(format!("{} {} ms", s.name, s.took.as_millis())),
+            Err((name, e)) => log::warn!("warm-up of the {name} decoder failed: {e}"),
+        }
+    }
+    log::info!(
+        "decoders ready in {} ms ({})",
+        start.elapsed().as_millis(),
+        done.join(", ")
+    );
 }
 
 /// Every cached buffer keeps its dma-buf fd open (for `DMA_BUF_IOCTL_SYNC`): raise the soft
