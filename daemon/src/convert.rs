@@ -8,6 +8,12 @@
 //! samples. Rows are written front to back, which suits write-combined (uncached) mappings.
 
 use daedalus_proto::formats::BitDepth;
+use daedalus_proto::wire::PictureFormat;
+use ffmpeg_next::{ffi, frame};
+
+use crate::band_pool::BandPool;
+use crate::error::JobError;
+use crate::mapping::Mapping;
 
 /// One plane of the source picture.
 #[derive(Clone, Copy, Debug)]
@@ -277,6 +283,120 @@ fn interleave10(d: &mut [u8], u: &[u8], v: &[u8]) {
         d[..2].copy_from_slice(&p010(u));
         d[2..].copy_from_slice(&p010(v));
     }
+}
+
+/// Writes a decoded frame into the CAPTURE mapping in the job's NV12 / P010 layout, in
+/// parallel bands on `bands`. A frame larger than the CAPTURE format is clipped to it when
+/// `clip` is set (AV1 superres, whose upscaled width may exceed a stale format; H.264's coded
+/// size beyond its cropping), an error otherwise.
+pub fn write_picture(
+    frame: &frame::Video,
+    cap: &mut Mapping,
+    pic: &PictureFormat,
+    clip: bool,
+    bands: &BandPool,
+) -> Result<(), JobError> {
+    // SAFETY: `frame` wraps a valid AVFrame for as long as it is borrowed.
+    write_planar(
+        &frame_planes(unsafe { &*frame.as_ptr() })?,
+        cap,
+        pic,
+        clip,
+        bands,
+    )
+}
+
+/// Writes `src` into the CAPTURE mapping as the job's NV12 / P010 layout. A picture larger than
+/// the CAPTURE format is clipped to it when `clip` is set (AV1 superres, H.264 coded size with
+/// cropping), an error otherwise.
+pub(crate) fn write_planar(
+    src: &Planar<'_>,
+    cap: &mut Mapping,
+    pic: &PictureFormat,
+    clip: bool,
+    bands: &BandPool,
+) -> Result<(), JobError> {
+    let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
+        "CAPTURE format is neither NV12 nor P010",
+    ))?;
+    if src.depth != want {
+        let bits = |d: BitDepth| if d == BitDepth::Eight { 8 } else { 10 };
+        return Err(JobError::DepthMismatch {
+            frame: bits(src.depth),
+            capture: bits(want),
+        });
+    }
+    let (width, height) = (src.width, src.height);
+    if !clip && (width > pic.width as usize || height > pic.height as usize) {
+        return Err(JobError::TooLarge {
+            width: width as u32,
+            height: height as u32,
+            max_width: pic.width,
+            max_height: pic.height,
+        });
+    }
+    let clipped = Planar {
+        width: width.min(pic.width as usize),
+        height: height.min(pic.height as usize),
+        ..*src
+    };
+    let layout = SemiPlanar {
+        bytesperline: pic.bytesperline as usize,
+        chroma_offset: pic.chroma_offset as usize,
+    };
+    cap.write_with(|dst| {
+        let n = bands.bands_for(clipped.semiplanar_bytes());
+        let mut split = split_semiplanar(&clipped, dst, layout, n)?;
+        bands.run(split.as_mut_slice());
+        Ok::<(), ConvertError>(())
+    })?;
+    Ok(())
+}
+
+/// The planes of a decoded 4:2:0 8- or 10-bit AVFrame; other formats are unsupported.
+pub(crate) fn frame_planes(f: &ffi::AVFrame) -> Result<Planar<'_>, JobError> {
+    use ffi::AVPixelFormat as F;
+    let depth = match f.format {
+        x if x == F::AV_PIX_FMT_YUV420P as i32 || x == F::AV_PIX_FMT_YUVJ420P as i32 => {
+            BitDepth::Eight
+        }
+        x if x == F::AV_PIX_FMT_YUV420P10LE as i32 => BitDepth::Ten,
+        _ => {
+            return Err(JobError::Unsupported(
+                "decoded pixel format (not 4:2:0 8/10-bit)",
+            ))
+        }
+    };
+    if f.width <= 0 || f.height <= 0 {
+        return Err(JobError::Internal("decoded frame has no size"));
+    }
+    let (w, h) = (f.width as usize, f.height as usize);
+    let bps = depth.bytes_per_sample() as usize;
+    let plane = |i: usize, pw: usize, ph: usize| -> Result<Plane<'_>, JobError> {
+        let stride = usize::try_from(f.linesize[i])
+            .ok()
+            .filter(|&s| s >= pw * bps)
+            .ok_or(JobError::Internal("unexpected frame stride"))?;
+        if f.data[i].is_null() {
+            return Err(JobError::Internal("decoded frame lacks a plane"));
+        }
+        let len = stride * (ph - 1) + pw * bps;
+        // SAFETY: a decoded frame's plane `i` holds `ph` rows of `linesize[i]` bytes (FFmpeg
+        // allocates its frame buffers at least that large, and H.264's get_buffer2 buffers are
+        // sized by FFmpeg's own av_image_fill_arrays for the frame), so its first `len` bytes
+        // are readable; the caller's borrow of `f` keeps the frame's reference to that memory.
+        let data = unsafe { std::slice::from_raw_parts(f.data[i], len) };
+        Ok(Plane { data, stride })
+    };
+    let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
+    Ok(Planar {
+        width: w,
+        height: h,
+        depth,
+        y: plane(0, w, h)?,
+        u: plane(1, cw, ch)?,
+        v: plane(2, cw, ch)?,
+    })
 }
 
 #[cfg(test)]

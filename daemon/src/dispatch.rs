@@ -16,8 +16,8 @@ use std::thread::{self, JoinHandle};
 
 use daedalus_proto::wire::{self, Message, MAX_MESSAGE_SIZE};
 
+use crate::codec::DecoderConfig;
 use crate::context::Context;
-use crate::decoder::DecoderConfig;
 use crate::stats::Stats;
 use crate::transport::{Incoming, Transport};
 

@@ -4,9 +4,9 @@
 use daedalus_proto::wire::{STATUS_DECODE_ERROR, STATUS_INTERNAL_ERROR, STATUS_UNSUPPORTED};
 use ffmpeg_next as ffmpeg;
 
+use crate::codec::vp9::HeaderError;
 use crate::convert::ConvertError;
 use crate::mapping::MapError;
-use crate::vp9::HeaderError;
 
 /// A failed job.
 #[derive(Debug, thiserror::Error)]

@@ -6,34 +6,31 @@
 //! Data path of one job (see `docs/architecture.md`): the module sends the job (bitstream
 //! buffer, picture buffer, control state) as one message; the context of the job maps the two
 //! dma-bufs once and caches the mappings ([`mapping`]); FFmpeg decodes the bitstream straight
-//! from the OUTPUT mapping ([`decoder`]); the picture is written in one pass into the CAPTURE
+//! from the OUTPUT mapping (the job's [`codec`]); the picture is written in one pass into the CAPTURE
 //! mapping as NV12 or P010 ([`convert`]); the completion goes back through an ioctl.
 
 #![deny(missing_docs)]
 
-pub mod av1;
 pub mod avbuf;
 pub mod band_pool;
+pub mod codec;
 pub mod context;
 pub mod convert;
-pub mod decoder;
 pub mod device;
 pub mod dispatch;
 pub mod dump;
 pub mod error;
-pub mod h264;
 pub mod mapping;
 pub mod stats;
 pub mod sys;
 pub mod transport;
-pub mod vp9;
 pub mod warmup;
 
 #[cfg(test)]
 mod testutil;
 
+pub use codec::DecoderConfig;
 pub use context::Context;
-pub use decoder::DecoderConfig;
 pub use dispatch::{run, DaemonConfig, Summary};
 pub use error::JobError;
 pub use transport::{Incoming, Transport};

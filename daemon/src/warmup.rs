@@ -22,7 +22,7 @@ use cros_codecs::bitstream_utils::IvfIterator;
 use cros_codecs::codec::h264::parser::{Nalu, NaluType};
 use ffmpeg_next::{codec, frame};
 
-use crate::decoder::DecoderConfig;
+use crate::codec::DecoderConfig;
 use crate::error::JobError;
 
 /// One stream decoded at start.
@@ -99,12 +99,12 @@ pub fn warm_up(config: &DecoderConfig) -> Vec<Result<SampleResult, (&'static str
 /// Decodes one sample; returns the number of pictures.
 fn decode_sample(sample: &Sample, config: &DecoderConfig) -> Result<usize, JobError> {
     let mut dec = match sample.codec {
-        codec::Id::AV1 => crate::av1::open_libdav1d(config.threads)?,
-        codec::Id::H264 => crate::h264::open_context(config)?
+        codec::Id::AV1 => crate::codec::av1::open_libdav1d(config.threads)?,
+        codec::Id::H264 => crate::codec::h264::open_context(config)?
             .decoder()
             .video()
             .map_err(JobError::Ffmpeg)?,
-        id => crate::decoder::slice_threaded_context(id, config.threads)?
+        id => crate::codec::slice_threaded_context(id, config.threads)?
             .decoder()
             .video()
             .map_err(JobError::Ffmpeg)?,

@@ -26,7 +26,7 @@ use daedalus_codecs::av1::controls::{
     film_grain_control, frame_control, is_shown_key_frame, push_tile_group_entries,
     sequence_control,
 };
-use daedalus_daemon::av1::{Av1Controls, Av1Decoder, BufferKind};
+use daedalus_daemon::codec::av1::{Av1Controls, Av1Decoder, BufferKind};
 use daedalus_daemon::{DecoderConfig, JobError};
 use ffmpeg_next::format::Pixel;
 use md5::{Digest, Md5};

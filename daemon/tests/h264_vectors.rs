@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! H.264 vectors through the daemon's decoder (no kernel): each stream split into access units,
 //! parsed with cros-codecs, the controls filled by `daedalus_codecs::h264::controls`, decoded by
-//! `daedalus_daemon::h264` frame-based (Annex-B and no start codes) and slice-based (one slice
+//! `daedalus_daemon::codec::h264` frame-based (Annex-B and no start codes) and slice-based (one slice
 //! per request, HOLD_CAPTURE on all but the last), written as NV12 / P010 like a CAPTURE buffer,
 //! converted back to planar and MD5-compared per picture with the `.framemd5` reference.
 //!
@@ -19,10 +19,10 @@ use std::rc::Rc;
 use cros_codecs::codec::h264::parser::{Nalu, NaluType, Parser, Pps};
 use daedalus_codecs::h264::controls::{pps_control, scaling_matrix_control, sps_control};
 use daedalus_codecs::uapi;
+use daedalus_daemon::codec::h264::{H264Controls, H264Decoder};
 use daedalus_daemon::convert::{self, SemiPlanar};
-use daedalus_daemon::decoder::DecoderConfig;
 use daedalus_daemon::error::JobError;
-use daedalus_daemon::h264::{H264Controls, H264Decoder};
+use daedalus_daemon::DecoderConfig;
 use daedalus_proto::formats::BitDepth;
 use md5::{Digest, Md5};
 

@@ -7,7 +7,7 @@ mod common;
 use std::os::fd::OwnedFd;
 
 use common::*;
-use daedalus_daemon::vp9::FrameControl;
+use daedalus_daemon::codec::vp9::FrameControl;
 use daedalus_daemon::{Context, DecoderConfig};
 use daedalus_proto::formats::{BitDepth, CaptureLayout, Codec};
 use daedalus_proto::wire::{
@@ -108,7 +108,11 @@ impl Rig {
                 height: h.coded_height,
             };
             let p = e
-                .control(daedalus_daemon::vp9::CID_FRAME, 1, FrameControl::SIZE)
+                .control(
+                    daedalus_daemon::codec::vp9::CID_FRAME,
+                    1,
+                    FrameControl::SIZE,
+                )
                 .unwrap();
             p.fill(0);
             ctrl.write(p);

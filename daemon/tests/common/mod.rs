@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 
-use daedalus_daemon::vp9::FrameControl;
+use daedalus_daemon::codec::vp9::FrameControl;
 use daedalus_daemon::{Context, Incoming, Transport};
 use daedalus_proto::formats::{coded_sizeimage, BitDepth, CaptureLayout, Codec};
 use daedalus_proto::wire::{
@@ -544,7 +544,11 @@ impl Client {
         };
         let mut e = JobEncoder::new(&mut self.msg, &job).expect("job header");
         let payload = e
-            .control(daedalus_daemon::vp9::CID_FRAME, 1, FrameControl::SIZE)
+            .control(
+                daedalus_daemon::codec::vp9::CID_FRAME,
+                1,
+                FrameControl::SIZE,
+            )
             .expect("control");
         payload.fill(0);
         assert!(ctrl.write(payload));

@@ -30,10 +30,11 @@ use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi};
 
+use super::{Bitstream, DecoderConfig, JobOutcome};
+use crate::avbuf::OutputBuffer;
 use crate::avbuf::PacketSender;
 use crate::band_pool::BandPool;
 use crate::convert::Planar;
-use crate::decoder::DecoderConfig;
 use crate::dump::PacketDump;
 use crate::error::JobError;
 use crate::mapping::Mapping;
@@ -258,14 +259,6 @@ impl H264Decoder {
         })
     }
 
-    /// Drops all decoder state (stream off): the next picture must be an IDR.
-    pub fn flush(&mut self) {
-        self.dec.flush();
-        self.decoded.clear();
-        self.open_picture = None;
-        self.have_picture = false;
-    }
-
     /// Decodes one request: `bitstream` is the OUTPUT buffer's payload.
     pub fn decode(
         &mut self,
@@ -414,7 +407,7 @@ impl H264Decoder {
         }
         // SAFETY: the frame holds our reference to the picture's buffers (taken in
         // get_buffer2), alive until the next allocation, which needs `&mut self`.
-        crate::context::frame_planes(unsafe { &*self.allocated.frame.as_ptr() })
+        crate::convert::frame_planes(unsafe { &*self.allocated.frame.as_ptr() })
     }
 
     fn drain(&mut self) -> bool {
@@ -463,34 +456,44 @@ pub fn check_supported(sps: &uapi::v4l2_ctrl_h264_sps) -> Result<(), JobError> {
     }
 }
 
-/// Runs one H.264 job of a context: decodes the OUTPUT buffer's bitstream and writes the
-/// picture (clipped to the CAPTURE format) into the CAPTURE mapping.
-pub fn decode_job(
-    dec: &mut H264Decoder,
-    job: &Job<'_>,
-    out: &Mapping,
-    cap: &mut Mapping,
-    bands: &BandPool,
-) -> Result<(), JobError> {
-    let controls = H264Controls::from_job(job)?;
-    let (start, end) = (
-        job.output.data_offset as usize,
-        job.output.bytesused as usize,
-    );
-    if start > end || end > out.len() {
-        return Err(JobError::Internal(
-            "bitstream range outside the OUTPUT mapping",
-        ));
+impl super::Decoder for H264Decoder {
+    fn codec(&self) -> Codec {
+        Codec::H264
     }
-    {
-        let _access = out.cpu_access(DMA_BUF_SYNC_READ);
-        dec.decode(
-            &controls,
-            job.timestamp_ns,
-            job.flags & JOB_FLAG_HOLD_CAPTURE != 0,
-            &out.bytes()[start..end],
-        )?;
+
+    fn decode_job(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        cap: &mut Mapping,
+        bands: &BandPool,
+    ) -> Result<JobOutcome, JobError> {
+        let controls = H264Controls::from_job(job)?;
+        let out = out.mapping();
+        let range = super::bitstream_range(job, out.len())?;
+        {
+            let _access = out.cpu_access(DMA_BUF_SYNC_READ);
+            self.decode(
+                &controls,
+                job.timestamp_ns,
+                job.flags & JOB_FLAG_HOLD_CAPTURE != 0,
+                &out.bytes()[range],
+            )?;
+        }
+        // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped
+        // one.
+        crate::convert::write_planar(&self.picture()?, cap, &job.picture, true, bands)?;
+        Ok(JobOutcome {
+            // The parameter sets rebuilt from the controls go in front of the slices.
+            bitstream: Bitstream::Copied,
+            hidden: false,
+        })
     }
-    // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped one.
-    crate::context::write_planar(&dec.picture()?, cap, &job.picture, true, bands)
+
+    fn flush(&mut self) {
+        self.dec.flush();
+        self.decoded.clear();
+        self.open_picture = None;
+        self.have_picture = false;
+    }
 }

@@ -47,14 +47,18 @@ use daedalus_codecs::uapi::{
     V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
 };
 use daedalus_proto::formats::Codec;
-use daedalus_proto::wire::Controls as WireControls;
+use daedalus_proto::wire::{Controls as WireControls, Job};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame, Dictionary};
 
+use super::{Bitstream, DecoderConfig, JobOutcome};
+use crate::avbuf::OutputBuffer;
 use crate::avbuf::PacketSender;
-use crate::decoder::DecoderConfig;
+use crate::band_pool::BandPool;
 use crate::dump::PacketDump;
 use crate::error::JobError;
+use crate::mapping::Mapping;
+use crate::sys::DMA_BUF_SYNC_READ;
 
 /// What a request's OUTPUT buffer holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -240,6 +244,8 @@ pub struct Av1Decoder {
     timestamp_ns: u64,
     show: Vec<u8>,
     sender: PacketSender,
+    /// The controls of the job at hand (kept: the tile entries' buffer is reused).
+    job_controls: Av1Controls,
 }
 
 // SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
@@ -290,16 +296,8 @@ impl Av1Decoder {
                 INITIAL_PACKET_SIZE,
                 PacketDump::create(config.dump_dir, Codec::Av1),
             )?,
+            job_controls: Av1Controls::default(),
         })
-    }
-
-    /// Drops all decoder state (stream off).
-    pub fn flush(&mut self) {
-        self.dec.flush();
-        self.parser = Parser::default();
-        self.rebuilder.reset();
-        self.rebuilt_sequence = false;
-        self.slots = [SlotInfo::default(); 8];
     }
 
     /// The picture of the last [`Av1Decoder::decode`] that returned one.
@@ -548,23 +546,7 @@ impl Av1Decoder {
         self.pts += 1;
         let len = self.sender.fill(&[data])?;
         self.sender.send_filled(&mut self.dec, len, self.pts)?;
-        match self.dec.receive_frame(&mut self.frame) {
-            Ok(()) => {}
-            Err(ffmpeg::Error::Other {
-                errno: libc::EAGAIN,
-            }) => return Ok(false),
-            Err(e) => return Err(JobError::Decode(e)),
-        }
-        while self.dec.receive_frame(&mut self.spare).is_ok() {
-            log::warn!("libdav1d output more than one frame for one packet");
-            std::mem::swap(&mut self.frame, &mut self.spare);
-        }
-        if self.frame.pts() != Some(self.pts) {
-            return Err(JobError::Internal(
-                "decoder output a frame of an earlier packet (frame delay)",
-            ));
-        }
-        Ok(true)
+        super::receive_picture(&mut self.dec, &mut self.frame, &mut self.spare, self.pts)
     }
 
     /// Parses the OBUs of a full-OBU buffer (cros-codecs' parser, which keeps the reference
@@ -699,4 +681,46 @@ fn check_sequence_control(s: &v4l2_ctrl_av1_sequence) -> Result<(), JobError> {
 fn unsupported(what: &'static str) -> JobError {
     log::warn!("refusing {what}: daedalus decodes AV1 4:2:0 at 8 and 10 bits only");
     JobError::Unsupported(what)
+}
+
+impl super::Decoder for Av1Decoder {
+    fn codec(&self) -> Codec {
+        Codec::Av1
+    }
+
+    fn decode_job(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        cap: &mut Mapping,
+        bands: &BandPool,
+    ) -> Result<JobOutcome, JobError> {
+        let map = out.mapping();
+        let range = super::bitstream_range(job, map.len())?;
+        let mut controls = std::mem::take(&mut self.job_controls);
+        controls.read(&job.controls);
+        controls.timestamp_ns = job.timestamp_ns;
+        let decoded = {
+            let _access = map.cpu_access(DMA_BUF_SYNC_READ);
+            self.decode(&map.bytes()[range], &controls)
+        };
+        self.job_controls = controls;
+        let d = decoded?;
+        if d.picture {
+            // Clipped: with superres the upscaled width may exceed a stale CAPTURE format.
+            crate::convert::write_picture(self.picture(), cap, &job.picture, true, bands)?;
+        }
+        Ok(JobOutcome {
+            bitstream: Bitstream::Copied,
+            hidden: d.hidden,
+        })
+    }
+
+    fn flush(&mut self) {
+        self.dec.flush();
+        self.parser = Parser::default();
+        self.rebuilder.reset();
+        self.rebuilt_sequence = false;
+        self.slots = [SlotInfo::default(); 8];
+    }
 }

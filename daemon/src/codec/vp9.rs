@@ -1,5 +1,23 @@
 // SPDX-License-Identifier: GPL-2.0
-//! The little of VP9 the daemon reads itself: the start of a frame's uncompressed header, the
+//! VP9: one FFmpeg VP9 decoder per context, configured so that every job yields its own
+//! picture, and the little of VP9 the daemon reads itself.
+//!
+//! ## The decoder
+//!
+//! * No frame delay: slice (tile) threading only, never frame threading, plus
+//!   `AV_CODEC_FLAG_LOW_DELAY`, so the picture of a packet comes out before the next packet is
+//!   sent. Every packet carries a sequence number as `pts`, and the frame received is checked to
+//!   be the one of the packet just sent.
+//! * Hidden frames: after a frame with `show_frame = 0`, FFmpeg outputs nothing; a synthetic
+//!   `show_existing_frame` packet for a slot that frame refreshed makes it output the picture
+//!   (see below). Such a packet changes no decoder state.
+//! * Zero copy: the packet points into the OUTPUT mapping (an `AVBuffer` owning it) when the
+//!   buffer has room for FFmpeg's zeroed padding after the data; otherwise the bitstream is
+//!   copied into a reusable padded buffer. The `AVPacket`, `AVFrame`s and buffers are reused.
+//!
+//! ## The header
+//!
+//! What is parsed: the start of a frame's uncompressed header, the
 //! `show_existing_frame` header it synthesises, and the V4L2 frame control.
 //!
 //! Why: a stateless VP9 job is one frame, and its CAPTURE buffer must hold the decoded picture
@@ -12,8 +30,20 @@
 //! bitstream specification 6.2, `uncompressed_header()`).
 
 use std::mem::offset_of;
+use std::ops::Range;
 
-use crate::sys::{self, v4l2_ctrl_vp9_frame};
+use daedalus_proto::formats::Codec;
+use daedalus_proto::wire::Job;
+use ffmpeg_next as ffmpeg;
+use ffmpeg_next::{codec, frame};
+
+use super::{Bitstream, DecoderConfig, JobOutcome};
+use crate::avbuf::{OutputBuffer, PacketSender, PADDING};
+use crate::band_pool::BandPool;
+use crate::dump::PacketDump;
+use crate::error::JobError;
+use crate::mapping::Mapping;
+use crate::sys::{self, v4l2_ctrl_vp9_frame, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE};
 
 /// Why a VP9 frame header cannot be parsed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -264,6 +294,218 @@ impl FrameControl {
     }
 }
 
+/// Size of the copy-path buffer allocated up front (grown when a larger frame comes).
+const INITIAL_COPY_SIZE: usize = 256 * 1024;
+
+/// The outcome of decoding one frame.
+#[derive(Clone, Copy, Debug)]
+pub struct Decoded {
+    /// The frame's header.
+    pub header: FrameHeader,
+    /// Whether the packet pointed into the OUTPUT mapping (else it was copied).
+    pub zero_copy: bool,
+    /// Whether the picture came through a synthetic `show_existing_frame`.
+    pub hidden: bool,
+    /// Whether there is a picture ([`Vp9Decoder::picture`]); false only for a hidden frame that
+    /// refreshes no reference slot, whose picture nobody can ever show.
+    pub picture: bool,
+}
+
+/// An FFmpeg VP9 decoder and the objects it reuses for every job.
+pub struct Vp9Decoder {
+    dec: ffmpeg::decoder::Video,
+    sender: PacketSender,
+    frame: frame::Video,
+    spare: frame::Video,
+    pts: i64,
+    /// A disagreement between the frame control and the bitstream was logged (once a decoder).
+    control_mismatch_logged: bool,
+}
+
+// SAFETY: FFmpeg codec contexts and frames may move between threads as long as they are not
+// used concurrently (`&mut self` only); the sender is `Send`.
+unsafe impl Send for Vp9Decoder {}
+
+impl Vp9Decoder {
+    /// Opens a decoder.
+    pub fn new(config: &DecoderConfig) -> Result<Vp9Decoder, JobError> {
+        let dec = super::slice_threaded_context(codec::Id::VP9, config.threads)?
+            .decoder()
+            .video()
+            .map_err(JobError::Ffmpeg)?;
+        let d = Vp9Decoder {
+            dec,
+            sender: PacketSender::new(
+                INITIAL_COPY_SIZE,
+                PacketDump::create(config.dump_dir, Codec::Vp9),
+            )?,
+            frame: frame::Video::empty(),
+            spare: frame::Video::empty(),
+            pts: 0,
+            control_mismatch_logged: false,
+        };
+        let (kind, count) = d.threading();
+        log::debug!("VP9 decoder open: {kind:?} threading, {count} threads");
+        Ok(d)
+    }
+
+    /// The threading FFmpeg actually uses: (kind, thread count).
+    pub fn threading(&self) -> (codec::threading::Type, usize) {
+        let t = self.dec.threading();
+        (t.kind, t.count)
+    }
+
+    /// The picture of the last successful [`Vp9Decoder::decode`].
+    pub fn picture(&self) -> &frame::Video {
+        &self.frame
+    }
+
+    /// Decodes the frame in `out`'s bytes `range`; the picture is then [`Self::picture`].
+    pub fn decode(&mut self, out: &OutputBuffer, range: Range<usize>) -> Result<Decoded, JobError> {
+        let map = out.mapping();
+        let Range { start, end } = range;
+        if start > end || end > map.len() {
+            return Err(JobError::Internal(
+                "bitstream range outside the OUTPUT mapping",
+            ));
+        }
+        let len = end - start;
+        if len == 0 {
+            return Err(JobError::Corrupt("empty bitstream"));
+        }
+        if len > i32::MAX as usize - PADDING {
+            return Err(JobError::Corrupt("bitstream too large"));
+        }
+        let zero_copy = map.writable() && map.len() - end >= PADDING;
+        let access = map.cpu_access(if zero_copy {
+            DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE
+        } else {
+            DMA_BUF_SYNC_READ
+        });
+        let header = parse_frame_header(&map.bytes()[start..end])?;
+        if header.profile & 1 == 1 {
+            return Err(JobError::Unsupported(
+                "VP9 profiles 1 and 3 (4:2:2, 4:4:0, 4:4:4)",
+            ));
+        }
+        if header.bit_depth == Some(12) {
+            return Err(JobError::Unsupported("12-bit VP9"));
+        }
+
+        if zero_copy {
+            // FFmpeg's bitstream readers may read up to PADDING bytes past the data: make them
+            // zero in the buffer itself, which has room for them.
+            map.zero(end, PADDING);
+            self.pts += 1;
+            // SAFETY: `start < end` and `end + PADDING <= map.len()` (zero_copy): the packet
+            // and its padding, zeroed just now, lie inside the mapping that `out`'s AVBuffer
+            // owns; the OUTPUT buffer belongs to the job (the client cannot write it before the job ends).
+            unsafe {
+                let data = map.as_ptr().add(start);
+                (self.sender).send_borrowed(&mut self.dec, out.av_buffer(), data, len, self.pts)?;
+            }
+        } else {
+            let len = self.sender.fill(&[&map.bytes()[start..end]])?;
+            self.pts += 1;
+            self.sender.send_filled(&mut self.dec, len, self.pts)?;
+        }
+        let got = self.receive()?;
+        drop(access);
+
+        let mut decoded = Decoded {
+            header,
+            zero_copy,
+            hidden: false,
+            picture: got,
+        };
+        if got {
+            return Ok(decoded);
+        }
+        if header.show_frame || header.show_existing_frame.is_some() {
+            return Err(JobError::Corrupt(
+                "the decoder produced no picture for a shown frame",
+            ));
+        }
+        // A hidden frame: show it through a slot it refreshed.
+        let Some(slot) = header.refreshed_slot() else {
+            log::debug!("hidden frame that refreshes no reference slot: no picture");
+            return Ok(decoded);
+        };
+        let (bytes, n) = show_existing_frame(header.profile, slot);
+        let n = self.sender.fill(&[&bytes[..n]])?;
+        self.pts += 1;
+        self.sender.send_filled(&mut self.dec, n, self.pts)?;
+        if !self.receive()? {
+            return Err(JobError::Corrupt(
+                "the decoder did not output the hidden frame",
+            ));
+        }
+        decoded.hidden = true;
+        decoded.picture = true;
+        Ok(decoded)
+    }
+
+    /// Receives the picture of the packet just sent, if any.
+    fn receive(&mut self) -> Result<bool, JobError> {
+        super::receive_picture(&mut self.dec, &mut self.frame, &mut self.spare, self.pts)
+    }
+}
+
+impl super::Decoder for Vp9Decoder {
+    fn codec(&self) -> Codec {
+        Codec::Vp9
+    }
+
+    fn decode_job(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        cap: &mut Mapping,
+        bands: &BandPool,
+    ) -> Result<JobOutcome, JobError> {
+        let range = super::bitstream_range(job, out.mapping().len())?;
+        let d = self.decode(out, range)?;
+        if !self.control_mismatch_logged {
+            let ctrl = job
+                .controls
+                .get(CID_FRAME)
+                .and_then(|c| FrameControl::parse(c.payload));
+            if let Some(c) = ctrl {
+                let h = &d.header;
+                if h.show_existing_frame.is_none()
+                    && (c.profile != h.profile || c.show_frame() != h.show_frame)
+                {
+                    log::info!(
+                        "job {}: VP9 frame control (profile {}, show_frame {}) disagrees with \
+                         the bitstream (profile {}, show_frame {}); following the bitstream",
+                        job.job_id,
+                        c.profile,
+                        c.show_frame(),
+                        h.profile,
+                        h.show_frame
+                    );
+                    self.control_mismatch_logged = true;
+                }
+            }
+        }
+        if d.picture {
+            crate::convert::write_picture(self.picture(), cap, &job.picture, false, bands)?;
+        }
+        Ok(JobOutcome {
+            bitstream: if d.zero_copy {
+                Bitstream::InPlace
+            } else {
+                Bitstream::Copied
+            },
+            hidden: d.hidden,
+        })
+    }
+
+    fn flush(&mut self) {
+        self.dec.flush();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,5 +619,30 @@ mod tests {
                 v
             })
             .collect()
+    }
+
+    use ffmpeg_next::ffi;
+
+    #[test]
+    fn slice_threading_only() {
+        let d = Vp9Decoder::new(&DecoderConfig {
+            threads: 3,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(d.threading(), (codec::threading::Type::Slice, 3));
+        let d = Vp9Decoder::new(&DecoderConfig {
+            threads: 1,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(d.threading().1, 1);
+        // SAFETY: reads two fields of the open codec context.
+        let (flags, thread_type) = unsafe {
+            let c = d.dec.as_ptr();
+            ((*c).flags, (*c).thread_type)
+        };
+        assert_ne!(flags as u32 & ffi::AV_CODEC_FLAG_LOW_DELAY, 0);
+        assert_eq!(thread_type, ffi::FF_THREAD_SLICE);
     }
 }

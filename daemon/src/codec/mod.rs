@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The codecs the daemon decodes, one file each, behind one trait: a [`crate::Context`] knows
+//! no codec, it opens the decoder of the job's codec with [`open`] and hands it every job.
+//! Adding a codec is one file here and one line in [`open`].
+//!
+//! * [`vp9`]: FFmpeg's VP9 decoder fed the frames as they are; hidden frames shown through a
+//!   synthetic `show_existing_frame` (the little of the VP9 header it needs is parsed there).
+//! * [`h264`]: FFmpeg's H.264 decoder, SPS / PPS rebuilt from the controls, the picture taken
+//!   from the buffer FFmpeg allocated for the request's slices.
+//! * [`av1`]: libdav1d through FFmpeg, sequence and frame headers rebuilt from the controls for
+//!   tile-payload clients.
+//!
+//! Common to all: one picture per request in decode order (slice / tile threading only, no
+//! frame delay), packets through [`crate::avbuf::PacketSender`], pictures written by
+//! [`crate::convert::write_picture`].
+
+pub mod av1;
+pub mod h264;
+pub mod vp9;
+
+use daedalus_proto::formats::Codec;
+use daedalus_proto::wire::Job;
+use ffmpeg_next as ffmpeg;
+use ffmpeg_next::{codec, frame};
+
+use crate::avbuf::OutputBuffer;
+use crate::band_pool::BandPool;
+use crate::error::JobError;
+use crate::mapping::Mapping;
+
+/// Settings of the decoders.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DecoderConfig {
+    /// FFmpeg slice threads per decoder (0: FFmpeg chooses).
+    pub threads: usize,
+    /// Where to write every decoder's packets (`daedalusd --dump-dir`, see [`crate::dump`]).
+    pub dump_dir: Option<&'static std::path::Path>,
+}
+
+/// How a job's bitstream reached FFmpeg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bitstream {
+    /// The packet pointed into the OUTPUT mapping.
+    InPlace,
+    /// It was copied (or rebuilt) into a padded buffer first.
+    Copied,
+}
+
+/// What one job did, for the context's statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JobOutcome {
+    /// How the bitstream reached FFmpeg.
+    pub bitstream: Bitstream,
+    /// The frame is hidden (not shown by itself); its picture was still written.
+    pub hidden: bool,
+}
+
+/// One context's decoder of one codec.
+pub trait Decoder: Send {
+    /// The codec it decodes.
+    fn codec(&self) -> Codec;
+
+    /// Decodes the bitstream of `job` (in `out`, at `job.output.data_offset..bytesused`) and
+    /// writes its picture into `cap` in the job's CAPTURE layout, converting on `bands`. Every
+    /// failure is a [`JobError`]; nothing is written into `cap` for a job that fails to decode.
+    fn decode_job(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        cap: &mut Mapping,
+        bands: &BandPool,
+    ) -> Result<JobOutcome, JobError>;
+
+    /// Drops all decoding state (stream off): the next job must start at a key frame.
+    fn flush(&mut self);
+}
+
+/// Opens the decoder of `codec` with `config`.
+pub fn open(codec: Codec, config: &DecoderConfig) -> Result<Box<dyn Decoder>, JobError> {
+    Ok(match codec {
+        Codec::Vp9 => Box::new(vp9::Vp9Decoder::new(config)?),
+        Codec::H264 => Box::new(h264::H264Decoder::new(config)?),
+        Codec::Av1 => Box::new(av1::Av1Decoder::new(config)?),
+    })
+}
+
+/// An unopened FFmpeg decoder context for `id` with `threads` slice threads (0: FFmpeg
+/// chooses) in low-delay mode: one picture out per packet in, as every request needs.
+pub(crate) fn slice_threaded_context(
+    id: codec::Id,
+    threads: usize,
+) -> Result<codec::Context, JobError> {
+    let codec =
+        ffmpeg::decoder::find(id).ok_or(JobError::Internal("FFmpeg lacks a decoder we need"))?;
+    let mut ctx = codec::Context::new_with_codec(codec);
+    let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
+    threading.count = threads;
+    ctx.set_threading(threading);
+    ctx.set_flags(codec::Flags::LOW_DELAY);
+    Ok(ctx)
+}
+
+/// The bitstream range of `job` inside an OUTPUT mapping of `len` bytes, checked.
+pub(crate) fn bitstream_range(
+    job: &Job<'_>,
+    len: usize,
+) -> Result<std::ops::Range<usize>, JobError> {
+    let (start, end) = (
+        job.output.data_offset as usize,
+        job.output.bytesused as usize,
+    );
+    if start > end || end > len {
+        return Err(JobError::Internal(
+            "bitstream range outside the OUTPUT mapping",
+        ));
+    }
+    Ok(start..end)
+}
+
+/// Receives the picture of the packet numbered `pts` that was just sent to `dec`: `true` with
+/// it in `picture`, `false` when the packet gave none (a hidden frame). FFmpeg's output is
+/// drained so that nothing is left for the next job (newest kept, in `spare`'s place), and a
+/// picture of an earlier packet (a frame delay) is an error: every request must get its own.
+pub(crate) fn receive_picture(
+    dec: &mut ffmpeg::decoder::Video,
+    picture: &mut frame::Video,
+    spare: &mut frame::Video,
+    pts: i64,
+) -> Result<bool, JobError> {
+    match dec.receive_frame(picture) {
+        Ok(()) => {}
+        Err(ffmpeg::Error::Other {
+            errno: libc::EAGAIN,
+        }) => return Ok(false),
+        Err(e) => return Err(JobError::Decode(e)),
+    }
+    while dec.receive_frame(spare).is_ok() {
+        log::warn!("the decoder output more than one picture for one packet");
+        std::mem::swap(picture, spare);
+    }
+    if picture.pts() != Some(pts) {
+        return Err(JobError::Internal(
+            "decoder output a frame of an earlier packet (frame delay)",
+        ));
+    }
+    Ok(true)
+}
