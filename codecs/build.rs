@@ -28,6 +28,7 @@ fn main() {
         .default_enum_style(bindgen::EnumVariation::Consts)
         .prepend_enum_name(false)
         .derive_default(true)
+        .derive_partialeq(true)
         .derive_debug(false)
         .layout_tests(true)
         .generate_comments(false)

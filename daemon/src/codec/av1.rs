@@ -34,10 +34,10 @@ use std::rc::Rc;
 use cros_codecs::codec::av1::parser::{
     FrameHeaderObu, FrameType, ObuAction, ParsedObu, Parser, SequenceHeaderObu,
 };
-use daedalus_codecs::av1::payload;
 use daedalus_codecs::av1::rebuild::{
     self, show_existing_frame_obu, Controls, Rebuilder, ShowExistingExtras,
 };
+use daedalus_codecs::pod;
 use daedalus_codecs::uapi::{
     v4l2_ctrl_av1_film_grain, v4l2_ctrl_av1_frame, v4l2_ctrl_av1_sequence,
     v4l2_ctrl_av1_tile_group_entry, V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN,
@@ -90,15 +90,15 @@ impl Av1Controls {
     pub fn read(&mut self, c: &WireControls<'_>) {
         self.sequence = c
             .get(V4L2_CID_STATELESS_AV1_SEQUENCE)
-            .and_then(|c| payload::read(c.payload));
+            .and_then(|c| pod::read(c.payload));
         self.frame = c
             .get(V4L2_CID_STATELESS_AV1_FRAME)
-            .and_then(|c| payload::read(c.payload));
+            .and_then(|c| pod::read(c.payload));
         self.film_grain = c
             .get(V4L2_CID_STATELESS_AV1_FILM_GRAIN)
-            .and_then(|c| payload::read(c.payload));
+            .and_then(|c| pod::read(c.payload));
         match c.get(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY) {
-            Some(t) => payload::read_array(t.payload, &mut self.tiles),
+            Some(t) => pod::read_array(t.payload, &mut self.tiles),
             None => self.tiles.clear(),
         }
     }

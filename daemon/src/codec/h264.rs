@@ -24,6 +24,7 @@ use std::collections::HashSet;
 use std::ptr::NonNull;
 
 use daedalus_codecs::h264::rebuild;
+use daedalus_codecs::pod::{self, Pod};
 use daedalus_codecs::uapi;
 use daedalus_proto::formats::Codec;
 use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
@@ -59,29 +60,11 @@ pub struct H264Controls {
     pub annex_b: bool,
 }
 
-/// Plain C structs of integers: every bit pattern is a valid value.
-trait Pod: Copy {}
-impl Pod for uapi::v4l2_ctrl_h264_sps {}
-impl Pod for uapi::v4l2_ctrl_h264_pps {}
-impl Pod for uapi::v4l2_ctrl_h264_scaling_matrix {}
-impl Pod for uapi::v4l2_ctrl_h264_decode_params {}
-impl Pod for uapi::v4l2_ctrl_h264_slice_params {}
-impl Pod for i32 {}
-
-fn read_pod<T: Pod>(payload: &[u8]) -> Option<T> {
-    if payload.len() < std::mem::size_of::<T>() {
-        return None;
-    }
-    // SAFETY: `payload` holds at least size_of::<T>() bytes, read unaligned; `T: Pod` is a
-    // struct of integers (or an integer), for which any bytes are a valid value.
-    Some(unsafe { std::ptr::read_unaligned(payload.as_ptr().cast::<T>()) })
-}
-
 impl H264Controls {
     /// Reads the controls of `job`; SPS, PPS and DECODE_PARAMS are mandatory.
     pub fn from_job(job: &Job<'_>) -> Result<H264Controls, JobError> {
         fn get<T: Pod>(job: &Job<'_>, id: u32) -> Option<T> {
-            job.controls.get(id).and_then(|c| read_pod(c.payload))
+            job.controls.get(id).and_then(|c| pod::read(c.payload))
         }
         let missing = |what| JobError::Corrupt(what);
         let slice_based = get::<i32>(job, uapi::V4L2_CID_STATELESS_H264_DECODE_MODE)
@@ -113,12 +96,12 @@ impl H264Controls {
     }
 }
 
-/// The raw bytes of a control struct, to detect changes.
-fn bytes_of<T: Pod>(v: &T) -> &[u8] {
-    // SAFETY: `T: Pod` is a padding-free struct of integers (the H.264 control structs are laid
-    // out without holes), so all its bytes are initialised; the slice borrows `v`.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-}
+/// The controls the SPS / PPS NAL units are rebuilt from.
+type ParamControls = (
+    uapi::v4l2_ctrl_h264_sps,
+    uapi::v4l2_ctrl_h264_pps,
+    uapi::v4l2_ctrl_h264_scaling_matrix,
+);
 
 /// What the `get_buffer2` wrapper records: a reference to the last picture FFmpeg allocated.
 struct Allocated {
@@ -158,8 +141,8 @@ pub struct H264Decoder {
     allocated: Box<Allocated>,
     drain: NonNull<ffi::AVFrame>,
     sender: PacketSender,
-    /// SPS, PPS, matrix bytes of the parameter sets last fed.
-    fed_params: Vec<u8>,
+    /// The SPS, PPS and scaling matrix controls of the parameter sets last fed.
+    fed_params: Option<ParamControls>,
     /// Timestamps decoded since the last IDR / flush.
     decoded: HashSet<u64>,
     /// Timestamp of the picture being filled slice by slice (slice-based mode).
@@ -252,7 +235,7 @@ impl H264Decoder {
             allocated,
             drain,
             sender,
-            fed_params: Vec::new(),
+            fed_params: None,
             decoded: HashSet::with_capacity(64),
             open_picture: None,
             have_picture: false,
@@ -289,19 +272,8 @@ impl H264Decoder {
         // Assemble the packet: parameter sets if changed, then the slice(s).
         // Empty (no allocation) unless the parameter sets changed.
         let mut params = Vec::new();
-        let key = [
-            bytes_of(&c.sps),
-            bytes_of(&c.pps),
-            bytes_of(&c.scaling_matrix),
-        ];
-        let changed = self.fed_params.len() != key.iter().map(|k| k.len()).sum::<usize>() || {
-            let mut at = 0;
-            !key.iter().all(|k| {
-                let same = self.fed_params[at..at + k.len()] == **k;
-                at += k.len();
-                same
-            })
-        };
+        let key = (c.sps, c.pps, c.scaling_matrix);
+        let changed = self.fed_params != Some(key);
         if changed {
             rebuild::write_parameter_sets(&c.sps, &c.pps, &c.scaling_matrix, &mut params).map_err(
                 |e| {
@@ -350,13 +322,7 @@ impl H264Decoder {
         let corrupt_output = self.drain();
         if changed {
             // Re-sent after any failure.
-            self.fed_params.clear();
-            if sent.is_ok() {
-                self.fed_params.extend_from_slice(bytes_of(&c.sps));
-                self.fed_params.extend_from_slice(bytes_of(&c.pps));
-                self.fed_params
-                    .extend_from_slice(bytes_of(&c.scaling_matrix));
-            }
+            self.fed_params = sent.is_ok().then_some(key);
         }
         if let Err(e) = sent {
             self.open_picture = None;

@@ -239,24 +239,21 @@ pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout: Duration) -> Result<i1
     }
 }
 
-/// A V4L2 compound control payload struct.
+/// A V4L2 compound control payload struct: a [`Pod`] carried by controls of type `TYPE`.
 ///
 /// # Safety
 ///
-/// Implementors must be `#[repr(C)]` uAPI structs whose size is the C `sizeof`, made only of
-/// integers and arrays or structs of integers (no pointers, references, `bool`s or Rust enums),
-/// so that any bytes the kernel writes into them form a valid value, and `TYPE` must be the
-/// `V4L2_CTRL_TYPE_*` whose payload is that struct.
-pub unsafe trait ControlPayload: Copy + Default {
+/// `TYPE` must be the `V4L2_CTRL_TYPE_*` whose payload is exactly that struct (the kernel
+/// writes `size_of::<Self>()` bytes of it), and the struct's size must be the C `sizeof`.
+pub unsafe trait ControlPayload: daedalus_codecs::pod::Pod {
     /// The `V4L2_CTRL_TYPE_*` of controls carrying this payload.
     const TYPE: u32;
 }
 
 macro_rules! control_payloads {
     ($($ty:ident => $ctrl_type:ident),* $(,)?) => {$(
-        // SAFETY: a bindgen `#[repr(C)]` struct of the UAPI whose fields are all `__u8`..`__s64`
-        // integers or arrays/structs thereof (`size_of_matches_c` checks the size), carried by
-        // controls of the given type (see `v4l2_ctrl_new()` / `std_validate_compound()`).
+        // SAFETY: the bindgen struct of the uAPI (`size_of_matches_c` checks the size) carried
+        // by controls of the given type (see `v4l2_ctrl_new()` / `std_validate_compound()`).
         unsafe impl ControlPayload for $ty {
             const TYPE: u32 = $ctrl_type;
         }
