@@ -138,17 +138,6 @@ static DESCS: [Desc; 20] = [
     ),
 ];
 
-/// The control a request must carry for a job of `codec` (checked by request validation);
-/// everything else may come from earlier requests (clients send the H.264 SPS, for example,
-/// only when it changes).
-pub(crate) const fn mandatory(codec: Codec) -> u32 {
-    match codec {
-        Codec::Vp9 => V4L2_CID_STATELESS_VP9_FRAME,
-        Codec::Av1 => V4L2_CID_STATELESS_AV1_FRAME,
-        Codec::H264 => V4L2_CID_STATELESS_H264_DECODE_PARAMS,
-    }
-}
-
 /// Most controls a job carries (see [`job_controls`]).
 pub(crate) const MAX_JOB_CONTROLS: usize = 8;
 

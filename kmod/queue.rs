@@ -10,7 +10,6 @@ use core::mem::{offset_of, size_of};
 use crate::bindings::{
     self, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
 };
-use crate::ctrls;
 use crate::formats::Codec;
 use crate::jobs::{self, Mode};
 use crate::shim::{c_int, c_uint, c_void, check, code, errno, pr_warn, AssertSync, Result};
@@ -341,7 +340,7 @@ unsafe fn validate(req: *mut media_request) -> Result {
         pr_warn!("request without controls\n");
         return Err(code::ENOENT);
     }
-    let id = ctrls::mandatory(ctx.codec());
+    let id = ctx.codec().frame_control();
     // SAFETY: `hdl` is the request's handler, referenced until the put below.
     let found = unsafe { !bindings::v4l2_ctrl_request_hdl_ctrl_find(hdl, id).is_null() };
     // SAFETY: drops the reference `v4l2_ctrl_request_hdl_find` took.

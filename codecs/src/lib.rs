@@ -33,3 +33,22 @@ pub mod vectors;
 pub use cros_codecs;
 pub mod bits;
 pub mod h264;
+
+#[cfg(test)]
+mod tests {
+    use daedalus_proto::formats::Codec;
+
+    use crate::uapi::*;
+
+    /// `daedalus-proto` spells out the control ids it needs (it has no bindings: the module
+    /// includes it as source); they must be the uAPI's.
+    #[test]
+    fn proto_control_ids_are_the_uapi_ones() {
+        assert_eq!(Codec::Vp9.frame_control(), V4L2_CID_STATELESS_VP9_FRAME);
+        assert_eq!(Codec::Av1.frame_control(), V4L2_CID_STATELESS_AV1_FRAME);
+        assert_eq!(
+            Codec::H264.frame_control(),
+            V4L2_CID_STATELESS_H264_DECODE_PARAMS
+        );
+    }
+}

@@ -21,6 +21,15 @@ pub const PIX_FMT_NV12: u32 = fourcc(b"NV12");
 /// `V4L2_PIX_FMT_P010`: like NV12 with 16-bit samples holding 10 bits in the high bits.
 pub const PIX_FMT_P010: u32 = fourcc(b"P010");
 
+/// `V4L2_CID_CODEC_STATELESS_BASE` (`V4L2_CTRL_CLASS_CODEC_STATELESS | 0x900`).
+const CID_STATELESS_BASE: u32 = 0x00a4_0000 | 0x900;
+/// `V4L2_CID_STATELESS_H264_DECODE_PARAMS`.
+const CID_STATELESS_H264_DECODE_PARAMS: u32 = CID_STATELESS_BASE + 7;
+/// `V4L2_CID_STATELESS_VP9_FRAME`.
+const CID_STATELESS_VP9_FRAME: u32 = CID_STATELESS_BASE + 300;
+/// `V4L2_CID_STATELESS_AV1_FRAME`.
+const CID_STATELESS_AV1_FRAME: u32 = CID_STATELESS_BASE + 502;
+
 /// The codecs of the OUTPUT queue.
 ///
 /// `repr(u8)` with the first variant `0`: the kernel module keeps it in zero-initialized state.
@@ -55,6 +64,18 @@ impl Codec {
             PIX_FMT_AV1_FRAME => Some(Codec::Av1),
             PIX_FMT_H264_SLICE => Some(Codec::H264),
             _ => None,
+        }
+    }
+
+    /// The control every request of this codec must carry (the module's request validation
+    /// refuses one without it; the daemon's jobs always have it): the per-frame parameters.
+    /// Everything else may come from earlier requests (clients send the H.264 SPS, for
+    /// example, only when it changes).
+    pub const fn frame_control(self) -> u32 {
+        match self {
+            Codec::Vp9 => CID_STATELESS_VP9_FRAME,
+            Codec::Av1 => CID_STATELESS_AV1_FRAME,
+            Codec::H264 => CID_STATELESS_H264_DECODE_PARAMS,
         }
     }
 

@@ -2,8 +2,8 @@
 # vm-run:
 #
 # VM test (guest, outside the chroot, daedalus.ko loaded): the kernel side of /dev/daedalus,
-# driven by tests/vm/fake_daemon.py (a scripted stand-in for daedalusd that checks every message
-# the module sends) and a real Request API client (`daedalus check-requests`, which expects
+# driven by daedalus-fake-daemon (daemon/src/bin/: a scripted stand-in for daedalusd, on the
+# daemon's own wire definitions, that checks every message the module sends) and a real Request API client (`daedalus check-requests`, which expects
 # every decode to end with an error buffer in time):
 #   1. handshake and error paths: a second daemon gets EBUSY, reads before the handshake and a
 #      wrong protocol version get EPROTO, unknown jobs ENOENT, bad statuses EINVAL;
@@ -15,17 +15,17 @@
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin=${DAEDALUS_BIN:-$repo/target/release/daedalus}
-fake=$repo/tests/vm/fake_daemon.py
-[[ -x $bin ]] || { echo "daemon-protocol: $bin not found: cargo build --release -p daedalus-tools"; exit 1; }
+fake=$repo/target/release/daedalus-fake-daemon
+[[ -x $bin && -x $fake ]] || { echo "daemon-protocol: $bin or $fake not found: cargo build --release -p daedalus-tools -p daedalus-daemon"; exit 1; }
 param=/sys/module/daedalus/parameters/job_timeout_ms
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 echo "== 1. handshake and error paths"
-python3 "$fake" protocol || fail "protocol checks"
+"$fake" protocol || fail "protocol checks"
 
-serve() { # MODE: start a fake daemon, wait until it has attached (Python starts slowly under TCG)
-  python3 "$fake" serve "$1" > /tmp/fake.log 2>&1 & daemon=$!
+serve() { # MODE: start a fake daemon, wait until it has attached
+  "$fake" serve "$1" > /tmp/fake.log 2>&1 & daemon=$!
   for _ in $(seq 300); do
     grep -q "serving" /tmp/fake.log && return 0
     kill -0 $daemon 2>/dev/null || break

@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `daedalus-fake-daemon`: a scripted stand-in for daedalusd that exercises the kernel side of
+//! `/dev/daedalus` (tests/vm/daemon-protocol.sh). It reads the module's messages with the same
+//! wire definitions as the daemon (`daedalus_proto::wire`, the one definition of the format),
+//! so a message the daemon could not decode fails here too, and checks what the decoder would
+//! only trust: dma-buf fds (a mappable dma-buf of the announced length, sent once per buffer
+//! generation), and that every job carries its codec's per-frame control.
+//!
+//! ```text
+//! daedalus-fake-daemon protocol        handshake and error paths, then exit (no client needed)
+//! daedalus-fake-daemon serve MODE      attach and answer every job until SIGTERM (summary,
+//!                                      exit 0) or SIGKILL; MODE = error (STATUS_DECODE_ERROR),
+//!                                      invalid (a completion naming the wrong context: the
+//!                                      module must refuse it with EINVAL and fail the job),
+//!                                      hang (read jobs, never answer)
+//! ```
+//! Exit status 1 (with `FAIL: ...`) at the first thing the module got wrong.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use daedalus_proto::wire::{
+    self, BufferDesc, Completion, Hello, Job, Message, DEVICE_PATH, IOC_COMPLETE, IOC_HELLO,
+    MAX_MESSAGE_SIZE, STATUS_DECODE_ERROR, STATUS_OK, VERSION,
+};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+nix::ioctl_readwrite_bad!(ioc_hello, IOC_HELLO, [u8; Hello::SIZE]);
+nix::ioctl_write_ptr_bad!(ioc_complete, IOC_COMPLETE, [u8; Completion::SIZE]);
+/// An ioctl number of our type the module does not define.
+const IOC_UNKNOWN: u32 = 0xC020_DA09;
+nix::ioctl_readwrite_bad!(ioc_unknown, IOC_UNKNOWN, [u8; 32]);
+
+/// What went wrong, for the `FAIL:` line.
+struct Failure(String);
+
+type Check<T> = Result<T, Failure>;
+
+fn fail<T>(what: impl Into<String>) -> Check<T> {
+    Err(Failure(what.into()))
+}
+
+fn open_device(nonblocking: bool) -> Result<File, Errno> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(if nonblocking { libc::O_NONBLOCK } else { 0 })
+        .open(DEVICE_PATH)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+}
+
+/// `IOC_HELLO` with `version`: the module's answer, or its errno.
+fn hello(dev: &File, version: u32) -> (Result<(), Errno>, Hello) {
+    let mut payload = Hello {
+        version,
+        ..Default::default()
+    }
+    .encode();
+    // SAFETY: the payload is a Hello-sized buffer, as IOC_HELLO reads and writes.
+    let r = unsafe { ioc_hello(dev.as_raw_fd(), &mut payload) }.map(drop);
+    (r, Hello::decode(&payload).unwrap_or_default())
+}
+
+/// `IOC_COMPLETE`: the module's errno, if it refused the completion.
+fn complete(
+    dev: &File,
+    job_id: u64,
+    ctx_id: u32,
+    status: u32,
+    bytesused: u32,
+) -> Result<(), Errno> {
+    let payload = Completion {
+        job_id,
+        ctx_id,
+        status,
+        capture_bytesused: bytesused,
+    }
+    .encode();
+    // SAFETY: the payload is a Completion-sized buffer, as IOC_COMPLETE reads.
+    unsafe { ioc_complete(dev.as_raw_fd(), &payload) }.map(drop)
+}
+
+fn read_message(mut dev: &File, buf: &mut [u8]) -> Result<usize, Errno> {
+    dev.read(buf)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(0)))
+}
+
+/// Checks that `got` is `want` (`Ok` or an errno) and says so.
+fn expect<T>(what: &str, got: Result<T, Errno>, want: Result<(), Errno>) -> Check<()> {
+    let got = got.map(drop);
+    if got != want {
+        return fail(format!("{what}: expected {want:?}, got {got:?}"));
+    }
+    println!("fake_daemon: ok: {what}");
+    Ok(())
+}
+
+fn protocol_checks() -> Check<()> {
+    let dev = open_device(true).or_else(|e| fail(format!("open {DEVICE_PATH}: {e}")))?;
+    expect(
+        "second daemon is refused",
+        open_device(false),
+        Err(Errno::EBUSY),
+    )?;
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE];
+    expect(
+        "read before the handshake",
+        read_message(&dev, &mut buf),
+        Err(Errno::EPROTO),
+    )?;
+    let (r, answer) = hello(&dev, VERSION + 41);
+    expect("another protocol version is refused", r, Err(Errno::EPROTO))?;
+    if answer.version != VERSION {
+        return fail(format!(
+            "the module did not report its version (got {})",
+            answer.version
+        ));
+    }
+    let (r, answer) = hello(&dev, VERSION);
+    expect("handshake", r, Ok(()))?;
+    if answer.max_message_size as usize != MAX_MESSAGE_SIZE || answer.job_timeout_ms == 0 {
+        return fail(format!("handshake answer: {answer:?}"));
+    }
+    expect(
+        "non-blocking read of an empty queue",
+        read_message(&dev, &mut buf),
+        Err(Errno::EAGAIN),
+    )?;
+    expect(
+        "completion of an unknown job",
+        complete(&dev, 12345, 1, STATUS_OK, 1),
+        Err(Errno::ENOENT),
+    )?;
+    expect(
+        "completion with a bad status",
+        complete(&dev, 1, 1, 77, 1),
+        Err(Errno::EINVAL),
+    )?;
+    let mut junk = [0u8; 32];
+    // SAFETY: a 32-byte buffer, as the (undefined) ioctl number says.
+    let r = unsafe { ioc_unknown(dev.as_raw_fd(), &mut junk) };
+    expect("unknown ioctl", r, Err(Errno::ENOTTY))?;
+    drop(dev);
+    // Closing detached: a new daemon can attach again.
+    let dev = open_device(false).or_else(|e| fail(format!("open again: {e}")))?;
+    expect("attach again after detach", hello(&dev, VERSION).0, Ok(()))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Error,
+    Invalid,
+    Hang,
+}
+
+/// Set by SIGTERM: print the summary and exit.
+static TERMINATED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sigterm(_: libc::c_int) {
+    TERMINATED.store(true, Ordering::SeqCst);
+}
+
+struct Server {
+    mode: Mode,
+    dev: File,
+    /// (context, queue, index) -> generation of the fd already received.
+    mapped: HashMap<(u32, &'static str, u32), u32>,
+    jobs: u64,
+    opens: u64,
+    flushes: u64,
+    closes: u64,
+}
+
+impl Server {
+    fn new(mode: Mode) -> Check<Server> {
+        let dev = open_device(false).or_else(|e| fail(format!("open {DEVICE_PATH}: {e}")))?;
+        if let (Err(e), _) = hello(&dev, VERSION) {
+            return fail(format!("handshake: {e}"));
+        }
+        Ok(Server {
+            mode,
+            dev,
+            mapped: HashMap::new(),
+            jobs: 0,
+            opens: 0,
+            flushes: 0,
+            closes: 0,
+        })
+    }
+
+    /// A new fd must be a mappable dma-buf of the announced length, once per generation; no
+    /// fd means the generation was sent before.
+    fn check_buffer(&mut self, ctx: u32, queue: &'static str, b: &BufferDesc) -> Check<()> {
+        let key = (ctx, queue, b.index);
+        if b.fd < 0 {
+            if self.mapped.get(&key) != Some(&b.generation) {
+                return fail(format!(
+                    "{queue} buffer {} generation {} of context {ctx} never sent, fd -1",
+                    b.index, b.generation
+                ));
+            }
+            return Ok(());
+        }
+        if self.mapped.get(&key) == Some(&b.generation) {
+            return fail(format!(
+                "{queue} buffer {} generation {} of context {ctx} sent twice",
+                b.index, b.generation
+            ));
+        }
+        // SAFETY: the module installed this fd in our table for us; nothing else owns it.
+        let file = File::from(unsafe { OwnedFd::from_raw_fd(b.fd) });
+        let kind = file
+            .metadata()
+            .or_else(|e| fail(format!("fstat of fd {}: {e}", b.fd)))?
+            .file_type();
+        if kind.is_file() || kind.is_dir() || kind.is_block_device() {
+            return fail(format!("fd {} is not a dma-buf", b.fd));
+        }
+        // SAFETY: a shared mapping of a dma-buf, dropped at once; nothing is read or written.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .len(b.length as usize)
+                .map_mut(&file)
+        };
+        if let Err(e) = map {
+            return fail(format!(
+                "cannot map {queue} dma-buf of {} bytes: {e}",
+                b.length
+            ));
+        }
+        self.mapped.insert(key, b.generation);
+        Ok(())
+    }
+
+    fn job(&mut self, job: &Job<'_>) -> Check<()> {
+        let frame_control = job.codec.frame_control();
+        if job.controls.get(frame_control).is_none() {
+            let ids: Vec<String> = job.controls.map(|c| format!("{:#x}", c.id)).collect();
+            return fail(format!(
+                "{:?} job without its per-frame control {frame_control:#x}: {ids:?}",
+                job.codec
+            ));
+        }
+        self.check_buffer(job.ctx_id, "OUTPUT", &job.output)?;
+        self.check_buffer(job.ctx_id, "CAPTURE", &job.capture)?;
+        self.jobs += 1;
+        let bytes = job.picture.sizeimage;
+        match self.mode {
+            Mode::Hang => println!("fake_daemon: holding job {}", job.job_id),
+            Mode::Error => {
+                if let Err(e) = complete(&self.dev, job.job_id, job.ctx_id, STATUS_DECODE_ERROR, 0)
+                {
+                    return fail(format!("completion refused: {e}"));
+                }
+            }
+            Mode::Invalid => {
+                let r = complete(&self.dev, job.job_id, job.ctx_id + 1000, STATUS_OK, bytes);
+                if r != Err(Errno::EINVAL) {
+                    return fail(format!("completion with a wrong context: {r:?}"));
+                }
+                // The job is gone: a second answer names an unknown job.
+                let r = complete(&self.dev, job.job_id, job.ctx_id, STATUS_OK, bytes);
+                if r != Err(Errno::ENOENT) {
+                    return fail(format!("a failed job could be completed again: {r:?}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn run(&mut self) -> Check<()> {
+        println!("fake_daemon: serving");
+        let mut buf = vec![0u8; MAX_MESSAGE_SIZE];
+        while !TERMINATED.load(Ordering::SeqCst) {
+            // 'invalid' uses blocking reads, the others poll() first: both paths get exercised.
+            if self.mode != Mode::Invalid {
+                let mut fds = [PollFd::new(self.dev.as_fd(), PollFlags::POLLIN)];
+                match poll(&mut fds, PollTimeout::NONE) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => return fail(format!("poll: {e}")),
+                }
+                if TERMINATED.load(Ordering::SeqCst) {
+                    break;
+                }
+            }
+            let n = match read_message(&self.dev, &mut buf) {
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return fail(format!("read: {e}")),
+            };
+            // One message per read, exactly as long as its header says.
+            let announced = message_size(&buf[..n]);
+            if announced != Some(n) {
+                return fail(format!("read {n} bytes, the header says {announced:?}"));
+            }
+            match wire::decode(&buf[..n]) {
+                Err(e) => return fail(format!("undecodable message of {n} bytes: {e}")),
+                Ok(Message::Job(job)) => self.job(&job)?,
+                Ok(Message::ContextOpen { .. }) => self.opens += 1,
+                Ok(Message::ContextFlush { .. }) => self.flushes += 1,
+                Ok(Message::ContextClose { .. }) => self.closes += 1,
+            }
+        }
+        println!(
+            "fake_daemon: {} jobs, {} context opens, {} flushes, {} closes",
+            self.jobs, self.opens, self.flushes, self.closes
+        );
+        Ok(())
+    }
+}
+
+/// The size a message's header announces (the third `u32`, in the module's byte order).
+fn message_size(msg: &[u8]) -> Option<usize> {
+    let b: [u8; 4] = msg.get(8..12)?.try_into().ok()?;
+    Some(u32::from_ne_bytes(b) as usize)
+}
+
+fn serve(mode: Mode) -> Check<()> {
+    // No SA_RESTART: a blocking read or poll returns EINTR, and the loop sees the flag.
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigterm),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { sigaction(Signal::SIGTERM, &action) }.or_else(|e| fail(format!("sigaction: {e}")))?;
+    Server::new(mode)?.run()
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args[..] {
+        ["protocol"] => protocol_checks(),
+        ["serve", "error"] => serve(Mode::Error),
+        ["serve", "invalid"] => serve(Mode::Invalid),
+        ["serve", "hang"] => serve(Mode::Hang),
+        _ => {
+            eprintln!("usage: daedalus-fake-daemon protocol | serve error|invalid|hang");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure(what)) => {
+            println!("fake_daemon: FAIL: {what}");
+            ExitCode::FAILURE
+        }
+    }
+}
