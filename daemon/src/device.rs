@@ -2,17 +2,38 @@
 //! `/dev/daedalus`: attaching (open + version handshake), reading messages, sending
 //! completions, and the signals the daemon waits for next to the device.
 
-use std::fs::OpenOptions;
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use daedalus_proto::wire::{
-    Completion, Hello, WireError, IOC_COMPLETE, IOC_HELLO, MAX_MESSAGE_SIZE, VERSION,
-};
+use daedalus_proto::wire::{Completion, Hello, WireError, MAX_MESSAGE_SIZE, VERSION};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::transport::{Incoming, Transport};
+
+/// The two ioctls of `/dev/daedalus` (`daedalus_proto::wire::IOC_*`), as nix wrappers: the
+/// daemon's and the test daemon's (`daedalus-fake-daemon`) way to the device.
+pub mod ioctl {
+    use daedalus_proto::wire::{Completion, Hello, IOC_COMPLETE, IOC_HELLO};
+
+    nix::ioctl_readwrite_bad!(
+        /// `IOC_HELLO`: the version handshake; the module writes its answer into the payload.
+        hello,
+        IOC_HELLO,
+        [u8; Hello::SIZE]
+    );
+    nix::ioctl_write_ptr_bad!(
+        /// `IOC_COMPLETE`: a job's completion.
+        complete,
+        IOC_COMPLETE,
+        [u8; Completion::SIZE]
+    );
+}
 
 /// Why attaching to the device failed.
 #[derive(Debug, thiserror::Error)]
@@ -80,10 +101,10 @@ pub enum OpenError {
 impl OpenError {
     fn from_errno(path: &Path, e: io::Error, handshake: bool) -> OpenError {
         let path = path.display().to_string();
-        match e.raw_os_error() {
-            Some(libc::ENOENT | libc::ENODEV | libc::ENXIO) => OpenError::NotFound { path },
-            Some(libc::EACCES | libc::EPERM) => OpenError::Permission { path },
-            Some(libc::EBUSY) => OpenError::Busy { path },
+        match e.raw_os_error().map(Errno::from_raw) {
+            Some(Errno::ENOENT | Errno::ENODEV | Errno::ENXIO) => OpenError::NotFound { path },
+            Some(Errno::EACCES | Errno::EPERM) => OpenError::Permission { path },
+            Some(Errno::EBUSY) => OpenError::Busy { path },
             _ if handshake => OpenError::Handshake { path, source: e },
             _ => OpenError::Open { path, source: e },
         }
@@ -92,8 +113,8 @@ impl OpenError {
 
 /// The attached device.
 pub struct Device {
-    fd: OwnedFd,
-    signals: Option<OwnedFd>,
+    file: File,
+    signals: Option<SignalFd>,
     hello: Hello,
 }
 
@@ -106,7 +127,6 @@ impl Device {
             .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
             .open(path)
             .map_err(|e| OpenError::from_errno(path, e, false))?;
-        let fd = OwnedFd::from(file);
         let mut payload = Hello {
             version: VERSION,
             ..Hello::default()
@@ -115,15 +135,13 @@ impl Device {
         let r = loop {
             // SAFETY: IOC_HELLO reads and writes one `struct daedalus_hello` of Hello::SIZE
             // bytes, which `payload` is.
-            let r = unsafe { libc::ioctl(fd.as_raw_fd(), IOC_HELLO as _, payload.as_mut_ptr()) };
-            let e = io::Error::last_os_error();
-            if r < 0 && e.raw_os_error() == Some(libc::EINTR) {
-                continue;
+            match unsafe { ioctl::hello(file.as_raw_fd(), &mut payload) } {
+                Err(Errno::EINTR) => continue,
+                r => break r,
             }
-            break if r < 0 { Err(e) } else { Ok(()) };
         };
         if let Err(e) = r {
-            if e.raw_os_error() == Some(libc::EPROTO) {
+            if e == Errno::EPROTO {
                 // The module wrote its own version back.
                 let module = Hello::decode(&payload).map_or_else(
                     |_| u32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]),
@@ -134,7 +152,7 @@ impl Device {
                     module,
                 });
             }
-            return Err(OpenError::from_errno(path, e, true));
+            return Err(OpenError::from_errno(path, e.into(), true));
         }
         let hello = Hello::decode(&payload).map_err(OpenError::Hello)?;
         if hello.version != VERSION {
@@ -150,7 +168,7 @@ impl Device {
             });
         }
         Ok(Device {
-            fd,
+            file,
             signals: None,
             hello,
         })
@@ -159,7 +177,7 @@ impl Device {
     /// Also waits for the signals of `signal_fd` (see [`block_signals`]) in
     /// [`Transport::receive`]: SIGUSR1 gives [`Incoming::Stats`], SIGINT/SIGTERM
     /// [`Incoming::Shutdown`].
-    pub fn with_signals(mut self, signal_fd: OwnedFd) -> Device {
+    pub fn with_signals(mut self, signal_fd: SignalFd) -> Device {
         self.signals = Some(signal_fd);
         self
     }
@@ -172,60 +190,56 @@ impl Device {
 
 impl Transport for Device {
     fn receive(&self, buf: &mut [u8]) -> io::Result<Incoming> {
-        let sig_fd = self.signals.as_ref().map_or(-1, AsRawFd::as_raw_fd);
         loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: self.fd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: sig_fd, // poll ignores negative fds
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is an array of 2 pollfds that outlives the call.
-            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-            if r < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() == Some(libc::EINTR) {
-                    continue;
-                }
-                return Err(e);
+            let mut fds = vec![PollFd::new(self.file.as_fd(), PollFlags::POLLIN)];
+            if let Some(s) = &self.signals {
+                fds.push(PollFd::new(s.as_fd(), PollFlags::POLLIN));
             }
-            if fds[1].revents & libc::POLLIN != 0 {
-                match read_signal(sig_fd)? {
-                    Some(libc::SIGUSR1) => return Ok(Incoming::Stats),
-                    Some(libc::SIGINT | libc::SIGTERM) => return Ok(Incoming::Shutdown),
-                    _ => {}
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+            let device = fds[0].revents().unwrap_or(PollFlags::empty());
+            let signalled = fds
+                .get(1)
+                .and_then(|f| f.revents())
+                .is_some_and(|r| r.contains(PollFlags::POLLIN));
+            if let (true, Some(signals)) = (signalled, &self.signals) {
+                match signals.read_signal() {
+                    Ok(Some(info)) => match Signal::try_from(info.ssi_signo as i32) {
+                        Ok(Signal::SIGUSR1) => return Ok(Incoming::Stats),
+                        Ok(Signal::SIGINT | Signal::SIGTERM) => return Ok(Incoming::Shutdown),
+                        _ => {}
+                    },
+                    Ok(None) | Err(Errno::EAGAIN | Errno::EINTR) => {}
+                    Err(e) => return Err(e.into()),
                 }
             }
-            let rev = fds[0].revents;
-            if rev & libc::POLLIN != 0 {
-                // SAFETY: reads at most `buf.len()` bytes into `buf`.
-                let n =
-                    unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n > 0 {
-                    return Ok(Incoming::Message(n as usize));
-                }
-                if n == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the device closed the connection",
-                    ));
-                }
-                let e = io::Error::last_os_error();
-                match e.raw_os_error() {
-                    Some(libc::EAGAIN | libc::EINTR) => continue,
-                    _ => return Err(e),
+            if device.contains(PollFlags::POLLIN) {
+                match (&self.file).read(buf) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the device closed the connection",
+                        ))
+                    }
+                    Ok(n) => return Ok(Incoming::Message(n)),
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+                        ) =>
+                    {
+                        continue
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            if rev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+            if device.intersects(PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL) {
                 return Err(io::Error::new(
                     io::ErrorKind::BrokenPipe,
-                    format!("the device reported an error (poll revents {rev:#x})"),
+                    format!("the device reported an error (poll revents {device:?})"),
                 ));
             }
         }
@@ -236,14 +250,10 @@ impl Transport for Device {
         loop {
             // SAFETY: IOC_COMPLETE reads one `struct daedalus_completion` of
             // Completion::SIZE bytes, which `payload` is.
-            let r =
-                unsafe { libc::ioctl(self.fd.as_raw_fd(), IOC_COMPLETE as _, payload.as_ptr()) };
-            if r >= 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINTR) {
-                return Err(e);
+            match unsafe { ioctl::complete(self.file.as_raw_fd(), &payload) } {
+                Ok(_) => return Ok(()),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -251,72 +261,36 @@ impl Transport for Device {
 
 /// Blocks `signals` in the calling thread (and so in every thread it creates afterwards) and
 /// returns a signalfd that reads them. Call it before starting any thread.
-pub fn block_signals(signals: &[libc::c_int]) -> io::Result<OwnedFd> {
-    // SAFETY: sigset_t is a plain bit set; zeroed then initialised by sigemptyset.
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `set` is a valid sigset_t for these libc calls.
-    unsafe {
-        libc::sigemptyset(&mut set);
-        for &s in signals {
-            if libc::sigaddset(&mut set, s) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
+pub fn block_signals(signals: &[Signal]) -> io::Result<SignalFd> {
+    let mut set = SigSet::empty();
+    for &s in signals {
+        set.add(s);
     }
-    // SAFETY: changes this thread's signal mask only; `set` is initialised.
-    let r = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
-    if r != 0 {
-        return Err(io::Error::from_raw_os_error(r));
-    }
-    // SAFETY: creates a new fd; the result is checked before it is owned.
-    let fd = unsafe { libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `fd` is a new fd nobody else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Reads one pending signal from a signalfd (`None` if there is none).
-fn read_signal(fd: RawFd) -> io::Result<Option<libc::c_int>> {
-    // SAFETY: signalfd_siginfo is plain data.
-    let mut info: libc::signalfd_siginfo = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::signalfd_siginfo>();
-    // SAFETY: reads at most `size` bytes into `info`.
-    let n = unsafe { libc::read(fd, (&mut info as *mut libc::signalfd_siginfo).cast(), size) };
-    if n == size as isize {
-        return Ok(Some(info.ssi_signo as libc::c_int));
-    }
-    let e = io::Error::last_os_error();
-    match e.raw_os_error() {
-        Some(libc::EAGAIN | libc::EINTR) => Ok(None),
-        _ if n >= 0 => Ok(None),
-        _ => Err(e),
-    }
+    set.thread_block()?;
+    Ok(SignalFd::with_flags(
+        &set,
+        SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
+    )?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::OwnedFd;
 
     /// A device over one end of a SOCK_SEQPACKET pair, which keeps message boundaries as the
     /// chardev's read() does.
     fn fake() -> (Device, OwnedFd) {
-        let mut sv = [0; 2];
-        // SAFETY: creates two new fds into `sv`.
-        let r = unsafe {
-            libc::socketpair(
-                libc::AF_UNIX,
-                libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
-                0,
-                sv.as_mut_ptr(),
-            )
-        };
-        assert_eq!(r, 0);
-        // SAFETY: both fds are new and owned once each.
-        let (a, b) = unsafe { (OwnedFd::from_raw_fd(sv[0]), OwnedFd::from_raw_fd(sv[1])) };
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        )
+        .unwrap();
         let dev = Device {
-            fd: a,
+            file: File::from(a),
             signals: None,
             hello: Hello::default(),
         };
@@ -326,12 +300,10 @@ mod tests {
     #[test]
     fn receive_messages_signals_and_eof() {
         let (dev, peer) = fake();
-        let sig = block_signals(&[libc::SIGUSR1]).unwrap();
+        let sig = block_signals(&[Signal::SIGUSR1]).unwrap();
         let dev = dev.with_signals(sig);
         let send = |m: &[u8]| {
-            // SAFETY: writes `m` to our socket.
-            let n = unsafe { libc::write(peer.as_raw_fd(), m.as_ptr().cast(), m.len()) };
-            assert_eq!(n, m.len() as isize);
+            assert_eq!(nix::unistd::write(&peer, m).unwrap(), m.len());
         };
         send(&[1, 2, 3]);
         send(&[4; 100]);
@@ -339,9 +311,9 @@ mod tests {
         assert_eq!(dev.receive(&mut buf).unwrap(), Incoming::Message(3));
         assert_eq!(&buf[..3], &[1, 2, 3]);
         assert_eq!(dev.receive(&mut buf).unwrap(), Incoming::Message(100));
-        // SAFETY: sends SIGUSR1 to this thread, where it is blocked and so stays pending for
-        // the signalfd.
-        unsafe { libc::pthread_kill(libc::pthread_self(), libc::SIGUSR1) };
+        // SIGUSR1 to this thread, where it is blocked and so stays pending for the signalfd.
+        nix::sys::pthread::pthread_kill(nix::sys::pthread::pthread_self(), Signal::SIGUSR1)
+            .unwrap();
         assert_eq!(dev.receive(&mut buf).unwrap(), Incoming::Stats);
         // A socket is no daedalus device: the completion ioctl fails cleanly.
         assert!(dev.complete(&Completion::default()).is_err());

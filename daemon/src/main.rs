@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 use daedalus_daemon::device::{block_signals, Device};
 use daedalus_daemon::{DaemonConfig, DecoderConfig};
 use daedalus_proto::wire::DEVICE_PATH;
+use nix::sys::signal::Signal;
 
 /// Log levels.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -117,7 +118,7 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     raise_fd_limit();
     // Before any thread starts, so that every thread (FFmpeg's included) inherits the mask and
     // the signals only ever arrive through the signalfd the dispatcher polls.
-    let signals = block_signals(&[libc::SIGINT, libc::SIGTERM, libc::SIGUSR1])
+    let signals = block_signals(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])
         .context("cannot set up signal handling")?;
     let decoder = DecoderConfig {
         threads,
@@ -183,18 +184,15 @@ fn warm_up(config: &DecoderConfig) {
 /// limit on open files to the hard one, as many clients with many buffers need more than the
 /// usual 1024.
 fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: reads and writes this process's RLIMIT_NOFILE through a valid struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                log::debug!("cannot raise the open file limit");
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                log::debug!("cannot raise the open file limit: {e}");
             }
         }
+        Ok(_) => {}
+        Err(e) => log::debug!("cannot read the open file limit: {e}"),
     }
 }
 

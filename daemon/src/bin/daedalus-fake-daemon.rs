@@ -24,16 +24,15 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use daedalus_daemon::device::ioctl;
 use daedalus_proto::wire::{
-    self, BufferDesc, Completion, Hello, Job, Message, DEVICE_PATH, IOC_COMPLETE, IOC_HELLO,
-    MAX_MESSAGE_SIZE, STATUS_DECODE_ERROR, STATUS_OK, VERSION,
+    self, BufferDesc, Completion, Hello, Job, Message, DEVICE_PATH, MAX_MESSAGE_SIZE,
+    STATUS_DECODE_ERROR, STATUS_OK, VERSION,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
 
-nix::ioctl_readwrite_bad!(ioc_hello, IOC_HELLO, [u8; Hello::SIZE]);
-nix::ioctl_write_ptr_bad!(ioc_complete, IOC_COMPLETE, [u8; Completion::SIZE]);
 /// An ioctl number of our type the module does not define.
 const IOC_UNKNOWN: u32 = 0xC020_DA09;
 nix::ioctl_readwrite_bad!(ioc_unknown, IOC_UNKNOWN, [u8; 32]);
@@ -64,7 +63,7 @@ fn hello(dev: &File, version: u32) -> (Result<(), Errno>, Hello) {
     }
     .encode();
     // SAFETY: the payload is a Hello-sized buffer, as IOC_HELLO reads and writes.
-    let r = unsafe { ioc_hello(dev.as_raw_fd(), &mut payload) }.map(drop);
+    let r = unsafe { ioctl::hello(dev.as_raw_fd(), &mut payload) }.map(drop);
     (r, Hello::decode(&payload).unwrap_or_default())
 }
 
@@ -84,7 +83,7 @@ fn complete(
     }
     .encode();
     // SAFETY: the payload is a Completion-sized buffer, as IOC_COMPLETE reads.
-    unsafe { ioc_complete(dev.as_raw_fd(), &payload) }.map(drop)
+    unsafe { ioctl::complete(dev.as_raw_fd(), &payload) }.map(drop)
 }
 
 fn read_message(mut dev: &File, buf: &mut [u8]) -> Result<usize, Errno> {
