@@ -9,7 +9,7 @@ use std::time::Instant;
 use daedalus_proto::wire::{Completion, Job, STATUS_OK};
 
 use crate::band_pool::BandPool;
-use crate::codec::{self, Bitstream, Decoder, DecoderConfig};
+use crate::codec::{self, Bitstream, Decoder, DecoderConfig, JobIo};
 use crate::error::JobError;
 use crate::mapping::BufferCache;
 use crate::stats::Stats;
@@ -117,7 +117,12 @@ impl Context {
         let bands = self
             .bands
             .get_or_init(|| BandPool::new(self.config.threads));
-        let outcome = decoder.decode_job(job, out, cap, bands)?;
+        let outcome = decoder.decode_job(JobIo {
+            job,
+            out,
+            cap,
+            bands,
+        })?;
         match outcome.bitstream {
             Bitstream::InPlace => self.stats.zero_copy += 1,
             Bitstream::Copied => self.stats.copied += 1,

@@ -25,45 +25,18 @@ use ffmpeg_next::{codec, frame};
 use crate::codec::DecoderConfig;
 use crate::error::JobError;
 
-/// One stream decoded at start.
-struct Sample {
-    name: &'static str,
-    codec: codec::Id,
-    /// IVF (VP9, AV1) or Annex B (H.264).
-    data: &'static [u8],
-}
+/// One stream decoded at start: its name, codec and bytes (IVF for VP9 and AV1, Annex B for
+/// H.264).
+struct Sample(&'static str, codec::Id, &'static [u8]);
 
+#[rustfmt::skip]
 const SAMPLES: &[Sample] = &[
-    Sample {
-        name: "AV1 8-bit",
-        codec: codec::Id::AV1,
-        data: include_bytes!("../warmup/av1-8bit.ivf"),
-    },
-    Sample {
-        name: "AV1 10-bit",
-        codec: codec::Id::AV1,
-        data: include_bytes!("../warmup/av1-10bit.ivf"),
-    },
-    Sample {
-        name: "VP9 8-bit",
-        codec: codec::Id::VP9,
-        data: include_bytes!("../warmup/vp9-8bit.ivf"),
-    },
-    Sample {
-        name: "VP9 10-bit",
-        codec: codec::Id::VP9,
-        data: include_bytes!("../warmup/vp9-10bit.ivf"),
-    },
-    Sample {
-        name: "H.264 8-bit",
-        codec: codec::Id::H264,
-        data: include_bytes!("../warmup/h264-8bit.264"),
-    },
-    Sample {
-        name: "H.264 10-bit",
-        codec: codec::Id::H264,
-        data: include_bytes!("../warmup/h264-10bit.264"),
-    },
+    Sample("AV1 8-bit", codec::Id::AV1, include_bytes!("../warmup/av1-8bit.ivf")),
+    Sample("AV1 10-bit", codec::Id::AV1, include_bytes!("../warmup/av1-10bit.ivf")),
+    Sample("VP9 8-bit", codec::Id::VP9, include_bytes!("../warmup/vp9-8bit.ivf")),
+    Sample("VP9 10-bit", codec::Id::VP9, include_bytes!("../warmup/vp9-10bit.ivf")),
+    Sample("H.264 8-bit", codec::Id::H264, include_bytes!("../warmup/h264-8bit.264")),
+    Sample("H.264 10-bit", codec::Id::H264, include_bytes!("../warmup/h264-10bit.264")),
 ];
 
 /// What one sample's decode did.
@@ -87,18 +60,19 @@ pub fn warm_up(config: &DecoderConfig) -> Vec<Result<SampleResult, (&'static str
             let start = Instant::now();
             decode_sample(s, config)
                 .map(|pictures| SampleResult {
-                    name: s.name,
+                    name: s.0,
                     pictures,
                     took: start.elapsed(),
                 })
-                .map_err(|e| (s.name, e))
+                .map_err(|e| (s.0, e))
         })
         .collect()
 }
 
 /// Decodes one sample; returns the number of pictures.
 fn decode_sample(sample: &Sample, config: &DecoderConfig) -> Result<usize, JobError> {
-    let mut dec = match sample.codec {
+    let Sample(_, id, data) = *sample;
+    let mut dec = match id {
         codec::Id::AV1 => crate::codec::av1::open_libdav1d(config.threads)?,
         codec::Id::H264 => crate::codec::h264::open_context(config)?
             .decoder()
@@ -109,9 +83,9 @@ fn decode_sample(sample: &Sample, config: &DecoderConfig) -> Result<usize, JobEr
             .video()
             .map_err(JobError::Ffmpeg)?,
     };
-    let packets: Vec<Vec<u8>> = match sample.codec {
-        codec::Id::H264 => access_units(sample.data),
-        _ => IvfIterator::new(sample.data).map(<[u8]>::to_vec).collect(),
+    let packets: Vec<Vec<u8>> = match id {
+        codec::Id::H264 => access_units(data),
+        _ => IvfIterator::new(data).map(<[u8]>::to_vec).collect(),
     };
     let mut picture = frame::Video::empty();
     let mut pictures = 0;
@@ -169,13 +143,13 @@ mod tests {
 
     #[test]
     fn h264_samples_split_into_their_pictures() {
-        for s in SAMPLES.iter().filter(|s| s.codec == codec::Id::H264) {
-            let units = access_units(s.data);
-            assert_eq!(units.len(), 3, "{}", s.name);
+        for Sample(name, _, data) in SAMPLES.iter().filter(|s| s.1 == codec::Id::H264) {
+            let units = access_units(data);
+            assert_eq!(units.len(), 3, "{name}");
             assert!(units
                 .iter()
                 .all(|u| u.starts_with(&[0, 0, 1]) || u.starts_with(&[0, 0, 0, 1])));
-            assert!(units.iter().map(Vec::len).sum::<usize>() <= s.data.len());
+            assert!(units.iter().map(Vec::len).sum::<usize>() <= data.len());
         }
     }
 }

@@ -47,17 +47,14 @@ use daedalus_codecs::uapi::{
     V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
 };
 use daedalus_proto::formats::Codec;
-use daedalus_proto::wire::{Controls as WireControls, Job};
+use daedalus_proto::wire::Controls as WireControls;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame, Dictionary};
 
-use super::{Bitstream, DecoderConfig, JobOutcome};
-use crate::avbuf::OutputBuffer;
+use super::{Bitstream, DecoderConfig, JobIo, JobOutcome};
 use crate::avbuf::PacketSender;
-use crate::band_pool::BandPool;
 use crate::dump::PacketDump;
 use crate::error::JobError;
-use crate::mapping::Mapping;
 use crate::sys::DMA_BUF_SYNC_READ;
 
 /// What a request's OUTPUT buffer holds.
@@ -688,13 +685,16 @@ impl super::Decoder for Av1Decoder {
         Codec::Av1
     }
 
-    fn decode_job(
-        &mut self,
-        job: &Job<'_>,
-        out: &OutputBuffer,
-        cap: &mut Mapping,
-        bands: &BandPool,
-    ) -> Result<JobOutcome, JobError> {
+    fn flush(&mut self) {
+        self.dec.flush();
+        self.parser = Parser::default();
+        self.rebuilder.reset();
+        self.rebuilt_sequence = false;
+        self.slots = [SlotInfo::default(); 8];
+    }
+
+    fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {
+        let (job, out, cap, bands) = (io.job, io.out, io.cap, io.bands);
         let map = out.mapping();
         let range = super::bitstream_range(job, map.len())?;
         let mut controls = std::mem::take(&mut self.job_controls);
@@ -714,13 +714,5 @@ impl super::Decoder for Av1Decoder {
             bitstream: Bitstream::Copied,
             hidden: d.hidden,
         })
-    }
-
-    fn flush(&mut self) {
-        self.dec.flush();
-        self.parser = Parser::default();
-        self.rebuilder.reset();
-        self.rebuilt_sequence = false;
-        self.slots = [SlotInfo::default(); 8];
     }
 }

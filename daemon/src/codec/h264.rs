@@ -31,14 +31,11 @@ use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, ffi};
 
-use super::{Bitstream, DecoderConfig, JobOutcome};
-use crate::avbuf::OutputBuffer;
+use super::{Bitstream, DecoderConfig, JobIo, JobOutcome};
 use crate::avbuf::PacketSender;
-use crate::band_pool::BandPool;
 use crate::convert::Planar;
 use crate::dump::PacketDump;
 use crate::error::JobError;
-use crate::mapping::Mapping;
 use crate::sys::DMA_BUF_SYNC_READ;
 
 /// The controls of one H.264 request, decoded from the job.
@@ -427,13 +424,15 @@ impl super::Decoder for H264Decoder {
         Codec::H264
     }
 
-    fn decode_job(
-        &mut self,
-        job: &Job<'_>,
-        out: &OutputBuffer,
-        cap: &mut Mapping,
-        bands: &BandPool,
-    ) -> Result<JobOutcome, JobError> {
+    fn flush(&mut self) {
+        self.dec.flush();
+        self.decoded.clear();
+        self.open_picture = None;
+        self.have_picture = false;
+    }
+
+    fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {
+        let (job, out, cap, bands) = (io.job, io.out, io.cap, io.bands);
         let controls = H264Controls::from_job(job)?;
         let out = out.mapping();
         let range = super::bitstream_range(job, out.len())?;
@@ -454,12 +453,5 @@ impl super::Decoder for H264Decoder {
             bitstream: Bitstream::Copied,
             hidden: false,
         })
-    }
-
-    fn flush(&mut self) {
-        self.dec.flush();
-        self.decoded.clear();
-        self.open_picture = None;
-        self.have_picture = false;
     }
 }

@@ -55,24 +55,29 @@ pub struct JobOutcome {
     pub hidden: bool,
 }
 
+/// What a decoder works on for one job.
+pub struct JobIo<'a> {
+    /// The job: controls, buffer descriptions, picture layout.
+    pub job: &'a Job<'a>,
+    /// The OUTPUT buffer: the bitstream is at `job.output.data_offset..bytesused`.
+    pub out: &'a OutputBuffer,
+    /// The CAPTURE buffer the picture goes to, in `job.picture`'s layout.
+    pub cap: &'a mut Mapping,
+    /// Converts the picture in parallel bands.
+    pub bands: &'a BandPool,
+}
+
 /// One context's decoder of one codec.
 pub trait Decoder: Send {
     /// The codec it decodes.
     fn codec(&self) -> Codec;
 
-    /// Decodes the bitstream of `job` (in `out`, at `job.output.data_offset..bytesused`) and
-    /// writes its picture into `cap` in the job's CAPTURE layout, converting on `bands`. Every
-    /// failure is a [`JobError`]; nothing is written into `cap` for a job that fails to decode.
-    fn decode_job(
-        &mut self,
-        job: &Job<'_>,
-        out: &OutputBuffer,
-        cap: &mut Mapping,
-        bands: &BandPool,
-    ) -> Result<JobOutcome, JobError>;
-
     /// Drops all decoding state (stream off): the next job must start at a key frame.
     fn flush(&mut self);
+
+    /// Decodes the job's bitstream and writes its picture into the CAPTURE buffer. Every
+    /// failure is a [`JobError`] (the module then returns the CAPTURE buffer with an error).
+    fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError>;
 }
 
 /// Opens the decoder of `codec` with `config`.

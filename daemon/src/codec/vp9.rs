@@ -33,16 +33,13 @@ use std::mem::offset_of;
 use std::ops::Range;
 
 use daedalus_proto::formats::Codec;
-use daedalus_proto::wire::Job;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame};
 
-use super::{Bitstream, DecoderConfig, JobOutcome};
+use super::{Bitstream, DecoderConfig, JobIo, JobOutcome};
 use crate::avbuf::{OutputBuffer, PacketSender, PADDING};
-use crate::band_pool::BandPool;
 use crate::dump::PacketDump;
 use crate::error::JobError;
-use crate::mapping::Mapping;
 use crate::sys::{self, v4l2_ctrl_vp9_frame, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE};
 
 /// Why a VP9 frame header cannot be parsed.
@@ -456,13 +453,12 @@ impl super::Decoder for Vp9Decoder {
         Codec::Vp9
     }
 
-    fn decode_job(
-        &mut self,
-        job: &Job<'_>,
-        out: &OutputBuffer,
-        cap: &mut Mapping,
-        bands: &BandPool,
-    ) -> Result<JobOutcome, JobError> {
+    fn flush(&mut self) {
+        self.dec.flush();
+    }
+
+    fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {
+        let (job, out, cap, bands) = (io.job, io.out, io.cap, io.bands);
         let range = super::bitstream_range(job, out.mapping().len())?;
         let d = self.decode(out, range)?;
         if !self.control_mismatch_logged {
@@ -499,10 +495,6 @@ impl super::Decoder for Vp9Decoder {
             },
             hidden: d.hidden,
         })
-    }
-
-    fn flush(&mut self) {
-        self.dec.flush();
     }
 }
 
