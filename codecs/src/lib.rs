@@ -27,6 +27,7 @@ pub mod uapi {
 }
 
 pub mod av1;
+pub mod ivf;
 pub mod pod;
 pub mod vectors;
 /// The parsers the codec modules work on, for the crates that use those modules.

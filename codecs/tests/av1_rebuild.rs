@@ -42,19 +42,11 @@ fn av1_420_vectors(dir: &Path) -> Vec<PathBuf> {
 
 /// IVF frames, or the whole file for `.obu` streams (the parser finds the OBUs itself).
 fn chunks(data: &[u8]) -> Vec<&[u8]> {
-    if data.len() < 32 || &data[..4] != b"DKIF" {
-        return vec![data];
+    match daedalus_codecs::ivf::frames(data) {
+        Ok((_, frames)) => frames.into_iter().map(|(_, f)| f).collect(),
+        Err(daedalus_codecs::ivf::IvfError::NotIvf) => vec![data],
+        Err(e) => panic!("broken IVF vector: {e}"),
     }
-    let mut out = Vec::new();
-    let mut pos = usize::from(u16::from_le_bytes([data[6], data[7]]));
-    while pos + 12 <= data.len() {
-        let len =
-            u32::from_le_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
-        let end = (pos + 12 + len).min(data.len());
-        out.push(&data[pos + 12..end]);
-        pos += 12 + len;
-    }
-    out
 }
 
 fn raw<T: Copy>(v: &T) -> Vec<u8> {

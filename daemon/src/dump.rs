@@ -14,6 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use daedalus_codecs::ivf;
 use daedalus_proto::formats::Codec;
 
 /// Decoders created so far by this process (the file name's `<n>`).
@@ -46,15 +47,17 @@ impl PacketDump {
             }
         };
         if let Some(fourcc) = fourcc {
-            // IVF file header (size and frame count unknown: readers take them from the
-            // bitstream and the file length); time base 1/1000.
-            let mut h = [0u8; 32];
-            h[..4].copy_from_slice(b"DKIF");
-            h[6..8].copy_from_slice(&32u16.to_le_bytes());
-            h[8..12].copy_from_slice(&fourcc);
-            h[16..20].copy_from_slice(&1000u32.to_le_bytes());
-            h[20..24].copy_from_slice(&1u32.to_le_bytes());
-            if let Err(e) = out.write_all(&h) {
+            // Size and frame count unknown: readers take them from the bitstream and the file
+            // length. Time base 1/1000.
+            let header = ivf::IvfHeader {
+                fourcc,
+                width: 0,
+                height: 0,
+                timebase_den: 1000,
+                timebase_num: 1,
+                frame_count: 0,
+            };
+            if let Err(e) = ivf::write_header(&mut out, &header) {
                 log::warn!("cannot write the packet dump {}: {e}", path.display());
                 return None;
             }
@@ -74,11 +77,10 @@ impl PacketDump {
     pub fn packet(&mut self, data: &[u8], pts: i64) {
         let r = (|| {
             if self.ivf {
-                let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-                self.out.write_all(&len.to_le_bytes())?;
-                self.out.write_all(&pts.to_le_bytes())?;
+                ivf::write_frame(&mut self.out, pts, data)?;
+            } else {
+                self.out.write_all(data)?;
             }
-            self.out.write_all(data)?;
             // Flushed per packet: the dump is read while (or after) the daemon dies.
             self.out.flush()
         })();

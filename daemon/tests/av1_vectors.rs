@@ -78,17 +78,8 @@ fn dav1d_reference(path: &Path) -> Option<(String, bool)> {
 }
 
 fn ivf_frames(data: &[u8]) -> Option<Vec<&[u8]>> {
-    if data.len() < 32 || &data[..4] != b"DKIF" {
-        return None;
-    }
-    let mut out = Vec::new();
-    let mut pos = usize::from(u16::from_le_bytes([data[6], data[7]]));
-    while pos + 12 <= data.len() {
-        let len = u32::from_le_bytes(data[pos..pos + 4].try_into().ok()?) as usize;
-        out.push(data.get(pos + 12..pos + 12 + len)?);
-        pos += 12 + len;
-    }
-    Some(out)
+    let (_, frames) = daedalus_codecs::ivf::frames(data).ok()?;
+    Some(frames.into_iter().map(|(_, f)| f).collect())
 }
 
 /// Fills the controls of the last frame of a temporal unit (as a client would).

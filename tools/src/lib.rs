@@ -19,7 +19,7 @@ pub mod errno;
 mod error;
 pub mod ffmpeg_timing;
 pub mod h264;
-pub mod ivf;
+pub use daedalus_codecs::ivf;
 pub mod media;
 pub mod mp4;
 pub mod names;

@@ -583,14 +583,8 @@ mod tests {
 
     /// The frames of an IVF file (32-byte file header, 12-byte frame headers).
     fn ivf_frames(data: &[u8]) -> Vec<&[u8]> {
-        let mut out = Vec::new();
-        let mut pos = usize::from(u16::from_le_bytes([data[6], data[7]]));
-        while pos + 12 <= data.len() {
-            let len = u32::from_le_bytes(data[pos..pos + 4].try_into().unwrap()) as usize;
-            out.push(&data[pos + 12..pos + 12 + len]);
-            pos += 12 + len;
-        }
-        out
+        let (_, frames) = crate::ivf::frames(data).unwrap();
+        frames.into_iter().map(|(_, f)| f).collect()
     }
 
     struct Decoded {

@@ -52,27 +52,13 @@ pub fn data_dir() -> PathBuf {
 // ---------------------------------------------------------------------------------------------
 // Containers
 
-/// The frames (chunks) of an IVF file.
+/// The frames (chunks) of a VP9 IVF file.
 pub fn ivf_chunks(data: &[u8]) -> Result<Vec<&[u8]>, String> {
-    if data.len() < 32 || &data[..4] != b"DKIF" {
-        return Err("not an IVF file".into());
+    let (header, frames) = daedalus_codecs::ivf::frames(data).map_err(|e| e.to_string())?;
+    if &header.fourcc != b"VP90" {
+        return Err(format!("IVF fourcc {:?} is not VP90", header.fourcc));
     }
-    let header_len = u16::from_le_bytes([data[6], data[7]]) as usize;
-    if &data[8..12] != b"VP90" {
-        return Err(format!("IVF fourcc {:?} is not VP90", &data[8..12]));
-    }
-    let mut off = header_len;
-    let mut chunks = Vec::new();
-    while off < data.len() {
-        let h = data
-            .get(off..off + 12)
-            .ok_or("truncated IVF frame header")?;
-        let size = u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize;
-        off += 12;
-        chunks.push(data.get(off..off + size).ok_or("truncated IVF frame")?);
-        off += size;
-    }
-    Ok(chunks)
+    Ok(frames.into_iter().map(|(_, f)| f).collect())
 }
 
 /// The frames of a chunk: a superframe (VP9 spec Annex B) is split by its index, anything else

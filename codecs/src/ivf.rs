@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A reader of IVF files (the container of the libvpx tools and of most VP9/AV1 test vectors):
-//! a 32-byte file header, then per frame a 12-byte header (size, timestamp) and the data.
+//! IVF files (the container of the libvpx tools and of most VP9/AV1 test vectors): a 32-byte
+//! file header, then per frame a 12-byte header (size, timestamp) and the data. The one reader
+//! and writer of the workspace: the tools read streams with it, the daemon writes its packet
+//! dumps with it, tests split vectors with [`frames`].
+//!
+//! Not the `ivf` crate (0.1.4): its writer always writes the `AV01` fourcc and panics on I/O
+//! errors, and its reader allocates whatever size a frame header announces — untrusted input
+//! could ask for 4 GiB; this reader bounds frames by [`MAX_FRAME_SIZE`] and says where a file
+//! is truncated.
 
 use std::io::{self, Read};
 
@@ -157,6 +164,25 @@ impl<R: Read> IvfReader<R> {
     }
 }
 
+/// The frames of an IVF file in memory: (timestamp, data) each, borrowed from the file.
+pub type Frames<'a> = Vec<(i64, &'a [u8])>;
+
+/// Splits a whole IVF file held in memory into its header and frames.
+pub fn frames(data: &[u8]) -> Result<(IvfHeader, Frames<'_>), IvfError> {
+    let mut reader = IvfReader::new(data)?;
+    let header = reader.header;
+    let header_len = usize::from(u16_le(data, 6));
+    let mut at = header_len;
+    let mut out = Vec::new();
+    let mut scratch = Vec::new();
+    while let Some(frame) = reader.next_frame(&mut scratch)? {
+        at += 12;
+        out.push((frame.pts, &data[at..at + scratch.len()]));
+        at += scratch.len();
+    }
+    Ok((header, out))
+}
+
 /// Writes an IVF file header (for tests and tools that produce IVF).
 pub fn write_header(out: &mut impl io::Write, h: &IvfHeader) -> io::Result<()> {
     out.write_all(b"DKIF")?;
@@ -219,6 +245,18 @@ mod tests {
         );
         assert_eq!(buf, [4]);
         assert_eq!(r.next_frame(&mut buf).unwrap(), None);
+    }
+
+    #[test]
+    fn frames_in_memory() {
+        let data = sample();
+        let (header, frames) = frames(&data).unwrap();
+        assert_eq!(&header.fourcc, b"VP90");
+        assert_eq!(frames, [(0, &[1u8, 2, 3][..]), (7, &[4u8][..])]);
+        assert!(matches!(
+            super::frames(&data[..data.len() - 1]),
+            Err(IvfError::Truncated { index: 1 })
+        ));
     }
 
     #[test]
