@@ -97,7 +97,8 @@ impl fmt::Display for Expect {
                     if i > 0 {
                         f.write_str(" or ")?;
                     }
-                    write!(f, "{errno}")?;
+                    // Debug is the bare name (`EBADR`), as the V4L2 documentation writes it.
+                    write!(f, "{errno:?}")?;
                 }
                 Ok(())
             }
@@ -111,7 +112,7 @@ pub fn outcome<T>(res: &Result<T>) -> String {
     match res {
         Ok(_) => "success".to_owned(),
         Err(e) => match e.errno() {
-            Some(errno) => errno.to_string(),
+            Some(errno) => format!("{errno:?}"),
             None => e.to_string(),
         },
     }

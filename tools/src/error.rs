@@ -18,7 +18,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// An ioctl failed.
-    #[error("{ioctl} on {}: {errno} ({})", path.display(), errno.description())]
+    #[error("{ioctl} on {}: {errno}", path.display())]
     Ioctl {
         /// The ioctl's name (`"VIDIOC_QBUF"`).
         ioctl: &'static str,
@@ -28,7 +28,7 @@ pub enum Error {
         errno: Errno,
     },
     /// `poll()` failed.
-    #[error("poll on {}: {errno} ({})", path.display(), errno.description())]
+    #[error("poll on {}: {errno}", path.display())]
     Poll {
         /// The device node (or request) polled.
         path: PathBuf,
@@ -64,7 +64,7 @@ impl Error {
     pub fn errno(&self) -> Option<Errno> {
         match self {
             Error::Ioctl { errno, .. } | Error::Poll { errno, .. } => Some(*errno),
-            Error::Open { source, .. } => source.raw_os_error().map(Errno),
+            Error::Open { source, .. } => source.raw_os_error().map(Errno::from_raw),
             Error::PayloadSize { .. } | Error::Unexpected { .. } => None,
         }
     }

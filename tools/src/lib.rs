@@ -15,7 +15,7 @@ pub mod conformance;
 pub mod container;
 pub mod decode;
 pub mod discover;
-pub mod errno;
+pub use nix::errno;
 mod error;
 pub mod ffmpeg_timing;
 pub mod h264;

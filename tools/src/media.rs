@@ -167,13 +167,13 @@ impl Request {
     /// Waits up to `timeout` for the request to complete (`poll(POLLPRI)`).
     pub fn wait(&self, timeout: Duration) -> Result<RequestWait> {
         let revents =
-            poll_one(self.as_fd(), libc::POLLPRI, timeout).map_err(|errno| Error::Poll {
+            poll_one(self.as_fd(), PollFlags::POLLPRI, timeout).map_err(|errno| Error::Poll {
                 path: self.path.clone(),
                 errno,
             })?;
-        Ok(if revents & libc::POLLPRI != 0 {
+        Ok(if revents.contains(PollFlags::POLLPRI) {
             RequestWait::Completed
-        } else if revents & libc::POLLERR != 0 {
+        } else if revents.contains(PollFlags::POLLERR) {
             RequestWait::NotQueued
         } else {
             RequestWait::TimedOut

@@ -213,49 +213,30 @@ pub struct Dequeued {
 /// unmapped on drop.
 #[derive(Debug)]
 pub struct Mapping {
-    ptr: std::ptr::NonNull<u8>,
-    len: usize,
+    map: memmap2::MmapMut,
 }
 
 impl Mapping {
     /// Length of the mapping in bytes.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Whether the mapping is empty (never: [`VideoDevice::map_buffer`] refuses empty planes).
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.is_empty()
     }
 
     /// The mapped bytes.
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: `ptr` is a live mapping of `len` readable bytes until `drop` (it stays valid
-        // even if the buffers are freed with REQBUFS 0: vb2 keeps mapped memory alive). The
-        // contract of `map_buffer` keeps the driver from writing it while it is borrowed, and
-        // any bytes are valid `u8`s.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        &self.map
     }
 
     /// The mapped bytes, writable.
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: as in `as_slice`; the mapping is writable (PROT_WRITE) and `&mut self` makes
-        // this the only reference into it in this process.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        &mut self.map
     }
 }
-
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly a mapping made by `map_buffer` and not unmapped
-        // before (this is the only place); no slice borrowed from it outlives `self`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
-// SAFETY: a `Mapping` owns its memory range like a `Box<[u8]>` does; nothing in it is tied to
-// the thread that created it.
-unsafe impl Send for Mapping {}
 
 /// The timestamp of a buffer in microseconds.
 fn timestamp_us(buf: &v4l2_buffer) -> i64 {
@@ -819,9 +800,9 @@ impl VideoDevice {
                         return Err(e);
                     }
                     let events = if buf_type == V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE {
-                        libc::POLLOUT
+                        PollFlags::POLLOUT
                     } else {
-                        libc::POLLIN
+                        PollFlags::POLLIN
                     };
                     // Bounded sleeps: m2m poll() also reports the other queue's events.
                     self.poll(events, (deadline - now).min(Duration::from_millis(10)))?;
@@ -856,33 +837,19 @@ impl VideoDevice {
                 what: format!("buffer {index} has an empty plane 0"),
             });
         }
-        // `off_t` is 32 bits on some 32-bit targets.
-        #[allow(clippy::unnecessary_fallible_conversions)]
-        let offset = libc::off_t::try_from(offset).map_err(|_| Error::Unexpected {
-            path: self.path.clone(),
-            what: format!("buffer {index}: mmap offset {offset:#x} does not fit off_t"),
-        })?;
-        // SAFETY: a new shared mapping of `len` bytes at a kernel-chosen address (no existing
-        // memory is replaced), of the buffer the driver exports at `offset` of this open node;
-        // the kernel checks that the range belongs to the buffer.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                self.fd.as_raw_fd(),
-                offset,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(self.err("mmap")(Errno::last()));
+        // SAFETY: a new shared mapping of the buffer the driver exports at `offset` of this
+        // open node (the kernel checks that the range belongs to the buffer; the mapping keeps
+        // the memory alive even if the buffers are freed). Concurrent access by the driver and
+        // the daemon is excluded by this function's contract, so the slices `Mapping` hands
+        // out are not changed under the caller's feet.
+        let map = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(u64::from(offset))
+                .len(len)
+                .map_mut(self.fd.as_raw_fd())
         }
-        let ptr = std::ptr::NonNull::new(ptr.cast::<u8>()).ok_or_else(|| Error::Unexpected {
-            path: self.path.clone(),
-            what: "mmap returned NULL".to_owned(),
-        })?;
-        Ok(Mapping { ptr, len })
+        .map_err(|e| self.err("mmap")(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
+        Ok(Mapping { map })
     }
 
     /// `VIDIOC_DQBUF`, retrying on `EAGAIN` until `timeout` has passed.
@@ -1019,7 +986,7 @@ impl VideoDevice {
     }
 
     /// `poll()` on the node; returns the `revents` (0 on time-out).
-    pub fn poll(&self, events: i16, timeout: Duration) -> Result<i16> {
+    pub fn poll(&self, events: PollFlags, timeout: Duration) -> Result<PollFlags> {
         poll_one(self.as_fd(), events, timeout).map_err(|errno| Error::Poll {
             path: self.path.clone(),
             errno,

@@ -18,6 +18,9 @@ use std::os::raw::{c_int, c_ulong};
 use std::time::Duration;
 
 use crate::errno::Errno;
+/// The `poll()` event flags of [`poll_one`].
+pub use nix::poll::PollFlags;
+use nix::poll::{poll, PollFd, PollTimeout};
 
 /// The bindgen output for `linux/videodev2.h` and `linux/media.h` (6.12), shared with the daemon.
 pub use daedalus_codecs::uapi as bindings;
@@ -217,24 +220,19 @@ pub fn ioctl_none(fd: BorrowedFd<'_>, request: c_ulong) -> Result<c_int, Errno> 
     }
 }
 
-/// Polls one descriptor. Returns the `revents` (0 on time-out).
-pub fn poll_one(fd: BorrowedFd<'_>, events: i16, timeout: Duration) -> Result<i16, Errno> {
-    let mut pfd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    };
-    let timeout_ms = c_int::try_from(timeout.as_millis()).unwrap_or(c_int::MAX);
+/// Polls one descriptor for `events`. Returns the `revents` (empty on time-out).
+pub fn poll_one(
+    fd: BorrowedFd<'_>,
+    events: PollFlags,
+    timeout: Duration,
+) -> Result<PollFlags, Errno> {
+    let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
     loop {
-        // SAFETY: `pfd` is one valid, writable `struct pollfd` and `nfds` is 1; `fd` stays open
-        // for the call because it is borrowed.
-        let ret = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
-        if ret >= 0 {
-            return Ok(pfd.revents);
-        }
-        let errno = Errno::last();
-        if errno != Errno::EINTR {
-            return Err(errno);
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, timeout) {
+            Ok(_) => return Ok(fds[0].revents().unwrap_or(PollFlags::empty())),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(e),
         }
     }
 }
