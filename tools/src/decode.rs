@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `daedalus decode`: a V4L2 stateless VP9 decoding client, written against the uAPI the way
-//! hardware-oriented clients are (GStreamer's `v4l2slvp9dec`, FFmpeg's v4l2-request hwaccel).
+//! `daedalus decode`: the input recognition of every codec ([`identify`]), the device set-up and
+//! request engine the VP9 and AV1 clients share (`Decoder`), and the V4L2 stateless VP9
+//! client itself, written against the uAPI the way hardware-oriented clients are (GStreamer's
+//! `v4l2slvp9dec`, FFmpeg's v4l2-request hwaccel). H.264 has its own client ([`crate::h264`]).
 //!
-//! * The input is an IVF file. A first pass over it reads the packet sizes (to size the OUTPUT
-//!   buffers) and timestamps (for the framemd5 output); the second pass decodes.
+//! * The input is an IVF or WebM file. A first pass over it reads the packet sizes (to size the
+//!   OUTPUT buffers) and timestamps (for the framemd5 output); the second pass decodes.
 //! * Packets are split into frames (superframes); each frame's uncompressed and compressed
 //!   headers are parsed into `V4L2_CID_STATELESS_VP9_FRAME` and
 //!   `V4L2_CID_STATELESS_VP9_COMPRESSED_HDR`.

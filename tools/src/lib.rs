@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Userspace tooling for daedalus, the V4L2 stateless decoder kernel module: safe wrappers
-//! around the V4L2 and media controller uAPI (bindings generated at build time from the vendored
-//! Linux 6.12 headers), device discovery, the Request API conformance check, and a stateless
-//! VP9 decoding client (IVF input, VP9 header parsing, reference tracking, picture output), and
-//! its benchmark against plain FFmpeg.
+//! around the V4L2 and media controller uAPI ([`v4l2`], [`media`]; bindings generated at build
+//! time from the vendored Linux 6.12 headers by `daedalus-codecs`), device discovery
+//! ([`discover`]), the Request API conformance check ([`conformance`]), the stateless decoding
+//! clients — VP9 ([`decode`], [`vp9`]), H.264 ([`h264`]), AV1 ([`av1`]) — with their inputs
+//! (IVF, WebM / Matroska, MP4, Annex B, OBU streams) and picture output ([`picture`]), and the
+//! benchmark against plain FFmpeg ([`mod@bench`]).
 //!
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
 #![deny(missing_docs)]

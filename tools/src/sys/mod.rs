@@ -237,7 +237,7 @@ pub fn poll_one(
     }
 }
 
-/// A V4L2 compound control payload struct: a [`Pod`] carried by controls of type `TYPE`.
+/// A V4L2 compound control payload struct: a [`Pod`](daedalus_codecs::pod::Pod) carried by controls of type `TYPE`.
 ///
 /// # Safety
 ///
