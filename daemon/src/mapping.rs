@@ -12,8 +12,12 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use memmap2::{MmapOptions, MmapRaw};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg};
+use nix::unistd::{lseek, Whence};
 
 use daedalus_proto::wire::BufferDesc;
 
@@ -140,10 +144,18 @@ pub enum Access {
     PreferReadWrite,
 }
 
+nix::ioctl_write_ptr_bad!(
+    /// `DMA_BUF_IOCTL_SYNC`: starts or ends CPU access to a dma-buf.
+    dma_buf_sync,
+    sys::DMA_BUF_IOCTL_SYNC,
+    sys::bindings::dma_buf_sync
+);
+
 /// One `MAP_SHARED` mapping of a dma-buf, unmapped (and its fd closed) on drop.
 pub struct Mapping {
-    ptr: NonNull<u8>,
-    len: usize,
+    /// A raw mapping: the daemon hands its memory to FFmpeg (an `AVBuffer`) and to the CPU
+    /// access brackets, so aliasing is managed here, not by slices memmap2 would lend.
+    map: MmapRaw,
     writable: bool,
     fd: OwnedFd,
     /// Cleared after `DMA_BUF_IOCTL_SYNC` answered `ENOTTY` (a memfd in tests, not a dma-buf).
@@ -164,63 +176,56 @@ impl Mapping {
         }
         // A mapping past the end of the object raises SIGBUS on access: refuse it up front.
         // dma-bufs and memfds both report their size through lseek(SEEK_END).
-        // SAFETY: lseek on an fd we own; no memory is involved.
-        let size = unsafe { libc::lseek(fd.as_raw_fd(), 0, libc::SEEK_END) };
-        if size >= 0 && (size as u64) < u64::from(length) {
-            return Err(MapError::TooSmall {
-                size: size as u64,
-                length,
-            });
+        if let Ok(size) = lseek(fd.as_raw_fd(), 0, Whence::SeekEnd) {
+            if (size as u64) < u64::from(length) {
+                return Err(MapError::TooSmall {
+                    size: size as u64,
+                    length,
+                });
+            }
         }
-        let (ptr, writable) = match Self::mmap(&fd, length, libc::PROT_READ | libc::PROT_WRITE) {
-            Ok(p) => (p, true),
+        let (map, writable) = match Self::mmap(&fd, length, true) {
+            Ok(m) => (m, true),
             Err(e)
                 if access == Access::PreferReadWrite
-                    && matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) =>
+                    && matches!(
+                        e.raw_os_error().map(Errno::from_raw),
+                        Some(Errno::EACCES | Errno::EPERM)
+                    ) =>
             {
-                let p = Self::mmap(&fd, length, libc::PROT_READ)
+                let m = Self::mmap(&fd, length, false)
                     .map_err(|source| MapError::Mmap { length, source })?;
-                (p, false)
+                (m, false)
             }
             Err(e) => return Err(MapError::Mmap { length, source: e }),
         };
         Ok(Mapping {
-            ptr,
-            len: length as usize,
+            map,
             writable,
             fd,
             sync: AtomicBool::new(true),
         })
     }
 
-    fn mmap(fd: &OwnedFd, length: u32, prot: libc::c_int) -> Result<NonNull<u8>, io::Error> {
+    fn mmap(fd: &OwnedFd, length: u32, writable: bool) -> Result<MmapRaw, io::Error> {
         MMAP_CALLS.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: a new shared mapping chosen by the kernel (no fixed address), so no existing
-        // memory is affected; the result is checked before use.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                length as usize,
-                prot,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
+        let mut options = MmapOptions::new();
+        options.len(length as usize);
+        if writable {
+            options.map_raw(fd.as_raw_fd())
+        } else {
+            options.map_raw_read_only(fd.as_raw_fd())
         }
-        NonNull::new(p.cast::<u8>()).ok_or_else(|| io::Error::from_raw_os_error(libc::EFAULT))
     }
 
     /// Size of the mapping.
     pub fn len(&self) -> usize {
-        self.len
+        self.map.len()
     }
 
     /// Always false: mappings are never empty.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.map.len() == 0
     }
 
     /// Whether the mapping may be written.
@@ -230,7 +235,7 @@ impl Mapping {
 
     /// Start of the mapping.
     pub fn as_ptr(&self) -> *mut u8 {
-        self.ptr.as_ptr()
+        self.map.as_mut_ptr()
     }
 
     /// The mapped bytes.
@@ -238,9 +243,9 @@ impl Mapping {
     /// The buffer belongs to the driver while a job runs (V4L2 ownership rules), so nobody else
     /// writes it while the daemon reads it.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `ptr` is a live mapping of `len` bytes until `self` is dropped, and the
+        // SAFETY: the mapping is live for `self.len()` bytes until `self` is dropped, and the
         // lifetime of the slice is tied to `&self`.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr(), self.map.len()) }
     }
 
     /// The mapped bytes, for writing (an empty slice if the mapping is read-only).
@@ -250,7 +255,7 @@ impl Mapping {
         }
         // SAFETY: as `bytes`, and `&mut self` makes this the only live view in this process;
         // the mapping is writable.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+        unsafe { std::slice::from_raw_parts_mut(self.map.as_mut_ptr(), self.map.len()) }
     }
 
     /// Zeroes `len` bytes at `offset` (the padding FFmpeg reads past a packet). Returns false
@@ -260,13 +265,15 @@ impl Mapping {
     /// written is past the packet data, which is the only part of the mapping anything borrows
     /// while this runs.
     pub fn zero(&self, offset: usize, len: usize) -> bool {
-        let in_bounds = offset.checked_add(len).is_some_and(|end| end <= self.len);
+        let in_bounds = offset
+            .checked_add(len)
+            .is_some_and(|end| end <= self.map.len());
         if !self.writable || !in_bounds {
             return false;
         }
         // SAFETY: the range is inside a live writable mapping (checked above); no Rust reference
         // to these bytes exists while the context (the only user of the mapping) runs this.
-        unsafe { std::ptr::write_bytes(self.ptr.as_ptr().add(offset), 0, len) };
+        unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(offset), 0, len) };
         true
     }
 
@@ -293,25 +300,15 @@ impl Mapping {
         let arg = sys::bindings::dma_buf_sync { flags };
         loop {
             // SAFETY: DMA_BUF_IOCTL_SYNC reads one `struct dma_buf_sync`, which `arg` is.
-            let r = unsafe {
-                libc::ioctl(
-                    self.fd.as_raw_fd(),
-                    sys::DMA_BUF_IOCTL_SYNC as _,
-                    &arg as *const sys::bindings::dma_buf_sync,
-                )
-            };
-            if r == 0 {
-                return;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR | libc::EAGAIN) => continue,
+            match unsafe { dma_buf_sync(self.fd.as_raw_fd(), &arg) } {
+                Ok(_) => return,
+                Err(Errno::EINTR | Errno::EAGAIN) => continue,
                 // Not a dma-buf (a memfd standing in for one): nothing to synchronise.
-                Some(libc::ENOTTY) => {
+                Err(Errno::ENOTTY) => {
                     self.sync.store(false, Ordering::Relaxed);
                     return;
                 }
-                _ => {
+                Err(e) => {
                     log::warn!(
                         "DMA_BUF_IOCTL_SYNC({flags:#x}) failed: {e}; not syncing this buffer again"
                     );
@@ -323,19 +320,11 @@ impl Mapping {
     }
 }
 
-impl Drop for Mapping {
-    fn drop(&mut self) {
-        // SAFETY: `ptr`/`len` are exactly what mmap returned, and no reference into the mapping
-        // outlives `self` (slices borrow `self`). The fd closes after this (field drop).
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
-    }
-}
-
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Mapping")
-            .field("ptr", &self.ptr)
-            .field("len", &self.len)
+            .field("ptr", &self.map.as_ptr())
+            .field("len", &self.map.len())
             .field("writable", &self.writable)
             .finish()
     }
@@ -382,8 +371,7 @@ impl<T> Slots<T> {
         let queue = self.queue;
         let index = desc.index;
         if desc.fd >= 0 {
-            // SAFETY: F_GETFD only queries the fd table.
-            if unsafe { libc::fcntl(desc.fd, libc::F_GETFD) } < 0 {
+            if fcntl(desc.fd, FcntlArg::F_GETFD).is_err() {
                 return Err(MapError::BadFd {
                     queue,
                     index,
