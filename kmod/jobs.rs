@@ -1016,14 +1016,7 @@ unsafe fn encode_locked(
             bytesused: 0,
             data_offset: 0,
         },
-        picture: PictureFormat {
-            fourcc: capture.depth.capture_fourcc(),
-            width: l.width,
-            height: l.height,
-            bytesperline: l.bytesperline,
-            sizeimage: l.sizeimage,
-            chroma_offset: l.chroma_offset(),
-        },
+        picture: PictureFormat::of_layout(capture.depth, l),
     };
     let mut enc = JobEncoder::new(&mut msg, &header).map_err(|_| code::EINVAL)?;
     for &c in ctrls.iter().filter(|c| !c.is_null()) {

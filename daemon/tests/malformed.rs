@@ -18,15 +18,7 @@ use daedalus_proto::wire::{
 const OUT_LEN: u32 = 64 * 1024;
 
 fn picture(depth: BitDepth, w: u32, h: u32) -> PictureFormat {
-    let l = CaptureLayout::new(depth, w, h);
-    PictureFormat {
-        fourcc: depth.capture_fourcc(),
-        width: l.width,
-        height: l.height,
-        bytesperline: l.bytesperline,
-        sizeimage: l.sizeimage,
-        chroma_offset: l.chroma_offset(),
-    }
+    PictureFormat::of_layout(depth, &CaptureLayout::new(depth, w, h))
 }
 
 /// One context with one OUTPUT and one CAPTURE buffer, fed hand-made jobs.

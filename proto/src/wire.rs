@@ -14,7 +14,7 @@
 //! 3. the daemon answers each job with a [`Completion`] through [`IOC_COMPLETE`]. The module
 //!    checks every field of it.
 
-use crate::formats::{fourcc, Codec, PIX_FMT_NV12, PIX_FMT_P010};
+use crate::formats::{fourcc, BitDepth, CaptureLayout, Codec, PIX_FMT_NV12, PIX_FMT_P010};
 
 /// Protocol version; a daemon speaking another one is refused.
 pub const VERSION: u32 = 1;
@@ -345,6 +345,18 @@ pub struct PictureFormat {
 
 impl PictureFormat {
     const SIZE: usize = 32;
+
+    /// The picture format of a CAPTURE buffer of `depth` samples laid out as `l`.
+    pub const fn of_layout(depth: BitDepth, l: &CaptureLayout) -> PictureFormat {
+        PictureFormat {
+            fourcc: depth.capture_fourcc(),
+            width: l.width,
+            height: l.height,
+            bytesperline: l.bytesperline,
+            sizeimage: l.sizeimage,
+            chroma_offset: l.chroma_offset(),
+        }
+    }
 
     fn encode(&self, b: &mut [u8], off: usize) -> WireResult<()> {
         put_u32(b, off, self.fourcc)?;
@@ -715,15 +727,7 @@ mod tests {
     use crate::formats::{BitDepth, CaptureLayout};
 
     fn picture(depth: BitDepth, w: u32, h: u32) -> PictureFormat {
-        let l = CaptureLayout::new(depth, w, h);
-        PictureFormat {
-            fourcc: depth.capture_fourcc(),
-            width: l.width,
-            height: l.height,
-            bytesperline: l.bytesperline,
-            sizeimage: l.sizeimage,
-            chroma_offset: l.chroma_offset(),
-        }
+        PictureFormat::of_layout(depth, &CaptureLayout::new(depth, w, h))
     }
 
     fn header() -> JobHeader {

@@ -459,14 +459,7 @@ impl Client {
             CaptureSizing::Fixed(w, ht) => (w, ht),
         };
         let l = CaptureLayout::new(depth, cw, ch);
-        let picture = PictureFormat {
-            fourcc: depth.capture_fourcc(),
-            width: l.width,
-            height: l.height,
-            bytesperline: l.bytesperline,
-            sizeimage: l.sizeimage,
-            chroma_offset: l.chroma_offset(),
-        };
+        let picture = PictureFormat::of_layout(depth, &l);
         let (capture_index, cap) = self
             .capture
             .next(l.sizeimage, Some(picture), |b| b.layout == Some(picture));
