@@ -4,7 +4,9 @@
 //! * `daedalus --help` lists each subcommand on one line; the details are in `<cmd> --help`;
 //! * an input that is no stream `daedalus decode` reads is named as such, with the list of what
 //!   it reads, before any device is looked for; an IVF file of another codec says which;
-//! * a closed standard output ends the program quietly (no panic message).
+//! * a closed standard output ends the program quietly (no panic message);
+//! * the VM suite on a clone without the shared vectors says it skips them, and how to point
+//!   it at them, instead of guessing a machine's layout.
 //!
 //! The no-daemon message needs the module: tests/vm/cli.sh checks it in the VM.
 
@@ -143,4 +145,23 @@ fn closed_stdout_ends_quietly() {
     let out = run(&["completions", "bash"]);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("_daedalus()"));
+}
+
+#[test]
+fn vm_suite_without_vectors_says_how_to_get_them() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let out = Command::new("bash")
+        .arg(repo.join("scripts/test-vm"))
+        .arg("--list")
+        .env("DAEDALUS_VECTORS", repo.join("no-such-vectors"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run scripts/test-vm");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("skipped: no vectors (set DAEDALUS_VECTORS)"),
+        "{err}"
+    );
+    assert!(!err.contains("/work/"), "a machine's path: {err}");
 }
