@@ -30,6 +30,16 @@ fn dir_from(env: Option<std::ffi::OsString>, beside_repo: &Path) -> Option<PathB
     dir.is_dir().then_some(dir)
 }
 
+/// `shared_dir()/sub` if it is there; otherwise prints [`SKIPPED`] (naming `sub`) and gives
+/// `None`.
+pub fn shared_subdir_or_skip(sub: &str) -> Option<PathBuf> {
+    let found = shared_dir().map(|d| d.join(sub)).filter(|d| d.exists());
+    if found.is_none() {
+        eprintln!("{sub}: {SKIPPED}");
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -46,14 +56,4 @@ mod tests {
         assert_eq!(dir_from(Some("".into()), here), Some(here.into()));
         assert_eq!(dir_from(None, &missing), None);
     }
-}
-
-/// `shared_dir()/sub` if it is there; otherwise prints [`SKIPPED`] (naming `sub`) and gives
-/// `None`.
-pub fn shared_subdir_or_skip(sub: &str) -> Option<PathBuf> {
-    let found = shared_dir().map(|d| d.join(sub)).filter(|d| d.exists());
-    if found.is_none() {
-        eprintln!("{sub}: {SKIPPED}");
-    }
-    found
 }
