@@ -190,6 +190,28 @@ fn helper(shared: &Shared) {
     }
 }
 
+/// A [`BandPool`] started on first use, so that a context whose jobs never yield a picture
+/// starts no helper threads.
+pub struct LazyBandPool {
+    threads: usize,
+    pool: std::cell::OnceCell<BandPool>,
+}
+
+impl LazyBandPool {
+    /// A pool of `threads` threads (the caller's included), not started yet.
+    pub fn new(threads: usize) -> LazyBandPool {
+        LazyBandPool {
+            threads,
+            pool: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The pool, started now if it was not.
+    pub fn get(&self) -> &BandPool {
+        self.pool.get_or_init(|| BandPool::new(self.threads))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,11 @@
 //! statistics, and the handling of one job, synchronously. The dispatcher runs each context on
 //! its own thread; tests drive a context directly.
 
-use std::cell::OnceCell;
 use std::time::Instant;
 
 use daedalus_proto::wire::{Completion, Job, STATUS_OK};
 
-use crate::band_pool::BandPool;
+use crate::band_pool::LazyBandPool;
 use crate::codec::{self, Bitstream, Decoder, DecoderConfig, JobIo};
 use crate::error::JobError;
 use crate::mapping::BufferCache;
@@ -24,7 +23,7 @@ pub struct Context {
     decoder: Option<Box<dyn Decoder>>,
     buffers: BufferCache,
     /// Converts pictures in parallel; started with the first picture.
-    bands: OnceCell<BandPool>,
+    bands: LazyBandPool,
     stats: Stats,
 }
 
@@ -36,7 +35,7 @@ impl Context {
             config,
             decoder: None,
             buffers: BufferCache::new(),
-            bands: OnceCell::new(),
+            bands: LazyBandPool::new(config.threads),
             stats: Stats::default(),
         }
     }
@@ -114,14 +113,11 @@ impl Context {
             // The first job, or the client switched codecs (after a stream off).
             slot => slot.insert(codec::open(job.codec, &self.config)?),
         };
-        let bands = self
-            .bands
-            .get_or_init(|| BandPool::new(self.config.threads));
         let outcome = decoder.decode_job(JobIo {
             job,
             out,
             cap,
-            bands,
+            bands: &self.bands,
         })?;
         match outcome.bitstream {
             Bitstream::InPlace => self.stats.zero_copy += 1,

@@ -85,7 +85,9 @@ struct Cli {
     queue_depth: u16,
 
     /// Attach at once, without decoding the built-in warm-up frames first (the first job of
-    /// each codec then pays for loading its decoder: up to a second on slow machines).
+    /// each codec then pays for loading its decoder: up to a second on slow machines). A
+    /// SIGINT / SIGTERM during the warm-up (about 2 s under emulation) stops the daemon right
+    /// after it.
     #[arg(long)]
     no_warm_up: bool,
 }

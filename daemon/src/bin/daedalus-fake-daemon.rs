@@ -22,7 +22,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use daedalus_daemon::device::ioctl;
 use daedalus_proto::wire::{
@@ -159,11 +159,53 @@ enum Mode {
     Hang,
 }
 
-/// Set by SIGTERM: print the summary and exit.
-static TERMINATED: AtomicBool = AtomicBool::new(false);
+/// What the server saw, in statics the SIGTERM handler can read: jobs, context opens,
+/// flushes, closes.
+static SEEN: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+const JOBS: usize = 0;
+const OPENS: usize = 1;
+const FLUSHES: usize = 2;
+const CLOSES: usize = 3;
 
+fn count(what: usize) {
+    SEEN[what].fetch_add(1, Ordering::SeqCst);
+}
+
+/// SIGTERM: prints the summary and exits at once, whatever the main thread is blocked in (a
+/// flag checked between reads could miss a signal that comes just before a blocking read).
+/// Only async-signal-safe calls: atomics, formatting into a stack buffer, write(2), _exit(2).
 extern "C" fn on_sigterm(_: libc::c_int) {
-    TERMINATED.store(true, Ordering::SeqCst);
+    let mut line = [0u8; 160];
+    let mut at = 0;
+    let mut put = |bytes: &[u8]| {
+        let n = bytes.len().min(line.len() - at);
+        line[at..at + n].copy_from_slice(&bytes[..n]);
+        at += n;
+    };
+    put(b"fake_daemon: ");
+    for (i, what) in [" jobs, ", " context opens, ", " flushes, ", " closes\n"]
+        .iter()
+        .enumerate()
+    {
+        let mut digits = [0u8; 20];
+        let mut v = SEEN[i].load(Ordering::SeqCst);
+        let mut n = digits.len();
+        loop {
+            n -= 1;
+            digits[n] = b'0' + (v % 10) as u8;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        put(&digits[n..]);
+        put(what.as_bytes());
+    }
+    // SAFETY: write(2) of a live stack buffer and _exit(2) are async-signal-safe.
+    unsafe {
+        libc::write(1, line.as_ptr().cast(), at);
+        libc::_exit(0);
+    }
 }
 
 struct Server {
@@ -171,10 +213,6 @@ struct Server {
     dev: File,
     /// (context, queue, index) -> generation of the fd already received.
     mapped: HashMap<(u32, &'static str, u32), u32>,
-    jobs: u64,
-    opens: u64,
-    flushes: u64,
-    closes: u64,
 }
 
 impl Server {
@@ -187,10 +225,6 @@ impl Server {
             mode,
             dev,
             mapped: HashMap::new(),
-            jobs: 0,
-            opens: 0,
-            flushes: 0,
-            closes: 0,
         })
     }
 
@@ -249,7 +283,7 @@ impl Server {
         }
         self.check_buffer(job.ctx_id, "OUTPUT", &job.output)?;
         self.check_buffer(job.ctx_id, "CAPTURE", &job.capture)?;
-        self.jobs += 1;
+        count(JOBS);
         let bytes = job.picture.sizeimage;
         match self.mode {
             Mode::Hang => println!("fake_daemon: holding job {}", job.job_id),
@@ -274,19 +308,17 @@ impl Server {
         Ok(())
     }
 
+    /// Serves until SIGTERM ([`on_sigterm`] exits) or a failure.
     fn run(&mut self) -> Check<()> {
         println!("fake_daemon: serving");
         let mut buf = vec![0u8; MAX_MESSAGE_SIZE];
-        while !TERMINATED.load(Ordering::SeqCst) {
+        loop {
             // 'invalid' uses blocking reads, the others poll() first: both paths get exercised.
             if self.mode != Mode::Invalid {
                 let mut fds = [PollFd::new(self.dev.as_fd(), PollFlags::POLLIN)];
                 match poll(&mut fds, PollTimeout::NONE) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => return fail(format!("poll: {e}")),
-                }
-                if TERMINATED.load(Ordering::SeqCst) {
-                    break;
                 }
             }
             let n = match read_message(&self.dev, &mut buf) {
@@ -302,16 +334,11 @@ impl Server {
             match wire::decode(&buf[..n]) {
                 Err(e) => return fail(format!("undecodable message of {n} bytes: {e}")),
                 Ok(Message::Job(job)) => self.job(&job)?,
-                Ok(Message::ContextOpen { .. }) => self.opens += 1,
-                Ok(Message::ContextFlush { .. }) => self.flushes += 1,
-                Ok(Message::ContextClose { .. }) => self.closes += 1,
+                Ok(Message::ContextOpen { .. }) => count(OPENS),
+                Ok(Message::ContextFlush { .. }) => count(FLUSHES),
+                Ok(Message::ContextClose { .. }) => count(CLOSES),
             }
         }
-        println!(
-            "fake_daemon: {} jobs, {} context opens, {} flushes, {} closes",
-            self.jobs, self.opens, self.flushes, self.closes
-        );
-        Ok(())
     }
 }
 
@@ -322,7 +349,7 @@ fn message_size(msg: &[u8]) -> Option<usize> {
 }
 
 fn serve(mode: Mode) -> Check<()> {
-    // No SA_RESTART: a blocking read or poll returns EINTR, and the loop sees the flag.
+    // The handler prints the summary and exits (see on_sigterm).
     let action = SigAction::new(
         SigHandler::Handler(on_sigterm),
         SaFlags::empty(),

@@ -708,7 +708,7 @@ impl super::Decoder for Av1Decoder {
         let d = decoded?;
         if d.picture {
             // Clipped: with superres the upscaled width may exceed a stale CAPTURE format.
-            crate::convert::write_picture(self.picture(), cap, &job.picture, true, bands)?;
+            crate::convert::write_picture(self.picture(), cap, &job.picture, true, bands.get())?;
         }
         Ok(JobOutcome {
             bitstream: Bitstream::Copied,

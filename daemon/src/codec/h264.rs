@@ -447,7 +447,7 @@ impl super::Decoder for H264Decoder {
         }
         // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped
         // one.
-        crate::convert::write_planar(&self.picture()?, cap, &job.picture, true, bands)?;
+        crate::convert::write_planar(&self.picture()?, cap, &job.picture, true, bands.get())?;
         Ok(JobOutcome {
             // The parameter sets rebuilt from the controls go in front of the slices.
             bitstream: Bitstream::Copied,

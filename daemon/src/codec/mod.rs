@@ -24,7 +24,7 @@ use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame};
 
 use crate::avbuf::OutputBuffer;
-use crate::band_pool::BandPool;
+use crate::band_pool::LazyBandPool;
 use crate::error::JobError;
 use crate::mapping::Mapping;
 
@@ -63,8 +63,8 @@ pub struct JobIo<'a> {
     pub out: &'a OutputBuffer,
     /// The CAPTURE buffer the picture goes to, in `job.picture`'s layout.
     pub cap: &'a mut Mapping,
-    /// Converts the picture in parallel bands.
-    pub bands: &'a BandPool,
+    /// Converts the picture in parallel bands (started with the context's first picture).
+    pub bands: &'a LazyBandPool,
 }
 
 /// One context's decoder of one codec.

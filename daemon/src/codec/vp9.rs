@@ -472,8 +472,10 @@ impl super::Decoder for Vp9Decoder {
                     && (c.profile != h.profile || c.show_frame() != h.show_frame)
                 {
                     log::info!(
-                        "job {}: VP9 frame control (profile {}, show_frame {}) disagrees with \
-                         the bitstream (profile {}, show_frame {}); following the bitstream",
+                        "context {} job {}: VP9 frame control (profile {}, show_frame {}) \
+                         disagrees with the bitstream (profile {}, show_frame {}); following the \
+                         bitstream (logged once per decoder)",
+                        job.ctx_id,
                         job.job_id,
                         c.profile,
                         c.show_frame(),
@@ -485,7 +487,7 @@ impl super::Decoder for Vp9Decoder {
             }
         }
         if d.picture {
-            crate::convert::write_picture(self.picture(), cap, &job.picture, false, bands)?;
+            crate::convert::write_picture(self.picture(), cap, &job.picture, false, bands.get())?;
         }
         Ok(JobOutcome {
             bitstream: if d.zero_copy {

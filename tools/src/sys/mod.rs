@@ -188,11 +188,24 @@ pub unsafe fn ioctl<T>(fd: BorrowedFd<'_>, request: c_ulong, arg: *mut T) -> Res
         if ret >= 0 {
             return Ok(ret);
         }
-        let errno = Errno::last();
+        let errno = last_errno(request);
         if errno != Errno::EINTR {
             return Err(errno);
         }
     }
+}
+
+/// The errno of the ioctl `request` that just failed. nix's [`Errno`] has no value for numbers
+/// outside the Linux userspace set (`UnknownErrno`); a driver leaking a kernel-internal code
+/// (`ENOIOCTLCMD` 515, `ERESTARTSYS` 512) is exactly what this tool should show, so the number
+/// is logged before it is lost.
+fn last_errno(request: c_ulong) -> Errno {
+    let raw = Errno::last_raw();
+    let errno = Errno::from_raw(raw);
+    if errno == Errno::UnknownErrno {
+        log::warn!("ioctl {request:#x} failed with errno {raw}, which is no userspace errno");
+    }
+    errno
 }
 
 /// Issues an argument-less (`_IO`) ioctl, retrying on `EINTR`.
@@ -213,7 +226,7 @@ pub fn ioctl_none(fd: BorrowedFd<'_>, request: c_ulong) -> Result<c_int, Errno> 
         if ret >= 0 {
             return Ok(ret);
         }
-        let errno = Errno::last();
+        let errno = last_errno(request);
         if errno != Errno::EINTR {
             return Err(errno);
         }
