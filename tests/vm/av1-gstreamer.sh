@@ -56,8 +56,8 @@ av1_ref_kind() {
 }
 export -f av1_ref_kind
 select='$2 ~ /cros-codecs\/test-25fps\.av1|b10-23-film_grain-50|b8-23-film_grain-50|b8-02-allintra|309_odd_width|323_tennis|main-globalmotion-8|main-superres-8|forward-key-frame-10|non_uniform_tiling|redundant_frame_header|intrabc-extreme-dv|b8-03-sizeup|b8-03-sizedown|12-bit\/features\/lossless|8-bit\/features\/rgb/'
-# The first 30 frames of the long streams (test-25fps: 250) unless AV1_GST_ALL is set.
-[[ -z ${AV1_GST_ALL:-} ]] && export GST_MAX_FRAMES=${GST_MAX_FRAMES:-30}
+# The first 15 frames of the long streams (test-25fps: 250) unless AV1_GST_ALL is set.
+[[ -z ${AV1_GST_ALL:-} ]] && export GST_MAX_FRAMES=${GST_MAX_FRAMES:-15}
 case ${AV1_GST_ALL:-} in
 every) select='$2 ~ /\.ivf$/' ;;
 ?*)

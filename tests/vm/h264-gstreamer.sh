@@ -5,7 +5,7 @@
 # v4l2slh264dec (frame-based, Annex-B start codes: what it picks on daedalus) decoding H.264
 # streams of $DAEDALUS_VECTORS/MANIFEST.tsv through daedalus (a set covering every feature of the
 # vectors: CAVLC/CABAC, multi-slice, B-frames and pyramids, long-term references, I_PCM,
-# cropping, scaling matrices, High 10, parameter-set changes, interlaced refusal), the first 30
+# cropping, scaling matrices, High 10, parameter-set changes, interlaced refusal), the first 15
 # frames of each (GST_MAX_FRAMES; GStreamer's start and 1 s per frame under TCG make whole
 # streams too long for CI). With scripts/vm-run `-- env H264_GST_ALL=1 bash
 # tests/vm/h264-gstreamer.sh` runs every stream, whole; h264-decode.sh runs all with
@@ -40,6 +40,6 @@ select='$2 ~ /cros-codecs|synthetic-x264|clip-a|BA1_FT_C|MR2_TANDBERG_E|CVPCMNL1
 if [[ -n ${H264_GST_ALL:-} ]]; then
   select=1
 else
-  export GST_MAX_FRAMES=${GST_MAX_FRAMES:-30}
+  export GST_MAX_FRAMES=${GST_MAX_FRAMES:-15}
 fi
 GST_REF_KIND=h264_ref_kind exec "$repo/tests/vm/lib/gst-conformance" h264 h264parse v4l2slh264dec "$select"
