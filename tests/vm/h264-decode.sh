@@ -8,7 +8,7 @@
 #      the reference's (the first N lines for the VK-GL-CTS references, which cover N frames);
 #   2. a few multi-slice streams slice-based (SLICE_PARAMS, PRED_WEIGHTS, HOLD_CAPTURE_BUF), with
 #      no start codes and with Annex-B start codes: the same MD5s;
-#   3. a Matroska remux (tools/tests/data) of an Annex-B vector: the original's MD5s;
+#   3. Matroska and MP4 remuxes (tools/tests/data) of an Annex-B vector: the original's MD5s;
 #   4. out-of-scope streams (interlaced: MBAFF / field pictures, per MANIFEST.tsv) end with the
 #      "refused by the device" error and exit status 3, never as success.
 # Streams larger than 1280x720 (the 4K and 1080p ones: most of the work under TCG) are decoded
@@ -137,12 +137,14 @@ for name in openh264/BA1_FT_C.264 openh264/CVFC1_Sony_C.jsv openh264/BASQP1_Sony
   check "$vectors/h264/$name" slice-annexb --h264-mode slice --start-code annexb --in-flight 4 || true
 done
 
-echo "== 3. Matroska (V_MPEG4/ISO/AVC, avcC): the remux decodes like its Annex-B original"
+echo "== 3. Matroska and MP4 (avcC, through libavformat): the remuxes decode like their Annex-B original"
 orig=$vectors/h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264
-[[ -f $orig ]] && { REF_STREAM=$orig check "$repo/tools/tests/data/h264-cabac-bframes-640x320.mkv" mkv || true; }
+for ext in mkv mp4; do
+  [[ -f $orig ]] && { REF_STREAM=$orig check "$repo/tools/tests/data/h264-cabac-bframes-640x320.$ext" $ext || true; }
+done
 
 echo "h264: frame-based $frame_exact of $frame_total in-scope streams byte-exact;" \
-     "slice-based and Matroska $((exact - frame_exact)) of $((total - frame_total));" \
+     "slice-based, Matroska and MP4 $((exact - frame_exact)) of $((total - frame_total));" \
      "$refused of $out_of_scope out-of-scope streams refused; $failures failure(s)"
 kill -0 "$daemon" 2>/dev/null || fail "daedalusd died"
 [[ $failures == 0 ]]

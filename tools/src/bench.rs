@@ -23,16 +23,15 @@
 //!   previous completion to its completion (one context's jobs are decoded in order).
 
 use std::fmt;
-use std::fs::File;
-use std::io::{self, BufReader, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
+use crate::codec::Codec;
 use crate::decode::{self, Input, Observer, Outputs, Summary};
-use crate::ivf::IvfReader;
 
 /// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
 /// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
@@ -127,7 +126,7 @@ impl fmt::Display for Threading {
 /// `threads` threads, to the null muxer.
 pub fn ffmpeg_args(
     input: &Path,
-    codec: StreamCodec,
+    codec: Codec,
     threads: usize,
     threading: Threading,
     frames: Option<u64>,
@@ -136,12 +135,12 @@ pub fn ffmpeg_args(
         .map(String::from)
         .into();
     args.push(threads.to_string());
-    if codec == StreamCodec::Av1 {
+    if codec == Codec::Av1 {
         // The decoder daedalusd uses (FFmpeg 5.1 prefers it anyway; explicit all the same).
         args.extend(["-c:v".into(), "libdav1d".into()]);
     }
     if threading == Threading::Slice {
-        if codec == StreamCodec::Av1 {
+        if codec == Codec::Av1 {
             args.extend(["-flags".into(), "low_delay".into()]);
         } else {
             args.extend(["-thread_type".into(), "slice".into()]);
@@ -391,84 +390,43 @@ pub fn median(values: impl IntoIterator<Item = Option<f64>>) -> Option<f64> {
     })
 }
 
-/// The codec of a bench input (the FFmpeg baseline's options depend on it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamCodec {
-    /// VP9 (IVF or WebM).
-    Vp9,
-    /// AV1 (IVF, WebM, OBU files).
-    Av1,
-    /// H.264 (Annex-B, MP4, Matroska).
-    H264,
-}
-
 /// What the report says about the input.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StreamInfo {
     /// Its codec.
-    pub codec: StreamCodec,
+    pub codec: Codec,
     /// A description: the IVF header's size and fourcc, or the container kind.
     pub description: String,
 }
 
 impl StreamInfo {
-    /// Reads what the start of `input` says (IVF header, WebM/MP4 magic, or an Annex-B / OBU
-    /// stream told apart by the file name).
+    /// What `input` is: its codec (the FFmpeg baseline's options depend on it) and its container
+    /// as libavformat names it (or the bare stream's kind).
     pub fn probe(input: &Path) -> Result<StreamInfo> {
-        let file = File::open(input).with_context(|| format!("cannot open {}", input.display()))?;
-        let mut reader = BufReader::new(file);
-        let first = {
-            use std::io::BufRead;
-            reader
-                .fill_buf()
-                .with_context(|| format!("cannot read {}", input.display()))?
-                .to_vec()
-        };
-        if first.starts_with(b"DKIF") {
-            let header = *IvfReader::new(reader)
-                .with_context(|| format!("{}: cannot read the IVF header", input.display()))?
-                .header();
-            let codec = match &header.fourcc {
-                b"AV01" => StreamCodec::Av1,
-                b"VP90" => StreamCodec::Vp9,
-                other => bail!(
-                    "{}: IVF with fourcc {:?}: only VP90 and AV01 are benched",
-                    input.display(),
-                    String::from_utf8_lossy(other)
-                ),
-            };
-            return Ok(StreamInfo {
-                codec,
-                description: format!(
-                    "{}x{} {} IVF",
-                    header.width,
-                    header.height,
-                    header.fourcc_str()
-                ),
-            });
-        }
-        let ext = input
-            .extension()
-            .map(|e| e.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        let (codec, description) = match ext.as_str() {
-            "h264" | "264" | "jsv" | "avc" => (StreamCodec::H264, "H.264 Annex-B"),
-            "mp4" | "m4v" | "mov" => (StreamCodec::H264, "H.264 MP4"),
-            "obu" => (StreamCodec::Av1, "AV1 OBU"),
-            "webm" | "mkv" => bail!(
-                "{}: give Matroska/WebM inputs an IVF or Annex-B copy for the bench (the \
-                 FFmpeg baseline options depend on the codec)",
-                input.display()
-            ),
-            _ => bail!(
-                "{}: unknown stream type (IVF, .h264/.264 Annex-B, .mp4 or .obu)",
-                input.display()
+        let file = Input::File(input.to_path_buf());
+        let codec = crate::decode::identify(&file).with_context(|| input.display().to_string())?;
+        let description = match crate::demux::Demuxer::open(&file, crate::demux::Probe::Headers)? {
+            Some(demuxer) => {
+                let track = demuxer.track();
+                format!(
+                    "{}x{} {} {}",
+                    track.width,
+                    track.height,
+                    codec.name(),
+                    track.container
+                )
+            }
+            None => format!(
+                "{} {}",
+                codec.name(),
+                if codec == Codec::H264 {
+                    "Annex-B"
+                } else {
+                    "OBU"
+                }
             ),
         };
-        Ok(StreamInfo {
-            codec,
-            description: description.to_string(),
-        })
+        Ok(StreamInfo { codec, description })
     }
 }
 
@@ -680,11 +638,7 @@ fn check_ffmpeg(ffmpeg: &Path) -> Result<()> {
 }
 
 /// One device run: its counts and figures.
-fn device_run(
-    input: &Path,
-    codec: StreamCodec,
-    opts: &Options,
-) -> Result<(Summary, DeviceFigures)> {
+fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, DeviceFigures)> {
     let mut recorder = Recorder {
         origin: Instant::now(),
         queued: Vec::with_capacity(1024),
@@ -692,7 +646,7 @@ fn device_run(
         progress: opts.progress,
     };
     let file = Input::File(input.to_path_buf());
-    let result = if codec == StreamCodec::H264 {
+    let result = if codec == Codec::H264 {
         // Frame-based with start codes: what GStreamer and FFmpeg's hwaccel pick when offered.
         let h264 = crate::h264::client::H264Options::default();
         crate::h264::client::run_observed(
@@ -736,7 +690,7 @@ fn device_run(
 /// One FFmpeg baseline (with its warm-up run).
 fn ffmpeg_run(
     input: &Path,
-    codec: StreamCodec,
+    codec: Codec,
     opts: &Options,
     threading: Threading,
 ) -> Result<FfmpegFigures> {
@@ -964,7 +918,7 @@ mod tests {
 
     #[test]
     fn ffmpeg_command_line() {
-        let vp9 = StreamCodec::Vp9;
+        let vp9 = Codec::Vp9;
         let args = ffmpeg_args(Path::new("/s/in.ivf"), vp9, 2, Threading::Slice, Some(10));
         assert_eq!(
             args.join(" "),
@@ -977,25 +931,13 @@ mod tests {
             "-nostdin -hide_banner -benchmark -threads 4 -i in.ivf -an -f null -"
         );
         // AV1: libdav1d, one frame in flight like daedalusd's.
-        let args = ffmpeg_args(
-            Path::new("a.ivf"),
-            StreamCodec::Av1,
-            2,
-            Threading::Slice,
-            None,
-        );
+        let args = ffmpeg_args(Path::new("a.ivf"), Codec::Av1, 2, Threading::Slice, None);
         assert_eq!(
             args.join(" "),
             "-nostdin -hide_banner -benchmark -threads 2 -c:v libdav1d -flags low_delay -i a.ivf \
              -an -f null -"
         );
-        let args = ffmpeg_args(
-            Path::new("a.h264"),
-            StreamCodec::H264,
-            2,
-            Threading::Slice,
-            None,
-        );
+        let args = ffmpeg_args(Path::new("a.h264"), Codec::H264, 2, Threading::Slice, None);
         assert_eq!(
             args.join(" "),
             "-nostdin -hide_banner -benchmark -threads 2 -thread_type slice -i a.h264 -an -f \
@@ -1044,7 +986,7 @@ mod tests {
         let mut report = Report {
             input: PathBuf::from("in.ivf"),
             stream: StreamInfo {
-                codec: StreamCodec::Vp9,
+                codec: Codec::Vp9,
                 description: "1920x1080 VP90 IVF".into(),
             },
             warmup: 0,

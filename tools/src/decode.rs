@@ -34,14 +34,16 @@ use std::fs::File;
 use std::io::{self, BufReader, Cursor, Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use daedalus_proto::formats::{BitDepth, PIX_FMT_VP9_FRAME};
 use log::{debug, info, warn};
 
-use crate::container::{PacketReader, StreamInfo};
-use crate::ffmpeg_timing::{FrameMd5Timing, Rational};
+use crate::codec::Codec;
+use crate::demux::{DemuxError, Demuxer, Probe, Track};
+use crate::ffmpeg_timing::FrameMd5Params;
 use crate::media::{MediaDevice, Request, RequestWait};
 use crate::names::fourcc_to_string;
 use crate::picture::{self, CaptureLayout, FrameMd5Writer};
@@ -62,8 +64,8 @@ pub const MAX_IN_FLIGHT: usize = 8;
 pub enum Input {
     /// A file, read twice.
     File(PathBuf),
-    /// Data already in memory (standard input).
-    Memory(Vec<u8>),
+    /// Data already in memory (standard input), shared with libavformat's reader.
+    Memory(Arc<[u8]>),
 }
 
 impl Input {
@@ -78,9 +80,9 @@ impl Input {
 }
 
 /// The inputs `daedalus decode` reads, for the message about one it does not recognise.
-pub const RECOGNISED_INPUTS: &str = "VP9 or AV1 in IVF or WebM / Matroska; AV1 as a \
-     low-overhead (Section 5, .obu) or Annex B OBU stream; H.264 as an Annex B byte stream \
-     (.264, .h264, .jsv), in MP4 or in Matroska";
+pub const RECOGNISED_INPUTS: &str = "VP9, AV1 or H.264 in any container FFmpeg's \
+     libavformat reads (IVF, WebM / Matroska, MP4, MPEG-TS...); AV1 as a low-overhead \
+     (Section 5, .obu) or Annex B OBU stream; H.264 as an Annex B byte stream (.264, .h264, .jsv)";
 
 /// An input that is none of the streams `daedalus decode` reads.
 #[derive(Debug, thiserror::Error)]
@@ -88,12 +90,10 @@ pub const RECOGNISED_INPUTS: &str = "VP9 or AV1 in IVF or WebM / Matroska; AV1 a
 pub struct Unrecognised;
 
 /// The codec of `input`, from its container or, for bare streams, its bitstream: H.264 (Annex B,
-/// MP4, Matroska with an H.264 track), VP9 or AV1 (IVF, WebM / Matroska) or AV1 OBUs. An input
-/// that is none of these is an [`Unrecognised`] error; a container holding another codec says
-/// which one it holds.
-pub fn identify(input: &Input) -> Result<crate::codec::Codec> {
-    use crate::codec::Codec;
-    use crate::container::{sniff, Container};
+/// or any container libavformat reads: MP4, Matroska, MPEG-TS...), VP9 or AV1 (IVF, WebM /
+/// Matroska, MP4...) or AV1 OBUs. An input that is none of these is an [`Unrecognised`] error;
+/// a container holding another codec says which one it holds.
+pub fn identify(input: &Input) -> Result<Codec> {
     let mut head = Vec::new();
     input
         .open()?
@@ -103,39 +103,41 @@ pub fn identify(input: &Input) -> Result<crate::codec::Codec> {
     if head.is_empty() {
         bail!("the input is empty");
     }
-    if crate::h264::client::is_h264(input, &head)? {
+    if crate::h264::nal::looks_like_annex_b(&head) {
         return Ok(Codec::H264);
     }
-    match sniff(&head) {
-        Container::Ivf => match head.get(8..12) {
-            Some(b"VP90") => Ok(Codec::Vp9),
-            Some(b"AV01") => Ok(Codec::Av1),
-            fourcc => bail!(
-                "the IVF file holds {:?}, not a codec daedalus decodes (VP9 \"VP90\", AV1 \"AV01\")",
-                String::from_utf8_lossy(fourcc.unwrap_or_default())
-            ),
-        },
-        Container::Webm => {
-            let reader = PacketReader::new(input.open()?)
-                .context("the Matroska / WebM file has no VP9, AV1 or H.264 video track")?;
-            Ok(if &reader.info().codec == b"AV01" {
-                Codec::Av1
-            } else {
-                Codec::Vp9
-            })
-        }
-        Container::Unknown => {
-            let mut data = Vec::new();
-            input
-                .open()?
-                .read_to_end(&mut data)
-                .context("cannot read the input")?;
-            match crate::av1::obu::detect(&data) {
-                Ok(_) => Ok(Codec::Av1),
-                Err(_) => Err(Unrecognised.into()),
-            }
-        }
+    match Demuxer::open(input, Probe::Headers) {
+        Ok(Some(demuxer)) => return Ok(demuxer.track().codec),
+        Ok(None) => {}
+        Err(DemuxError::NoVideo { .. }) => return Err(Unrecognised.into()),
+        Err(e) => return Err(e.into()),
     }
+    let mut data = Vec::new();
+    input
+        .open()?
+        .read_to_end(&mut data)
+        .context("cannot read the input")?;
+    match crate::av1::obu::detect(&data) {
+        Ok(_) => Ok(Codec::Av1),
+        Err(_) => Err(Unrecognised.into()),
+    }
+}
+
+/// The container of `input` opened for decoding `codec`, or `None` for a bare stream.
+pub(crate) fn open_container(input: &Input, codec: Codec, probe: Probe) -> Result<Option<Demuxer>> {
+    let Some(demuxer) = Demuxer::open(input, probe)? else {
+        return Ok(None);
+    };
+    let track = demuxer.track();
+    if track.codec != codec {
+        bail!(
+            "the {} file holds {}, not {}",
+            track.container,
+            track.codec.name(),
+            codec.name()
+        );
+    }
+    Ok(Some(demuxer))
 }
 
 /// The outputs of decoded pictures.
@@ -163,14 +165,12 @@ pub(crate) struct PictureSink {
 }
 
 impl PictureSink {
-    /// `tb` and `pts` (the first packets' timestamps) time the framemd5 output like FFmpeg.
-    pub(crate) fn new(outputs: Outputs, tb: Rational, pts: &[i64]) -> Self {
+    /// `params` times the framemd5 output like FFmpeg.
+    pub(crate) fn new(outputs: Outputs, params: FrameMd5Params) -> Self {
         PictureSink {
             raw: outputs.raw,
             md5: outputs.md5,
-            framemd5: outputs
-                .framemd5
-                .map(|out| FrameMd5Writer::new(out, FrameMd5Timing::new(tb, pts))),
+            framemd5: outputs.framemd5.map(|out| FrameMd5Writer::new(out, params)),
             whole_md5: outputs
                 .whole_md5
                 .map(|out| (<md5::Md5 as md5::Digest>::new(), out)),
@@ -388,28 +388,23 @@ impl Summary {
 
 /// What the first pass learns about the file.
 struct Prescan {
-    header: StreamInfo,
-    /// Timestamps of the first packets (what FFmpeg's frame rate guess looks at).
-    pts: Vec<i64>,
+    track: Track,
     max_packet: usize,
 }
 
+/// The first pass over a VP9 container: what it says, and its largest packet (to size the OUTPUT
+/// buffers without holding the whole file in memory).
 fn prescan(input: &Input) -> Result<Prescan> {
-    let mut packets =
-        PacketReader::new(input.open()?).context("cannot read the container headers")?;
-    let header = packets.info();
-    let mut pts = Vec::new();
+    let Some(mut demuxer) = open_container(input, Codec::Vp9, Probe::StreamInfo)? else {
+        bail!("a VP9 stream must be in a container (IVF, WebM, MP4...)");
+    };
     let mut max_packet = 0;
     let mut buf = Vec::new();
-    while let Some(frame) = packets.next_packet(&mut buf)? {
-        if pts.len() < 64 {
-            pts.push(frame.pts);
-        }
+    while demuxer.next_packet(&mut buf)?.is_some() {
         max_packet = max_packet.max(buf.len());
     }
     Ok(Prescan {
-        header,
-        pts,
+        track: demuxer.track().clone(),
         max_packet,
     })
 }
@@ -460,27 +455,20 @@ pub fn run_observed(
         return crate::av1::run_observed(input, opts, outputs, observer);
     }
     let scan = prescan(input)?;
-    if !scan.header.vp9 {
-        bail!(
-            "the {} file holds {:?}, not VP9 (VP90)",
-            scan.header.container,
-            String::from_utf8_lossy(&scan.header.codec)
-        );
-    }
-    let tb = Rational::new(scan.header.timebase_num, scan.header.timebase_den);
     let setup = StreamSetup {
         pixfmt: PIX_FMT_VP9_FRAME,
         codec: "VP9",
         max_packet: scan.max_packet,
-        pts: scan.pts,
-        tb,
+        framemd5: scan.track.framemd5,
         description: format!(
             "{}x{} {}",
-            scan.header.width, scan.header.height, scan.header.container
+            scan.track.width, scan.track.height, scan.track.container
         ),
     };
     let mut dec = Decoder::new(opts, setup, outputs, observer)?;
-    let mut stream = Vp9Stream::new(input.open()?)?;
+    let demuxer = open_container(input, Codec::Vp9, Probe::Headers)?
+        .context("the input is no longer a VP9 container")?;
+    let mut stream = Vp9Stream::new(demuxer);
     let mut compressed = Box::<v4l2_ctrl_vp9_compressed_hdr>::default();
     let mut last_progress = Instant::now();
     let mut last_packet = None;
@@ -589,10 +577,8 @@ pub(crate) struct StreamSetup {
     pub codec: &'static str,
     /// The largest payload of one request.
     pub max_packet: usize,
-    /// Timestamps of the first packets (for FFmpeg's frame rate guess).
-    pub pts: Vec<i64>,
-    /// Their time base.
-    pub tb: Rational,
+    /// The timing of the framemd5 output.
+    pub framemd5: FrameMd5Params,
     /// What the container says, for the log.
     pub description: String,
 }
@@ -680,14 +666,14 @@ impl<'a> Decoder<'a> {
             .collect::<Result<Vec<_>, _>>()?;
         // Room for the largest packet; the driver bounds it.
         let output_size = u32::try_from(setup.max_packet.next_multiple_of(4096)).unwrap_or(0);
-        let tb = setup.tb;
+        let tb = setup.framemd5.time_base;
         info!(
             "{}: {} {}, time base {}/{}, largest packet {} bytes",
             opts.video.display(),
             setup.codec,
             setup.description,
-            tb.num,
-            tb.den,
+            tb.numerator(),
+            tb.denominator(),
             setup.max_packet
         );
         Ok(Decoder {
@@ -705,7 +691,7 @@ impl<'a> Decoder<'a> {
             displays: VecDeque::with_capacity(64),
             slots: [None; NUM_REF_FRAMES],
             next_id: 1,
-            sink: PictureSink::new(outputs, tb, &setup.pts),
+            sink: PictureSink::new(outputs, setup.framemd5),
             planar: Vec::new(),
             summary: Summary::default(),
             started: None,

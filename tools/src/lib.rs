@@ -4,7 +4,7 @@
 //! time from the vendored Linux 6.12 headers by `daedalus-codecs`), device discovery
 //! ([`discover`]), the Request API conformance check ([`conformance`]), the stateless decoding
 //! clients — VP9 ([`decode`], [`vp9`]), H.264 ([`h264`]), AV1 ([`av1`]) — with their inputs
-//! (IVF, WebM / Matroska, MP4, Annex B, OBU streams) and picture output ([`picture`]), and the
+//! (any container libavformat reads — IVF, WebM / Matroska, MP4... — through [`demux`]; Annex B and OBU streams) and picture output ([`picture`]), and the
 //! benchmark against plain FFmpeg ([`mod@bench`]).
 //!
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
@@ -14,8 +14,8 @@ pub mod av1;
 pub mod bench;
 pub mod codec;
 pub mod conformance;
-pub mod container;
 pub mod decode;
+pub mod demux;
 pub mod discover;
 pub use nix::errno;
 mod error;
@@ -23,12 +23,10 @@ pub mod ffmpeg_timing;
 pub mod h264;
 pub use daedalus_codecs::ivf;
 pub mod media;
-pub mod mp4;
 pub mod names;
 pub mod picture;
 pub mod sys;
 pub mod v4l2;
 pub mod vp9;
-pub mod webm;
 
 pub use error::{Error, Result};

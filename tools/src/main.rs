@@ -388,7 +388,7 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
         let mut data = Vec::new();
         std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut data)
             .context("cannot read standard input")?;
-        Input::Memory(data)
+        Input::Memory(data.into())
     } else {
         Input::File(args.input.clone())
     };

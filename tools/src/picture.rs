@@ -9,7 +9,7 @@ use std::io::{self, Write};
 use daedalus_proto::formats::BitDepth;
 use md5::{Digest, Md5};
 
-use crate::ffmpeg_timing::FrameMd5Timing;
+use crate::ffmpeg_timing::{FrameMd5Params, FrameMd5Timing};
 
 /// Where the planes of a CAPTURE buffer are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -191,8 +191,12 @@ pub fn md5_hex(data: &[u8]) -> Md5Hex {
     Md5Hex(hex)
 }
 
-/// The `LIBAVFORMAT_IDENT` of FFmpeg 5.1, printed by `-f framemd5` unless `-fflags +bitexact`.
-pub const FFMPEG_LAVF_IDENT: &str = "Lavf59.27.100";
+/// The `LIBAVFORMAT_IDENT` of the libavformat this runs with (e.g. `Lavf59.27.100` for FFmpeg
+/// 5.1), printed by `-f framemd5` unless `-fflags +bitexact`.
+pub fn lavf_ident() -> String {
+    let v = ffmpeg_next::format::version();
+    format!("Lavf{}.{}.{}", v >> 16, (v >> 8) & 0xff, v & 0xff)
+}
 
 /// Writes what `ffmpeg -i INPUT -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p
 /// -f framemd5 -` (FFmpeg 5.1) writes: a header, then one line per displayed frame with the
@@ -200,15 +204,17 @@ pub const FFMPEG_LAVF_IDENT: &str = "Lavf59.27.100";
 pub struct FrameMd5Writer<W: Write> {
     out: W,
     timing: FrameMd5Timing,
+    sar: ffmpeg_next::Rational,
     header_written: bool,
 }
 
 impl<W: Write> FrameMd5Writer<W> {
-    /// A writer with the given timestamp mapping.
-    pub fn new(out: W, timing: FrameMd5Timing) -> Self {
+    /// A writer for a stream of `params`.
+    pub fn new(out: W, params: FrameMd5Params) -> Self {
         FrameMd5Writer {
             out,
-            timing,
+            timing: FrameMd5Timing::new(params),
+            sar: params.sample_aspect_ratio,
             header_written: false,
         }
     }
@@ -221,11 +227,15 @@ impl<W: Write> FrameMd5Writer<W> {
             let tb = self.timing.time_base();
             write!(
                 self.out,
-                "#format: frame checksums\n#version: 2\n#hash: MD5\n#software: {FFMPEG_LAVF_IDENT}\n\
+                "#format: frame checksums\n#version: 2\n#hash: MD5\n#software: {}\n\
                  #tb 0: {}/{}\n#media_type 0: video\n#codec_id 0: rawvideo\n\
-                 #dimensions 0: {width}x{height}\n#sar 0: 0/1\n\
+                 #dimensions 0: {width}x{height}\n#sar 0: {}/{}\n\
                  #stream#, dts,        pts, duration,     size, hash\n",
-                tb.num, tb.den
+                lavf_ident(),
+                tb.numerator(),
+                tb.denominator(),
+                self.sar.numerator(),
+                self.sar.denominator()
             )?;
             self.header_written = true;
         }
@@ -249,7 +259,8 @@ impl<W: Write> FrameMd5Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffmpeg_timing::Rational;
+    use crate::ffmpeg_timing::FrameMd5Params;
+    use ffmpeg_next::Rational;
 
     /// A 3x3 8-bit picture in a 64-byte-stride NV12 buffer of height 4.
     fn nv12_3x3() -> (Vec<u8>, CaptureLayout) {
@@ -328,9 +339,9 @@ mod tests {
 
     #[test]
     fn framemd5_format() {
-        let timing = FrameMd5Timing::new(Rational::new(1, 30), &[0, 1]);
+        let params = FrameMd5Params::new(Rational::new(1, 30), Rational::new(30, 1), Some(0));
         let mut out = Vec::new();
-        let mut w = FrameMd5Writer::new(&mut out, timing);
+        let mut w = FrameMd5Writer::new(&mut out, params);
         w.frame(0, 2, 2, &[0; 6]).unwrap();
         w.frame(1, 2, 2, &[1; 6]).unwrap();
         let text = String::from_utf8(out).unwrap();

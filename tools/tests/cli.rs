@@ -116,12 +116,17 @@ fn empty_input_and_other_codecs_say_so() {
     ivf.extend_from_slice(&0u16.to_le_bytes());
     ivf.extend_from_slice(&32u16.to_le_bytes());
     ivf.extend_from_slice(b"VP80");
-    ivf.extend_from_slice(&[0; 20]);
+    for field in [16u16, 16] {
+        ivf.extend_from_slice(&field.to_le_bytes()); // width, height
+    }
+    for field in [30u32, 1, 0, 0] {
+        ivf.extend_from_slice(&field.to_le_bytes()); // rate, scale, frames, unused
+    }
     let path = scratch("vp8.ivf", &ivf);
     let out = run(&["decode", path.to_str().expect("UTF-8 path")]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("holds \"VP80\""), "{err}");
+    assert!(err.contains("holds vp8 video"), "{err}");
 }
 
 #[test]

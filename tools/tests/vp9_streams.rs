@@ -9,8 +9,8 @@
 //!   streams, decoded by the host's `ffmpeg` for the shared vectors), laid out as daedalus lays
 //!   out CAPTURE buffers, converted and hashed, give exactly the reference MD5s and exactly what
 //!   `ffmpeg -f framemd5` prints;
-//! * the FFmpeg time base / timestamp reproduction matches the host's `ffmpeg` on streams with
-//!   assorted timestamps.
+//! * the framemd5 time base and timestamps match the host's `ffmpeg` on IVF streams with assorted
+//!   timestamps and on the WebM copies of the committed streams.
 //!
 //! Tests that need what is not there (the shared vectors, `ffmpeg`) say `SKIP` and pass.
 
@@ -20,8 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use daedalus_proto::formats::BitDepth;
-use daedalus_tools::ffmpeg_timing::{FrameMd5Timing, Rational};
-use daedalus_tools::ivf::{self, IvfHeader, IvfReader};
+use daedalus_tools::decode::Input;
+use daedalus_tools::demux::{Demuxer, Probe, Track};
+use daedalus_tools::ivf::{self, IvfReader};
 use daedalus_tools::picture::{self, CaptureLayout, FrameMd5Writer};
 use daedalus_tools::sys::v4l2_ctrl_vp9_compressed_hdr;
 use daedalus_tools::vp9::stream::Vp9Stream;
@@ -78,8 +79,8 @@ struct Shown {
 
 /// What parsing a stream gives.
 struct Parsed {
-    header: IvfHeader,
-    packet_pts: Vec<i64>,
+    track: Track,
+    packets: usize,
     shown: Vec<Shown>,
     decoded: usize,
 }
@@ -89,15 +90,20 @@ struct Parsed {
 /// rule).
 fn parse(path: &Path) -> Parsed {
     let name = path.display();
-    let mut ivf = IvfReader::new(BufReader::new(fs::File::open(path).unwrap())).unwrap();
-    let header = *ivf.header();
-    let mut packet_pts = Vec::new();
+    let open = |probe| {
+        Demuxer::open(&Input::File(path.to_path_buf()), probe)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .unwrap_or_else(|| panic!("{name}: not a container"))
+    };
+    let mut demuxer = open(Probe::StreamInfo);
+    let track = demuxer.track().clone();
+    let mut packets = 0;
     let mut buf = Vec::new();
-    while let Some(f) = ivf.next_frame(&mut buf).unwrap() {
-        packet_pts.push(f.pts);
+    while demuxer.next_packet(&mut buf).unwrap().is_some() {
+        packets += 1;
     }
 
-    let mut stream = Vp9Stream::new(BufReader::new(fs::File::open(path).unwrap())).unwrap();
+    let mut stream = Vp9Stream::new(open(Probe::Headers));
     let mut compressed = v4l2_ctrl_vp9_compressed_hdr::default();
     let mut shown = Vec::new();
     let mut decoded = 0;
@@ -143,8 +149,8 @@ fn parse(path: &Path) -> Parsed {
         }
     }
     Parsed {
-        header,
-        packet_pts,
+        track,
+        packets,
         shown,
         decoded,
     }
@@ -241,7 +247,7 @@ fn shared_vectors_parse() {
         }
         eprintln!(
             "{name}: {} packets, {} decoded, {} shown",
-            p.packet_pts.len(),
+            p.packets,
             p.decoded,
             p.shown.len()
         );
@@ -270,13 +276,9 @@ fn to_capture_buffer(tight: &[u8], depth: BitDepth, w: u32, h: u32) -> (Vec<u8>,
 /// Runs the pictures of `raw` (tightly packed, one per displayed frame) through the CAPTURE
 /// layout, the conversion and both MD5 writers; returns (framemd5 text, MD5 lines).
 fn hash_pictures(p: &Parsed, raw: &mut dyn Read) -> (String, Vec<String>) {
-    let tb = Rational::new(
-        i64::from(p.header.timebase_num),
-        i64::from(p.header.timebase_den),
-    );
     let mut text = Vec::new();
     let mut md5s = Vec::new();
-    let mut writer = FrameMd5Writer::new(&mut text, FrameMd5Timing::new(tb, &p.packet_pts));
+    let mut writer = FrameMd5Writer::new(&mut text, p.track.framemd5);
     let mut tight = Vec::new();
     let mut planar = Vec::new();
     for s in &p.shown {
@@ -464,4 +466,49 @@ fn timestamps_match_ffmpeg() {
         assert_eq!(text, expected, "{what}: framemd5 differs from ffmpeg's");
     }
     fs::remove_dir_all(&dir).ok();
+}
+
+/// The WebM copies of the committed streams (plain, live with unknown sizes, with an Opus track
+/// first): the same pictures as their IVF originals, and the framemd5 FFmpeg prints for the WebM
+/// file itself (its own time base and frame rate guess).
+#[test]
+fn webm_copies_match_ffmpeg() {
+    if !have_ffmpeg() {
+        eprintln!("SKIP: no ffmpeg");
+        return;
+    }
+    for (webm, ivf) in [
+        ("vp9-8bit-35x19-arf.webm", "vp9-8bit-35x19-arf"),
+        ("vp9-8bit-35x19-arf-live.webm", "vp9-8bit-35x19-arf"),
+        ("vp9-8bit-35x19-arf-opus.webm", "vp9-8bit-35x19-arf"),
+        ("vp9-10bit-18x10-lossless.webm", "vp9-10bit-18x10-lossless"),
+        ("vp9-8bit-resize.webm", "vp9-8bit-resize"),
+    ] {
+        let path = data_dir().join(webm);
+        let p = parse(&path);
+        assert_eq!(p.track.container, "Matroska / WebM", "{webm}");
+        let raw_ext = if ivf.contains("10bit") {
+            "p010"
+        } else {
+            "nv12"
+        };
+        let raw = fs::read(data_dir().join(format!("{ivf}.{raw_ext}"))).unwrap();
+        let (text, md5s) = hash_pictures(&p, &mut &raw[..]);
+        assert_eq!(
+            md5s,
+            reference_md5s(&data_dir().join(format!("{ivf}.framemd5"))),
+            "{webm}: MD5s"
+        );
+        let fmt = if ivf.contains("10bit") {
+            "yuv420p10le"
+        } else {
+            "yuv420p"
+        };
+        let expected = String::from_utf8(ffmpeg(
+            &path,
+            &["-map", "0:v:0", "-pix_fmt", fmt, "-f", "framemd5"],
+        ))
+        .unwrap();
+        assert_eq!(text, expected, "{webm}: framemd5 differs from ffmpeg's");
+    }
 }

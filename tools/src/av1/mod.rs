@@ -39,11 +39,12 @@ use daedalus_codecs::cros_codecs::codec::av1::parser::{
 use daedalus_proto::formats::{BitDepth, PIX_FMT_AV1_FRAME};
 use log::{debug, warn};
 
-use crate::container::{sniff, Container, PacketReader};
+use crate::codec::Codec;
 use crate::decode::{
     Decoder, FrameJob, Input, Observer, Options, Outputs, Refused, StreamSetup, Summary,
 };
-use crate::ffmpeg_timing::Rational;
+use crate::demux::Probe;
+use crate::ffmpeg_timing::FrameMd5Params;
 use crate::sys::*;
 use crate::v4l2::CtrlPayload;
 
@@ -78,11 +79,11 @@ impl Default for Av1Options {
 /// The temporal units of an AV1 input (Section 5 format) with their timestamps.
 pub struct Av1Input {
     /// Container name, for messages.
-    pub container: &'static str,
+    pub container: String,
     /// Temporal units and timestamps.
     pub units: Vec<(i64, Vec<u8>)>,
-    /// Timestamp time base.
-    pub tb: Rational,
+    /// The timing of the framemd5 output.
+    pub framemd5: FrameMd5Params,
 }
 
 /// Whether `input` is AV1 (IVF `AV01`, a WebM `V_AV1` track, or a bare OBU stream; see
@@ -91,56 +92,42 @@ pub fn is_av1(input: &Input) -> Result<bool> {
     Ok(crate::decode::identify(input)? == crate::codec::Codec::Av1)
 }
 
-/// Reads every temporal unit of an AV1 input.
+/// Reads every temporal unit of an AV1 input: the packets of a container's AV1 track, or the
+/// temporal units of a bare OBU stream.
 pub fn read_input(input: &Input) -> Result<Av1Input> {
+    if let Some(mut demuxer) = crate::decode::open_container(input, Codec::Av1, Probe::StreamInfo)?
+    {
+        let mut units = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(p) = demuxer.next_packet(&mut buf)? {
+            units.push((p.pts, std::mem::take(&mut buf)));
+        }
+        let track = demuxer.track();
+        return Ok(Av1Input {
+            container: track.container.clone(),
+            units,
+            framemd5: track.framemd5,
+        });
+    }
     let mut data = Vec::new();
     input
         .open()?
         .read_to_end(&mut data)
         .context("cannot read the input")?;
-    match sniff(&data) {
-        Container::Ivf | Container::Webm => {
-            let mut r = PacketReader::new(&data[..]).context("cannot read the container")?;
-            let info = r.info();
-            if &info.codec != b"AV01" {
-                bail!(
-                    "the {} file holds {:?}, not AV1",
-                    info.container,
-                    String::from_utf8_lossy(&info.codec)
-                );
-            }
-            let mut units = Vec::new();
-            let mut buf = Vec::new();
-            while let Some(p) = r.next_packet(&mut buf)? {
-                units.push((p.pts, std::mem::take(&mut buf)));
-            }
-            Ok(Av1Input {
-                container: if info.container == Container::Ivf {
-                    "IVF"
-                } else {
-                    "WebM"
-                },
-                units,
-                tb: Rational::new(info.timebase_num, info.timebase_den),
-            })
-        }
-        Container::Unknown => {
-            let (container, units) = match obu::detect(&data)? {
-                obu::ObuFormat::Section5 => ("Section 5 OBU", obu::temporal_units_section5(&data)?),
-                obu::ObuFormat::AnnexB => ("Annex B OBU", obu::temporal_units_annexb(&data)?),
-            };
-            // No timestamps: number the temporal units (what FFmpeg's obu demuxer does).
-            Ok(Av1Input {
-                container,
-                units: units
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, u)| (i as i64, u))
-                    .collect(),
-                tb: Rational::new(1, 25),
-            })
-        }
-    }
+    let (container, units) = match obu::detect(&data)? {
+        obu::ObuFormat::Section5 => ("Section 5 OBU", obu::temporal_units_section5(&data)?),
+        obu::ObuFormat::AnnexB => ("Annex B OBU", obu::temporal_units_annexb(&data)?),
+    };
+    // No timestamps: number the temporal units (what FFmpeg's obu demuxer does).
+    Ok(Av1Input {
+        container: container.to_string(),
+        units: units
+            .into_iter()
+            .enumerate()
+            .map(|(i, u)| (i as i64, u))
+            .collect(),
+        framemd5: FrameMd5Params::numbered(25),
+    })
 }
 
 /// Runs cros-codecs' parser, turning a panic on malformed input into an error.
@@ -201,8 +188,7 @@ pub fn run_observed(
         codec: "AV1",
         // A frame's OBUs plus a sequence header in front of them.
         max_packet: max_unit + 1024,
-        pts: stream.units.iter().take(64).map(|(p, _)| *p).collect(),
-        tb: stream.tb,
+        framemd5: stream.framemd5,
         description: format!(
             "{} ({} temporal units)",
             stream.container,

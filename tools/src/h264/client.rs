@@ -31,11 +31,13 @@ use super::stream::{NalSource, Picture, Pictures};
 use super::v4l2::{
     decode_params, has_pred_weights, pic_params, pred_weights, seq_params, slice_params,
 };
+use crate::codec::Codec;
 use crate::decode::{
     complete_request, Input, Observer, Occupancy, Options, Outputs, PictureSink, ProgressFn,
     Summary, MAX_IN_FLIGHT,
 };
-use crate::ffmpeg_timing::Rational;
+use crate::demux::Probe;
+use crate::ffmpeg_timing::FrameMd5Params;
 use crate::media::{MediaDevice, Request};
 use crate::names::fourcc_to_string;
 use crate::picture::{self, CaptureLayout};
@@ -81,19 +83,6 @@ pub struct H264Options {
     pub start_code: StartCode,
 }
 
-/// Whether the first bytes of a file are H.264 this client reads.
-pub fn sniff(first_bytes: &[u8]) -> bool {
-    super::stream::sniff(first_bytes)
-}
-
-/// Whether `input` is H.264 this client reads: [`sniff`] on its first bytes, or a Matroska /
-/// WebM file with an H.264 track.
-pub fn is_h264(input: &Input, first_bytes: &[u8]) -> Result<bool> {
-    Ok(sniff(first_bytes)
-        || (crate::container::sniff(first_bytes) == crate::container::Container::Webm
-            && super::stream::webm_has_h264(input.open()?)))
-}
-
 /// Decodes the H.264 stream `input` through the device of `opts`, calling `progress` now and
 /// then.
 pub fn run(
@@ -119,13 +108,15 @@ pub fn run_observed(
     if h264.mode == DecodeMode::Frame && h264.start_code == StartCode::None {
         bail!("--start-code none needs --h264-mode slice (a frame-based buffer of several slices needs start codes to separate them)");
     }
-    let data = match input {
-        Input::File(path) => {
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
-        }
-        Input::Memory(d) => d.clone(),
+    let src = match crate::decode::open_container(input, Codec::H264, Probe::Headers)? {
+        Some(demuxer) => NalSource::from_container(demuxer)?,
+        None => NalSource::load(match input {
+            Input::File(path) => {
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?
+            }
+            Input::Memory(d) => d.to_vec(),
+        })?,
     };
-    let src = NalSource::load(data)?;
     let mut dec = Client::new(opts, h264, &src, outputs, observer)?;
     let mut pictures = Pictures::new(&src);
     let mut last_progress = Instant::now();
@@ -255,8 +246,8 @@ impl<'a> Client<'a> {
         let output_size = u32::try_from((src.max_picture_bytes() + 4096).next_multiple_of(4096))
             .context("a picture is larger than 4 GiB")?;
         // Raw H.264 has no timestamps: FFmpeg's framemd5 of it counts frames at 1/25 s.
-        let pts: Vec<i64> = (0..64).collect();
-        let sink = PictureSink::new(outputs, Rational::new(1, 25), &pts);
+        // Pictures are numbered in output order, as FFmpeg numbers those of an Annex-B stream.
+        let sink = PictureSink::new(outputs, FrameMd5Params::numbered(25));
         info!(
             "{}: {} H.264, {} NAL units, largest picture {} bytes",
             opts.video.display(),

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
-//! H.264 input: the NAL units of an Annex-B stream or of the H.264 track of an MP4 or
-//! Matroska / WebM file (`V_MPEG4/ISO/AVC`, `avcC` as CodecPrivate), parsed
-//! with cros-codecs (`cros_codecs::codec::h264::parser`) and grouped into pictures (H.264
+//! H.264 input: the NAL units of an Annex-B stream or of the H.264 track of a container
+//! libavformat reads ([`crate::demux`]: MP4 and Matroska with an `avcC` record and length-prefixed
+//! samples, MPEG-TS with Annex B packets), parsed with cros-codecs (`cros_codecs::codec::h264::parser`) and grouped into pictures (H.264
 //! 7.4.1.2.4: a new picture starts with `first_mb_in_slice = 0` or when a slice header differs
 //! from the previous one in the fields that identify a picture).
 
@@ -13,24 +13,20 @@ use cros_codecs::codec::h264::parser::{Nalu, NaluHeader, NaluType, Parser, Pps, 
 use log::warn;
 
 use super::nal::{self, split_annex_b, split_length_prefixed};
-use crate::mp4;
-use crate::webm::{self, WebmReader};
+use crate::demux::{DemuxError, Demuxer};
 
 /// Why the stream cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum StreamError {
-    /// Not H.264 in a container this reads.
-    #[error("not an H.264 stream (Annex-B with start codes, or MP4)")]
+    /// Not an Annex-B byte stream.
+    #[error("not an H.264 Annex-B byte stream (no start code at the start)")]
     NotH264,
     /// Broken NAL framing.
     #[error(transparent)]
     Nal(#[from] nal::NalError),
-    /// Broken MP4.
+    /// Broken container.
     #[error(transparent)]
-    Mp4(#[from] mp4::Mp4Error),
-    /// Broken Matroska / WebM, or no H.264 track in it.
-    #[error(transparent)]
-    Webm(#[from] webm::WebmError),
+    Container(#[from] DemuxError),
     /// A parameter set the parser rejects.
     #[error("NAL unit {index}: cannot parse the {what}: {reason}")]
     ParameterSet {
@@ -51,52 +47,12 @@ pub struct NalSource {
     /// The NAL units (without start code or length prefix).
     pub nals: Vec<Range<usize>>,
     /// The container, for messages.
-    pub container: &'static str,
-}
-
-/// Whether the first bytes of a file look like H.264 this module reads (Annex-B or MP4;
-/// Matroska needs its track list: [`webm_has_h264`]).
-pub fn sniff(first_bytes: &[u8]) -> bool {
-    nal::looks_like_annex_b(first_bytes) || mp4::sniff(first_bytes)
-}
-
-/// The EBML header ID that starts every Matroska / WebM file.
-const EBML_MAGIC: [u8; 4] = [0x1A, 0x45, 0xDF, 0xA3];
-
-/// Whether `input` is a Matroska / WebM file with an H.264 (`V_MPEG4/ISO/AVC`) video track
-/// (reads its headers only).
-pub fn webm_has_h264(input: impl std::io::Read) -> bool {
-    WebmReader::with_codecs(input, &[webm::H264_CODEC_ID]).is_ok()
+    pub container: Cow<'static, str>,
 }
 
 impl NalSource {
-    /// Splits a whole file into NAL units: MP4 (`ftyp` first), Matroska / WebM (EBML header
-    /// first) or Annex-B.
+    /// Splits an Annex-B byte stream into NAL units.
     pub fn load(data: Vec<u8>) -> Result<Self, StreamError> {
-        if data.starts_with(&EBML_MAGIC) {
-            return Self::load_matroska(&data);
-        }
-        if mp4::sniff(&data) {
-            let track = mp4::read_track(&data)?;
-            let mut out = Vec::with_capacity(data.len());
-            let mut nals = Vec::new();
-            for ps in &track.config.parameter_sets {
-                nals.push(out.len()..out.len() + ps.len());
-                out.extend_from_slice(ps);
-            }
-            for sample in &track.samples {
-                let bytes = &data[sample.clone()];
-                for r in split_length_prefixed(bytes, track.config.length_size)? {
-                    nals.push(out.len()..out.len() + r.len());
-                    out.extend_from_slice(&bytes[r]);
-                }
-            }
-            return Ok(NalSource {
-                data: out,
-                nals,
-                container: "MP4",
-            });
-        }
         if !nal::looks_like_annex_b(&data) {
             return Err(StreamError::NotH264);
         }
@@ -104,32 +60,52 @@ impl NalSource {
         Ok(NalSource {
             data,
             nals,
-            container: "Annex-B",
+            container: "Annex-B".into(),
         })
     }
 
-    /// The parameter sets of the `avcC` CodecPrivate, then the length-prefixed NAL units of
-    /// every block of the first H.264 track.
-    fn load_matroska(data: &[u8]) -> Result<Self, StreamError> {
-        let mut reader = WebmReader::with_codecs(data, &[webm::H264_CODEC_ID])?;
-        let config = nal::parse_avcc(&reader.header().codec_private)?;
-        let mut out = Vec::with_capacity(data.len());
+    /// The NAL units of the H.264 track of a container: the parameter sets of its `avcC` record
+    /// then the length-prefixed NAL units of every packet (MP4, Matroska), or the NAL units of
+    /// Annex-B packets (MPEG-TS, or a track without `avcC`).
+    pub fn from_container(mut demuxer: Demuxer) -> Result<Self, StreamError> {
+        let track = demuxer.track();
+        let container = track.container.clone();
+        // A codec record that is not Annex-B parameter sets is `avcC` (ISO/IEC 14496-15).
+        let annex_b = track.extradata.is_empty() || nal::looks_like_annex_b(&track.extradata);
+        let avcc = if annex_b {
+            None
+        } else {
+            Some(nal::parse_avcc(&track.extradata)?)
+        };
+        let mut out = Vec::new();
         let mut nals = Vec::new();
-        for ps in &config.parameter_sets {
-            nals.push(out.len()..out.len() + ps.len());
-            out.extend_from_slice(ps);
+        let mut push = |out: &mut Vec<u8>, nal: &[u8]| {
+            nals.push(out.len()..out.len() + nal.len());
+            out.extend_from_slice(nal);
+        };
+        if let Some(config) = &avcc {
+            for ps in &config.parameter_sets {
+                push(&mut out, ps);
+            }
+        } else if !track.extradata.is_empty() {
+            for r in split_annex_b(&track.extradata)? {
+                push(&mut out, &track.extradata[r]);
+            }
         }
-        let mut block = Vec::new();
-        while reader.next_frame(&mut block)?.is_some() {
-            for r in split_length_prefixed(&block, config.length_size)? {
-                nals.push(out.len()..out.len() + r.len());
-                out.extend_from_slice(&block[r]);
+        let mut packet = Vec::new();
+        while demuxer.next_packet(&mut packet)?.is_some() {
+            let ranges = match &avcc {
+                Some(config) => split_length_prefixed(&packet, config.length_size)?,
+                None => split_annex_b(&packet)?,
+            };
+            for r in ranges {
+                push(&mut out, &packet[r]);
             }
         }
         Ok(NalSource {
             data: out,
             nals,
-            container: "Matroska",
+            container: container.into(),
         })
     }
 
@@ -374,97 +350,68 @@ mod tests {
             .collect()
     }
 
+    fn from_file(name: &str) -> NalSource {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data")
+            .join(name);
+        let input = crate::decode::Input::File(path);
+        let demuxer = crate::demux::Demuxer::open(&input, crate::demux::Probe::Headers)
+            .unwrap()
+            .expect("a container");
+        NalSource::from_container(demuxer).unwrap()
+    }
+
+    /// Matroska and MP4 remuxes (avcC + length-prefixed NAL units) of an Annex-B vector give its
+    /// pictures and its slices.
     #[test]
-    fn matroska() {
+    fn containers() {
+        for (name, container) in [
+            ("h264-cabac-bframes-640x320.mkv", "Matroska / WebM"),
+            ("h264-cabac-bframes-640x320.mp4", "QuickTime / MOV"),
+        ] {
+            let src = from_file(name);
+            assert_eq!(src.container, container);
+            let mut p = Pictures::new(&src);
+            let mut n = 0;
+            while let Some(pic) = p.next_picture().unwrap() {
+                assert_eq!((pic.sps.width(), pic.sps.height()), (640, 320));
+                assert!(n > 0 || pic.first().idr);
+                n += 1;
+            }
+            assert_eq!((name, n, p.bad_slices), (name, 9, 0));
+            let Some(dir) = vectors() else {
+                continue;
+            };
+            let annexb = std::fs::read(
+                dir.join("h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264"),
+            )
+            .unwrap();
+            assert_eq!(slices(&src), slices(&NalSource::load(annexb).unwrap()));
+        }
+    }
+
+    /// A broken `avcC` is an error, not a guess.
+    #[test]
+    fn broken_avcc() {
         let mkv = std::fs::read(
             std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/data/h264-cabac-bframes-640x320.mkv"),
         )
         .unwrap();
-        assert!(!sniff(&mkv[..16]));
-        assert!(webm_has_h264(&mkv[..]));
-        let src = NalSource::load(mkv.clone()).unwrap();
-        assert_eq!(src.container, "Matroska");
-        let mut p = Pictures::new(&src);
-        let mut n = 0;
-        while let Some(pic) = p.next_picture().unwrap() {
-            assert_eq!((pic.sps.width(), pic.sps.height()), (640, 320));
-            assert!(n > 0 || pic.first().idr);
-            n += 1;
-        }
-        assert_eq!((n, p.bad_slices), (9, 0));
-        // A broken avcC (the CodecPrivate cut short) is an error, not a guess.
         let at = mkv
             .windows(2)
             .position(|w| w == [0x63, 0xA2])
             .expect("CodecPrivate");
         let mut broken = mkv.clone();
         broken[at + 3] = 0; // configurationVersion
+        let input = crate::decode::Input::Memory(broken.into());
+        let demuxer = crate::demux::Demuxer::open(&input, crate::demux::Probe::Headers)
+            .unwrap()
+            .expect("a container");
         assert!(matches!(
-            NalSource::load(broken),
-            Err(StreamError::Nal(nal::NalError::BadAvcc(_)))
+            NalSource::from_container(demuxer),
+            Err(StreamError::Nal(_))
         ));
-        // The same slices as the Annex-B original.
-        let Some(dir) = vectors() else {
-            return;
-        };
-        let annexb =
-            std::fs::read(dir.join("h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264"))
-                .unwrap();
-        assert_eq!(slices(&src), slices(&NalSource::load(annexb).unwrap()));
-        // No H.264 track: a VP9 WebM is not H.264.
-        let vp9 = std::fs::read(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("tests/data/vp9-8bit-35x19-arf.webm"),
-        )
-        .unwrap();
-        assert!(!webm_has_h264(&vp9[..]));
-        assert!(matches!(NalSource::load(vp9), Err(StreamError::Webm(_))));
-    }
-
-    #[test]
-    fn mp4_gives_the_same_nals() {
-        let Some(dir) = vectors() else {
-            return;
-        };
-        let data = std::fs::read(dir.join("h264/cros-codecs/64x64-I-P-B-P-high.h264")).unwrap();
-        let annexb = NalSource::load(data).unwrap();
-        // Build an MP4: SPS/PPS into avcC, one sample per picture (length-prefixed NALs).
-        let nal = |i: usize| &annexb.data[annexb.nals[i].clone()];
-        // The stream starts with an access unit delimiter, then SPS and PPS.
-        let first_ps = (0..annexb.nals.len())
-            .find(|&i| nal(i)[0] & 0x1f == 7)
-            .unwrap();
-        let (sps, pps) = (nal(first_ps), nal(first_ps + 1));
-        assert_eq!((sps[0] & 0x1f, pps[0] & 0x1f), (7, 8));
-        let mut avcc = vec![1, sps[1], sps[2], sps[3], 0xff, 0xe1];
-        avcc.extend((sps.len() as u16).to_be_bytes());
-        avcc.extend(sps);
-        avcc.push(1);
-        avcc.extend((pps.len() as u16).to_be_bytes());
-        avcc.extend(pps);
-        let others = || (0..annexb.nals.len()).filter(|&i| i != first_ps && i != first_ps + 1);
-        let samples: Vec<Vec<u8>> = others()
-            .map(|i| {
-                let mut s = (nal(i).len() as u32).to_be_bytes().to_vec();
-                s.extend(nal(i));
-                s
-            })
-            .collect();
-        let file = mp4::tests::file(&avcc, &samples, None);
-        let m = NalSource::load(file).unwrap();
-        assert_eq!(m.container, "MP4");
-        let all = |s: &NalSource| {
-            s.nals
-                .iter()
-                .map(|r| s.data[r.clone()].to_vec())
-                .collect::<Vec<_>>()
-        };
-        let expected: Vec<Vec<u8>> = [first_ps, first_ps + 1]
-            .into_iter()
-            .chain(others())
-            .map(|i| nal(i).to_vec())
-            .collect();
-        assert_eq!(all(&m), expected);
+        assert!(matches!(NalSource::load(mkv), Err(StreamError::NotH264)));
     }
 }

@@ -1,12 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
-//! A VP9 elementary stream out of an IVF or WebM file, frame by frame: packets are split into
-//! frames (superframes) and each frame's headers are parsed.
-
-use std::io::Read;
+//! A VP9 elementary stream out of a container (IVF, WebM, MP4...), frame by frame: packets are
+//! split into frames (superframes) and each frame's headers are parsed.
 
 use super::superframe::{self, Frames};
 use super::{parse_frame, HeaderParser, ParseError, ParsedFrame};
-use crate::container::{ContainerError, PacketReader, StreamInfo};
+use crate::demux::{DemuxError, Demuxer, Track};
 use crate::sys::v4l2_ctrl_vp9_compressed_hdr;
 
 /// Errors of [`Vp9Stream`].
@@ -14,11 +12,11 @@ use crate::sys::v4l2_ctrl_vp9_compressed_hdr;
 pub enum StreamError {
     /// The container is broken: the stream cannot go on.
     #[error(transparent)]
-    Container(#[from] ContainerError),
+    Container(#[from] DemuxError),
     /// One frame cannot be parsed; the stream goes on with the next one.
     #[error("packet {packet}, frame {frame}: {error}")]
     Frame {
-        /// IVF frame number.
+        /// Container packet number.
         packet: u64,
         /// Frame number within the packet (superframes).
         frame: usize,
@@ -30,9 +28,9 @@ pub enum StreamError {
 /// One VP9 frame of the stream.
 #[derive(Debug)]
 pub struct StreamFrame<'a> {
-    /// IVF frame number of the packet that carried it.
+    /// Number of the container packet that carried it.
     pub packet: u64,
-    /// Timestamp of that packet (IVF time base).
+    /// Timestamp of that packet (in the track's time base).
     pub pts: i64,
     /// Position in the packet (0 unless in a superframe).
     pub index_in_packet: usize,
@@ -44,9 +42,9 @@ pub struct StreamFrame<'a> {
     pub parsed: ParsedFrame,
 }
 
-/// Reads VP9 frames from an IVF or WebM file.
-pub struct Vp9Stream<R: Read> {
-    packets: PacketReader<R>,
+/// Reads VP9 frames from a container.
+pub struct Vp9Stream {
+    packets: Demuxer,
     parser: HeaderParser,
     packet: Vec<u8>,
     frames: Frames,
@@ -55,23 +53,23 @@ pub struct Vp9Stream<R: Read> {
     pts: i64,
 }
 
-impl<R: Read> Vp9Stream<R> {
-    /// Reads the container headers of `input`.
-    pub fn new(input: R) -> Result<Self, StreamError> {
-        Ok(Vp9Stream {
-            packets: PacketReader::new(input)?,
+impl Vp9Stream {
+    /// Reads the VP9 frames of the video track of `packets`.
+    pub fn new(packets: Demuxer) -> Self {
+        Vp9Stream {
+            packets,
             parser: HeaderParser::new(),
             packet: Vec::new(),
             frames: Frames::default(),
             next: 0,
             packet_index: 0,
             pts: 0,
-        })
+        }
     }
 
     /// What the container says about the stream.
-    pub fn info(&self) -> StreamInfo {
-        self.packets.info()
+    pub fn track(&self) -> &Track {
+        self.packets.track()
     }
 
     /// The next frame, its compressed header parsed into `compressed_hdr` (zeroed for frames

@@ -109,3 +109,6 @@ ff -f lavfi -i sine=frequency=440:sample_rate=48000:duration=0.53 -i vp9-8bit-35
 vectors=${DAEDALUS_VECTORS:-$(pwd)/../../../../shared/vectors}
 ff -i "$vectors/h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264" -c copy \
    -bsf:v setts=ts=N -map_metadata -1 -fflags +bitexact -flags +bitexact h264-cabac-bframes-640x320.mkv
+# The same stream in MP4 (avcC in the sample description, length-prefixed samples).
+ff -i "$vectors/h264/openh264/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264" -c copy \
+   -bsf:v setts=ts=N -map_metadata -1 -fflags +bitexact -flags +bitexact h264-cabac-bframes-640x320.mp4
