@@ -181,6 +181,14 @@ impl BitDepth {
         }
     }
 
+    /// The number of bits.
+    pub const fn bits(self) -> u32 {
+        match self {
+            BitDepth::Eight => 8,
+            BitDepth::Ten => 10,
+        }
+    }
+
     /// The CAPTURE fourcc that carries pictures of this depth.
     pub const fn capture_fourcc(self) -> u32 {
         match self {

@@ -2,7 +2,7 @@
 //! `daedalus bench`: how fast a VP9, H.264 or AV1 stream decodes through the device, compared
 //! with plain FFmpeg decoding the same file on the same machine in the same run.
 //!
-//! * Device: the stream is decoded by [`decode::run_observed`] (the `daedalus decode` client,
+//! * Device: the stream is decoded by [`decode::run_observed`] (the `daedalus decode` clients,
 //!   writing no pictures), which reports when each request is queued and completed. The decoding
 //!   is done by `daedalusd` with its own thread count (its `--threads`, default: the number of
 //!   CPUs).
@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 
 use crate::codec::Codec;
-use crate::decode::{self, Input, Observer, Outputs, Summary};
+use crate::decode::{self, Input};
+use crate::engine::{Observer, Outputs, Summary};
 
 /// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
 /// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
@@ -344,7 +345,7 @@ impl Recorder {
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The device side: video and media device, time-out, requests in flight, frame limit.
-    pub decode: decode::Options,
+    pub decode: crate::engine::Options,
     /// FFmpeg's thread count.
     pub threads: usize,
     /// Frames decoded but not timed, at the start.
@@ -646,19 +647,15 @@ fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, De
         progress: opts.progress,
     };
     let file = Input::File(input.to_path_buf());
-    let result = if codec == Codec::H264 {
-        // Frame-based with start codes: what GStreamer and FFmpeg's hwaccel pick when offered.
-        let h264 = crate::h264::client::H264Options::default();
-        crate::h264::client::run_observed(
-            &file,
-            &opts.decode,
-            h264,
-            Outputs::default(),
-            &mut recorder,
-        )
-    } else {
-        decode::run_observed(&file, &opts.decode, Outputs::default(), &mut recorder)
-    };
+    // H.264 frame-based with start codes (opts.decode.h264's default): what GStreamer and
+    // FFmpeg's hwaccel pick when offered.
+    let result = decode::run_observed(
+        &file,
+        codec,
+        &opts.decode,
+        Outputs::default(),
+        &mut recorder,
+    );
     clear_progress(opts.progress);
     let summary = result.with_context(|| {
         format!(

@@ -3,9 +3,10 @@
 //! around the V4L2 and media controller uAPI ([`v4l2`], [`media`]; bindings generated at build
 //! time from the vendored Linux 6.12 headers by `daedalus-codecs`), device discovery
 //! ([`discover`]), the Request API conformance check ([`conformance`]), the stateless decoding
-//! clients — VP9 ([`decode`], [`vp9`]), H.264 ([`h264`]), AV1 ([`av1`]) — with their inputs
-//! (any container libavformat reads — IVF, WebM / Matroska, MP4... — through [`demux`]; Annex B and OBU streams) and picture output ([`picture`]), and the
-//! benchmark against plain FFmpeg ([`mod@bench`]).
+//! clients — one [`engine`] and the VP9 ([`vp9`]), H.264 ([`h264`]) and AV1 ([`av1`]) front ends
+//! on it, started by [`decode`] — with their inputs (any container libavformat reads through
+//! [`demux`]; Annex B and OBU streams) and picture output ([`picture`]), and the benchmark
+//! against plain FFmpeg ([`mod@bench`]).
 //!
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
 #![deny(missing_docs)]
@@ -17,6 +18,7 @@ pub mod conformance;
 pub mod decode;
 pub mod demux;
 pub mod discover;
+pub mod engine;
 pub use nix::errno;
 mod error;
 pub mod ffmpeg_timing;
@@ -25,6 +27,7 @@ pub use daedalus_codecs::ivf;
 pub mod media;
 pub mod names;
 pub mod picture;
+mod slots;
 pub mod sys;
 pub mod v4l2;
 pub mod vp9;

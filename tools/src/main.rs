@@ -25,8 +25,9 @@ use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use daedalus_tools::bench;
 use daedalus_tools::codec::Codec;
 use daedalus_tools::conformance::{self, Options};
-use daedalus_tools::decode::{self, Input, Outputs, Summary};
+use daedalus_tools::decode::{self, Input};
 use daedalus_tools::discover::{self, FoundVideo, DRIVER_NAME};
+use daedalus_tools::engine::{self, Outputs, Refused, Summary};
 use daedalus_tools::h264;
 use daedalus_tools::v4l2::VideoDevice;
 
@@ -193,7 +194,7 @@ struct DecodeArgs {
 
     /// Requests in flight.
     #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u8).range(1..=decode::MAX_IN_FLIGHT as i64))]
+          value_parser = clap::value_parser!(u8).range(1..=engine::MAX_IN_FLIGHT as i64))]
     in_flight: u8,
 
     /// CAPTURE buffers to allocate (at least 9: the 8 VP9 reference slots and one to decode
@@ -257,7 +258,7 @@ struct BenchArgs {
 
     /// Requests in flight on the device.
     #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u8).range(1..=decode::MAX_IN_FLIGHT as i64))]
+          value_parser = clap::value_parser!(u8).range(1..=engine::MAX_IN_FLIGHT as i64))]
     in_flight: u8,
 
     /// How long one request may take to complete, in milliseconds.
@@ -399,14 +400,14 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
     if video.cap.driver == DRIVER_NAME {
         require_daemon()?;
     }
-    let open = |p: &Option<PathBuf>| p.as_deref().map(decode::open_output).transpose();
+    let open = |p: &Option<PathBuf>| p.as_deref().map(engine::open_output).transpose();
     let outputs = Outputs {
         raw: open(&args.output)?,
         framemd5: open(&args.framemd5)?,
         md5: open(&args.md5)?,
         whole_md5: open(&args.whole_md5)?,
     };
-    let opts = decode::Options {
+    let opts = engine::Options {
         video: video.path.clone(),
         media: media.clone(),
         timeout: Duration::from_millis(args.timeout_ms),
@@ -416,6 +417,10 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
         av1: daedalus_tools::av1::Av1Options {
             payload: args.av1_payload,
             film_grain: args.film_grain == OnOff::On,
+        },
+        h264: h264::client::H264Options {
+            mode: args.h264_mode,
+            start_code: args.start_code,
         },
     };
     let show_progress = !args.quiet && std::io::stderr().is_terminal();
@@ -430,20 +435,12 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             );
         }
     };
-    let result = if codec == Codec::H264 {
-        let h = h264::client::H264Options {
-            mode: args.h264_mode,
-            start_code: args.start_code,
-        };
-        h264::client::run(&input, &opts, h, outputs, &mut progress)
-    } else {
-        decode::run(&input, &opts, outputs, &mut progress)
-    };
+    let result = decode::run(&input, codec, &opts, outputs, &mut progress);
     if show_progress {
         eprint!("\r\x1b[K");
     }
     if let Err(e) = &result {
-        if let Some(r) = e.downcast_ref::<h264::client::Refused>() {
+        if let Some(r) = e.downcast_ref::<Refused>() {
             eprintln!("daedalus: {}: {r}", args.input.display());
             return Ok(ExitCode::from(EXIT_REFUSED));
         }
@@ -545,7 +542,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     };
     let in_flight = usize::from(args.in_flight);
     let opts = bench::Options {
-        decode: decode::Options {
+        decode: engine::Options {
             video: video.path.clone(),
             media,
             timeout: Duration::from_millis(args.timeout_ms),
@@ -554,6 +551,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             capture_buffers: (9 + u32::from(args.in_flight)).max(12),
             limit: args.frames,
             av1: Default::default(),
+            h264: Default::default(),
         },
         threads,
         warmup: args.warmup,
@@ -623,7 +621,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("daedalus: {e:#}");
-            if e.chain().any(|c| c.is::<decode::Refused>()) {
+            if e.chain().any(|c| c.is::<Refused>()) {
                 ExitCode::from(EXIT_REFUSED)
             } else {
                 ExitCode::FAILURE

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
-//! `daedalus decode` for AV1: a stateless client in the way of GStreamer's `v4l2slav1dec`.
+//! `daedalus decode` for AV1: a stateless client in the way of GStreamer's `v4l2slav1dec`, on the
+//! shared [`crate::engine`] with the reference slots of `slots.rs`.
 //!
-//! * Inputs: IVF (`AV01`), WebM / Matroska (`V_AV1`), and bare `.obu` files in the
+//! * Inputs: any container with an AV1 track ([`crate::demux`]: IVF `AV01`, WebM / Matroska
+//!   `V_AV1`, MP4 `av01`...), and bare `.obu` files in the
 //!   low-overhead (Section 5) or the Annex B format, told apart by splitting the whole file
 //!   both ways ([`obu::detect`]). Annex B temporal units are rewritten in the Section 5 format.
 //! * Parsing: cros-codecs' AV1 parser (it keeps the reference state the headers need).
@@ -22,29 +24,28 @@
 //!   (NV12 / P010); a new sequence header with other values reconfigures it at the next key
 //!   frame. Each picture is output at its frame size (upscaled width with superres).
 //! * A stream the device does not decode (profile 1/2: 4:4:4, 4:2:2, 12-bit) makes the driver
-//!   refuse the SEQUENCE control: [`crate::decode::Refused`].
+//!   refuse the SEQUENCE control: [`crate::engine::Refused`].
 
 pub mod obu;
 
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use daedalus_codecs::av1::controls;
 use daedalus_codecs::cros_codecs::codec::av1::parser::{
     FrameHeaderObu, FrameType, ObuAction, ParsedObu, Parser, SequenceHeaderObu,
 };
-use daedalus_proto::formats::{BitDepth, PIX_FMT_AV1_FRAME};
+use daedalus_proto::formats::BitDepth;
 use log::{debug, warn};
 
 use crate::codec::Codec;
-use crate::decode::{
-    Decoder, FrameJob, Input, Observer, Options, Outputs, Refused, StreamSetup, Summary,
-};
+use crate::decode::Input;
 use crate::demux::Probe;
+use crate::engine::{Engine, Observer, Options, Outputs, Refused, StreamSetup, Summary};
 use crate::ffmpeg_timing::FrameMd5Params;
+use crate::slots::{FrameJob, SlotDecoder};
 use crate::sys::*;
 use crate::v4l2::CtrlPayload;
 
@@ -84,12 +85,6 @@ pub struct Av1Input {
     pub units: Vec<(i64, Vec<u8>)>,
     /// The timing of the framemd5 output.
     pub framemd5: FrameMd5Params,
-}
-
-/// Whether `input` is AV1 (IVF `AV01`, a WebM `V_AV1` track, or a bare OBU stream; see
-/// [`crate::decode::identify`]).
-pub fn is_av1(input: &Input) -> Result<bool> {
-    Ok(crate::decode::identify(input)? == crate::codec::Codec::Av1)
 }
 
 /// Reads every temporal unit of an AV1 input: the packets of a container's AV1 track, or the
@@ -161,7 +156,7 @@ struct PendingFrame {
 }
 
 struct Av1Client<'a> {
-    dec: Decoder<'a>,
+    dec: SlotDecoder<'a>,
     opts: Av1Options,
     parser: Parser,
     seq: Option<Rc<SequenceHeaderObu>>,
@@ -175,7 +170,7 @@ struct Av1Client<'a> {
 }
 
 /// Runs a decode of the AV1 `input`.
-pub fn run_observed(
+pub(crate) fn run(
     input: &Input,
     opts: &Options,
     outputs: Outputs,
@@ -184,10 +179,9 @@ pub fn run_observed(
     let stream = read_input(input)?;
     let max_unit = stream.units.iter().map(|(_, u)| u.len()).max().unwrap_or(0);
     let setup = StreamSetup {
-        pixfmt: PIX_FMT_AV1_FRAME,
-        codec: "AV1",
+        codec: Codec::Av1,
         // A frame's OBUs plus a sequence header in front of them.
-        max_packet: max_unit + 1024,
+        max_payload: max_unit + 1024,
         framemd5: stream.framemd5,
         description: format!(
             "{} ({} temporal units)",
@@ -195,7 +189,7 @@ pub fn run_observed(
             stream.units.len()
         ),
     };
-    let dec = Decoder::new(opts, setup, outputs, observer)?;
+    let dec = SlotDecoder::new(Engine::new(opts, setup, outputs, observer)?);
     let mut client = Av1Client {
         dec,
         opts: opts.av1,
@@ -216,35 +210,26 @@ pub fn run_observed(
             client.parser.parse_obu(o).map(|_| ())
         });
     }
-    let mut last_progress = Instant::now();
     let mut result = Ok(());
     for (index, (pts, unit)) in stream.units.iter().enumerate() {
         if opts.limit.is_some_and(|l| index as u64 >= l) {
             break;
         }
-        client.dec.summary_mut().packets += 1;
+        client.dec.engine.summary_mut().packets += 1;
         if let Err(e) = client.temporal_unit(index as u64, *pts, unit) {
             if e.downcast_ref::<Refused>().is_some() || e.downcast_ref::<Fatal>().is_some() {
                 result = Err(e);
                 break;
             }
             warn!("temporal unit {index}: {e:#}; skipped");
-            client.dec.summary_mut().skipped += 1;
+            client.dec.engine.summary_mut().skipped += 1;
         }
-        if last_progress.elapsed() >= Duration::from_millis(500) {
-            client.dec.report_progress();
-            last_progress = Instant::now();
-        }
+        client.dec.engine.tick();
     }
     match result {
-        Ok(()) => {
-            client.dec.finish()?;
-            Ok(client.dec.summary_mut().clone())
-        }
+        Ok(()) => client.dec.finish(),
         Err(e) => {
-            if let Err(abort) = client.dec.abort() {
-                warn!("while stopping after the error: {abort:#}");
-            }
+            client.dec.engine.abort();
             Err(e)
         }
     }
@@ -381,6 +366,16 @@ impl Av1Client<'_> {
             let cfg_depth = depth.unwrap_or(BitDepth::Ten);
             let width = u32::from(seq_ctrl.max_frame_width_minus_1) + 1;
             let height = u32::from(seq_ctrl.max_frame_height_minus_1) + 1;
+            let describe = format!(
+                "seq_profile {}, {}-bit{}",
+                seq_ctrl.seq_profile,
+                seq_ctrl.bit_depth,
+                if seq.color_config.mono_chrome {
+                    ", 4:0:0"
+                } else {
+                    ""
+                }
+            );
             self.dec.configure(
                 width,
                 height,
@@ -389,6 +384,7 @@ impl Av1Client<'_> {
                     V4L2_CID_STATELESS_AV1_SEQUENCE,
                     &mut seq_ctrl,
                 )],
+                describe,
             )?;
             if depth.is_none() {
                 return Err(Refused(format!(
@@ -398,7 +394,7 @@ impl Av1Client<'_> {
                 .into());
             }
             self.configured_seq = Some(seq_ctrl);
-            self.dec.luma_only = seq.color_config.mono_chrome;
+            self.dec.engine.luma_only = seq.color_config.mono_chrome;
         }
         let ts = self.dec.slot_timestamps();
         let mut frame_ctrl = controls::frame_control(&seq, fh, &ts)?;

@@ -8,6 +8,7 @@
 //! panics on some truncated superframe indexes, so this module does both itself.
 
 mod bits;
+pub(crate) mod client;
 pub mod compressed;
 pub mod header;
 pub mod stream;
