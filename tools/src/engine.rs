@@ -282,26 +282,26 @@ impl Occupancy {
 
 /// Which pictures a codec's reference structure still needs (their CAPTURE buffers must not be
 /// decoded into again): the reference slots of VP9 and AV1, the H.264 DPB.
-pub(crate) trait References {
+pub trait References {
     /// Whether picture `id` is still referenced.
     fn holds(&self, id: u64) -> bool;
 }
 
 /// Number of reference slots of VP9 and AV1.
-pub(crate) const NUM_REF_SLOTS: usize = 8;
+pub const NUM_REF_SLOTS: usize = 8;
 
 /// The eight reference slots of VP9 and AV1, each naming the picture in it.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct RefSlots([Option<u64>; NUM_REF_SLOTS]);
+pub struct RefSlots([Option<u64>; NUM_REF_SLOTS]);
 
 impl RefSlots {
     /// The picture in slot `slot`.
-    pub(crate) fn get(&self, slot: usize) -> Option<u64> {
+    pub fn get(&self, slot: usize) -> Option<u64> {
         self.0.get(slot).copied().flatten()
     }
 
     /// Points the slots of `refresh_frame_flags` at `id` (or empties them).
-    pub(crate) fn refresh(&mut self, flags: u8, id: Option<u64>) {
+    pub fn refresh(&mut self, flags: u8, id: Option<u64>) {
         for (i, slot) in self.0.iter_mut().enumerate() {
             if flags & (1 << i) != 0 {
                 *slot = id;
@@ -311,7 +311,7 @@ impl RefSlots {
 
     /// The timestamps (ns, `v4l2_timeval_to_ns()`) of the pictures in the slots, 0 for an
     /// empty slot: what the frame controls name references by.
-    pub(crate) fn timestamps(&self) -> [u64; NUM_REF_SLOTS] {
+    pub fn timestamps(&self) -> [u64; NUM_REF_SLOTS] {
         self.0.map(|s| s.map_or(0, |id| id * 1000))
     }
 }
@@ -324,16 +324,20 @@ impl References for RefSlots {
 
 /// The visible window of a picture in its CAPTURE buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Crop {
+pub struct Crop {
+    /// Left edge in pixels.
     pub left: u32,
+    /// Top edge in lines.
     pub top: u32,
+    /// Visible width.
     pub width: u32,
+    /// Visible height.
     pub height: u32,
 }
 
 impl Crop {
     /// The `width` x `height` picture at the buffer's origin.
-    pub(crate) fn size(width: u32, height: u32) -> Self {
+    pub fn size(width: u32, height: u32) -> Self {
         Crop {
             left: 0,
             top: 0,
@@ -344,7 +348,7 @@ impl Crop {
 }
 
 /// What the codec front end tells the engine about the stream.
-pub(crate) struct StreamSetup {
+pub struct StreamSetup {
     /// The codec (its OUTPUT fourcc and name).
     pub codec: Codec,
     /// The largest payload of one request.
@@ -356,7 +360,7 @@ pub(crate) struct StreamSetup {
 }
 
 /// One device configuration, for [`Engine::configure`].
-pub(crate) struct Config<'c, 'p> {
+pub struct Config<'c, 'p> {
     /// Coded picture size.
     pub width: u32,
     /// See `width`.
@@ -381,7 +385,7 @@ pub(crate) struct Config<'c, 'p> {
 /// Why a request was not queued (its OUTPUT buffer and request are free again, and a picture
 /// with no other request queued is forgotten).
 #[derive(Debug)]
-pub(crate) enum NotQueued {
+pub enum NotQueued {
     /// The payload does not fit the OUTPUT buffers.
     TooLarge {
         /// Bytes of the payload.
@@ -461,14 +465,17 @@ struct Session {
 
 /// The size and bit depth the device is configured for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Configured {
+pub struct Configured {
+    /// Coded width.
     pub width: u32,
+    /// Coded height.
     pub height: u32,
+    /// Bit depth of the CAPTURE format.
     pub depth: BitDepth,
 }
 
 /// The client engine (see the module doc).
-pub(crate) struct Engine<'a> {
+pub struct Engine<'a> {
     opts: &'a Options,
     codec: Codec,
     observer: &'a mut dyn Observer,
@@ -494,7 +501,7 @@ pub(crate) struct Engine<'a> {
 impl<'a> Engine<'a> {
     /// Opens the device of `opts` for a stream of `setup`: checks that it is a memory-to-memory
     /// device that decodes the codec, and allocates the requests.
-    pub(crate) fn new(
+    pub fn new(
         opts: &'a Options,
         setup: StreamSetup,
         outputs: Outputs,
@@ -565,17 +572,17 @@ impl<'a> Engine<'a> {
     }
 
     /// The run's options.
-    pub(crate) fn opts(&self) -> &'a Options {
+    pub fn opts(&self) -> &'a Options {
         self.opts
     }
 
     /// The counts so far.
-    pub(crate) fn summary_mut(&mut self) -> &mut Summary {
+    pub fn summary_mut(&mut self) -> &mut Summary {
         &mut self.summary
     }
 
     /// What the device is configured for, if it is.
-    pub(crate) fn configured(&self) -> Option<Configured> {
+    pub fn configured(&self) -> Option<Configured> {
         self.session.as_ref().map(|s| Configured {
             width: s.width,
             height: s.height,
@@ -584,7 +591,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Tells the observer the counts so far, at most every 500 ms.
-    pub(crate) fn tick(&mut self) {
+    pub fn tick(&mut self) {
         if self.last_progress.elapsed() >= PROGRESS_EVERY {
             self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
             self.observer.progress(&self.summary);
@@ -594,7 +601,7 @@ impl<'a> Engine<'a> {
 
     /// (Re)configures the device (see the module doc): waits for every request first; pictures
     /// still referenced lose their CAPTURE buffers (they become errors).
-    pub(crate) fn configure(&mut self, refs: &dyn References, cfg: Config<'_, '_>) -> Result<()> {
+    pub fn configure(&mut self, refs: &dyn References, cfg: Config<'_, '_>) -> Result<()> {
         self.drain(refs)?;
         self.teardown()?;
         let (width, height, depth) = (cfg.width, cfg.height, cfg.depth);
@@ -730,18 +737,18 @@ impl<'a> Engine<'a> {
 
     /// The id [`Self::new_picture`] gives the next picture (for a reference structure that
     /// names a picture before it is queued, as the H.264 DPB does).
-    pub(crate) fn next_picture_id(&self) -> u64 {
+    pub fn next_picture_id(&self) -> u64 {
         self.next_id
     }
 
     /// Whether picture `id` is still tracked (queued, and its buffer not yet free again).
-    pub(crate) fn tracks(&self, id: u64) -> bool {
+    pub fn tracks(&self, id: u64) -> bool {
         self.pictures.iter().any(|t| t.id == id)
     }
 
     /// Starts a picture with visible window `crop`: waits until a request, an OUTPUT buffer and
     /// a CAPTURE buffer are free, and returns its id (the OUTPUT timestamp of its requests).
-    pub(crate) fn new_picture(&mut self, refs: &dyn References, crop: Crop) -> Result<u64> {
+    pub fn new_picture(&mut self, refs: &dyn References, crop: Crop) -> Result<u64> {
         self.make_room(refs)?;
         let id = self.next_id;
         self.next_id += 1;
@@ -761,7 +768,7 @@ impl<'a> Engine<'a> {
     /// OUTPUT buffer, `ctrls` in the request; with `last == false` the CAPTURE buffer is held for
     /// the picture's next request. `Ok(Err(_))` when the request could not be queued (see
     /// [`NotQueued`]); the caller decides whether the stream goes on.
-    pub(crate) fn queue_request(
+    pub fn queue_request(
         &mut self,
         id: u64,
         payload: &[&[u8]],
@@ -845,7 +852,7 @@ impl<'a> Engine<'a> {
 
     /// Puts picture `id` in the display queue; `pts` is its framemd5 timestamp (`None`: number
     /// the pictures as they are written). Writes what is decoded at the head of the queue.
-    pub(crate) fn show(&mut self, id: u64, pts: Option<i64>) -> Result<()> {
+    pub fn show(&mut self, id: u64, pts: Option<i64>) -> Result<()> {
         self.tracked_mut(id)?.displays += 1;
         self.displays.push_back(Display { id, pts });
         self.flush_displays()
@@ -853,7 +860,7 @@ impl<'a> Engine<'a> {
 
     /// Queues the CAPTURE buffers of pictures nothing needs any more: not in flight, no
     /// display pending, not referenced.
-    pub(crate) fn collect(&mut self, refs: &dyn References) -> Result<()> {
+    pub fn collect(&mut self, refs: &dyn References) -> Result<()> {
         let mut i = 0;
         while i < self.pictures.len() {
             let t = self.pictures[i];
@@ -870,7 +877,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Waits for every request and writes what is left to display.
-    pub(crate) fn drain(&mut self, refs: &dyn References) -> Result<()> {
+    pub fn drain(&mut self, refs: &dyn References) -> Result<()> {
         while !self.in_flight.is_empty() {
             self.complete_oldest()?;
         }
@@ -879,7 +886,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Ends the run: waits for everything, writes the rest, frees the device.
-    pub(crate) fn finish(&mut self, refs: &dyn References) -> Result<Summary> {
+    pub fn finish(&mut self, refs: &dyn References) -> Result<Summary> {
         let drained = self.drain(refs);
         self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
         // Whatever is left in the display queue refers to pictures that never completed.
@@ -893,7 +900,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Stops after an error, without waiting for the requests in flight.
-    pub(crate) fn abort(&mut self) {
+    pub fn abort(&mut self) {
         self.in_flight.clear();
         self.displays.clear();
         if let Err(e) = self.sink.finish().and(self.teardown()) {
