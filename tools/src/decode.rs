@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::codec::Codec;
 use crate::demux::{DemuxError, Demuxer, Probe};
-use crate::engine::{Observer, Options, Outputs, ProgressFn, Summary};
+use crate::engine::{Observer, Options, Outputs, ProgressFn, Run, Summary};
 
 /// Where the input comes from.
 #[derive(Debug)]
@@ -74,7 +74,7 @@ pub fn identify(input: &Input) -> Result<Codec> {
         .open()?
         .read_to_end(&mut data)
         .context("cannot read the input")?;
-    match crate::av1::obu::detect(&data) {
+    match daedalus_codecs::av1::obu::detect(&data) {
         Ok(_) => Ok(Codec::Av1),
         Err(_) => Err(Unrecognised.into()),
     }
@@ -117,9 +117,14 @@ pub fn run_observed(
     outputs: Outputs,
     observer: &mut dyn Observer,
 ) -> Result<Summary> {
+    let run = Run {
+        opts,
+        outputs,
+        observer,
+    };
     match codec {
-        Codec::Vp9 => crate::vp9::client::run(input, opts, outputs, observer),
-        Codec::H264 => crate::h264::client::run(input, opts, outputs, observer),
-        Codec::Av1 => crate::av1::run(input, opts, outputs, observer),
+        Codec::Vp9 => crate::vp9::client::run(input, run),
+        Codec::H264 => crate::h264::client::run(input, run),
+        Codec::Av1 => crate::av1::run(input, run),
     }
 }

@@ -347,6 +347,16 @@ impl Crop {
     }
 }
 
+/// What a run is given: its options, where the pictures go, and who watches it.
+pub struct Run<'a> {
+    /// The options.
+    pub opts: &'a Options,
+    /// Where the pictures go.
+    pub outputs: Outputs,
+    /// Told about progress and about every picture queued and completed.
+    pub observer: &'a mut dyn Observer,
+}
+
 /// What the codec front end tells the engine about the stream.
 pub struct StreamSetup {
     /// The codec (its OUTPUT fourcc and name).
@@ -499,14 +509,14 @@ pub struct Engine<'a> {
 }
 
 impl<'a> Engine<'a> {
-    /// Opens the device of `opts` for a stream of `setup`: checks that it is a memory-to-memory
-    /// device that decodes the codec, and allocates the requests.
-    pub fn new(
-        opts: &'a Options,
-        setup: StreamSetup,
-        outputs: Outputs,
-        observer: &'a mut dyn Observer,
-    ) -> Result<Self> {
+    /// Opens the device of the run's options for a stream of `setup`: checks that it is a
+    /// memory-to-memory device that decodes the codec, and allocates the requests.
+    pub fn new(run: Run<'a>, setup: StreamSetup) -> Result<Self> {
+        let Run {
+            opts,
+            outputs,
+            observer,
+        } = run;
         if !(1..=MAX_IN_FLIGHT).contains(&opts.in_flight) {
             bail!("requests in flight must be 1 to {MAX_IN_FLIGHT}");
         }

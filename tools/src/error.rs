@@ -59,6 +59,76 @@ pub enum Error {
     },
 }
 
+/// An open device file (a video or media node, or a media request) and the name its errors
+/// carry.
+#[derive(Debug)]
+pub struct Node {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl Node {
+    /// Opens a device node read-write (and non-blocking with `nonblock`).
+    pub(crate) fn open(path: impl AsRef<std::path::Path>, nonblock: bool) -> Result<Node> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = path.as_ref().to_path_buf();
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(if nonblock { libc::O_NONBLOCK } else { 0 })
+            .open(&path)
+            .map_err(|source| Error::Open {
+                path: path.clone(),
+                source,
+            })?;
+        Ok(Node::new(file.into(), path))
+    }
+
+    /// `fd`, named `path` in errors.
+    pub(crate) fn new(fd: std::os::fd::OwnedFd, path: PathBuf) -> Node {
+        Node { fd, path }
+    }
+
+    /// The device node (or the name of the request).
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// The error of `ioctl` failing with an errno on this node.
+    pub(crate) fn err(&self, ioctl: &'static str) -> impl FnOnce(Errno) -> Error + '_ {
+        move |errno| Error::Ioctl {
+            ioctl,
+            path: self.path.clone(),
+            errno,
+        }
+    }
+}
+
+impl std::os::fd::AsFd for Node {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// `AsFd` and `path()` of a type that wraps a [`Node`] in its field `node`.
+macro_rules! wraps_node {
+    ($t:ty) => {
+        impl std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+                self.node.as_fd()
+            }
+        }
+
+        impl $t {
+            /// The device node (or the name of the request).
+            pub fn path(&self) -> &std::path::Path {
+                self.node.path()
+            }
+        }
+    };
+}
+pub(crate) use wraps_node;
+
 impl Error {
     /// The errno of a failed ioctl or poll, if that is what this error is.
     pub fn errno(&self) -> Option<Errno> {

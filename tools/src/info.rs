@@ -203,11 +203,11 @@ fn daemon_node(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use daedalus_tools::v4l2::SizeRange;
+    use daedalus_proto::formats;
 
     #[test]
     fn frame_size_text() {
-        let r = SizeRange {
+        let r = formats::FrameSizes {
             min_width: 16,
             max_width: 8192,
             step_width: 1,

@@ -2,14 +2,13 @@
 //! Safe wrappers around a media controller device (`/dev/mediaN`) and its requests
 //! (`MEDIA_IOC_REQUEST_ALLOC`, `MEDIA_REQUEST_IOC_QUEUE` / `_REINIT`, `poll(POLLPRI)`).
 
-use std::fs::OpenOptions;
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::raw::c_int;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::errno::Errno;
-use crate::error::{Error, Result};
+use crate::error::{wraps_node, Error, Node, Result};
 use crate::sys::*;
 
 /// The answer of `MEDIA_IOC_DEVICE_INFO`.
@@ -34,37 +33,17 @@ pub struct MediaDeviceInfo {
 /// An open media controller device node.
 #[derive(Debug)]
 pub struct MediaDevice {
-    fd: OwnedFd,
-    path: PathBuf,
+    node: Node,
 }
 
-impl AsFd for MediaDevice {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+wraps_node!(MediaDevice);
 
 impl MediaDevice {
     /// Opens a media device node (read-write).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|source| Error::Open {
-                path: path.clone(),
-                source,
-            })?;
         Ok(MediaDevice {
-            fd: file.into(),
-            path,
+            node: Node::open(path, false)?,
         })
-    }
-
-    /// The device node.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// `MEDIA_IOC_DEVICE_INFO`.
@@ -75,15 +54,15 @@ impl MediaDevice {
         unsafe { ioctl(self.as_fd(), MEDIA_IOC_DEVICE_INFO, &mut info) }.map_err(|errno| {
             Error::Ioctl {
                 ioctl: "MEDIA_IOC_DEVICE_INFO",
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 errno,
             }
         })?;
         Ok(MediaDeviceInfo {
-            driver: c_char_field(&info.driver),
-            model: c_char_field(&info.model),
-            serial: c_char_field(&info.serial),
-            bus_info: c_char_field(&info.bus_info),
+            driver: c_str_field(&info.driver),
+            model: c_str_field(&info.model),
+            serial: c_str_field(&info.serial),
+            bus_info: c_str_field(&info.bus_info),
             media_version: info.media_version,
             hw_revision: info.hw_revision,
             driver_version: info.driver_version,
@@ -97,21 +76,23 @@ impl MediaDevice {
         unsafe { ioctl(self.as_fd(), MEDIA_IOC_REQUEST_ALLOC, &mut fd) }.map_err(|errno| {
             Error::Ioctl {
                 ioctl: "MEDIA_IOC_REQUEST_ALLOC",
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 errno,
             }
         })?;
         if fd < 0 {
             return Err(Error::Unexpected {
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 what: format!("MEDIA_IOC_REQUEST_ALLOC succeeded with fd {fd}"),
             });
         }
-        let path = PathBuf::from(format!("{} request fd {fd}", self.path.display()));
+        let path = PathBuf::from(format!("{} request fd {fd}", self.path().display()));
         // SAFETY: on success the kernel installed a new request descriptor in `fd` that nothing
         // else owns (it was just created for this call), so it is ours to own and close.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(Request { fd, path })
+        Ok(Request {
+            node: Node::new(fd, path),
+        })
     }
 }
 
@@ -129,24 +110,15 @@ pub enum RequestWait {
 /// A media request, owned by its file descriptor (closing it releases the request).
 #[derive(Debug)]
 pub struct Request {
-    fd: OwnedFd,
-    /// Name used in error messages (`/dev/media0 request fd 5`).
-    path: PathBuf,
+    /// Named `/dev/media0 request fd 5` in errors.
+    node: Node,
 }
 
-impl AsFd for Request {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+wraps_node!(Request);
 
 impl Request {
     fn err(&self, ioctl: &'static str) -> impl FnOnce(Errno) -> Error + '_ {
-        move |errno| Error::Ioctl {
-            ioctl,
-            path: self.path.clone(),
-            errno,
-        }
+        self.node.err(ioctl)
     }
 
     /// `MEDIA_REQUEST_IOC_QUEUE`: validates the request and queues it to the driver.
@@ -168,7 +140,7 @@ impl Request {
     pub fn wait(&self, timeout: Duration) -> Result<RequestWait> {
         let revents =
             poll_one(self.as_fd(), PollFlags::POLLPRI, timeout).map_err(|errno| Error::Poll {
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 errno,
             })?;
         Ok(if revents.contains(PollFlags::POLLPRI) {

@@ -7,18 +7,17 @@
 //! stateless m2m decoder uses.
 
 use std::ffi::c_void;
-use std::fs::OpenOptions;
 use std::marker::PhantomData;
 use std::mem::size_of;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::raw::c_int;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::errno::Errno;
-use crate::error::{Error, Result};
+use crate::error::{wraps_node, Error, Node, Result};
 use crate::sys::{self, *};
+use daedalus_proto::formats;
 
 /// The answer of `VIDIOC_QUERYCAP`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,23 +58,6 @@ pub struct FormatDesc {
     pub flags: u32,
 }
 
-/// A `v4l2_frmsize_stepwise` range.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SizeRange {
-    /// Smallest width.
-    pub min_width: u32,
-    /// Largest width.
-    pub max_width: u32,
-    /// Width granularity.
-    pub step_width: u32,
-    /// Smallest height.
-    pub min_height: u32,
-    /// Largest height.
-    pub max_height: u32,
-    /// Height granularity.
-    pub step_height: u32,
-}
-
 /// The answer of `VIDIOC_ENUM_FRAMESIZES` for one format.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FrameSizes {
@@ -84,9 +66,9 @@ pub enum FrameSizes {
     /// A list of sizes.
     Discrete(Vec<(u32, u32)>),
     /// A range with steps.
-    Stepwise(SizeRange),
+    Stepwise(formats::FrameSizes),
     /// A range with steps of 1.
-    Continuous(SizeRange),
+    Continuous(formats::FrameSizes),
 }
 
 /// One control, as `VIDIOC_QUERY_EXT_CTRL` describes it.
@@ -319,15 +301,10 @@ impl<'a> CtrlPayload<'a> {
 /// An open V4L2 video device node.
 #[derive(Debug)]
 pub struct VideoDevice {
-    fd: OwnedFd,
-    path: PathBuf,
+    node: Node,
 }
 
-impl AsFd for VideoDevice {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
-    }
-}
+wraps_node!(VideoDevice);
 
 /// Upper bound on the menu indices probed with `VIDIOC_QUERYMENU` for one control.
 const MAX_MENU_ITEMS: i64 = 1024;
@@ -335,33 +312,13 @@ const MAX_MENU_ITEMS: i64 = 1024;
 impl VideoDevice {
     /// Opens a video device node (read-write, non-blocking).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
-        let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(|source| Error::Open {
-                path: path.clone(),
-                source,
-            })?;
         Ok(VideoDevice {
-            fd: file.into(),
-            path,
+            node: Node::open(path, true)?,
         })
     }
 
-    /// The device node.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn err(&self, ioctl: &'static str) -> impl FnOnce(Errno) -> Error + '_ {
-        move |errno| Error::Ioctl {
-            ioctl,
-            path: self.path.clone(),
-            errno,
-        }
+        self.node.err(ioctl)
     }
 
     /// `VIDIOC_QUERYCAP`.
@@ -435,7 +392,7 @@ impl VideoDevice {
                 V4L2_FRMSIZE_TYPE_STEPWISE | V4L2_FRMSIZE_TYPE_CONTINUOUS => {
                     // SAFETY: as above, the kernel filled the `stepwise` member for these types.
                     let s = unsafe { fse.__bindgen_anon_1.stepwise };
-                    let range = SizeRange {
+                    let range = formats::FrameSizes {
                         min_width: s.min_width,
                         max_width: s.max_width,
                         step_width: s.step_width,
@@ -451,7 +408,7 @@ impl VideoDevice {
                 }
                 other => {
                     return Err(Error::Unexpected {
-                        path: self.path.clone(),
+                        path: self.path().to_path_buf(),
                         what: format!("VIDIOC_ENUM_FRAMESIZES returned unknown type {other}"),
                     })
                 }
@@ -474,7 +431,7 @@ impl VideoDevice {
         Ok(ControlInfo {
             id: q.id,
             ctrl_type: q.type_,
-            name: c_char_field(&q.name),
+            name: c_str_field(&q.name),
             minimum: q.minimum,
             maximum: q.maximum,
             step: q.step,
@@ -497,7 +454,7 @@ impl VideoDevice {
                     // The IDs must increase; stop rather than loop on a broken driver.
                     if controls.last().is_some_and(|last| last.id >= info.id) {
                         return Err(Error::Unexpected {
-                            path: self.path.clone(),
+                            path: self.path().to_path_buf(),
                             what: format!(
                                 "VIDIOC_QUERY_EXT_CTRL enumeration went back to {:#x}",
                                 info.id
@@ -599,23 +556,7 @@ impl VideoDevice {
         width: u32,
         height: u32,
     ) -> Result<MplaneFormat> {
-        check_mplane(buf_type);
-        let mut fmt = v4l2_format {
-            type_: buf_type,
-            ..Default::default()
-        };
-        fmt.fmt.pix_mp = v4l2_pix_format_mplane {
-            width,
-            height,
-            pixelformat,
-            field: V4L2_FIELD_NONE,
-            num_planes: 1,
-            ..Default::default()
-        };
-        // SAFETY: VIDIOC_S_FMT is `_IOWR(v4l2_format)` and `fmt` is a valid, writable
-        // `v4l2_format`; for MPLANE types it holds no pointers.
-        unsafe { ioctl(self.as_fd(), VIDIOC_S_FMT, &mut fmt) }.map_err(self.err("VIDIOC_S_FMT"))?;
-        Ok(self.mplane_format(&fmt))
+        self.set_coded_format(buf_type, pixelformat, width, height, 0)
     }
 
     /// `VIDIOC_S_FMT` of a coded (OUTPUT) format: as [`Self::set_format`], also asking for
@@ -833,7 +774,7 @@ impl VideoDevice {
         let offset = unsafe { planes[0].m.mem_offset };
         if len == 0 {
             return Err(Error::Unexpected {
-                path: self.path.clone(),
+                path: self.path().to_path_buf(),
                 what: format!("buffer {index} has an empty plane 0"),
             });
         }
@@ -846,7 +787,7 @@ impl VideoDevice {
             memmap2::MmapOptions::new()
                 .offset(u64::from(offset))
                 .len(len)
-                .map_mut(self.fd.as_raw_fd())
+                .map_mut(self.as_fd().as_raw_fd())
         }
         .map_err(|e| self.err("mmap")(Errno::from_raw(e.raw_os_error().unwrap_or(0))))?;
         Ok(Mapping { map })
@@ -988,7 +929,7 @@ impl VideoDevice {
     /// `poll()` on the node; returns the `revents` (0 on time-out).
     pub fn poll(&self, events: PollFlags, timeout: Duration) -> Result<PollFlags> {
         poll_one(self.as_fd(), events, timeout).map_err(|errno| Error::Poll {
-            path: self.path.clone(),
+            path: self.path().to_path_buf(),
             errno,
         })
     }

@@ -8,4 +8,5 @@
 //!   feeds libdav1d when the client queued only tile-group payloads).
 
 pub mod controls;
+pub mod obu;
 pub mod rebuild;

@@ -77,16 +77,7 @@ fn bad(field: &'static str, why: &'static str) -> RebuildError {
     RebuildError::Invalid { field, why }
 }
 
-/// OBU types (5.3.1).
-pub const OBU_SEQUENCE_HEADER: u8 = 1;
-/// Temporal delimiter OBU.
-pub const OBU_TEMPORAL_DELIMITER: u8 = 2;
-/// Frame header OBU.
-pub const OBU_FRAME_HEADER: u8 = 3;
-/// Tile group OBU.
-pub const OBU_TILE_GROUP: u8 = 4;
-/// Frame OBU (frame header + tile group).
-pub const OBU_FRAME: u8 = 6;
+use super::obu::{OBU_FRAME_HEADER, OBU_SEQUENCE_HEADER, OBU_TILE_GROUP};
 
 const KEY_FRAME: u32 = 0;
 const INTER_FRAME: u32 = 1;
@@ -231,21 +222,8 @@ pub struct Controls<'a> {
 /// Appends one OBU (header with `obu_has_size_field = 1`, no extension) to `out`.
 pub fn put_obu(out: &mut Vec<u8>, obu_type: u8, payload: &[u8]) {
     out.push((obu_type & 0xf) << 3 | 0b10);
-    put_leb128(out, payload.len() as u64);
+    super::obu::write_leb128(out, payload.len() as u64);
     out.extend_from_slice(payload);
-}
-
-/// Appends `value` as `leb128()` (4.10.5).
-pub fn put_leb128(out: &mut Vec<u8>, mut value: u64) {
-    loop {
-        let byte = (value & 0x7f) as u8;
-        value >>= 7;
-        if value == 0 {
-            out.push(byte);
-            return;
-        }
-        out.push(byte | 0x80);
-    }
 }
 
 /// `trailing_bits()` (5.3.4): a one bit, then zeros up to the byte boundary.

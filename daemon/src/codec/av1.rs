@@ -34,6 +34,7 @@ use std::rc::Rc;
 use cros_codecs::codec::av1::parser::{
     FrameHeaderObu, FrameType, ObuAction, ParsedObu, Parser, SequenceHeaderObu,
 };
+use daedalus_codecs::av1::obu;
 use daedalus_codecs::av1::rebuild::{
     self, show_existing_frame_obu, Controls, Rebuilder, ShowExistingExtras,
 };
@@ -144,19 +145,6 @@ struct ObuScan {
     seq: Option<std::ops::Range<usize>>,
 }
 
-fn leb128(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut v = 0u64;
-    for i in 0..8 {
-        let b = *data.get(*pos)?;
-        *pos += 1;
-        v |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
 /// Walks the OBUs of `data`; `tiles` (if any) must lie inside tile group / frame OBU payloads.
 fn scan_obus(data: &[u8], tiles: &[v4l2_ctrl_av1_tile_group_entry]) -> ObuScan {
     let mut s = ObuScan {
@@ -164,58 +152,28 @@ fn scan_obus(data: &[u8], tiles: &[v4l2_ctrl_av1_tile_group_entry]) -> ObuScan {
         has_frame_header: false,
         seq: None,
     };
-    let mut tile_ranges: [(usize, usize); 64] = [(0, 0); 64];
-    let mut n_tile_ranges = 0;
-    let mut pos = 0;
-    while pos < data.len() {
-        let start = pos;
-        let h = data[pos];
-        pos += 1;
-        if h & 0x80 != 0 || h & 0x02 == 0 {
-            return s; // forbidden bit, or no size field
-        }
-        let ty = (h >> 3) & 0xf;
-        if h & 0x04 != 0 {
-            pos += 1;
-        }
-        let Some(size) = leb128(data, &mut pos) else {
-            return s;
-        };
-        let Some(end) = usize::try_from(size).ok().and_then(|n| pos.checked_add(n)) else {
-            return s;
-        };
-        if end > data.len() {
-            return s;
-        }
-        match ty {
-            1 => s.seq = Some(start..end),
-            3 | 7 => s.has_frame_header = true,
-            6 => {
+    let Ok(obus) = obu::split_section5(data) else {
+        return s;
+    };
+    let mut tile_ranges = Vec::with_capacity(obus.len());
+    for o in &obus {
+        match o.obu_type {
+            obu::OBU_SEQUENCE_HEADER => s.seq = Some(o.start..o.end),
+            obu::OBU_FRAME_HEADER | obu::OBU_REDUNDANT_FRAME_HEADER => s.has_frame_header = true,
+            obu::OBU_FRAME => {
                 s.has_frame_header = true;
-                if n_tile_ranges < tile_ranges.len() {
-                    tile_ranges[n_tile_ranges] = (pos, end);
-                    n_tile_ranges += 1;
-                }
+                tile_ranges.push(o.payload..o.end);
             }
-            4 if n_tile_ranges < tile_ranges.len() => {
-                tile_ranges[n_tile_ranges] = (pos, end);
-                n_tile_ranges += 1;
-            }
+            obu::OBU_TILE_GROUP => tile_ranges.push(o.payload..o.end),
             0 | 9..=14 => return s, // reserved types
             _ => {}
         }
-        pos = end;
     }
-    let inside = tiles.iter().all(|t| {
-        let (a, b) = (
-            t.tile_offset as usize,
-            t.tile_offset as usize + t.tile_size as usize,
-        );
-        tile_ranges[..n_tile_ranges]
-            .iter()
-            .any(|&(s, e)| a >= s && b <= e)
+    s.valid = tiles.iter().all(|t| {
+        let start = t.tile_offset as usize;
+        let end = start.saturating_add(t.tile_size as usize);
+        tile_ranges.iter().any(|r| start >= r.start && end <= r.end)
     });
-    s.valid = pos == data.len() && inside;
     s
 }
 

@@ -26,14 +26,12 @@
 //! * A stream the device does not decode (profile 1/2: 4:4:4, 4:2:2, 12-bit) makes the driver
 //!   refuse the SEQUENCE control: [`crate::engine::Refused`].
 
-pub mod obu;
-
 use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use daedalus_codecs::av1::controls;
+use daedalus_codecs::av1::{controls, obu};
 use daedalus_codecs::cros_codecs::codec::av1::parser::{
     FrameHeaderObu, FrameType, ObuAction, ParsedObu, Parser, SequenceHeaderObu,
 };
@@ -43,7 +41,7 @@ use log::{debug, warn};
 use crate::codec::Codec;
 use crate::decode::Input;
 use crate::demux::Probe;
-use crate::engine::{Engine, Observer, Options, Outputs, Refused, StreamSetup, Summary};
+use crate::engine::{Engine, Refused, Run, StreamSetup, Summary};
 use crate::ffmpeg_timing::FrameMd5Params;
 use crate::slots::{FrameJob, SlotDecoder};
 use crate::sys::*;
@@ -170,12 +168,8 @@ struct Av1Client<'a> {
 }
 
 /// Runs a decode of the AV1 `input`.
-pub(crate) fn run(
-    input: &Input,
-    opts: &Options,
-    outputs: Outputs,
-    observer: &mut dyn Observer,
-) -> Result<Summary> {
+pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
+    let opts = run.opts;
     let stream = read_input(input)?;
     let max_unit = stream.units.iter().map(|(_, u)| u.len()).max().unwrap_or(0);
     let setup = StreamSetup {
@@ -189,7 +183,7 @@ pub(crate) fn run(
             stream.units.len()
         ),
     };
-    let dec = SlotDecoder::new(Engine::new(opts, setup, outputs, observer)?);
+    let dec = SlotDecoder::new(Engine::new(run, setup)?);
     let mut client = Av1Client {
         dec,
         opts: opts.av1,

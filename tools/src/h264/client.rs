@@ -32,9 +32,7 @@ use super::v4l2::{
 use crate::codec::Codec;
 use crate::decode::Input;
 use crate::demux::Probe;
-use crate::engine::{
-    Config, Crop, Engine, Observer, Options, Outputs, References, Refused, StreamSetup, Summary,
-};
+use crate::engine::{Config, Crop, Engine, References, Refused, Run, StreamSetup, Summary};
 use crate::ffmpeg_timing::FrameMd5Params;
 use crate::sys::*;
 use crate::v4l2::CtrlPayload;
@@ -77,12 +75,8 @@ pub struct H264Options {
 /// each picture's requests are queued and completed (what `daedalus bench` times): a picture's
 /// `queued` is just before its first request is queued, `completed` when the request of its
 /// last slice completed.
-pub(crate) fn run(
-    input: &Input,
-    opts: &Options,
-    outputs: Outputs,
-    observer: &mut dyn Observer,
-) -> Result<Summary> {
+pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
+    let opts = run.opts;
     let h264 = opts.h264;
     if h264.mode == DecodeMode::Frame && h264.start_code == StartCode::None {
         bail!("--start-code none needs --h264-mode slice (a frame-based buffer of several slices needs start codes to separate them)");
@@ -105,7 +99,7 @@ pub(crate) fn run(
         description: format!("{}, {} NAL units", src.container, src.nals.len()),
     };
     let mut client = Client {
-        engine: Engine::new(opts, setup, outputs, observer)?,
+        engine: Engine::new(run, setup)?,
         h264,
         src: &src,
         dpb: Dpb::new(),

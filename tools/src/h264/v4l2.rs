@@ -208,41 +208,38 @@ pub fn slice_params(
             })
             .collect()
     };
-    p.num_ref_idx_l0_active_minus1 = h.num_ref_idx_l0_active_minus1;
-    let n0 = usize::from(h.num_ref_idx_l0_active_minus1) + 1;
-    let m0 = if h.ref_pic_list_modification_flag_l0 {
-        mods(&h.ref_pic_list_modification_l0)
-    } else {
-        Vec::new()
-    };
-    for (dst, e) in p
-        .ref_pic_list0
-        .iter_mut()
-        .zip(dpb.modify_list(cur, &l0, n0.min(32), &m0).iter())
-    {
-        *dst = v4l2_h264_reference {
-            fields: V4L2_H264_FRAME_REF as u8,
-            index: index_of(e),
-        };
-    }
-    if b {
-        p.num_ref_idx_l1_active_minus1 = h.num_ref_idx_l1_active_minus1;
-        let n1 = usize::from(h.num_ref_idx_l1_active_minus1) + 1;
-        let m1 = if h.ref_pic_list_modification_flag_l1 {
-            mods(&h.ref_pic_list_modification_l1)
-        } else {
-            Vec::new()
-        };
-        for (dst, e) in p
-            .ref_pic_list1
+    // RefPicList0 / RefPicList1: the initial list with the slice's modifications (8.2.4.3),
+    // `num_ref_idx_active` entries, as indices into DECODE_PARAMS' dpb[].
+    let fill = |dst: &mut [v4l2_h264_reference; 32], initial, active_minus1: u8, modified, list| {
+        let m = if modified { mods(list) } else { Vec::new() };
+        let n = (usize::from(active_minus1) + 1).min(32);
+        for (dst, e) in dst
             .iter_mut()
-            .zip(dpb.modify_list(cur, &l1, n1.min(32), &m1).iter())
+            .zip(dpb.modify_list(cur, initial, n, &m).iter())
         {
             *dst = v4l2_h264_reference {
                 fields: V4L2_H264_FRAME_REF as u8,
                 index: index_of(e),
             };
         }
+    };
+    p.num_ref_idx_l0_active_minus1 = h.num_ref_idx_l0_active_minus1;
+    fill(
+        &mut p.ref_pic_list0,
+        &l0,
+        h.num_ref_idx_l0_active_minus1,
+        h.ref_pic_list_modification_flag_l0,
+        &h.ref_pic_list_modification_l0,
+    );
+    if b {
+        p.num_ref_idx_l1_active_minus1 = h.num_ref_idx_l1_active_minus1;
+        fill(
+            &mut p.ref_pic_list1,
+            &l1,
+            h.num_ref_idx_l1_active_minus1,
+            h.ref_pic_list_modification_flag_l1,
+            &h.ref_pic_list_modification_l1,
+        );
     }
     p
 }

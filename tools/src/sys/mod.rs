@@ -6,9 +6,9 @@
 //! `codecs/uapi/linux/` (bindgen runs in `codecs/build.rs`). What bindgen cannot produce is
 //! computed here:
 //!
-//! * ioctl numbers (`_IOWR()` and friends are function-like macros), with [`ioc`] and the size
-//!   of the Rust struct; the tests compare each of them with the value the C compiler computes
-//!   from the same headers (`DAEDALUS_C_*` in `codecs/src/uapi_wrapper.h`);
+//! * ioctl numbers (`_IOWR()` and friends are function-like macros), with nix's `request_code_*`
+//!   and the size of the Rust struct; the tests compare each of them with the value the C
+//!   compiler computes from the same headers (`DAEDALUS_C_*` in `codecs/src/uapi_wrapper.h`);
 //! * pixel format fourccs (`v4l2_fourcc()` is a function-like macro): re-exported from the
 //!   shared format table (`daedalus_proto::formats`).
 
@@ -44,136 +44,75 @@ pub const V4L2_PIX_FMT_NV12: u32 = formats::PIX_FMT_NV12;
 /// shared format table).
 pub const V4L2_PIX_FMT_P010: u32 = formats::PIX_FMT_P010;
 
-/// `_IOC_*` layout of the ioctl number (`asm-generic/ioctl.h`, and the architectures that
-/// override it).
-mod ioc_layout {
-    #[cfg(any(
-        target_arch = "powerpc",
-        target_arch = "powerpc64",
-        target_arch = "mips",
-        target_arch = "mips32r6",
-        target_arch = "mips64",
-        target_arch = "mips64r6",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    ))]
-    mod arch {
-        pub const NONE: u32 = 1;
-        pub const READ: u32 = 2;
-        pub const WRITE: u32 = 4;
-        pub const SIZEBITS: u32 = 13;
-    }
-    #[cfg(not(any(
-        target_arch = "powerpc",
-        target_arch = "powerpc64",
-        target_arch = "mips",
-        target_arch = "mips32r6",
-        target_arch = "mips64",
-        target_arch = "mips64r6",
-        target_arch = "sparc",
-        target_arch = "sparc64"
-    )))]
-    mod arch {
-        pub const NONE: u32 = 0;
-        pub const READ: u32 = 2;
-        pub const WRITE: u32 = 1;
-        pub const SIZEBITS: u32 = 14;
-    }
-    pub use arch::*;
-    pub const NRSHIFT: u32 = 0;
-    pub const TYPESHIFT: u32 = 8;
-    pub const SIZESHIFT: u32 = 16;
-    pub const DIRSHIFT: u32 = SIZESHIFT + SIZEBITS;
-}
-
-/// Direction bits of an ioctl number, `_IOC_NONE`.
-pub const IOC_NONE: u32 = ioc_layout::NONE;
-/// `_IOC_READ`: the kernel writes the argument back to userspace.
-pub const IOC_READ: u32 = ioc_layout::READ;
-/// `_IOC_WRITE`: the kernel reads the argument from userspace.
-pub const IOC_WRITE: u32 = ioc_layout::WRITE;
-
-/// `_IOC(dir, type, nr, size)`. Fails to compile (const panic) if `size` does not fit.
-pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> c_ulong {
-    assert!(
-        size < (1 << ioc_layout::SIZEBITS),
-        "ioctl argument too large for _IOC_SIZE"
-    );
-    ((dir << ioc_layout::DIRSHIFT)
-        | ((ty as u32) << ioc_layout::TYPESHIFT)
-        | ((nr as u32) << ioc_layout::NRSHIFT)
-        | ((size as u32) << ioc_layout::SIZESHIFT)) as c_ulong
-}
-
-/// `_IO(type, nr)`.
-pub const fn io(ty: u8, nr: u8) -> c_ulong {
-    ioc(IOC_NONE, ty, nr, 0)
-}
-
-/// `_IOR(type, nr, T)`.
-pub const fn ior<T>(ty: u8, nr: u8) -> c_ulong {
-    ioc(IOC_READ, ty, nr, size_of::<T>())
-}
-
-/// `_IOW(type, nr, T)`.
-pub const fn iow<T>(ty: u8, nr: u8) -> c_ulong {
-    ioc(IOC_WRITE, ty, nr, size_of::<T>())
-}
-
-/// `_IOWR(type, nr, T)`.
-pub const fn iowr<T>(ty: u8, nr: u8) -> c_ulong {
-    ioc(IOC_READ | IOC_WRITE, ty, nr, size_of::<T>())
+/// `_IOWR(type, nr, T)` and friends, through nix (which knows each architecture's `_IOC`
+/// layout), as the `c_ulong` the C macros give.
+macro_rules! ioc {
+    (none, $ty:expr, $nr:expr) => {
+        nix::request_code_none!($ty, $nr) as c_ulong
+    };
+    ($dir:ident, $ty:expr, $nr:expr, $arg:ty) => {
+        ioc!(@$dir, $ty, $nr, size_of::<$arg>())
+    };
+    (@r, $ty:expr, $nr:expr, $size:expr) => {
+        nix::request_code_read!($ty, $nr, $size) as c_ulong
+    };
+    (@w, $ty:expr, $nr:expr, $size:expr) => {
+        nix::request_code_write!($ty, $nr, $size) as c_ulong
+    };
+    (@rw, $ty:expr, $nr:expr, $size:expr) => {
+        nix::request_code_readwrite!($ty, $nr, $size) as c_ulong
+    };
 }
 
 /// `VIDIOC_QUERYCAP`.
-pub const VIDIOC_QUERYCAP: c_ulong = ior::<v4l2_capability>(b'V', 0);
+pub const VIDIOC_QUERYCAP: c_ulong = ioc!(r, b'V', 0, v4l2_capability);
 /// `VIDIOC_ENUM_FMT`.
-pub const VIDIOC_ENUM_FMT: c_ulong = iowr::<v4l2_fmtdesc>(b'V', 2);
+pub const VIDIOC_ENUM_FMT: c_ulong = ioc!(rw, b'V', 2, v4l2_fmtdesc);
 /// `VIDIOC_G_FMT`.
-pub const VIDIOC_G_FMT: c_ulong = iowr::<v4l2_format>(b'V', 4);
+pub const VIDIOC_G_FMT: c_ulong = ioc!(rw, b'V', 4, v4l2_format);
 /// `VIDIOC_S_FMT`.
-pub const VIDIOC_S_FMT: c_ulong = iowr::<v4l2_format>(b'V', 5);
+pub const VIDIOC_S_FMT: c_ulong = ioc!(rw, b'V', 5, v4l2_format);
 /// `VIDIOC_REQBUFS`.
-pub const VIDIOC_REQBUFS: c_ulong = iowr::<v4l2_requestbuffers>(b'V', 8);
+pub const VIDIOC_REQBUFS: c_ulong = ioc!(rw, b'V', 8, v4l2_requestbuffers);
 /// `VIDIOC_QUERYBUF`.
-pub const VIDIOC_QUERYBUF: c_ulong = iowr::<v4l2_buffer>(b'V', 9);
+pub const VIDIOC_QUERYBUF: c_ulong = ioc!(rw, b'V', 9, v4l2_buffer);
 /// `VIDIOC_QBUF`.
-pub const VIDIOC_QBUF: c_ulong = iowr::<v4l2_buffer>(b'V', 15);
+pub const VIDIOC_QBUF: c_ulong = ioc!(rw, b'V', 15, v4l2_buffer);
 /// `VIDIOC_DQBUF`.
-pub const VIDIOC_DQBUF: c_ulong = iowr::<v4l2_buffer>(b'V', 17);
+pub const VIDIOC_DQBUF: c_ulong = ioc!(rw, b'V', 17, v4l2_buffer);
 /// `VIDIOC_STREAMON`.
-pub const VIDIOC_STREAMON: c_ulong = iow::<c_int>(b'V', 18);
+pub const VIDIOC_STREAMON: c_ulong = ioc!(w, b'V', 18, c_int);
 /// `VIDIOC_STREAMOFF`.
-pub const VIDIOC_STREAMOFF: c_ulong = iow::<c_int>(b'V', 19);
+pub const VIDIOC_STREAMOFF: c_ulong = ioc!(w, b'V', 19, c_int);
 /// `VIDIOC_QUERYMENU`.
-pub const VIDIOC_QUERYMENU: c_ulong = iowr::<v4l2_querymenu>(b'V', 37);
+pub const VIDIOC_QUERYMENU: c_ulong = ioc!(rw, b'V', 37, v4l2_querymenu);
 /// `VIDIOC_TRY_FMT`.
-pub const VIDIOC_TRY_FMT: c_ulong = iowr::<v4l2_format>(b'V', 64);
+pub const VIDIOC_TRY_FMT: c_ulong = ioc!(rw, b'V', 64, v4l2_format);
 /// `VIDIOC_G_EXT_CTRLS`.
-pub const VIDIOC_G_EXT_CTRLS: c_ulong = iowr::<v4l2_ext_controls>(b'V', 71);
+pub const VIDIOC_G_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 71, v4l2_ext_controls);
 /// `VIDIOC_S_EXT_CTRLS`.
-pub const VIDIOC_S_EXT_CTRLS: c_ulong = iowr::<v4l2_ext_controls>(b'V', 72);
+pub const VIDIOC_S_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 72, v4l2_ext_controls);
 /// `VIDIOC_TRY_EXT_CTRLS`.
-pub const VIDIOC_TRY_EXT_CTRLS: c_ulong = iowr::<v4l2_ext_controls>(b'V', 73);
+pub const VIDIOC_TRY_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 73, v4l2_ext_controls);
 /// `VIDIOC_ENUM_FRAMESIZES`.
-pub const VIDIOC_ENUM_FRAMESIZES: c_ulong = iowr::<v4l2_frmsizeenum>(b'V', 74);
+pub const VIDIOC_ENUM_FRAMESIZES: c_ulong = ioc!(rw, b'V', 74, v4l2_frmsizeenum);
 /// `VIDIOC_QUERY_EXT_CTRL`.
-pub const VIDIOC_QUERY_EXT_CTRL: c_ulong = iowr::<v4l2_query_ext_ctrl>(b'V', 103);
+pub const VIDIOC_QUERY_EXT_CTRL: c_ulong = ioc!(rw, b'V', 103, v4l2_query_ext_ctrl);
 /// `MEDIA_IOC_DEVICE_INFO`.
-pub const MEDIA_IOC_DEVICE_INFO: c_ulong = iowr::<media_device_info>(b'|', 0x00);
+pub const MEDIA_IOC_DEVICE_INFO: c_ulong = ioc!(rw, b'|', 0x00, media_device_info);
 /// `MEDIA_IOC_REQUEST_ALLOC`.
-pub const MEDIA_IOC_REQUEST_ALLOC: c_ulong = ior::<c_int>(b'|', 0x05);
+pub const MEDIA_IOC_REQUEST_ALLOC: c_ulong = ioc!(r, b'|', 0x05, c_int);
 /// `MEDIA_REQUEST_IOC_QUEUE` (on a request fd).
-pub const MEDIA_REQUEST_IOC_QUEUE: c_ulong = io(b'|', 0x80);
+pub const MEDIA_REQUEST_IOC_QUEUE: c_ulong = ioc!(none, b'|', 0x80);
 /// `MEDIA_REQUEST_IOC_REINIT` (on a request fd).
-pub const MEDIA_REQUEST_IOC_REINIT: c_ulong = io(b'|', 0x81);
+pub const MEDIA_REQUEST_IOC_REINIT: c_ulong = ioc!(none, b'|', 0x81);
 
 /// Issues `request` on `fd` with the argument `arg`, retrying on `EINTR`.
 ///
 /// # Safety
 ///
 /// `arg` must be valid for reads and writes of `_IOC_SIZE(request)` bytes (for the numbers built
-/// with [`ior`], [`iow`] and [`iowr`] from `T`: `size_of::<T>()`, so a `&mut T` qualifies), and
+/// here from `T`: `size_of::<T>()`, so a `&mut T` qualifies), and
 /// every pointer stored inside `*arg` that the kernel follows for this request (plane arrays,
 /// control arrays, control payloads) must be valid for the accesses the kernel makes through
 /// it, as described by the uAPI documentation of the request.
@@ -210,14 +149,10 @@ fn last_errno(request: c_ulong) -> Errno {
 
 /// Issues an argument-less (`_IO`) ioctl, retrying on `EINTR`.
 ///
-/// Safe because the numbers built by [`io`] carry no argument, so the kernel touches no user
-/// memory for them; a number with a payload must go through [`ioctl`].
+/// Safe because `_IO()` numbers carry no argument, so the kernel touches no user memory for
+/// them; callers pass only those (`MEDIA_REQUEST_IOC_*`), a number with a payload must go
+/// through [`ioctl`].
 pub fn ioctl_none(fd: BorrowedFd<'_>, request: c_ulong) -> Result<c_int, Errno> {
-    debug_assert_eq!(
-        (request >> ioc_layout::SIZESHIFT) & ((1 << ioc_layout::SIZEBITS) - 1),
-        0,
-        "ioctl_none with a sized request"
-    );
     loop {
         // SAFETY: `fd` is open for the lifetime of the borrow and `request` is an `_IO()`
         // number (checked above in debug builds): the kernel reads no argument, so passing
@@ -286,22 +221,13 @@ control_payloads! {
     v4l2_ctrl_av1_tile_group_entry => V4L2_CTRL_TYPE_AV1_TILE_GROUP_ENTRY,
 }
 
-/// Converts a fixed-size, NUL-padded C string field into a `String` (lossy UTF-8).
-pub fn c_str_field<T: Copy + Into<u8>>(field: &[T]) -> String {
+/// Converts a fixed-size, NUL-padded C string field (`__u8` or `char`, which is `i8` on some
+/// targets) into a `String` (lossy UTF-8).
+pub fn c_str_field<T: Copy + Into<i16>>(field: &[T]) -> String {
+    // Through i16, `as u8` keeps the C `char` bits of either signedness.
     let bytes: Vec<u8> = field
         .iter()
-        .map(|&c| c.into())
-        .take_while(|&b| b != 0)
-        .collect();
-    String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// Converts a `c_char` field (which is `i8` on some targets) into a `String`.
-pub fn c_char_field(field: &[std::os::raw::c_char]) -> String {
-    // `as u8` reinterprets the C `char` bits, as C does.
-    let bytes: Vec<u8> = field
-        .iter()
-        .map(|&c| c as u8)
+        .map(|&c| c.into() as u8)
         .take_while(|&b| b != 0)
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()

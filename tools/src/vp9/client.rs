@@ -25,18 +25,14 @@ use super::v4l2::{frame_control, validate_compressed_hdr, validate_frame, RefTim
 use crate::codec::Codec;
 use crate::decode::{open_container, Input};
 use crate::demux::Probe;
-use crate::engine::{Engine, Observer, Options, Outputs, StreamSetup, Summary};
+use crate::engine::{Engine, Run, StreamSetup, Summary};
 use crate::slots::{FrameJob, SlotDecoder};
 use crate::sys::*;
 use crate::v4l2::CtrlPayload;
 
 /// Runs a decode of the VP9 `input`.
-pub(crate) fn run(
-    input: &Input,
-    opts: &Options,
-    outputs: Outputs,
-    observer: &mut dyn Observer,
-) -> Result<Summary> {
+pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
+    let opts = run.opts;
     // The first pass: what the container says, and its largest packet.
     let Some(mut demuxer) = open_container(input, Codec::Vp9, Probe::StreamInfo)? else {
         bail!("a VP9 stream must be in a container (IVF, WebM, MP4...)");
@@ -53,7 +49,7 @@ pub(crate) fn run(
         framemd5: track.framemd5,
         description: format!("{}x{} {}", track.width, track.height, track.container),
     };
-    let mut dec = SlotDecoder::new(Engine::new(opts, setup, outputs, observer)?);
+    let mut dec = SlotDecoder::new(Engine::new(run, setup)?);
     let demuxer = open_container(input, Codec::Vp9, Probe::Headers)?
         .context("the input is no longer a VP9 container")?;
     let mut stream = Vp9Stream::new(demuxer);

@@ -2,7 +2,8 @@
 //! AV1 byte streams: OBUs in the low-overhead format (Section 5, every OBU with its size) and
 //! in the length-delimited format of Annex B (`temporal_unit_size`, `frame_unit_size`,
 //! `obu_length`), split into temporal units, each rewritten in the Section 5 format (what
-//! IVF / WebM / MP4 carry and what the parser and the device take).
+//! IVF / WebM / MP4 carry and what the parser and the device take). One definition of AV1's
+//! byte-level framing for the tools (reading streams) and the daemon (checking jobs' OBUs).
 
 /// Why a byte stream cannot be split.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub fn read_leb128(data: &[u8], pos: &mut usize) -> Result<u64, ObuError> {
     Err(ObuError::Leb128(start))
 }
 
-/// Appends `value` as leb128.
+/// Appends `value` as `leb128()` (4.10.5).
 pub fn write_leb128(out: &mut Vec<u8>, mut value: u64) {
     loop {
         let b = (value & 0x7f) as u8;
@@ -80,8 +81,18 @@ pub struct ObuRef {
     pub end: usize,
 }
 
-/// `OBU_TEMPORAL_DELIMITER`.
+/// OBU types (5.3.1): sequence header.
+pub const OBU_SEQUENCE_HEADER: u8 = 1;
+/// Temporal delimiter OBU.
 pub const OBU_TEMPORAL_DELIMITER: u8 = 2;
+/// Frame header OBU.
+pub const OBU_FRAME_HEADER: u8 = 3;
+/// Tile group OBU.
+pub const OBU_TILE_GROUP: u8 = 4;
+/// Frame OBU (frame header + tile group).
+pub const OBU_FRAME: u8 = 6;
+/// Redundant frame header OBU.
+pub const OBU_REDUNDANT_FRAME_HEADER: u8 = 7;
 
 /// The OBUs of a Section 5 buffer.
 pub fn split_section5(data: &[u8]) -> Result<Vec<ObuRef>, ObuError> {
@@ -233,11 +244,11 @@ pub enum ObuFormat {
 fn plausible_section5(data: &[u8]) -> bool {
     match split_section5(data) {
         Ok(obus) => {
-            obus.first()
-                .is_some_and(|o| o.obu_type == OBU_TEMPORAL_DELIMITER || o.obu_type == 1)
-                && obus
-                    .iter()
-                    .all(|o| matches!(o.obu_type, 1..=8 | 15) && data[o.start] & 1 == 0)
+            obus.first().is_some_and(|o| {
+                o.obu_type == OBU_TEMPORAL_DELIMITER || o.obu_type == OBU_SEQUENCE_HEADER
+            }) && obus
+                .iter()
+                .all(|o| matches!(o.obu_type, 1..=8 | 15) && data[o.start] & 1 == 0)
         }
         Err(_) => false,
     }
@@ -377,8 +388,7 @@ mod tests {
 
     #[test]
     fn real_annexb_and_section5_files_are_told_apart() {
-        let Some(dir) =
-            daedalus_codecs::vectors::shared_subdir_or_skip("av1/dav1d-test-data/8-bit/features")
+        let Some(dir) = crate::vectors::shared_subdir_or_skip("av1/dav1d-test-data/8-bit/features")
         else {
             return;
         };
