@@ -16,9 +16,7 @@
 # Prints the counts per mode: byte-exact / refused as expected / failing / out of scope.
 set -uo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=$repo/target/release/daedalus
-source "$repo/tests/vm/lib/vectors"
-vectors=$DAEDALUS_VECTORS
+source "$repo/tests/vm/lib/cli-test"
 modes=${AV1_MODES:-tiles obu}
 # By default a quick set of small streams covering the features (8/10-bit, film grain, forward
 # key frames, global motion, odd width, size changes, intra block copy, all-intra, and 12-bit /
@@ -36,7 +34,6 @@ per_stream_timeout=${AV1_TIMEOUT:-120}
 # whole streams.
 max_frames=${AV1_MAX_FRAMES:-60}
 [[ -n ${AV1_ALL:-} ]] && max_frames=${AV1_MAX_FRAMES:-100000}
-[[ -x $bin ]] || { echo "av1-decode: $bin not found"; exit 1; }
 if [[ ! -d $vectors/av1 ]]; then
   echo "av1-decode: $VECTORS_SKIPPED"
   exit 0

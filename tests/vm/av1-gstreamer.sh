@@ -23,8 +23,7 @@
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$repo/tests/vm/lib/vectors"
-export DAEDALUS_VECTORS
-[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "av1-gstreamer: $VECTORS_SKIPPED"; exit 0; }
+require_vectors av1-gstreamer
 
 # av1_ref_kind FILE DEPTH CHROMA FEATURES REFS: how to check FILE (see lib/gst-conformance).
 av1_ref_kind() {

@@ -12,8 +12,7 @@
 #      pipe ends quietly.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=$repo/target/release/daedalus
-[[ -x $bin ]] || { echo "cli: $bin not found"; exit 1; }
+source "$repo/tests/vm/lib/cli-test"
 clip=$repo/tools/tests/data/vp9-8bit-35x19-arf.ivf
 work=$(mktemp -d)
 failures=0

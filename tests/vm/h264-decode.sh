@@ -20,10 +20,7 @@
 # Prints the counts; exits non-zero on any failure.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=$repo/target/release/daedalus
-source "$repo/tests/vm/lib/vectors"
-vectors=$DAEDALUS_VECTORS
-[[ -x $bin ]] || { echo "h264-decode: $bin not found"; exit 1; }
+source "$repo/tests/vm/lib/cli-test"
 if [[ ! -d $vectors/h264 ]]; then
   echo "h264-decode: H.264 vectors $VECTORS_SKIPPED"
   exit 0

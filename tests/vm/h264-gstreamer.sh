@@ -18,8 +18,7 @@
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$repo/tests/vm/lib/vectors"
-export DAEDALUS_VECTORS
-[[ -f $DAEDALUS_VECTORS/MANIFEST.tsv ]] || { echo "h264-gstreamer: $VECTORS_SKIPPED"; exit 0; }
+require_vectors h264-gstreamer
 
 # h264_ref_kind FILE DEPTH CHROMA FEATURES REFS: how to check FILE (see lib/gst-conformance).
 h264_ref_kind() {

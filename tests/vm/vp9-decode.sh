@@ -14,10 +14,7 @@
 #   4. corrupted and truncated streams: error buffers, no hang, the daemon keeps serving.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin=$repo/target/release/daedalus
-source "$repo/tests/vm/lib/vectors"
-vectors=$DAEDALUS_VECTORS
-[[ -x $bin ]] || { echo "vp9-decode: $bin not found"; exit 1; }
+source "$repo/tests/vm/lib/cli-test"
 failures=0 exact=0 total=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 daemon=$("$repo/tests/vm/lib/start-daemon")

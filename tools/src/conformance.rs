@@ -501,59 +501,58 @@ impl<'a> Session<'a> {
     fn check_c(&mut self, rec: &mut Recorder<'_>) -> Result<()> {
         let (mandatory, _) = self.codec.ctrl_names();
         let what = format!("request with {mandatory} and no buffer: MEDIA_REQUEST_IOC_QUEUE");
-        if let Err(e) = self.set_in_request(true) {
-            rec.precondition(
-                self.codec,
-                "c",
-                format!("{what} (S_EXT_CTRLS {mandatory})"),
-                &e,
-            );
-            return self.clean(false);
-        }
-        let res = self.request.queue();
-        rec.expect(self.codec, "c", what, Expect::Errno(&[Errno::ENOENT]), &res);
-        self.clean(res.is_ok())
+        self.queue_incomplete(rec, "c", what, Some(true), false)
     }
 
     fn check_d(&mut self, rec: &mut Recorder<'_>) -> Result<()> {
         let what = "request with a buffer and no control: MEDIA_REQUEST_IOC_QUEUE".to_owned();
-        if let Err(e) = self.dev.queue_buffer(&self.output_buf(0, 0, true)) {
-            rec.precondition(
-                self.codec,
-                "d",
-                format!("{what} (QBUF OUTPUT into the request)"),
-                &e,
-            );
-            return self.clean(false);
-        }
-        let res = self.request.queue();
-        rec.expect(self.codec, "d", what, Expect::Errno(&[Errno::ENOENT]), &res);
-        self.clean(res.is_ok())
+        self.queue_incomplete(rec, "d", what, None, true)
     }
 
     fn check_e(&mut self, rec: &mut Recorder<'_>) -> Result<()> {
         let (_, optional) = self.codec.ctrl_names();
         let what = format!("request with a buffer and only {optional}: MEDIA_REQUEST_IOC_QUEUE");
-        if let Err(e) = self.set_in_request(false) {
-            rec.precondition(
-                self.codec,
-                "e",
-                format!("{what} (S_EXT_CTRLS {optional})"),
-                &e,
-            );
-            return self.clean(false);
+        self.queue_incomplete(rec, "e", what, Some(false), true)
+    }
+
+    /// Checks c, d and e: a request missing its buffer or its codec's mandatory control (`ctrl`:
+    /// the mandatory control, the optional one, or none; `buffer`: an OUTPUT buffer) must be
+    /// refused with ENOENT when queued.
+    fn queue_incomplete(
+        &mut self,
+        rec: &mut Recorder<'_>,
+        check: &str,
+        what: String,
+        ctrl: Option<bool>,
+        buffer: bool,
+    ) -> Result<()> {
+        let (mandatory, optional) = self.codec.ctrl_names();
+        let setup = match ctrl {
+            Some(m) => self.set_in_request(m).map_err(|e| {
+                (
+                    format!("S_EXT_CTRLS {}", if m { mandatory } else { optional }),
+                    e,
+                )
+            }),
+            None => Ok(()),
         }
-        if let Err(e) = self.dev.queue_buffer(&self.output_buf(0, 0, true)) {
-            rec.precondition(
-                self.codec,
-                "e",
-                format!("{what} (QBUF OUTPUT into the request)"),
-                &e,
-            );
+        .and_then(|()| match buffer {
+            true => (self.dev.queue_buffer(&self.output_buf(0, 0, true)))
+                .map_err(|e| ("QBUF OUTPUT into the request".to_owned(), e)),
+            false => Ok(()),
+        });
+        if let Err((step, e)) = setup {
+            rec.precondition(self.codec, check, format!("{what} ({step})"), &e);
             return self.clean(false);
         }
         let res = self.request.queue();
-        rec.expect(self.codec, "e", what, Expect::Errno(&[Errno::ENOENT]), &res);
+        rec.expect(
+            self.codec,
+            check,
+            what,
+            Expect::Errno(&[Errno::ENOENT]),
+            &res,
+        );
         self.clean(res.is_ok())
     }
 

@@ -51,13 +51,8 @@ impl MediaDevice {
         let mut info = media_device_info::default();
         // SAFETY: MEDIA_IOC_DEVICE_INFO is `_IOWR(media_device_info)` and `info` is a valid,
         // writable `media_device_info` without pointers.
-        unsafe { ioctl(self.as_fd(), MEDIA_IOC_DEVICE_INFO, &mut info) }.map_err(|errno| {
-            Error::Ioctl {
-                ioctl: "MEDIA_IOC_DEVICE_INFO",
-                path: self.path().to_path_buf(),
-                errno,
-            }
-        })?;
+        unsafe { ioctl(self.as_fd(), MEDIA_IOC_DEVICE_INFO, &mut info) }
+            .map_err(self.node.err("MEDIA_IOC_DEVICE_INFO"))?;
         Ok(MediaDeviceInfo {
             driver: c_str_field(&info.driver),
             model: c_str_field(&info.model),
@@ -73,13 +68,8 @@ impl MediaDevice {
     pub fn alloc_request(&self) -> Result<Request> {
         let mut fd: c_int = -1;
         // SAFETY: MEDIA_IOC_REQUEST_ALLOC is `_IOR(int)` and `fd` is a valid, writable `int`.
-        unsafe { ioctl(self.as_fd(), MEDIA_IOC_REQUEST_ALLOC, &mut fd) }.map_err(|errno| {
-            Error::Ioctl {
-                ioctl: "MEDIA_IOC_REQUEST_ALLOC",
-                path: self.path().to_path_buf(),
-                errno,
-            }
-        })?;
+        unsafe { ioctl(self.as_fd(), MEDIA_IOC_REQUEST_ALLOC, &mut fd) }
+            .map_err(self.node.err("MEDIA_IOC_REQUEST_ALLOC"))?;
         if fd < 0 {
             return Err(Error::Unexpected {
                 path: self.path().to_path_buf(),
