@@ -8,7 +8,7 @@
 //! * `daedalus decode` decodes a VP9, H.264 or AV1 file through the device (a real stateless
 //!   client) and writes the pictures or their MD5s; it exits with 0 only if every frame
 //!   decoded (3 if the device refuses the stream);
-//! * `daedalus bench` times a VP9 / AV1 IVF or H.264 Annex-B file through the device and
+//! * `daedalus bench` times a VP9, AV1 or H.264 stream through the device and
 //!   through plain FFmpeg with the same thread count, and prints both rates, their ratio and the
 //!   device's per-frame latency.
 
@@ -61,8 +61,9 @@ enum Command {
     CheckRequests(CheckArgs),
     /// Decode a VP9, AV1 or H.264 stream through the device
     ///
-    /// Reads VP9 / AV1 in IVF or WebM / Matroska, AV1 as Section 5 (.obu) or Annex B OBUs,
-    /// H.264 as Annex B, MP4 or Matroska (recognised by content). One request per frame (per
+    /// Reads VP9, AV1 or H.264 in any container FFmpeg's libavformat reads (IVF, WebM /
+    /// Matroska, MP4, MPEG-TS...), AV1 as Section 5 (.obu) or Annex B OBUs, H.264 as Annex B
+    /// (recognised by content). One request per frame (per
     /// slice with --h264-mode slice) with the codec's controls, references by timestamp, hidden
     /// frames, show_existing_frame and resolution changes. Writes the pictures or their MD5s and
     /// prints a summary. Exits with 0 only if every frame decoded without error, 3 if the device
@@ -70,9 +71,10 @@ enum Command {
     Decode(DecodeArgs),
     /// Time a stream through the device against plain FFmpeg
     ///
-    /// Decodes a VP9 or AV1 IVF or an H.264 Annex B file through the device and through plain
-    /// FFmpeg in the same run: frames, the fps of both and their ratio (device / FFmpeg), and the
-    /// per-frame latency p50/p99 through the device (request queued to request completed).
+    /// Decodes a VP9, AV1 or H.264 stream (any input `decode` reads) through the device and
+    /// through plain FFmpeg in the same run: frames, the fps of both and their ratio (device /
+    /// FFmpeg), and the per-frame latency p50/p99 through the device (request queued to request
+    /// completed).
     /// FFmpeg baseline: same thread count, slice threading (`ffmpeg -threads N -thread_type
     /// slice`; AV1: libdav1d with `-flags low_delay`), because the device decodes one picture per
     /// request, which leaves daedalusd's FFmpeg slice (tile) threads only; FFmpeg's default
@@ -220,8 +222,9 @@ struct DecodeArgs {
     #[arg(short, long)]
     quiet: bool,
 
-    /// The stream, recognised by content: VP9 / AV1 in IVF or WebM, AV1 OBUs (Section 5 or
-    /// Annex B), H.264 as Annex B, MP4 or Matroska (`-`: standard input).
+    /// The stream, recognised by content: VP9, AV1 or H.264 in a container (IVF, WebM /
+    /// Matroska, MP4, MPEG-TS...), AV1 OBUs (Section 5 or Annex B), H.264 as Annex B (`-`:
+    /// standard input).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 }
@@ -240,7 +243,8 @@ struct BenchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
 
-    /// Decode only the first N frames (IVF packets) on both sides [default: the whole file].
+    /// Decode only the first N frames (container packets) on both sides [default: the whole
+    /// file].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     frames: Option<u64>,
 
@@ -273,7 +277,7 @@ struct BenchArgs {
     #[arg(short, long)]
     quiet: bool,
 
-    /// The VP9 stream: an IVF file.
+    /// The stream (any input `decode` reads).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
 }
