@@ -23,8 +23,7 @@ use daedalus_daemon::codec::h264::{H264Controls, H264Decoder};
 use daedalus_daemon::convert::{self, SemiPlanar};
 use daedalus_daemon::error::JobError;
 use daedalus_daemon::DecoderConfig;
-use daedalus_proto::formats::BitDepth;
-use md5::{Digest, Md5};
+use daedalus_proto::wire::PictureFormat;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
@@ -132,29 +131,21 @@ fn written_md5(dec: &H264Decoder, pps: &Pps) -> Result<String, JobError> {
     } else {
         (sps.width() as usize, sps.height() as usize)
     };
-    let ten = pic.depth == BitDepth::Ten;
-    let mut out = Vec::with_capacity(w * h * 3 / 2 * bps);
-    let mut push = |off: usize| {
-        if ten {
-            let v = u16::from_le_bytes([buf[off], buf[off + 1]]) >> 6;
-            out.extend_from_slice(&v.to_le_bytes());
-        } else {
-            out.push(buf[off]);
-        }
+    let format = PictureFormat {
+        fourcc: pic.depth.capture_fourcc(),
+        width: pic.width as u32,
+        height: pic.height as u32,
+        bytesperline: bpl as u32,
+        sizeimage: buf.len() as u32,
+        chroma_offset: chroma_offset as u32,
     };
-    for y in t..t + h {
-        for x in l..l + w {
-            push(y * bpl + x * bps);
-        }
-    }
-    for plane in 0..2 {
-        for y in t / 2..(t + h) / 2 {
-            for x in l / 2..(l + w) / 2 {
-                push(chroma_offset + y * bpl + (2 * x + plane) * bps);
-            }
-        }
-    }
-    Ok(common::hex(&Md5::digest(&out)))
+    Ok(common::window_md5(
+        &buf,
+        &format,
+        (l as u32, t as u32),
+        w as u32,
+        h as u32,
+    ))
 }
 
 #[derive(Debug, Default)]

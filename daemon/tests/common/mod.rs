@@ -568,9 +568,14 @@ impl Client {
 /// MD5 of the planar yuv420p / yuv420p10le picture (cropped to `w` x `h`) in an NV12 / P010
 /// CAPTURE buffer.
 pub fn planar_md5(buf: &[u8], pic: &PictureFormat, w: u32, h: u32) -> String {
+    window_md5(buf, pic, (0, 0), w, h)
+}
+
+/// [`planar_md5`] of the `w` x `h` window at `(left, top)` (even, as 4:2:0 cropping is).
+pub fn window_md5(buf: &[u8], pic: &PictureFormat, (l, t): (u32, u32), w: u32, h: u32) -> String {
     let ten = pic.fourcc == daedalus_proto::formats::PIX_FMT_P010;
     let bps = if ten { 2 } else { 1 };
-    let (w, h) = (w as usize, h as usize);
+    let (l, t, w, h) = (l as usize, t as usize, w as usize, h as usize);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     let bpl = pic.bytesperline as usize;
     let mut out = Vec::with_capacity((w * h + 2 * cw * ch) * bps);
@@ -582,15 +587,15 @@ pub fn planar_md5(buf: &[u8], pic: &PictureFormat, w: u32, h: u32) -> String {
             out.push(buf[off]);
         }
     };
-    for y in 0..h {
-        for x in 0..w {
+    for y in t..t + h {
+        for x in l..l + w {
             push(y * bpl + x * bps);
         }
     }
     let c0 = pic.chroma_offset as usize;
     for plane in 0..2 {
-        for y in 0..ch {
-            for x in 0..cw {
+        for y in t / 2..t / 2 + ch {
+            for x in l / 2..l / 2 + cw {
                 push(c0 + y * bpl + (2 * x + plane) * bps);
             }
         }
