@@ -55,6 +55,29 @@ pub fn read_leb128(data: &[u8], pos: &mut usize) -> Result<u64, ObuError> {
     Err(ObuError::Leb128(start))
 }
 
+/// Reads a leb128 size at `data[*pos..]` and the `what` of that size after it (which starts at
+/// byte `at`, for the error); moves `pos` past both.
+fn read_sized<'d>(
+    data: &'d [u8],
+    pos: &mut usize,
+    what: &'static str,
+    at: usize,
+) -> Result<&'d [u8], ObuError> {
+    let size = read_leb128(data, pos)?;
+    let left = data.len().saturating_sub(*pos);
+    if size > left as u64 {
+        return Err(ObuError::Truncated {
+            what,
+            size,
+            at,
+            left,
+        });
+    }
+    let body = &data[*pos..*pos + size as usize];
+    *pos += size as usize;
+    Ok(body)
+}
+
 /// Appends `value` as `leb128()` (4.10.5).
 pub fn write_leb128(out: &mut Vec<u8>, mut value: u64) {
     loop {
@@ -108,21 +131,12 @@ pub fn split_section5(data: &[u8]) -> Result<Vec<ObuRef>, ObuError> {
             return Err(ObuError::NoSize(start));
         }
         pos += 1 + usize::from(h & 0x04 != 0);
-        let size = read_leb128(data, &mut pos)?;
-        let left = data.len().saturating_sub(pos);
-        if size > left as u64 {
-            return Err(ObuError::Truncated {
-                what: "OBU",
-                size,
-                at: start,
-                left,
-            });
-        }
-        let end = pos + size as usize;
+        let size = read_sized(data, &mut pos, "OBU", start)?.len();
+        let (payload, end) = (pos - size, pos);
         out.push(ObuRef {
             obu_type: (h >> 3) & 0x0f,
             start,
-            payload: pos,
+            payload,
             end,
         });
         pos = end;
@@ -155,19 +169,7 @@ pub fn temporal_units_annexb(data: &[u8]) -> Result<Vec<Vec<u8>>, ObuError> {
         what: &'static str,
     ) -> Result<&'d [u8], ObuError> {
         let at = *pos;
-        let size = read_leb128(data, pos)?;
-        let left = data.len().saturating_sub(*pos);
-        if size > left as u64 {
-            return Err(ObuError::Truncated {
-                what,
-                size,
-                at,
-                left,
-            });
-        }
-        let body = &data[*pos..*pos + size as usize];
-        *pos += size as usize;
-        Ok(body)
+        read_sized(data, pos, what, at)
     }
     let mut units = Vec::new();
     let mut pos = 0;
@@ -205,17 +207,7 @@ pub fn temporal_units_annexb(data: &[u8]) -> Result<Vec<Vec<u8>>, ObuError> {
                     // Already sized: keep the payload it declares (trailing bytes of the
                     // obu_length are dropped, as decoders do).
                     let mut p = header_len;
-                    let size = read_leb128(obu, &mut p)?;
-                    let left = obu.len() - p;
-                    if size > left as u64 {
-                        return Err(ObuError::Truncated {
-                            what: "OBU",
-                            size,
-                            at: obu_at,
-                            left,
-                        });
-                    }
-                    &obu[p..p + size as usize]
+                    read_sized(obu, &mut p, "OBU", obu_at)?
                 } else {
                     &obu[header_len..]
                 };
