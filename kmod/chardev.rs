@@ -9,11 +9,9 @@
 
 use core::mem::offset_of;
 
-use kernel::types::Opaque;
-
-use crate::bindings::{self, file, inode};
 use crate::jobs::Jobs;
-use crate::shim::{self, c_int, c_long, c_uint, c_ulong, check, code, pr_info, AssertSync, Error};
+use crate::media::prelude::*;
+use crate::media::raw::{self as bindings, file, inode};
 use crate::wire::{self, Completion, Hello};
 
 /// The misc device; lives inside [`crate::device::Device`].
@@ -29,7 +27,7 @@ impl Chardev {
     ///
     /// `this` points to a zeroed `Chardev` inside a [`crate::device::Device`] that outlives the
     /// registration (until [`Chardev::deregister`]); `jobs` is initialized and lives as long.
-    pub(crate) unsafe fn register(this: *mut Chardev, jobs: *const Jobs) -> crate::shim::Result {
+    pub(crate) unsafe fn register(this: *mut Chardev, jobs: *const Jobs) -> Result {
         // SAFETY: per the contract `this` is valid, zeroed and not registered yet.
         unsafe {
             (*this).jobs = jobs;
@@ -64,8 +62,8 @@ static ATTACHED_ATTR: AssertSync<bindings::device_attribute> =
         attr: bindings::attribute {
             name: c"daemon_attached".as_ptr().cast(),
             mode: 0o444,
-            // SAFETY: all-zero is valid for the remaining (lockdep) fields of a static attribute.
-            ..unsafe { core::mem::zeroed() }
+            // The remaining (lockdep) fields of a static attribute are zero.
+            ..zeroed()
         },
         show: Some(show_attached),
         store: None,
@@ -74,8 +72,8 @@ static ATTRS: AssertSync<[*const bindings::attribute; 2]> =
     AssertSync([&ATTACHED_ATTR.0.attr, core::ptr::null()]);
 static GROUP: AssertSync<bindings::attribute_group> = AssertSync(bindings::attribute_group {
     attrs: ATTRS.0.as_ptr().cast_mut().cast(),
-    // SAFETY: all-zero is a valid group (no name, no visibility callback, no binary files).
-    ..unsafe { core::mem::zeroed() }
+    // No name, no visibility callback, no binary files.
+    ..zeroed()
 });
 static GROUPS: AssertSync<[*const bindings::attribute_group; 2]> =
     AssertSync([&GROUP.0, core::ptr::null()]);
@@ -114,8 +112,8 @@ static FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_o
     poll: Some(chardev_poll),
     unlocked_ioctl: Some(chardev_ioctl),
     compat_ioctl: Some(bindings::compat_ptr_ioctl),
-    // SAFETY: all-zero is a valid `file_operations` (every other callback `None`).
-    ..unsafe { core::mem::zeroed() }
+    // Every other callback `None`.
+    ..zeroed()
 });
 
 /// The job queue behind a file of `/dev/daedalus`.
@@ -140,7 +138,7 @@ unsafe fn jobs_of<'a>(file: *mut file) -> &'a Jobs {
 ///
 /// Only called by the VFS (through `misc_open`) for `/dev/daedalus`.
 unsafe extern "C" fn chardev_open(_inode: *mut inode, file: *mut file) -> c_int {
-    if !shim::capable_sys_admin() {
+    if !capable_sys_admin() {
         return code::EPERM.to_errno();
     }
     // SAFETY: `file` is being opened on our node.
@@ -177,7 +175,7 @@ unsafe extern "C" fn chardev_read(
     // SAFETY: opened by `chardev_open`.
     let (jobs, flags) = unsafe { (jobs_of(file), (*file).f_flags) };
     let nonblock = flags & bindings::O_NONBLOCK != 0;
-    match jobs.read(buf as usize, count, nonblock) {
+    match jobs.read(UserAddr::new(buf as usize), count, nonblock) {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }
@@ -197,19 +195,19 @@ unsafe extern "C" fn chardev_poll(file: *mut file, pt: *mut bindings::poll_table
 unsafe extern "C" fn chardev_ioctl(file: *mut file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: opened by `chardev_open`.
     let jobs = unsafe { jobs_of(file) };
-    let ptr: usize = arg;
+    let ptr = UserAddr::new(arg);
     let r: Result<(), Error> = match cmd {
         wire::IOC_HELLO => (|| {
             let mut b = [0u8; Hello::SIZE];
-            shim::copy_from_user(ptr, &mut b)?;
+            ptr.copy_from(&mut b)?;
             let theirs = Hello::decode(&b).map_err(|_| code::EINVAL)?;
             let (ours, r) = jobs.hello(theirs);
-            shim::copy_to_user(ptr, &ours.encode())?;
+            ptr.copy_to(&ours.encode())?;
             r
         })(),
         wire::IOC_COMPLETE => (|| {
             let mut b = [0u8; Completion::SIZE];
-            shim::copy_from_user(ptr, &mut b)?;
+            ptr.copy_from(&mut b)?;
             let c = Completion::decode(&b).map_err(|_| code::EINVAL)?;
             jobs.complete(c)
         })(),

@@ -7,9 +7,11 @@
 //! cannot output (4:2:2 / 4:4:4, 12-bit) with `EINVAL` at `S_EXT_CTRLS` time, and [`s_ctrl`]
 //! records each codec's bit depth, which selects the CAPTURE format (NV12 or P010).
 
-use crate::bindings::{self, v4l2_ctrl, v4l2_ctrl_config, v4l2_ctrl_handler, v4l2_ctrl_ops};
 use crate::formats::{BitDepth, Codec};
-use crate::shim::{c_int, check, code, AssertSync, Error, Result};
+use crate::media::prelude::*;
+use crate::media::raw::{
+    self as bindings, v4l2_ctrl, v4l2_ctrl_config, v4l2_ctrl_handler, v4l2_ctrl_ops,
+};
 use crate::video::Context;
 
 /// One control of the handler.

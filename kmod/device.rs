@@ -10,13 +10,12 @@
 use core::mem::offset_of;
 use core::ptr::addr_of_mut;
 
-use kernel::types::Opaque;
-
-use crate::bindings;
 use crate::chardev::Chardev;
 use crate::jobs::Jobs;
+use crate::media::kernel::{alloc_zeroed, free};
+use crate::media::prelude::*;
+use crate::media::raw as bindings;
 use crate::queue;
-use crate::shim::{self, c_int, check, check_ptr, pr_err, pr_info, Result};
 use crate::video;
 
 /// Name of the driver, the platform device, the video node and the media model.
@@ -97,7 +96,7 @@ impl Registration {
         let pdev = check_ptr(unsafe { bindings::platform_device_register_full(&info) })?;
 
         // SAFETY: all fields of `Device` are valid zeroed (raw pointers, `Opaque`, atomics).
-        let dev = match unsafe { shim::alloc_zeroed::<Device>() } {
+        let dev = match unsafe { alloc_zeroed::<Device>() } {
             Ok(d) => d,
             Err(e) => {
                 // SAFETY: registered above and not shared with anyone yet.
@@ -148,7 +147,7 @@ impl Drop for Registration {
 ///
 /// # Safety
 ///
-/// `dev` is a zeroed, exclusively owned allocation from [`shim::alloc_zeroed`]; `pdev` is a
+/// `dev` is a zeroed, exclusively owned allocation from [`alloc_zeroed`]; `pdev` is a
 /// registered platform device that outlives `dev`.
 unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) -> Result {
     // SAFETY: exclusive access to a zeroed `Device` per the contract.
@@ -156,11 +155,11 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
     d.pdev = pdev;
     let v4l2_dev = d.v4l2_dev.get();
     // SAFETY: `v4l2_dev` is zeroed storage we own; `name` is a plain char array.
-    unsafe { shim::strscpy(&mut (*v4l2_dev).name, NAME) };
+    unsafe { strscpy(&mut (*v4l2_dev).name, NAME) };
     // SAFETY: `v4l2_dev` is valid storage and `pdev` a live device (reference taken by callee).
     if let Err(e) = check(unsafe { bindings::v4l2_device_register(d.dma_dev(), v4l2_dev) }) {
         // SAFETY: nothing else references `dev`.
-        unsafe { shim::free(dev) };
+        unsafe { free(dev) };
         return Err(e);
     }
     // SAFETY: `lock` and `jobs` are zeroed storage that is not in use yet.
@@ -177,7 +176,7 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
             // SAFETY: registered above; nothing else references `dev`.
             unsafe {
                 bindings::v4l2_device_unregister(v4l2_dev);
-                shim::free(dev);
+                free(dev);
             }
             return Err(e);
         }
@@ -187,9 +186,9 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
     // SAFETY: `mdev` is zeroed storage; these are plain fields set before `media_device_init`.
     unsafe {
         (*mdev).dev = d.dma_dev();
-        shim::strscpy(&mut (*mdev).model, NAME);
-        shim::strscpy(&mut (*mdev).driver_name, NAME);
-        shim::strscpy(&mut (*mdev).bus_info, BUS_INFO);
+        strscpy(&mut (*mdev).model, NAME);
+        strscpy(&mut (*mdev).driver_name, NAME);
+        strscpy(&mut (*mdev).bus_info, BUS_INFO);
         bindings::media_device_init(mdev);
         (*mdev).ops = &queue::MEDIA_OPS.0;
         (*v4l2_dev).mdev = mdev;
@@ -199,7 +198,7 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
     // SAFETY: `vfd` is zeroed storage; the tables are statics; `lock` and `v4l2_dev` live as
     // long as `vfd` (same allocation, freed in its release).
     unsafe {
-        shim::strscpy(&mut (*vfd).name, NAME);
+        strscpy(&mut (*vfd).name, NAME);
         (*vfd).vfl_dir = bindings::VFL_DIR_M2M;
         (*vfd).fops = &video::FOPS.0;
         (*vfd).ioctl_ops = &video::IOCTL_OPS.0;
@@ -262,7 +261,7 @@ unsafe fn release_resources(dev: *mut Device) {
         bindings::v4l2_device_unregister((*dev).v4l2_dev.get());
         bindings::v4l2_m2m_release((*dev).m2m_dev);
         bindings::media_device_cleanup((*dev).mdev.get());
-        shim::free(dev);
+        free(dev);
     }
 }
 

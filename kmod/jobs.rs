@@ -24,12 +24,9 @@ use core::cell::UnsafeCell;
 use core::ptr::{addr_of_mut, null_mut};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
-use kernel::types::Opaque;
-
-use crate::bindings::{self, vb2_v4l2_buffer};
 use crate::ctrls;
-use crate::shim::{self, c_int, c_uint, c_ulong, c_void, code, pr_warn, Error, Result};
+use crate::media::prelude::*;
+use crate::media::raw::{self as bindings, vb2_v4l2_buffer};
 use crate::video::Context;
 use crate::wire::{self, BufferDesc, Completion, Hello, JobEncoder, JobHeader, PictureFormat};
 
@@ -487,7 +484,7 @@ impl Jobs {
                 theirs.version,
                 wire::VERSION
             );
-            return (ours, Err(shim::eproto()));
+            return (ours, Err(eproto()));
         }
         self.locked().inner().greeted = true;
         (ours, Ok(()))
@@ -510,13 +507,13 @@ impl Jobs {
     }
 
     /// `read()` of the daemon's file: copies the oldest message to `buf` (one per call).
-    pub(crate) fn read(&self, buf: usize, count: usize, nonblock: bool) -> Result<usize> {
+    pub(crate) fn read(&self, buf: UserAddr, count: usize, nonblock: bool) -> Result<usize> {
         loop {
             {
                 let g = self.locked();
                 let inner = g.inner();
                 if !inner.greeted {
-                    return Err(shim::eproto());
+                    return Err(eproto());
                 }
                 if let Some((is_job, i)) = inner.next_message() {
                     return if is_job {
@@ -549,7 +546,7 @@ impl Jobs {
 
     /// Hands job `i` to the daemon: dma-buf fds for the buffers it has not mapped yet, then the
     /// message. Called with the lock held (`inner`).
-    fn read_job(&self, inner: &mut Inner, i: usize, buf: usize, count: usize) -> Result<usize> {
+    fn read_job(&self, inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Result<usize> {
         let session = inner.session;
         let Some(job) = inner.jobs[i].as_mut() else {
             return Err(code::EINVAL);
@@ -576,7 +573,7 @@ impl Jobs {
         }
         let r = wire::set_job_fds(&mut job.msg, fds[0].fd, fds[1].fd)
             .map_err(|_| code::EINVAL)
-            .and_then(|()| shim::copy_to_user(buf, &job.msg));
+            .and_then(|()| buf.copy_to(&job.msg));
         if let Err(e) = r {
             for f in fds {
                 f.abort();
@@ -604,7 +601,7 @@ impl Jobs {
             let g = self.locked();
             let inner = g.inner();
             if !inner.greeted {
-                return Err(shim::eproto());
+                return Err(eproto());
             }
             let slot = inner
                 .jobs
@@ -825,14 +822,14 @@ unsafe extern "C" fn timeout_work(work: *mut bindings::work_struct) {
 }
 
 /// Copies a context event to userspace.
-fn read_event(inner: &mut Inner, i: usize, buf: usize, count: usize) -> Result<usize> {
+fn read_event(inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Result<usize> {
     let e = inner.events[i];
     let mut msg = [0u8; wire::CONTEXT_EVENT_SIZE];
     let n = wire::encode_context_event(e.kind, e.ctx_id, &mut msg).map_err(|_| code::EINVAL)?;
     if count < n {
         return Err(code::EINVAL);
     }
-    shim::copy_to_user(buf, &msg[..n])?;
+    buf.copy_to(msg.get(..n).ok_or(code::EINVAL)?)?;
     inner.events[i].kind = 0;
     Ok(n)
 }
@@ -870,7 +867,7 @@ impl FdInstall {
                 d
             } else {
                 let get = (*(*q).mem_ops).get_dmabuf.ok_or(code::EINVAL)?;
-                shim::check_ptr(get(
+                check_ptr(get(
                     vb,
                     (*vb).planes[0].mem_priv,
                     bindings::O_RDWR as c_ulong,

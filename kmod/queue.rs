@@ -7,12 +7,12 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::bindings::{
-    self, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
-};
 use crate::formats::Codec;
 use crate::jobs::{self, Mode};
-use crate::shim::{c_int, c_uint, c_void, check, code, errno, pr_warn, AssertSync, Result};
+use crate::media::prelude::*;
+use crate::media::raw::{
+    self as bindings, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
+};
 use crate::video::Context;
 use crate::wire;
 
@@ -27,8 +27,8 @@ pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
     AssertSync(bindings::media_device_ops {
         req_validate: Some(request_validate),
         req_queue: Some(bindings::v4l2_m2m_request_queue),
-        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Remaining callbacks `None`.
+        ..zeroed()
     });
 
 static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
@@ -39,11 +39,14 @@ static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
     buf_queue: Some(buf_queue),
     start_streaming: Some(start_streaming),
     stop_streaming: Some(stop_streaming),
+    // Gone in 7.0, where vb2 drops `q->lock` itself while DQBUF blocks (media/compat.mk).
+    #[cfg(daedalus_vb2_wait_ops)]
     wait_prepare: Some(bindings::vb2_ops_wait_prepare),
+    #[cfg(daedalus_vb2_wait_ops)]
     wait_finish: Some(bindings::vb2_ops_wait_finish),
     buf_request_complete: Some(buf_request_complete),
-    // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-    ..unsafe { core::mem::zeroed() }
+    // Remaining callbacks `None`.
+    ..zeroed()
 });
 
 fn is_output(ty: u32) -> bool {
@@ -379,7 +382,7 @@ unsafe extern "C" fn device_run(priv_: *mut c_void) {
                 // the values the request validation accepted, so it is not fatal.
                 let _ = bindings::v4l2_ctrl_request_setup(req, ctx.hdl());
             }
-            bindings::v4l2_m2m_buf_copy_metadata(src, dst, true);
+            bindings::daedalus_m2m_buf_copy_metadata(src, dst);
             let hold = (*src).flags & bindings::V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF != 0;
             if holds_capture(ctx.output_queue()) {
                 // The job ends with `v4l2_m2m_buf_done_and_job_finish`.

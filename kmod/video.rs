@@ -8,17 +8,16 @@
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::ptr::{addr_of_mut, null_mut};
+use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-use kernel::types::Opaque;
-
-use crate::bindings::{self, file, v4l2_fh, v4l2_format, v4l2_pix_format_mplane};
 use crate::ctrls;
 use crate::device::{self, Device};
 use crate::formats::{self, BitDepth, CaptureLayout, Codec};
+use crate::media::kernel::{alloc_zeroed, free};
+use crate::media::prelude::*;
+use crate::media::raw::{self as bindings, file, v4l2_fh, v4l2_format, v4l2_pix_format_mplane};
 use crate::queue;
-use crate::shim::{self, c_int, c_void, check_ptr, code, errno, AssertSync, Result};
 use crate::wire;
 
 /// Frame size a new context starts with (clients always set their own).
@@ -337,8 +336,8 @@ pub(crate) static FOPS: AssertSync<bindings::v4l2_file_operations> =
         poll: Some(bindings::v4l2_m2m_fop_poll),
         unlocked_ioctl: Some(bindings::video_ioctl2),
         mmap: Some(bindings::v4l2_m2m_fop_mmap),
-        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Remaining callbacks `None`.
+        ..zeroed()
     });
 
 /// `open` of `/dev/videoN`: creates a context.
@@ -374,7 +373,7 @@ unsafe fn open_locked(
 ) -> Result {
     // SAFETY: every field of `Context` is valid zeroed (raw pointers, `Opaque`, atomics, and a
     // `State` of integers; it is overwritten below anyway).
-    let ctx = unsafe { shim::alloc_zeroed::<Context>() }?;
+    let ctx = unsafe { alloc_zeroed::<Context>() }?;
     // SAFETY: `ctx` is a fresh exclusive allocation.
     let c = unsafe { &mut *ctx };
     c.dev = dev;
@@ -400,7 +399,7 @@ unsafe fn open_locked(
         // SAFETY: initialized above, not added to the device yet.
         unsafe {
             bindings::v4l2_fh_exit(fh);
-            shim::free(ctx);
+            free(ctx);
         }
         return Err(e);
     }
@@ -418,16 +417,14 @@ unsafe fn open_locked(
             unsafe {
                 bindings::v4l2_ctrl_handler_free(c.hdl.get());
                 bindings::v4l2_fh_exit(fh);
-                shim::free(ctx);
+                free(ctx);
             }
             return Err(e);
         }
     }
-    // SAFETY: `file` is being opened; from here on the core can reach `ctx` through it.
-    unsafe {
-        (*file).private_data = fh.cast();
-        bindings::v4l2_fh_add(fh);
-    }
+    // SAFETY: `file` is being opened; from here on the core can reach `ctx` through it
+    // (`daedalus_fh_add` sets `private_data` to `fh`).
+    unsafe { bindings::daedalus_fh_add(fh, file) };
     // SAFETY: as above.
     unsafe { (*dev).jobs.event(wire::KIND_CONTEXT_OPEN, c.id) };
     Ok(())
@@ -449,15 +446,15 @@ unsafe extern "C" fn video_release(file: *mut file) -> c_int {
         bindings::daedalus_mutex_lock(lock);
         bindings::v4l2_m2m_ctx_release(c.m2m_ctx());
         bindings::mutex_unlock(lock);
-        bindings::v4l2_fh_del(c.fh.get());
+        // Also clears `private_data`.
+        bindings::daedalus_fh_del(c.fh.get(), file);
         bindings::v4l2_fh_exit(c.fh.get());
         bindings::v4l2_ctrl_handler_free(c.hdl.get());
-        (*file).private_data = null_mut();
     }
     c.device().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
     // SAFETY: streaming stopped above, which waited for the context's jobs: nothing refers to
     // the context any more.
-    unsafe { shim::free(ctx) };
+    unsafe { free(ctx) };
     0
 }
 
@@ -504,8 +501,8 @@ pub(crate) static IOCTL_OPS: AssertSync<bindings::v4l2_ioctl_ops> =
 
         vidioc_subscribe_event: Some(bindings::v4l2_ctrl_subscribe_event),
         vidioc_unsubscribe_event: Some(bindings::v4l2_event_unsubscribe),
-        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Remaining callbacks `None`.
+        ..zeroed()
     });
 
 /// # Safety
@@ -518,9 +515,9 @@ unsafe extern "C" fn querycap(
 ) -> c_int {
     // SAFETY: `cap` is valid (contract); the core fills the capability bits from the node.
     let cap = unsafe { &mut *cap };
-    shim::strscpy(&mut cap.driver, device::NAME);
-    shim::strscpy(&mut cap.card, device::NAME);
-    shim::strscpy(&mut cap.bus_info, device::BUS_INFO);
+    strscpy(&mut cap.driver, device::NAME);
+    strscpy(&mut cap.card, device::NAME);
+    strscpy(&mut cap.bus_info, device::BUS_INFO);
     0
 }
 
