@@ -12,6 +12,7 @@ use core::mem::offset_of;
 use crate::jobs::Jobs;
 use crate::media::prelude::*;
 use crate::media::raw::{self as bindings, file, inode};
+use crate::media::sync::PollTable;
 use crate::wire::{self, Completion, Hello};
 
 /// The misc device; lives inside [`crate::device::Device`].
@@ -185,8 +186,9 @@ unsafe extern "C" fn chardev_read(
 ///
 /// VFS `poll` on a file opened by [`chardev_open`].
 unsafe extern "C" fn chardev_poll(file: *mut file, pt: *mut bindings::poll_table_struct) -> u32 {
-    // SAFETY: opened by `chardev_open`.
-    unsafe { jobs_of(file) }.poll(file, pt)
+    // SAFETY: opened by `chardev_open`; `file` and `pt` are those of this `poll()` call.
+    let (jobs, mut pt) = unsafe { (jobs_of(file), PollTable::from_raw(file, pt)) };
+    jobs.poll(&mut pt)
 }
 
 /// # Safety

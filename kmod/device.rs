@@ -153,6 +153,12 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
     // SAFETY: exclusive access to a zeroed `Device` per the contract.
     let d = unsafe { &mut *dev };
     d.pdev = pdev;
+    // First: from here on, freeing `dev` drops the job queue, which must be initialized then.
+    // SAFETY: `lock` and `jobs` are zeroed storage that is not in use yet.
+    unsafe {
+        bindings::daedalus_mutex_init(d.lock.get());
+        Jobs::init(addr_of_mut!((*dev).jobs));
+    }
     let v4l2_dev = d.v4l2_dev.get();
     // SAFETY: `v4l2_dev` is zeroed storage we own; `name` is a plain char array.
     unsafe { strscpy(&mut (*v4l2_dev).name, NAME) };
@@ -162,12 +168,6 @@ unsafe fn init_device(dev: *mut Device, pdev: *mut bindings::platform_device) ->
         unsafe { free(dev) };
         return Err(e);
     }
-    // SAFETY: `lock` and `jobs` are zeroed storage that is not in use yet.
-    unsafe {
-        bindings::daedalus_mutex_init(d.lock.get());
-        Jobs::init(addr_of_mut!((*dev).jobs));
-    }
-
     // SAFETY: `M2M_OPS` is a static table with the signatures `v4l2_m2m_init` expects.
     let m2m = check_ptr(unsafe { bindings::v4l2_m2m_init(&queue::M2M_OPS.0) });
     d.m2m_dev = match m2m {

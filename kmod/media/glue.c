@@ -113,6 +113,11 @@ void daedalus_wake_up_all(struct wait_queue_head *wq)
 	wake_up_all(wq);
 }
 
+void daedalus_wake_up_pollfree(struct wait_queue_head *wq)
+{
+	wake_up_pollfree(wq);
+}
+
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt)
 {
 	poll_wait(file, wq, pt);

@@ -43,6 +43,7 @@ struct vb2_v4l2_buffer *daedalus_m2m_src_buf_remove(struct v4l2_m2m_ctx *m2m_ctx
 struct vb2_v4l2_buffer *daedalus_m2m_dst_buf_remove(struct v4l2_m2m_ctx *m2m_ctx);
 void daedalus_init_waitqueue_head(struct wait_queue_head *wq);
 void daedalus_wake_up_all(struct wait_queue_head *wq);
+void daedalus_wake_up_pollfree(struct wait_queue_head *wq);
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt);
 int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(void *), void *arg);
 long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,

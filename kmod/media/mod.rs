@@ -31,8 +31,12 @@
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
 mod compat;
+pub(crate) mod fd;
 pub(crate) mod kernel;
+pub(crate) mod sync;
+pub(crate) mod time;
 pub(crate) mod uapi;
+pub(crate) mod workqueue;
 
 /// The raw bindings, for the driver code not migrated to the layer yet (removed by step 9 of
 /// docs/kmod-safe-layer.md).
