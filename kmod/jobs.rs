@@ -21,12 +21,13 @@
 //! freed) waits until it is zero.
 
 use core::ops::{Deref, DerefMut};
-use core::ptr::{addr_of_mut, null_mut, NonNull};
+use core::ptr::{addr_of_mut, NonNull};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use kernel::init::PinInit;
 
 use crate::ctrls;
+use crate::media::ctrls::Ctrl;
 use crate::media::fd::{DmaBuf, FdReservation};
 use crate::media::prelude::*;
 use crate::media::raw::{self as bindings, vb2_v4l2_buffer};
@@ -828,37 +829,18 @@ unsafe fn encode_job(
     // SAFETY: the formats cannot change while buffers exist (see `Context::job_formats`).
     let (coded, capture) = unsafe { ctx.job_formats() };
     let ids = ctrls::job_controls(coded.codec);
-    let hdl = ctx.hdl();
-    let mut found = [null_mut::<bindings::v4l2_ctrl>(); ctrls::MAX_JOB_CONTROLS];
-    for (slot, &cid) in found.iter_mut().zip(ids) {
-        // SAFETY: the handler is alive; `v4l2_ctrl_find` takes its lock itself.
-        *slot = unsafe { bindings::v4l2_ctrl_find(hdl, cid) };
-    }
-    // SAFETY: the handler is alive; its lock pointer is set by `v4l2_ctrl_handler_init`.
-    let hdl_lock = unsafe { (*hdl).lock };
-    // SAFETY: the handler's lock serializes against S_EXT_CTRLS / request setup.
-    unsafe { bindings::daedalus_mutex_lock(hdl_lock) };
-    // SAFETY: locked just above; the controls and buffers are alive.
-    let r = unsafe {
-        encode_locked(
-            ctx,
-            id,
-            src,
-            dst,
-            hold,
-            &coded,
-            &capture,
-            &found[..ids.len()],
-        )
-    };
-    // SAFETY: locked above.
-    unsafe { bindings::mutex_unlock(hdl_lock) };
-    r
+    // The controls' current values, under the handler's lock (against S_EXT_CTRLS and the
+    // request setup of the context's next job).
+    ctx.hdl
+        .snapshot::<{ ctrls::MAX_JOB_CONTROLS }, _>(ids, |found| {
+            // SAFETY: forwarded contract.
+            unsafe { encode_locked(ctx, id, src, dst, hold, &coded, &capture, found) }
+        })
 }
 
 /// # Safety
 ///
-/// As [`encode_job`], with the control handler's lock held.
+/// As [`encode_job`]; `ctrls` is a snapshot of the context's controls.
 #[allow(clippy::too_many_arguments)]
 unsafe fn encode_locked(
     ctx: &Context,
@@ -868,13 +850,11 @@ unsafe fn encode_locked(
     hold: bool,
     coded: &crate::video::CodedFormat,
     capture: &crate::video::CaptureFormat,
-    ctrls: &[*mut bindings::v4l2_ctrl],
+    ctrls: &[Option<Ctrl<'_>>],
 ) -> Result<KVec<u8>> {
     let mut size = wire::JOB_FIXED_SIZE;
-    for &c in ctrls.iter().filter(|c| !c.is_null()) {
-        // SAFETY: a control of the live handler.
-        let bytes = unsafe { (*c).elems as usize * (*c).elem_size as usize };
-        size += (wire::CONTROL_HEADER_SIZE + bytes + 7) & !7;
+    for c in ctrls.iter().flatten() {
+        size += (wire::CONTROL_HEADER_SIZE + c.bytes().len() + 7) & !7;
     }
     if size > wire::MAX_MESSAGE_SIZE {
         return Err(code::E2BIG);
@@ -924,17 +904,12 @@ unsafe fn encode_locked(
         picture: PictureFormat::of_layout(capture.depth, l),
     };
     let mut enc = JobEncoder::new(&mut msg, &header).map_err(|_| code::EINVAL)?;
-    for &c in ctrls.iter().filter(|c| !c.is_null()) {
-        // SAFETY: a control of the live handler, its lock held: `p_cur` holds `elems`
-        // elements of `elem_size` bytes.
-        unsafe {
-            let bytes = (*c).elems as usize * (*c).elem_size as usize;
-            let out = enc
-                .control((*c).id, (*c).elems, bytes)
-                .map_err(|_| code::E2BIG)?;
-            let from = core::slice::from_raw_parts((*c).p_cur.p.cast::<u8>(), bytes);
-            out.copy_from_slice(from);
-        }
+    for c in ctrls.iter().flatten() {
+        let bytes = c.bytes();
+        let out = enc
+            .control(c.id(), c.elems(), bytes.len())
+            .map_err(|_| code::E2BIG)?;
+        out.copy_from_slice(bytes);
     }
     let n = enc.finish().map_err(|_| code::EINVAL)?;
     if n != size {

@@ -14,6 +14,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use crate::ctrls;
 use crate::device::{self, Device};
 use crate::formats::{self, BitDepth, CaptureLayout, Codec};
+use crate::media::ctrls::CtrlHandler;
 use crate::media::kernel::{alloc_zeroed, free};
 use crate::media::prelude::*;
 use crate::media::raw::{self as bindings, file, v4l2_fh, v4l2_format, v4l2_pix_format_mplane};
@@ -73,11 +74,17 @@ pub(crate) struct Context {
     pub(crate) id: u32,
     /// Jobs of this context not finished yet (see [`crate::jobs`]).
     pub(crate) inflight: AtomicU32,
-    pub(crate) hdl: Opaque<bindings::v4l2_ctrl_handler>,
+    pub(crate) hdl: CtrlHandler<Context>,
     codec: AtomicU8,
     depth: [AtomicU8; 3],
     state: UnsafeCell<State>,
 }
+
+// SAFETY: the control callbacks reach the context from any task (`CtrlOps: Sync`), as the
+// job queue and the m2m core already do: what they touch is atomics (`codec`, `depth`,
+// `inflight`) or C objects with their own locking (`fh`, `hdl`); `state` is only touched under
+// the device lock (see `Context::state`), `dev` is never written after open.
+unsafe impl Sync for Context {}
 
 impl Context {
     /// The context of a file handle.
@@ -100,16 +107,6 @@ impl Context {
         unsafe { &*Self::from_fh((*file).private_data.cast()) }
     }
 
-    /// The context a control handler belongs to.
-    ///
-    /// # Safety
-    ///
-    /// `hdl` is the `hdl` field of a live [`Context`].
-    pub(crate) unsafe fn from_hdl(hdl: *mut bindings::v4l2_ctrl_handler) -> *mut Context {
-        // SAFETY: per the contract.
-        unsafe { hdl.cast::<u8>().sub(offset_of!(Context, hdl)).cast() }
-    }
-
     /// The formats of the context.
     ///
     /// # Safety
@@ -128,7 +125,7 @@ impl Context {
     }
 
     pub(crate) fn hdl(&self) -> *mut bindings::v4l2_ctrl_handler {
-        self.hdl.get()
+        self.hdl.as_raw()
     }
 
     pub(crate) fn device(&self) -> &Device {
@@ -394,8 +391,17 @@ unsafe fn open_locked(
     let fh = c.fh.get();
     // SAFETY: `fh` is zeroed storage, `vdev` our live node.
     unsafe { bindings::v4l2_fh_init(fh, vdev) };
-    // SAFETY: `hdl` is zeroed storage in `ctx`, which outlives it.
-    if let Err(e) = unsafe { ctrls::init(c.hdl.get()) } {
+    // SAFETY: `hdl` is zeroed storage in `ctx`, which never moves; its owner is the context
+    // itself, which outlives it (the handler is freed when the context is dropped). On an
+    // error, dropping the context frees the handler (after `fh`, which has no event yet).
+    if let Err(e) = unsafe {
+        CtrlHandler::init(
+            addr_of_mut!((*ctx).hdl),
+            &*ctx,
+            ctrls::NR_CONTROLS,
+            ctrls::build,
+        )
+    } {
         // SAFETY: initialized above, not added to the device yet.
         unsafe {
             bindings::v4l2_fh_exit(fh);
@@ -404,7 +410,7 @@ unsafe fn open_locked(
         return Err(e);
     }
     // SAFETY: `fh` is initialized; the handler is complete.
-    unsafe { (*fh).ctrl_handler = c.hdl.get() };
+    unsafe { (*fh).ctrl_handler = (*ctx).hdl.as_raw() };
     // SAFETY: the m2m device lives as long as the device; `ctx` is what `queue_init` expects.
     let m2m = check_ptr(unsafe {
         bindings::v4l2_m2m_ctx_init((*dev).m2m_dev, ctx.cast(), Some(queue::queue_init))
@@ -413,9 +419,9 @@ unsafe fn open_locked(
         // SAFETY: `fh` is initialized.
         Ok(m) => unsafe { (*fh).m2m_ctx = m },
         Err(e) => {
-            // SAFETY: undo in reverse; nothing else saw the context.
+            // SAFETY: undo in reverse (dropping the context frees the handler); nothing else
+            // saw the context.
             unsafe {
-                bindings::v4l2_ctrl_handler_free(c.hdl.get());
                 bindings::v4l2_fh_exit(fh);
                 free(ctx);
             }
@@ -426,7 +432,7 @@ unsafe fn open_locked(
     // (`daedalus_fh_add` sets `private_data` to `fh`).
     unsafe { bindings::daedalus_fh_add(fh, file) };
     // SAFETY: as above.
-    unsafe { (*dev).jobs.event(wire::KIND_CONTEXT_OPEN, c.id) };
+    unsafe { (*dev).jobs.event(wire::KIND_CONTEXT_OPEN, (*ctx).id) };
     Ok(())
 }
 
@@ -449,11 +455,11 @@ unsafe extern "C" fn video_release(file: *mut file) -> c_int {
         // Also clears `private_data`.
         bindings::daedalus_fh_del(c.fh.get(), file);
         bindings::v4l2_fh_exit(c.fh.get());
-        bindings::v4l2_ctrl_handler_free(c.hdl.get());
     }
     c.device().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
     // SAFETY: streaming stopped above, which waited for the context's jobs: nothing refers to
-    // the context any more.
+    // the context any more. Dropping it frees the control handler (after `fh`, whose control
+    // events it served).
     unsafe { free(ctx) };
     0
 }

@@ -31,6 +31,7 @@
 #[path = "../bindings.rs"]
 pub(crate) mod bindings;
 mod compat;
+pub(crate) mod ctrls;
 pub(crate) mod fd;
 pub(crate) mod kernel;
 pub(crate) mod sync;
