@@ -8,31 +8,51 @@
 //! `IOC_COMPLETE` for each job's answer. The queue behind it is [`crate::jobs`].
 
 use core::mem::offset_of;
+use core::ptr::NonNull;
 
+use crate::device::Daedalus;
 use crate::jobs::Jobs;
 use crate::media::prelude::*;
 use crate::media::raw::{self as bindings, file, inode};
 use crate::media::sync::PollTable;
+use crate::media::v4l2::device::DeviceRef;
 use crate::wire::{self, Completion, Hello};
 
-/// The misc device; lives inside [`crate::device::Device`].
-pub(crate) struct Chardev {
+/// The misc device, in an allocation of its own.
+struct Chardev {
     misc: Opaque<bindings::miscdevice>,
-    jobs: *const Jobs,
+    /// Keeps the device, hence its job queue, alive while the chardev exists.
+    dev: DeviceRef<Daedalus>,
 }
 
-impl Chardev {
-    /// Registers `/dev/daedalus` for the job queue `jobs`.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to a zeroed `Chardev` inside a [`crate::device::Device`] that outlives the
-    /// registration (until [`Chardev::deregister`]); `jobs` is initialized and lives as long.
-    pub(crate) unsafe fn register(this: *mut Chardev, jobs: *const Jobs) -> Result {
-        // SAFETY: per the contract `this` is valid, zeroed and not registered yet.
-        unsafe {
-            (*this).jobs = jobs;
-            let misc = (*this).misc.get();
+/// `/dev/daedalus`, registered; dropping it removes the node.
+///
+/// # Invariants
+///
+/// `cd` is a leaked `KBox<Chardev>` whose `misc` is registered, until drop.
+pub(crate) struct Registration {
+    cd: NonNull<Chardev>,
+}
+
+// SAFETY: deregistered from whatever task unloads the module; the C calls lock internally.
+unsafe impl Send for Registration {}
+// SAFETY: `&Registration` gives no access at all.
+unsafe impl Sync for Registration {}
+
+impl Registration {
+    /// Registers `/dev/daedalus` for the job queue of `dev`.
+    pub(crate) fn new(dev: DeviceRef<Daedalus>) -> Result<Self> {
+        let cd = KBox::into_raw(KBox::new(
+            Chardev {
+                misc: Opaque::new(zeroed()),
+                dev,
+            },
+            GFP_KERNEL,
+        )?);
+        // SAFETY: `cd` is a fresh, exclusively owned allocation with a zeroed `miscdevice`; it
+        // never moves, and lives until after `misc_deregister` (drop).
+        let r = unsafe {
+            let misc = (*cd).misc.get();
             (*misc).minor = bindings::MISC_DYNAMIC_MINOR as c_int;
             (*misc).name = NODE_NAME.as_ptr().cast();
             (*misc).fops = &FOPS.0;
@@ -40,17 +60,27 @@ impl Chardev {
             // The driver core only reads the table (`const struct attribute_group **`).
             (*misc).groups = GROUPS.0.as_ptr().cast_mut();
             check(bindings::misc_register(misc))
+        };
+        if let Err(e) = r {
+            // SAFETY: not registered: nothing else knows the allocation.
+            drop(unsafe { KBox::from_raw(cd) });
+            return Err(e);
         }
+        // INVARIANT: registered above; `into_raw` never returns null.
+        Ok(Registration {
+            cd: NonNull::new(cd).ok_or(code::ENOMEM)?,
+        })
     }
+}
 
-    /// Removes `/dev/daedalus`.
-    ///
-    /// # Safety
-    ///
-    /// `self` was registered by [`Chardev::register`] and no file is open on it.
-    pub(crate) unsafe fn deregister(&self) {
-        // SAFETY: registered per the contract.
-        unsafe { bindings::misc_deregister(self.misc.get()) };
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); no file is open on it (module references), and
+        // after `misc_deregister` nothing reaches the allocation, which is ours to free.
+        unsafe {
+            bindings::misc_deregister((*self.cd.as_ptr()).misc.get());
+            drop(KBox::from_raw(self.cd.as_ptr()));
+        }
     }
 }
 
@@ -97,7 +127,7 @@ unsafe extern "C" fn show_attached(
             .cast::<u8>()
             .sub(offset_of!(Chardev, misc))
             .cast::<Chardev>();
-        &*(*cd).jobs
+        &(*cd).dev.data().jobs
     };
     let text: &[u8] = if jobs.attached() { b"1\n" } else { b"0\n" };
     // SAFETY: `buf` has room for a page; we write 2 bytes.
@@ -123,15 +153,15 @@ static FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_o
 ///
 /// `file` is a file of `/dev/daedalus`: `misc_open` stored our `miscdevice` in `private_data`.
 unsafe fn jobs_of<'a>(file: *mut file) -> &'a Jobs {
-    // SAFETY: `private_data` is the `misc` field of a registered `Chardev`, whose `jobs` lives
-    // as long as the device, which outlives every open file (module reference).
+    // SAFETY: `private_data` is the `misc` field of a registered `Chardev`, which outlives
+    // every open file (module reference) and keeps the device, hence `jobs`, alive.
     unsafe {
         let cd = (*file)
             .private_data
             .cast::<u8>()
             .sub(offset_of!(Chardev, misc))
             .cast::<Chardev>();
-        &*(*cd).jobs
+        &(*cd).dev.data().jobs
     }
 }
 

@@ -9,7 +9,8 @@
 //! - [`media`][media]: the safe media layer, the only place that touches C (the bindings,
 //!   generated at build time from the target kernel's headers, and `glue.c`) or the `kernel`
 //!   crate's API; see `docs/kmod-safe-layer.md`.
-//! - [`device`][device]: the platform device, v4l2/media/video registrations and their lifetime.
+//! - [`device`][device]: what the device is (its `M2mDriver` impl), its job queue, what the module
+//!   registers and in which order it goes.
 //! - [`video`][video]: one decoding context per open of `/dev/videoN`, formats and ioctls.
 //! - [`queue`][queue]: videobuf2 queues, request validation, decode jobs.
 //! - [`ctrls`][ctrls]: the stateless codec controls.

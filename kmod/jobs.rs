@@ -22,9 +22,8 @@
 
 use core::ops::{Deref, DerefMut};
 use core::ptr::{addr_of_mut, NonNull};
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use kernel::init::PinInit;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::ctrls;
 use crate::media::ctrls::Ctrl;
@@ -106,6 +105,11 @@ struct JobRecord {
     msg: KVec<u8>,
 }
 
+// SAFETY: a job record is only reached under the job queue's lock, from any task: the buffers
+// it owns and its context (alive while the job counts in `inflight`) are used through C calls
+// that do not depend on the calling task.
+unsafe impl Send for JobRecord {}
+
 #[derive(Clone, Copy)]
 struct Event {
     seq: u64,
@@ -126,12 +130,14 @@ struct Inner {
     events: [Event; MAX_EVENTS],
 }
 
-/// The job queue of the device; lives in [`crate::device::Device`].
+/// The job queue of the device; lives in its [`crate::device::DaedalusData`]. Jobs past their
+/// deadline are failed by the device's watchdog ([`Jobs::expire`]).
+#[pin_data]
 pub(crate) struct Jobs {
-    /// Fails jobs past their deadline. First: dropping it cancels it, before the rest goes.
-    timeout_work: DelayedWork,
+    #[pin]
     inner: Mutex<Inner>,
     /// Woken when a message is queued, a job ends, or the daemon goes.
+    #[pin]
     wq: WaitQueue,
     /// Mirrors "a message waits or no daemon is attached", updated whenever the lock is
     /// released, so that the blocking-read wait condition does not take the lock (it is
@@ -222,7 +228,7 @@ unsafe fn finish_buffers(
             Mode::Running { .. } => {
                 // Returns both buffers (keeping a held CAPTURE buffer) and runs the next job.
                 bindings::v4l2_m2m_buf_done_and_job_finish(
-                    ctx.device().m2m_dev,
+                    ctx.device().m2m_raw(),
                     ctx.m2m_ctx(),
                     state(picture_ok),
                 );
@@ -369,30 +375,15 @@ impl Taken {
 }
 
 impl Jobs {
-    /// Initializes the queue in place.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to zeroed memory inside the [`crate::device::Device`] that never moves.
-    pub(crate) unsafe fn init(this: *mut Jobs) {
-        // SAFETY: per the contract each field is valid storage that never moves; every
-        // initializer writes its field in place and none can fail (`Infallible`). The work's
-        // function is `timeout_work`, which expects exactly this work of a `Jobs`.
-        unsafe {
-            let _ =
-                DelayedWork::new(timeout_work).__pinned_init(addr_of_mut!((*this).timeout_work));
-            let _ = Mutex::new(Inner::new(), LockClass::Jobs)
-                .__pinned_init(addr_of_mut!((*this).inner));
-            let _ = WaitQueue::new().__pinned_init(addr_of_mut!((*this).wq));
-            addr_of_mut!((*this).readable).write(AtomicBool::new(false));
-            addr_of_mut!((*this).next_job).write(AtomicU64::new(1));
-            addr_of_mut!((*this).next_ctx).write(AtomicU32::new(1));
-        }
-    }
-
-    /// Stops the timeout work; called at unload, when no job can exist any more.
-    pub(crate) fn shutdown(&self) {
-        self.timeout_work.cancel_sync();
+    /// An empty queue.
+    pub(crate) fn new() -> impl PinInit<Jobs> {
+        pin_init!(Jobs {
+            inner <- Mutex::new(Inner::new(), LockClass::Jobs),
+            wq <- WaitQueue::new(),
+            readable: AtomicBool::new(false),
+            next_job: AtomicU64::new(1),
+            next_ctx: AtomicU32::new(1),
+        })
     }
 
     fn locked(&self) -> JobsGuard<'_> {
@@ -635,6 +626,7 @@ impl Jobs {
     /// controls have been applied.
     pub(crate) unsafe fn submit(
         &self,
+        watchdog: &DelayedWork,
         ctx: &Context,
         src: *mut vb2_v4l2_buffer,
         dst: *mut vb2_v4l2_buffer,
@@ -684,7 +676,7 @@ impl Jobs {
         match rejected {
             None => {
                 // A no-op when already pending.
-                self.timeout_work.schedule(timeout);
+                watchdog.schedule(timeout);
                 self.wake();
             }
             Some(e) => {
@@ -720,7 +712,9 @@ impl Jobs {
         }
     }
 
-    fn expire(&self) {
+    /// Fails the jobs past their deadline (the device's watchdog) and re-arms `watchdog` for
+    /// the next deadline.
+    pub(crate) fn expire(&self, watchdog: &DelayedWork) {
         let now = Jiffies::now();
         let (expired, next) = {
             let mut g = self.locked();
@@ -739,24 +733,9 @@ impl Jobs {
         }
         expired.fail_all(self);
         if let Some(delay) = next {
-            self.timeout_work.schedule(delay);
+            watchdog.schedule(delay);
         }
     }
-}
-
-/// The timeout work: fails jobs past their deadline.
-///
-/// # Safety
-///
-/// Only called by the workqueue for `Jobs::timeout_work`.
-unsafe extern "C" fn timeout_work(work: *mut bindings::work_struct) {
-    // `DelayedWork` is `repr(transparent)` over `delayed_work`.
-    let off = core::mem::offset_of!(Jobs, timeout_work)
-        + core::mem::offset_of!(bindings::delayed_work, work);
-    // SAFETY: `work` is the `work` of the `timeout_work` of a live `Jobs` (cancelled before the
-    // device is freed).
-    let jobs = unsafe { &*work.cast::<u8>().sub(off).cast::<Jobs>() };
-    jobs.expire();
 }
 
 /// Copies a context event to userspace.

@@ -92,7 +92,7 @@ pub(crate) unsafe extern "C" fn queue_init(
     // around every ioctl of an m2m node without `q_lock`, so videobuf2, which drops `q->lock`
     // while blocking in DQBUF, must be given that very lock.
     // SAFETY: `ctx` is the context being opened; its device lives.
-    let (lock, dev) = unsafe { ((*ctx).device().lock.get(), (*ctx).device().dma_dev()) };
+    let (lock, dev) = unsafe { ((*ctx).device().lock().as_raw(), (*ctx).device().dma_dev()) };
     for (q, ty) in [
         (src_vq, bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE),
         (dst_vq, bindings::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE),
@@ -275,7 +275,7 @@ unsafe fn return_buffers(q: *mut vb2_queue, state: bindings::vb2_buffer_state) {
 unsafe extern "C" fn stop_streaming(q: *mut vb2_queue) {
     // SAFETY: our queue.
     let ctx = unsafe { ctx_of(q) };
-    let jobs = &ctx.device().jobs;
+    let jobs = &ctx.device().data().jobs;
     jobs.cancel_context(ctx);
     // SAFETY: our queue, lock held by the core.
     unsafe { return_buffers(q, bindings::VB2_BUF_STATE_ERROR) };
@@ -386,19 +386,25 @@ unsafe extern "C" fn device_run(priv_: *mut c_void) {
             let hold = (*src).flags & bindings::V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF != 0;
             if holds_capture(ctx.output_queue()) {
                 // The job ends with `v4l2_m2m_buf_done_and_job_finish`.
-                ctx.device()
+                let dev = ctx.device();
+                dev.data()
                     .jobs
-                    .submit(ctx, src, dst, Mode::Running { hold });
+                    .submit(dev.watchdog(), ctx, src, dst, Mode::Running { hold });
                 return;
             }
             bindings::daedalus_m2m_src_buf_remove(m2m);
             bindings::daedalus_m2m_dst_buf_remove(m2m);
-            ctx.device()
-                .jobs
-                .submit(ctx, src, dst, Mode::Detached { hold: false });
+            let dev = ctx.device();
+            dev.data().jobs.submit(
+                dev.watchdog(),
+                ctx,
+                src,
+                dst,
+                Mode::Detached { hold: false },
+            );
         }
         // `v4l2_m2m_job_finish` is only for queues that cannot hold CAPTURE buffers.
-        bindings::v4l2_m2m_job_finish(ctx.device().m2m_dev, m2m);
+        bindings::v4l2_m2m_job_finish(ctx.device().m2m_raw(), m2m);
     }
 }
 

@@ -69,7 +69,7 @@ struct State {
 /// control callbacks read / write them without that lock.
 pub(crate) struct Context {
     pub(crate) fh: Opaque<v4l2_fh>,
-    pub(crate) dev: *mut Device,
+    pub(crate) dev: *const Device,
     /// Identifies the context to the daemon.
     pub(crate) id: u32,
     /// Jobs of this context not finished yet (see [`crate::jobs`]).
@@ -345,37 +345,28 @@ pub(crate) static FOPS: AssertSync<bindings::v4l2_file_operations> =
 unsafe extern "C" fn video_open(file: *mut file) -> c_int {
     // SAFETY: `file` is being opened on our node.
     let vdev = unsafe { bindings::video_devdata(file) };
-    // SAFETY: our only video node is the `vfd` of a `Device`.
+    // SAFETY: our only video node is the `vfd` of the device, which lives while the node is
+    // being opened (the core holds a reference on it).
     let dev = unsafe { Device::from_vdev(vdev) };
-    // SAFETY: the device (and its lock) lives while the node has users.
-    let lock = unsafe { (*dev).lock.get() };
-    // SAFETY: `lock` is an initialized mutex.
-    if unsafe { bindings::daedalus_mutex_lock_interruptible(lock) } != 0 {
-        return code::ERESTARTSYS.to_errno();
-    }
+    let _guard = match dev.lock().lock_interruptible() {
+        Ok(g) => g,
+        Err(e) => return e.to_errno(),
+    };
     // SAFETY: the lock is held; `file` and `vdev` as above.
-    let r = unsafe { open_locked(file, vdev, dev) };
-    // SAFETY: locked above.
-    unsafe { bindings::mutex_unlock(lock) };
-    errno(r)
+    errno(unsafe { open_locked(file, vdev, dev) })
 }
 
 /// # Safety
 ///
 /// As [`video_open`], with the device lock held.
-unsafe fn open_locked(
-    file: *mut file,
-    vdev: *mut bindings::video_device,
-    dev: *mut Device,
-) -> Result {
+unsafe fn open_locked(file: *mut file, vdev: *mut bindings::video_device, dev: &Device) -> Result {
     // SAFETY: every field of `Context` is valid zeroed (raw pointers, `Opaque`, atomics, and a
     // `State` of integers; it is overwritten below anyway).
     let ctx = unsafe { alloc_zeroed::<Context>() }?;
     // SAFETY: `ctx` is a fresh exclusive allocation.
     let c = unsafe { &mut *ctx };
     c.dev = dev;
-    // SAFETY: the device lives while its node is open.
-    c.id = unsafe { (*dev).jobs.new_context_id() };
+    c.id = dev.data().jobs.new_context_id();
     let default = CodedFormat {
         codec: Codec::Vp9,
         width: DEFAULT_WIDTH,
@@ -413,7 +404,7 @@ unsafe fn open_locked(
     unsafe { (*fh).ctrl_handler = (*ctx).hdl.as_raw() };
     // SAFETY: the m2m device lives as long as the device; `ctx` is what `queue_init` expects.
     let m2m = check_ptr(unsafe {
-        bindings::v4l2_m2m_ctx_init((*dev).m2m_dev, ctx.cast(), Some(queue::queue_init))
+        bindings::v4l2_m2m_ctx_init(dev.m2m_raw(), ctx.cast(), Some(queue::queue_init))
     });
     match m2m {
         // SAFETY: `fh` is initialized.
@@ -432,7 +423,9 @@ unsafe fn open_locked(
     // (`daedalus_fh_add` sets `private_data` to `fh`).
     unsafe { bindings::daedalus_fh_add(fh, file) };
     // SAFETY: as above.
-    unsafe { (*dev).jobs.event(wire::KIND_CONTEXT_OPEN, (*ctx).id) };
+    dev.data()
+        .jobs
+        .event(wire::KIND_CONTEXT_OPEN, unsafe { (*ctx).id });
     Ok(())
 }
 
@@ -445,18 +438,19 @@ unsafe extern "C" fn video_release(file: *mut file) -> c_int {
     // SAFETY: opened by `video_open`.
     let c = unsafe { Context::from_file(file) };
     let ctx = core::ptr::from_ref(c).cast_mut();
-    let lock = c.device().lock.get();
-    // SAFETY: `lock` is initialized. Releasing the m2m context stops streaming, which returns
-    // the buffers and completes their requests through `hdl`, so it goes first.
+    // Releasing the m2m context stops streaming, which returns the buffers and completes their
+    // requests through `hdl`, so it goes first, under the device lock.
+    let guard = c.device().lock().lock();
+    // SAFETY: the m2m context is live until here.
+    unsafe { bindings::v4l2_m2m_ctx_release(c.m2m_ctx()) };
+    drop(guard);
+    // SAFETY: the file is being released; `fh` was added in `video_open`.
     unsafe {
-        bindings::daedalus_mutex_lock(lock);
-        bindings::v4l2_m2m_ctx_release(c.m2m_ctx());
-        bindings::mutex_unlock(lock);
         // Also clears `private_data`.
         bindings::daedalus_fh_del(c.fh.get(), file);
         bindings::v4l2_fh_exit(c.fh.get());
     }
-    c.device().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
+    c.device().data().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
     // SAFETY: streaming stopped above, which waited for the context's jobs: nothing refers to
     // the context any more. Dropping it frees the control handler (after `fh`, whose control
     // events it served).

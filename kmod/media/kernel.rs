@@ -116,6 +116,8 @@ unsafe impl Zeroable for bindings::file_operations {}
 unsafe impl Zeroable for bindings::attribute {}
 // SAFETY: as `file_operations`.
 unsafe impl Zeroable for bindings::attribute_group {}
+// SAFETY: integers, raw pointers and a list head: all-zero is an unregistered misc device.
+unsafe impl Zeroable for bindings::miscdevice {}
 
 /// The all-zero value of `T`, for the tails of C operation tables (`..zeroed()`).
 pub(crate) const fn zeroed<T: Zeroable>() -> T {

@@ -34,9 +34,11 @@ mod compat;
 pub(crate) mod ctrls;
 pub(crate) mod fd;
 pub(crate) mod kernel;
+pub(crate) mod platform;
 pub(crate) mod sync;
 pub(crate) mod time;
 pub(crate) mod uapi;
+pub(crate) mod v4l2;
 pub(crate) mod workqueue;
 
 /// The raw bindings, for the driver code not migrated to the layer yet (removed by step 9 of
@@ -50,4 +52,7 @@ pub(crate) mod prelude {
         errno, pr_err, pr_info, pr_warn, strscpy, zeroed, AssertSync, Error, KBox, KVec, Opaque,
         Result, UserAddr, GFP_KERNEL,
     };
+    pub(crate) use kernel::init::PinInit;
+    pub(crate) use kernel::pin_init;
+    pub(crate) use kernel::prelude::pin_data;
 }

@@ -56,8 +56,12 @@ impl<T> Mutex<T> {
         };
         pin_init!(Self {
             // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
-            // called; `init` is a `mutex_init` call site.
-            raw <- Opaque::ffi_init(move |slot| unsafe { init(slot) }),
+            // called (zeroed first, as C expects of kzalloc'ed memory); `init` is a `mutex_init`
+            // call site.
+            raw <- Opaque::ffi_init(move |slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                init(slot)
+            }),
             value: UnsafeCell::new(value),
         })
     }
@@ -143,8 +147,11 @@ impl WaitQueue {
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
             // SAFETY: `slot` is the storage of this queue, valid and pinned while the closure is
-            // called.
-            raw <- Opaque::ffi_init(|slot| unsafe { bindings::daedalus_init_waitqueue_head(slot) }),
+            // called (zeroed first).
+            raw <- Opaque::ffi_init(|slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                bindings::daedalus_init_waitqueue_head(slot)
+            }),
         })
     }
 
@@ -240,5 +247,84 @@ impl PollTable<'_> {
             pt,
             _p: PhantomData,
         }
+    }
+}
+
+/// `video_device.lock`, which is also the `lock` of every vb2 queue of the device.
+///
+/// # Invariants
+///
+/// `raw` is initialized by `mutex_init` (`daedalus_mutex_init`, its own lockdep class) before
+/// the lock is reachable (pin-init), and never moves. Its address is written into
+/// `video_device.lock` by the layer and into `vb2_queue.lock` by `queue_init`.
+#[pin_data]
+#[repr(transparent)]
+pub(crate) struct DeviceLock {
+    #[pin]
+    raw: Opaque<bindings::mutex>,
+}
+
+// SAFETY: a mutex is taken and released from any task.
+unsafe impl Send for DeviceLock {}
+// SAFETY: as above; all access goes through the C mutex API.
+unsafe impl Sync for DeviceLock {}
+
+impl DeviceLock {
+    /// An unlocked device lock.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
+            // called (zeroed first).
+            raw <- Opaque::ffi_init(|slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                bindings::daedalus_mutex_init(slot)
+            }),
+        })
+    }
+
+    /// Takes the lock (uninterruptibly).
+    pub(crate) fn lock(&self) -> DeviceGuard<'_> {
+        // SAFETY: initialized (type invariant).
+        unsafe { bindings::daedalus_mutex_lock(self.raw.get()) };
+        // INVARIANT: held from here until the guard's drop.
+        DeviceGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes the lock, or `ERESTARTSYS` if a signal comes first.
+    pub(crate) fn lock_interruptible(&self) -> Result<DeviceGuard<'_>> {
+        // SAFETY: initialized (type invariant).
+        if unsafe { bindings::daedalus_mutex_lock_interruptible(self.raw.get()) } != 0 {
+            return Err(code::ERESTARTSYS);
+        }
+        // INVARIANT: held from here until the guard's drop.
+        Ok(DeviceGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The C mutex, for the `lock` fields of the video node and the vb2 queues.
+    pub(crate) fn as_raw(&self) -> *mut bindings::mutex {
+        self.raw.get()
+    }
+}
+
+/// Proof that the current task holds a [`DeviceLock`]; releases it when dropped.
+///
+/// # Invariants
+///
+/// The current task holds `lock` from the guard's creation until its drop. Not `Send`.
+pub(crate) struct DeviceGuard<'a> {
+    lock: &'a DeviceLock,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Drop for DeviceGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: held by the current task (type invariant).
+        unsafe { bindings::mutex_unlock(self.lock.raw.get()) };
     }
 }

@@ -45,8 +45,10 @@ impl DelayedWork {
     ) -> impl PinInit<Self> {
         pin_init!(Self {
             // SAFETY: `slot` is the storage of this work, valid and pinned while the closure is
-            // called; the caller vouches for `func`.
+            // called (zeroed first: `INIT_DELAYED_WORK` leaves `wq` and `cpu` to the first
+            // `queue_delayed_work`); the caller vouches for `func`.
             raw <- Opaque::ffi_init(move |slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
                 bindings::daedalus_init_delayed_work(slot, Some(func))
             }),
         })
