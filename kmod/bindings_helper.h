@@ -21,7 +21,7 @@
 #include <media/v4l2-mem2mem.h>
 #include <media/videobuf2-dma-contig.h>
 #include <media/videobuf2-v4l2.h>
-#include "glue.h"
+#include "media/glue.h"
 
 const u32 DAEDALUS_CONST_V4L2_PIX_FMT_VP9_FRAME = V4L2_PIX_FMT_VP9_FRAME;
 const u32 DAEDALUS_CONST_V4L2_PIX_FMT_AV1_FRAME = V4L2_PIX_FMT_AV1_FRAME;

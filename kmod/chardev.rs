@@ -8,32 +8,51 @@
 //! `IOC_COMPLETE` for each job's answer. The queue behind it is [`crate::jobs`].
 
 use core::mem::offset_of;
+use core::ptr::NonNull;
 
-use kernel::types::Opaque;
-
-use crate::bindings::{self, file, inode};
+use crate::device::Daedalus;
 use crate::jobs::Jobs;
-use crate::shim::{self, c_int, c_long, c_uint, c_ulong, check, code, pr_info, AssertSync, Error};
+use crate::media::prelude::*;
+use crate::media::raw::{self as bindings, file, inode};
+use crate::media::sync::PollTable;
+use crate::media::v4l2::device::DeviceRef;
 use crate::wire::{self, Completion, Hello};
 
-/// The misc device; lives inside [`crate::device::Device`].
-pub(crate) struct Chardev {
+/// The misc device, in an allocation of its own.
+struct Chardev {
     misc: Opaque<bindings::miscdevice>,
-    jobs: *const Jobs,
+    /// Keeps the device, hence its job queue, alive while the chardev exists.
+    dev: DeviceRef<Daedalus>,
 }
 
-impl Chardev {
-    /// Registers `/dev/daedalus` for the job queue `jobs`.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to a zeroed `Chardev` inside a [`crate::device::Device`] that outlives the
-    /// registration (until [`Chardev::deregister`]); `jobs` is initialized and lives as long.
-    pub(crate) unsafe fn register(this: *mut Chardev, jobs: *const Jobs) -> crate::shim::Result {
-        // SAFETY: per the contract `this` is valid, zeroed and not registered yet.
-        unsafe {
-            (*this).jobs = jobs;
-            let misc = (*this).misc.get();
+/// `/dev/daedalus`, registered; dropping it removes the node.
+///
+/// # Invariants
+///
+/// `cd` is a leaked `KBox<Chardev>` whose `misc` is registered, until drop.
+pub(crate) struct Registration {
+    cd: NonNull<Chardev>,
+}
+
+// SAFETY: deregistered from whatever task unloads the module; the C calls lock internally.
+unsafe impl Send for Registration {}
+// SAFETY: `&Registration` gives no access at all.
+unsafe impl Sync for Registration {}
+
+impl Registration {
+    /// Registers `/dev/daedalus` for the job queue of `dev`.
+    pub(crate) fn new(dev: DeviceRef<Daedalus>) -> Result<Self> {
+        let cd = KBox::into_raw(KBox::new(
+            Chardev {
+                misc: Opaque::new(zeroed()),
+                dev,
+            },
+            GFP_KERNEL,
+        )?);
+        // SAFETY: `cd` is a fresh, exclusively owned allocation with a zeroed `miscdevice`; it
+        // never moves, and lives until after `misc_deregister` (drop).
+        let r = unsafe {
+            let misc = (*cd).misc.get();
             (*misc).minor = bindings::MISC_DYNAMIC_MINOR as c_int;
             (*misc).name = NODE_NAME.as_ptr().cast();
             (*misc).fops = &FOPS.0;
@@ -41,17 +60,27 @@ impl Chardev {
             // The driver core only reads the table (`const struct attribute_group **`).
             (*misc).groups = GROUPS.0.as_ptr().cast_mut();
             check(bindings::misc_register(misc))
+        };
+        if let Err(e) = r {
+            // SAFETY: not registered: nothing else knows the allocation.
+            drop(unsafe { KBox::from_raw(cd) });
+            return Err(e);
         }
+        // INVARIANT: registered above; `into_raw` never returns null.
+        Ok(Registration {
+            cd: NonNull::new(cd).ok_or(code::ENOMEM)?,
+        })
     }
+}
 
-    /// Removes `/dev/daedalus`.
-    ///
-    /// # Safety
-    ///
-    /// `self` was registered by [`Chardev::register`] and no file is open on it.
-    pub(crate) unsafe fn deregister(&self) {
-        // SAFETY: registered per the contract.
-        unsafe { bindings::misc_deregister(self.misc.get()) };
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); no file is open on it (module references), and
+        // after `misc_deregister` nothing reaches the allocation, which is ours to free.
+        unsafe {
+            bindings::misc_deregister((*self.cd.as_ptr()).misc.get());
+            drop(KBox::from_raw(self.cd.as_ptr()));
+        }
     }
 }
 
@@ -64,8 +93,8 @@ static ATTACHED_ATTR: AssertSync<bindings::device_attribute> =
         attr: bindings::attribute {
             name: c"daemon_attached".as_ptr().cast(),
             mode: 0o444,
-            // SAFETY: all-zero is valid for the remaining (lockdep) fields of a static attribute.
-            ..unsafe { core::mem::zeroed() }
+            // The remaining (lockdep) fields of a static attribute are zero.
+            ..zeroed()
         },
         show: Some(show_attached),
         store: None,
@@ -74,8 +103,8 @@ static ATTRS: AssertSync<[*const bindings::attribute; 2]> =
     AssertSync([&ATTACHED_ATTR.0.attr, core::ptr::null()]);
 static GROUP: AssertSync<bindings::attribute_group> = AssertSync(bindings::attribute_group {
     attrs: ATTRS.0.as_ptr().cast_mut().cast(),
-    // SAFETY: all-zero is a valid group (no name, no visibility callback, no binary files).
-    ..unsafe { core::mem::zeroed() }
+    // No name, no visibility callback, no binary files.
+    ..zeroed()
 });
 static GROUPS: AssertSync<[*const bindings::attribute_group; 2]> =
     AssertSync([&GROUP.0, core::ptr::null()]);
@@ -98,7 +127,7 @@ unsafe extern "C" fn show_attached(
             .cast::<u8>()
             .sub(offset_of!(Chardev, misc))
             .cast::<Chardev>();
-        &*(*cd).jobs
+        &(*cd).dev.data().jobs
     };
     let text: &[u8] = if jobs.attached() { b"1\n" } else { b"0\n" };
     // SAFETY: `buf` has room for a page; we write 2 bytes.
@@ -114,8 +143,8 @@ static FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_o
     poll: Some(chardev_poll),
     unlocked_ioctl: Some(chardev_ioctl),
     compat_ioctl: Some(bindings::compat_ptr_ioctl),
-    // SAFETY: all-zero is a valid `file_operations` (every other callback `None`).
-    ..unsafe { core::mem::zeroed() }
+    // Every other callback `None`.
+    ..zeroed()
 });
 
 /// The job queue behind a file of `/dev/daedalus`.
@@ -124,15 +153,15 @@ static FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_o
 ///
 /// `file` is a file of `/dev/daedalus`: `misc_open` stored our `miscdevice` in `private_data`.
 unsafe fn jobs_of<'a>(file: *mut file) -> &'a Jobs {
-    // SAFETY: `private_data` is the `misc` field of a registered `Chardev`, whose `jobs` lives
-    // as long as the device, which outlives every open file (module reference).
+    // SAFETY: `private_data` is the `misc` field of a registered `Chardev`, which outlives
+    // every open file (module reference) and keeps the device, hence `jobs`, alive.
     unsafe {
         let cd = (*file)
             .private_data
             .cast::<u8>()
             .sub(offset_of!(Chardev, misc))
             .cast::<Chardev>();
-        &*(*cd).jobs
+        &(*cd).dev.data().jobs
     }
 }
 
@@ -140,7 +169,7 @@ unsafe fn jobs_of<'a>(file: *mut file) -> &'a Jobs {
 ///
 /// Only called by the VFS (through `misc_open`) for `/dev/daedalus`.
 unsafe extern "C" fn chardev_open(_inode: *mut inode, file: *mut file) -> c_int {
-    if !shim::capable_sys_admin() {
+    if !capable_sys_admin() {
         return code::EPERM.to_errno();
     }
     // SAFETY: `file` is being opened on our node.
@@ -177,7 +206,7 @@ unsafe extern "C" fn chardev_read(
     // SAFETY: opened by `chardev_open`.
     let (jobs, flags) = unsafe { (jobs_of(file), (*file).f_flags) };
     let nonblock = flags & bindings::O_NONBLOCK != 0;
-    match jobs.read(buf as usize, count, nonblock) {
+    match jobs.read(UserAddr::new(buf as usize), count, nonblock) {
         Ok(n) => n as isize,
         Err(e) => e.to_errno() as isize,
     }
@@ -187,8 +216,9 @@ unsafe extern "C" fn chardev_read(
 ///
 /// VFS `poll` on a file opened by [`chardev_open`].
 unsafe extern "C" fn chardev_poll(file: *mut file, pt: *mut bindings::poll_table_struct) -> u32 {
-    // SAFETY: opened by `chardev_open`.
-    unsafe { jobs_of(file) }.poll(file, pt)
+    // SAFETY: opened by `chardev_open`; `file` and `pt` are those of this `poll()` call.
+    let (jobs, mut pt) = unsafe { (jobs_of(file), PollTable::from_raw(file, pt)) };
+    jobs.poll(&mut pt)
 }
 
 /// # Safety
@@ -197,19 +227,19 @@ unsafe extern "C" fn chardev_poll(file: *mut file, pt: *mut bindings::poll_table
 unsafe extern "C" fn chardev_ioctl(file: *mut file, cmd: c_uint, arg: c_ulong) -> c_long {
     // SAFETY: opened by `chardev_open`.
     let jobs = unsafe { jobs_of(file) };
-    let ptr: usize = arg;
+    let ptr = UserAddr::new(arg);
     let r: Result<(), Error> = match cmd {
         wire::IOC_HELLO => (|| {
             let mut b = [0u8; Hello::SIZE];
-            shim::copy_from_user(ptr, &mut b)?;
+            ptr.copy_from(&mut b)?;
             let theirs = Hello::decode(&b).map_err(|_| code::EINVAL)?;
             let (ours, r) = jobs.hello(theirs);
-            shim::copy_to_user(ptr, &ours.encode())?;
+            ptr.copy_to(&ours.encode())?;
             r
         })(),
         wire::IOC_COMPLETE => (|| {
             let mut b = [0u8; Completion::SIZE];
-            shim::copy_from_user(ptr, &mut b)?;
+            ptr.copy_from(&mut b)?;
             let c = Completion::decode(&b).map_err(|_| code::EINVAL)?;
             jobs.complete(c)
         })(),

@@ -3,31 +3,19 @@
 //!
 //! Every context carries the controls of all three codecs (as visl and hantro do), so a client
 //! can switch codecs with `S_FMT(OUTPUT)` without reopening. Compound payloads are validated by
-//! the V4L2 core (`std_validate_compound`); on top of that, [`try_ctrl`] refuses streams daedalus
-//! cannot output (4:2:2 / 4:4:4, 12-bit) with `EINVAL` at `S_EXT_CTRLS` time, and [`s_ctrl`]
-//! records each codec's bit depth, which selects the CAPTURE format (NV12 or P010).
+//! the V4L2 core (`std_validate_compound`); on top of that, `try_ctrl` refuses streams daedalus
+//! cannot output (4:2:2 / 4:4:4, 12-bit) with `EINVAL` at `S_EXT_CTRLS` time, and `s_ctrl`
+//! records each codec's bit depth, which selects the CAPTURE format (NV12 or P010) (see the
+//! [`CtrlOps`] impl of [`Context`]).
 
-use crate::bindings::{self, v4l2_ctrl, v4l2_ctrl_config, v4l2_ctrl_handler, v4l2_ctrl_ops};
 use crate::formats::{BitDepth, Codec};
-use crate::shim::{c_int, check, code, AssertSync, Error, Result};
+use crate::media::ctrls::{Ctrl, CtrlBuilder, CtrlOps, StdCtrl};
+use crate::media::prelude::*;
+use crate::media::raw as bindings;
 use crate::video::Context;
 
-/// One control of the handler.
-struct Desc {
-    id: u32,
-    /// Menu range and default (ignored for compound controls).
-    min: i64,
-    max: i64,
-    def: i64,
-    menu_skip_mask: u64,
-    /// Maximum number of elements of a dynamic array control (0: not an array).
-    dims0: u32,
-    /// Whether [`CTRL_OPS`] checks and tracks this control (the ones carrying the bit depth).
-    tracked: bool,
-}
-
-const fn compound(id: u32) -> Desc {
-    Desc {
+const fn compound(id: u32) -> StdCtrl {
+    StdCtrl {
         id,
         min: 0,
         max: 0,
@@ -38,15 +26,15 @@ const fn compound(id: u32) -> Desc {
     }
 }
 
-const fn tracked(id: u32) -> Desc {
-    Desc {
+const fn tracked(id: u32) -> StdCtrl {
+    StdCtrl {
         tracked: true,
         ..compound(id)
     }
 }
 
-const fn menu(id: u32, min: u32, max: u32, def: u32, menu_skip_mask: u64) -> Desc {
-    Desc {
+const fn menu(id: u32, min: u32, max: u32, def: u32, menu_skip_mask: u64) -> StdCtrl {
+    StdCtrl {
         min: min as i64,
         max: max as i64,
         def: def as i64,
@@ -61,7 +49,10 @@ const fn bit(n: u32) -> u64 {
 
 use bindings::*;
 
-static DESCS: [Desc; 20] = [
+/// How many controls a context has.
+pub(crate) const NR_CONTROLS: u32 = 20;
+
+static DESCS: [StdCtrl; NR_CONTROLS as usize] = [
     // VP9 (profiles 0 and 2: 4:2:0 at 8 and 10 bits)
     tracked(V4L2_CID_STATELESS_VP9_FRAME),
     compound(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR),
@@ -82,7 +73,7 @@ static DESCS: [Desc; 20] = [
     // AV1 (main profile)
     tracked(V4L2_CID_STATELESS_AV1_SEQUENCE),
     compound(V4L2_CID_STATELESS_AV1_FRAME),
-    Desc {
+    StdCtrl {
         dims0: V4L2_AV1_MAX_TILE_COUNT,
         ..compound(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY)
     },
@@ -171,63 +162,18 @@ pub(crate) fn job_controls(codec: Codec) -> &'static [u32] {
     }
 }
 
-static CTRL_OPS: AssertSync<v4l2_ctrl_ops> = AssertSync(v4l2_ctrl_ops {
-    try_ctrl: Some(try_ctrl),
-    s_ctrl: Some(s_ctrl),
-    g_volatile_ctrl: None,
-});
-
-/// Creates the controls of a context in `hdl` and applies their defaults.
-///
-/// # Safety
-///
-/// `hdl` is zeroed storage inside the [`Context`] it belongs to, which outlives the handler
-/// (freed with `v4l2_ctrl_handler_free` before the context).
-pub(crate) unsafe fn init(hdl: *mut v4l2_ctrl_handler) -> Result {
-    // SAFETY: `hdl` is valid storage per the contract.
-    check(unsafe { bindings::daedalus_ctrl_handler_init(hdl, DESCS.len() as u32) })?;
+/// Creates the controls of a context (see [`crate::media::ctrls::CtrlHandler::init`]).
+pub(crate) fn build(b: &mut CtrlBuilder<'_, Context>) {
     for d in DESCS.iter() {
-        let mut cfg = v4l2_ctrl_config {
-            id: d.id,
-            min: d.min,
-            max: d.max,
-            def: d.def,
-            menu_skip_mask: d.menu_skip_mask,
-            ..Default::default()
-        };
-        cfg.dims[0] = d.dims0;
-        if d.tracked {
-            cfg.ops = &CTRL_OPS.0;
-        }
-        // SAFETY: `hdl` is initialized; `cfg` describes a standard control (name, type and
-        // flags are filled in by the core from the id). Errors accumulate in `hdl->error`.
-        unsafe { bindings::v4l2_ctrl_new_custom(hdl, &cfg, core::ptr::null_mut()) };
+        b.add_std(d);
     }
-    // SAFETY: `hdl` is initialized.
-    let err = unsafe { (*hdl).error };
-    // SAFETY: on success the handler is complete; applying the defaults calls `s_ctrl`, which
-    // needs the context, valid per the contract.
-    let r = check(err).and_then(|()| check(unsafe { bindings::v4l2_ctrl_handler_setup(hdl) }));
-    if r.is_err() {
-        // SAFETY: initialized above; nothing else uses it yet.
-        unsafe { bindings::v4l2_ctrl_handler_free(hdl) };
-    }
-    r
 }
 
 /// The codec and bit depth a tracked control's new value selects, or why it is refused.
-///
-/// # Safety
-///
-/// `ctrl` is a control created by [`init`] with `tracked` set, and its `p_new` holds a value of
-/// the control's compound type (the core allocated it with the type's size).
-unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
-    // SAFETY: per the contract.
-    let (id, p) = unsafe { ((*ctrl).id, (*ctrl).p_new.p) };
-    match id {
+fn depth_of(ctrl: &Ctrl<'_>) -> Result<(Codec, BitDepth)> {
+    match ctrl.id() {
         V4L2_CID_STATELESS_VP9_FRAME => {
-            // SAFETY: the payload of this control is a `v4l2_ctrl_vp9_frame`.
-            let f = unsafe { &*p.cast::<v4l2_ctrl_vp9_frame>() };
+            let f = ctrl.payload::<v4l2_ctrl_vp9_frame>().ok_or(code::EINVAL)?;
             // Profiles 1 and 3 are 4:2:2 / 4:4:0 / 4:4:4: not representable in NV12 / P010.
             if f.profile != 0 && f.profile != 2 {
                 return Err(code::EINVAL);
@@ -236,8 +182,9 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
             Ok((Codec::Vp9, depth))
         }
         V4L2_CID_STATELESS_AV1_SEQUENCE => {
-            // SAFETY: the payload of this control is a `v4l2_ctrl_av1_sequence`.
-            let s = unsafe { &*p.cast::<v4l2_ctrl_av1_sequence>() };
+            let s = ctrl
+                .payload::<v4l2_ctrl_av1_sequence>()
+                .ok_or(code::EINVAL)?;
             // Main profile only: 4:2:0 (or monochrome) at 8 or 10 bits.
             if s.seq_profile != 0 {
                 return Err(code::EINVAL);
@@ -246,8 +193,7 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
             Ok((Codec::Av1, depth))
         }
         V4L2_CID_STATELESS_H264_SPS => {
-            // SAFETY: the payload of this control is a `v4l2_ctrl_h264_sps`.
-            let s = unsafe { &*p.cast::<v4l2_ctrl_h264_sps>() };
+            let s = ctrl.payload::<v4l2_ctrl_h264_sps>().ok_or(code::EINVAL)?;
             // 4:0:0 and 4:2:0 only; luma and chroma of the same depth (NV12 / P010 have one).
             if s.chroma_format_idc > 1 || s.bit_depth_luma_minus8 != s.bit_depth_chroma_minus8 {
                 return Err(code::EINVAL);
@@ -267,34 +213,19 @@ unsafe fn depth_of(ctrl: *const v4l2_ctrl) -> Result<(Codec, BitDepth)> {
     }
 }
 
-/// `v4l2_ctrl_ops.try_ctrl`: refuses what cannot be decoded into NV12 / P010.
-///
-/// # Safety
-///
-/// Only called by the V4L2 core, with the handler lock held, for controls created by [`init`].
-unsafe extern "C" fn try_ctrl(ctrl: *mut v4l2_ctrl) -> c_int {
-    // SAFETY: only tracked controls have these ops; the core filled `p_new`.
-    match unsafe { depth_of(ctrl) } {
-        Ok(_) => 0,
-        Err(e) => e.to_errno(),
+/// The tracked controls (those carrying the bit depth) of a context. The core calls these with
+/// the handler lock held, possibly from `device_run` without the device lock: they only touch
+/// the context's atomics.
+impl CtrlOps for Context {
+    /// Refuses what cannot be decoded into NV12 / P010.
+    fn try_ctrl(&self, ctrl: &Ctrl<'_>) -> Result {
+        depth_of(ctrl).map(|_| ())
     }
-}
 
-/// `v4l2_ctrl_ops.s_ctrl`: records the bit depth of the codec's stream.
-///
-/// # Safety
-///
-/// As [`try_ctrl`]; the handler is the `hdl` of a live [`Context`].
-unsafe extern "C" fn s_ctrl(ctrl: *mut v4l2_ctrl) -> c_int {
-    // SAFETY: the new value has passed `try_ctrl` (or is the default) and is in `p_new`.
-    let r: Result<(Codec, BitDepth)> = unsafe { depth_of(ctrl) };
-    match r {
-        Ok((codec, depth)) => {
-            // SAFETY: `handler` is the `hdl` of a live context (contract).
-            let ctx = unsafe { &*Context::from_hdl((*ctrl).handler) };
-            ctx.set_depth(codec, depth);
-            0
-        }
-        Err(e) => Error::to_errno(e),
+    /// Records the bit depth of the codec's stream.
+    fn s_ctrl(&self, ctrl: &Ctrl<'_>) -> Result {
+        let (codec, depth) = depth_of(ctrl)?;
+        self.set_depth(codec, depth);
+        Ok(())
     }
 }

@@ -6,9 +6,11 @@
 //! `/dev/daedalus`, the chardev the decode daemon attaches to.
 //!
 //! Layout:
-//! - [`bindings`][bindings]: generated at build time from the target kernel's headers.
-//! - [`shim`][shim]: the small surface of the `kernel` crate the driver uses.
-//! - [`device`][device]: the platform device, v4l2/media/video registrations and their lifetime.
+//! - [`media`][media]: the safe media layer, the only place that touches C (the bindings,
+//!   generated at build time from the target kernel's headers, and `glue.c`) or the `kernel`
+//!   crate's API; see `docs/kmod-safe-layer.md`.
+//! - [`device`][device]: what the device is (its `M2mDriver` impl), its job queue, what the module
+//!   registers and in which order it goes.
 //! - [`video`][video]: one decoding context per open of `/dev/videoN`, formats and ioctls.
 //! - [`queue`][queue]: videobuf2 queues, request validation, decode jobs.
 //! - [`ctrls`][ctrls]: the stateless codec controls.
@@ -16,21 +18,8 @@
 //! - [`jobs`][jobs]: decode jobs between the V4L2 side and the daemon.
 //! - `formats`, `wire`: shared with userspace (`proto/`).
 
-#[allow(
-    unknown_lints,
-    unnecessary_transmutes,
-    clippy::all,
-    clippy::undocumented_unsafe_blocks,
-    dead_code,
-    missing_docs,
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    improper_ctypes,
-    unreachable_pub,
-    unsafe_op_in_unsafe_fn
-)]
-mod bindings;
+#![deny(clippy::unwrap_used, clippy::expect_used)]
+
 mod chardev;
 mod ctrls;
 mod device;
@@ -38,14 +27,16 @@ mod device;
 #[path = "../proto/src/formats.rs"]
 mod formats;
 mod jobs;
+mod media;
 mod queue;
-mod shim;
 mod video;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/wire.rs"]
 mod wire;
 
 use kernel::prelude::*;
+
+use crate::media::uapi;
 
 module! {
     type: DaedalusModule,
@@ -68,9 +59,9 @@ impl kernel::Module for DaedalusModule {
 
 // The format table shared with userspace (proto/) must agree with the target kernel's headers.
 const _: () = {
-    assert!(formats::PIX_FMT_VP9_FRAME == bindings::V4L2_PIX_FMT_VP9_FRAME);
-    assert!(formats::PIX_FMT_AV1_FRAME == bindings::V4L2_PIX_FMT_AV1_FRAME);
-    assert!(formats::PIX_FMT_H264_SLICE == bindings::V4L2_PIX_FMT_H264_SLICE);
-    assert!(formats::PIX_FMT_NV12 == bindings::V4L2_PIX_FMT_NV12);
-    assert!(formats::PIX_FMT_P010 == bindings::V4L2_PIX_FMT_P010);
+    assert!(formats::PIX_FMT_VP9_FRAME == uapi::V4L2_PIX_FMT_VP9_FRAME);
+    assert!(formats::PIX_FMT_AV1_FRAME == uapi::V4L2_PIX_FMT_AV1_FRAME);
+    assert!(formats::PIX_FMT_H264_SLICE == uapi::V4L2_PIX_FMT_H264_SLICE);
+    assert!(formats::PIX_FMT_NV12 == uapi::V4L2_PIX_FMT_NV12);
+    assert!(formats::PIX_FMT_P010 == uapi::V4L2_PIX_FMT_P010);
 };

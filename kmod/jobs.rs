@@ -20,16 +20,19 @@
 //! `inflight`, which keeps the context alive: `stop_streaming` (which runs before a context is
 //! freed) waits until it is zero.
 
-use core::cell::UnsafeCell;
-use core::ptr::{addr_of_mut, null_mut};
+use core::ops::{Deref, DerefMut};
+use core::ptr::{addr_of_mut, NonNull};
+
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
-use kernel::types::Opaque;
-
-use crate::bindings::{self, vb2_v4l2_buffer};
 use crate::ctrls;
-use crate::shim::{self, c_int, c_uint, c_ulong, c_void, code, pr_warn, Error, Result};
+use crate::media::ctrls::Ctrl;
+use crate::media::fd::{DmaBuf, FdReservation};
+use crate::media::prelude::*;
+use crate::media::raw::{self as bindings, vb2_v4l2_buffer};
+use crate::media::sync::{LockClass, Mutex, MutexGuard, PollTable, WaitQueue};
+use crate::media::time::{params, Jiffies};
+use crate::media::workqueue::DelayedWork;
 use crate::video::Context;
 use crate::wire::{self, BufferDesc, Completion, Hello, JobEncoder, JobHeader, PictureFormat};
 
@@ -65,16 +68,9 @@ impl Buffer {
     }
 }
 
-/// The current time in jiffies.
-fn jiffies() -> c_ulong {
-    // SAFETY: reads the `jiffies` counter.
-    unsafe { bindings::daedalus_jiffies() }
-}
-
 /// The `job_timeout_ms` module parameter, in jiffies.
-fn job_timeout() -> c_ulong {
-    // SAFETY: reads a module parameter and converts it.
-    unsafe { bindings::__msecs_to_jiffies(bindings::daedalus_job_timeout_ms()) }
+fn job_timeout() -> Jiffies {
+    Jiffies::from_msecs(params::job_timeout_ms())
 }
 
 /// Sources of unique numbers shared by all contexts.
@@ -105,9 +101,14 @@ struct JobRecord {
     mode: Mode,
     /// Handed to the daemon by `read()`.
     read: bool,
-    deadline: c_ulong,
+    deadline: Jiffies,
     msg: KVec<u8>,
 }
+
+// SAFETY: a job record is only reached under the job queue's lock, from any task: the buffers
+// it owns and its context (alive while the job counts in `inflight`) are used through C calls
+// that do not depend on the calling task.
+unsafe impl Send for JobRecord {}
 
 #[derive(Clone, Copy)]
 struct Event {
@@ -129,13 +130,15 @@ struct Inner {
     events: [Event; MAX_EVENTS],
 }
 
-/// The job queue of the device; lives in [`crate::device::Device`].
+/// The job queue of the device; lives in its [`crate::device::DaedalusData`]. Jobs past their
+/// deadline are failed by the device's watchdog ([`Jobs::expire`]).
+#[pin_data]
 pub(crate) struct Jobs {
-    lock: Opaque<bindings::mutex>,
+    #[pin]
+    inner: Mutex<Inner>,
     /// Woken when a message is queued, a job ends, or the daemon goes.
-    wq: Opaque<bindings::wait_queue_head>,
-    timeout_work: Opaque<bindings::delayed_work>,
-    inner: UnsafeCell<Inner>,
+    #[pin]
+    wq: WaitQueue,
     /// Mirrors "a message waits or no daemon is attached", updated whenever the lock is
     /// released, so that the blocking-read wait condition does not take the lock (it is
     /// evaluated in a non-running task state, where sleeping on a mutex is not allowed).
@@ -225,7 +228,7 @@ unsafe fn finish_buffers(
             Mode::Running { .. } => {
                 // Returns both buffers (keeping a held CAPTURE buffer) and runs the next job.
                 bindings::v4l2_m2m_buf_done_and_job_finish(
-                    ctx.device().m2m_dev,
+                    ctx.device().m2m_raw(),
                     ctx.m2m_ctx(),
                     state(picture_ok),
                 );
@@ -244,60 +247,50 @@ unsafe fn finish_buffers(
     ctx.inflight.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// Argument of the wait conditions below.
-struct WaitFor<'a> {
+/// Holds the job queue's lock; releasing it updates [`Jobs::readable`].
+struct JobsGuard<'a> {
     jobs: &'a Jobs,
-    ctx: Option<&'a Context>,
+    inner: MutexGuard<'a, Inner>,
 }
 
-/// Wait condition of a blocking `read()`: a message is there or the daemon is gone.
-///
-/// # Safety
-///
-/// `arg` is a live `WaitFor`.
-unsafe extern "C" fn readable(arg: *mut c_void) -> bool {
-    // SAFETY: per the contract.
-    let w = unsafe { &*arg.cast::<WaitFor<'_>>() };
-    w.jobs.readable.load(Ordering::Acquire)
-}
+impl Deref for JobsGuard<'_> {
+    type Target = Inner;
 
-/// Wait condition of `stop_streaming`: the daemon has no job of the context any more.
-///
-/// # Safety
-///
-/// `arg` is a live `WaitFor` with `ctx` set.
-unsafe extern "C" fn idle(arg: *mut c_void) -> bool {
-    // SAFETY: per the contract.
-    let w = unsafe { &*arg.cast::<WaitFor<'_>>() };
-    match w.ctx {
-        Some(c) => c.inflight.load(Ordering::Acquire) == 0,
-        None => true,
+    fn deref(&self) -> &Inner {
+        &self.inner
     }
 }
 
-/// Holds `Jobs::lock`.
-struct Guard<'a>(&'a Jobs);
-
-impl Guard<'_> {
-    #[allow(clippy::mut_from_ref)]
-    fn inner(&self) -> &mut Inner {
-        // SAFETY: the lock is held for the guard's lifetime (type invariant) and the reference
-        // does not outlive the guard's use at each call site.
-        unsafe { &mut *self.0.inner.get() }
+impl DerefMut for JobsGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Inner {
+        &mut self.inner
     }
 }
 
-impl Drop for Guard<'_> {
+impl Drop for JobsGuard<'_> {
     fn drop(&mut self) {
-        let inner = self.inner();
-        let readable = inner.session == 0 || inner.next_message().is_some();
-        self.0.readable.store(readable, Ordering::Release);
-        // SAFETY: locked by `Jobs::locked`.
-        unsafe { bindings::mutex_unlock(self.0.lock.get()) };
+        // Runs before the `inner` field (the lock) is dropped, i.e. still under the lock.
+        let readable = self.inner.session == 0 || self.inner.next_message().is_some();
+        self.jobs.readable.store(readable, Ordering::Release);
     }
 }
 
 impl Inner {
+    fn new() -> Inner {
+        Inner {
+            session: 0,
+            sessions: 0,
+            greeted: false,
+            next_seq: 0,
+            jobs: [const { None }; MAX_JOBS],
+            events: [Event {
+                seq: 0,
+                kind: 0,
+                ctx_id: 0,
+            }; MAX_EVENTS],
+        }
+    }
+
     fn free_slot(&self) -> Option<usize> {
         self.jobs.iter().position(|j| j.is_none())
     }
@@ -382,46 +375,26 @@ impl Taken {
 }
 
 impl Jobs {
-    /// Initializes the queue in place.
-    ///
-    /// # Safety
-    ///
-    /// `this` points to zeroed memory inside the [`crate::device::Device`] that never moves.
-    pub(crate) unsafe fn init(this: *mut Jobs) {
-        // SAFETY: per the contract; C initializers on zeroed storage, then the table's
-        // `Option`s written explicitly (not relying on the zero pattern being `None`).
-        unsafe {
-            bindings::daedalus_jobs_lock_init((*this).lock.get());
-            bindings::daedalus_init_waitqueue_head((*this).wq.get());
-            bindings::daedalus_init_delayed_work((*this).timeout_work.get(), Some(timeout_work));
-            let inner = (*this).inner.get();
-            let slots = addr_of_mut!((*inner).jobs).cast::<Option<KBox<JobRecord>>>();
-            for i in 0..MAX_JOBS {
-                slots.add(i).write(None);
-            }
-        }
-        // SAFETY: as above.
-        unsafe {
-            (*this).next_job = AtomicU64::new(1);
-            (*this).next_ctx = AtomicU32::new(1);
-        }
+    /// An empty queue.
+    pub(crate) fn new() -> impl PinInit<Jobs> {
+        pin_init!(Jobs {
+            inner <- Mutex::new(Inner::new(), LockClass::Jobs),
+            wq <- WaitQueue::new(),
+            readable: AtomicBool::new(false),
+            next_job: AtomicU64::new(1),
+            next_ctx: AtomicU32::new(1),
+        })
     }
 
-    /// Stops the timeout work; called at unload, when no job can exist any more.
-    pub(crate) fn shutdown(&self) {
-        // SAFETY: the work was initialized by `init`.
-        unsafe { bindings::cancel_delayed_work_sync(self.timeout_work.get()) };
-    }
-
-    fn locked(&self) -> Guard<'_> {
-        // SAFETY: the lock was initialized by `init`.
-        unsafe { bindings::daedalus_mutex_lock(self.lock.get()) };
-        Guard(self)
+    fn locked(&self) -> JobsGuard<'_> {
+        JobsGuard {
+            jobs: self,
+            inner: self.inner.lock(),
+        }
     }
 
     fn wake(&self) {
-        // SAFETY: initialized by `init`.
-        unsafe { bindings::daedalus_wake_up_all(self.wq.get()) };
+        self.wq.wake_all();
     }
 
     /// A new context id.
@@ -431,7 +404,7 @@ impl Jobs {
 
     /// Whether a daemon is attached.
     pub(crate) fn attached(&self) -> bool {
-        self.locked().inner().session != 0
+        self.locked().session != 0
     }
 
     // -----------------------------------------------------------------------------------------
@@ -439,8 +412,8 @@ impl Jobs {
 
     /// A daemon opens `/dev/daedalus`: starts a session, or `EBUSY` if one is attached.
     pub(crate) fn attach(&self) -> Result<u64> {
-        let g = self.locked();
-        let inner = g.inner();
+        let mut g = self.locked();
+        let inner = &mut *g;
         if inner.session != 0 {
             return Err(code::EBUSY);
         }
@@ -453,8 +426,8 @@ impl Jobs {
     /// The daemon's file is released: every job it has or would get fails now.
     pub(crate) fn detach(&self) {
         let taken = {
-            let g = self.locked();
-            let inner = g.inner();
+            let mut g = self.locked();
+            let inner = &mut *g;
             inner.session = 0;
             inner.greeted = false;
             for e in inner.events.iter_mut() {
@@ -478,8 +451,7 @@ impl Jobs {
         let ours = Hello {
             version: wire::VERSION,
             max_message_size: wire::MAX_MESSAGE_SIZE as u32,
-            // SAFETY: reads a module parameter.
-            job_timeout_ms: unsafe { bindings::daedalus_job_timeout_ms() },
+            job_timeout_ms: params::job_timeout_ms(),
         };
         if theirs.version != wire::VERSION {
             pr_warn!(
@@ -487,22 +459,16 @@ impl Jobs {
                 theirs.version,
                 wire::VERSION
             );
-            return (ours, Err(shim::eproto()));
+            return (ours, Err(eproto()));
         }
-        self.locked().inner().greeted = true;
+        self.locked().greeted = true;
         (ours, Ok(()))
     }
 
     /// `poll()` of the daemon's file: readable when a message waits.
-    pub(crate) fn poll(
-        &self,
-        file: *mut bindings::file,
-        pt: *mut bindings::poll_table_struct,
-    ) -> u32 {
-        // SAFETY: `wq` is initialized; `file`/`pt` come from the VFS poll call.
-        unsafe { bindings::daedalus_poll_wait(file, self.wq.get(), pt) };
-        let g = self.locked();
-        if g.inner().next_message().is_some() {
+    pub(crate) fn poll(&self, pt: &mut PollTable<'_>) -> u32 {
+        self.wq.register(pt);
+        if self.locked().next_message().is_some() {
             bindings::DAEDALUS_POLLIN
         } else {
             0
@@ -510,13 +476,13 @@ impl Jobs {
     }
 
     /// `read()` of the daemon's file: copies the oldest message to `buf` (one per call).
-    pub(crate) fn read(&self, buf: usize, count: usize, nonblock: bool) -> Result<usize> {
+    pub(crate) fn read(&self, buf: UserAddr, count: usize, nonblock: bool) -> Result<usize> {
         loop {
             {
-                let g = self.locked();
-                let inner = g.inner();
+                let mut g = self.locked();
+                let inner = &mut *g;
                 if !inner.greeted {
-                    return Err(shim::eproto());
+                    return Err(eproto());
                 }
                 if let Some((is_job, i)) = inner.next_message() {
                     return if is_job {
@@ -529,27 +495,15 @@ impl Jobs {
             if nonblock {
                 return Err(code::EAGAIN);
             }
-            let w = WaitFor {
-                jobs: self,
-                ctx: None,
-            };
-            // SAFETY: `wq` is initialized; `w` outlives the wait.
-            let r = unsafe {
-                bindings::daedalus_wait_event_interruptible(
-                    self.wq.get(),
-                    Some(readable),
-                    core::ptr::from_ref(&w).cast_mut().cast(),
-                )
-            };
-            if r != 0 {
-                return Err(code::ERESTARTSYS);
-            }
+            // A message is there or the daemon is gone (lock-free: see `readable`).
+            self.wq
+                .wait_interruptible(|| self.readable.load(Ordering::Acquire))?;
         }
     }
 
     /// Hands job `i` to the daemon: dma-buf fds for the buffers it has not mapped yet, then the
     /// message. Called with the lock held (`inner`).
-    fn read_job(&self, inner: &mut Inner, i: usize, buf: usize, count: usize) -> Result<usize> {
+    fn read_job(&self, inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Result<usize> {
         let session = inner.session;
         let Some(job) = inner.jobs[i].as_mut() else {
             return Err(code::EINVAL);
@@ -557,42 +511,30 @@ impl Jobs {
         if count < job.msg.len() {
             return Err(code::EINVAL);
         }
-        let mut fds = [FdInstall::NONE; 2];
-        for (k, vbuf) in [job.src, job.dst].into_iter().enumerate() {
+        // Dropping a prepared `FdInstall` (on any error below) gives up its fd and reference.
+        let mut fds: [Option<FdInstall>; 2] = [None, None];
+        for (slot, vbuf) in fds.iter_mut().zip([job.src, job.dst]) {
             // SAFETY: the job owns its buffers (module invariant).
             let b = unsafe { Buffer::of(vbuf) };
             if b.mapped_by != session || b.mapped_generation != b.generation {
                 // SAFETY: as above.
-                fds[k] = match unsafe { FdInstall::prepare(vbuf) } {
-                    Ok(f) => f,
-                    Err(e) => {
-                        for f in fds {
-                            f.abort();
-                        }
-                        return Err(e);
-                    }
-                };
+                *slot = Some(unsafe { FdInstall::prepare(vbuf) }?);
             }
         }
-        let r = wire::set_job_fds(&mut job.msg, fds[0].fd, fds[1].fd)
-            .map_err(|_| code::EINVAL)
-            .and_then(|()| shim::copy_to_user(buf, &job.msg));
-        if let Err(e) = r {
-            for f in fds {
-                f.abort();
-            }
-            return Err(e);
-        }
+        let fd = |f: &Option<FdInstall>| f.as_ref().map_or(-1, |f| f.res.fd());
+        let [out_fd, cap_fd] = &fds;
+        wire::set_job_fds(&mut job.msg, fd(out_fd), fd(cap_fd)).map_err(|_| code::EINVAL)?;
+        buf.copy_to(&job.msg)?;
         // The daemon has it now: it gets the full timeout for this job from here.
-        job.deadline = jiffies().wrapping_add(job_timeout());
-        for (k, vbuf) in [job.src, job.dst].into_iter().enumerate() {
-            if fds[k].fd >= 0 {
+        job.deadline = Jiffies::now().wrapping_add(job_timeout());
+        for (f, vbuf) in fds.into_iter().zip([job.src, job.dst]) {
+            if let Some(f) = f {
                 // SAFETY: as above.
                 let b = unsafe { Buffer::of(vbuf) };
                 b.mapped_by = session;
                 b.mapped_generation = b.generation;
+                f.commit();
             }
-            fds[k].commit();
         }
         job.read = true;
         Ok(job.msg.len())
@@ -601,10 +543,10 @@ impl Jobs {
     /// `IOC_COMPLETE`: the daemon's answer to a job.
     pub(crate) fn complete(&self, c: Completion) -> Result {
         let (job, outcome, bad) = {
-            let g = self.locked();
-            let inner = g.inner();
+            let mut g = self.locked();
+            let inner = &mut *g;
             if !inner.greeted {
-                return Err(shim::eproto());
+                return Err(eproto());
             }
             let slot = inner
                 .jobs
@@ -616,7 +558,7 @@ impl Jobs {
             };
             // The daemon makes progress: jobs still waiting to be read are not late because
             // their queue is long (a slow stream, many requests in flight).
-            let deadline = jiffies().wrapping_add(job_timeout());
+            let deadline = Jiffies::now().wrapping_add(job_timeout());
             for j in inner.jobs.iter_mut().flatten().filter(|j| !j.read) {
                 j.deadline = deadline;
             }
@@ -650,8 +592,8 @@ impl Jobs {
     /// Queues a context event for the daemon (if one is attached).
     pub(crate) fn event(&self, kind: u32, ctx_id: u32) {
         {
-            let g = self.locked();
-            let inner = g.inner();
+            let mut g = self.locked();
+            let inner = &mut *g;
             if inner.session == 0 {
                 return;
             }
@@ -684,6 +626,7 @@ impl Jobs {
     /// controls have been applied.
     pub(crate) unsafe fn submit(
         &self,
+        watchdog: &DelayedWork,
         ctx: &Context,
         src: *mut vb2_v4l2_buffer,
         dst: *mut vb2_v4l2_buffer,
@@ -694,12 +637,12 @@ impl Jobs {
         // SAFETY: forwarded contract.
         let msg = unsafe { encode_job(ctx, id, src, dst, mode.hold()) };
         let timeout = job_timeout();
-        let now = jiffies();
+        let now = Jiffies::now();
         let rejected: Option<Error> = match msg {
             Err(e) => Some(e),
             Ok(msg) => {
-                let g = self.locked();
-                let inner = g.inner();
+                let mut g = self.locked();
+                let inner = &mut *g;
                 let slot = inner.free_slot();
                 match (inner.session != 0, slot) {
                     (false, _) => Some(code::ENODEV),
@@ -732,10 +675,8 @@ impl Jobs {
         };
         match rejected {
             None => {
-                // SAFETY: initialized in `init`; a no-op when already pending.
-                unsafe {
-                    bindings::daedalus_schedule_delayed_work(self.timeout_work.get(), timeout)
-                };
+                // A no-op when already pending.
+                watchdog.schedule(timeout);
                 self.wake();
             }
             Some(e) => {
@@ -752,27 +693,14 @@ impl Jobs {
     /// Ends the jobs of a context that stops streaming: queued ones fail at once, those the
     /// daemon has are waited for (up to the job timeout), then failed.
     pub(crate) fn cancel_context(&self, ctx: &Context) {
-        let queued = self
-            .locked()
-            .inner()
-            .take(|j| j.ctx_id == ctx.id && !j.read);
+        let queued = self.locked().take(|j| j.ctx_id == ctx.id && !j.read);
         queued.fail_all(self);
-        let w = WaitFor {
-            jobs: self,
-            ctx: Some(ctx),
-        };
-        let timeout = job_timeout();
-        // SAFETY: `wq` is initialized; `w` outlives the wait.
-        let left = unsafe {
-            bindings::daedalus_wait_event_timeout(
-                self.wq.get(),
-                Some(idle),
-                core::ptr::from_ref(&w).cast_mut().cast(),
-                timeout as _,
-            )
-        };
-        if left == 0 {
-            let late = self.locked().inner().take(|j| j.ctx_id == ctx.id);
+        // The daemon has no job of the context any more.
+        let idle = self
+            .wq
+            .wait_timeout(|| ctx.inflight.load(Ordering::Acquire) == 0, job_timeout());
+        if !idle {
+            let late = self.locked().take(|j| j.ctx_id == ctx.id);
             if late.len > 0 {
                 pr_warn!(
                     "context {}: {} jobs not answered in time, failed\n",
@@ -784,18 +712,19 @@ impl Jobs {
         }
     }
 
-    fn expire(&self) {
-        let now = jiffies();
+    /// Fails the jobs past their deadline (the device's watchdog) and re-arms `watchdog` for
+    /// the next deadline.
+    pub(crate) fn expire(&self, watchdog: &DelayedWork) {
+        let now = Jiffies::now();
         let (expired, next) = {
-            let g = self.locked();
-            let inner = g.inner();
-            // time_after_eq(now, deadline)
-            let expired = inner.take(|j| (now.wrapping_sub(j.deadline) as isize) >= 0);
+            let mut g = self.locked();
+            let inner = &mut *g;
+            let expired = inner.take(|j| now.is_after_eq(j.deadline));
             let next = inner
                 .jobs
                 .iter()
                 .flatten()
-                .map(|j| j.deadline.wrapping_sub(now))
+                .map(|j| now.until(j.deadline))
                 .min();
             (expired, next)
         };
@@ -804,107 +733,63 @@ impl Jobs {
         }
         expired.fail_all(self);
         if let Some(delay) = next {
-            // SAFETY: initialized in `init`.
-            unsafe { bindings::daedalus_schedule_delayed_work(self.timeout_work.get(), delay) };
+            watchdog.schedule(delay);
         }
     }
 }
 
-/// The timeout work: fails jobs past their deadline.
-///
-/// # Safety
-///
-/// Only called by the workqueue for `Jobs::timeout_work`.
-unsafe extern "C" fn timeout_work(work: *mut bindings::work_struct) {
-    let off = core::mem::offset_of!(Jobs, timeout_work)
-        + core::mem::offset_of!(bindings::delayed_work, work);
-    // SAFETY: `work` is the `work` of the `timeout_work` of a live `Jobs` (cancelled before the
-    // device is freed).
-    let jobs = unsafe { &*work.cast::<u8>().sub(off).cast::<Jobs>() };
-    jobs.expire();
-}
-
 /// Copies a context event to userspace.
-fn read_event(inner: &mut Inner, i: usize, buf: usize, count: usize) -> Result<usize> {
+fn read_event(inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Result<usize> {
     let e = inner.events[i];
     let mut msg = [0u8; wire::CONTEXT_EVENT_SIZE];
     let n = wire::encode_context_event(e.kind, e.ctx_id, &mut msg).map_err(|_| code::EINVAL)?;
     if count < n {
         return Err(code::EINVAL);
     }
-    shim::copy_to_user(buf, &msg[..n])?;
+    buf.copy_to(msg.get(..n).ok_or(code::EINVAL)?)?;
     inner.events[i].kind = 0;
     Ok(n)
 }
 
 /// A dma-buf fd being handed to the daemon: reserved first, installed only once the message
-/// carrying it reached userspace.
-#[derive(Clone, Copy)]
+/// carrying it reached userspace. Dropping it gives up the reservation, then the reference.
 struct FdInstall {
-    fd: i32,
-    dmabuf: *mut bindings::dma_buf,
+    res: FdReservation,
+    buf: DmaBuf,
 }
 
 impl FdInstall {
-    const NONE: FdInstall = FdInstall {
-        fd: -1,
-        dmabuf: null_mut(),
-    };
-
     /// Gets a dma-buf for the buffer's memory and reserves an fd for it.
     ///
     /// # Safety
     ///
     /// `vbuf` is a buffer of ours owned by a job.
     unsafe fn prepare(vbuf: *mut vb2_v4l2_buffer) -> Result<FdInstall> {
-        // SAFETY: per the contract, the buffer and its queue are alive.
-        let dmabuf = unsafe {
+        // SAFETY: per the contract, the buffer and its queue are alive; a DMABUF plane holds a
+        // reference to its dma-buf while the buffer is queued, and `get_dmabuf` returns a new one.
+        let buf = unsafe {
             let vb = addr_of_mut!((*vbuf).vb2_buf);
             let q = (*vb).vb2_queue;
             if (*q).memory == bindings::VB2_MEMORY_DMABUF {
-                let d = (*vb).planes[0].dbuf;
-                if d.is_null() {
-                    return Err(code::EINVAL);
-                }
-                bindings::daedalus_get_dma_buf(d);
-                d
+                let d = NonNull::new((*vb).planes[0].dbuf).ok_or(code::EINVAL)?;
+                DmaBuf::get(d)
             } else {
                 let get = (*(*q).mem_ops).get_dmabuf.ok_or(code::EINVAL)?;
-                shim::check_ptr(get(
+                let d = check_ptr(get(
                     vb,
                     (*vb).planes[0].mem_priv,
                     bindings::O_RDWR as c_ulong,
-                ))?
+                ))?;
+                DmaBuf::from_owned(NonNull::new(d).ok_or(code::ENOMEM)?)
             }
         };
-        // SAFETY: reserves a slot in the current (daemon's) fd table.
-        let fd = unsafe { bindings::get_unused_fd_flags(bindings::O_CLOEXEC as c_uint) };
-        if fd < 0 {
-            // SAFETY: the reference taken above.
-            unsafe { bindings::dma_buf_put(dmabuf) };
-            return Err(Error::from_errno(fd));
-        }
-        Ok(FdInstall { fd, dmabuf })
-    }
-
-    /// Gives up the reservation and the reference.
-    fn abort(self) {
-        if self.fd >= 0 {
-            // SAFETY: `fd` was reserved and not installed; `dmabuf` holds our reference.
-            unsafe {
-                bindings::put_unused_fd(self.fd as c_uint);
-                bindings::dma_buf_put(self.dmabuf);
-            }
-        }
+        let res = FdReservation::new()?;
+        Ok(FdInstall { res, buf })
     }
 
     /// Installs the fd: the daemon's file table now owns our reference.
     fn commit(self) {
-        if self.fd >= 0 {
-            // SAFETY: `fd` was reserved by `prepare`; the dma-buf's file reference moves into
-            // the table.
-            unsafe { bindings::fd_install(self.fd as c_uint, (*self.dmabuf).file) };
-        }
+        self.res.install(self.buf);
     }
 }
 
@@ -923,37 +808,18 @@ unsafe fn encode_job(
     // SAFETY: the formats cannot change while buffers exist (see `Context::job_formats`).
     let (coded, capture) = unsafe { ctx.job_formats() };
     let ids = ctrls::job_controls(coded.codec);
-    let hdl = ctx.hdl();
-    let mut found = [null_mut::<bindings::v4l2_ctrl>(); ctrls::MAX_JOB_CONTROLS];
-    for (slot, &cid) in found.iter_mut().zip(ids) {
-        // SAFETY: the handler is alive; `v4l2_ctrl_find` takes its lock itself.
-        *slot = unsafe { bindings::v4l2_ctrl_find(hdl, cid) };
-    }
-    // SAFETY: the handler is alive; its lock pointer is set by `v4l2_ctrl_handler_init`.
-    let hdl_lock = unsafe { (*hdl).lock };
-    // SAFETY: the handler's lock serializes against S_EXT_CTRLS / request setup.
-    unsafe { bindings::daedalus_mutex_lock(hdl_lock) };
-    // SAFETY: locked just above; the controls and buffers are alive.
-    let r = unsafe {
-        encode_locked(
-            ctx,
-            id,
-            src,
-            dst,
-            hold,
-            &coded,
-            &capture,
-            &found[..ids.len()],
-        )
-    };
-    // SAFETY: locked above.
-    unsafe { bindings::mutex_unlock(hdl_lock) };
-    r
+    // The controls' current values, under the handler's lock (against S_EXT_CTRLS and the
+    // request setup of the context's next job).
+    ctx.hdl
+        .snapshot::<{ ctrls::MAX_JOB_CONTROLS }, _>(ids, |found| {
+            // SAFETY: forwarded contract.
+            unsafe { encode_locked(ctx, id, src, dst, hold, &coded, &capture, found) }
+        })
 }
 
 /// # Safety
 ///
-/// As [`encode_job`], with the control handler's lock held.
+/// As [`encode_job`]; `ctrls` is a snapshot of the context's controls.
 #[allow(clippy::too_many_arguments)]
 unsafe fn encode_locked(
     ctx: &Context,
@@ -963,13 +829,11 @@ unsafe fn encode_locked(
     hold: bool,
     coded: &crate::video::CodedFormat,
     capture: &crate::video::CaptureFormat,
-    ctrls: &[*mut bindings::v4l2_ctrl],
+    ctrls: &[Option<Ctrl<'_>>],
 ) -> Result<KVec<u8>> {
     let mut size = wire::JOB_FIXED_SIZE;
-    for &c in ctrls.iter().filter(|c| !c.is_null()) {
-        // SAFETY: a control of the live handler.
-        let bytes = unsafe { (*c).elems as usize * (*c).elem_size as usize };
-        size += (wire::CONTROL_HEADER_SIZE + bytes + 7) & !7;
+    for c in ctrls.iter().flatten() {
+        size += (wire::CONTROL_HEADER_SIZE + c.bytes().len() + 7) & !7;
     }
     if size > wire::MAX_MESSAGE_SIZE {
         return Err(code::E2BIG);
@@ -1019,17 +883,12 @@ unsafe fn encode_locked(
         picture: PictureFormat::of_layout(capture.depth, l),
     };
     let mut enc = JobEncoder::new(&mut msg, &header).map_err(|_| code::EINVAL)?;
-    for &c in ctrls.iter().filter(|c| !c.is_null()) {
-        // SAFETY: a control of the live handler, its lock held: `p_cur` holds `elems`
-        // elements of `elem_size` bytes.
-        unsafe {
-            let bytes = (*c).elems as usize * (*c).elem_size as usize;
-            let out = enc
-                .control((*c).id, (*c).elems, bytes)
-                .map_err(|_| code::E2BIG)?;
-            let from = core::slice::from_raw_parts((*c).p_cur.p.cast::<u8>(), bytes);
-            out.copy_from_slice(from);
-        }
+    for c in ctrls.iter().flatten() {
+        let bytes = c.bytes();
+        let out = enc
+            .control(c.id(), c.elems(), bytes.len())
+            .map_err(|_| code::E2BIG)?;
+        out.copy_from_slice(bytes);
     }
     let n = enc.finish().map_err(|_| code::EINVAL)?;
     if n != size {

@@ -7,12 +7,12 @@
 
 use core::mem::{offset_of, size_of};
 
-use crate::bindings::{
-    self, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
-};
 use crate::formats::Codec;
 use crate::jobs::{self, Mode};
-use crate::shim::{c_int, c_uint, c_void, check, code, errno, pr_warn, AssertSync, Result};
+use crate::media::prelude::*;
+use crate::media::raw::{
+    self as bindings, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
+};
 use crate::video::Context;
 use crate::wire;
 
@@ -27,8 +27,8 @@ pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
     AssertSync(bindings::media_device_ops {
         req_validate: Some(request_validate),
         req_queue: Some(bindings::v4l2_m2m_request_queue),
-        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Remaining callbacks `None`.
+        ..zeroed()
     });
 
 static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
@@ -39,11 +39,14 @@ static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
     buf_queue: Some(buf_queue),
     start_streaming: Some(start_streaming),
     stop_streaming: Some(stop_streaming),
+    // Gone in 7.0, where vb2 drops `q->lock` itself while DQBUF blocks (media/compat.mk).
+    #[cfg(daedalus_vb2_wait_ops)]
     wait_prepare: Some(bindings::vb2_ops_wait_prepare),
+    #[cfg(daedalus_vb2_wait_ops)]
     wait_finish: Some(bindings::vb2_ops_wait_finish),
     buf_request_complete: Some(buf_request_complete),
-    // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-    ..unsafe { core::mem::zeroed() }
+    // Remaining callbacks `None`.
+    ..zeroed()
 });
 
 fn is_output(ty: u32) -> bool {
@@ -89,7 +92,7 @@ pub(crate) unsafe extern "C" fn queue_init(
     // around every ioctl of an m2m node without `q_lock`, so videobuf2, which drops `q->lock`
     // while blocking in DQBUF, must be given that very lock.
     // SAFETY: `ctx` is the context being opened; its device lives.
-    let (lock, dev) = unsafe { ((*ctx).device().lock.get(), (*ctx).device().dma_dev()) };
+    let (lock, dev) = unsafe { ((*ctx).device().lock().as_raw(), (*ctx).device().dma_dev()) };
     for (q, ty) in [
         (src_vq, bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE),
         (dst_vq, bindings::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE),
@@ -272,7 +275,7 @@ unsafe fn return_buffers(q: *mut vb2_queue, state: bindings::vb2_buffer_state) {
 unsafe extern "C" fn stop_streaming(q: *mut vb2_queue) {
     // SAFETY: our queue.
     let ctx = unsafe { ctx_of(q) };
-    let jobs = &ctx.device().jobs;
+    let jobs = &ctx.device().data().jobs;
     jobs.cancel_context(ctx);
     // SAFETY: our queue, lock held by the core.
     unsafe { return_buffers(q, bindings::VB2_BUF_STATE_ERROR) };
@@ -379,23 +382,29 @@ unsafe extern "C" fn device_run(priv_: *mut c_void) {
                 // the values the request validation accepted, so it is not fatal.
                 let _ = bindings::v4l2_ctrl_request_setup(req, ctx.hdl());
             }
-            bindings::v4l2_m2m_buf_copy_metadata(src, dst, true);
+            bindings::daedalus_m2m_buf_copy_metadata(src, dst);
             let hold = (*src).flags & bindings::V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF != 0;
             if holds_capture(ctx.output_queue()) {
                 // The job ends with `v4l2_m2m_buf_done_and_job_finish`.
-                ctx.device()
+                let dev = ctx.device();
+                dev.data()
                     .jobs
-                    .submit(ctx, src, dst, Mode::Running { hold });
+                    .submit(dev.watchdog(), ctx, src, dst, Mode::Running { hold });
                 return;
             }
             bindings::daedalus_m2m_src_buf_remove(m2m);
             bindings::daedalus_m2m_dst_buf_remove(m2m);
-            ctx.device()
-                .jobs
-                .submit(ctx, src, dst, Mode::Detached { hold: false });
+            let dev = ctx.device();
+            dev.data().jobs.submit(
+                dev.watchdog(),
+                ctx,
+                src,
+                dst,
+                Mode::Detached { hold: false },
+            );
         }
         // `v4l2_m2m_job_finish` is only for queues that cannot hold CAPTURE buffers.
-        bindings::v4l2_m2m_job_finish(ctx.device().m2m_dev, m2m);
+        bindings::v4l2_m2m_job_finish(ctx.device().m2m_raw(), m2m);
     }
 }
 

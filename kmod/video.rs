@@ -8,17 +8,17 @@
 
 use core::cell::UnsafeCell;
 use core::mem::offset_of;
-use core::ptr::{addr_of_mut, null_mut};
+use core::ptr::addr_of_mut;
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
-use kernel::types::Opaque;
-
-use crate::bindings::{self, file, v4l2_fh, v4l2_format, v4l2_pix_format_mplane};
 use crate::ctrls;
 use crate::device::{self, Device};
 use crate::formats::{self, BitDepth, CaptureLayout, Codec};
+use crate::media::ctrls::CtrlHandler;
+use crate::media::kernel::{alloc_zeroed, free};
+use crate::media::prelude::*;
+use crate::media::raw::{self as bindings, file, v4l2_fh, v4l2_format, v4l2_pix_format_mplane};
 use crate::queue;
-use crate::shim::{self, c_int, c_void, check_ptr, code, errno, AssertSync, Result};
 use crate::wire;
 
 /// Frame size a new context starts with (clients always set their own).
@@ -69,16 +69,22 @@ struct State {
 /// control callbacks read / write them without that lock.
 pub(crate) struct Context {
     pub(crate) fh: Opaque<v4l2_fh>,
-    pub(crate) dev: *mut Device,
+    pub(crate) dev: *const Device,
     /// Identifies the context to the daemon.
     pub(crate) id: u32,
     /// Jobs of this context not finished yet (see [`crate::jobs`]).
     pub(crate) inflight: AtomicU32,
-    pub(crate) hdl: Opaque<bindings::v4l2_ctrl_handler>,
+    pub(crate) hdl: CtrlHandler<Context>,
     codec: AtomicU8,
     depth: [AtomicU8; 3],
     state: UnsafeCell<State>,
 }
+
+// SAFETY: the control callbacks reach the context from any task (`CtrlOps: Sync`), as the
+// job queue and the m2m core already do: what they touch is atomics (`codec`, `depth`,
+// `inflight`) or C objects with their own locking (`fh`, `hdl`); `state` is only touched under
+// the device lock (see `Context::state`), `dev` is never written after open.
+unsafe impl Sync for Context {}
 
 impl Context {
     /// The context of a file handle.
@@ -101,16 +107,6 @@ impl Context {
         unsafe { &*Self::from_fh((*file).private_data.cast()) }
     }
 
-    /// The context a control handler belongs to.
-    ///
-    /// # Safety
-    ///
-    /// `hdl` is the `hdl` field of a live [`Context`].
-    pub(crate) unsafe fn from_hdl(hdl: *mut bindings::v4l2_ctrl_handler) -> *mut Context {
-        // SAFETY: per the contract.
-        unsafe { hdl.cast::<u8>().sub(offset_of!(Context, hdl)).cast() }
-    }
-
     /// The formats of the context.
     ///
     /// # Safety
@@ -129,7 +125,7 @@ impl Context {
     }
 
     pub(crate) fn hdl(&self) -> *mut bindings::v4l2_ctrl_handler {
-        self.hdl.get()
+        self.hdl.as_raw()
     }
 
     pub(crate) fn device(&self) -> &Device {
@@ -337,8 +333,8 @@ pub(crate) static FOPS: AssertSync<bindings::v4l2_file_operations> =
         poll: Some(bindings::v4l2_m2m_fop_poll),
         unlocked_ioctl: Some(bindings::video_ioctl2),
         mmap: Some(bindings::v4l2_m2m_fop_mmap),
-        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Remaining callbacks `None`.
+        ..zeroed()
     });
 
 /// `open` of `/dev/videoN`: creates a context.
@@ -349,37 +345,28 @@ pub(crate) static FOPS: AssertSync<bindings::v4l2_file_operations> =
 unsafe extern "C" fn video_open(file: *mut file) -> c_int {
     // SAFETY: `file` is being opened on our node.
     let vdev = unsafe { bindings::video_devdata(file) };
-    // SAFETY: our only video node is the `vfd` of a `Device`.
+    // SAFETY: our only video node is the `vfd` of the device, which lives while the node is
+    // being opened (the core holds a reference on it).
     let dev = unsafe { Device::from_vdev(vdev) };
-    // SAFETY: the device (and its lock) lives while the node has users.
-    let lock = unsafe { (*dev).lock.get() };
-    // SAFETY: `lock` is an initialized mutex.
-    if unsafe { bindings::daedalus_mutex_lock_interruptible(lock) } != 0 {
-        return code::ERESTARTSYS.to_errno();
-    }
+    let _guard = match dev.lock().lock_interruptible() {
+        Ok(g) => g,
+        Err(e) => return e.to_errno(),
+    };
     // SAFETY: the lock is held; `file` and `vdev` as above.
-    let r = unsafe { open_locked(file, vdev, dev) };
-    // SAFETY: locked above.
-    unsafe { bindings::mutex_unlock(lock) };
-    errno(r)
+    errno(unsafe { open_locked(file, vdev, dev) })
 }
 
 /// # Safety
 ///
 /// As [`video_open`], with the device lock held.
-unsafe fn open_locked(
-    file: *mut file,
-    vdev: *mut bindings::video_device,
-    dev: *mut Device,
-) -> Result {
+unsafe fn open_locked(file: *mut file, vdev: *mut bindings::video_device, dev: &Device) -> Result {
     // SAFETY: every field of `Context` is valid zeroed (raw pointers, `Opaque`, atomics, and a
     // `State` of integers; it is overwritten below anyway).
-    let ctx = unsafe { shim::alloc_zeroed::<Context>() }?;
+    let ctx = unsafe { alloc_zeroed::<Context>() }?;
     // SAFETY: `ctx` is a fresh exclusive allocation.
     let c = unsafe { &mut *ctx };
     c.dev = dev;
-    // SAFETY: the device lives while its node is open.
-    c.id = unsafe { (*dev).jobs.new_context_id() };
+    c.id = dev.data().jobs.new_context_id();
     let default = CodedFormat {
         codec: Codec::Vp9,
         width: DEFAULT_WIDTH,
@@ -395,41 +382,50 @@ unsafe fn open_locked(
     let fh = c.fh.get();
     // SAFETY: `fh` is zeroed storage, `vdev` our live node.
     unsafe { bindings::v4l2_fh_init(fh, vdev) };
-    // SAFETY: `hdl` is zeroed storage in `ctx`, which outlives it.
-    if let Err(e) = unsafe { ctrls::init(c.hdl.get()) } {
+    // SAFETY: `hdl` is zeroed storage in `ctx`, which never moves; its owner is the context
+    // itself, which outlives it (the handler is freed when the context is dropped). On an
+    // error, dropping the context frees the handler (after `fh`, which has no event yet).
+    if let Err(e) = unsafe {
+        CtrlHandler::init(
+            addr_of_mut!((*ctx).hdl),
+            &*ctx,
+            ctrls::NR_CONTROLS,
+            ctrls::build,
+        )
+    } {
         // SAFETY: initialized above, not added to the device yet.
         unsafe {
             bindings::v4l2_fh_exit(fh);
-            shim::free(ctx);
+            free(ctx);
         }
         return Err(e);
     }
     // SAFETY: `fh` is initialized; the handler is complete.
-    unsafe { (*fh).ctrl_handler = c.hdl.get() };
+    unsafe { (*fh).ctrl_handler = (*ctx).hdl.as_raw() };
     // SAFETY: the m2m device lives as long as the device; `ctx` is what `queue_init` expects.
     let m2m = check_ptr(unsafe {
-        bindings::v4l2_m2m_ctx_init((*dev).m2m_dev, ctx.cast(), Some(queue::queue_init))
+        bindings::v4l2_m2m_ctx_init(dev.m2m_raw(), ctx.cast(), Some(queue::queue_init))
     });
     match m2m {
         // SAFETY: `fh` is initialized.
         Ok(m) => unsafe { (*fh).m2m_ctx = m },
         Err(e) => {
-            // SAFETY: undo in reverse; nothing else saw the context.
+            // SAFETY: undo in reverse (dropping the context frees the handler); nothing else
+            // saw the context.
             unsafe {
-                bindings::v4l2_ctrl_handler_free(c.hdl.get());
                 bindings::v4l2_fh_exit(fh);
-                shim::free(ctx);
+                free(ctx);
             }
             return Err(e);
         }
     }
-    // SAFETY: `file` is being opened; from here on the core can reach `ctx` through it.
-    unsafe {
-        (*file).private_data = fh.cast();
-        bindings::v4l2_fh_add(fh);
-    }
+    // SAFETY: `file` is being opened; from here on the core can reach `ctx` through it
+    // (`daedalus_fh_add` sets `private_data` to `fh`).
+    unsafe { bindings::daedalus_fh_add(fh, file) };
     // SAFETY: as above.
-    unsafe { (*dev).jobs.event(wire::KIND_CONTEXT_OPEN, c.id) };
+    dev.data()
+        .jobs
+        .event(wire::KIND_CONTEXT_OPEN, unsafe { (*ctx).id });
     Ok(())
 }
 
@@ -442,22 +438,23 @@ unsafe extern "C" fn video_release(file: *mut file) -> c_int {
     // SAFETY: opened by `video_open`.
     let c = unsafe { Context::from_file(file) };
     let ctx = core::ptr::from_ref(c).cast_mut();
-    let lock = c.device().lock.get();
-    // SAFETY: `lock` is initialized. Releasing the m2m context stops streaming, which returns
-    // the buffers and completes their requests through `hdl`, so it goes first.
+    // Releasing the m2m context stops streaming, which returns the buffers and completes their
+    // requests through `hdl`, so it goes first, under the device lock.
+    let guard = c.device().lock().lock();
+    // SAFETY: the m2m context is live until here.
+    unsafe { bindings::v4l2_m2m_ctx_release(c.m2m_ctx()) };
+    drop(guard);
+    // SAFETY: the file is being released; `fh` was added in `video_open`.
     unsafe {
-        bindings::daedalus_mutex_lock(lock);
-        bindings::v4l2_m2m_ctx_release(c.m2m_ctx());
-        bindings::mutex_unlock(lock);
-        bindings::v4l2_fh_del(c.fh.get());
+        // Also clears `private_data`.
+        bindings::daedalus_fh_del(c.fh.get(), file);
         bindings::v4l2_fh_exit(c.fh.get());
-        bindings::v4l2_ctrl_handler_free(c.hdl.get());
-        (*file).private_data = null_mut();
     }
-    c.device().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
+    c.device().data().jobs.event(wire::KIND_CONTEXT_CLOSE, c.id);
     // SAFETY: streaming stopped above, which waited for the context's jobs: nothing refers to
-    // the context any more.
-    unsafe { shim::free(ctx) };
+    // the context any more. Dropping it frees the control handler (after `fh`, whose control
+    // events it served).
+    unsafe { free(ctx) };
     0
 }
 
@@ -504,8 +501,8 @@ pub(crate) static IOCTL_OPS: AssertSync<bindings::v4l2_ioctl_ops> =
 
         vidioc_subscribe_event: Some(bindings::v4l2_ctrl_subscribe_event),
         vidioc_unsubscribe_event: Some(bindings::v4l2_event_unsubscribe),
-        // SAFETY: all-zero is a valid table (remaining callbacks `None`).
-        ..unsafe { core::mem::zeroed() }
+        // Remaining callbacks `None`.
+        ..zeroed()
     });
 
 /// # Safety
@@ -518,9 +515,9 @@ unsafe extern "C" fn querycap(
 ) -> c_int {
     // SAFETY: `cap` is valid (contract); the core fills the capability bits from the node.
     let cap = unsafe { &mut *cap };
-    shim::strscpy(&mut cap.driver, device::NAME);
-    shim::strscpy(&mut cap.card, device::NAME);
-    shim::strscpy(&mut cap.bus_info, device::BUS_INFO);
+    strscpy(&mut cap.driver, device::NAME);
+    strscpy(&mut cap.card, device::NAME);
+    strscpy(&mut cap.bus_info, device::BUS_INFO);
     0
 }
 

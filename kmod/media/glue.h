@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Thin C glue for what bindgen cannot express: static inline functions and function-like macros
- * of the media / V4L2 / videobuf2 / locking headers, and THIS_MODULE. No logic lives here: each
- * function forwards to exactly one kernel API. Declared here so the Rust bindings are generated
- * from the same prototypes the C compiler checks.
+ * of the media / V4L2 / videobuf2 / locking headers, and THIS_MODULE; and the C side of the
+ * differences between kernel versions (selected by the DAEDALUS_* defines of compat.mk). No
+ * logic lives here: each function forwards to exactly one kernel API. Declared here so the Rust
+ * bindings are generated from the same prototypes the C compiler checks. Part of the module's
+ * safe media layer (kmod/media/): the driver never calls these directly.
  */
 #ifndef DAEDALUS_GLUE_H
 #define DAEDALUS_GLUE_H
@@ -17,7 +19,11 @@
 #include <media/v4l2-ctrls.h>
 #include <media/v4l2-dev.h>
 #include <media/v4l2-mem2mem.h>
+#include <media/v4l2-fh.h>
 #include <media/videobuf2-core.h>
+#include <media/videobuf2-v4l2.h>
+
+struct file;
 
 struct module *daedalus_this_module(void);
 unsigned int daedalus_job_timeout_ms(void);
@@ -37,6 +43,7 @@ struct vb2_v4l2_buffer *daedalus_m2m_src_buf_remove(struct v4l2_m2m_ctx *m2m_ctx
 struct vb2_v4l2_buffer *daedalus_m2m_dst_buf_remove(struct v4l2_m2m_ctx *m2m_ctx);
 void daedalus_init_waitqueue_head(struct wait_queue_head *wq);
 void daedalus_wake_up_all(struct wait_queue_head *wq);
+void daedalus_wake_up_pollfree(struct wait_queue_head *wq);
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt);
 int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(void *), void *arg);
 long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
@@ -45,5 +52,11 @@ void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct wor
 bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long delay);
 unsigned long daedalus_jiffies(void);
 void daedalus_get_dma_buf(struct dma_buf *dmabuf);
+
+/* Version differences (see compat.mk). */
+void daedalus_fh_add(struct v4l2_fh *fh, struct file *file);
+void daedalus_fh_del(struct v4l2_fh *fh, struct file *file);
+void daedalus_m2m_buf_copy_metadata(const struct vb2_v4l2_buffer *out_vb,
+				    struct vb2_v4l2_buffer *cap_vb);
 
 #endif

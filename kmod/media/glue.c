@@ -1,12 +1,21 @@
 // SPDX-License-Identifier: GPL-2.0
 /* See glue.h: one-line forwards of static inlines and macros to the Rust side. */
 
+#include <linux/fs.h>
 #include <linux/jiffies.h>
 #include <linux/module.h>
+#include <linux/version.h>
 #include "glue.h"
 
-/* dma_buf_put() and the dma-buf file are in the DMA_BUF symbol namespace. */
+/*
+ * dma_buf_put() and the dma-buf file are in the DMA_BUF symbol namespace. The one difference
+ * that is macro semantics, not a header feature: 6.13 made the namespace a string.
+ */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 13, 0)
+MODULE_IMPORT_NS("DMA_BUF");
+#else
 MODULE_IMPORT_NS(DMA_BUF);
+#endif
 
 /* module! has no parameters on 6.12: declared here, read by the Rust side. */
 static unsigned int job_timeout_ms = 2000;
@@ -104,6 +113,11 @@ void daedalus_wake_up_all(struct wait_queue_head *wq)
 	wake_up_all(wq);
 }
 
+void daedalus_wake_up_pollfree(struct wait_queue_head *wq)
+{
+	wake_up_pollfree(wq);
+}
+
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt)
 {
 	poll_wait(file, wq, pt);
@@ -138,4 +152,42 @@ unsigned long daedalus_jiffies(void)
 void daedalus_get_dma_buf(struct dma_buf *dmabuf)
 {
 	get_dma_buf(dmabuf);
+}
+
+/*
+ * 6.18 made v4l2_fh_add() / v4l2_fh_del() take the file and set / clear its private_data;
+ * before, the driver does it. Either way: private_data == fh between the two calls.
+ */
+void daedalus_fh_add(struct v4l2_fh *fh, struct file *file)
+{
+#ifdef DAEDALUS_FH_TAKES_FILE
+	v4l2_fh_add(fh, file);
+#else
+	file->private_data = fh;
+	v4l2_fh_add(fh);
+#endif
+}
+
+void daedalus_fh_del(struct v4l2_fh *fh, struct file *file)
+{
+#ifdef DAEDALUS_FH_TAKES_FILE
+	v4l2_fh_del(fh, file);
+#else
+	v4l2_fh_del(fh);
+	file->private_data = NULL;
+#endif
+}
+
+/*
+ * 6.19 dropped copy_frame_flags (KEY/P/B frame flags describe bitstream buffers); older
+ * kernels keep copying them, as the module always did (docs/kmod-safe-layer.md, R11).
+ */
+void daedalus_m2m_buf_copy_metadata(const struct vb2_v4l2_buffer *out_vb,
+				    struct vb2_v4l2_buffer *cap_vb)
+{
+#ifdef DAEDALUS_COPY_METADATA_2ARGS
+	v4l2_m2m_buf_copy_metadata(out_vb, cap_vb);
+#else
+	v4l2_m2m_buf_copy_metadata(out_vb, cap_vb, true);
+#endif
 }

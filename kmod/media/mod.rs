@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The module's safe media layer: everything that touches C or the `kernel` crate.
+//!
+//! The driver files next to `daedalus_main.rs` hold the decoder's logic; this layer wraps the
+//! V4L2, videobuf2, media controller, misc device and kernel primitives they use in types whose
+//! invariants are stated once, on the type (`# Invariants`), with every `unsafe` block citing
+//! them (`// SAFETY:`). The plan and its progress: `docs/kmod-safe-layer.md`.
+//!
+//! Rules of the layer:
+//! - Only code under `kmod/media/` names the bindings or the `kernel` crate's API (the driver goes
+//!   through [`prelude`] and [`uapi`]); `module!` in `daedalus_main.rs` is the one exception.
+//! - Kernel-version differences live here only: [`compat`] (Rust), `glue.c` (C), `compat.mk`
+//!   (the probes of KDIR that select them).
+//! - While the migration is under way, the driver still reaches the bindings through [`raw`];
+//!   each step of the plan moves more of it behind safe types.
+
+#[allow(
+    unknown_lints,
+    unnecessary_transmutes,
+    clippy::all,
+    clippy::undocumented_unsafe_blocks,
+    dead_code,
+    missing_docs,
+    non_camel_case_types,
+    non_upper_case_globals,
+    non_snake_case,
+    improper_ctypes,
+    unreachable_pub,
+    unsafe_op_in_unsafe_fn
+)]
+#[path = "../bindings.rs"]
+pub(crate) mod bindings;
+mod compat;
+pub(crate) mod ctrls;
+pub(crate) mod fd;
+pub(crate) mod kernel;
+pub(crate) mod platform;
+pub(crate) mod sync;
+pub(crate) mod time;
+pub(crate) mod uapi;
+pub(crate) mod v4l2;
+pub(crate) mod workqueue;
+
+/// The raw bindings, for the driver code not migrated to the layer yet (removed by step 9 of
+/// docs/kmod-safe-layer.md).
+pub(crate) use bindings as raw;
+
+/// What every driver file imports: errors, allocation, printing, user memory.
+pub(crate) mod prelude {
+    pub(crate) use super::kernel::{
+        c_int, c_long, c_uint, c_ulong, c_void, capable_sys_admin, check, check_ptr, code, eproto,
+        errno, pr_err, pr_info, pr_warn, strscpy, zeroed, AssertSync, Error, KBox, KVec, Opaque,
+        Result, UserAddr, GFP_KERNEL,
+    };
+    pub(crate) use kernel::init::PinInit;
+    pub(crate) use kernel::pin_init;
+    pub(crate) use kernel::prelude::pin_data;
+}

@@ -1,0 +1,54 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The platform device the V4L2 device hangs off: [`PlatformDevice`].
+
+use core::ffi::CStr;
+use core::ptr::{addr_of_mut, NonNull};
+
+use super::bindings;
+use super::kernel::{check_ptr, code, Result};
+
+/// A registered platform device (`PLATFORM_DEVID_NONE`: named exactly as given).
+///
+/// # Invariants
+///
+/// `raw` was returned by `platform_device_register_full` and is unregistered only by drop.
+pub(crate) struct PlatformDevice {
+    raw: NonNull<bindings::platform_device>,
+}
+
+// SAFETY: the device may be unregistered from any task.
+unsafe impl Send for PlatformDevice {}
+// SAFETY: `&PlatformDevice` only reads the address of its `struct device`.
+unsafe impl Sync for PlatformDevice {}
+
+impl PlatformDevice {
+    /// Registers the platform device `name`, whose buffers may live at any address below
+    /// `dma_mask`.
+    pub(crate) fn register(name: &'static CStr, dma_mask: u64) -> Result<Self> {
+        let info = bindings::platform_device_info {
+            name: name.as_ptr().cast(),
+            id: -1, // PLATFORM_DEVID_NONE
+            dma_mask,
+            ..Default::default()
+        };
+        // SAFETY: `info` is a valid description; the name is copied by the callee.
+        let raw = check_ptr(unsafe { bindings::platform_device_register_full(&info) })?;
+        // INVARIANT: registered just above.
+        Ok(PlatformDevice {
+            raw: NonNull::new(raw).ok_or(code::ENOMEM)?,
+        })
+    }
+
+    /// The `struct device` (for `v4l2_device_register`, the media device, dma-contig).
+    pub(super) fn dev(&self) -> *mut bindings::device {
+        // SAFETY: registered (type invariant): the device is alive while `self` is.
+        unsafe { addr_of_mut!((*self.raw.as_ptr()).dev) }
+    }
+}
+
+impl Drop for PlatformDevice {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant), unregistered only here.
+        unsafe { bindings::platform_device_unregister(self.raw.as_ptr()) };
+    }
+}

@@ -1,0 +1,330 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Locks and wait queues: [`Mutex`], [`WaitQueue`], [`PollTable`].
+//!
+//! The 6.12 `kernel` crate has a `Mutex`, but its lockdep class comes from a `static` key made by
+//! its `new_mutex!` macro at the call site, and its wait primitives (`CondVar`) do not cover
+//! `wait_event_*` with a lock-free condition or `poll_wait`. These wrap the C primitives through
+//! one-line forwards in `glue.c`, one `mutex_init` call site (hence one lockdep class) per
+//! [`LockClass`].
+
+use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+
+use core::pin::Pin;
+
+use kernel::init::PinInit;
+use kernel::pin_init;
+use kernel::prelude::{pin_data, pinned_drop};
+
+use super::bindings;
+use super::kernel::{c_void, code, Opaque, Result};
+use super::time::Jiffies;
+
+/// The lockdep class of a [`Mutex`]: each variant is its own `mutex_init` call site in `glue.c`.
+#[derive(Clone, Copy)]
+pub(crate) enum LockClass {
+    /// The device's job queue (`daedalus_jobs_lock_init`); nests inside the device lock.
+    Jobs,
+}
+
+/// A sleeping lock protecting a `T`.
+///
+/// # Invariants
+///
+/// `raw` is initialized by `mutex_init` (through the [`LockClass`]'s glue function) before the
+/// `Mutex` is reachable (pin-init), and never moves afterwards. `value` is only accessed through a
+/// [`MutexGuard`], which exists only while the current task holds `raw`.
+#[pin_data]
+pub(crate) struct Mutex<T> {
+    #[pin]
+    raw: Opaque<bindings::mutex>,
+    value: UnsafeCell<T>,
+}
+
+// SAFETY: the mutex can be taken and released from any task; `T` moves with it.
+unsafe impl<T: Send> Send for Mutex<T> {}
+// SAFETY: `value` is only reached through a guard, i.e. by one task at a time (type invariant),
+// so sharing the `Mutex` only needs `T: Send`.
+unsafe impl<T: Send> Sync for Mutex<T> {}
+
+impl<T> Mutex<T> {
+    /// A mutex of lockdep class `class` holding `value`.
+    pub(crate) fn new(value: T, class: LockClass) -> impl PinInit<Self> {
+        let init: unsafe extern "C" fn(*mut bindings::mutex) = match class {
+            LockClass::Jobs => bindings::daedalus_jobs_lock_init,
+        };
+        pin_init!(Self {
+            // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
+            // called (zeroed first, as C expects of kzalloc'ed memory); `init` is a `mutex_init`
+            // call site.
+            raw <- Opaque::ffi_init(move |slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                init(slot)
+            }),
+            value: UnsafeCell::new(value),
+        })
+    }
+
+    /// Takes the lock (uninterruptibly); it is released when the guard is dropped.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+        // SAFETY: `raw` is initialized (type invariant).
+        unsafe { bindings::daedalus_mutex_lock(self.raw.get()) };
+        // INVARIANT: the lock is held from here until the guard's `drop`.
+        MutexGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Proof that the current task holds a [`Mutex`]; gives access to its value.
+///
+/// # Invariants
+///
+/// The current task holds `lock.raw` from the guard's creation until its `drop`. Not `Send`:
+/// a mutex must be released by the task that took it.
+pub(crate) struct MutexGuard<'a, T> {
+    lock: &'a Mutex<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T> Deref for MutexGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: the lock is held (type invariant), so no other task accesses `value`.
+        unsafe { &*self.lock.value.get() }
+    }
+}
+
+impl<T> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the lock is held (type invariant) and `&mut self` is the only way in.
+        unsafe { &mut *self.lock.value.get() }
+    }
+}
+
+impl<T> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: the current task holds the lock (type invariant).
+        unsafe { bindings::mutex_unlock(self.lock.raw.get()) };
+    }
+}
+
+/// A `wait_queue_head`: tasks sleep on it until a condition holds; `poll()` registers on it.
+///
+/// # Invariants
+///
+/// `raw` is initialized by `init_waitqueue_head` before the `WaitQueue` is reachable (pin-init)
+/// and never moves afterwards. On drop, `wake_up_pollfree` detaches every poller still
+/// registered (epoll keeps entries on the queue after `poll()` returns) and an RCU grace period
+/// passes before the memory can be freed, as `wake_up_pollfree` requires (like the `kernel`
+/// crate's `PollCondVar`): so a [`PollTable`] entry never outlives the queue.
+#[pin_data(PinnedDrop)]
+pub(crate) struct WaitQueue {
+    #[pin]
+    raw: Opaque<bindings::wait_queue_head>,
+}
+
+// SAFETY: a wait queue is used from any task; all its operations lock internally.
+unsafe impl Send for WaitQueue {}
+// SAFETY: as above.
+unsafe impl Sync for WaitQueue {}
+
+/// Calls the condition closure `F` behind `arg` (the C side of the `wait_event_*` glue).
+///
+/// # Safety
+///
+/// `arg` points to a live `F`.
+unsafe extern "C" fn call_cond<F: Fn() -> bool>(arg: *mut c_void) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*arg.cast::<F>())() }
+}
+
+impl WaitQueue {
+    /// An empty wait queue.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is the storage of this queue, valid and pinned while the closure is
+            // called (zeroed first).
+            raw <- Opaque::ffi_init(|slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                bindings::daedalus_init_waitqueue_head(slot)
+            }),
+        })
+    }
+
+    /// Wakes every task waiting on the queue (and pollers).
+    pub(crate) fn wake_all(&self) {
+        // SAFETY: `raw` is initialized (type invariant).
+        unsafe { bindings::daedalus_wake_up_all(self.raw.get()) };
+    }
+
+    /// Sleeps (interruptibly) until `cond` holds: `ERESTARTSYS` if a signal came first.
+    ///
+    /// `cond` runs with the task not in `TASK_RUNNING`: it must not sleep (no mutex, no
+    /// allocation); it should read atomics.
+    pub(crate) fn wait_interruptible<F: Fn() -> bool>(&self, cond: F) -> Result {
+        // SAFETY: `raw` is initialized (type invariant); `cond` outlives the call, which is the
+        // only time the glue calls `call_cond::<F>` with its address.
+        let r = unsafe {
+            bindings::daedalus_wait_event_interruptible(
+                self.raw.get(),
+                Some(call_cond::<F>),
+                core::ptr::from_ref(&cond).cast_mut().cast(),
+            )
+        };
+        if r != 0 {
+            return Err(code::ERESTARTSYS);
+        }
+        Ok(())
+    }
+
+    /// Sleeps (uninterruptibly) until `cond` holds or `timeout` passed: `true` if `cond` held.
+    ///
+    /// `cond` must not sleep, as for [`WaitQueue::wait_interruptible`].
+    pub(crate) fn wait_timeout<F: Fn() -> bool>(&self, cond: F, timeout: Jiffies) -> bool {
+        // SAFETY: as in `wait_interruptible`.
+        let left = unsafe {
+            bindings::daedalus_wait_event_timeout(
+                self.raw.get(),
+                Some(call_cond::<F>),
+                core::ptr::from_ref(&cond).cast_mut().cast(),
+                timeout.as_timeout(),
+            )
+        };
+        left != 0
+    }
+
+    /// Registers the file being polled on this queue (`poll_wait`).
+    pub(crate) fn register(&self, pt: &mut PollTable<'_>) {
+        // SAFETY: `raw` is initialized (type invariant) and stays valid for every entry `poll_wait`
+        // adds (drop runs `wake_up_pollfree`, see the type invariants); `file` and `pt` are those
+        // of the `poll()` call in progress (`PollTable` invariant).
+        unsafe { bindings::daedalus_poll_wait(pt.file, self.raw.get(), pt.pt) };
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for WaitQueue {
+    fn drop(self: Pin<&mut Self>) {
+        // SAFETY: `raw` is initialized (type invariant); nothing waits on a queue being dropped
+        // (waiters borrow it), only poll entries may remain, which this detaches. The grace
+        // period then lets their RCU readers finish before the memory goes.
+        unsafe {
+            bindings::daedalus_wake_up_pollfree(self.raw.get());
+            bindings::synchronize_rcu();
+        }
+    }
+}
+
+/// A `poll_table` being filled for one `file`.
+///
+/// # Invariants
+///
+/// `file` and `pt` are the arguments of a `file_operations.poll` call in progress for `'a`.
+pub(crate) struct PollTable<'a> {
+    file: *mut bindings::file,
+    pt: *mut bindings::poll_table_struct,
+    _p: PhantomData<&'a mut ()>,
+}
+
+impl PollTable<'_> {
+    /// The poll table of a `poll()` call.
+    ///
+    /// # Safety
+    ///
+    /// `file` and `pt` are the arguments of a `file_operations.poll` call that lasts as long as
+    /// the returned value.
+    pub(crate) unsafe fn from_raw(
+        file: *mut bindings::file,
+        pt: *mut bindings::poll_table_struct,
+    ) -> Self {
+        // INVARIANT: per the contract.
+        PollTable {
+            file,
+            pt,
+            _p: PhantomData,
+        }
+    }
+}
+
+/// `video_device.lock`, which is also the `lock` of every vb2 queue of the device.
+///
+/// # Invariants
+///
+/// `raw` is initialized by `mutex_init` (`daedalus_mutex_init`, its own lockdep class) before
+/// the lock is reachable (pin-init), and never moves. Its address is written into
+/// `video_device.lock` by the layer and into `vb2_queue.lock` by `queue_init`.
+#[pin_data]
+#[repr(transparent)]
+pub(crate) struct DeviceLock {
+    #[pin]
+    raw: Opaque<bindings::mutex>,
+}
+
+// SAFETY: a mutex is taken and released from any task.
+unsafe impl Send for DeviceLock {}
+// SAFETY: as above; all access goes through the C mutex API.
+unsafe impl Sync for DeviceLock {}
+
+impl DeviceLock {
+    /// An unlocked device lock.
+    pub(crate) fn new() -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
+            // called (zeroed first).
+            raw <- Opaque::ffi_init(|slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                bindings::daedalus_mutex_init(slot)
+            }),
+        })
+    }
+
+    /// Takes the lock (uninterruptibly).
+    pub(crate) fn lock(&self) -> DeviceGuard<'_> {
+        // SAFETY: initialized (type invariant).
+        unsafe { bindings::daedalus_mutex_lock(self.raw.get()) };
+        // INVARIANT: held from here until the guard's drop.
+        DeviceGuard {
+            lock: self,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Takes the lock, or `ERESTARTSYS` if a signal comes first.
+    pub(crate) fn lock_interruptible(&self) -> Result<DeviceGuard<'_>> {
+        // SAFETY: initialized (type invariant).
+        if unsafe { bindings::daedalus_mutex_lock_interruptible(self.raw.get()) } != 0 {
+            return Err(code::ERESTARTSYS);
+        }
+        // INVARIANT: held from here until the guard's drop.
+        Ok(DeviceGuard {
+            lock: self,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The C mutex, for the `lock` fields of the video node and the vb2 queues.
+    pub(crate) fn as_raw(&self) -> *mut bindings::mutex {
+        self.raw.get()
+    }
+}
+
+/// Proof that the current task holds a [`DeviceLock`]; releases it when dropped.
+///
+/// # Invariants
+///
+/// The current task holds `lock` from the guard's creation until its drop. Not `Send`.
+pub(crate) struct DeviceGuard<'a> {
+    lock: &'a DeviceLock,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Drop for DeviceGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: held by the current task (type invariant).
+        unsafe { bindings::mutex_unlock(self.lock.raw.get()) };
+    }
+}

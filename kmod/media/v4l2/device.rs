@@ -1,0 +1,532 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The mem2mem device: [`M2mDevice`] (everything registered at load, in one pinned allocation),
+//! [`DeviceRegistration`] (what the module owns), [`DeviceRef`] (a counted reference).
+//!
+//! Lifetime: the [`M2mDevice`] is owned by its `KBox` until `video_register_device` succeeds,
+//! then by the video node's refcount: the node's `release` callback frees it, when the last
+//! reference to `/dev/videoN` is gone (as visl does). Unload order = the drop order of
+//! [`DeviceRegistration`]'s fields: watchdog cancelled, media device unregistered, the m2m
+//! entities unregistered, the video node unregistered (which frees the device).
+
+use core::marker::PhantomData;
+use core::mem::offset_of;
+use core::pin::Pin;
+use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use kernel::init::{pin_init_from_closure, InPlaceInit, PinInit};
+use kernel::prelude::{pin_data, pinned_drop};
+use kernel::try_pin_init;
+
+use super::super::bindings;
+use super::super::kernel::{
+    c_int, check, check_ptr, code, strscpy, Error, KBox, Opaque, Result, GFP_KERNEL,
+};
+use super::super::platform::PlatformDevice;
+use super::super::sync::DeviceLock;
+use super::super::workqueue::DelayedWork;
+
+/// The media entity function of the device's processing entity.
+#[derive(Clone, Copy)]
+pub(crate) enum EntityFunction {
+    /// `MEDIA_ENT_F_PROC_VIDEO_DECODER`.
+    ProcVideoDecoder,
+}
+
+impl EntityFunction {
+    fn raw(self) -> c_int {
+        match self {
+            EntityFunction::ProcVideoDecoder => bindings::MEDIA_ENT_F_PROC_VIDEO_DECODER as c_int,
+        }
+    }
+}
+
+/// What the device reports about itself.
+pub(crate) struct DeviceInfo {
+    /// Driver, video node and media model name (no NUL).
+    pub(crate) name: &'static [u8],
+    /// `bus_info` of `VIDIOC_QUERYCAP` and `MEDIA_IOC_DEVICE_INFO` (no NUL).
+    pub(crate) bus_info: &'static [u8],
+    /// `video_device.device_caps`.
+    pub(crate) device_caps: u32,
+    /// The function of the m2m processing entity.
+    pub(crate) function: EntityFunction,
+}
+
+/// The C operation tables of the device, still defined by the driver.
+///
+/// Temporary: steps 6 and 7 of docs/kmod-safe-layer.md move them into the layer (built from
+/// the ops traits).
+pub(crate) struct OpsTables {
+    pub(crate) fops: &'static bindings::v4l2_file_operations,
+    pub(crate) ioctl_ops: &'static bindings::v4l2_ioctl_ops,
+    pub(crate) m2m_ops: &'static bindings::v4l2_m2m_ops,
+    pub(crate) media_ops: &'static bindings::media_device_ops,
+}
+
+/// A V4L2 mem2mem driver.
+pub(crate) trait M2mDriver: Sized + 'static {
+    /// Device-wide driver state.
+    type Data: Send + Sync;
+    /// Names and capabilities.
+    const INFO: DeviceInfo;
+    /// The operation tables (temporary, see [`OpsTables`]).
+    fn tables() -> OpsTables;
+    /// The device's watchdog fired ([`M2mDevice::watchdog`]).
+    fn watchdog(dev: &M2mDevice<Self>);
+}
+
+/// `v4l2_device`, registered on the platform device.
+///
+/// # Invariants
+///
+/// `raw` was registered by `v4l2_device_register`; unregistered by drop.
+#[repr(transparent)]
+struct V4l2Device {
+    raw: Opaque<bindings::v4l2_device>,
+}
+
+impl V4l2Device {
+    fn new(dev: *mut bindings::device, name: &'static [u8]) -> impl PinInit<Self, Error> {
+        // SAFETY: the closure initializes the slot completely (zeroed, as the C initializer
+        // expects kzalloc'ed memory, then registered) or fails leaving nothing to undo.
+        unsafe {
+            pin_init_from_closure(move |slot: *mut Self| {
+                let raw = Opaque::raw_get(slot.cast::<Opaque<bindings::v4l2_device>>());
+                core::ptr::write_bytes(raw, 0, 1);
+                strscpy(&mut (*raw).name, name);
+                // `dev` is the live platform device (reference taken by the callee).
+                check(bindings::v4l2_device_register(dev, raw))
+            })
+        }
+    }
+}
+
+impl Drop for V4l2Device {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant).
+        unsafe { bindings::v4l2_device_unregister(self.raw.get()) };
+    }
+}
+
+/// `v4l2_m2m_dev`.
+///
+/// # Invariants
+///
+/// Returned by `v4l2_m2m_init`; released by drop.
+struct M2mDev(NonNull<bindings::v4l2_m2m_dev>);
+
+impl M2mDev {
+    fn new(ops: &'static bindings::v4l2_m2m_ops) -> Result<Self> {
+        // SAFETY: `ops` is a static table.
+        let raw = check_ptr(unsafe { bindings::v4l2_m2m_init(ops) })?;
+        Ok(M2mDev(NonNull::new(raw).ok_or(code::ENOMEM)?))
+    }
+}
+
+impl Drop for M2mDev {
+    fn drop(&mut self) {
+        // SAFETY: from `v4l2_m2m_init` (type invariant).
+        unsafe { bindings::v4l2_m2m_release(self.0.as_ptr()) };
+    }
+}
+
+/// `media_device`, initialized (not registered: [`MediaRegistration`]).
+///
+/// # Invariants
+///
+/// `raw` was set up by `media_device_init`; cleaned up by drop.
+#[repr(transparent)]
+struct MediaDevice {
+    raw: Opaque<bindings::media_device>,
+}
+
+impl MediaDevice {
+    fn new(
+        dev: *mut bindings::device,
+        info: &'static DeviceInfo,
+        ops: &'static bindings::media_device_ops,
+    ) -> impl PinInit<Self, Error> {
+        // SAFETY: the closure initializes the slot completely (zeroed, the fields
+        // `media_device_init` reads, the init itself, then the ops) and cannot fail.
+        unsafe {
+            pin_init_from_closure(move |slot: *mut Self| {
+                let raw = Opaque::raw_get(slot.cast::<Opaque<bindings::media_device>>());
+                core::ptr::write_bytes(raw, 0, 1);
+                (*raw).dev = dev;
+                strscpy(&mut (*raw).model, info.name);
+                strscpy(&mut (*raw).driver_name, info.name);
+                strscpy(&mut (*raw).bus_info, info.bus_info);
+                bindings::media_device_init(raw);
+                (*raw).ops = ops;
+                Ok(())
+            })
+        }
+    }
+}
+
+impl Drop for MediaDevice {
+    fn drop(&mut self) {
+        // SAFETY: initialized (type invariant).
+        unsafe { bindings::media_device_cleanup(self.raw.get()) };
+    }
+}
+
+/// Everything registered at load, in one pinned allocation.
+///
+/// # Invariants
+///
+/// 1. Built in place by [`M2mDevice::new`] (every C object zeroed first), never moves.
+/// 2. `vfd.release == release_callback::<T>` from [`VideoRegistration::register`] on. From the
+///    moment `video_register_device` succeeds, the allocation is owned by the video_device's
+///    refcount and freed only by that callback; before, only by the `KBox` holding it.
+/// 3. `vfd.lock == lock.as_raw()` (set by the layer only).
+/// 4. `v4l2.mdev == &media`, `media.ops` and `vfd`'s tables from `T::tables()`.
+/// 5. A file of the video node holds a reference on `vfd` (V4L2 core, open to release), so a
+///    `&M2mDevice<T>` reached from one is valid.
+/// 6. `watchdog` runs `work_fn::<T>`; it is cancelled before anything else is torn down
+///    (drop, and earlier [`DeviceRegistration`]'s drop).
+#[pin_data(PinnedDrop)]
+pub(crate) struct M2mDevice<T: M2mDriver> {
+    // Field drop order = the order the device was torn down in before the layer:
+    // v4l2_device_unregister, v4l2_m2m_release, media_device_cleanup, then the rest.
+    #[pin]
+    v4l2: V4l2Device,
+    m2m: M2mDev,
+    #[pin]
+    media: MediaDevice,
+    #[pin]
+    vfd: Opaque<bindings::video_device>,
+    #[pin]
+    lock: DeviceLock,
+    #[pin]
+    watchdog: DelayedWork,
+    /// `video_register_device` is running (see [`VideoRegistration::register`]).
+    registering: AtomicBool,
+    dma_dev: *mut bindings::device,
+    #[pin]
+    data: T::Data,
+}
+
+// SAFETY: the C objects are used from any task through their own locking; `dma_dev` is only
+// read; `T::Data: Send + Sync`.
+unsafe impl<T: M2mDriver> Send for M2mDevice<T> {}
+// SAFETY: as above.
+unsafe impl<T: M2mDriver> Sync for M2mDevice<T> {}
+
+/// The watchdog's work function.
+///
+/// # Safety
+///
+/// Only called by the workqueue for the `watchdog` of a live `M2mDevice<T>`.
+unsafe extern "C" fn work_fn<T: M2mDriver>(work: *mut bindings::work_struct) {
+    // `DelayedWork` is `repr(transparent)` over `delayed_work`.
+    let off = offset_of!(M2mDevice<T>, watchdog) + offset_of!(bindings::delayed_work, work);
+    // SAFETY: `work` is the `work` of the `watchdog` of a live `M2mDevice<T>` (invariant 6: it
+    // is cancelled before the device goes).
+    let dev = unsafe { &*work.cast::<u8>().sub(off).cast::<M2mDevice<T>>() };
+    T::watchdog(dev);
+}
+
+impl<T: M2mDriver> M2mDevice<T> {
+    fn new(pdev: &PlatformDevice, data: impl PinInit<T::Data>) -> impl PinInit<Self, Error> {
+        let dma_dev = pdev.dev();
+        let tables = T::tables();
+        try_pin_init!(Self {
+            lock <- DeviceLock::new(),
+            // SAFETY: `work_fn::<T>` expects exactly the `watchdog` of an `M2mDevice<T>`.
+            watchdog <- unsafe { DelayedWork::new(work_fn::<T>) },
+            data <- data,
+            v4l2 <- V4l2Device::new(dma_dev, T::INFO.name),
+            m2m: M2mDev::new(tables.m2m_ops)?,
+            media <- MediaDevice::new(dma_dev, &T::INFO, tables.media_ops),
+            // SAFETY: `slot` is valid while the closure runs; filled in by `register`.
+            vfd <- Opaque::ffi_init(|slot| unsafe { core::ptr::write_bytes(slot, 0, 1) }),
+            registering: AtomicBool::new(false),
+            dma_dev,
+        }? Error)
+    }
+
+    /// The device from its video node.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` is the `vfd` of a live `M2mDevice<T>` for `'a` (invariant 5: a file of the node).
+    pub(crate) unsafe fn from_vdev<'a>(vdev: *mut bindings::video_device) -> &'a Self {
+        let off = offset_of!(Self, vfd);
+        // SAFETY: per the contract; `Opaque` is `repr(transparent)`.
+        unsafe { &*vdev.cast::<u8>().sub(off).cast::<Self>() }
+    }
+
+    /// The driver's device-wide state.
+    pub(crate) fn data(&self) -> &T::Data {
+        &self.data
+    }
+
+    /// The watchdog (delayed work running [`M2mDriver::watchdog`]).
+    pub(crate) fn watchdog(&self) -> &DelayedWork {
+        &self.watchdog
+    }
+
+    /// The device lock (`video_device.lock`, the vb2 queues' lock).
+    pub(crate) fn lock(&self) -> &DeviceLock {
+        &self.lock
+    }
+
+    /// The `struct device` buffers are allocated for (dma-contig).
+    pub(crate) fn dma_dev(&self) -> *mut bindings::device {
+        self.dma_dev
+    }
+
+    /// The m2m device (temporary: the m2m calls move into the layer in step 7).
+    pub(crate) fn m2m_raw(&self) -> *mut bindings::v4l2_m2m_dev {
+        self.m2m.0.as_ptr()
+    }
+}
+
+#[pinned_drop]
+impl<T: M2mDriver> PinnedDrop for M2mDevice<T> {
+    fn drop(self: Pin<&mut Self>) {
+        // Invariant 6: before any field goes.
+        self.watchdog.cancel_sync();
+    }
+}
+
+/// `video_device.release`: the last reference to the video node is gone.
+///
+/// # Safety
+///
+/// Only called by the V4L2 core for the `vfd` of an `M2mDevice<T>` set up by
+/// [`VideoRegistration::register`].
+unsafe extern "C" fn release_callback<T: M2mDriver>(vdev: *mut bindings::video_device) {
+    let off = offset_of!(M2mDevice<T>, vfd);
+    let dev = vdev.cast::<u8>().wrapping_sub(off).cast::<M2mDevice<T>>();
+    // SAFETY: `dev` is the device of `vdev` (contract), alive: nothing else references it any
+    // more, except `register` while `registering` is set (which then frees it itself).
+    unsafe {
+        if (*dev).registering.load(Ordering::Acquire) {
+            return;
+        }
+        // Invariant 2: the video node owned the allocation; this is its one release.
+        drop(Pin::new_unchecked(KBox::from_raw(dev)));
+    }
+}
+
+/// The registered video node, which owns the device.
+///
+/// # Invariants
+///
+/// `dev` is a registered `M2mDevice<T>` (its video node is registered until drop, which
+/// unregisters it: the last put then frees the device through `release_callback::<T>`).
+struct VideoRegistration<T: M2mDriver> {
+    dev: NonNull<M2mDevice<T>>,
+}
+
+impl<T: M2mDriver> VideoRegistration<T> {
+    fn register(dev: Pin<KBox<M2mDevice<T>>>) -> Result<Self> {
+        let tables = T::tables();
+        // SAFETY: the device is not moved out of the allocation, only owned through a raw
+        // pointer from here on (invariant 2).
+        let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(dev) });
+        // SAFETY: `raw` is the fresh, exclusively owned, initialized device; its `vfd` is
+        // zeroed storage; the tables are statics; `lock`, `v4l2` and `media` live as long as
+        // `vfd` (same allocation, freed by its release).
+        unsafe {
+            let d = &*raw;
+            let vfd = d.vfd.get();
+            strscpy(&mut (*vfd).name, T::INFO.name);
+            (*vfd).vfl_dir = bindings::VFL_DIR_M2M;
+            (*vfd).fops = tables.fops;
+            (*vfd).ioctl_ops = tables.ioctl_ops;
+            (*vfd).minor = -1;
+            (*vfd).release = Some(release_callback::<T>);
+            (*vfd).device_caps = T::INFO.device_caps;
+            (*vfd).lock = d.lock.as_raw();
+            (*vfd).v4l2_dev = d.v4l2.raw.get();
+            (*d.v4l2.raw.get()).mdev = d.media.raw.get();
+        }
+        // Kernels with upstream commit 2a934fdb01db ("media: v4l2-dev: fix error handling in
+        // __video_register_device()", Cc stable) call `vdev->release` when `device_register`
+        // fails inside the call, older ones do not (nor any for earlier failures):
+        // `release_callback` does nothing while `registering` is set, and a failure is undone
+        // here, exactly once.
+        // SAFETY: as above.
+        let d = unsafe { &*raw };
+        d.registering.store(true, Ordering::Release);
+        // SAFETY: `vfd` is fully set up.
+        let r = check(unsafe { bindings::daedalus_video_register_device(d.vfd.get()) });
+        d.registering.store(false, Ordering::Release);
+        if let Err(e) = r {
+            // SAFETY: not registered, and `release_callback` did not free it (`registering`):
+            // the box owns it again.
+            drop(unsafe { Pin::new_unchecked(KBox::from_raw(raw)) });
+            return Err(e);
+        }
+        // INVARIANT: registered just above.
+        Ok(VideoRegistration {
+            // SAFETY: from `KBox::into_raw`.
+            dev: unsafe { NonNull::new_unchecked(raw) },
+        })
+    }
+
+    fn device(&self) -> &M2mDevice<T> {
+        // SAFETY: registered, hence alive (type invariant).
+        unsafe { self.dev.as_ref() }
+    }
+}
+
+impl<T: M2mDriver> Drop for VideoRegistration<T> {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant); the last put frees the device.
+        unsafe { bindings::video_unregister_device(self.device().vfd.get()) };
+    }
+}
+
+/// The m2m media-controller entities of the video node.
+///
+/// # Invariants
+///
+/// `m2m` had `v4l2_m2m_register_media_controller` succeed; it outlives this value (dropped
+/// before the [`VideoRegistration`] that owns its device).
+struct McRegistration {
+    m2m: NonNull<bindings::v4l2_m2m_dev>,
+}
+
+impl McRegistration {
+    fn new<T: M2mDriver>(node: &VideoRegistration<T>) -> Result<Self> {
+        let d = node.device();
+        // SAFETY: the m2m device and the video node are registered and live.
+        check(unsafe {
+            bindings::v4l2_m2m_register_media_controller(
+                d.m2m.0.as_ptr(),
+                d.vfd.get(),
+                T::INFO.function.raw(),
+            )
+        })?;
+        Ok(McRegistration { m2m: d.m2m.0 })
+    }
+}
+
+impl Drop for McRegistration {
+    fn drop(&mut self) {
+        // SAFETY: registered, the device alive (type invariant).
+        unsafe { bindings::v4l2_m2m_unregister_media_controller(self.m2m.as_ptr()) };
+    }
+}
+
+/// `/dev/mediaN`.
+///
+/// # Invariants
+///
+/// `mdev` was registered by `media_device_register`; it outlives this value (as
+/// [`McRegistration`]).
+struct MediaRegistration {
+    mdev: NonNull<bindings::media_device>,
+}
+
+impl MediaRegistration {
+    fn new<T: M2mDriver>(node: &VideoRegistration<T>) -> Result<Self> {
+        let mdev = node.device().media.raw.get();
+        // SAFETY: initialized, with its entities.
+        check(unsafe { bindings::daedalus_media_device_register(mdev) })?;
+        Ok(MediaRegistration {
+            mdev: NonNull::new(mdev).ok_or(code::EINVAL)?,
+        })
+    }
+}
+
+impl Drop for MediaRegistration {
+    fn drop(&mut self) {
+        // SAFETY: registered (type invariant).
+        unsafe { bindings::media_device_unregister(self.mdev.as_ptr()) };
+    }
+}
+
+/// What the module owns: dropping it unregisters everything, in field order.
+pub(crate) struct DeviceRegistration<T: M2mDriver> {
+    _media: MediaRegistration,
+    _mc: McRegistration,
+    /// Last: unregistering the node frees the device.
+    node: VideoRegistration<T>,
+}
+
+// SAFETY: the registrations are dropped from whatever task unloads the module; the C calls
+// lock internally.
+unsafe impl<T: M2mDriver> Send for DeviceRegistration<T> {}
+// SAFETY: `&DeviceRegistration` only gives `&M2mDevice<T>`, which is `Sync`.
+unsafe impl<T: M2mDriver> Sync for DeviceRegistration<T> {}
+
+impl<T: M2mDriver> DeviceRegistration<T> {
+    /// Builds the device on `pdev` and registers `/dev/videoN`, its media entities and
+    /// `/dev/mediaN`; on failure, undoes what was done, in reverse.
+    pub(crate) fn new(pdev: &PlatformDevice, data: impl PinInit<T::Data>) -> Result<Self> {
+        let dev = KBox::pin_init(M2mDevice::<T>::new(pdev, data), GFP_KERNEL)?;
+        let node = VideoRegistration::register(dev)?;
+        let mc = McRegistration::new(&node)?;
+        let media = MediaRegistration::new(&node)?;
+        Ok(DeviceRegistration {
+            _media: media,
+            _mc: mc,
+            node,
+        })
+    }
+
+    /// A counted reference to the device.
+    pub(crate) fn get(&self) -> DeviceRef<T> {
+        let d = self.node.device();
+        // SAFETY: the video node is registered, so its `struct device` is initialized and live.
+        unsafe { bindings::get_device(core::ptr::addr_of_mut!((*d.vfd.get()).dev)) };
+        // INVARIANT: the reference taken just above.
+        DeviceRef {
+            dev: self.node.dev,
+            _p: PhantomData,
+        }
+    }
+
+    /// The number N of `/dev/videoN`.
+    pub(crate) fn num(&self) -> u16 {
+        // SAFETY: registered: `num` is set and not changed any more.
+        unsafe { (*self.node.device().vfd.get()).num }
+    }
+}
+
+impl<T: M2mDriver> Drop for DeviceRegistration<T> {
+    fn drop(&mut self) {
+        // Before the fields: no daemon and no file exist any more (module references), so
+        // nothing re-arms it.
+        self.node.device().watchdog.cancel_sync();
+    }
+}
+
+/// A counted reference to a registered [`M2mDevice`] (`get_device` on its video node).
+///
+/// # Invariants
+///
+/// Holds one reference on `dev`'s `vfd.dev`, so the device is not freed (its release callback
+/// does not run) while the value exists.
+pub(crate) struct DeviceRef<T: M2mDriver> {
+    dev: NonNull<M2mDevice<T>>,
+    _p: PhantomData<M2mDevice<T>>,
+}
+
+// SAFETY: the reference may be dropped from any task; `M2mDevice<T>` is `Sync`.
+unsafe impl<T: M2mDriver> Send for DeviceRef<T> {}
+// SAFETY: as above.
+unsafe impl<T: M2mDriver> Sync for DeviceRef<T> {}
+
+impl<T: M2mDriver> core::ops::Deref for DeviceRef<T> {
+    type Target = M2mDevice<T>;
+
+    fn deref(&self) -> &M2mDevice<T> {
+        // SAFETY: the reference keeps the device alive (type invariant).
+        unsafe { self.dev.as_ref() }
+    }
+}
+
+impl<T: M2mDriver> Drop for DeviceRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: we hold one reference (type invariant); if it is the last, the video node's
+        // release frees the device, which is not used after this.
+        unsafe { bindings::put_device(core::ptr::addr_of_mut!((*self.vfd.get()).dev)) };
+    }
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Delayed work on the system workqueue: [`DelayedWork`] (the job watchdog).
+
+use kernel::init::PinInit;
+use kernel::pin_init;
+use kernel::prelude::{pin_data, pinned_drop};
+
+use core::pin::Pin;
+
+use super::bindings;
+use super::kernel::Opaque;
+use super::time::Jiffies;
+
+/// A `delayed_work` whose function is fixed at initialization.
+///
+/// # Invariants
+///
+/// `raw` is initialized by `INIT_DELAYED_WORK` with the function given to
+/// [`DelayedWork::new`] before the `DelayedWork` is reachable (pin-init), and never moves. Drop
+/// cancels it and waits for a running instance (`cancel_delayed_work_sync`), so the function
+/// never runs on freed memory; the owner still cancels it explicitly (and stops re-arming it)
+/// before tearing down what the function uses. `repr(transparent)`: the work's function finds
+/// its container from the `delayed_work` address.
+#[pin_data(PinnedDrop)]
+#[repr(transparent)]
+pub(crate) struct DelayedWork {
+    #[pin]
+    raw: Opaque<bindings::delayed_work>,
+}
+
+// SAFETY: the work is scheduled and cancelled from any task; the workqueue API locks internally.
+unsafe impl Send for DelayedWork {}
+// SAFETY: as above.
+unsafe impl Sync for DelayedWork {}
+
+impl DelayedWork {
+    /// Work that runs `func` when it is due.
+    ///
+    /// # Safety
+    ///
+    /// `func` may be called (from the system workqueue) with the address of this work's
+    /// `work_struct` whenever the work is due, until it is dropped.
+    pub(crate) unsafe fn new(
+        func: unsafe extern "C" fn(*mut bindings::work_struct),
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            // SAFETY: `slot` is the storage of this work, valid and pinned while the closure is
+            // called (zeroed first: `INIT_DELAYED_WORK` leaves `wq` and `cpu` to the first
+            // `queue_delayed_work`); the caller vouches for `func`.
+            raw <- Opaque::ffi_init(move |slot| unsafe {
+                core::ptr::write_bytes(slot, 0, 1);
+                bindings::daedalus_init_delayed_work(slot, Some(func))
+            }),
+        })
+    }
+
+    /// Runs the work after `delay`, unless it is already pending (then nothing changes).
+    pub(crate) fn schedule(&self, delay: Jiffies) {
+        // SAFETY: `raw` is initialized (type invariant).
+        unsafe { bindings::daedalus_schedule_delayed_work(self.raw.get(), delay.as_raw()) };
+    }
+
+    /// Cancels the work and waits until a running instance returned.
+    pub(crate) fn cancel_sync(&self) {
+        // SAFETY: `raw` is initialized (type invariant).
+        unsafe { bindings::cancel_delayed_work_sync(self.raw.get()) };
+    }
+}
+
+#[pinned_drop]
+impl PinnedDrop for DelayedWork {
+    fn drop(self: Pin<&mut Self>) {
+        self.cancel_sync();
+    }
+}
