@@ -15,7 +15,8 @@
 //!
 //! # Invariants
 //!
-//! [`Inner`] is only accessed with `Jobs::lock` held. A job in the table owns its two buffers
+//! [`Inner`] is only accessed through a `JobsGuard` (`Jobs::locked`), i.e. with the job queue's
+//! mutex held. A job in the table owns its two buffers
 //! (they are out of the m2m queues, in videobuf2's "active" state) and counts in its context's
 //! `inflight`, which keeps the context alive: `stop_streaming` (which runs before a context is
 //! freed) waits until it is zero.

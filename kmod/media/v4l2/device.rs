@@ -181,7 +181,8 @@ impl Drop for MediaDevice {
 ///    moment `video_register_device` succeeds, the allocation is owned by the video_device's
 ///    refcount and freed only by that callback; before, only by the `KBox` holding it.
 /// 3. `vfd.lock == lock.as_raw()` (set by the layer only).
-/// 4. `v4l2.mdev == &media`, `media.ops` and `vfd`'s tables from `T::tables()`.
+/// 4. From [`VideoRegistration::register`] on: `v4l2.mdev == &media`, `media.ops` and `vfd`'s
+///    tables from `T::tables()`.
 /// 5. A file of the video node holds a reference on `vfd` (V4L2 core, open to release), so a
 ///    `&M2mDevice<T>` reached from one is valid.
 /// 6. `watchdog` runs `work_fn::<T>`; it is cancelled before anything else is torn down
