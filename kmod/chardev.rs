@@ -42,17 +42,20 @@ unsafe impl Sync for Registration {}
 impl Registration {
     /// Registers `/dev/daedalus` for the job queue of `dev`.
     pub(crate) fn new(dev: DeviceRef<Daedalus>) -> Result<Self> {
-        let cd = KBox::into_raw(KBox::new(
+        // `into_raw` never returns null; checked before registering, so no error path can
+        // follow a successful registration.
+        let cd = NonNull::new(KBox::into_raw(KBox::new(
             Chardev {
                 misc: Opaque::new(zeroed()),
                 dev,
             },
             GFP_KERNEL,
-        )?);
+        )?))
+        .ok_or(code::ENOMEM)?;
         // SAFETY: `cd` is a fresh, exclusively owned allocation with a zeroed `miscdevice`; it
         // never moves, and lives until after `misc_deregister` (drop).
         let r = unsafe {
-            let misc = (*cd).misc.get();
+            let misc = (*cd.as_ptr()).misc.get();
             (*misc).minor = bindings::MISC_DYNAMIC_MINOR as c_int;
             (*misc).name = NODE_NAME.as_ptr().cast();
             (*misc).fops = &FOPS.0;
@@ -63,13 +66,11 @@ impl Registration {
         };
         if let Err(e) = r {
             // SAFETY: not registered: nothing else knows the allocation.
-            drop(unsafe { KBox::from_raw(cd) });
+            drop(unsafe { KBox::from_raw(cd.as_ptr()) });
             return Err(e);
         }
-        // INVARIANT: registered above; `into_raw` never returns null.
-        Ok(Registration {
-            cd: NonNull::new(cd).ok_or(code::ENOMEM)?,
-        })
+        // INVARIANT: registered above.
+        Ok(Registration { cd })
     }
 }
 

@@ -427,12 +427,11 @@ struct MediaRegistration {
 
 impl MediaRegistration {
     fn new<T: M2mDriver>(node: &VideoRegistration<T>) -> Result<Self> {
-        let mdev = node.device().media.raw.get();
+        // Checked before registering, so no error path can follow a successful registration.
+        let mdev = NonNull::new(node.device().media.raw.get()).ok_or(code::EINVAL)?;
         // SAFETY: initialized, with its entities.
-        check(unsafe { bindings::daedalus_media_device_register(mdev) })?;
-        Ok(MediaRegistration {
-            mdev: NonNull::new(mdev).ok_or(code::EINVAL)?,
-        })
+        check(unsafe { bindings::daedalus_media_device_register(mdev.as_ptr()) })?;
+        Ok(MediaRegistration { mdev })
     }
 }
 
