@@ -60,8 +60,9 @@ impl DelayedWork {
         unsafe { bindings::daedalus_schedule_delayed_work(self.raw.get(), delay.as_raw()) };
     }
 
-    /// Cancels the work and waits until a running instance returned.
-    pub(crate) fn cancel_sync(&self) {
+    /// Cancels the work and waits until a running instance returned. Layer-only: called from the
+    /// work itself (the driver's `M2mDriver::watchdog`) it would wait for itself.
+    pub(super) fn cancel_sync(&self) {
         // SAFETY: `raw` is initialized (type invariant).
         unsafe { bindings::cancel_delayed_work_sync(self.raw.get()) };
     }
