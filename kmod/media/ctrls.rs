@@ -128,16 +128,23 @@ impl<O: CtrlOps> CtrlHandler<O> {
         f: impl FnOnce(&[Option<Ctrl<'_>>]) -> R,
     ) -> R {
         let hdl = self.raw.get();
+        let n = ids.len().min(N);
+        // SAFETY: a plain read of the handler (zeroed or initialized, type invariant). Once
+        // initialized, `lock` points to its own mutex (or the one it was given), which serializes
+        // every change of the controls' current values; a zeroed handler has none.
+        let lock = unsafe { (*hdl).lock };
+        if lock.is_null() {
+            // Never initialized: no controls, and no lock `v4l2_ctrl_find` could take.
+            let none: [Option<Ctrl<'_>>; N] = [const { None }; N];
+            return f(none.get(..n).unwrap_or(&[]));
+        }
         let mut found: [Option<NonNull<bindings::v4l2_ctrl>>; N] = [None; N];
         for (slot, &id) in found.iter_mut().zip(ids) {
-            // SAFETY: the handler is initialized (type invariant); `v4l2_ctrl_find` takes its
+            // SAFETY: the handler is initialized (its lock is set); `v4l2_ctrl_find` takes that
             // lock itself, so it runs before ours is taken.
             *slot = NonNull::new(unsafe { bindings::v4l2_ctrl_find(hdl, id) });
         }
-        // SAFETY: the handler is initialized; its `lock` points to its own mutex (or the one it
-        // was given), which serializes every change of the controls' current values.
-        let lock = unsafe { (*hdl).lock };
-        // SAFETY: as above.
+        // SAFETY: as above: the handler's initialized lock.
         unsafe { bindings::daedalus_mutex_lock(lock) };
         let mut ctrls: [Option<Ctrl<'_>>; N] = [const { None }; N];
         for (c, p) in ctrls.iter_mut().zip(found) {
@@ -146,7 +153,6 @@ impl<O: CtrlOps> CtrlHandler<O> {
             // elements of `elem_size` bytes.
             *c = p.map(|p| unsafe { Ctrl::new(p, (*p.as_ptr()).p_cur.p) });
         }
-        let n = ids.len().min(N);
         let r = f(ctrls.get(..n).unwrap_or(&[]));
         // SAFETY: locked above by this task.
         unsafe { bindings::mutex_unlock(lock) };
