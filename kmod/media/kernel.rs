@@ -10,6 +10,11 @@ pub(crate) use kernel::error::{code, Error, Result};
 pub(crate) use kernel::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
 pub(crate) use kernel::types::Opaque;
 pub(crate) use kernel::{pr_err, pr_info, pr_warn};
+// Pin-init, named once here: later kernels moved it into a crate of its own, and a path that
+// changes is a version difference (rule 5: only `media/kernel.rs` and `compat` name them).
+pub(crate) use kernel::init::{pin_init_from_closure, InPlaceInit, PinInit};
+pub(crate) use kernel::prelude::{pin_data, pinned_drop};
+pub(crate) use kernel::{pin_init, try_pin_init};
 
 use kernel::error::to_result;
 

@@ -52,7 +52,5 @@ pub(crate) mod prelude {
         errno, pr_err, pr_info, pr_warn, strscpy, zeroed, AssertSync, Error, KBox, KVec, Opaque,
         Result, UserAddr, GFP_KERNEL,
     };
-    pub(crate) use kernel::init::PinInit;
-    pub(crate) use kernel::pin_init;
-    pub(crate) use kernel::prelude::pin_data;
+    pub(crate) use super::kernel::{pin_data, pin_init, PinInit};
 }

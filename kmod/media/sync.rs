@@ -13,12 +13,8 @@ use core::ops::{Deref, DerefMut};
 
 use core::pin::Pin;
 
-use kernel::init::PinInit;
-use kernel::pin_init;
-use kernel::prelude::{pin_data, pinned_drop};
-
 use super::bindings;
-use super::kernel::{c_void, code, Opaque, Result};
+use super::kernel::{c_void, code, pin_data, pin_init, pinned_drop, Opaque, PinInit, Result};
 use super::time::Jiffies;
 
 /// The lockdep class of a [`Mutex`]: each variant is its own `mutex_init` call site in `glue.c`.

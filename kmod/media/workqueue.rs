@@ -1,9 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Delayed work on the system workqueue: [`DelayedWork`] (the job watchdog).
 
-use kernel::init::PinInit;
-use kernel::pin_init;
-use kernel::prelude::{pin_data, pinned_drop};
+use super::kernel::{pin_data, pin_init, pinned_drop, PinInit};
 
 use core::pin::Pin;
 

@@ -14,9 +14,9 @@ use core::pin::Pin;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicBool, Ordering};
 
-use kernel::init::{pin_init_from_closure, InPlaceInit, PinInit};
-use kernel::prelude::{pin_data, pinned_drop};
-use kernel::try_pin_init;
+use crate::media::kernel::{
+    pin_data, pin_init_from_closure, pinned_drop, try_pin_init, InPlaceInit, PinInit,
+};
 
 use super::super::bindings;
 use super::super::kernel::{
