@@ -11,7 +11,6 @@
 use crate::formats::{BitDepth, Codec};
 use crate::media::ctrls::{Ctrl, CtrlBuilder, CtrlOps, StdCtrl};
 use crate::media::prelude::*;
-use crate::media::raw as bindings;
 use crate::video::Context;
 
 const fn compound(id: u32) -> StdCtrl {
@@ -47,7 +46,7 @@ const fn bit(n: u32) -> u64 {
     1 << n
 }
 
-use bindings::*;
+use crate::media::uapi::*;
 
 /// How many controls a context has.
 pub(crate) const NR_CONTROLS: u32 = 20;

@@ -13,7 +13,7 @@ use crate::chardev;
 use crate::jobs::Jobs;
 use crate::media::platform::PlatformDevice;
 use crate::media::prelude::*;
-use crate::media::raw as bindings;
+use crate::media::uapi;
 use crate::media::v4l2::device::{
     DeviceInfo, DeviceRegistration, EntityFunction, M2mDevice, M2mDriver, OpsTables,
 };
@@ -51,7 +51,7 @@ impl M2mDriver for Daedalus {
     const INFO: DeviceInfo = DeviceInfo {
         name: NAME,
         bus_info: BUS_INFO,
-        device_caps: bindings::V4L2_CAP_VIDEO_M2M_MPLANE | bindings::V4L2_CAP_STREAMING,
+        device_caps: uapi::V4L2_CAP_VIDEO_M2M_MPLANE | uapi::V4L2_CAP_STREAMING,
         function: EntityFunction::ProcVideoDecoder,
     };
 
