@@ -113,10 +113,11 @@ impl<T> Drop for MutexGuard<'_, T> {
 /// # Invariants
 ///
 /// `raw` is initialized by `init_waitqueue_head` before the `WaitQueue` is reachable (pin-init)
-/// and never moves afterwards. On drop, `wake_up_pollfree` detaches every poller still
-/// registered (epoll keeps entries on the queue after `poll()` returns) and an RCU grace period
-/// passes before the memory can be freed, as `wake_up_pollfree` requires (like the `kernel`
-/// crate's `PollCondVar`): so a [`PollTable`] entry never outlives the queue.
+/// and never moves afterwards. On drop, `wake_up_pollfree` detaches the pollers that honour
+/// `POLLFREE` (epoll, aio, io_uring) and an RCU grace period passes before the memory can be
+/// freed, as `wake_up_pollfree` requires (like the `kernel` crate's `PollCondVar`).
+/// `select()`/`poll()` ignore `POLLFREE`: their entries are only safe because every queue lives
+/// as long as the files polled on it (today: the device, which outlives `/dev/daedalus` files).
 #[pin_data(PinnedDrop)]
 pub(crate) struct WaitQueue {
     #[pin]
@@ -196,8 +197,9 @@ impl WaitQueue {
     /// Registers the file being polled on this queue (`poll_wait`).
     pub(crate) fn register(&self, pt: &mut PollTable<'_>) {
         // SAFETY: `raw` is initialized (type invariant) and stays valid for every entry `poll_wait`
-        // adds (drop runs `wake_up_pollfree`, see the type invariants); `file` and `pt` are those
-        // of the `poll()` call in progress (`PollTable` invariant).
+        // adds: the queue outlives the files polled on it (type invariants; not yet expressed in
+        // this signature, see docs/kmod-safe-layer.md review finding 3); `file` and `pt` are
+        // those of the `poll()` call in progress (`PollTable` invariant).
         unsafe { bindings::daedalus_poll_wait(pt.file, self.raw.get(), pt.pt) };
     }
 }

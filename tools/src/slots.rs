@@ -9,7 +9,7 @@ use anyhow::Result;
 use daedalus_proto::formats::BitDepth;
 use log::{debug, warn};
 
-use crate::engine::{Config, Configured, Crop, Engine, RefSlots, Summary, NUM_REF_SLOTS};
+use crate::engine::{Config, Crop, Engine, RefSlots, Summary, NUM_REF_SLOTS};
 use crate::v4l2::CtrlPayload;
 
 /// One frame for [`SlotDecoder::submit`].
@@ -42,11 +42,6 @@ impl<'a> SlotDecoder<'a> {
             engine,
             slots: RefSlots::default(),
         }
-    }
-
-    /// What the device is configured for, if it is.
-    pub(crate) fn configured(&self) -> Option<Configured> {
-        self.engine.configured()
     }
 
     /// (Re)configures the device for `width` x `height` pictures of `depth` bits with the

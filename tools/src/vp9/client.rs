@@ -113,7 +113,7 @@ fn decode_frame(
         return dec.skip(h.refresh_frame_flags);
     };
     if h.is_intra() {
-        let reconfigure = dec.configured().map_or(true, |c| {
+        let reconfigure = dec.engine.configured().map_or(true, |c| {
             (c.width, c.height, c.depth) != (h.width, h.height, depth)
         });
         if reconfigure {
@@ -127,7 +127,7 @@ fn decode_frame(
             )?;
         }
     } else {
-        let Some(c) = dec.configured() else {
+        let Some(c) = dec.engine.configured() else {
             if !*warned_no_key {
                 warn!("the stream does not start with a key frame: skipping to the first one");
                 *warned_no_key = true;
