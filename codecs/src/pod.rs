@@ -5,19 +5,22 @@
 use crate::uapi::*;
 
 /// A `#[repr(C)]` uAPI struct (or integer) made only of integers and arrays or structs of
-/// integers: any bytes form a valid value, so it can be read from untrusted payloads.
+/// integers, without padding: any bytes form a valid value, so it can be read from untrusted
+/// payloads, and every byte of a value is initialised, so it can be viewed as bytes.
 ///
 /// # Safety
 ///
 /// Implement only for types whose every bit pattern is a valid value: no references, pointers,
 /// `bool`s, `char`s or Rust enums (bindgen's enums are generated as integer constants here,
-/// `EnumVariation::Consts`).
+/// `EnumVariation::Consts`); and without implicit padding (the V4L2 stateless control structs
+/// spell every hole out as a `reserved` field, a rule of the uAPI).
 pub unsafe trait Pod: Copy + Default + 'static {}
 
 macro_rules! pod {
     ($($ty:ty),* $(,)?) => {$(
         // SAFETY: a bindgen `#[repr(C)]` struct of the uAPI whose fields are all `__u8`..`__s64`
-        // integers or arrays / structs of them, or a plain integer: any bits are valid.
+        // integers or arrays / structs of them, or a plain integer: any bits are valid; the
+        // uAPI leaves no implicit padding in these structs.
         unsafe impl Pod for $ty {}
     )*};
 }
@@ -37,6 +40,13 @@ pod! {
     v4l2_ctrl_av1_frame,
     v4l2_ctrl_av1_film_grain,
     v4l2_ctrl_av1_tile_group_entry,
+    v4l2_av1_tile_info,
+    v4l2_av1_quantization,
+    v4l2_av1_segmentation,
+    v4l2_av1_loop_filter,
+    v4l2_av1_cdef,
+    v4l2_av1_loop_restoration,
+    v4l2_av1_global_motion,
 }
 
 /// Reads a `T` from the start of `bytes` (`None` if too short; extra bytes are ignored).
@@ -47,6 +57,15 @@ pub fn read<T: Pod>(bytes: &[u8]) -> Option<T> {
     // SAFETY: `bytes` holds at least size_of::<T>() readable bytes; read_unaligned needs no
     // alignment; `T: Pod` makes every bit pattern a valid `T`.
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// The bytes of a value (to compare two controls, or to send one).
+pub fn bytes<T: Pod>(value: &T) -> &[u8] {
+    // SAFETY: `value` is a live `T` of size_of::<T>() bytes, all initialised (`T: Pod` has no
+    // padding); the slice borrows it, so it cannot outlive or alias a mutation of it.
+    unsafe {
+        std::slice::from_raw_parts((value as *const T).cast::<u8>(), std::mem::size_of::<T>())
+    }
 }
 
 /// Reads as many whole `T`s as `bytes` holds into `out` (cleared first; its allocation is
@@ -79,5 +98,9 @@ mod tests {
         let sps: v4l2_ctrl_h264_sps =
             read(&vec![0xff; std::mem::size_of::<v4l2_ctrl_h264_sps>()]).expect("whole struct");
         assert_eq!(sps.profile_idc, 0xff);
+        assert_eq!(
+            super::bytes(&sps),
+            vec![0xff; std::mem::size_of::<v4l2_ctrl_h264_sps>()]
+        );
     }
 }

@@ -10,15 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use cros_codecs::codec::av1::parser::{
-    FrameHeaderObu, FrameType, ObuAction, ParsedObu, Parser, SequenceHeaderObu,
-};
-use daedalus_codecs::av1::controls::{
-    film_grain_control, frame_control, push_tile_group_entries, sequence_control,
-};
+use cros_codecs::codec::av1::parser::{FrameType, ParsedObu, Parser, SequenceHeaderObu};
+use daedalus_codecs::av1::controls::{film_grain_control, frame_control, sequence_control};
 use daedalus_codecs::av1::rebuild::{
     show_existing_frame_obu, Controls, Rebuilder, ShowExistingExtras,
 };
+use daedalus_codecs::av1::walk::{Obus, TileFrame, TileFrames};
+use daedalus_codecs::pod::bytes;
 use daedalus_codecs::uapi::*;
 
 fn vectors() -> Option<PathBuf> {
@@ -47,14 +45,6 @@ fn chunks(data: &[u8]) -> Vec<&[u8]> {
         Err(daedalus_codecs::ivf::IvfError::NotIvf) => vec![data],
         Err(e) => panic!("broken IVF vector: {e}"),
     }
-}
-
-fn raw<T: Copy>(v: &T) -> Vec<u8> {
-    // The V4L2 AV1 control structs have no implicit padding (the uAPI spells every hole out
-    // as a `reserved` field), so their bytes are all initialised.
-    // SAFETY: reads size_of::<T>() bytes of a live value.
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-        .to_vec()
 }
 
 /// Clears what the rebuilder changes on purpose.
@@ -90,65 +80,25 @@ struct Side {
     seq: Option<std::rc::Rc<SequenceHeaderObu>>,
 }
 
-/// One parsed frame: its header and its tile entries (offsets into `chunk`).
-struct Frame {
-    fh: FrameHeaderObu,
-    tiles: Vec<v4l2_ctrl_av1_tile_group_entry>,
-}
-
 /// Parses the OBUs in `data`, calling `on_frame` for every complete frame (or show-existing
 /// header), with the parser's sequence header.
 fn parse_frames(
     side: &mut Side,
     data: &[u8],
-    mut on_frame: impl FnMut(&mut Parser, &SequenceHeaderObu, Frame) -> Result<(), String>,
+    mut on_frame: impl FnMut(&mut Parser, &SequenceHeaderObu, TileFrame) -> Result<(), String>,
 ) -> Result<(), String> {
-    let mut pos = 0;
-    let mut header: Option<FrameHeaderObu> = None;
-    let mut tiles = Vec::new();
-    while pos < data.len() {
-        let obu = match side
-            .parser
-            .read_obu(&data[pos..])
-            .map_err(|e| format!("{PARSE}{e}"))?
-        {
-            ObuAction::Process(obu) => obu,
-            ObuAction::Drop(n) => {
-                pos += n as usize;
-                continue;
-            }
+    let mut assembly = TileFrames::default();
+    let mut obus = Obus::new(&mut side.parser, data);
+    while let Some(obu) = obus.next() {
+        let obu = obu.map_err(|e| format!("{PARSE}{e}"))?;
+        if let ParsedObu::SequenceHeader(s) = &obu.parsed {
+            side.seq = Some(s.clone());
+        }
+        let Some(frame) = assembly.push(obu, 0).map_err(|e| e.to_string())? else {
+            continue;
         };
-        let payload_start = (pos + obu.bytes_used - obu.as_ref().len()) as u32;
-        pos += obu.bytes_used;
-        match side
-            .parser
-            .parse_obu(obu)
-            .map_err(|e| format!("{PARSE}{e}"))?
-        {
-            ParsedObu::SequenceHeader(s) => side.seq = Some(s),
-            ParsedObu::FrameHeader(fh) => header = Some(fh),
-            ParsedObu::TileGroup(tg) => push_tile_group_entries(&tg, payload_start, &mut tiles)
-                .map_err(|e| e.to_string())?,
-            ParsedObu::Frame(f) => {
-                let start = payload_start + f.header.header_bytes as u32;
-                push_tile_group_entries(&f.tile_group, start, &mut tiles)
-                    .map_err(|e| e.to_string())?;
-                header = Some(f.header);
-            }
-            _ => {}
-        }
-        let Some(fh) = &header else { continue };
         let seq = side.seq.clone().ok_or("frame before sequence header")?;
-        let done = fh.show_existing_frame
-            || tiles.len() as u32 == fh.tile_info.tile_cols * fh.tile_info.tile_rows;
-        if done {
-            let fh = header.take().ok_or("no header")?;
-            let frame = Frame {
-                fh,
-                tiles: std::mem::take(&mut tiles),
-            };
-            on_frame(&mut side.parser, &seq, frame)?;
-        }
+        on_frame(obus.parser(), &seq, frame)?;
     }
     Ok(())
 }
@@ -170,27 +120,27 @@ fn round_trip(path: &Path) -> Result<usize, String> {
     for chunk in chunks(&data) {
         parse_frames(&mut a, chunk, |pa, seq_a, fa| {
             let mut obus = Vec::new();
-            if fa.fh.show_existing_frame {
+            if fa.header.show_existing_frame {
                 // The client shows it itself; the rebuilt stream gets the same header so that
                 // both parsers run the same reference process.
-                pa.ref_frame_update(&fa.fh)?;
-                let slot = fa.fh.frame_to_show_map_idx;
-                if fa.fh.frame_type == FrameType::KeyFrame {
+                pa.ref_frame_update(&fa.header)?;
+                let slot = fa.header.frame_to_show_map_idx;
+                if fa.header.frame_type == FrameType::KeyFrame {
                     rebuilder.slots_mut().show_existing_key(usize::from(slot));
                 }
                 show_existing_frame_obu(slot, ShowExistingExtras::default(), &mut obus)
                     .map_err(|e| e.to_string())?;
                 parse_frames(&mut b, &obus, |pb, _, fb| {
-                    if !fb.fh.show_existing_frame {
+                    if !fb.header.show_existing_frame {
                         return Err("rebuilt show-existing is not one".into());
                     }
-                    pb.ref_frame_update(&fb.fh)
+                    pb.ref_frame_update(&fb.header)
                 })?;
                 return Ok(());
             }
             let seq_ctrl = sequence_control(seq_a).map_err(|e| e.to_string())?;
-            let f = frame_control(seq_a, &fa.fh, &ts).map_err(|e| e.to_string())?;
-            let g = film_grain_control(&fa.fh, true).map_err(|e| e.to_string())?;
+            let f = frame_control(seq_a, &fa.header, &ts).map_err(|e| e.to_string())?;
+            let g = film_grain_control(&fa.header, true).map_err(|e| e.to_string())?;
             let controls = Controls {
                 sequence: &seq_ctrl,
                 frame: &f,
@@ -200,17 +150,17 @@ fn round_trip(path: &Path) -> Result<usize, String> {
             rebuilder
                 .rebuild(&controls, chunk, &mut obus)
                 .map_err(|e| format!("frame {frames}: {e}"))?;
-            pa.ref_frame_update(&fa.fh)?;
+            pa.ref_frame_update(&fa.header)?;
             rebuilder.commit(&f);
             let mut seen = 0;
             parse_frames(&mut b, &obus, |pb, seq_b, fb| {
                 seen += 1;
                 let seq_ctrl_b = sequence_control(seq_b).map_err(|e| e.to_string())?;
-                if raw(&seq_ctrl_b) != raw(&seq_ctrl) {
+                if bytes(&seq_ctrl_b) != bytes(&seq_ctrl) {
                     return Err(format!("frame {frames}: sequence control differs"));
                 }
-                let fb_ctrl = frame_control(seq_b, &fb.fh, &ts).map_err(|e| e.to_string())?;
-                if raw(&normalize_frame(fb_ctrl)) != raw(&normalize_frame(f)) {
+                let fb_ctrl = frame_control(seq_b, &fb.header, &ts).map_err(|e| e.to_string())?;
+                if bytes(&normalize_frame(fb_ctrl)) != bytes(&normalize_frame(f)) {
                     if std::env::var_os("AV1_DEBUG").is_some() {
                         eprintln!(
                             "A: type {} flags {:#x} gm {:?} {:?}\nB: type {} flags {:#x} gm {:?} {:?}",
@@ -229,8 +179,8 @@ fn round_trip(path: &Path) -> Result<usize, String> {
                         diff_frame(&normalize_frame(f), &normalize_frame(fb_ctrl))
                     ));
                 }
-                let gb = film_grain_control(&fb.fh, true).map_err(|e| e.to_string())?;
-                if raw(&normalize_grain(gb)) != raw(&normalize_grain(g)) {
+                let gb = film_grain_control(&fb.header, true).map_err(|e| e.to_string())?;
+                if bytes(&normalize_grain(gb)) != bytes(&normalize_grain(g)) {
                     return Err(format!("frame {frames}: film grain control differs"));
                 }
                 if fb.tiles.len() != fa.tiles.len() {
@@ -246,7 +196,7 @@ fn round_trip(path: &Path) -> Result<usize, String> {
                         return Err(format!("frame {frames}: tile data differs"));
                     }
                 }
-                pb.ref_frame_update(&fb.fh)
+                pb.ref_frame_update(&fb.header)
             })
             .map_err(|e| e.replace(PARSE, "rebuilt OBUs do not parse: "))?;
             if seen != 1 {
@@ -264,22 +214,31 @@ fn diff_frame(a: &v4l2_ctrl_av1_frame, b: &v4l2_ctrl_av1_frame) -> String {
     let mut out = Vec::new();
     macro_rules! cmp {
         ($($f:ident),*) => {$(
-            if raw(&a.$f) != raw(&b.$f) {
+            if a.$f != b.$f {
                 out.push(stringify!($f));
             }
         )*};
     }
-    cmp!(
+    macro_rules! cmp_structs {
+        ($($f:ident),*) => {$(
+            if bytes(&a.$f) != bytes(&b.$f) {
+                out.push(stringify!($f));
+            }
+        )*};
+    }
+    cmp_structs!(
         tile_info,
         quantization,
-        superres_denom,
         segmentation,
         loop_filter,
         cdef,
+        loop_restoration,
+        global_motion
+    );
+    cmp!(
+        superres_denom,
         skip_mode_frame,
         primary_ref_frame,
-        loop_restoration,
-        global_motion,
         flags,
         frame_type,
         order_hint,

@@ -78,9 +78,9 @@ impl Context {
                     e,
                     JobError::Buffer(_) | JobError::Internal(_) | JobError::Ffmpeg(_)
                 ) {
-                    log::error!("context {} job {}: {e}", self.id, job.job_id);
+                    log::error!("context {} job {}: {e}", self.id, job.header.job_id);
                 } else {
-                    log::warn!("context {} job {}: {e}", self.id, job.job_id);
+                    log::warn!("context {} job {}: {e}", self.id, job.header.job_id);
                 }
                 status
             }
@@ -90,28 +90,30 @@ impl Context {
         log::debug!(
             "context {} job {} (ts {}, OUTPUT {} CAPTURE {}): status {status} in {took:?}",
             self.id,
-            job.job_id,
-            job.timestamp_ns,
-            job.output.index,
-            job.capture.index
+            job.header.job_id,
+            job.header.timestamp_ns,
+            job.header.output.index,
+            job.header.capture.index
         );
         Completion {
-            job_id: job.job_id,
-            ctx_id: job.ctx_id,
+            job_id: job.header.job_id,
+            ctx_id: job.header.ctx_id,
             status,
             // The module validates this against the CAPTURE buffer: always the picture size.
-            capture_bytesused: job.picture.sizeimage,
+            capture_bytesused: job.header.picture.sizeimage,
         }
     }
 
     fn run(&mut self, job: &Job<'_>) -> Result<(), JobError> {
         // Both buffers first: a new fd is taken over whatever else fails.
-        let (out, cap) = self.buffers.resolve(&job.output, &job.capture);
+        let (out, cap) = self
+            .buffers
+            .resolve(&job.header.output, &job.header.capture);
         let (out, cap) = (out?, cap?);
         let decoder = match &mut self.decoder {
-            Some(d) if d.codec() == job.codec => d,
+            Some(d) if d.codec() == job.header.codec => d,
             // The first job, or the client switched codecs (after a stream off).
-            slot => slot.insert(codec::open(job.codec, &self.config)?),
+            slot => slot.insert(codec::open(job.header.codec, &self.config)?),
         };
         let outcome = decoder.decode_job(JobIo {
             job,

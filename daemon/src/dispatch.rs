@@ -186,7 +186,7 @@ impl<T: Transport + 'static> Dispatcher<T> {
     fn dispatch(&mut self, buf: Buf, n: usize) {
         self.summary.messages += 1;
         let (ctx_id, job, close, open) = match wire::decode(&buf[..n]) {
-            Ok(Message::Job(j)) => (j.ctx_id, true, false, false),
+            Ok(Message::Job(j)) => (j.header.ctx_id, true, false, false),
             Ok(Message::ContextFlush { ctx_id }) => (ctx_id, false, false, false),
             Ok(Message::ContextOpen { ctx_id }) => (ctx_id, false, false, true),
             Ok(Message::ContextClose { ctx_id }) => (ctx_id, false, true, false),

@@ -26,6 +26,7 @@ use daedalus_codecs::av1::controls::{
     film_grain_control, frame_control, is_shown_key_frame, push_tile_group_entries,
     sequence_control,
 };
+use daedalus_codecs::av1::walk::{Obus, TileFrames};
 use daedalus_daemon::codec::av1::{Av1Controls, Av1Decoder, BufferKind};
 use daedalus_daemon::{DecoderConfig, JobError};
 use ffmpeg_next::format::Pixel;
@@ -88,46 +89,20 @@ fn controls_for(parser: &mut Parser, tu: &[u8], grain: bool, c: &mut Av1Controls
     c.frame = None;
     c.film_grain = None;
     c.tiles.clear();
-    let mut pos = 0;
-    while pos < tu.len() {
-        let Ok(action) = parser.read_obu(&tu[pos..]) else {
-            return;
+    let mut assembly = TileFrames::default();
+    let mut obus = Obus::new(parser, tu);
+    while let Some(Ok(obu)) = obus.next() {
+        let Ok(Some(frame)) = assembly.push(obu, 0) else {
+            continue;
         };
-        let obu = match action {
-            ObuAction::Process(o) => o,
-            ObuAction::Drop(n) => {
-                pos += n as usize;
-                continue;
-            }
-        };
-        let start = (pos + obu.bytes_used - obu.as_ref().len()) as u32;
-        pos += obu.bytes_used;
-        let Ok(parsed) = parser.parse_obu(obu) else {
-            return;
-        };
-        let fh = match parsed {
-            ParsedObu::FrameHeader(fh) => fh,
-            ParsedObu::TileGroup(tg) => {
-                let _ = push_tile_group_entries(&tg, start, &mut c.tiles);
-                continue;
-            }
-            ParsedObu::Frame(f) => {
-                c.tiles.clear();
-                let _ = push_tile_group_entries(
-                    &f.tile_group,
-                    start + f.header.header_bytes as u32,
-                    &mut c.tiles,
-                );
-                f.header
-            }
-            _ => continue,
-        };
-        let _ = parser.ref_frame_update(&fh);
+        let parser = obus.parser();
+        let _ = parser.ref_frame_update(&frame.header);
         if let Some(seq) = parser.sequence_header.clone() {
             c.sequence = sequence_control(&seq).ok();
-            c.frame = frame_control(&seq, &fh, &[0; 8]).ok();
-            c.film_grain = film_grain_control(&fh, grain).ok();
+            c.frame = frame_control(&seq, &frame.header, &[0; 8]).ok();
+            c.film_grain = film_grain_control(&frame.header, grain).ok();
         }
+        c.tiles = frame.tiles;
     }
 }
 

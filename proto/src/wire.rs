@@ -141,6 +141,96 @@ fn put_u64(b: &mut [u8], off: usize, v: u64) -> WireResult<()> {
     }
 }
 
+/// A field of a fixed wire struct: a native-endian integer at an offset.
+trait Field: Sized {
+    const SIZE: usize;
+    fn get(b: &[u8], off: usize) -> WireResult<Self>;
+    fn put(self, b: &mut [u8], off: usize) -> WireResult<()>;
+}
+
+impl Field for u32 {
+    const SIZE: usize = 4;
+    fn get(b: &[u8], off: usize) -> WireResult<Self> {
+        get_u32(b, off)
+    }
+    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
+        put_u32(b, off, self)
+    }
+}
+
+impl Field for i32 {
+    const SIZE: usize = 4;
+    fn get(b: &[u8], off: usize) -> WireResult<Self> {
+        get_i32(b, off)
+    }
+    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
+        put_u32(b, off, self as u32)
+    }
+}
+
+impl Field for u64 {
+    const SIZE: usize = 8;
+    fn get(b: &[u8], off: usize) -> WireResult<Self> {
+        get_u64(b, off)
+    }
+    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
+        put_u64(b, off, self)
+    }
+}
+
+/// Defines a fixed-size wire struct: its fields follow each other without holes, in the order
+/// written (as `docs/protocol.md` lays them out), and the rest of its `SIZE` bytes is reserved
+/// (written as zero, refused when not zero). Generates `put_at` / `get_at` (at an offset of a
+/// larger buffer); the one list of fields is the only place the layout is written.
+macro_rules! wire_struct {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident ($size:expr) {
+            $($(#[$field_meta:meta])* pub $field:ident: $ty:ty,)*
+        }
+    ) => {
+        $(#[$meta])*
+        pub struct $name {
+            $($(#[$field_meta])* pub $field: $ty,)*
+        }
+
+        impl $name {
+            /// Encoded size.
+            pub const SIZE: usize = $size;
+
+            /// Writes the struct at `off` of `b` (reserved bytes zeroed).
+            fn put_at(&self, b: &mut [u8], off: usize) -> WireResult<()> {
+                let end = off + Self::SIZE;
+                let mut pos = off;
+                $(
+                    Field::put(self.$field, b, pos)?;
+                    pos += <$ty as Field>::SIZE;
+                )*
+                b.get_mut(pos..end).ok_or(WireError::NoSpace)?.fill(0);
+                Ok(())
+            }
+
+            /// Reads the struct at `off` of `b` (reserved bytes must be zero).
+            fn get_at(b: &[u8], off: usize) -> WireResult<$name> {
+                let end = off + Self::SIZE;
+                let mut pos = off;
+                let v = $name {
+                    $($field: {
+                        let f = <$ty as Field>::get(b, pos)?;
+                        pos += <$ty as Field>::SIZE;
+                        f
+                    },)*
+                };
+                let reserved = b.get(pos..end).ok_or(WireError::Truncated)?;
+                if reserved.iter().any(|&x| x != 0) {
+                    return Err(WireError::Reserved);
+                }
+                Ok(v)
+            }
+        }
+    };
+}
+
 const fn align8(v: usize) -> usize {
     (v + 7) & !7
 }
@@ -148,42 +238,32 @@ const fn align8(v: usize) -> usize {
 // ---------------------------------------------------------------------------------------------
 // Handshake and completion (ioctl payloads)
 
-/// `IOC_HELLO` payload. The daemon fills `version`; the module answers with its own version and
-/// its limits.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Hello {
-    /// Protocol version (in: the daemon's, out: the module's).
-    pub version: u32,
-    /// Out: largest message `read()` returns.
-    pub max_message_size: u32,
-    /// Out: how long (ms) the module waits for a job's completion before failing it.
-    pub job_timeout_ms: u32,
+wire_struct! {
+    /// `IOC_HELLO` payload. The daemon fills `version`; the module answers with its own version
+    /// and its limits.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Hello(32) {
+        /// Protocol version (in: the daemon's, out: the module's).
+        pub version: u32,
+        /// Out: largest message `read()` returns.
+        pub max_message_size: u32,
+        /// Out: how long (ms) the module waits for a job's completion before failing it.
+        pub job_timeout_ms: u32,
+    }
 }
 
 impl Hello {
-    /// Encoded size.
-    pub const SIZE: usize = 32;
-
     /// Encodes into the ioctl payload.
     pub fn encode(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        // Offsets are within SIZE: cannot fail.
-        let _ = put_u32(&mut b, 0, self.version);
-        let _ = put_u32(&mut b, 4, self.max_message_size);
-        let _ = put_u32(&mut b, 8, self.job_timeout_ms);
+        // The fields are within SIZE: cannot fail.
+        let _ = self.put_at(&mut b, 0);
         b
     }
 
     /// Decodes an ioctl payload.
     pub fn decode(b: &[u8; Self::SIZE]) -> WireResult<Hello> {
-        if b[12..].iter().any(|&x| x != 0) {
-            return Err(WireError::Reserved);
-        }
-        Ok(Hello {
-            version: get_u32(b, 0)?,
-            max_message_size: get_u32(b, 4)?,
-            job_timeout_ms: get_u32(b, 8)?,
-        })
+        Hello::get_at(b, 0)
     }
 }
 
@@ -196,46 +276,34 @@ pub const STATUS_UNSUPPORTED: u32 = 2;
 /// The daemon failed for another reason (out of memory, mapping failure, ...).
 pub const STATUS_INTERNAL_ERROR: u32 = 3;
 
-/// `IOC_COMPLETE` payload: the daemon's answer to one job.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Completion {
-    /// The job's id.
-    pub job_id: u64,
-    /// The job's context.
-    pub ctx_id: u32,
-    /// One of the `STATUS_*` values.
-    pub status: u32,
-    /// Bytes of picture written into the CAPTURE buffer (its `bytesused`).
-    pub capture_bytesused: u32,
+wire_struct! {
+    /// `IOC_COMPLETE` payload: the daemon's answer to one job.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Completion(32) {
+        /// The job's id.
+        pub job_id: u64,
+        /// The job's context.
+        pub ctx_id: u32,
+        /// One of the `STATUS_*` values.
+        pub status: u32,
+        /// Bytes of picture written into the CAPTURE buffer (its `bytesused`).
+        pub capture_bytesused: u32,
+    }
 }
 
 impl Completion {
-    /// Encoded size.
-    pub const SIZE: usize = 32;
-
     /// Encodes into the ioctl payload.
     pub fn encode(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
-        // Offsets are within SIZE: cannot fail.
-        let _ = put_u64(&mut b, 0, self.job_id);
-        let _ = put_u32(&mut b, 8, self.ctx_id);
-        let _ = put_u32(&mut b, 12, self.status);
-        let _ = put_u32(&mut b, 16, self.capture_bytesused);
+        // The fields are within SIZE: cannot fail.
+        let _ = self.put_at(&mut b, 0);
         b
     }
 
     /// Decodes and checks an ioctl payload (everything but what only the module can know: that
     /// the job exists and the size fits its buffer).
     pub fn decode(b: &[u8; Self::SIZE]) -> WireResult<Completion> {
-        if b[20..].iter().any(|&x| x != 0) {
-            return Err(WireError::Reserved);
-        }
-        let c = Completion {
-            job_id: get_u64(b, 0)?,
-            ctx_id: get_u32(b, 8)?,
-            status: get_u32(b, 12)?,
-            capture_bytesused: get_u32(b, 16)?,
-        };
+        let c = Completion::get_at(b, 0)?;
         if c.status > STATUS_INTERNAL_ERROR {
             return Err(WireError::BadStatus(c.status));
         }
@@ -271,53 +339,35 @@ pub const CONTROL_HEADER_SIZE: usize = 16;
 /// `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF`); the picture is complete with the last one.
 pub const JOB_FLAG_HOLD_CAPTURE: u32 = 1;
 
-/// Where a buffer of a job lives.
-///
-/// Buffers reach the daemon as dma-buf fds: `fd` is a new fd installed in the daemon's table
-/// when the daemon has not seen this buffer yet (it maps it and caches the mapping, with the fd
-/// for `DMA_BUF_IOCTL_SYNC`, under (`ctx_id`, queue, `index`, `generation`), closing both when
-/// the entry is replaced or the context closes); `-1` means "the one you mapped".
-/// `generation` changes whenever the buffer behind an index changes (buffers reallocated or a
-/// different dma-buf queued), so a stale mapping is never used.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct BufferDesc {
-    /// New dma-buf fd, or -1.
-    pub fd: i32,
-    /// videobuf2 index of the buffer.
-    pub index: u32,
-    /// Changes when the memory behind the index changes.
-    pub generation: u32,
-    /// Size of the mapping (the plane's length).
-    pub length: u32,
-    /// Bytes of data (OUTPUT: the bitstream; CAPTURE: 0).
-    pub bytesused: u32,
-    /// Where the data starts in the plane.
-    pub data_offset: u32,
+wire_struct! {
+    /// Where a buffer of a job lives.
+    ///
+    /// Buffers reach the daemon as dma-buf fds: `fd` is a new fd installed in the daemon's table
+    /// when the daemon has not seen this buffer yet (it maps it and caches the mapping, with the fd
+    /// for `DMA_BUF_IOCTL_SYNC`, under (`ctx_id`, queue, `index`, `generation`), closing both when
+    /// the entry is replaced or the context closes); `-1` means "the one you mapped".
+    /// `generation` changes whenever the buffer behind an index changes (buffers reallocated or a
+    /// different dma-buf queued), so a stale mapping is never used.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct BufferDesc(32) {
+        /// New dma-buf fd, or -1.
+        pub fd: i32,
+        /// videobuf2 index of the buffer.
+        pub index: u32,
+        /// Changes when the memory behind the index changes.
+        pub generation: u32,
+        /// Size of the mapping (the plane's length).
+        pub length: u32,
+        /// Bytes of data (OUTPUT: the bitstream; CAPTURE: 0).
+        pub bytesused: u32,
+        /// Where the data starts in the plane.
+        pub data_offset: u32,
+    }
 }
 
 impl BufferDesc {
-    const SIZE: usize = 32;
-
-    fn encode(&self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u32(b, off, self.fd as u32)?;
-        put_u32(b, off + 4, self.index)?;
-        put_u32(b, off + 8, self.generation)?;
-        put_u32(b, off + 12, self.length)?;
-        put_u32(b, off + 16, self.bytesused)?;
-        put_u32(b, off + 20, self.data_offset)?;
-        put_u32(b, off + 24, 0)?;
-        put_u32(b, off + 28, 0)
-    }
-
     fn decode(b: &[u8], off: usize) -> WireResult<BufferDesc> {
-        let d = BufferDesc {
-            fd: get_i32(b, off)?,
-            index: get_u32(b, off + 4)?,
-            generation: get_u32(b, off + 8)?,
-            length: get_u32(b, off + 12)?,
-            bytesused: get_u32(b, off + 16)?,
-            data_offset: get_u32(b, off + 20)?,
-        };
+        let d = BufferDesc::get_at(b, off)?;
         if d.bytesused > d.length || d.data_offset > d.bytesused {
             return Err(WireError::BadBuffer);
         }
@@ -325,27 +375,27 @@ impl BufferDesc {
     }
 }
 
-/// Layout of the CAPTURE buffer the picture goes into (one memory plane: luma rows, then
-/// interleaved chroma rows from `chroma_offset`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PictureFormat {
-    /// `V4L2_PIX_FMT_NV12` or `V4L2_PIX_FMT_P010`.
-    pub fourcc: u32,
-    /// Width in pixels.
-    pub width: u32,
-    /// Height in pixels.
-    pub height: u32,
-    /// Bytes per row of both planes.
-    pub bytesperline: u32,
-    /// Total size of the picture.
-    pub sizeimage: u32,
-    /// Offset of the chroma plane.
-    pub chroma_offset: u32,
+wire_struct! {
+    /// Layout of the CAPTURE buffer the picture goes into (one memory plane: luma rows, then
+    /// interleaved chroma rows from `chroma_offset`).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct PictureFormat(32) {
+        /// `V4L2_PIX_FMT_NV12` or `V4L2_PIX_FMT_P010`.
+        pub fourcc: u32,
+        /// Width in pixels.
+        pub width: u32,
+        /// Height in pixels.
+        pub height: u32,
+        /// Bytes per row of both planes.
+        pub bytesperline: u32,
+        /// Total size of the picture.
+        pub sizeimage: u32,
+        /// Offset of the chroma plane.
+        pub chroma_offset: u32,
+    }
 }
 
 impl PictureFormat {
-    const SIZE: usize = 32;
-
     /// The picture format of a CAPTURE buffer of `depth` samples laid out as `l`.
     pub const fn of_layout(depth: BitDepth, l: &CaptureLayout) -> PictureFormat {
         PictureFormat {
@@ -356,28 +406,6 @@ impl PictureFormat {
             sizeimage: l.sizeimage,
             chroma_offset: l.chroma_offset(),
         }
-    }
-
-    fn encode(&self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u32(b, off, self.fourcc)?;
-        put_u32(b, off + 4, self.width)?;
-        put_u32(b, off + 8, self.height)?;
-        put_u32(b, off + 12, self.bytesperline)?;
-        put_u32(b, off + 16, self.sizeimage)?;
-        put_u32(b, off + 20, self.chroma_offset)?;
-        put_u32(b, off + 24, 0)?;
-        put_u32(b, off + 28, 0)
-    }
-
-    fn decode(b: &[u8], off: usize) -> WireResult<PictureFormat> {
-        Ok(PictureFormat {
-            fourcc: get_u32(b, off)?,
-            width: get_u32(b, off + 4)?,
-            height: get_u32(b, off + 8)?,
-            bytesperline: get_u32(b, off + 12)?,
-            sizeimage: get_u32(b, off + 16)?,
-            chroma_offset: get_u32(b, off + 20)?,
-        })
     }
 
     /// Checks that a picture of this format fits in `buffer_length` bytes: whoever writes the
@@ -460,26 +488,8 @@ impl<'a> Controls<'a> {
 /// A decode job: decode the OUTPUT buffer's bitstream with the controls into the CAPTURE buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct Job<'a> {
-    /// Unique id, echoed in the [`Completion`].
-    pub job_id: u64,
-    /// Context (open file of `/dev/videoN`); jobs of one context come in decode order.
-    pub ctx_id: u32,
-    /// Codec of the bitstream.
-    pub codec: Codec,
-    /// `JOB_FLAG_*`.
-    pub flags: u32,
-    /// Timestamp of the OUTPUT buffer (ns); reference controls name frames by it.
-    pub timestamp_ns: u64,
-    /// Coded size set on the OUTPUT queue.
-    pub coded_width: u32,
-    /// Coded height set on the OUTPUT queue.
-    pub coded_height: u32,
-    /// The bitstream buffer.
-    pub output: BufferDesc,
-    /// The picture buffer.
-    pub capture: BufferDesc,
-    /// Layout of the picture buffer (checked to fit `capture.length`).
-    pub picture: PictureFormat,
+    /// Everything but the controls (what the module gives [`JobEncoder::new`]).
+    pub header: JobHeader,
     /// The control state of the request.
     pub controls: Controls<'a>,
 }
@@ -530,28 +540,28 @@ pub fn encode_context_event(kind: u32, ctx_id: u32, out: &mut [u8]) -> WireResul
     Ok(CONTEXT_EVENT_SIZE)
 }
 
-/// The fixed part of a job, for [`JobEncoder`].
+/// The fixed part of a job: everything but its controls.
 #[derive(Clone, Copy, Debug)]
 pub struct JobHeader {
-    /// See [`Job::job_id`].
+    /// Unique id, echoed in the [`Completion`].
     pub job_id: u64,
-    /// See [`Job::ctx_id`].
+    /// Context (open file of `/dev/videoN`); jobs of one context come in decode order.
     pub ctx_id: u32,
-    /// See [`Job::codec`].
+    /// Codec of the bitstream.
     pub codec: Codec,
-    /// See [`Job::flags`].
+    /// `JOB_FLAG_*`.
     pub flags: u32,
-    /// See [`Job::timestamp_ns`].
+    /// Timestamp of the OUTPUT buffer (ns); reference controls name frames by it.
     pub timestamp_ns: u64,
-    /// See [`Job::coded_width`].
+    /// Coded size set on the OUTPUT queue.
     pub coded_width: u32,
-    /// See [`Job::coded_height`].
+    /// Coded height set on the OUTPUT queue.
     pub coded_height: u32,
-    /// See [`Job::output`].
+    /// The bitstream buffer.
     pub output: BufferDesc,
-    /// See [`Job::capture`].
+    /// The picture buffer.
     pub capture: BufferDesc,
-    /// See [`Job::picture`].
+    /// Layout of the picture buffer (checked to fit `capture.length`).
     pub picture: PictureFormat,
 }
 
@@ -578,9 +588,9 @@ impl<'a> JobEncoder<'a> {
         put_u64(out, 40, h.timestamp_ns)?;
         put_u32(out, 48, h.coded_width)?;
         put_u32(out, 52, h.coded_height)?;
-        h.output.encode(out, JOB_OUTPUT_FD_OFFSET)?;
-        h.capture.encode(out, JOB_CAPTURE_FD_OFFSET)?;
-        h.picture.encode(out, 56 + 2 * BufferDesc::SIZE)?;
+        h.output.put_at(out, JOB_OUTPUT_FD_OFFSET)?;
+        h.capture.put_at(out, JOB_CAPTURE_FD_OFFSET)?;
+        h.picture.put_at(out, 56 + 2 * BufferDesc::SIZE)?;
         Ok(JobEncoder {
             out,
             len: JOB_FIXED_SIZE,
@@ -681,7 +691,7 @@ fn decode_job(b: &[u8]) -> WireResult<Job<'_>> {
     }
     let output = BufferDesc::decode(b, 56)?;
     let capture = BufferDesc::decode(b, 56 + BufferDesc::SIZE)?;
-    let picture = PictureFormat::decode(b, 56 + 2 * BufferDesc::SIZE)?;
+    let picture = PictureFormat::get_at(b, 56 + 2 * BufferDesc::SIZE)?;
     picture.check(capture.length)?;
     // Walk the controls once so that iterating them later cannot go out of bounds.
     let area = &b[JOB_FIXED_SIZE..];
@@ -704,16 +714,18 @@ fn decode_job(b: &[u8]) -> WireResult<Job<'_>> {
         return Err(WireError::BadSize(b.len() as u32));
     }
     Ok(Job {
-        job_id: get_u64(b, 16)?,
-        ctx_id: get_u32(b, 24)?,
-        codec,
-        flags: get_u32(b, 32)?,
-        timestamp_ns: get_u64(b, 40)?,
-        coded_width: get_u32(b, 48)?,
-        coded_height: get_u32(b, 52)?,
-        output,
-        capture,
-        picture,
+        header: JobHeader {
+            job_id: get_u64(b, 16)?,
+            ctx_id: get_u32(b, 24)?,
+            codec,
+            flags: get_u32(b, 32)?,
+            timestamp_ns: get_u64(b, 40)?,
+            coded_width: get_u32(b, 48)?,
+            coded_height: get_u32(b, 52)?,
+            output,
+            capture,
+            picture,
+        },
         controls: Controls {
             bytes: area,
             remaining: num_controls,
@@ -786,15 +798,24 @@ mod tests {
         };
         let h = header();
         assert_eq!(
-            (j.job_id, j.ctx_id, j.codec, j.flags),
+            (
+                j.header.job_id,
+                j.header.ctx_id,
+                j.header.codec,
+                j.header.flags
+            ),
             (h.job_id, h.ctx_id, h.codec, h.flags)
         );
         assert_eq!(
-            (j.timestamp_ns, j.coded_width, j.coded_height),
+            (
+                j.header.timestamp_ns,
+                j.header.coded_width,
+                j.header.coded_height
+            ),
             (42_000, 352, 288)
         );
         assert_eq!(
-            (j.output, j.capture, j.picture),
+            (j.header.output, j.header.capture, j.header.picture),
             (h.output, h.capture, h.picture)
         );
         let c: [Control<'_>; 3] = {
@@ -890,8 +911,8 @@ mod tests {
         let Message::Job(j) = decode(&buf[..n]).unwrap() else {
             panic!()
         };
-        assert_eq!((j.output.fd, j.capture.fd), (11, -1));
-        assert_eq!(j.output.index, header().output.index);
+        assert_eq!((j.header.output.fd, j.header.capture.fd), (11, -1));
+        assert_eq!(j.header.output.index, header().output.index);
         let mut ev = [0u8; CONTEXT_EVENT_SIZE];
         encode_context_event(KIND_CONTEXT_OPEN, 1, &mut ev).unwrap();
         assert!(set_job_fds(&mut ev, 1, 1).is_err());

@@ -888,20 +888,20 @@ mod tests {
         );
     }
 
+    /// An FFmpeg run of `frames` frames in `rtime` s (`utime` + `stime` of CPU).
+    fn ffmpeg_run(frames: u64, rtime: f64, utime: f64, stime: f64) -> FfmpegRun {
+        FfmpegRun {
+            frames,
+            rtime,
+            utime,
+            stime,
+        }
+    }
+
     #[test]
     fn ffmpeg_figures() {
-        let full = FfmpegRun {
-            frames: 120,
-            rtime: 10.0,
-            utime: 15.0,
-            stime: 1.0,
-        };
-        let warm = FfmpegRun {
-            frames: 20,
-            rtime: 2.0,
-            utime: 3.0,
-            stime: 0.5,
-        };
+        let full = ffmpeg_run(120, 10.0, 15.0, 1.0);
+        let warm = ffmpeg_run(20, 2.0, 3.0, 0.5);
         let f = FfmpegFigures::new(&full, Some(&warm));
         assert_eq!((f.frames, f.timed_frames), (120, 100));
         assert_eq!(f.fps(), Some(12.5));
@@ -969,12 +969,7 @@ mod tests {
             .expect("figures");
         let slow = DeviceFigures::new(&[s(0, 200), s(0, 400), s(200, 600), s(400, 800)], 0)
             .expect("figures");
-        let run = FfmpegRun {
-            frames: 4,
-            rtime: 0.5,
-            utime: 0.9,
-            stime: 0.1,
-        };
+        let run = ffmpeg_run(4, 0.5, 0.9, 0.1);
         let round = Round {
             device: fast,
             ffmpeg_slice: FfmpegFigures::new(&run, None),

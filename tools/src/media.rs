@@ -49,9 +49,8 @@ impl MediaDevice {
     /// `MEDIA_IOC_DEVICE_INFO`.
     pub fn device_info(&self) -> Result<MediaDeviceInfo> {
         let mut info = media_device_info::default();
-        // SAFETY: MEDIA_IOC_DEVICE_INFO is `_IOWR(media_device_info)` and `info` is a valid,
-        // writable `media_device_info` without pointers.
-        unsafe { ioctl(self.as_fd(), MEDIA_IOC_DEVICE_INFO, &mut info) }
+        MEDIA_IOC_DEVICE_INFO
+            .call(self.as_fd(), &mut info)
             .map_err(self.node.err("MEDIA_IOC_DEVICE_INFO"))?;
         Ok(MediaDeviceInfo {
             driver: c_str_field(&info.driver),
@@ -67,8 +66,8 @@ impl MediaDevice {
     /// `MEDIA_IOC_REQUEST_ALLOC`: a new, empty request.
     pub fn alloc_request(&self) -> Result<Request> {
         let mut fd: c_int = -1;
-        // SAFETY: MEDIA_IOC_REQUEST_ALLOC is `_IOR(int)` and `fd` is a valid, writable `int`.
-        unsafe { ioctl(self.as_fd(), MEDIA_IOC_REQUEST_ALLOC, &mut fd) }
+        MEDIA_IOC_REQUEST_ALLOC
+            .call(self.as_fd(), &mut fd)
             .map_err(self.node.err("MEDIA_IOC_REQUEST_ALLOC"))?;
         if fd < 0 {
             return Err(Error::Unexpected {

@@ -324,9 +324,8 @@ impl VideoDevice {
     /// `VIDIOC_QUERYCAP`.
     pub fn query_capability(&self) -> Result<Capability> {
         let mut cap = v4l2_capability::default();
-        // SAFETY: VIDIOC_QUERYCAP is `_IOR(v4l2_capability)` and `cap` is a valid, writable
-        // `v4l2_capability` without pointers.
-        unsafe { ioctl(self.as_fd(), VIDIOC_QUERYCAP, &mut cap) }
+        VIDIOC_QUERYCAP
+            .call(self.as_fd(), &mut cap)
             .map_err(self.err("VIDIOC_QUERYCAP"))?;
         Ok(Capability {
             driver: c_str_field(&cap.driver),
@@ -347,9 +346,7 @@ impl VideoDevice {
                 type_: buf_type,
                 ..Default::default()
             };
-            // SAFETY: VIDIOC_ENUM_FMT is `_IOWR(v4l2_fmtdesc)` and `desc` is a valid, writable
-            // `v4l2_fmtdesc` without pointers.
-            match unsafe { ioctl(self.as_fd(), VIDIOC_ENUM_FMT, &mut desc) } {
+            match VIDIOC_ENUM_FMT.call(self.as_fd(), &mut desc) {
                 Ok(_) => formats.push(FormatDesc {
                     pixelformat: desc.pixelformat,
                     description: c_str_field(&desc.description),
@@ -372,9 +369,7 @@ impl VideoDevice {
                 pixel_format: pixelformat,
                 ..Default::default()
             };
-            // SAFETY: VIDIOC_ENUM_FRAMESIZES is `_IOWR(v4l2_frmsizeenum)` and `fse` is a valid,
-            // writable `v4l2_frmsizeenum` without pointers.
-            match unsafe { ioctl(self.as_fd(), VIDIOC_ENUM_FRAMESIZES, &mut fse) } {
+            match VIDIOC_ENUM_FRAMESIZES.call(self.as_fd(), &mut fse) {
                 Ok(_) => {}
                 Err(Errno::EINVAL) | Err(Errno::ENOTTY) if index == 0 => {
                     return Ok(FrameSizes::Unsupported)
@@ -423,9 +418,8 @@ impl VideoDevice {
             id,
             ..Default::default()
         };
-        // SAFETY: VIDIOC_QUERY_EXT_CTRL is `_IOWR(v4l2_query_ext_ctrl)` and `q` is a valid,
-        // writable `v4l2_query_ext_ctrl` without pointers.
-        unsafe { ioctl(self.as_fd(), VIDIOC_QUERY_EXT_CTRL, &mut q) }
+        VIDIOC_QUERY_EXT_CTRL
+            .call(self.as_fd(), &mut q)
             .map_err(self.err("VIDIOC_QUERY_EXT_CTRL"))?;
         let nr_of_dims = (q.nr_of_dims as usize).min(q.dims.len());
         Ok(ControlInfo {
@@ -489,9 +483,7 @@ impl VideoDevice {
                 index,
                 ..Default::default()
             };
-            // SAFETY: VIDIOC_QUERYMENU is `_IOWR(v4l2_querymenu)` and `qm` is a valid, writable
-            // `v4l2_querymenu` without pointers.
-            match unsafe { ioctl(self.as_fd(), VIDIOC_QUERYMENU, &mut qm) } {
+            match VIDIOC_QUERYMENU.call(self.as_fd(), &mut qm) {
                 Ok(_) => {}
                 // Skipped entries (menu_skip_mask) answer EINVAL.
                 Err(Errno::EINVAL) => continue,
@@ -598,9 +590,8 @@ impl VideoDevice {
             memory,
             ..Default::default()
         };
-        // SAFETY: VIDIOC_REQBUFS is `_IOWR(v4l2_requestbuffers)` and `rb` is a valid, writable
-        // `v4l2_requestbuffers` without pointers.
-        unsafe { ioctl(self.as_fd(), VIDIOC_REQBUFS, &mut rb) }
+        VIDIOC_REQBUFS
+            .call(self.as_fd(), &mut rb)
             .map_err(self.err("VIDIOC_REQBUFS"))?;
         Ok(ReqBufs {
             count: rb.count,
@@ -813,13 +804,14 @@ impl VideoDevice {
 
     fn stream_ioctl(
         &self,
-        request: std::os::raw::c_ulong,
+        request: PlainIoctl<c_int>,
         name: &'static str,
         buf_type: u32,
     ) -> Result<()> {
         let mut arg = c_int::try_from(buf_type).unwrap_or(c_int::MAX);
-        // SAFETY: VIDIOC_STREAMON/OFF are `_IOW(int)` and `arg` is a valid `int`.
-        unsafe { ioctl(self.as_fd(), request, &mut arg) }.map_err(self.err(name))?;
+        request
+            .call(self.as_fd(), &mut arg)
+            .map_err(self.err(name))?;
         Ok(())
     }
 

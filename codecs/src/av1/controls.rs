@@ -574,7 +574,8 @@ pub fn is_shown_key_frame(fh: &FrameHeaderObu) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use cros_codecs::codec::av1::parser::{ObuAction, ParsedObu, Parser};
+    use crate::av1::walk::{Obus, TileFrames};
+    use cros_codecs::codec::av1::parser::{ParsedObu, Parser};
     use std::path::PathBuf;
 
     fn vectors() -> Option<PathBuf> {
@@ -606,57 +607,33 @@ mod tests {
         let mut tiles = Vec::new();
         let ts = [0u64; 8];
         for tu in ivf_frames(&data) {
-            let mut pos = 0;
-            let mut entries = Vec::new();
-            let mut header: Option<FrameHeaderObu> = None;
-            while pos < tu.len() {
-                let obu = match parser.read_obu(&tu[pos..]).unwrap() {
-                    ObuAction::Process(obu) => obu,
-                    ObuAction::Drop(n) => {
-                        pos += n as usize;
-                        continue;
-                    }
+            // Payload offsets as if the whole temporal unit were the OUTPUT buffer.
+            let mut assembly = TileFrames::default();
+            let mut obus = Obus::new(&mut parser, tu);
+            while let Some(obu) = obus.next() {
+                let obu = obu.unwrap();
+                if let ParsedObu::SequenceHeader(s) = &obu.parsed {
+                    seq_ctrl = Some(sequence_control(s).unwrap());
+                }
+                let Some(frame) = assembly.push(obu, 0).unwrap() else {
+                    continue;
                 };
-                // Payload offsets as if the whole temporal unit were the OUTPUT buffer.
-                let payload_start = (pos + obu.bytes_used - obu.as_ref().len()) as u32;
-                pos += obu.bytes_used;
-                match parser.parse_obu(obu).unwrap() {
-                    ParsedObu::SequenceHeader(s) => seq_ctrl = Some(sequence_control(&s).unwrap()),
-                    ParsedObu::FrameHeader(fh) => header = Some(fh),
-                    ParsedObu::TileGroup(tg) => {
-                        push_tile_group_entries(&tg, payload_start, &mut entries).unwrap()
-                    }
-                    ParsedObu::Frame(f) => {
-                        let start = payload_start + f.header.header_bytes as u32;
-                        push_tile_group_entries(&f.tile_group, start, &mut entries).unwrap();
-                        header = Some(f.header);
-                    }
-                    _ => {}
+                let parser = obus.parser();
+                let fh = &frame.header;
+                let seq = parser.sequence_header.clone().unwrap();
+                if fh.show_existing_frame {
+                    assert!(matches!(
+                        frame_control(&seq, fh, &ts),
+                        Err(ControlError::ShowExistingFrame)
+                    ));
+                    parser.ref_frame_update(fh).unwrap();
+                    continue;
                 }
-                if let Some(fh) = header.take() {
-                    if fh.show_existing_frame {
-                        assert!(matches!(
-                            frame_control(parser.sequence_header.as_ref().unwrap(), &fh, &ts),
-                            Err(ControlError::ShowExistingFrame)
-                        ));
-                        parser.ref_frame_update(&fh).unwrap();
-                        continue;
-                    }
-                    header = Some(fh);
-                }
-                // A frame is complete once all its tiles are in.
-                if let Some(fh) = &header {
-                    let n = fh.tile_info.tile_cols * fh.tile_info.tile_rows;
-                    if entries.len() as u32 == n {
-                        let seq = parser.sequence_header.clone().unwrap();
-                        let f = frame_control(&seq, fh, &ts).unwrap();
-                        let g = film_grain_control(fh, true).unwrap();
-                        parser.ref_frame_update(fh).unwrap();
-                        frames.push((fh.clone(), f, g));
-                        tiles.push(std::mem::take(&mut entries));
-                        header = None;
-                    }
-                }
+                let f = frame_control(&seq, fh, &ts).unwrap();
+                let g = film_grain_control(fh, true).unwrap();
+                parser.ref_frame_update(fh).unwrap();
+                frames.push((frame.header, f, g));
+                tiles.push(frame.tiles);
             }
         }
         Decoded {

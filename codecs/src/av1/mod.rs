@@ -6,7 +6,10 @@
 //!   (what a stateless client such as `daedalus decode` sends).
 //! * [`rebuild`]: controls → sequence header / frame header / tile group OBUs (what the daemon
 //!   feeds libdav1d when the client queued only tile-group payloads).
+//! * [`obu`]: OBU framing (sizes, temporal units, Annex B), without a parser.
+//! * [`walk`]: cros-codecs' parser run over a buffer of OBUs, and a frame's tiles gathered.
 
 pub mod controls;
 pub mod obu;
 pub mod rebuild;
+pub mod walk;

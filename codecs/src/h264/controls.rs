@@ -213,51 +213,6 @@ pub fn scaling_matrix_control(pps: &Pps) -> uapi::v4l2_ctrl_h264_scaling_matrix 
     m
 }
 
-/// Field-by-field equality of two SPS controls (the bindgen struct has no `PartialEq`).
-pub fn sps_controls_equal(a: &uapi::v4l2_ctrl_h264_sps, b: &uapi::v4l2_ctrl_h264_sps) -> bool {
-    a.profile_idc == b.profile_idc
-        && a.constraint_set_flags == b.constraint_set_flags
-        && a.level_idc == b.level_idc
-        && a.seq_parameter_set_id == b.seq_parameter_set_id
-        && a.chroma_format_idc == b.chroma_format_idc
-        && a.bit_depth_luma_minus8 == b.bit_depth_luma_minus8
-        && a.bit_depth_chroma_minus8 == b.bit_depth_chroma_minus8
-        && a.log2_max_frame_num_minus4 == b.log2_max_frame_num_minus4
-        && a.pic_order_cnt_type == b.pic_order_cnt_type
-        && a.log2_max_pic_order_cnt_lsb_minus4 == b.log2_max_pic_order_cnt_lsb_minus4
-        && a.max_num_ref_frames == b.max_num_ref_frames
-        && a.num_ref_frames_in_pic_order_cnt_cycle == b.num_ref_frames_in_pic_order_cnt_cycle
-        && a.offset_for_ref_frame == b.offset_for_ref_frame
-        && a.offset_for_non_ref_pic == b.offset_for_non_ref_pic
-        && a.offset_for_top_to_bottom_field == b.offset_for_top_to_bottom_field
-        && a.pic_width_in_mbs_minus1 == b.pic_width_in_mbs_minus1
-        && a.pic_height_in_map_units_minus1 == b.pic_height_in_map_units_minus1
-        && a.flags == b.flags
-}
-
-/// Field-by-field equality of two PPS controls.
-pub fn pps_controls_equal(a: &uapi::v4l2_ctrl_h264_pps, b: &uapi::v4l2_ctrl_h264_pps) -> bool {
-    a.pic_parameter_set_id == b.pic_parameter_set_id
-        && a.seq_parameter_set_id == b.seq_parameter_set_id
-        && a.num_slice_groups_minus1 == b.num_slice_groups_minus1
-        && a.num_ref_idx_l0_default_active_minus1 == b.num_ref_idx_l0_default_active_minus1
-        && a.num_ref_idx_l1_default_active_minus1 == b.num_ref_idx_l1_default_active_minus1
-        && a.weighted_bipred_idc == b.weighted_bipred_idc
-        && a.pic_init_qp_minus26 == b.pic_init_qp_minus26
-        && a.pic_init_qs_minus26 == b.pic_init_qs_minus26
-        && a.chroma_qp_index_offset == b.chroma_qp_index_offset
-        && a.second_chroma_qp_index_offset == b.second_chroma_qp_index_offset
-        && a.flags == b.flags
-}
-
-/// Equality of two scaling matrix controls.
-pub fn scaling_matrices_equal(
-    a: &uapi::v4l2_ctrl_h264_scaling_matrix,
-    b: &uapi::v4l2_ctrl_h264_scaling_matrix,
-) -> bool {
-    a.scaling_list_4x4 == b.scaling_list_4x4 && a.scaling_list_8x8 == b.scaling_list_8x8
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,24 +81,63 @@ const PPS_KNOWN_FLAGS: u32 = uapi::V4L2_H264_PPS_FLAG_ENTROPY_CODING_MODE
 const NAL_SPS: u8 = 7;
 const NAL_PPS: u8 = 8;
 
-fn check(
-    control: &'static str,
-    field: &'static str,
-    value: i64,
-    min: i64,
-    max: i64,
-    allowed: &'static str,
-) -> Result<(), RebuildError> {
-    if (min..=max).contains(&value) {
-        Ok(())
-    } else {
+/// The checks of one control: each failure names the control.
+struct Checks(&'static str);
+
+impl Checks {
+    /// `value` must be within `min..=max` (`allowed` says so in the error).
+    fn range(
+        &self,
+        field: &'static str,
+        value: i64,
+        (min, max): (i64, i64),
+        allowed: &'static str,
+    ) -> Result<(), RebuildError> {
+        if (min..=max).contains(&value) {
+            return Ok(());
+        }
         Err(RebuildError::OutOfRange {
-            control,
+            control: self.0,
             field,
             value,
             allowed,
         })
     }
+
+    /// Only the flag bits in `known` may be set.
+    fn flags(&self, flags: u32, known: u32) -> Result<(), RebuildError> {
+        match flags & !known {
+            0 => Ok(()),
+            bits => Err(RebuildError::UnknownFlags {
+                control: self.0,
+                bits,
+            }),
+        }
+    }
+
+    /// `ok` must hold; `reason` says what is wrong when it does not.
+    fn require(&self, ok: bool, reason: &'static str) -> Result<(), RebuildError> {
+        if ok {
+            return Ok(());
+        }
+        Err(RebuildError::Inconsistent {
+            control: self.0,
+            reason,
+        })
+    }
+}
+
+/// `in_range!(checks, control; field: min..=max, ...)`: each field of the control within its
+/// range of the syntax (the error names the field and the range as written here).
+macro_rules! in_range {
+    ($checks:expr, $ctrl:expr; $($field:ident: $min:literal..=$max:literal),+ $(,)?) => {
+        $($checks.range(
+            stringify!($field),
+            $ctrl.$field.into(),
+            ($min, $max),
+            concat!(stringify!($min), "..=", stringify!($max)),
+        )?;)+
+    };
 }
 
 fn sps_flag(sps: &uapi::v4l2_ctrl_h264_sps, flag: u32) -> bool {
@@ -111,151 +150,50 @@ fn pps_flag(pps: &uapi::v4l2_ctrl_h264_pps, flag: u32) -> bool {
 
 /// Checks an SPS control against the ranges of H.264 7.4.2.1.1.
 pub fn validate_sps(sps: &uapi::v4l2_ctrl_h264_sps) -> Result<(), RebuildError> {
-    const C: &str = "SPS";
-    if sps.flags & !SPS_KNOWN_FLAGS != 0 {
-        return Err(RebuildError::UnknownFlags {
-            control: C,
-            bits: sps.flags & !SPS_KNOWN_FLAGS,
-        });
-    }
-    check(
-        C,
-        "constraint_set_flags",
-        sps.constraint_set_flags.into(),
-        0,
-        0x3f,
-        "0..=0x3f",
-    )?;
-    check(
-        C,
-        "seq_parameter_set_id",
-        sps.seq_parameter_set_id.into(),
-        0,
-        31,
-        "0..=31",
-    )?;
-    check(
-        C,
-        "chroma_format_idc",
-        sps.chroma_format_idc.into(),
-        0,
-        3,
-        "0..=3",
-    )?;
-    check(
-        C,
-        "bit_depth_luma_minus8",
-        sps.bit_depth_luma_minus8.into(),
-        0,
-        6,
-        "0..=6",
-    )?;
-    check(
-        C,
-        "bit_depth_chroma_minus8",
-        sps.bit_depth_chroma_minus8.into(),
-        0,
-        6,
-        "0..=6",
-    )?;
-    check(
-        C,
-        "log2_max_frame_num_minus4",
-        sps.log2_max_frame_num_minus4.into(),
-        0,
-        12,
-        "0..=12",
-    )?;
-    check(
-        C,
-        "pic_order_cnt_type",
-        sps.pic_order_cnt_type.into(),
-        0,
-        2,
-        "0..=2",
-    )?;
-    check(
-        C,
-        "log2_max_pic_order_cnt_lsb_minus4",
-        sps.log2_max_pic_order_cnt_lsb_minus4.into(),
-        0,
-        12,
-        "0..=12",
-    )?;
-    check(
-        C,
-        "max_num_ref_frames",
-        sps.max_num_ref_frames.into(),
-        0,
-        16,
-        "0..=16",
-    )?;
-    check(
-        C,
-        "num_ref_frames_in_pic_order_cnt_cycle",
-        sps.num_ref_frames_in_pic_order_cnt_cycle.into(),
-        0,
-        254,
-        "0..=254",
-    )?;
-    let se_range = (-(i64::from(i32::MAX)), i64::from(i32::MAX));
-    let se_text = "-(2^31-1)..=2^31-1";
-    check(
-        C,
-        "offset_for_non_ref_pic",
-        sps.offset_for_non_ref_pic.into(),
-        se_range.0,
-        se_range.1,
-        se_text,
-    )?;
-    check(
-        C,
+    let c = Checks("SPS");
+    c.flags(sps.flags, SPS_KNOWN_FLAGS)?;
+    in_range!(c, sps; constraint_set_flags: 0..=0x3f, seq_parameter_set_id: 0..=31);
+    in_range!(c, sps; chroma_format_idc: 0..=3, bit_depth_luma_minus8: 0..=6, bit_depth_chroma_minus8: 0..=6);
+    in_range!(c, sps; log2_max_frame_num_minus4: 0..=12, pic_order_cnt_type: 0..=2);
+    in_range!(c, sps; log2_max_pic_order_cnt_lsb_minus4: 0..=12, max_num_ref_frames: 0..=16);
+    in_range!(c, sps; num_ref_frames_in_pic_order_cnt_cycle: 0..=254);
+    // se(v) fields: the syntax codes -(2^31-1)..=2^31-1, not i32::MIN.
+    let se_range = (-i64::from(i32::MAX), i64::from(i32::MAX));
+    let se = |field, value: i32| c.range(field, value.into(), se_range, "-(2^31-1)..=2^31-1");
+    se("offset_for_non_ref_pic", sps.offset_for_non_ref_pic)?;
+    se(
         "offset_for_top_to_bottom_field",
-        sps.offset_for_top_to_bottom_field.into(),
-        se_range.0,
-        se_range.1,
-        se_text,
+        sps.offset_for_top_to_bottom_field,
     )?;
     let cycle = usize::from(sps.num_ref_frames_in_pic_order_cnt_cycle);
     for &offset in sps.offset_for_ref_frame.iter().take(cycle) {
-        check(
-            C,
-            "offset_for_ref_frame",
-            offset.into(),
-            se_range.0,
-            se_range.1,
-            se_text,
-        )?;
+        se("offset_for_ref_frame", offset)?;
     }
-    if !profile_has_chroma_format(sps.profile_idc)
-        && (sps.chroma_format_idc != 1
-            || sps.bit_depth_luma_minus8 != 0
-            || sps.bit_depth_chroma_minus8 != 0
-            || sps_flag(
-                sps,
-                uapi::V4L2_H264_SPS_FLAG_QPPRIME_Y_ZERO_TRANSFORM_BYPASS,
-            ))
-    {
-        return Err(RebuildError::Inconsistent {
-            control: C,
-            reason: "profile_idc has no chroma_format_idc / bit depth syntax, so they must be 4:2:0 8-bit without transform bypass",
-        });
-    }
-    if sps_flag(sps, uapi::V4L2_H264_SPS_FLAG_SEPARATE_COLOUR_PLANE) && sps.chroma_format_idc != 3 {
-        return Err(RebuildError::Inconsistent {
-            control: C,
-            reason: "separate_colour_plane_flag needs chroma_format_idc 3",
-        });
-    }
-    if sps_flag(sps, uapi::V4L2_H264_SPS_FLAG_MB_ADAPTIVE_FRAME_FIELD)
-        && sps_flag(sps, uapi::V4L2_H264_SPS_FLAG_FRAME_MBS_ONLY)
-    {
-        return Err(RebuildError::Inconsistent {
-            control: C,
-            reason: "mb_adaptive_frame_field_flag needs frame_mbs_only_flag 0",
-        });
-    }
-    Ok(())
+    let transform_bypass = sps_flag(
+        sps,
+        uapi::V4L2_H264_SPS_FLAG_QPPRIME_Y_ZERO_TRANSFORM_BYPASS,
+    );
+    c.require(
+        profile_has_chroma_format(sps.profile_idc)
+            || (
+                sps.chroma_format_idc,
+                sps.bit_depth_luma_minus8,
+                sps.bit_depth_chroma_minus8,
+            ) == (1, 0, 0)
+                && !transform_bypass,
+        "profile_idc has no chroma_format_idc / bit depth syntax, so they must be 4:2:0 8-bit \
+         without transform bypass",
+    )?;
+    let separate_planes = sps_flag(sps, uapi::V4L2_H264_SPS_FLAG_SEPARATE_COLOUR_PLANE);
+    c.require(
+        !separate_planes || sps.chroma_format_idc == 3,
+        "separate_colour_plane_flag needs chroma_format_idc 3",
+    )?;
+    let mbaff = sps_flag(sps, uapi::V4L2_H264_SPS_FLAG_MB_ADAPTIVE_FRAME_FIELD);
+    c.require(
+        !mbaff || !sps_flag(sps, uapi::V4L2_H264_SPS_FLAG_FRAME_MBS_ONLY),
+        "mb_adaptive_frame_field_flag needs frame_mbs_only_flag 0",
+    )
 }
 
 /// Checks a PPS control (against the SPS it refers to) per H.264 7.4.2.2.
@@ -263,92 +201,34 @@ pub fn validate_pps(
     pps: &uapi::v4l2_ctrl_h264_pps,
     sps: &uapi::v4l2_ctrl_h264_sps,
 ) -> Result<(), RebuildError> {
-    const C: &str = "PPS";
-    let flags = u32::from(pps.flags);
-    if flags & !PPS_KNOWN_FLAGS != 0 {
-        return Err(RebuildError::UnknownFlags {
-            control: C,
-            bits: flags & !PPS_KNOWN_FLAGS,
-        });
-    }
-    if pps.seq_parameter_set_id != sps.seq_parameter_set_id {
-        return Err(RebuildError::Inconsistent {
-            control: C,
-            reason: "seq_parameter_set_id differs from the SPS control's",
-        });
-    }
-    check(
-        C,
+    let c = Checks("PPS");
+    c.flags(pps.flags.into(), PPS_KNOWN_FLAGS)?;
+    c.require(
+        pps.seq_parameter_set_id == sps.seq_parameter_set_id,
+        "seq_parameter_set_id differs from the SPS control's",
+    )?;
+    c.range(
         "num_slice_groups_minus1",
         pps.num_slice_groups_minus1.into(),
-        0,
-        0,
+        (0, 0),
         "0 (slice group maps are not carried by V4L2)",
     )?;
-    check(
-        C,
-        "num_ref_idx_l0_default_active_minus1",
-        pps.num_ref_idx_l0_default_active_minus1.into(),
-        0,
-        31,
-        "0..=31",
-    )?;
-    check(
-        C,
-        "num_ref_idx_l1_default_active_minus1",
-        pps.num_ref_idx_l1_default_active_minus1.into(),
-        0,
-        31,
-        "0..=31",
-    )?;
-    check(
-        C,
-        "weighted_bipred_idc",
-        pps.weighted_bipred_idc.into(),
-        0,
-        2,
-        "0..=2",
-    )?;
+    in_range!(c, pps; num_ref_idx_l0_default_active_minus1: 0..=31, num_ref_idx_l1_default_active_minus1: 0..=31);
+    in_range!(c, pps; weighted_bipred_idc: 0..=2);
     let qp_bd_offset = 6 * i64::from(sps.bit_depth_luma_minus8);
-    check(
-        C,
+    c.range(
         "pic_init_qp_minus26",
         pps.pic_init_qp_minus26.into(),
-        -(26 + qp_bd_offset),
-        25,
+        (-(26 + qp_bd_offset), 25),
         "-(26 + QpBdOffsetY)..=25",
     )?;
-    check(
-        C,
-        "pic_init_qs_minus26",
-        pps.pic_init_qs_minus26.into(),
-        -26,
-        25,
-        "-26..=25",
-    )?;
-    check(
-        C,
-        "chroma_qp_index_offset",
-        pps.chroma_qp_index_offset.into(),
-        -12,
-        12,
-        "-12..=12",
-    )?;
-    check(
-        C,
-        "second_chroma_qp_index_offset",
-        pps.second_chroma_qp_index_offset.into(),
-        -12,
-        12,
-        "-12..=12",
-    )?;
-    if needs_pps_extension(pps) && !pps_extension_allowed(sps) {
-        return Err(RebuildError::Inconsistent {
-            control: C,
-            reason: "transform_8x8_mode / scaling matrix / second_chroma_qp_index_offset need a High profile SPS",
-        });
-    }
-    Ok(())
+    in_range!(c, pps; pic_init_qs_minus26: -26..=25, chroma_qp_index_offset: -12..=12);
+    in_range!(c, pps; second_chroma_qp_index_offset: -12..=12);
+    c.require(
+        !needs_pps_extension(pps) || pps_extension_allowed(sps),
+        "transform_8x8_mode / scaling matrix / second_chroma_qp_index_offset need a High profile \
+         SPS",
+    )
 }
 
 /// Checks the lists of a SCALING_MATRIX control that a picture with these SPS/PPS uses: every
@@ -515,6 +395,17 @@ fn put_scaling_list(w: &mut BitWriter, raster: &[u8], scan: &[usize]) {
     }
 }
 
+/// Checks a picture's SPS, PPS and scaling matrix controls together.
+pub fn validate(
+    sps: &uapi::v4l2_ctrl_h264_sps,
+    pps: &uapi::v4l2_ctrl_h264_pps,
+    matrix: &uapi::v4l2_ctrl_h264_scaling_matrix,
+) -> Result<(), RebuildError> {
+    validate_sps(sps)?;
+    validate_pps(pps, sps)?;
+    validate_scaling_matrix(matrix, pps, sps)
+}
+
 /// Appends the PPS NAL unit the PPS control (with its SPS and scaling matrix) describes.
 pub fn write_pps(
     pps: &uapi::v4l2_ctrl_h264_pps,
@@ -522,9 +413,7 @@ pub fn write_pps(
     matrix: &uapi::v4l2_ctrl_h264_scaling_matrix,
     out: &mut Vec<u8>,
 ) -> Result<(), RebuildError> {
-    validate_sps(sps)?;
-    validate_pps(pps, sps)?;
-    validate_scaling_matrix(matrix, pps, sps)?;
+    validate(sps, pps, matrix)?;
     let mut w = BitWriter::new();
     w.put_ue(pps.pic_parameter_set_id.into());
     w.put_ue(pps.seq_parameter_set_id.into());
@@ -592,9 +481,7 @@ pub fn write_parameter_sets(
     matrix: &uapi::v4l2_ctrl_h264_scaling_matrix,
     out: &mut Vec<u8>,
 ) -> Result<(), RebuildError> {
-    validate_sps(sps)?;
-    validate_pps(pps, sps)?;
-    validate_scaling_matrix(matrix, pps, sps)?;
+    validate(sps, pps, matrix)?;
     write_sps(sps, out)?;
     write_pps(pps, sps, matrix, out)
 }

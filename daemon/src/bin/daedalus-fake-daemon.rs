@@ -273,33 +273,50 @@ impl Server {
     }
 
     fn job(&mut self, job: &Job<'_>) -> Check<()> {
-        let frame_control = job.codec.frame_control();
+        let frame_control = job.header.codec.frame_control();
         if job.controls.get(frame_control).is_none() {
             let ids: Vec<String> = job.controls.map(|c| format!("{:#x}", c.id)).collect();
             return fail(format!(
                 "{:?} job without its per-frame control {frame_control:#x}: {ids:?}",
-                job.codec
+                job.header.codec
             ));
         }
-        self.check_buffer(job.ctx_id, "OUTPUT", &job.output)?;
-        self.check_buffer(job.ctx_id, "CAPTURE", &job.capture)?;
+        self.check_buffer(job.header.ctx_id, "OUTPUT", &job.header.output)?;
+        self.check_buffer(job.header.ctx_id, "CAPTURE", &job.header.capture)?;
         count(JOBS);
-        let bytes = job.picture.sizeimage;
+        let bytes = job.header.picture.sizeimage;
         match self.mode {
-            Mode::Hang => println!("fake_daemon: holding job {}", job.job_id),
+            Mode::Hang => println!("fake_daemon: holding job {}", job.header.job_id),
             Mode::Error => {
-                if let Err(e) = complete(&self.dev, job.job_id, job.ctx_id, STATUS_DECODE_ERROR, 0)
-                {
+                if let Err(e) = complete(
+                    &self.dev,
+                    job.header.job_id,
+                    job.header.ctx_id,
+                    STATUS_DECODE_ERROR,
+                    0,
+                ) {
                     return fail(format!("completion refused: {e}"));
                 }
             }
             Mode::Invalid => {
-                let r = complete(&self.dev, job.job_id, job.ctx_id + 1000, STATUS_OK, bytes);
+                let r = complete(
+                    &self.dev,
+                    job.header.job_id,
+                    job.header.ctx_id + 1000,
+                    STATUS_OK,
+                    bytes,
+                );
                 if r != Err(Errno::EINVAL) {
                     return fail(format!("completion with a wrong context: {r:?}"));
                 }
                 // The job is gone: a second answer names an unknown job.
-                let r = complete(&self.dev, job.job_id, job.ctx_id, STATUS_OK, bytes);
+                let r = complete(
+                    &self.dev,
+                    job.header.job_id,
+                    job.header.ctx_id,
+                    STATUS_OK,
+                    bytes,
+                );
                 if r != Err(Errno::ENOENT) {
                     return fail(format!("a failed job could be completed again: {r:?}"));
                 }

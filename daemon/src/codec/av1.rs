@@ -657,7 +657,7 @@ impl super::Decoder for Av1Decoder {
         let range = super::bitstream_range(job, map.len())?;
         let mut controls = std::mem::take(&mut self.job_controls);
         controls.read(&job.controls);
-        controls.timestamp_ns = job.timestamp_ns;
+        controls.timestamp_ns = job.header.timestamp_ns;
         let decoded = {
             let _access = map.cpu_access(DMA_BUF_SYNC_READ);
             self.decode(&map.bytes()[range], &controls)
@@ -666,7 +666,13 @@ impl super::Decoder for Av1Decoder {
         let d = decoded?;
         if d.picture {
             // Clipped: with superres the upscaled width may exceed a stale CAPTURE format.
-            crate::convert::write_picture(self.picture(), cap, &job.picture, true, bands.get())?;
+            crate::convert::write_picture(
+                self.picture(),
+                cap,
+                &job.header.picture,
+                true,
+                bands.get(),
+            )?;
         }
         Ok(JobOutcome {
             bitstream: Bitstream::Copied,

@@ -440,14 +440,20 @@ impl super::Decoder for H264Decoder {
             let _access = out.cpu_access(DMA_BUF_SYNC_READ);
             self.decode(
                 &controls,
-                job.timestamp_ns,
-                job.flags & JOB_FLAG_HOLD_CAPTURE != 0,
+                job.header.timestamp_ns,
+                job.header.flags & JOB_FLAG_HOLD_CAPTURE != 0,
                 &out.bytes()[range],
             )?;
         }
         // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped
         // one.
-        crate::convert::write_planar(&self.picture()?, cap, &job.picture, true, bands.get())?;
+        crate::convert::write_planar(
+            &self.picture()?,
+            cap,
+            &job.header.picture,
+            true,
+            bands.get(),
+        )?;
         Ok(JobOutcome {
             // The parameter sets rebuilt from the controls go in front of the slices.
             bitstream: Bitstream::Copied,

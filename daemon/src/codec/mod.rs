@@ -111,8 +111,8 @@ pub(crate) fn bitstream_range(
     len: usize,
 ) -> Result<std::ops::Range<usize>, JobError> {
     let (start, end) = (
-        job.output.data_offset as usize,
-        job.output.bytesused as usize,
+        job.header.output.data_offset as usize,
+        job.header.output.bytesused as usize,
     );
     if start > end || end > len {
         return Err(JobError::Internal(

@@ -475,8 +475,8 @@ impl super::Decoder for Vp9Decoder {
                         "context {} job {}: VP9 frame control (profile {}, show_frame {}) \
                          disagrees with the bitstream (profile {}, show_frame {}); following the \
                          bitstream (logged once per decoder)",
-                        job.ctx_id,
-                        job.job_id,
+                        job.header.ctx_id,
+                        job.header.job_id,
                         c.profile,
                         c.show_frame(),
                         h.profile,
@@ -487,7 +487,13 @@ impl super::Decoder for Vp9Decoder {
             }
         }
         if d.picture {
-            crate::convert::write_picture(self.picture(), cap, &job.picture, false, bands.get())?;
+            crate::convert::write_picture(
+                self.picture(),
+                cap,
+                &job.header.picture,
+                false,
+                bands.get(),
+            )?;
         }
         Ok(JobOutcome {
             bitstream: if d.zero_copy {

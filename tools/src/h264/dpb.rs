@@ -764,6 +764,22 @@ mod tests {
         }
     }
 
+    /// A DPB for the sequence `s`.
+    fn dpb_for(s: SeqParams) -> Dpb {
+        let mut dpb = Dpb::new();
+        dpb.set_seq(s);
+        dpb
+    }
+
+    /// POC type 0 with room for three references (long-term and gap tests).
+    fn three_refs() -> SeqParams {
+        SeqParams {
+            max_num_ref_frames: 3,
+            dpb_frames: 4,
+            ..seq(0)
+        }
+    }
+
     fn decode(dpb: &mut Dpb, p: PicParams, out: &mut Vec<u64>) -> Current {
         let cur = dpb.start_picture(p, out);
         dpb.finish_picture(cur.clone(), out).unwrap();
@@ -773,8 +789,7 @@ mod tests {
     #[test]
     fn poc_type0_ibbp_output_order() {
         // Decode order I0 P3 B1 B2 P6 B4 B5 (POC lsb = 2 * display index), lsb wraps at 16.
-        let mut dpb = Dpb::new();
-        dpb.set_seq(seq(0));
+        let mut dpb = dpb_for(seq(0));
         let mut out = Vec::new();
         let order = [
             (0, 0, 0, 1),
@@ -804,8 +819,7 @@ mod tests {
     fn poc_types_1_and_2() {
         let mut s = seq(2);
         s.max_frame_num = 4;
-        let mut dpb = Dpb::new();
-        dpb.set_seq(s.clone());
+        let mut dpb = dpb_for(s.clone());
         let mut out = Vec::new();
         let pocs: Vec<i32> = [
             (0, 0, 1),
@@ -826,8 +840,7 @@ mod tests {
         s1.offset_for_ref_frame = vec![2, 4];
         s1.offset_for_non_ref_pic = -1;
         s1.offset_for_top_to_bottom_field = 1;
-        let mut dpb = Dpb::new();
-        dpb.set_seq(s1);
+        let mut dpb = dpb_for(s1);
         let c: Vec<(i32, i32)> = [(0, 0, 1), (1, 1, 1), (2, 2, 1), (3, 3, 0)]
             .into_iter()
             .map(|(id, f, r)| {
@@ -841,11 +854,7 @@ mod tests {
 
     #[test]
     fn mmco_long_term_and_mmco5() {
-        let mut s = seq(0);
-        s.max_num_ref_frames = 3;
-        s.dpb_frames = 4;
-        let mut dpb = Dpb::new();
-        dpb.set_seq(s);
+        let mut dpb = dpb_for(three_refs());
         let mut out = Vec::new();
         decode(&mut dpb, pic(0, 0, 0, 1), &mut out);
         decode(&mut dpb, pic(1, 1, 2, 1), &mut out);
@@ -911,11 +920,7 @@ mod tests {
 
     #[test]
     fn frame_num_gap_and_b_lists() {
-        let mut s = seq(0);
-        s.max_num_ref_frames = 3;
-        s.dpb_frames = 4;
-        let mut dpb = Dpb::new();
-        dpb.set_seq(s);
+        let mut dpb = dpb_for(three_refs());
         let mut out = Vec::new();
         decode(&mut dpb, pic(0, 0, 0, 1), &mut out);
         // frame_num jumps 0 -> 3: frames 1 and 2 are inferred (no picture).
@@ -923,12 +928,10 @@ mod tests {
         let nums: Vec<(Option<u64>, u32)> = dpb.references().map(|f| (f.id, f.frame_num)).collect();
         assert_eq!(nums, [(None, 1), (None, 2), (Some(1), 3)]);
         // B picture at POC 4 between POC 0 .. 8 (frame 0 slid out).
-        let mut dpb = Dpb::new();
-        let mut s = seq(0);
-        s.max_num_ref_frames = 3;
-        s.dpb_frames = 4;
-        s.max_poc_lsb = 64;
-        dpb.set_seq(s);
+        let mut dpb = dpb_for(SeqParams {
+            max_poc_lsb: 64,
+            ..three_refs()
+        });
         decode(&mut dpb, pic(0, 0, 0, 1), &mut out);
         decode(&mut dpb, pic(1, 1, 8, 1), &mut out);
         decode(&mut dpb, pic(2, 2, 12, 1), &mut out);

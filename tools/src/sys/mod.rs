@@ -12,6 +12,7 @@
 //! * pixel format fourccs (`v4l2_fourcc()` is a function-like macro): re-exported from the
 //!   shared format table (`daedalus_proto::formats`).
 
+use std::marker::PhantomData;
 use std::mem::size_of;
 use std::os::fd::{AsRawFd, BorrowedFd};
 use std::os::raw::{c_int, c_ulong};
@@ -64,16 +65,66 @@ macro_rules! ioc {
     };
 }
 
+/// `ioc!` for an argument the kernel follows no pointer in: a [`PlainIoctl`].
+macro_rules! plain_ioctl {
+    ($dir:ident, $ty:expr, $nr:expr, $arg:ty) => {
+        // SAFETY: the number is built from `$arg` itself (so it takes one `$arg`), and every use
+        // of this macro below is for a struct of integers, arrays and unions of them only.
+        unsafe { PlainIoctl::<$arg>::new(ioc!($dir, $ty, $nr, $arg)) }
+    };
+}
+
+/// An ioctl number together with the type of its argument, for arguments the kernel follows no
+/// pointer in (`v4l2_capability`, `v4l2_fmtdesc`, `int`...): such an ioctl can be issued with
+/// nothing more than a `&mut T`, so [`PlainIoctl::call`] is safe. Ioctls whose arguments carry
+/// pointers (buffers with plane arrays, control arrays) stay plain numbers for [`ioctl`].
+pub struct PlainIoctl<T> {
+    request: c_ulong,
+    arg: PhantomData<fn(&mut T)>,
+}
+
+impl<T> PlainIoctl<T> {
+    /// # Safety
+    ///
+    /// `request` must take a pointer to exactly one `T` (its `_IOC_SIZE` is `size_of::<T>()`)
+    /// and the kernel must follow no pointer stored in a `T` for it.
+    const unsafe fn new(request: c_ulong) -> Self {
+        PlainIoctl {
+            request,
+            arg: PhantomData,
+        }
+    }
+
+    /// The ioctl number.
+    pub const fn request(&self) -> c_ulong {
+        self.request
+    }
+
+    /// Issues the ioctl on `fd` with `arg`, retrying on `EINTR`.
+    pub fn call(&self, fd: BorrowedFd<'_>, arg: &mut T) -> Result<c_int, Errno> {
+        // SAFETY: `arg` is a valid, writable `T`, the size the number was built from, and holds
+        // no pointer the kernel follows (the invariant `new` was given).
+        unsafe { ioctl(fd, self.request, arg) }
+    }
+}
+
+impl<T> From<PlainIoctl<T>> for c_ulong {
+    fn from(ioctl: PlainIoctl<T>) -> c_ulong {
+        ioctl.request
+    }
+}
+
 /// `VIDIOC_QUERYCAP`.
-pub const VIDIOC_QUERYCAP: c_ulong = ioc!(r, b'V', 0, v4l2_capability);
+pub const VIDIOC_QUERYCAP: PlainIoctl<v4l2_capability> = plain_ioctl!(r, b'V', 0, v4l2_capability);
 /// `VIDIOC_ENUM_FMT`.
-pub const VIDIOC_ENUM_FMT: c_ulong = ioc!(rw, b'V', 2, v4l2_fmtdesc);
+pub const VIDIOC_ENUM_FMT: PlainIoctl<v4l2_fmtdesc> = plain_ioctl!(rw, b'V', 2, v4l2_fmtdesc);
 /// `VIDIOC_G_FMT`.
 pub const VIDIOC_G_FMT: c_ulong = ioc!(rw, b'V', 4, v4l2_format);
 /// `VIDIOC_S_FMT`.
 pub const VIDIOC_S_FMT: c_ulong = ioc!(rw, b'V', 5, v4l2_format);
 /// `VIDIOC_REQBUFS`.
-pub const VIDIOC_REQBUFS: c_ulong = ioc!(rw, b'V', 8, v4l2_requestbuffers);
+pub const VIDIOC_REQBUFS: PlainIoctl<v4l2_requestbuffers> =
+    plain_ioctl!(rw, b'V', 8, v4l2_requestbuffers);
 /// `VIDIOC_QUERYBUF`.
 pub const VIDIOC_QUERYBUF: c_ulong = ioc!(rw, b'V', 9, v4l2_buffer);
 /// `VIDIOC_QBUF`.
@@ -81,11 +132,11 @@ pub const VIDIOC_QBUF: c_ulong = ioc!(rw, b'V', 15, v4l2_buffer);
 /// `VIDIOC_DQBUF`.
 pub const VIDIOC_DQBUF: c_ulong = ioc!(rw, b'V', 17, v4l2_buffer);
 /// `VIDIOC_STREAMON`.
-pub const VIDIOC_STREAMON: c_ulong = ioc!(w, b'V', 18, c_int);
+pub const VIDIOC_STREAMON: PlainIoctl<c_int> = plain_ioctl!(w, b'V', 18, c_int);
 /// `VIDIOC_STREAMOFF`.
-pub const VIDIOC_STREAMOFF: c_ulong = ioc!(w, b'V', 19, c_int);
+pub const VIDIOC_STREAMOFF: PlainIoctl<c_int> = plain_ioctl!(w, b'V', 19, c_int);
 /// `VIDIOC_QUERYMENU`.
-pub const VIDIOC_QUERYMENU: c_ulong = ioc!(rw, b'V', 37, v4l2_querymenu);
+pub const VIDIOC_QUERYMENU: PlainIoctl<v4l2_querymenu> = plain_ioctl!(rw, b'V', 37, v4l2_querymenu);
 /// `VIDIOC_TRY_FMT`.
 pub const VIDIOC_TRY_FMT: c_ulong = ioc!(rw, b'V', 64, v4l2_format);
 /// `VIDIOC_G_EXT_CTRLS`.
@@ -95,13 +146,16 @@ pub const VIDIOC_S_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 72, v4l2_ext_controls);
 /// `VIDIOC_TRY_EXT_CTRLS`.
 pub const VIDIOC_TRY_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 73, v4l2_ext_controls);
 /// `VIDIOC_ENUM_FRAMESIZES`.
-pub const VIDIOC_ENUM_FRAMESIZES: c_ulong = ioc!(rw, b'V', 74, v4l2_frmsizeenum);
+pub const VIDIOC_ENUM_FRAMESIZES: PlainIoctl<v4l2_frmsizeenum> =
+    plain_ioctl!(rw, b'V', 74, v4l2_frmsizeenum);
 /// `VIDIOC_QUERY_EXT_CTRL`.
-pub const VIDIOC_QUERY_EXT_CTRL: c_ulong = ioc!(rw, b'V', 103, v4l2_query_ext_ctrl);
+pub const VIDIOC_QUERY_EXT_CTRL: PlainIoctl<v4l2_query_ext_ctrl> =
+    plain_ioctl!(rw, b'V', 103, v4l2_query_ext_ctrl);
 /// `MEDIA_IOC_DEVICE_INFO`.
-pub const MEDIA_IOC_DEVICE_INFO: c_ulong = ioc!(rw, b'|', 0x00, media_device_info);
+pub const MEDIA_IOC_DEVICE_INFO: PlainIoctl<media_device_info> =
+    plain_ioctl!(rw, b'|', 0x00, media_device_info);
 /// `MEDIA_IOC_REQUEST_ALLOC`.
-pub const MEDIA_IOC_REQUEST_ALLOC: c_ulong = ioc!(r, b'|', 0x05, c_int);
+pub const MEDIA_IOC_REQUEST_ALLOC: PlainIoctl<c_int> = plain_ioctl!(r, b'|', 0x05, c_int);
 /// `MEDIA_REQUEST_IOC_QUEUE` (on a request fd).
 pub const MEDIA_REQUEST_IOC_QUEUE: c_ulong = ioc!(none, b'|', 0x80);
 /// `MEDIA_REQUEST_IOC_REINIT` (on a request fd).
@@ -237,116 +291,40 @@ pub fn c_str_field<T: Copy + Into<i16>>(field: &[T]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn fourcc_values() {
-        assert_eq!(V4L2_PIX_FMT_NV12, 0x3231_564e);
-        assert_eq!(V4L2_PIX_FMT_P010, 0x3031_3050);
-        assert_eq!(V4L2_PIX_FMT_VP9_FRAME, 0x4639_5056);
-        assert_eq!(V4L2_PIX_FMT_AV1_FRAME, 0x4631_5641);
-        assert_eq!(V4L2_PIX_FMT_H264_SLICE, 0x3436_3253);
-    }
-
     macro_rules! assert_ioctls {
-        ($($name:ident),* $(,)?) => {$(
+        ($($name:ident => $c:ident),* $(,)?) => {$(
             assert_eq!(
-                $name,
-                paste_c!($name),
+                c_ulong::from($name) as u64,
+                $c as u64,
                 concat!(stringify!($name), ": Rust and C disagree"),
             );
         )*};
     }
 
-    // Maps `FOO` to the `DAEDALUS_C_FOO` constant evaluated by clang from the C macro.
-    macro_rules! paste_c {
-        (VIDIOC_QUERYCAP) => {
-            DAEDALUS_C_VIDIOC_QUERYCAP
-        };
-        (VIDIOC_ENUM_FMT) => {
-            DAEDALUS_C_VIDIOC_ENUM_FMT
-        };
-        (VIDIOC_G_FMT) => {
-            DAEDALUS_C_VIDIOC_G_FMT
-        };
-        (VIDIOC_S_FMT) => {
-            DAEDALUS_C_VIDIOC_S_FMT
-        };
-        (VIDIOC_TRY_FMT) => {
-            DAEDALUS_C_VIDIOC_TRY_FMT
-        };
-        (VIDIOC_REQBUFS) => {
-            DAEDALUS_C_VIDIOC_REQBUFS
-        };
-        (VIDIOC_QUERYBUF) => {
-            DAEDALUS_C_VIDIOC_QUERYBUF
-        };
-        (VIDIOC_QBUF) => {
-            DAEDALUS_C_VIDIOC_QBUF
-        };
-        (VIDIOC_DQBUF) => {
-            DAEDALUS_C_VIDIOC_DQBUF
-        };
-        (VIDIOC_STREAMON) => {
-            DAEDALUS_C_VIDIOC_STREAMON
-        };
-        (VIDIOC_STREAMOFF) => {
-            DAEDALUS_C_VIDIOC_STREAMOFF
-        };
-        (VIDIOC_QUERYMENU) => {
-            DAEDALUS_C_VIDIOC_QUERYMENU
-        };
-        (VIDIOC_G_EXT_CTRLS) => {
-            DAEDALUS_C_VIDIOC_G_EXT_CTRLS
-        };
-        (VIDIOC_S_EXT_CTRLS) => {
-            DAEDALUS_C_VIDIOC_S_EXT_CTRLS
-        };
-        (VIDIOC_TRY_EXT_CTRLS) => {
-            DAEDALUS_C_VIDIOC_TRY_EXT_CTRLS
-        };
-        (VIDIOC_ENUM_FRAMESIZES) => {
-            DAEDALUS_C_VIDIOC_ENUM_FRAMESIZES
-        };
-        (VIDIOC_QUERY_EXT_CTRL) => {
-            DAEDALUS_C_VIDIOC_QUERY_EXT_CTRL
-        };
-        (MEDIA_IOC_DEVICE_INFO) => {
-            DAEDALUS_C_MEDIA_IOC_DEVICE_INFO
-        };
-        (MEDIA_IOC_REQUEST_ALLOC) => {
-            DAEDALUS_C_MEDIA_IOC_REQUEST_ALLOC
-        };
-        (MEDIA_REQUEST_IOC_QUEUE) => {
-            DAEDALUS_C_MEDIA_REQUEST_IOC_QUEUE
-        };
-        (MEDIA_REQUEST_IOC_REINIT) => {
-            DAEDALUS_C_MEDIA_REQUEST_IOC_REINIT
-        };
-    }
-
     #[test]
     fn ioctl_numbers_match_c_macros() {
         assert_ioctls!(
-            VIDIOC_QUERYCAP,
-            VIDIOC_ENUM_FMT,
-            VIDIOC_G_FMT,
-            VIDIOC_S_FMT,
-            VIDIOC_TRY_FMT,
-            VIDIOC_REQBUFS,
-            VIDIOC_QUERYBUF,
-            VIDIOC_QBUF,
-            VIDIOC_DQBUF,
-            VIDIOC_STREAMON,
-            VIDIOC_STREAMOFF,
-            VIDIOC_QUERYMENU,
-            VIDIOC_G_EXT_CTRLS,
-            VIDIOC_S_EXT_CTRLS,
-            VIDIOC_TRY_EXT_CTRLS,
-            VIDIOC_ENUM_FRAMESIZES,
-            VIDIOC_QUERY_EXT_CTRL,
-            MEDIA_IOC_DEVICE_INFO,
-            MEDIA_IOC_REQUEST_ALLOC,
-            MEDIA_REQUEST_IOC_QUEUE,
-            MEDIA_REQUEST_IOC_REINIT,
+            VIDIOC_QUERYCAP => DAEDALUS_C_VIDIOC_QUERYCAP,
+            VIDIOC_ENUM_FMT => DAEDALUS_C_VIDIOC_ENUM_FMT,
+            VIDIOC_G_FMT => DAEDALUS_C_VIDIOC_G_FMT,
+            VIDIOC_S_FMT => DAEDALUS_C_VIDIOC_S_FMT,
+            VIDIOC_TRY_FMT => DAEDALUS_C_VIDIOC_TRY_FMT,
+            VIDIOC_REQBUFS => DAEDALUS_C_VIDIOC_REQBUFS,
+            VIDIOC_QUERYBUF => DAEDALUS_C_VIDIOC_QUERYBUF,
+            VIDIOC_QBUF => DAEDALUS_C_VIDIOC_QBUF,
+            VIDIOC_DQBUF => DAEDALUS_C_VIDIOC_DQBUF,
+            VIDIOC_STREAMON => DAEDALUS_C_VIDIOC_STREAMON,
+            VIDIOC_STREAMOFF => DAEDALUS_C_VIDIOC_STREAMOFF,
+            VIDIOC_QUERYMENU => DAEDALUS_C_VIDIOC_QUERYMENU,
+            VIDIOC_G_EXT_CTRLS => DAEDALUS_C_VIDIOC_G_EXT_CTRLS,
+            VIDIOC_S_EXT_CTRLS => DAEDALUS_C_VIDIOC_S_EXT_CTRLS,
+            VIDIOC_TRY_EXT_CTRLS => DAEDALUS_C_VIDIOC_TRY_EXT_CTRLS,
+            VIDIOC_ENUM_FRAMESIZES => DAEDALUS_C_VIDIOC_ENUM_FRAMESIZES,
+            VIDIOC_QUERY_EXT_CTRL => DAEDALUS_C_VIDIOC_QUERY_EXT_CTRL,
+            MEDIA_IOC_DEVICE_INFO => DAEDALUS_C_MEDIA_IOC_DEVICE_INFO,
+            MEDIA_IOC_REQUEST_ALLOC => DAEDALUS_C_MEDIA_IOC_REQUEST_ALLOC,
+            MEDIA_REQUEST_IOC_QUEUE => DAEDALUS_C_MEDIA_REQUEST_IOC_QUEUE,
+            MEDIA_REQUEST_IOC_REINIT => DAEDALUS_C_MEDIA_REQUEST_IOC_REINIT,
         );
     }
 
@@ -354,16 +332,16 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn ioctl_numbers_known_x86_64() {
-        assert_eq!(VIDIOC_QUERYCAP, 0x8068_5600);
-        assert_eq!(VIDIOC_S_FMT, 0xc0d0_5605);
-        assert_eq!(VIDIOC_QBUF, 0xc058_560f);
-        assert_eq!(VIDIOC_DQBUF, 0xc058_5611);
-        assert_eq!(VIDIOC_STREAMON, 0x4004_5612);
-        assert_eq!(VIDIOC_S_EXT_CTRLS, 0xc020_5648);
-        assert_eq!(VIDIOC_QUERY_EXT_CTRL, 0xc0e8_5667);
-        assert_eq!(MEDIA_IOC_REQUEST_ALLOC, 0x8004_7c05);
-        assert_eq!(MEDIA_REQUEST_IOC_QUEUE, 0x7c80);
-        assert_eq!(MEDIA_REQUEST_IOC_REINIT, 0x7c81);
+        assert_eq!(c_ulong::from(VIDIOC_QUERYCAP), 0x8068_5600);
+        assert_eq!(c_ulong::from(VIDIOC_S_FMT), 0xc0d0_5605);
+        assert_eq!(c_ulong::from(VIDIOC_QBUF), 0xc058_560f);
+        assert_eq!(c_ulong::from(VIDIOC_DQBUF), 0xc058_5611);
+        assert_eq!(c_ulong::from(VIDIOC_STREAMON), 0x4004_5612);
+        assert_eq!(c_ulong::from(VIDIOC_S_EXT_CTRLS), 0xc020_5648);
+        assert_eq!(c_ulong::from(VIDIOC_QUERY_EXT_CTRL), 0xc0e8_5667);
+        assert_eq!(c_ulong::from(MEDIA_IOC_REQUEST_ALLOC), 0x8004_7c05);
+        assert_eq!(c_ulong::from(MEDIA_REQUEST_IOC_QUEUE), 0x7c80);
+        assert_eq!(c_ulong::from(MEDIA_REQUEST_IOC_REINIT), 0x7c81);
     }
 
     macro_rules! assert_sizes {
