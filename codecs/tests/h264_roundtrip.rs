@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use cros_codecs::codec::h264::parser::{Nalu, NaluType, Parser, Pps, Sps};
 use daedalus_codecs::h264::controls::{pps_control, scaling_matrix_control, sps_control};
-use daedalus_codecs::h264::rebuild::{write_pps, write_sps};
+use daedalus_codecs::h264::rebuild::{write_parameter_sets, write_sps};
 use daedalus_codecs::pod;
 
 fn vectors_dir() -> PathBuf {
@@ -131,6 +131,22 @@ fn parse_into(parser: &mut Parser, bytes: &[u8]) -> Result<Option<u8>, String> {
     }
 }
 
+/// The control made from the parse of the rebuilt NAL unit must equal the original.
+fn same_control<T: pod::Pod>(what: &str, ours: &T, again: &T) -> Result<(), String> {
+    if pod::bytes(ours) != pod::bytes(again) {
+        return Err(format!("{what} controls differ after the round trip"));
+    }
+    Ok(())
+}
+
+/// The parsed fields V4L2 represents must survive the round trip.
+fn same_fields<T: PartialEq + std::fmt::Debug>(what: &str, a: T, b: T) -> Result<(), String> {
+    if a != b {
+        return Err(format!("{what} fields differ: {a:?} vs {b:?}"));
+    }
+    Ok(())
+}
+
 fn roundtrip_stream(data: &[u8]) -> Result<(usize, usize, usize), String> {
     let mut parser = Parser::default();
     let mut cursor = Cursor::new(data);
@@ -147,16 +163,8 @@ fn roundtrip_stream(data: &[u8]) -> Result<(usize, usize, usize), String> {
                 let sps2 = again
                     .get_sps(sps.seq_parameter_set_id)
                     .ok_or("rebuilt SPS lost")?;
-                if pod::bytes(&ctrl) != pod::bytes(&sps_control(sps2)) {
-                    return Err("SPS controls differ after the round trip".into());
-                }
-                if sps_fields(&sps) != sps_fields(sps2) {
-                    return Err(format!(
-                        "SPS fields differ: {:?} vs {:?}",
-                        sps_fields(&sps),
-                        sps_fields(sps2)
-                    ));
-                }
+                same_control("SPS", &ctrl, &sps_control(sps2))?;
+                same_fields("SPS", sps_fields(&sps), sps_fields(sps2))?;
                 n_sps += 1;
             }
             NaluType::Pps => {
@@ -170,26 +178,18 @@ fn roundtrip_stream(data: &[u8]) -> Result<(usize, usize, usize), String> {
                 let mut bytes = Vec::new();
                 write_sps(&sctrl, &mut bytes).map_err(|e| e.to_string())?;
                 let sps_len = bytes.len();
-                write_pps(&pctrl, &sctrl, &mctrl, &mut bytes).map_err(|e| e.to_string())?;
+                bytes.clear();
+                write_parameter_sets(&sctrl, &pctrl, &mctrl, &mut bytes)
+                    .map_err(|e| e.to_string())?;
                 let mut again = Parser::default();
                 parse_into(&mut again, &bytes[..sps_len])?;
                 parse_into(&mut again, &bytes[sps_len..])?;
                 let pps2 = again
                     .get_pps(pps.pic_parameter_set_id)
                     .ok_or("rebuilt PPS lost")?;
-                if pod::bytes(&pctrl) != pod::bytes(&pps_control(pps2)) {
-                    return Err("PPS controls differ after the round trip".into());
-                }
-                if pod::bytes(&mctrl) != pod::bytes(&scaling_matrix_control(pps2)) {
-                    return Err("scaling matrices differ after the round trip".into());
-                }
-                if pps_fields(&pps) != pps_fields(pps2) {
-                    return Err(format!(
-                        "PPS fields differ: {:?} vs {:?}",
-                        pps_fields(&pps),
-                        pps_fields(pps2)
-                    ));
-                }
+                same_control("PPS", &pctrl, &pps_control(pps2))?;
+                same_control("SCALING_MATRIX", &mctrl, &scaling_matrix_control(pps2))?;
+                same_fields("PPS", pps_fields(&pps), pps_fields(pps2))?;
                 n_pps += 1;
                 if pctrl.flags
                     & daedalus_codecs::uapi::V4L2_H264_PPS_FLAG_SCALING_MATRIX_PRESENT as u16

@@ -544,49 +544,26 @@ mod tests {
     }
 
     #[test]
-    fn nv12_sizes_and_strides() {
-        for (w, h, pad) in [
-            (2, 2, 0),
-            (1, 1, 0),
-            (97, 61, 5),
-            (202, 210, 64),
-            (201, 209, 1),
-            (64, 3, 0),
-        ] {
-            let src = Src::new(w, h, BitDepth::Eight, pad);
-            let bpl = (w.div_ceil(2) * 2).next_multiple_of(64);
-            let ch = h.div_ceil(2);
-            check(&src, bpl, bpl * h, bpl * (h + ch));
-            // A larger buffer than the picture, with a gap before the chroma plane.
-            check(
-                &src,
-                bpl + 64,
-                (bpl + 64) * (h + 3),
-                (bpl + 64) * (h + 3 + ch) + 7,
-            );
-        }
-    }
-
-    #[test]
-    fn p010_sizes_and_strides() {
-        for (w, h, pad) in [
-            (2, 2, 0),
-            (1, 1, 2),
-            (97, 61, 6),
-            (202, 210, 64),
-            (201, 209, 2),
-        ] {
-            // 16-bit samples: strides stay even, as FFmpeg's are.
-            let src = Src::new(w, h, BitDepth::Ten, pad);
-            let bpl = (w.div_ceil(2) * 4).next_multiple_of(64);
-            let ch = h.div_ceil(2);
-            check(&src, bpl, bpl * h, bpl * (h + ch));
-            check(
-                &src,
-                bpl + 128,
-                (bpl + 128) * (h + 1),
-                (bpl + 128) * (h + 1 + ch),
-            );
+    fn sizes_and_strides() {
+        // Per depth: bytes per sample, then a larger layout than the picture needs (stride
+        // added, rows before the chroma plane added, bytes after it), then (width, height,
+        // FFmpeg's stride padding) cases. 16-bit strides stay even, as FFmpeg's are.
+        type Sizes = (usize, usize, usize);
+        #[rustfmt::skip]
+        let depths: [(BitDepth, usize, Sizes, &[Sizes]); 2] = [
+            (BitDepth::Eight, 1, (64, 3, 7), &[(2, 2, 0), (1, 1, 0), (97, 61, 5), (202, 210, 64), (201, 209, 1), (64, 3, 0)]),
+            (BitDepth::Ten, 2, (128, 1, 0), &[(2, 2, 0), (1, 1, 2), (97, 61, 6), (202, 210, 64), (201, 209, 2)]),
+        ];
+        for (depth, bytes, (more_bpl, more_rows, tail), cases) in depths {
+            for &(w, h, pad) in cases {
+                let src = Src::new(w, h, depth, pad);
+                let bpl = (w.div_ceil(2) * 2 * bytes).next_multiple_of(64);
+                let ch = h.div_ceil(2);
+                check(&src, bpl, bpl * h, bpl * (h + ch));
+                let bpl = bpl + more_bpl;
+                let chroma = bpl * (h + more_rows);
+                check(&src, bpl, chroma, chroma + bpl * ch + tail);
+            }
         }
     }
 

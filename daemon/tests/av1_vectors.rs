@@ -264,6 +264,18 @@ fn over_vectors(run: fn(&Path, &str, bool) -> Outcome) -> Option<Tally> {
     Some(t)
 }
 
+/// Runs `run` over every vector ([`over_vectors`]) and checks the tally ([`report`]).
+fn check_vectors(
+    mode: &str,
+    run: fn(&Path, &str, bool) -> Outcome,
+    known: &[&str],
+    min_exact: usize,
+) {
+    if let Some(t) = over_vectors(run) {
+        report(mode, &t, known, min_exact);
+    }
+}
+
 fn report(mode: &str, t: &Tally, known: &[&str], min_exact: usize) {
     eprintln!(
         "AV1 in-process ({mode}): {} byte-exact, {} refused (4:2:2/4:4:4/mono/12-bit), {} \
@@ -294,15 +306,12 @@ fn report(mode: &str, t: &Tally, known: &[&str], min_exact: usize) {
 #[test]
 #[ignore = "every vector, slow unoptimized: `make test-host` runs it in release"]
 fn av1_vectors_decode_byte_exact() {
-    let Some(t) = over_vectors(run) else {
-        return;
-    };
     // Known open failures of this one-request-per-temporal-unit client (see docs/av1.md "Known
     // limits"): ccvb overrides film grain in a temporal unit with hidden frames, and the
     // controls describe only its last frame; 006 is a TU libdav1d outputs nothing for.
     // Anything else failing is a regression.
     const KNOWN: [&str; 2] = ["features/ccvb_film_grain.ivf", "432x240_006_vq_aom"];
-    report("full OBUs", &t, &KNOWN, 629);
+    check_vectors("full OBUs", run, &KNOWN, 629);
 }
 
 /// A tile-payload client's frame being assembled: its header and the tile group payloads.
@@ -565,10 +574,7 @@ fn run_per_frame(path: &Path, md5_ref: &str, grain: bool, obus: bool) -> Outcome
 #[test]
 #[ignore = "every vector, slow unoptimized: `make test-host` runs it in release"]
 fn av1_vectors_tile_payloads_byte_exact() {
-    let Some(t) = over_vectors(run_tiles) else {
-        return;
-    };
-    report("tile payloads", &t, &[], 611);
+    check_vectors("tile payloads", run_tiles, &[], 611);
 }
 
 /// One request per frame with full OBUs, `show_existing_frame` handled client-side (what
@@ -576,8 +582,6 @@ fn av1_vectors_tile_payloads_byte_exact() {
 #[test]
 #[ignore = "every vector, slow unoptimized: `make test-host` runs it in release"]
 fn av1_vectors_frame_obus_byte_exact() {
-    let Some(t) = over_vectors(run_frame_obus) else {
-        return;
-    };
-    report("per-frame OBUs, client-side show_existing", &t, &[], 611);
+    let mode = "per-frame OBUs, client-side show_existing";
+    check_vectors(mode, run_frame_obus, &[], 611);
 }

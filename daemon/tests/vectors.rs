@@ -144,22 +144,23 @@ fn show_existing_frame_vectors() {
     }
 }
 
-#[test]
-fn hidden_arf_superframes() {
-    let Some(ivf) = shared("vp9/cros-codecs/test-25fps.vp9") else {
+/// Checks the 8-bit shared vector `vp9/cros-codecs/NAME` in every client configuration.
+fn check_shared_8bit(name: &str) {
+    let Some(ivf) = shared(&format!("vp9/cros-codecs/{name}")) else {
         return;
     };
-    let md5 = ivf.with_file_name("test-25fps.vp9.ffmpeg-yuv420p.framemd5");
+    let md5 = ivf.with_file_name(format!("{name}.ffmpeg-yuv420p.framemd5"));
     check(&ivf, &md5, &configs(&ivf));
 }
 
 #[test]
+fn hidden_arf_superframes() {
+    check_shared_8bit("test-25fps.vp9");
+}
+
+#[test]
 fn resolution_changes() {
-    let Some(ivf) = shared("vp9/cros-codecs/resolution_change_500frames-vp9.ivf") else {
-        return;
-    };
-    let md5 = ivf.with_file_name("resolution_change_500frames-vp9.ivf.ffmpeg-yuv420p.framemd5");
-    check(&ivf, &md5, &configs(&ivf));
+    check_shared_8bit("resolution_change_500frames-vp9.ivf");
 }
 
 #[test]

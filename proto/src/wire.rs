@@ -198,6 +198,14 @@ macro_rules! wire_struct {
             /// Encoded size.
             pub const SIZE: usize = $size;
 
+            /// Encodes the struct alone (an ioctl payload).
+            pub fn encode(&self) -> [u8; $size] {
+                let mut b = [0u8; $size];
+                // The fields are within SIZE: cannot fail.
+                let _ = self.put_at(&mut b, 0);
+                b
+            }
+
             /// Writes the struct at `off` of `b` (reserved bytes zeroed).
             fn put_at(&self, b: &mut [u8], off: usize) -> WireResult<()> {
                 let end = off + Self::SIZE;
@@ -253,14 +261,6 @@ wire_struct! {
 }
 
 impl Hello {
-    /// Encodes into the ioctl payload.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        // The fields are within SIZE: cannot fail.
-        let _ = self.put_at(&mut b, 0);
-        b
-    }
-
     /// Decodes an ioctl payload.
     pub fn decode(b: &[u8; Self::SIZE]) -> WireResult<Hello> {
         Hello::get_at(b, 0)
@@ -292,14 +292,6 @@ wire_struct! {
 }
 
 impl Completion {
-    /// Encodes into the ioctl payload.
-    pub fn encode(&self) -> [u8; Self::SIZE] {
-        let mut b = [0u8; Self::SIZE];
-        // The fields are within SIZE: cannot fail.
-        let _ = self.put_at(&mut b, 0);
-        b
-    }
-
     /// Decodes and checks an ioctl payload (everything but what only the module can know: that
     /// the job exists and the size fits its buffer).
     pub fn decode(b: &[u8; Self::SIZE]) -> WireResult<Completion> {

@@ -207,23 +207,26 @@ impl Payloads {
         }
     }
 
-    /// The mandatory control, lent for `VIDIOC_S_EXT_CTRLS`.
-    pub fn mandatory(&mut self) -> CtrlPayload<'_> {
-        let id = self.codec().mandatory_ctrl();
-        match self {
-            Payloads::Vp9 { frame, .. } => CtrlPayload::new(id, &mut **frame),
-            Payloads::H264 { decode_params, .. } => CtrlPayload::new(id, &mut **decode_params),
-            Payloads::Av1 { frame, .. } => CtrlPayload::new(id, &mut **frame),
-        }
-    }
-
-    /// The optional control, lent for `VIDIOC_S_EXT_CTRLS`.
-    pub fn optional(&mut self) -> CtrlPayload<'_> {
-        let id = self.codec().optional_ctrl();
-        match self {
-            Payloads::Vp9 { compressed_hdr, .. } => CtrlPayload::new(id, &mut **compressed_hdr),
-            Payloads::H264 { pps, .. } => CtrlPayload::new(id, &mut **pps),
-            Payloads::Av1 { sequence, .. } => CtrlPayload::new(id, &mut **sequence),
+    /// The mandatory control (`mandatory`) or the optional one, lent for
+    /// `VIDIOC_S_EXT_CTRLS`.
+    pub fn control(&mut self, mandatory: bool) -> CtrlPayload<'_> {
+        let codec = self.codec();
+        let id = if mandatory {
+            codec.mandatory_ctrl()
+        } else {
+            codec.optional_ctrl()
+        };
+        match (self, mandatory) {
+            (Payloads::Vp9 { frame, .. }, true) => CtrlPayload::new(id, &mut **frame),
+            (Payloads::Vp9 { compressed_hdr, .. }, false) => {
+                CtrlPayload::new(id, &mut **compressed_hdr)
+            }
+            (Payloads::H264 { decode_params, .. }, true) => {
+                CtrlPayload::new(id, &mut **decode_params)
+            }
+            (Payloads::H264 { pps, .. }, false) => CtrlPayload::new(id, &mut **pps),
+            (Payloads::Av1 { frame, .. }, true) => CtrlPayload::new(id, &mut **frame),
+            (Payloads::Av1 { sequence, .. }, false) => CtrlPayload::new(id, &mut **sequence),
         }
     }
 
@@ -279,25 +282,23 @@ mod tests {
             }),
             compressed_hdr: Box::default(),
         };
-        match vp9.invalid() {
-            Payloads::Vp9 { frame, .. } => assert_eq!(frame.bit_depth, 9),
-            _ => panic!("codec changed"),
-        }
         let h264 = Payloads::H264 {
             decode_params: Box::default(),
             pps: Box::default(),
         };
-        match h264.invalid() {
-            Payloads::H264 { decode_params, .. } => assert_eq!(decode_params.nal_ref_idc, 4),
-            _ => panic!("codec changed"),
-        }
         let av1 = Payloads::Av1 {
             frame: Box::default(),
             sequence: Box::default(),
         };
-        match av1.invalid() {
-            Payloads::Av1 { frame, .. } => assert_eq!(frame.superres_denom, 17),
-            _ => panic!("codec changed"),
+        // Each codec's payloads stay that codec's, with the value the uAPI refuses.
+        for payloads in [vp9, h264, av1] {
+            let invalid = payloads.invalid();
+            assert_eq!(invalid.codec(), payloads.codec());
+            match invalid {
+                Payloads::Vp9 { frame, .. } => assert_eq!(frame.bit_depth, 9),
+                Payloads::H264 { decode_params, .. } => assert_eq!(decode_params.nal_ref_idc, 4),
+                Payloads::Av1 { frame, .. } => assert_eq!(frame.superres_denom, 17),
+            }
         }
     }
 

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::media::{MediaDevice, Request, RequestWait};
 use crate::names::{flag_names, fourcc_to_string, BUF_FLAGS};
 use crate::sys::*;
-use crate::v4l2::{CtrlPayload, QueueBuf, VideoDevice, Which};
+use crate::v4l2::{QueueBuf, VideoDevice, Which};
 
 const OUTPUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 const CAPTURE: u32 = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
@@ -426,11 +426,7 @@ impl<'a> Session<'a> {
     }
 
     fn set_in_request(&mut self, mandatory: bool) -> Result<()> {
-        let payload: CtrlPayload<'_> = if mandatory {
-            self.payloads.mandatory()
-        } else {
-            self.payloads.optional()
-        };
+        let payload = self.payloads.control(mandatory);
         self.dev
             .set_ext_ctrls(Which::Request(self.request.as_fd()), &mut [payload])
     }
@@ -693,9 +689,10 @@ impl<'a> Session<'a> {
 
     fn check_g(&mut self, rec: &mut Recorder<'_>) -> Result<()> {
         let mut bad = self.payloads.invalid();
-        let res = self
-            .dev
-            .set_ext_ctrls(Which::Request(self.request.as_fd()), &mut [bad.mandatory()]);
+        let res = self.dev.set_ext_ctrls(
+            Which::Request(self.request.as_fd()),
+            &mut [bad.control(true)],
+        );
         let what = format!("S_EXT_CTRLS into a request: {}", self.codec.invalid_desc());
         rec.expect(self.codec, "g", what, Expect::Errno(&[Errno::EINVAL]), &res);
         self.clean(false)

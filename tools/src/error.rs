@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //! The library's error type.
 
+use std::os::fd::AsFd;
+use std::os::raw::c_int;
 use std::path::PathBuf;
 
 use crate::errno::Errno;
+use crate::sys::PlainIoctl;
 
 /// Errors of the device wrappers.
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +95,20 @@ impl Node {
     /// The device node (or the name of the request).
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Issues `ioctl` with `arg` on this node (errors name the ioctl and the node).
+    pub(crate) fn call<T>(&self, ioctl: PlainIoctl<T>, arg: &mut T) -> Result<c_int> {
+        ioctl
+            .call(self.fd.as_fd(), arg)
+            .map_err(self.err(ioctl.name()))
+    }
+
+    /// Issues `ioctl` with a zeroed argument and returns what the kernel filled in.
+    pub(crate) fn get<T: Default>(&self, ioctl: PlainIoctl<T>) -> Result<T> {
+        let mut arg = T::default();
+        self.call(ioctl, &mut arg)?;
+        Ok(arg)
     }
 
     /// The error of `ioctl` failing with an errno on this node.

@@ -48,10 +48,7 @@ impl MediaDevice {
 
     /// `MEDIA_IOC_DEVICE_INFO`.
     pub fn device_info(&self) -> Result<MediaDeviceInfo> {
-        let mut info = media_device_info::default();
-        MEDIA_IOC_DEVICE_INFO
-            .call(self.as_fd(), &mut info)
-            .map_err(self.node.err("MEDIA_IOC_DEVICE_INFO"))?;
+        let info = self.node.get(MEDIA_IOC_DEVICE_INFO)?;
         Ok(MediaDeviceInfo {
             driver: c_str_field(&info.driver),
             model: c_str_field(&info.model),
@@ -66,9 +63,7 @@ impl MediaDevice {
     /// `MEDIA_IOC_REQUEST_ALLOC`: a new, empty request.
     pub fn alloc_request(&self) -> Result<Request> {
         let mut fd: c_int = -1;
-        MEDIA_IOC_REQUEST_ALLOC
-            .call(self.as_fd(), &mut fd)
-            .map_err(self.node.err("MEDIA_IOC_REQUEST_ALLOC"))?;
+        self.node.call(MEDIA_IOC_REQUEST_ALLOC, &mut fd)?;
         if fd < 0 {
             return Err(Error::Unexpected {
                 path: self.path().to_path_buf(),

@@ -323,10 +323,7 @@ impl VideoDevice {
 
     /// `VIDIOC_QUERYCAP`.
     pub fn query_capability(&self) -> Result<Capability> {
-        let mut cap = v4l2_capability::default();
-        VIDIOC_QUERYCAP
-            .call(self.as_fd(), &mut cap)
-            .map_err(self.err("VIDIOC_QUERYCAP"))?;
+        let cap = self.node.get(VIDIOC_QUERYCAP)?;
         Ok(Capability {
             driver: c_str_field(&cap.driver),
             card: c_str_field(&cap.card),
@@ -337,46 +334,52 @@ impl VideoDevice {
         })
     }
 
-    /// `VIDIOC_ENUM_FMT` over all indices of `buf_type`.
-    pub fn enum_formats(&self, buf_type: u32) -> Result<Vec<FormatDesc>> {
-        let mut formats = Vec::new();
+    /// Issues an enumeration ioctl for index 0, 1, ... (`arg` makes the argument of an index)
+    /// until the driver answers `EINVAL`, the end of the list; returns the answers.
+    fn enumerate<T>(&self, ioctl: PlainIoctl<T>, arg: impl Fn(u32) -> T) -> Result<Vec<T>> {
+        let mut answers = Vec::new();
         for index in 0.. {
-            let mut desc = v4l2_fmtdesc {
-                index,
-                type_: buf_type,
-                ..Default::default()
-            };
-            match VIDIOC_ENUM_FMT.call(self.as_fd(), &mut desc) {
-                Ok(_) => formats.push(FormatDesc {
-                    pixelformat: desc.pixelformat,
-                    description: c_str_field(&desc.description),
-                    flags: desc.flags,
-                }),
-                // EINVAL past the last index ends the enumeration.
+            let mut a = arg(index);
+            match ioctl.call(self.as_fd(), &mut a) {
+                Ok(_) => answers.push(a),
                 Err(Errno::EINVAL) => break,
-                Err(errno) => return Err(self.err("VIDIOC_ENUM_FMT")(errno)),
+                Err(errno) => return Err(self.err(ioctl.name())(errno)),
             }
         }
-        Ok(formats)
+        Ok(answers)
+    }
+
+    /// `VIDIOC_ENUM_FMT` over all indices of `buf_type`.
+    pub fn enum_formats(&self, buf_type: u32) -> Result<Vec<FormatDesc>> {
+        let descs = self.enumerate(VIDIOC_ENUM_FMT, |index| v4l2_fmtdesc {
+            index,
+            type_: buf_type,
+            ..Default::default()
+        })?;
+        Ok(descs
+            .iter()
+            .map(|desc| FormatDesc {
+                pixelformat: desc.pixelformat,
+                description: c_str_field(&desc.description),
+                flags: desc.flags,
+            })
+            .collect())
     }
 
     /// `VIDIOC_ENUM_FRAMESIZES` for `pixelformat`.
     pub fn enum_frame_sizes(&self, pixelformat: u32) -> Result<FrameSizes> {
+        let sizes = self.enumerate(VIDIOC_ENUM_FRAMESIZES, |index| v4l2_frmsizeenum {
+            index,
+            pixel_format: pixelformat,
+            ..Default::default()
+        });
+        let sizes = match sizes {
+            Ok(sizes) if sizes.is_empty() => return Ok(FrameSizes::Unsupported),
+            Err(e) if e.errno() == Some(Errno::ENOTTY) => return Ok(FrameSizes::Unsupported),
+            other => other?,
+        };
         let mut discrete = Vec::new();
-        for index in 0.. {
-            let mut fse = v4l2_frmsizeenum {
-                index,
-                pixel_format: pixelformat,
-                ..Default::default()
-            };
-            match VIDIOC_ENUM_FRAMESIZES.call(self.as_fd(), &mut fse) {
-                Ok(_) => {}
-                Err(Errno::EINVAL) | Err(Errno::ENOTTY) if index == 0 => {
-                    return Ok(FrameSizes::Unsupported)
-                }
-                Err(Errno::EINVAL) => break,
-                Err(errno) => return Err(self.err("VIDIOC_ENUM_FRAMESIZES")(errno)),
-            }
+        for fse in sizes {
             match fse.type_ {
                 V4L2_FRMSIZE_TYPE_DISCRETE => {
                     // SAFETY: reading a union of integer-only structs; the kernel filled the
@@ -418,9 +421,7 @@ impl VideoDevice {
             id,
             ..Default::default()
         };
-        VIDIOC_QUERY_EXT_CTRL
-            .call(self.as_fd(), &mut q)
-            .map_err(self.err("VIDIOC_QUERY_EXT_CTRL"))?;
+        self.node.call(VIDIOC_QUERY_EXT_CTRL, &mut q)?;
         let nr_of_dims = (q.nr_of_dims as usize).min(q.dims.len());
         Ok(ControlInfo {
             id: q.id,
@@ -590,9 +591,7 @@ impl VideoDevice {
             memory,
             ..Default::default()
         };
-        VIDIOC_REQBUFS
-            .call(self.as_fd(), &mut rb)
-            .map_err(self.err("VIDIOC_REQBUFS"))?;
+        self.node.call(VIDIOC_REQBUFS, &mut rb)?;
         Ok(ReqBufs {
             count: rb.count,
             capabilities: rb.capabilities,
@@ -802,27 +801,20 @@ impl VideoDevice {
         }
     }
 
-    fn stream_ioctl(
-        &self,
-        request: PlainIoctl<c_int>,
-        name: &'static str,
-        buf_type: u32,
-    ) -> Result<()> {
+    fn stream_ioctl(&self, request: PlainIoctl<c_int>, buf_type: u32) -> Result<()> {
         let mut arg = c_int::try_from(buf_type).unwrap_or(c_int::MAX);
-        request
-            .call(self.as_fd(), &mut arg)
-            .map_err(self.err(name))?;
+        self.node.call(request, &mut arg)?;
         Ok(())
     }
 
     /// `VIDIOC_STREAMON`.
     pub fn stream_on(&self, buf_type: u32) -> Result<()> {
-        self.stream_ioctl(VIDIOC_STREAMON, "VIDIOC_STREAMON", buf_type)
+        self.stream_ioctl(VIDIOC_STREAMON, buf_type)
     }
 
     /// `VIDIOC_STREAMOFF` (returns every queued buffer to userspace's hands).
     pub fn stream_off(&self, buf_type: u32) -> Result<()> {
-        self.stream_ioctl(VIDIOC_STREAMOFF, "VIDIOC_STREAMOFF", buf_type)
+        self.stream_ioctl(VIDIOC_STREAMOFF, buf_type)
     }
 
     fn ext_ctrls(

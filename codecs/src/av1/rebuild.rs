@@ -251,6 +251,23 @@ fn put_u(w: &mut BitWriter, n: u32, value: u32, field: &'static str) -> Result<(
     Ok(())
 }
 
+/// Writes explicit tile sizes (`width_in_sbs_minus_1` / `height_in_sbs_minus_1`, 5.9.15): each
+/// `ns`-coded against what is left of the `sbs` superblocks, at most `max_sbs`.
+fn put_tile_sizes(
+    w: &mut BitWriter,
+    sizes: &[u32],
+    sbs: u32,
+    max_sbs: u32,
+    what: &'static str,
+) -> Result<(), RebuildError> {
+    let mut start = 0;
+    for &size in sizes {
+        put_ns(w, (sbs - start).min(max_sbs), size - 1, what)?;
+        start += size;
+    }
+    Ok(())
+}
+
 /// `ns(n)` (4.10.7): `value` in `0..n`.
 fn put_ns(w: &mut BitWriter, n: u32, value: u32, field: &'static str) -> Result<(), RebuildError> {
     if value >= n {
@@ -780,34 +797,15 @@ fn tile_info(
         };
         let widths = sizes(col_starts, sb_cols)?;
         let heights = sizes(row_starts, sb_rows)?;
-        let mut start = 0;
-        let mut widest = 0;
-        for &sz in &widths {
-            put_ns(
-                w,
-                (sb_cols - start).min(max_tile_width_sb),
-                sz - 1,
-                "tile width",
-            )?;
-            widest = widest.max(sz);
-            start += sz;
-        }
+        put_tile_sizes(w, &widths, sb_cols, max_tile_width_sb, "tile width")?;
+        let widest = widths.iter().copied().max().unwrap_or(1);
         let area = if min_log2_tiles > 0 {
             (sb_rows * sb_cols) >> (min_log2_tiles + 1)
         } else {
             sb_rows * sb_cols
         };
         let max_tile_height_sb = (area / widest).max(1);
-        let mut start = 0;
-        for &sz in &heights {
-            put_ns(
-                w,
-                (sb_rows - start).min(max_tile_height_sb),
-                sz - 1,
-                "tile height",
-            )?;
-            start += sz;
-        }
+        put_tile_sizes(w, &heights, sb_rows, max_tile_height_sb, "tile height")?;
         TileLayout {
             cols_log2: tile_log2(1, cols),
             rows_log2: tile_log2(1, rows),

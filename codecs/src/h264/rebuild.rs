@@ -406,14 +406,14 @@ pub fn validate(
     validate_scaling_matrix(matrix, pps, sps)
 }
 
-/// Appends the PPS NAL unit the PPS control (with its SPS and scaling matrix) describes.
-pub fn write_pps(
+/// Appends the PPS NAL unit the PPS control (with its SPS and scaling matrix) describes; the
+/// controls have been validated.
+fn put_pps(
     pps: &uapi::v4l2_ctrl_h264_pps,
     sps: &uapi::v4l2_ctrl_h264_sps,
     matrix: &uapi::v4l2_ctrl_h264_scaling_matrix,
     out: &mut Vec<u8>,
-) -> Result<(), RebuildError> {
-    validate(sps, pps, matrix)?;
+) {
     let mut w = BitWriter::new();
     w.put_ue(pps.pic_parameter_set_id.into());
     w.put_ue(pps.seq_parameter_set_id.into());
@@ -470,7 +470,6 @@ pub fn write_pps(
     }
     trailing_bits(&mut w);
     push_nal(out, NAL_PPS, w.bytes());
-    Ok(())
 }
 
 /// Appends the SPS then the PPS NAL units for a picture's controls (Annex-B, start codes
@@ -483,7 +482,8 @@ pub fn write_parameter_sets(
 ) -> Result<(), RebuildError> {
     validate(sps, pps, matrix)?;
     write_sps(sps, out)?;
-    write_pps(pps, sps, matrix, out)
+    put_pps(pps, sps, matrix, out);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -565,20 +565,20 @@ mod tests {
             scaling_list_4x4: [[16; 16]; 6],
             scaling_list_8x8: [[16; 64]; 6],
         };
-        assert!(write_pps(&pps, &sps, &m, &mut Vec::new()).is_err());
+        assert!(write_parameter_sets(&sps, &pps, &m, &mut Vec::new()).is_err());
         // A Baseline SPS cannot carry a scaling matrix.
         let pps = uapi::v4l2_ctrl_h264_pps {
             weighted_bipred_idc: 0,
             flags: uapi::V4L2_H264_PPS_FLAG_SCALING_MATRIX_PRESENT as u16,
             ..pps
         };
-        assert!(write_pps(&pps, &sps, &m, &mut Vec::new()).is_err());
+        assert!(write_parameter_sets(&sps, &pps, &m, &mut Vec::new()).is_err());
         // A zero scaling list entry cannot be coded.
         let mut high = baseline_sps();
         high.profile_idc = 100;
         let mut zero = m;
         zero.scaling_list_4x4[2][5] = 0;
-        assert!(write_pps(&pps, &high, &zero, &mut Vec::new()).is_err());
-        assert!(write_pps(&pps, &high, &m, &mut Vec::new()).is_ok());
+        assert!(write_parameter_sets(&high, &pps, &zero, &mut Vec::new()).is_err());
+        assert!(write_parameter_sets(&high, &pps, &m, &mut Vec::new()).is_ok());
     }
 }

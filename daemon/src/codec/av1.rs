@@ -652,7 +652,7 @@ impl super::Decoder for Av1Decoder {
     }
 
     fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {
-        let (job, out, cap, bands) = (io.job, io.out, io.cap, io.bands);
+        let (job, out) = (io.job, io.out);
         let map = out.mapping();
         let range = super::bitstream_range(job, map.len())?;
         let mut controls = std::mem::take(&mut self.job_controls);
@@ -666,13 +666,7 @@ impl super::Decoder for Av1Decoder {
         let d = decoded?;
         if d.picture {
             // Clipped: with superres the upscaled width may exceed a stale CAPTURE format.
-            crate::convert::write_picture(
-                self.picture(),
-                cap,
-                &job.header.picture,
-                true,
-                bands.get(),
-            )?;
+            io.write_picture(self.picture(), true)?;
         }
         Ok(JobOutcome {
             bitstream: Bitstream::Copied,

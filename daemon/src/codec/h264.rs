@@ -432,7 +432,7 @@ impl super::Decoder for H264Decoder {
     }
 
     fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {
-        let (job, out, cap, bands) = (io.job, io.out, io.cap, io.bands);
+        let (job, out) = (io.job, io.out);
         let controls = H264Controls::from_job(job)?;
         let out = out.mapping();
         let range = super::bitstream_range(job, out.len())?;
@@ -447,13 +447,7 @@ impl super::Decoder for H264Decoder {
         }
         // Clipped: the picture is the coded (macroblock-aligned) size, the format the cropped
         // one.
-        crate::convert::write_planar(
-            &self.picture()?,
-            cap,
-            &job.header.picture,
-            true,
-            bands.get(),
-        )?;
+        io.write_planar(&self.picture()?, true)?;
         Ok(JobOutcome {
             // The parameter sets rebuilt from the controls go in front of the slices.
             bitstream: Bitstream::Copied,

@@ -67,6 +67,25 @@ pub struct JobIo<'a> {
     pub bands: &'a LazyBandPool,
 }
 
+impl JobIo<'_> {
+    /// Writes a decoded FFmpeg picture into the CAPTURE buffer in the job's layout. `clip`: the
+    /// picture may be larger than the format (coded size, superres), and is cropped to it.
+    pub fn write_picture(self, picture: &ffmpeg::frame::Video, clip: bool) -> Result<(), JobError> {
+        let pic = &self.job.header.picture;
+        crate::convert::write_picture(picture, self.cap, pic, clip, self.bands.get())
+    }
+
+    /// [`Self::write_picture`] for a picture already described as planes.
+    pub fn write_planar(
+        self,
+        picture: &crate::convert::Planar<'_>,
+        clip: bool,
+    ) -> Result<(), JobError> {
+        let pic = &self.job.header.picture;
+        crate::convert::write_planar(picture, self.cap, pic, clip, self.bands.get())
+    }
+}
+
 /// One context's decoder of one codec.
 pub trait Decoder: Send {
     /// The codec it decodes.

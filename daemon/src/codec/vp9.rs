@@ -458,7 +458,7 @@ impl super::Decoder for Vp9Decoder {
     }
 
     fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {
-        let (job, out, cap, bands) = (io.job, io.out, io.cap, io.bands);
+        let (job, out) = (io.job, io.out);
         let range = super::bitstream_range(job, out.mapping().len())?;
         let d = self.decode(out, range)?;
         if !self.control_mismatch_logged {
@@ -487,13 +487,7 @@ impl super::Decoder for Vp9Decoder {
             }
         }
         if d.picture {
-            crate::convert::write_picture(
-                self.picture(),
-                cap,
-                &job.header.picture,
-                false,
-                bands.get(),
-            )?;
+            io.write_picture(self.picture(), false)?;
         }
         Ok(JobOutcome {
             bitstream: if d.zero_copy {

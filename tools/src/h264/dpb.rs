@@ -771,6 +771,14 @@ mod tests {
         dpb
     }
 
+    /// A DPB for `s` that has decoded IDR picture 0, and the output list.
+    fn after_idr(s: SeqParams) -> (Dpb, Vec<u64>) {
+        let mut dpb = dpb_for(s);
+        let mut out = Vec::new();
+        decode(&mut dpb, pic(0, 0, 0, 1), &mut out);
+        (dpb, out)
+    }
+
     /// POC type 0 with room for three references (long-term and gap tests).
     fn three_refs() -> SeqParams {
         SeqParams {
@@ -854,9 +862,7 @@ mod tests {
 
     #[test]
     fn mmco_long_term_and_mmco5() {
-        let mut dpb = dpb_for(three_refs());
-        let mut out = Vec::new();
-        decode(&mut dpb, pic(0, 0, 0, 1), &mut out);
+        let (mut dpb, mut out) = after_idr(three_refs());
         decode(&mut dpb, pic(1, 1, 2, 1), &mut out);
         // Picture 2 makes picture 0 (PicNum 0 = 2 - (1 + 1)) long-term index 1, and limits the
         // long-term indices to 0..=1.
@@ -920,9 +926,7 @@ mod tests {
 
     #[test]
     fn frame_num_gap_and_b_lists() {
-        let mut dpb = dpb_for(three_refs());
-        let mut out = Vec::new();
-        decode(&mut dpb, pic(0, 0, 0, 1), &mut out);
+        let (mut dpb, mut out) = after_idr(three_refs());
         // frame_num jumps 0 -> 3: frames 1 and 2 are inferred (no picture).
         decode(&mut dpb, pic(1, 3, 8, 1), &mut out);
         let nums: Vec<(Option<u64>, u32)> = dpb.references().map(|f| (f.id, f.frame_num)).collect();

@@ -67,10 +67,10 @@ macro_rules! ioc {
 
 /// `ioc!` for an argument the kernel follows no pointer in: a [`PlainIoctl`].
 macro_rules! plain_ioctl {
-    ($dir:ident, $ty:expr, $nr:expr, $arg:ty) => {
+    ($name:ident, $dir:ident, $ty:expr, $nr:expr, $arg:ty) => {
         // SAFETY: the number is built from `$arg` itself (so it takes one `$arg`), and every use
         // of this macro below is for a struct of integers, arrays and unions of them only.
-        unsafe { PlainIoctl::<$arg>::new(ioc!($dir, $ty, $nr, $arg)) }
+        unsafe { PlainIoctl::<$arg>::new(stringify!($name), ioc!($dir, $ty, $nr, $arg)) }
     };
 }
 
@@ -79,17 +79,27 @@ macro_rules! plain_ioctl {
 /// nothing more than a `&mut T`, so [`PlainIoctl::call`] is safe. Ioctls whose arguments carry
 /// pointers (buffers with plane arrays, control arrays) stay plain numbers for [`ioctl`].
 pub struct PlainIoctl<T> {
+    name: &'static str,
     request: c_ulong,
     arg: PhantomData<fn(&mut T)>,
 }
+
+impl<T> Clone for PlainIoctl<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for PlainIoctl<T> {}
 
 impl<T> PlainIoctl<T> {
     /// # Safety
     ///
     /// `request` must take a pointer to exactly one `T` (its `_IOC_SIZE` is `size_of::<T>()`)
     /// and the kernel must follow no pointer stored in a `T` for it.
-    const unsafe fn new(request: c_ulong) -> Self {
+    const unsafe fn new(name: &'static str, request: c_ulong) -> Self {
         PlainIoctl {
+            name,
             request,
             arg: PhantomData,
         }
@@ -98,6 +108,11 @@ impl<T> PlainIoctl<T> {
     /// The ioctl number.
     pub const fn request(&self) -> c_ulong {
         self.request
+    }
+
+    /// Its name (`VIDIOC_QUERYCAP`), for errors.
+    pub const fn name(&self) -> &'static str {
+        self.name
     }
 
     /// Issues the ioctl on `fd` with `arg`, retrying on `EINTR`.
@@ -115,16 +130,18 @@ impl<T> From<PlainIoctl<T>> for c_ulong {
 }
 
 /// `VIDIOC_QUERYCAP`.
-pub const VIDIOC_QUERYCAP: PlainIoctl<v4l2_capability> = plain_ioctl!(r, b'V', 0, v4l2_capability);
+pub const VIDIOC_QUERYCAP: PlainIoctl<v4l2_capability> =
+    plain_ioctl!(VIDIOC_QUERYCAP, r, b'V', 0, v4l2_capability);
 /// `VIDIOC_ENUM_FMT`.
-pub const VIDIOC_ENUM_FMT: PlainIoctl<v4l2_fmtdesc> = plain_ioctl!(rw, b'V', 2, v4l2_fmtdesc);
+pub const VIDIOC_ENUM_FMT: PlainIoctl<v4l2_fmtdesc> =
+    plain_ioctl!(VIDIOC_ENUM_FMT, rw, b'V', 2, v4l2_fmtdesc);
 /// `VIDIOC_G_FMT`.
 pub const VIDIOC_G_FMT: c_ulong = ioc!(rw, b'V', 4, v4l2_format);
 /// `VIDIOC_S_FMT`.
 pub const VIDIOC_S_FMT: c_ulong = ioc!(rw, b'V', 5, v4l2_format);
 /// `VIDIOC_REQBUFS`.
 pub const VIDIOC_REQBUFS: PlainIoctl<v4l2_requestbuffers> =
-    plain_ioctl!(rw, b'V', 8, v4l2_requestbuffers);
+    plain_ioctl!(VIDIOC_REQBUFS, rw, b'V', 8, v4l2_requestbuffers);
 /// `VIDIOC_QUERYBUF`.
 pub const VIDIOC_QUERYBUF: c_ulong = ioc!(rw, b'V', 9, v4l2_buffer);
 /// `VIDIOC_QBUF`.
@@ -132,11 +149,12 @@ pub const VIDIOC_QBUF: c_ulong = ioc!(rw, b'V', 15, v4l2_buffer);
 /// `VIDIOC_DQBUF`.
 pub const VIDIOC_DQBUF: c_ulong = ioc!(rw, b'V', 17, v4l2_buffer);
 /// `VIDIOC_STREAMON`.
-pub const VIDIOC_STREAMON: PlainIoctl<c_int> = plain_ioctl!(w, b'V', 18, c_int);
+pub const VIDIOC_STREAMON: PlainIoctl<c_int> = plain_ioctl!(VIDIOC_STREAMON, w, b'V', 18, c_int);
 /// `VIDIOC_STREAMOFF`.
-pub const VIDIOC_STREAMOFF: PlainIoctl<c_int> = plain_ioctl!(w, b'V', 19, c_int);
+pub const VIDIOC_STREAMOFF: PlainIoctl<c_int> = plain_ioctl!(VIDIOC_STREAMOFF, w, b'V', 19, c_int);
 /// `VIDIOC_QUERYMENU`.
-pub const VIDIOC_QUERYMENU: PlainIoctl<v4l2_querymenu> = plain_ioctl!(rw, b'V', 37, v4l2_querymenu);
+pub const VIDIOC_QUERYMENU: PlainIoctl<v4l2_querymenu> =
+    plain_ioctl!(VIDIOC_QUERYMENU, rw, b'V', 37, v4l2_querymenu);
 /// `VIDIOC_TRY_FMT`.
 pub const VIDIOC_TRY_FMT: c_ulong = ioc!(rw, b'V', 64, v4l2_format);
 /// `VIDIOC_G_EXT_CTRLS`.
@@ -147,15 +165,16 @@ pub const VIDIOC_S_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 72, v4l2_ext_controls);
 pub const VIDIOC_TRY_EXT_CTRLS: c_ulong = ioc!(rw, b'V', 73, v4l2_ext_controls);
 /// `VIDIOC_ENUM_FRAMESIZES`.
 pub const VIDIOC_ENUM_FRAMESIZES: PlainIoctl<v4l2_frmsizeenum> =
-    plain_ioctl!(rw, b'V', 74, v4l2_frmsizeenum);
+    plain_ioctl!(VIDIOC_ENUM_FRAMESIZES, rw, b'V', 74, v4l2_frmsizeenum);
 /// `VIDIOC_QUERY_EXT_CTRL`.
 pub const VIDIOC_QUERY_EXT_CTRL: PlainIoctl<v4l2_query_ext_ctrl> =
-    plain_ioctl!(rw, b'V', 103, v4l2_query_ext_ctrl);
+    plain_ioctl!(VIDIOC_QUERY_EXT_CTRL, rw, b'V', 103, v4l2_query_ext_ctrl);
 /// `MEDIA_IOC_DEVICE_INFO`.
 pub const MEDIA_IOC_DEVICE_INFO: PlainIoctl<media_device_info> =
-    plain_ioctl!(rw, b'|', 0x00, media_device_info);
+    plain_ioctl!(MEDIA_IOC_DEVICE_INFO, rw, b'|', 0x00, media_device_info);
 /// `MEDIA_IOC_REQUEST_ALLOC`.
-pub const MEDIA_IOC_REQUEST_ALLOC: PlainIoctl<c_int> = plain_ioctl!(r, b'|', 0x05, c_int);
+pub const MEDIA_IOC_REQUEST_ALLOC: PlainIoctl<c_int> =
+    plain_ioctl!(MEDIA_IOC_REQUEST_ALLOC, r, b'|', 0x05, c_int);
 /// `MEDIA_REQUEST_IOC_QUEUE` (on a request fd).
 pub const MEDIA_REQUEST_IOC_QUEUE: c_ulong = ioc!(none, b'|', 0x80);
 /// `MEDIA_REQUEST_IOC_REINIT` (on a request fd).
