@@ -405,10 +405,10 @@ impl StreamInfo {
     /// as libavformat names it (or the bare stream's kind).
     pub fn probe(input: &Path) -> Result<StreamInfo> {
         let file = Input::File(input.to_path_buf());
-        let codec = crate::decode::identify(&file).with_context(|| input.display().to_string())?;
-        let description = match crate::demux::Demuxer::open(&file, crate::demux::Probe::Headers)? {
-            Some(demuxer) => {
-                let track = demuxer.track();
+        let (codec, track) =
+            crate::decode::identify_track(&file).with_context(|| input.display().to_string())?;
+        let description = match track {
+            Some(track) => {
                 format!(
                     "{}x{} {} {}",
                     track.width,

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 
 use crate::codec::Codec;
-use crate::demux::{DemuxError, Demuxer, Probe};
+use crate::demux::{DemuxError, Demuxer, Probe, Track};
 use crate::engine::{Observer, Options, Outputs, ProgressFn, Run, Summary};
 
 /// Where the input comes from.
@@ -51,6 +51,12 @@ pub struct Unrecognised;
 /// Matroska, MP4...) or AV1 OBUs. An input that is none of these is an [`Unrecognised`] error;
 /// a container holding another codec says which one it holds.
 pub fn identify(input: &Input) -> Result<Codec> {
+    identify_track(input).map(|(codec, _)| codec)
+}
+
+/// [`identify`], with the container's track when `input` is in a container (`None` for a bare
+/// stream).
+pub fn identify_track(input: &Input) -> Result<(Codec, Option<Track>)> {
     let mut head = Vec::new();
     input
         .open()?
@@ -61,10 +67,13 @@ pub fn identify(input: &Input) -> Result<Codec> {
         bail!("the input is empty");
     }
     if crate::h264::nal::looks_like_annex_b(&head) {
-        return Ok(Codec::H264);
+        return Ok((Codec::H264, None));
     }
     match Demuxer::open(input, Probe::Headers) {
-        Ok(Some(demuxer)) => return Ok(demuxer.track().codec),
+        Ok(Some(demuxer)) => {
+            let track = demuxer.track().clone();
+            return Ok((track.codec, Some(track)));
+        }
         Ok(None) => {}
         Err(DemuxError::NoVideo { .. }) => return Err(Unrecognised.into()),
         Err(e) => return Err(e.into()),
@@ -75,7 +84,7 @@ pub fn identify(input: &Input) -> Result<Codec> {
         .read_to_end(&mut data)
         .context("cannot read the input")?;
     match daedalus_codecs::av1::obu::detect(&data) {
-        Ok(_) => Ok(Codec::Av1),
+        Ok(_) => Ok((Codec::Av1, None)),
         Err(_) => Err(Unrecognised.into()),
     }
 }
