@@ -1,0 +1,163 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Buffers: what clients hand the driver (parameters, slice data) and image storage.
+
+use crate::status::{Error, Result};
+use crate::va;
+
+/// A buffer's bytes: `element_size * max_elements`, allocated at creation and never
+/// reallocated, so a pointer `vaMapBuffer` returned stays valid until the buffer is destroyed.
+pub struct Buffer {
+    /// The context it was created for (image buffers: none).
+    pub context: Option<u32>,
+    /// `VABufferType`.
+    pub buf_type: va::VABufferType,
+    /// Bytes of one element.
+    pub element_size: u32,
+    /// Elements in use (`vaBufferSetNumElements` may lower it).
+    pub num_elements: u32,
+    /// Elements allocated.
+    max_elements: u32,
+    data: Box<[u8]>,
+    /// Whether the client has it mapped.
+    pub mapped: bool,
+}
+
+/// The most bytes one buffer may have (a 8K 10-bit picture is 107 MB; slice data are far
+/// smaller).
+pub const MAX_BYTES: u64 = 256 << 20;
+
+impl Buffer {
+    /// A buffer of `num_elements` elements of `element_size` bytes, filled from `data` when
+    /// given (which must then have that many bytes), else zeroed.
+    pub fn new(
+        context: Option<u32>,
+        buf_type: va::VABufferType,
+        element_size: u32,
+        num_elements: u32,
+        data: Option<&[u8]>,
+    ) -> Result<Buffer> {
+        let len = u64::from(element_size) * u64::from(num_elements);
+        if len > MAX_BYTES {
+            return Err(Error::ALLOCATION_FAILED);
+        }
+        let len = len as usize;
+        let data: Box<[u8]> = match data {
+            Some(d) if d.len() == len => d.into(),
+            Some(_) => return Err(Error::INVALID_PARAMETER),
+            None => vec![0; len].into(),
+        };
+        Ok(Buffer {
+            context,
+            buf_type,
+            element_size,
+            num_elements,
+            max_elements: num_elements,
+            data,
+            mapped: false,
+        })
+    }
+
+    /// `vaBufferSetNumElements`: at most as many as were allocated, not while mapped.
+    pub fn set_num_elements(&mut self, n: u32) -> Result<()> {
+        if self.mapped {
+            return Err(Error::OPERATION_FAILED);
+        }
+        if n > self.max_elements {
+            return Err(Error::INVALID_PARAMETER);
+        }
+        self.num_elements = n;
+        Ok(())
+    }
+
+    /// Bytes in use.
+    pub fn size(&self) -> usize {
+        self.element_size as usize * self.num_elements as usize
+    }
+
+    /// The bytes in use.
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..self.size()]
+    }
+
+    /// All the bytes, writable.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.data
+    }
+
+    /// `vaMapBuffer`: the address of the bytes (stable: see [`Buffer`]).
+    pub fn map(&mut self) -> *mut u8 {
+        self.mapped = true;
+        self.data.as_mut_ptr()
+    }
+
+    /// `vaUnmapBuffer`.
+    pub fn unmap(&mut self) -> Result<()> {
+        if !self.mapped {
+            return Err(Error::OPERATION_FAILED);
+        }
+        self.mapped = false;
+        Ok(())
+    }
+
+    /// The element at `i` as a `T` (a VA parameter struct), if the buffer has one of that size.
+    pub fn element<T: Copy + Default>(&self, i: usize) -> Option<T> {
+        if self.element_size as usize != std::mem::size_of::<T>() || i >= self.num_elements as usize
+        {
+            return None;
+        }
+        let bytes = &self.data[i * self.element_size as usize..][..std::mem::size_of::<T>()];
+        let mut value = T::default();
+        // SAFETY: `T` is one of the bindgen VA parameter structs (integers, arrays and unions
+        // of them: every bit pattern is a value), `bytes` has exactly its size, and the copy
+        // goes into a live `T` byte by byte (no alignment needed).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                bytes.as_ptr(),
+                (&mut value as *mut T).cast::<u8>(),
+                bytes.len(),
+            )
+        };
+        Some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn create_map_and_resize() {
+        let mut b = Buffer::new(Some(7), va::VASliceDataBufferType, 1, 16, Some(&[5; 16])).unwrap();
+        assert_eq!(b.size(), 16);
+        assert_eq!(b.bytes(), &[5; 16]);
+        let p = b.map();
+        assert!(b.mapped);
+        assert_eq!(b.set_num_elements(4), Err(Error::OPERATION_FAILED));
+        b.unmap().unwrap();
+        assert_eq!(b.unmap(), Err(Error::OPERATION_FAILED));
+        b.set_num_elements(4).unwrap();
+        assert_eq!(b.bytes(), &[5; 4]);
+        assert_eq!(b.set_num_elements(17), Err(Error::INVALID_PARAMETER));
+        b.set_num_elements(16).unwrap();
+        assert_eq!(b.map(), p, "the bytes never move");
+        assert!(matches!(
+            Buffer::new(None, va::VAImageBufferType, 4, 2, Some(&[0; 7])),
+            Err(Error::INVALID_PARAMETER)
+        ));
+        assert!(matches!(
+            Buffer::new(None, va::VAImageBufferType, u32::MAX, u32::MAX, None),
+            Err(Error::ALLOCATION_FAILED)
+        ));
+    }
+
+    #[test]
+    fn elements_as_structs() {
+        let size = std::mem::size_of::<va::VASliceParameterBufferVP9>() as u32;
+        let mut b = Buffer::new(None, va::VASliceParameterBufferType, size, 2, None).unwrap();
+        b.bytes_mut()[size as usize..][..4].copy_from_slice(&1234u32.to_ne_bytes());
+        let e: va::VASliceParameterBufferVP9 = b.element(1).unwrap();
+        assert_eq!(e.slice_data_size, 1234);
+        assert!(b.element::<va::VASliceParameterBufferVP9>(2).is_none());
+        assert!(b.element::<va::VADecPictureParameterBufferVP9>(0).is_none());
+    }
+}

@@ -1,0 +1,616 @@
+// SPDX-License-Identifier: GPL-2.0
+//! The driver behind one VA display (`pDriverData`): the decoder it uses, the VA profiles it
+//! offers, and the objects clients create, with every operation of the vtable in safe Rust
+//! (`entry.rs` is the C side).
+//!
+//! Threading: libva does not serialize calls, and players call from several threads (FFmpeg's
+//! decoding threads, mpv's render thread). Every object lives in [`Objects`] behind one mutex,
+//! held only for the bookkeeping of a call.
+
+use std::ffi::CString;
+use std::sync::{Mutex, MutexGuard};
+
+use daedalus_proto::formats::BitDepth;
+
+use crate::buffer::Buffer;
+use crate::caps::{self, Profile, ProfileCaps};
+use crate::config::Config;
+use crate::context::Context;
+use crate::device::Device;
+use crate::heap::{BufferKind, ConfigKind, ContextKind, Heap, ImageKind, SurfaceKind};
+use crate::image::{self, Image, Layout};
+use crate::status::{Error, Result};
+use crate::surface::{self, Surface};
+use crate::va;
+
+/// Every object of a display.
+#[derive(Default)]
+pub struct Objects {
+    /// Configs.
+    pub configs: Heap<ConfigKind, Config>,
+    /// Contexts.
+    pub contexts: Heap<ContextKind, Context>,
+    /// Surfaces.
+    pub surfaces: Heap<SurfaceKind, Surface>,
+    /// Buffers.
+    pub buffers: Heap<BufferKind, Buffer>,
+    /// Images.
+    pub images: Heap<ImageKind, Image>,
+}
+
+/// The driver of one display.
+pub struct Driver {
+    /// The decoder.
+    pub device: Device,
+    /// The VA profiles it decodes.
+    pub profiles: Vec<ProfileCaps>,
+    /// `vaQueryVendorString`.
+    pub vendor: CString,
+    objects: Mutex<Objects>,
+}
+
+impl Driver {
+    /// The driver of `device`.
+    pub fn new(device: Device) -> Driver {
+        let profiles = caps::profiles(&device.codecs);
+        let vendor = format!(
+            "daedalus VA-API driver {} ({} on {}: {})",
+            env!("CARGO_PKG_VERSION"),
+            device.driver,
+            device.video.display(),
+            device.card
+        );
+        Driver {
+            profiles,
+            // No NUL in what the kernel and we wrote; if there were, an empty string.
+            vendor: CString::new(vendor).unwrap_or_default(),
+            device,
+            objects: Mutex::new(Objects::default()),
+        }
+    }
+
+    /// The objects, locked. A call that panicked with the lock held left them as they were
+    /// (every operation checks before it changes anything), so a poisoned lock is taken over.
+    pub fn objects(&self) -> MutexGuard<'_, Objects> {
+        self.objects.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What the device does with `profile`.
+    fn profile(&self, profile: va::VAProfile) -> Result<&ProfileCaps> {
+        let p = Profile::from_va(profile).ok_or(Error::UNSUPPORTED_PROFILE)?;
+        self.profiles
+            .iter()
+            .find(|c| c.profile == p)
+            .ok_or(Error::UNSUPPORTED_PROFILE)
+    }
+
+    /// The bit depths of the pictures of any profile.
+    fn depths(&self) -> Vec<BitDepth> {
+        [BitDepth::Eight, BitDepth::Ten]
+            .into_iter()
+            .filter(|&d| self.profiles.iter().any(|p| p.depth_of(rt(d)).is_some()))
+            .collect()
+    }
+
+    /// The largest picture of any profile.
+    fn max_size(&self) -> (u32, u32) {
+        self.profiles.iter().fold((0, 0), |(w, h), p| {
+            (w.max(p.sizes.max_width), h.max(p.sizes.max_height))
+        })
+    }
+
+    /// `vaQueryConfigProfiles`.
+    pub fn query_config_profiles(&self) -> Vec<va::VAProfile> {
+        self.profiles.iter().map(|p| p.profile.va()).collect()
+    }
+
+    /// `vaQueryConfigEntrypoints`: VLD for every profile.
+    pub fn query_config_entrypoints(
+        &self,
+        profile: va::VAProfile,
+    ) -> Result<Vec<va::VAEntrypoint>> {
+        self.profile(profile)?;
+        Ok(vec![va::VAEntrypointVLD])
+    }
+
+    /// `vaGetConfigAttributes`: fills in the value of each attribute.
+    pub fn get_config_attributes(
+        &self,
+        profile: va::VAProfile,
+        entrypoint: va::VAEntrypoint,
+        attribs: &mut [va::VAConfigAttrib],
+    ) -> Result<()> {
+        let caps = self.profile(profile)?;
+        if entrypoint != va::VAEntrypointVLD {
+            return Err(Error::UNSUPPORTED_ENTRYPOINT);
+        }
+        for a in attribs {
+            a.value = crate::config::attribute_value(caps, a.type_);
+        }
+        Ok(())
+    }
+
+    /// `vaCreateConfig`.
+    pub fn create_config(
+        &self,
+        profile: va::VAProfile,
+        entrypoint: va::VAEntrypoint,
+        attribs: &[va::VAConfigAttrib],
+    ) -> Result<u32> {
+        let config = Config::new(*self.profile(profile)?, entrypoint, attribs)?;
+        Ok(self.objects().configs.insert(config)?.raw())
+    }
+
+    /// `vaDestroyConfig`.
+    pub fn destroy_config(&self, id: u32) -> Result<()> {
+        self.objects().configs.remove(id).map(drop)
+    }
+
+    /// `vaQueryConfigAttributes`.
+    pub fn query_config_attributes(
+        &self,
+        id: u32,
+    ) -> Result<(va::VAProfile, va::VAEntrypoint, Vec<va::VAConfigAttrib>)> {
+        let objects = self.objects();
+        let config = objects.configs.get(id)?;
+        Ok((
+            config.caps.profile.va(),
+            va::VAEntrypointVLD,
+            config.attributes(),
+        ))
+    }
+
+    /// `vaQuerySurfaceAttributes`.
+    pub fn query_surface_attributes(&self, config: u32) -> Result<Vec<va::VASurfaceAttrib>> {
+        Ok(self.objects().configs.get(config)?.surface_attributes())
+    }
+
+    /// `vaCreateSurfaces2` (and `vaCreateSurfaces`, without attributes).
+    pub fn create_surfaces(
+        &self,
+        rt_format: u32,
+        width: u32,
+        height: u32,
+        count: u32,
+        attribs: &[va::VASurfaceAttrib],
+    ) -> Result<Vec<u32>> {
+        let request = surface::check_request(rt_format, attribs, &self.depths())?;
+        let (max_w, max_h) = self.max_size();
+        if width == 0 || height == 0 || width > max_w || height > max_h {
+            return Err(Error::RESOLUTION_NOT_SUPPORTED);
+        }
+        if count == 0 || count > surface::MAX_PER_CALL {
+            return Err(Error::INVALID_PARAMETER);
+        }
+        let mut objects = self.objects();
+        let mut ids = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            match objects.surfaces.insert(Surface {
+                width,
+                height,
+                depth: request.depth,
+            }) {
+                Ok(id) => ids.push(id.raw()),
+                Err(e) => {
+                    for id in ids {
+                        let _ = objects.surfaces.remove(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(ids)
+    }
+
+    /// `vaDestroySurfaces`: every id is checked before any surface is destroyed.
+    pub fn destroy_surfaces(&self, ids: &[u32]) -> Result<()> {
+        let mut objects = self.objects();
+        for &id in ids {
+            objects.surfaces.get(id)?;
+        }
+        for &id in ids {
+            let _ = objects.surfaces.remove(id);
+        }
+        Ok(())
+    }
+
+    /// `vaCreateContext`.
+    pub fn create_context(
+        &self,
+        config: u32,
+        width: u32,
+        height: u32,
+        flag: i32,
+        render_targets: &[u32],
+    ) -> Result<u32> {
+        let mut objects = self.objects();
+        let config = *objects.configs.get(config)?;
+        let s = config.caps.sizes;
+        if width < s.min_width
+            || height < s.min_height
+            || width > s.max_width
+            || height > s.max_height
+        {
+            return Err(Error::RESOLUTION_NOT_SUPPORTED);
+        }
+        if flag & !(va::VA_PROGRESSIVE as i32) != 0 {
+            return Err(Error::FLAG_NOT_SUPPORTED);
+        }
+        for &id in render_targets {
+            objects.surfaces.get(id)?;
+        }
+        let context = Context {
+            config,
+            width,
+            height,
+            render_targets: render_targets.to_vec(),
+            current: None,
+        };
+        Ok(objects.contexts.insert(context)?.raw())
+    }
+
+    /// `vaDestroyContext`: its buffers go with it.
+    pub fn destroy_context(&self, id: u32) -> Result<()> {
+        let mut objects = self.objects();
+        objects.contexts.remove(id)?;
+        let orphans: Vec<u32> = objects
+            .buffers
+            .iter()
+            .filter(|(_, b)| b.context == Some(id))
+            .map(|(b, _)| b.raw())
+            .collect();
+        for b in orphans {
+            let _ = objects.buffers.remove(b);
+        }
+        Ok(())
+    }
+
+    /// `vaCreateBuffer`.
+    pub fn create_buffer(
+        &self,
+        context: u32,
+        buf_type: va::VABufferType,
+        size: u32,
+        num_elements: u32,
+        data: Option<&[u8]>,
+    ) -> Result<u32> {
+        let mut objects = self.objects();
+        objects.contexts.get(context)?;
+        if !matches!(
+            buf_type,
+            va::VAPictureParameterBufferType
+                | va::VAIQMatrixBufferType
+                | va::VASliceParameterBufferType
+                | va::VASliceDataBufferType
+                | va::VAProbabilityBufferType
+        ) {
+            return Err(Error::UNSUPPORTED_BUFFERTYPE);
+        }
+        let buffer = Buffer::new(Some(context), buf_type, size, num_elements, data)?;
+        Ok(objects.buffers.insert(buffer)?.raw())
+    }
+
+    /// `vaBufferSetNumElements`.
+    pub fn buffer_set_num_elements(&self, id: u32, n: u32) -> Result<()> {
+        self.objects().buffers.get_mut(id)?.set_num_elements(n)
+    }
+
+    /// `vaMapBuffer`: the address stays valid until the buffer is destroyed.
+    pub fn map_buffer(&self, id: u32) -> Result<*mut u8> {
+        Ok(self.objects().buffers.get_mut(id)?.map())
+    }
+
+    /// `vaUnmapBuffer`.
+    pub fn unmap_buffer(&self, id: u32) -> Result<()> {
+        self.objects().buffers.get_mut(id)?.unmap()
+    }
+
+    /// `vaDestroyBuffer`: not the buffer of a live image.
+    pub fn destroy_buffer(&self, id: u32) -> Result<()> {
+        let mut objects = self.objects();
+        objects.buffers.get(id)?;
+        if objects.images.iter().any(|(_, i)| i.image.buf == id) {
+            return Err(Error::INVALID_BUFFER);
+        }
+        objects.buffers.remove(id).map(drop)
+    }
+
+    /// `vaBufferInfo`: type, element size and number of elements.
+    pub fn buffer_info(&self, id: u32) -> Result<(va::VABufferType, u32, u32)> {
+        let objects = self.objects();
+        let b = objects.buffers.get(id)?;
+        Ok((b.buf_type, b.element_size, b.num_elements))
+    }
+
+    /// `vaQueryImageFormats`: the formats of the depths the device outputs.
+    pub fn query_image_formats(&self) -> Vec<va::VAImageFormat> {
+        let depths = self.depths();
+        image::formats()
+            .into_iter()
+            .filter(|f| image::depth_of_format(f).is_ok_and(|d| depths.contains(&d)))
+            .collect()
+    }
+
+    /// `vaCreateImage`: an image of the driver's own memory (its buffer).
+    pub fn create_image(
+        &self,
+        format: &va::VAImageFormat,
+        width: u32,
+        height: u32,
+    ) -> Result<va::VAImage> {
+        let depth = image::depth_of_format(format)?;
+        let (max_w, max_h) = self.max_size();
+        if width == 0 || height == 0 || width > max_w || height > max_h {
+            return Err(Error::RESOLUTION_NOT_SUPPORTED);
+        }
+        let layout = Layout::packed(depth, width, height)?;
+        let mut objects = self.objects();
+        let buffer = Buffer::new(None, va::VAImageBufferType, layout.size, 1, None)?;
+        let buf = objects.buffers.insert(buffer)?.raw();
+        let image = Image {
+            image: layout.image(0, buf, width, height),
+            derived_from: None,
+        };
+        let id = match objects.images.insert(image) {
+            Ok(id) => id.raw(),
+            Err(e) => {
+                let _ = objects.buffers.remove(buf);
+                return Err(e);
+            }
+        };
+        let image = &mut objects.images.get_mut(id)?.image;
+        image.image_id = id;
+        Ok(*image)
+    }
+
+    /// `vaDestroyImage`: the image and its buffer.
+    pub fn destroy_image(&self, id: u32) -> Result<()> {
+        let mut objects = self.objects();
+        let image = objects.images.remove(id)?;
+        let _ = objects.buffers.remove(image.image.buf);
+        Ok(())
+    }
+}
+
+impl Driver {
+    /// `vaBeginPicture`.
+    pub fn begin_picture(&self, context: u32, surface: u32) -> Result<()> {
+        let objects = self.objects();
+        objects.contexts.get(context)?;
+        objects.surfaces.get(surface)?;
+        Err(Error::UNIMPLEMENTED)
+    }
+
+    /// `vaRenderPicture`.
+    pub fn render_picture(&self, context: u32, buffers: &[u32]) -> Result<()> {
+        let objects = self.objects();
+        objects.contexts.get(context)?;
+        for &b in buffers {
+            objects.buffers.get(b)?;
+        }
+        Err(Error::UNIMPLEMENTED)
+    }
+
+    /// `vaEndPicture`.
+    pub fn end_picture(&self, context: u32) -> Result<()> {
+        self.objects().contexts.get(context)?;
+        Err(Error::UNIMPLEMENTED)
+    }
+
+    /// `vaSyncSurface` / `vaSyncSurface2` (`None`: no time limit).
+    pub fn sync_surface(&self, surface: u32, _timeout: Option<std::time::Duration>) -> Result<()> {
+        self.objects().surfaces.get(surface).map(drop)
+    }
+
+    /// `vaQuerySurfaceStatus`.
+    pub fn query_surface_status(&self, surface: u32) -> Result<va::VASurfaceStatus> {
+        self.objects().surfaces.get(surface)?;
+        Ok(va::VASurfaceReady)
+    }
+
+    /// `vaDeriveImage`.
+    pub fn derive_image(&self, surface: u32) -> Result<va::VAImage> {
+        self.objects().surfaces.get(surface)?;
+        Err(Error::UNIMPLEMENTED)
+    }
+
+    /// `vaGetImage`.
+    pub fn get_image(
+        &self,
+        surface: u32,
+        _x: u32,
+        _y: u32,
+        _width: u32,
+        _height: u32,
+        image: u32,
+    ) -> Result<()> {
+        let objects = self.objects();
+        objects.surfaces.get(surface)?;
+        objects.images.get(image)?;
+        Err(Error::UNIMPLEMENTED)
+    }
+
+    /// `vaExportSurfaceHandle` as DRM PRIME 2.
+    pub fn export_surface(
+        &self,
+        surface: u32,
+        _flags: u32,
+    ) -> Result<va::VADRMPRIMESurfaceDescriptor> {
+        self.objects().surfaces.get(surface)?;
+        Err(Error::UNIMPLEMENTED)
+    }
+}
+
+/// The render-target format of a bit depth.
+fn rt(depth: BitDepth) -> u32 {
+    match depth {
+        BitDepth::Eight => va::VA_RT_FORMAT_YUV420,
+        BitDepth::Ten => va::VA_RT_FORMAT_YUV420_10,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::caps::test_caps::daedalus;
+
+    /// A driver of a device reporting what daedalus does (no device is opened).
+    pub(crate) fn driver() -> Driver {
+        Driver::new(Device {
+            video: "/dev/video0".into(),
+            media: "/dev/media0".into(),
+            driver: "daedalus".into(),
+            card: "daedalus".into(),
+            codecs: daedalus(),
+        })
+    }
+
+    #[test]
+    fn profiles_and_entrypoints() {
+        let d = driver();
+        assert_eq!(d.query_config_profiles().len(), 6);
+        assert_eq!(
+            d.query_config_entrypoints(va::VAProfileVP9Profile2),
+            Ok(vec![va::VAEntrypointVLD])
+        );
+        assert_eq!(
+            d.query_config_entrypoints(va::VAProfileHEVCMain),
+            Err(Error::UNSUPPORTED_PROFILE)
+        );
+        let mut attribs = [
+            va::VAConfigAttrib {
+                type_: va::VAConfigAttribRTFormat,
+                value: 0,
+            },
+            va::VAConfigAttrib {
+                type_: va::VAConfigAttribEncMaxRefFrames,
+                value: 0,
+            },
+        ];
+        d.get_config_attributes(va::VAProfileAV1Profile0, va::VAEntrypointVLD, &mut attribs)
+            .unwrap();
+        assert_eq!(
+            attribs[0].value,
+            va::VA_RT_FORMAT_YUV420 | va::VA_RT_FORMAT_YUV420_10
+        );
+        assert_eq!(attribs[1].value, va::VA_ATTRIB_NOT_SUPPORTED);
+        assert_eq!(
+            d.get_config_attributes(
+                va::VAProfileAV1Profile0,
+                va::VAEntrypointEncSlice,
+                &mut attribs
+            ),
+            Err(Error::UNSUPPORTED_ENTRYPOINT)
+        );
+        assert!(d
+            .vendor
+            .to_str()
+            .unwrap()
+            .starts_with("daedalus VA-API driver"));
+    }
+
+    #[test]
+    fn configs_surfaces_contexts() {
+        let d = driver();
+        let config = d
+            .create_config(va::VAProfileVP9Profile0, va::VAEntrypointVLD, &[])
+            .unwrap();
+        let (profile, entrypoint, attribs) = d.query_config_attributes(config).unwrap();
+        assert_eq!(
+            (profile, entrypoint),
+            (va::VAProfileVP9Profile0, va::VAEntrypointVLD)
+        );
+        assert_eq!(attribs.len(), crate::config::ATTRIBUTES.len());
+        assert!(!d.query_surface_attributes(config).unwrap().is_empty());
+
+        // Surfaces before any context (as mpv makes them).
+        let surfaces = d
+            .create_surfaces(va::VA_RT_FORMAT_YUV420, 352, 288, 20, &[])
+            .unwrap();
+        assert_eq!(surfaces.len(), 20);
+        assert_eq!(
+            d.create_surfaces(va::VA_RT_FORMAT_YUV420, 9000, 288, 1, &[]),
+            Err(Error::RESOLUTION_NOT_SUPPORTED)
+        );
+        assert_eq!(
+            d.create_surfaces(va::VA_RT_FORMAT_YUV420, 352, 288, 0, &[]),
+            Err(Error::INVALID_PARAMETER)
+        );
+        let ctx = d.create_context(config, 352, 288, 1, &surfaces).unwrap();
+        assert_eq!(
+            d.create_context(config, 352, 288, 1, &[config]),
+            Err(Error::INVALID_SURFACE)
+        );
+        assert_eq!(
+            d.create_context(ctx, 352, 288, 1, &[]),
+            Err(Error::INVALID_CONFIG)
+        );
+        assert_eq!(
+            d.create_context(config, 8, 8, 1, &[]),
+            Err(Error::RESOLUTION_NOT_SUPPORTED)
+        );
+
+        // Buffers of a context go with it.
+        let data = [1u8, 2, 3];
+        let buf = d
+            .create_buffer(ctx, va::VASliceDataBufferType, 3, 1, Some(&data))
+            .unwrap();
+        assert_eq!(d.buffer_info(buf), Ok((va::VASliceDataBufferType, 3, 1)));
+        let p = d.map_buffer(buf).unwrap();
+        // SAFETY (test): the buffer has 3 bytes and lives until destroyed.
+        assert_eq!(unsafe { std::slice::from_raw_parts(p, 3) }, &data);
+        d.unmap_buffer(buf).unwrap();
+        assert_eq!(
+            d.create_buffer(ctx, va::VAEncCodedBufferType, 3, 1, None),
+            Err(Error::UNSUPPORTED_BUFFERTYPE)
+        );
+        assert_eq!(
+            d.create_buffer(surfaces[0], va::VASliceDataBufferType, 3, 1, None),
+            Err(Error::INVALID_CONTEXT)
+        );
+        d.destroy_context(ctx).unwrap();
+        assert_eq!(d.buffer_info(buf), Err(Error::INVALID_BUFFER));
+        assert_eq!(d.destroy_context(ctx), Err(Error::INVALID_CONTEXT));
+
+        // One bad id: nothing destroyed.
+        assert_eq!(
+            d.destroy_surfaces(&[surfaces[0], config]),
+            Err(Error::INVALID_SURFACE)
+        );
+        d.destroy_surfaces(&surfaces).unwrap();
+        assert_eq!(
+            d.destroy_surfaces(&surfaces[..1]),
+            Err(Error::INVALID_SURFACE)
+        );
+        d.destroy_config(config).unwrap();
+        assert_eq!(d.destroy_config(config), Err(Error::INVALID_CONFIG));
+        assert!(d.objects().surfaces.is_empty());
+    }
+
+    #[test]
+    fn images() {
+        let d = driver();
+        let formats = d.query_image_formats();
+        assert_eq!(formats.len(), 2);
+        let img = d.create_image(&formats[1], 64, 32).unwrap();
+        assert_eq!(img.format.fourcc, va::VA_FOURCC_P010);
+        assert_eq!(img.pitches[0], 128);
+        assert_eq!(
+            d.buffer_info(img.buf),
+            Ok((va::VAImageBufferType, img.data_size, 1))
+        );
+        // The buffer of a live image is the image's.
+        assert_eq!(d.destroy_buffer(img.buf), Err(Error::INVALID_BUFFER));
+        d.destroy_image(img.image_id).unwrap();
+        assert_eq!(d.buffer_info(img.buf), Err(Error::INVALID_BUFFER));
+        assert_eq!(d.destroy_image(img.image_id), Err(Error::INVALID_IMAGE));
+        let rgb = va::VAImageFormat {
+            fourcc: va::VA_FOURCC_BGRA,
+            ..Default::default()
+        };
+        assert_eq!(
+            d.create_image(&rgb, 64, 32).err(),
+            Some(Error::INVALID_IMAGE_FORMAT)
+        );
+    }
+}
