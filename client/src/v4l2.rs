@@ -218,6 +218,11 @@ impl Mapping {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.map
     }
+
+    /// The address of the mapping, for handing it to C code (a VA image of a surface).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.map.as_ptr()
+    }
 }
 
 /// The timestamp of a buffer in microseconds.

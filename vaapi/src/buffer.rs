@@ -1,11 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Buffers: what clients hand the driver (parameters, slice data) and image storage.
 
+use std::sync::Arc;
+
+use daedalus_client::v4l2::Mapping;
+
 use crate::status::{Error, Result};
 use crate::va;
 
-/// A buffer's bytes: `element_size * max_elements`, allocated at creation and never
-/// reallocated, so a pointer `vaMapBuffer` returned stays valid until the buffer is destroyed.
+/// Where a buffer's bytes are.
+enum Storage {
+    /// The driver's memory: `element_size * max_elements` bytes, allocated at creation and
+    /// never reallocated, so a pointer `vaMapBuffer` returned stays valid until the buffer is
+    /// destroyed.
+    Own(Box<[u8]>),
+    /// A CAPTURE buffer of a decoder (the image `vaDeriveImage` makes of a surface); the
+    /// mapping lives as long as the buffer, even if the decoder goes away.
+    Capture(Arc<Mapping>),
+}
+
+/// A buffer.
 pub struct Buffer {
     /// The context it was created for (image buffers: none).
     pub context: Option<u32>,
@@ -17,7 +31,7 @@ pub struct Buffer {
     pub num_elements: u32,
     /// Elements allocated.
     max_elements: u32,
-    data: Box<[u8]>,
+    data: Storage,
     /// Whether the client has it mapped.
     pub mapped: bool,
 }
@@ -52,7 +66,23 @@ impl Buffer {
             element_size,
             num_elements,
             max_elements: num_elements,
-            data,
+            data: Storage::Own(data),
+            mapped: false,
+        })
+    }
+
+    /// The image buffer of a derived image: the `size` first bytes of a CAPTURE buffer.
+    pub fn capture(map: Arc<Mapping>, size: u32) -> Result<Buffer> {
+        if (size as usize) > map.len() {
+            return Err(Error::OPERATION_FAILED);
+        }
+        Ok(Buffer {
+            context: None,
+            buf_type: va::VAImageBufferType,
+            element_size: size,
+            num_elements: 1,
+            max_elements: 1,
+            data: Storage::Capture(map),
             mapped: false,
         })
     }
@@ -76,18 +106,30 @@ impl Buffer {
 
     /// The bytes in use.
     pub fn bytes(&self) -> &[u8] {
-        &self.data[..self.size()]
+        let all: &[u8] = match &self.data {
+            Storage::Own(b) => b,
+            Storage::Capture(m) => m.as_slice(),
+        };
+        &all[..self.size()]
     }
 
-    /// All the bytes, writable.
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.data
+    /// All the bytes, writable: `None` for the memory of a surface (written by the decoder
+    /// only).
+    pub fn bytes_mut(&mut self) -> Option<&mut [u8]> {
+        match &mut self.data {
+            Storage::Own(b) => Some(b),
+            Storage::Capture(_) => None,
+        }
     }
 
-    /// `vaMapBuffer`: the address of the bytes (stable: see [`Buffer`]).
+    /// `vaMapBuffer`: the address of the bytes (stable: see [`Storage`]). The client may write
+    /// through it; for a surface's memory the next decode overwrites what it wrote.
     pub fn map(&mut self) -> *mut u8 {
         self.mapped = true;
-        self.data.as_mut_ptr()
+        match &mut self.data {
+            Storage::Own(b) => b.as_mut_ptr(),
+            Storage::Capture(m) => m.as_ptr().cast_mut(),
+        }
     }
 
     /// `vaUnmapBuffer`.
@@ -105,7 +147,7 @@ impl Buffer {
         {
             return None;
         }
-        let bytes = &self.data[i * self.element_size as usize..][..std::mem::size_of::<T>()];
+        let bytes = &self.bytes()[i * self.element_size as usize..][..std::mem::size_of::<T>()];
         let mut value = T::default();
         // SAFETY: `T` is one of the bindgen VA parameter structs (integers, arrays and unions
         // of them: every bit pattern is a value), `bytes` has exactly its size, and the copy
@@ -154,7 +196,7 @@ mod tests {
     fn elements_as_structs() {
         let size = std::mem::size_of::<va::VASliceParameterBufferVP9>() as u32;
         let mut b = Buffer::new(None, va::VASliceParameterBufferType, size, 2, None).unwrap();
-        b.bytes_mut()[size as usize..][..4].copy_from_slice(&1234u32.to_ne_bytes());
+        b.bytes_mut().unwrap()[size as usize..][..4].copy_from_slice(&1234u32.to_ne_bytes());
         let e: va::VASliceParameterBufferVP9 = b.element(1).unwrap();
         assert_eq!(e.slice_data_size, 1234);
         assert!(b.element::<va::VASliceParameterBufferVP9>(2).is_none());

@@ -10,18 +10,23 @@
 use std::ffi::CString;
 use std::sync::{Mutex, MutexGuard};
 
-use daedalus_proto::formats::BitDepth;
+use daedalus_client::media::RequestWait;
+use daedalus_client::sys::*;
+use daedalus_client::v4l2::CtrlPayload;
+use daedalus_proto::formats::{BitDepth, Codec};
 
 use crate::buffer::Buffer;
 use crate::caps::{self, Profile, ProfileCaps};
 use crate::config::Config;
-use crate::context::Context;
+use crate::context::{CodecState, Context, Picture, Rendered};
+use crate::decoder::{Decoder, Done, TIMEOUT};
 use crate::device::Device;
 use crate::heap::{BufferKind, ConfigKind, ContextKind, Heap, ImageKind, SurfaceKind};
 use crate::image::{self, Image, Layout};
 use crate::status::{Error, Result};
-use crate::surface::{self, Surface};
+use crate::surface::{self, Binding, State, Surface};
 use crate::va;
+use crate::vp9::Vp9;
 
 /// Every object of a display.
 #[derive(Default)]
@@ -185,11 +190,10 @@ impl Driver {
         let mut objects = self.objects();
         let mut ids = Vec::with_capacity(count as usize);
         for _ in 0..count {
-            match objects.surfaces.insert(Surface {
-                width,
-                height,
-                depth: request.depth,
-            }) {
+            match objects
+                .surfaces
+                .insert(Surface::new(width, height, request.depth))
+            {
                 Ok(id) => ids.push(id.raw()),
                 Err(e) => {
                     for id in ids {
@@ -202,14 +206,27 @@ impl Driver {
         Ok(ids)
     }
 
-    /// `vaDestroySurfaces`: every id is checked before any surface is destroyed.
+    /// `vaDestroySurfaces`: every id is checked before any surface is destroyed. A surface's
+    /// CAPTURE buffer goes back to its decoder (reused once a picture in flight is back).
     pub fn destroy_surfaces(&self, ids: &[u32]) -> Result<()> {
         let mut objects = self.objects();
         for &id in ids {
             objects.surfaces.get(id)?;
         }
         for &id in ids {
-            let _ = objects.surfaces.remove(id);
+            let Ok(surface) = objects.surfaces.remove(id) else {
+                continue;
+            };
+            if let Some(b) = surface.binding {
+                if let Some(dec) = objects
+                    .contexts
+                    .get_mut(b.context)
+                    .ok()
+                    .and_then(|c| c.decoder.as_mut())
+                {
+                    dec.unbind(id);
+                }
+            }
         }
         Ok(())
     }
@@ -239,20 +256,28 @@ impl Driver {
         for &id in render_targets {
             objects.surfaces.get(id)?;
         }
+        let codec = match config.caps.profile.codec() {
+            Codec::Vp9 => CodecState::Vp9(Box::new(Vp9::new())),
+            Codec::H264 | Codec::Av1 => CodecState::Unmapped,
+        };
         let context = Context {
             config,
             width,
             height,
             render_targets: render_targets.to_vec(),
             current: None,
+            codec,
+            decoder: None,
         };
         Ok(objects.contexts.insert(context)?.raw())
     }
 
-    /// `vaDestroyContext`: its buffers go with it.
+    /// `vaDestroyContext`: its buffers go with it, and its decoder: the surfaces it decoded
+    /// are empty again (images derived from them keep their memory).
     pub fn destroy_context(&self, id: u32) -> Result<()> {
         let mut objects = self.objects();
         objects.contexts.remove(id)?;
+        forget_decoder(&mut objects.surfaces, id);
         let orphans: Vec<u32> = objects
             .buffers
             .iter()
@@ -373,71 +398,488 @@ impl Driver {
 }
 
 impl Driver {
-    /// `vaBeginPicture`.
+    /// `vaBeginPicture`: `surface` is the target of the context's next picture.
     pub fn begin_picture(&self, context: u32, surface: u32) -> Result<()> {
-        let objects = self.objects();
-        objects.contexts.get(context)?;
-        objects.surfaces.get(surface)?;
-        Err(Error::UNIMPLEMENTED)
-    }
-
-    /// `vaRenderPicture`.
-    pub fn render_picture(&self, context: u32, buffers: &[u32]) -> Result<()> {
-        let objects = self.objects();
-        objects.contexts.get(context)?;
-        for &b in buffers {
-            objects.buffers.get(b)?;
+        let mut objects = self.objects();
+        let depth = objects.surfaces.get(surface)?.depth;
+        let ctx = objects.contexts.get_mut(context)?;
+        if !ctx.config.depths().any(|d| d == depth) {
+            log::warn!(
+                "vaBeginPicture: a {}-bit surface for a {} context",
+                depth.bits(),
+                ctx.config.caps.profile.name()
+            );
+            return Err(Error::INVALID_SURFACE);
         }
-        Err(Error::UNIMPLEMENTED)
+        if ctx.current.is_some() {
+            log::warn!("vaBeginPicture without vaEndPicture: the unfinished picture is dropped");
+        }
+        ctx.current = Some(Picture {
+            surface,
+            buffers: Vec::new(),
+        });
+        Ok(())
     }
 
-    /// `vaEndPicture`.
+    /// `vaRenderPicture`: copies the buffers into the current picture.
+    pub fn render_picture(&self, context: u32, buffers: &[u32]) -> Result<()> {
+        let mut objects = self.objects();
+        let Objects {
+            contexts,
+            buffers: heap,
+            ..
+        } = &mut *objects;
+        let ctx = contexts.get_mut(context)?;
+        let picture = ctx.current.as_mut().ok_or(Error::OPERATION_FAILED)?;
+        for &id in buffers {
+            let b = heap.get(id)?;
+            if b.context != Some(context) {
+                return Err(Error::INVALID_BUFFER);
+            }
+            picture.buffers.push(Rendered {
+                buf_type: b.buf_type,
+                element_size: b.element_size,
+                num_elements: b.num_elements,
+                bytes: b.bytes().to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `vaEndPicture`: turns the picture into its controls and queues its request; returns
+    /// without waiting for the decode (`vaSyncSurface` does).
     pub fn end_picture(&self, context: u32) -> Result<()> {
-        self.objects().contexts.get(context)?;
-        Err(Error::UNIMPLEMENTED)
+        let mut guard = self.objects();
+        let objects = &mut *guard;
+        let picture = objects
+            .contexts
+            .get_mut(context)?
+            .current
+            .take()
+            .ok_or(Error::OPERATION_FAILED)?;
+        let result = self.decode(objects, context, &picture);
+        if result == Err(Error::OPERATION_FAILED) {
+            // The device broke the contract (or is gone): start over with a new decoder at the
+            // next picture rather than keep a queue in an unknown state.
+            if let Ok(ctx) = objects.contexts.get_mut(context) {
+                ctx.decoder = None;
+            }
+            forget_decoder(&mut objects.surfaces, context);
+        }
+        result
     }
 
-    /// `vaSyncSurface` / `vaSyncSurface2` (`None`: no time limit).
-    pub fn sync_surface(&self, surface: u32, _timeout: Option<std::time::Duration>) -> Result<()> {
-        self.objects().surfaces.get(surface).map(drop)
+    fn decode(&self, objects: &mut Objects, context: u32, picture: &Picture) -> Result<()> {
+        let Objects {
+            contexts, surfaces, ..
+        } = objects;
+        // A surface last decoded by another context leaves that context's decoder.
+        if let Some(b) = surfaces
+            .get(picture.surface)?
+            .binding
+            .filter(|b| b.context != context)
+        {
+            if matches!(surfaces.get(picture.surface)?.state, State::Pending { .. }) {
+                return Err(Error::SURFACE_BUSY);
+            }
+            if let Some(d) = contexts
+                .get_mut(b.context)
+                .ok()
+                .and_then(|c| c.decoder.as_mut())
+            {
+                d.unbind(picture.surface);
+            }
+            let s = surfaces.get_mut(picture.surface)?;
+            s.binding = None;
+            s.state = State::Empty;
+        }
+        let ctx = contexts.get_mut(context)?;
+        let target = surfaces.get(picture.surface)?.clone();
+        let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
+        let (width, height, depth, data, mut frame, mut compressed) = match &mut ctx.codec {
+            CodecState::Vp9(vp9) => {
+                let pic: va::VADecPictureParameterBufferVP9 =
+                    picture.param(va::VAPictureParameterBufferType)?;
+                let slice: va::VASliceParameterBufferVP9 =
+                    picture.param(va::VASliceParameterBufferType)?;
+                let data = picture
+                    .of_type(va::VASliceDataBufferType)
+                    .next()
+                    .ok_or(Error::INVALID_PARAMETER)?;
+                let f = vp9.frame(&pic, &slice, &data.bytes, reference)?;
+                let bytes = data.bytes[f.data.clone()].to_vec();
+                (f.width, f.height, f.depth, bytes, f.frame, f.compressed)
+            }
+            CodecState::Unmapped => {
+                log::warn!(
+                    "{}: the VA parameters of this codec are not mapped yet",
+                    ctx.config.caps.profile.name()
+                );
+                return Err(Error::UNIMPLEMENTED);
+            }
+        };
+        if depth != target.depth {
+            log::warn!(
+                "a {}-bit picture for a {}-bit surface",
+                depth.bits(),
+                target.depth.bits()
+            );
+            return Err(Error::INVALID_SURFACE);
+        }
+        if ctx.decoder.is_none() {
+            let targets: Vec<u32> = ctx
+                .render_targets
+                .iter()
+                .copied()
+                .filter(|&id| {
+                    surfaces
+                        .get(id)
+                        .is_ok_and(|s| s.depth == depth && s.binding.is_none())
+                })
+                .collect();
+            let mut dec = Decoder::open(
+                &self.device,
+                ctx.config.caps.profile.codec(),
+                width,
+                height,
+                depth,
+                &mut [CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut frame)],
+                targets.len() as u32,
+            )?;
+            for id in targets {
+                let capture = dec.bind(id)?;
+                if let Ok(s) = surfaces.get_mut(id) {
+                    s.binding = Some(Binding { context, capture });
+                }
+            }
+            ctx.decoder = Some(dec);
+        }
+        let dec = ctx.decoder.as_mut().ok_or(Error::OPERATION_FAILED)?;
+        if width > dec.width || height > dec.height || depth != dec.depth {
+            log::warn!(
+                "a {width}x{height} {}-bit picture in a context decoding {}x{} {}-bit: not \
+                 supported without a new context",
+                depth.bits(),
+                dec.width,
+                dec.height,
+                dec.depth.bits()
+            );
+            return Err(Error::RESOLUTION_NOT_SUPPORTED);
+        }
+        // The target's memory: its CAPTURE buffer in this decoder.
+        let capture = match target.binding {
+            Some(b) => b.capture,
+            None => dec.bind(picture.surface)?,
+        };
+        // Its previous picture must be back before the buffer is queued again, and a request
+        // must be free.
+        loop {
+            let target_pending = surfaces.get(picture.surface).is_ok_and(
+                |s| matches!(s.state, State::Pending { context: c, .. } if c == context),
+            );
+            if !target_pending && dec.has_free_slot() {
+                break;
+            }
+            wait_oldest(dec)?;
+            apply(surfaces, context, &dec.reap()?);
+        }
+        let seq = dec.queue(
+            picture.surface,
+            capture,
+            &[&data],
+            &mut [
+                CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut frame),
+                CtrlPayload::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, &mut *compressed),
+            ],
+        )?;
+        let s = surfaces.get_mut(picture.surface)?;
+        s.binding = Some(Binding { context, capture });
+        s.state = State::Pending { context, seq };
+        Ok(())
+    }
+
+    /// Completes what can be completed in `surface`'s decoder; `Ok(Some(request))` while its
+    /// picture is still in flight (the request to wait for).
+    fn poll_surface(
+        objects: &mut Objects,
+        surface: u32,
+    ) -> Result<Option<std::sync::Arc<daedalus_client::media::Request>>> {
+        let State::Pending { context, .. } = objects.surfaces.get(surface)?.state else {
+            return Ok(None);
+        };
+        let Objects {
+            contexts, surfaces, ..
+        } = objects;
+        let Some(dec) = contexts
+            .get_mut(context)
+            .ok()
+            .and_then(|c| c.decoder.as_mut())
+        else {
+            forget_decoder(surfaces, context);
+            return Ok(None);
+        };
+        match dec.reap() {
+            Ok(done) => apply(surfaces, context, &done),
+            Err(e) => {
+                if let Ok(c) = contexts.get_mut(context) {
+                    c.decoder = None;
+                }
+                forget_decoder(surfaces, context);
+                return Err(e);
+            }
+        }
+        if matches!(surfaces.get(surface)?.state, State::Pending { .. }) {
+            Ok(dec.oldest_request())
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// `vaSyncSurface` / `vaSyncSurface2` (`None`: no time limit): waits until the surface's
+    /// picture is decoded, without holding the driver's lock while waiting (other threads go
+    /// on decoding and displaying). A picture the decoder failed on is `DECODING_ERROR`.
+    pub fn sync_surface(&self, surface: u32, timeout: Option<std::time::Duration>) -> Result<()> {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        loop {
+            let request = {
+                let mut objects = self.objects();
+                match Self::poll_surface(&mut objects, surface)? {
+                    Some(request) => request,
+                    None => {
+                        return match objects.surfaces.get(surface)?.state {
+                            State::Decoded { error: true, .. } => Err(Error::DECODING_ERROR),
+                            _ => Ok(()),
+                        }
+                    }
+                }
+            };
+            let wait = match deadline {
+                Some(d) => d
+                    .saturating_duration_since(std::time::Instant::now())
+                    .min(TIMEOUT),
+                None => TIMEOUT,
+            };
+            let outcome = request.wait(wait).map_err(|e| {
+                log::warn!("waiting for a request: {e}");
+                Error::OPERATION_FAILED
+            })?;
+            if outcome == RequestWait::TimedOut {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    return Err(Error::TIMEDOUT);
+                }
+                if deadline.is_none() {
+                    log::warn!(
+                        "a request took more than {} s: the decoder does not answer",
+                        TIMEOUT.as_secs()
+                    );
+                    return Err(Error::TIMEDOUT);
+                }
+            }
+        }
     }
 
     /// `vaQuerySurfaceStatus`.
     pub fn query_surface_status(&self, surface: u32) -> Result<va::VASurfaceStatus> {
-        self.objects().surfaces.get(surface)?;
-        Ok(va::VASurfaceReady)
+        let mut objects = self.objects();
+        Ok(match Self::poll_surface(&mut objects, surface)? {
+            Some(_) => va::VASurfaceRendering,
+            None => va::VASurfaceReady,
+        })
     }
 
-    /// `vaDeriveImage`.
+    /// Waits (with the lock held: derive / get image need the picture now) for `surface`.
+    fn settle(objects: &mut Objects, surface: u32) -> Result<()> {
+        while let Some(request) = Self::poll_surface(objects, surface)? {
+            if request.wait(TIMEOUT).map_err(|_| Error::OPERATION_FAILED)? == RequestWait::TimedOut
+            {
+                return Err(Error::TIMEDOUT);
+            }
+        }
+        Ok(())
+    }
+
+    /// The memory of a surface: its decoder's CAPTURE buffer and layout, if it has one.
+    fn surface_memory(
+        objects: &Objects,
+        surface: &Surface,
+    ) -> Option<(std::sync::Arc<daedalus_client::v4l2::Mapping>, Layout)> {
+        let b = surface.binding?;
+        let dec = objects.contexts.get(b.context).ok()?.decoder.as_ref()?;
+        Some((dec.capture_map(b.capture)?, dec.layout))
+    }
+
+    /// `vaDeriveImage`: an image whose buffer is the surface's memory (its CAPTURE buffer);
+    /// a surface that has none yet gets an image of driver memory.
     pub fn derive_image(&self, surface: u32) -> Result<va::VAImage> {
-        self.objects().surfaces.get(surface)?;
-        Err(Error::UNIMPLEMENTED)
+        let mut guard = self.objects();
+        let objects = &mut *guard;
+        Self::settle(objects, surface)?;
+        let s = objects.surfaces.get(surface)?.clone();
+        let (buffer, layout) = match Self::surface_memory(objects, &s) {
+            Some((map, layout)) => (Buffer::capture(map, layout.size)?, layout),
+            None => {
+                let layout = Layout::packed(s.depth, s.width, s.height)?;
+                (
+                    Buffer::new(None, va::VAImageBufferType, layout.size, 1, None)?,
+                    layout,
+                )
+            }
+        };
+        let buf = objects.buffers.insert(buffer)?.raw();
+        let image = Image {
+            image: layout.image(0, buf, s.width, s.height),
+            derived_from: Some(surface),
+        };
+        let id = match objects.images.insert(image) {
+            Ok(id) => id.raw(),
+            Err(e) => {
+                let _ = objects.buffers.remove(buf);
+                return Err(e);
+            }
+        };
+        let image = &mut objects.images.get_mut(id)?.image;
+        image.image_id = id;
+        Ok(*image)
     }
 
-    /// `vaGetImage`.
+    /// `vaGetImage`: copies a rectangle of the surface's picture into an image of the same
+    /// format (a surface with no picture reads as zeros).
     pub fn get_image(
         &self,
         surface: u32,
-        _x: u32,
-        _y: u32,
-        _width: u32,
-        _height: u32,
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
         image: u32,
     ) -> Result<()> {
-        let objects = self.objects();
-        objects.surfaces.get(surface)?;
-        objects.images.get(image)?;
-        Err(Error::UNIMPLEMENTED)
+        let mut guard = self.objects();
+        let objects = &mut *guard;
+        Self::settle(objects, surface)?;
+        let s = objects.surfaces.get(surface)?.clone();
+        let img = objects.images.get(image)?.image;
+        if image::depth_of_format(&img.format)? != s.depth {
+            return Err(Error::INVALID_IMAGE_FORMAT);
+        }
+        let fits = |a: u32, b: u32, max: u32| a.checked_add(b).is_some_and(|e| e <= max);
+        if !fits(x, width, s.width)
+            || !fits(y, height, s.height)
+            || width > u32::from(img.width)
+            || height > u32::from(img.height)
+        {
+            return Err(Error::INVALID_PARAMETER);
+        }
+        let src = Self::surface_memory(objects, &s);
+        let dst = objects
+            .buffers
+            .get_mut(img.buf)?
+            .bytes_mut()
+            .ok_or(Error::INVALID_IMAGE)?;
+        let dst_layout = Layout {
+            depth: s.depth,
+            pitch: img.pitches[0],
+            chroma_offset: img.offsets[1],
+            size: img.data_size,
+        };
+        let rect = image::Rect {
+            x,
+            y,
+            width,
+            height,
+        };
+        match &src {
+            Some((map, layout)) => image::copy(map.as_slice(), layout, dst, &dst_layout, rect),
+            None => image::fill_zero(dst, &dst_layout, rect),
+        }
     }
 
-    /// `vaExportSurfaceHandle` as DRM PRIME 2.
+    /// `vaExportSurfaceHandle` (DRM PRIME 2): the surface's CAPTURE buffer as a dma-buf. A
+    /// surface not decoded into yet has no buffer to export.
     pub fn export_surface(
         &self,
         surface: u32,
-        _flags: u32,
+        flags: u32,
     ) -> Result<va::VADRMPRIMESurfaceDescriptor> {
-        self.objects().surfaces.get(surface)?;
-        Err(Error::UNIMPLEMENTED)
+        let objects = self.objects();
+        let s = objects.surfaces.get(surface)?;
+        let Some(b) = s.binding else {
+            log::warn!(
+                "vaExportSurfaceHandle: surface {surface:#x} has no memory before its first \
+                 decode (surfaces are the decoder's CAPTURE buffers)"
+            );
+            return Err(Error::OPERATION_FAILED);
+        };
+        let dec = objects
+            .contexts
+            .get(b.context)
+            .ok()
+            .and_then(|c| c.decoder.as_ref())
+            .ok_or(Error::OPERATION_FAILED)?;
+        let fd = dec.export(b.capture, flags & va::VA_EXPORT_SURFACE_WRITE_ONLY != 0)?;
+        let size = u32::try_from(dec.capture_len(b.capture)).unwrap_or(u32::MAX);
+        Ok(crate::export::descriptor(
+            &dec.layout,
+            s.width,
+            s.height,
+            fd,
+            size,
+            flags & va::VA_EXPORT_SURFACE_SEPARATE_LAYERS != 0,
+        ))
+    }
+}
+
+/// Waits for the oldest request of `dec` (the driver's lock held: only when nothing else can
+/// go on, a full request queue).
+fn wait_oldest(dec: &Decoder) -> Result<()> {
+    let Some(request) = dec.oldest_request() else {
+        return Ok(());
+    };
+    match request.wait(TIMEOUT) {
+        Ok(RequestWait::Completed) => Ok(()),
+        Ok(other) => {
+            log::warn!(
+                "the oldest request: {other:?} after {} s",
+                TIMEOUT.as_secs()
+            );
+            Err(Error::OPERATION_FAILED)
+        }
+        Err(e) => {
+            log::warn!("waiting for a request: {e}");
+            Err(Error::OPERATION_FAILED)
+        }
+    }
+}
+
+/// Marks the pictures of `done` decoded.
+fn apply(surfaces: &mut Heap<SurfaceKind, Surface>, context: u32, done: &[Done]) {
+    for d in done {
+        if let Ok(s) = surfaces.get_mut(d.surface) {
+            if s.state
+                == (State::Pending {
+                    context,
+                    seq: d.seq,
+                })
+            {
+                s.state = State::Decoded {
+                    context,
+                    seq: d.seq,
+                    error: d.error,
+                };
+            }
+        }
+    }
+}
+
+/// The surfaces of `context`'s decoder lose their memory (the decoder is gone).
+fn forget_decoder(surfaces: &mut Heap<SurfaceKind, Surface>, context: u32) {
+    for (_, s) in surfaces.iter_mut() {
+        if s.binding.is_some_and(|b| b.context == context) {
+            s.binding = None;
+        }
+        if matches!(s.state, State::Pending { context: c, .. } | State::Decoded { context: c, .. } if c == context)
+        {
+            s.state = State::Empty;
+        }
     }
 }
 

@@ -18,14 +18,17 @@ pub mod buffer;
 pub mod caps;
 pub mod config;
 pub mod context;
+pub mod decoder;
 pub mod device;
 pub mod driver;
 pub mod entry;
+pub mod export;
 pub mod heap;
 pub mod image;
 pub mod status;
 pub mod surface;
 pub mod va;
+pub mod vp9;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 

@@ -19,6 +19,67 @@ pub struct Surface {
     pub height: u32,
     /// NV12 or P010.
     pub depth: BitDepth,
+    /// The CAPTURE buffer that is its memory, once it was decoded into.
+    pub binding: Option<Binding>,
+    /// What it holds.
+    pub state: State,
+}
+
+/// The CAPTURE buffer of a surface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The context whose decoder has the buffer.
+    pub context: u32,
+    /// The buffer's index.
+    pub capture: u32,
+}
+
+/// What a surface holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Nothing decoded (or its decoder is gone).
+    Empty,
+    /// A picture being decoded: request `seq` of `context`'s decoder.
+    Pending {
+        /// The context.
+        context: u32,
+        /// The picture's sequence number.
+        seq: u64,
+    },
+    /// A decoded picture (`error`: the decoder failed on it).
+    Decoded {
+        /// The context.
+        context: u32,
+        /// The picture's sequence number.
+        seq: u64,
+        /// Whether it came back with the error flag.
+        error: bool,
+    },
+}
+
+impl Surface {
+    /// A new surface: nothing in it, no memory yet.
+    pub fn new(width: u32, height: u32, depth: BitDepth) -> Surface {
+        Surface {
+            width,
+            height,
+            depth,
+            binding: None,
+            state: State::Empty,
+        }
+    }
+
+    /// The timestamp (ns) references name its picture by, if it holds (or is getting) a
+    /// picture of `context`.
+    pub fn reference_in(&self, context: u32) -> Option<u64> {
+        match self.state {
+            State::Pending { context: c, seq }
+            | State::Decoded {
+                context: c, seq, ..
+            } if c == context => Some(seq * 1000),
+            _ => None,
+        }
+    }
 }
 
 /// What `vaCreateSurfaces2` asks for, once its attributes are checked.
@@ -80,6 +141,21 @@ pub fn check_request(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_are_per_context() {
+        let mut s = Surface::new(64, 64, BitDepth::Eight);
+        assert_eq!(s.reference_in(1), None);
+        s.state = State::Pending { context: 1, seq: 5 };
+        assert_eq!(s.reference_in(1), Some(5000));
+        assert_eq!(s.reference_in(2), None);
+        s.state = State::Decoded {
+            context: 1,
+            seq: 5,
+            error: true,
+        };
+        assert_eq!(s.reference_in(1), Some(5000));
+    }
 
     fn int(type_: va::VASurfaceAttribType, value: u32) -> va::VASurfaceAttrib {
         va::VASurfaceAttrib {
