@@ -105,9 +105,30 @@ fn picture_parameters(
     h: &FrameHeader,
     refs: &[Option<u32>; 8],
 ) -> va::VADecPictureParameterBufferVP9 {
-    let mut p = va::VADecPictureParameterBufferVP9::default();
-    p.frame_width = h.width as u16;
-    p.frame_height = h.height as u16;
+    let mut reference_frames = [va::VA_INVALID_ID; 8];
+    for (surface, slot) in reference_frames.iter_mut().zip(refs) {
+        *surface = slot.unwrap_or(va::VA_INVALID_ID);
+    }
+    let mut p = va::VADecPictureParameterBufferVP9 {
+        frame_width: h.width as u16,
+        frame_height: h.height as u16,
+        reference_frames,
+        filter_level: h.lf.level,
+        sharpness_level: h.lf.sharpness,
+        log2_tile_rows: h.tile_rows_log2,
+        log2_tile_columns: h.tile_cols_log2,
+        frame_header_length_in_bytes: h.uncompressed_header_size as u8,
+        first_partition_size: h.compressed_header_size,
+        mb_segment_tree_probs: h.seg.tree_probs,
+        segment_pred_probs: if h.seg.temporal_update {
+            h.seg.pred_probs
+        } else {
+            [255; 3]
+        },
+        profile: h.profile,
+        bit_depth: h.bit_depth,
+        ..Default::default()
+    };
     // SAFETY: writing the bit fields of a zeroed union.
     let f = unsafe { &mut p.pic_fields.bits };
     f.set_subsampling_x(u32::from(h.subsampling_x));
@@ -132,23 +153,6 @@ fn picture_parameters(
     f.set_alt_ref_frame(u32::from(h.ref_frame_idx[2]));
     f.set_alt_ref_frame_sign_bias(u32::from(h.ref_frame_sign_bias[2]));
     f.set_lossless_flag(u32::from(h.quant.lossless()));
-    p.filter_level = h.lf.level;
-    p.sharpness_level = h.lf.sharpness;
-    p.log2_tile_rows = h.tile_rows_log2;
-    p.log2_tile_columns = h.tile_cols_log2;
-    p.frame_header_length_in_bytes = h.uncompressed_header_size as u8;
-    p.first_partition_size = h.compressed_header_size;
-    p.mb_segment_tree_probs = h.seg.tree_probs;
-    p.segment_pred_probs = if h.seg.temporal_update {
-        h.seg.pred_probs
-    } else {
-        [255; 3]
-    };
-    p.profile = h.profile;
-    p.bit_depth = h.bit_depth;
-    for (surface, slot) in p.reference_frames.iter_mut().zip(refs) {
-        *surface = slot.unwrap_or(va::VA_INVALID_ID);
-    }
     p
 }
 
