@@ -647,7 +647,9 @@ impl Driver {
                     Some(request) => request,
                     None => {
                         return match objects.surfaces.get(surface)?.state {
-                            State::Decoded { error: true, .. } => Err(Error::DECODING_ERROR),
+                            State::Decoded { error: true, .. } | State::Lost => {
+                                Err(Error::DECODING_ERROR)
+                            }
                             _ => Ok(()),
                         }
                     }
@@ -870,7 +872,7 @@ fn apply(surfaces: &mut Heap<SurfaceKind, Surface>, context: u32, done: &[Done])
     }
 }
 
-/// The surfaces of `context`'s decoder lose their memory (the decoder is gone).
+/// The surfaces of `context`'s decoder lose their memory and pictures (the decoder is gone).
 fn forget_decoder(surfaces: &mut Heap<SurfaceKind, Surface>, context: u32) {
     for (_, s) in surfaces.iter_mut() {
         if s.binding.is_some_and(|b| b.context == context) {
@@ -878,7 +880,7 @@ fn forget_decoder(surfaces: &mut Heap<SurfaceKind, Surface>, context: u32) {
         }
         if matches!(s.state, State::Pending { context: c, .. } | State::Decoded { context: c, .. } if c == context)
         {
-            s.state = State::Empty;
+            s.state = State::Lost;
         }
     }
 }
@@ -899,8 +901,8 @@ pub(crate) mod tests {
     /// A driver of a device reporting what daedalus does (no device is opened).
     pub(crate) fn driver() -> Driver {
         Driver::new(Device {
-            video: "/dev/video0".into(),
-            media: "/dev/media0".into(),
+            video: "/nonexistent/video0".into(),
+            media: "/nonexistent/media0".into(),
             driver: "daedalus".into(),
             card: "daedalus".into(),
             codecs: daedalus(),
@@ -1027,6 +1029,205 @@ pub(crate) mod tests {
         d.destroy_config(config).unwrap();
         assert_eq!(d.destroy_config(config), Err(Error::INVALID_CONFIG));
         assert!(d.objects().surfaces.is_empty());
+    }
+
+    /// A VP9 context with `n` 8-bit surfaces of 64x64.
+    fn vp9_context(d: &Driver, n: u32) -> (u32, Vec<u32>) {
+        let config = d
+            .create_config(va::VAProfileVP9Profile0, va::VAEntrypointVLD, &[])
+            .unwrap();
+        let surfaces = d
+            .create_surfaces(va::VA_RT_FORMAT_YUV420, 64, 64, n, &[])
+            .unwrap();
+        let ctx = d.create_context(config, 64, 64, 1, &surfaces).unwrap();
+        (ctx, surfaces)
+    }
+
+    #[test]
+    fn picture_calls_in_the_wrong_order_or_with_wrong_objects() {
+        let d = driver();
+        let (ctx, surfaces) = vp9_context(&d, 2);
+        assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
+        assert_eq!(d.render_picture(ctx, &[]), Err(Error::OPERATION_FAILED));
+        let ten = d
+            .create_surfaces(va::VA_RT_FORMAT_YUV420_10, 64, 64, 1, &[])
+            .unwrap();
+        assert_eq!(d.begin_picture(ctx, ten[0]), Err(Error::INVALID_SURFACE));
+        assert_eq!(
+            d.begin_picture(surfaces[0], surfaces[0]),
+            Err(Error::INVALID_CONTEXT)
+        );
+        d.begin_picture(ctx, surfaces[0]).unwrap();
+        // A buffer of another context.
+        let (other, _) = vp9_context(&d, 1);
+        let foreign = d
+            .create_buffer(other, va::VASliceDataBufferType, 4, 1, None)
+            .unwrap();
+        assert_eq!(
+            d.render_picture(ctx, &[foreign]),
+            Err(Error::INVALID_BUFFER)
+        );
+        // No parameters: refused, and the picture is over.
+        assert_eq!(d.end_picture(ctx), Err(Error::INVALID_PARAMETER));
+        assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
+        // A codec whose parameters are not mapped yet says so.
+        let h264 = d
+            .create_config(va::VAProfileH264High, va::VAEntrypointVLD, &[])
+            .unwrap();
+        let hctx = d.create_context(h264, 64, 64, 1, &surfaces).unwrap();
+        d.begin_picture(hctx, surfaces[1]).unwrap();
+        assert_eq!(d.end_picture(hctx), Err(Error::UNIMPLEMENTED));
+    }
+
+    #[test]
+    fn a_frame_without_a_device_fails_cleanly() {
+        let d = driver();
+        let (ctx, surfaces) = vp9_context(&d, 2);
+        // The first frame of a committed stream, as FFmpeg hands it over.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tools/tests/data/vp9-8bit-35x19-arf.ivf");
+        let mut reader =
+            daedalus_codecs::ivf::IvfReader::new(std::fs::File::open(path).unwrap()).unwrap();
+        let mut packet = Vec::new();
+        reader.next_frame(&mut packet).unwrap().unwrap();
+        let (offset, size) = daedalus_client::vp9::superframe::split(&packet)
+            .unwrap()
+            .ranges()[0];
+        let frame = &packet[offset..offset + size];
+        let h = daedalus_client::vp9::HeaderParser::new()
+            .parse(frame)
+            .unwrap();
+        let mut pic = va::VADecPictureParameterBufferVP9 {
+            frame_width: h.width as u16,
+            frame_height: h.height as u16,
+            frame_header_length_in_bytes: h.uncompressed_header_size as u8,
+            first_partition_size: h.compressed_header_size,
+            bit_depth: 8,
+            reference_frames: [va::VA_INVALID_SURFACE; 8],
+            ..Default::default()
+        };
+        // SAFETY (test): the bit fields of a zeroed union.
+        unsafe { pic.pic_fields.bits.set_show_frame(u32::from(h.show_frame)) };
+        let slice = va::VASliceParameterBufferVP9 {
+            slice_data_size: size as u32,
+            ..Default::default()
+        };
+        fn bytes<T>(v: &T) -> Vec<u8> {
+            // SAFETY (test): the bytes of a live, zero-initialised parameter struct.
+            unsafe {
+                std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>())
+            }
+            .to_vec()
+        }
+        let pic_bytes = bytes(&pic);
+        let slice_bytes = bytes(&slice);
+        let buffers = [
+            d.create_buffer(
+                ctx,
+                va::VAPictureParameterBufferType,
+                pic_bytes.len() as u32,
+                1,
+                Some(&pic_bytes),
+            )
+            .unwrap(),
+            d.create_buffer(
+                ctx,
+                va::VASliceParameterBufferType,
+                slice_bytes.len() as u32,
+                1,
+                Some(&slice_bytes),
+            )
+            .unwrap(),
+            d.create_buffer(ctx, va::VASliceDataBufferType, size as u32, 1, Some(frame))
+                .unwrap(),
+        ];
+        d.begin_picture(ctx, surfaces[0]).unwrap();
+        d.render_picture(ctx, &buffers).unwrap();
+        // The mapping accepts the frame; the device (absent here) cannot be opened.
+        assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
+        assert_eq!(d.query_surface_status(surfaces[0]), Ok(va::VASurfaceReady));
+        assert_eq!(d.sync_surface(surfaces[0], None), Ok(()));
+        assert_eq!(
+            d.export_surface(surfaces[0], va::VA_EXPORT_SURFACE_READ_ONLY)
+                .err(),
+            Some(Error::OPERATION_FAILED)
+        );
+    }
+
+    #[test]
+    fn surface_states() {
+        let d = driver();
+        let (ctx, surfaces) = vp9_context(&d, 3);
+        {
+            let mut o = d.objects();
+            o.surfaces.get_mut(surfaces[0]).unwrap().state = State::Decoded {
+                context: ctx,
+                seq: 1,
+                error: true,
+            };
+            o.surfaces.get_mut(surfaces[1]).unwrap().state = State::Decoded {
+                context: ctx,
+                seq: 2,
+                error: false,
+            };
+        }
+        assert_eq!(
+            d.sync_surface(surfaces[0], None),
+            Err(Error::DECODING_ERROR)
+        );
+        assert_eq!(d.sync_surface(surfaces[1], None), Ok(()));
+        assert_eq!(d.sync_surface(surfaces[2], None), Ok(()));
+        // Pending in a context without a decoder: the picture is lost, not silently empty.
+        d.objects().surfaces.get_mut(surfaces[2]).unwrap().state = State::Pending {
+            context: ctx,
+            seq: 3,
+        };
+        assert_eq!(
+            d.sync_surface(surfaces[2], None),
+            Err(Error::DECODING_ERROR)
+        );
+        // The context goes: its pictures with it.
+        d.destroy_context(ctx).unwrap();
+        assert_eq!(
+            d.sync_surface(surfaces[1], None),
+            Err(Error::DECODING_ERROR)
+        );
+        assert_eq!(d.query_surface_status(surfaces[1]), Ok(va::VASurfaceReady));
+    }
+
+    #[test]
+    fn images_of_surfaces_without_memory() {
+        let d = driver();
+        let (_, surfaces) = vp9_context(&d, 1);
+        let derived = d.derive_image(surfaces[0]).unwrap();
+        assert_eq!((derived.width, derived.height), (64, 64));
+        assert_eq!(derived.format.fourcc, va::VA_FOURCC_NV12);
+        d.destroy_image(derived.image_id).unwrap();
+        let img = d
+            .create_image(&image::format(BitDepth::Eight), 64, 64)
+            .unwrap();
+        let p = d.map_buffer(img.buf).unwrap();
+        // SAFETY (test): the image buffer has data_size bytes.
+        unsafe { std::ptr::write_bytes(p, 0x55, img.data_size as usize) };
+        d.unmap_buffer(img.buf).unwrap();
+        d.get_image(surfaces[0], 0, 0, 64, 64, img.image_id)
+            .unwrap();
+        // SAFETY (test): as above.
+        let data = unsafe {
+            std::slice::from_raw_parts(d.map_buffer(img.buf).unwrap(), img.data_size as usize)
+        };
+        assert!(data[..64].iter().all(|&b| b == 0));
+        assert_eq!(
+            d.get_image(surfaces[0], 32, 0, 64, 64, img.image_id),
+            Err(Error::INVALID_PARAMETER)
+        );
+        let p010 = d
+            .create_image(&image::format(BitDepth::Ten), 64, 64)
+            .unwrap();
+        assert_eq!(
+            d.get_image(surfaces[0], 0, 0, 64, 64, p010.image_id),
+            Err(Error::INVALID_IMAGE_FORMAT)
+        );
     }
 
     #[test]

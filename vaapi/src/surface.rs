@@ -37,8 +37,11 @@ pub struct Binding {
 /// What a surface holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
-    /// Nothing decoded (or its decoder is gone).
+    /// Nothing decoded yet.
     Empty,
+    /// Its picture is gone with its decoder (the context was destroyed, or its decoder
+    /// failed and was closed): syncing it is a decoding error, not an empty success.
+    Lost,
     /// A picture being decoded: request `seq` of `context`'s decoder.
     Pending {
         /// The context.
