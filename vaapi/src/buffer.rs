@@ -140,27 +140,6 @@ impl Buffer {
         self.mapped = false;
         Ok(())
     }
-
-    /// The element at `i` as a `T` (a VA parameter struct), if the buffer has one of that size.
-    pub fn element<T: Copy + Default>(&self, i: usize) -> Option<T> {
-        if self.element_size as usize != std::mem::size_of::<T>() || i >= self.num_elements as usize
-        {
-            return None;
-        }
-        let bytes = &self.bytes()[i * self.element_size as usize..][..std::mem::size_of::<T>()];
-        let mut value = T::default();
-        // SAFETY: `T` is one of the bindgen VA parameter structs (integers, arrays and unions
-        // of them: every bit pattern is a value), `bytes` has exactly its size, and the copy
-        // goes into a live `T` byte by byte (no alignment needed).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                bytes.as_ptr(),
-                (&mut value as *mut T).cast::<u8>(),
-                bytes.len(),
-            )
-        };
-        Some(value)
-    }
 }
 
 #[cfg(test)]
@@ -190,16 +169,5 @@ mod tests {
             Buffer::new(None, va::VAImageBufferType, u32::MAX, u32::MAX, None),
             Err(Error::ALLOCATION_FAILED)
         ));
-    }
-
-    #[test]
-    fn elements_as_structs() {
-        let size = std::mem::size_of::<va::VASliceParameterBufferVP9>() as u32;
-        let mut b = Buffer::new(None, va::VASliceParameterBufferType, size, 2, None).unwrap();
-        b.bytes_mut().unwrap()[size as usize..][..4].copy_from_slice(&1234u32.to_ne_bytes());
-        let e: va::VASliceParameterBufferVP9 = b.element(1).unwrap();
-        assert_eq!(e.slice_data_size, 1234);
-        assert!(b.element::<va::VASliceParameterBufferVP9>(2).is_none());
-        assert!(b.element::<va::VADecPictureParameterBufferVP9>(0).is_none());
     }
 }

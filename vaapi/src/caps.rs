@@ -8,6 +8,7 @@
 use daedalus_client::sys::*;
 use daedalus_proto::formats::{BitDepth, Codec};
 
+use crate::config::{depth_of_rt_format, rt_format};
 use crate::va;
 
 /// The VA profiles the driver can offer.
@@ -75,14 +76,6 @@ impl Profile {
             Profile::Av1Profile0 => "AV1Profile0",
         }
     }
-
-    /// The render-target formats pictures of the profile need at `depth`.
-    fn rt_format(depth: BitDepth) -> u32 {
-        match depth {
-            BitDepth::Eight => va::VA_RT_FORMAT_YUV420,
-            BitDepth::Ten => va::VA_RT_FORMAT_YUV420_10,
-        }
-    }
 }
 
 /// The smallest and largest coded picture sizes of a codec.
@@ -127,14 +120,7 @@ impl ProfileCaps {
     /// The bit depth of pictures of render-target format `rt_format` (one `VA_RT_FORMAT_*`
     /// bit), if the profile has it.
     pub fn depth_of(&self, rt_format: u32) -> Option<BitDepth> {
-        if rt_format & self.rt_formats == 0 || !rt_format.is_power_of_two() {
-            return None;
-        }
-        match rt_format {
-            va::VA_RT_FORMAT_YUV420 => Some(BitDepth::Eight),
-            va::VA_RT_FORMAT_YUV420_10 => Some(BitDepth::Ten),
-            _ => None,
-        }
+        depth_of_rt_format(rt_format).filter(|_| rt_format & self.rt_formats != 0)
     }
 }
 
@@ -194,7 +180,7 @@ pub fn profiles(codecs: &[CodecCaps]) -> Vec<ProfileCaps> {
             let rt_formats = depths
                 .iter()
                 .filter(|d| caps.depths.contains(d))
-                .fold(0, |acc, &d| acc | Profile::rt_format(d));
+                .fold(0, |acc, &d| acc | rt_format(d));
             (rt_formats != 0).then_some(ProfileCaps {
                 profile,
                 rt_formats,

@@ -37,6 +37,14 @@ pub fn depth_of_fourcc(fourcc: u32) -> Option<BitDepth> {
     }
 }
 
+/// The render-target format (one `VA_RT_FORMAT_*` bit) of pictures of a bit depth.
+pub fn rt_format(depth: BitDepth) -> u32 {
+    match depth {
+        BitDepth::Eight => va::VA_RT_FORMAT_YUV420,
+        BitDepth::Ten => va::VA_RT_FORMAT_YUV420_10,
+    }
+}
+
 /// The bit depth of a render-target format with one bit set the driver has.
 pub fn depth_of_rt_format(rt_format: u32) -> Option<BitDepth> {
     match rt_format {
@@ -120,10 +128,9 @@ impl Config {
 
     /// The bit depths of the config's pictures.
     pub fn depths(&self) -> impl Iterator<Item = BitDepth> + '_ {
-        [va::VA_RT_FORMAT_YUV420, va::VA_RT_FORMAT_YUV420_10]
+        [BitDepth::Eight, BitDepth::Ten]
             .into_iter()
-            .filter(|f| self.rt_formats & f != 0)
-            .filter_map(depth_of_rt_format)
+            .filter(|&d| self.rt_formats & rt_format(d) != 0)
     }
 
     /// `vaQuerySurfaceAttributes`: the pixel formats of the config's pictures (settable), the

@@ -94,3 +94,58 @@ pub struct Context {
     /// The device side, from the first picture on.
     pub decoder: Option<Decoder>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rendered(buf_type: va::VABufferType, element_size: u32, num_elements: u32) -> Rendered {
+        Rendered {
+            buf_type,
+            element_size,
+            num_elements,
+            bytes: vec![0; (element_size * num_elements) as usize],
+        }
+    }
+
+    #[test]
+    fn parameters_by_type_and_size() {
+        let slice_size = std::mem::size_of::<va::VASliceParameterBufferVP9>() as u32;
+        let mut slices = rendered(va::VASliceParameterBufferType, slice_size, 2);
+        slices.bytes[slice_size as usize..][..4].copy_from_slice(&77u32.to_ne_bytes());
+        let p = Picture {
+            surface: 1,
+            buffers: vec![
+                rendered(va::VASliceDataBufferType, 10, 1),
+                slices,
+                rendered(va::VASliceDataBufferType, 20, 1),
+            ],
+        };
+        let sizes: Vec<usize> = p
+            .of_type(va::VASliceDataBufferType)
+            .map(|b| b.bytes.len())
+            .collect();
+        assert_eq!(sizes, [10, 20]);
+        let first: va::VASliceParameterBufferVP9 = p.param(va::VASliceParameterBufferType).unwrap();
+        assert_eq!(first.slice_data_size, 0);
+        let b = p.of_type(va::VASliceParameterBufferType).next().unwrap();
+        assert_eq!(
+            element::<va::VASliceParameterBufferVP9>(b, 1)
+                .unwrap()
+                .slice_data_size,
+            77
+        );
+        assert!(element::<va::VASliceParameterBufferVP9>(b, 2).is_none());
+        // Missing, or of another struct's size.
+        assert_eq!(
+            p.param::<va::VADecPictureParameterBufferVP9>(va::VAPictureParameterBufferType)
+                .err(),
+            Some(Error::INVALID_PARAMETER)
+        );
+        assert_eq!(
+            p.param::<va::VADecPictureParameterBufferVP9>(va::VASliceParameterBufferType)
+                .err(),
+            Some(Error::INVALID_PARAMETER)
+        );
+    }
+}

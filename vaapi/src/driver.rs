@@ -28,6 +28,12 @@ use crate::surface::{self, Binding, State, Surface};
 use crate::va;
 use crate::vp9::Vp9;
 
+// libva calls from any thread: the driver behind `pDriverData` is shared between them.
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<Driver>();
+};
+
 /// Every object of a display.
 #[derive(Default)]
 pub struct Objects {
@@ -93,7 +99,11 @@ impl Driver {
     fn depths(&self) -> Vec<BitDepth> {
         [BitDepth::Eight, BitDepth::Ten]
             .into_iter()
-            .filter(|&d| self.profiles.iter().any(|p| p.depth_of(rt(d)).is_some()))
+            .filter(|&d| {
+                self.profiles
+                    .iter()
+                    .any(|p| p.depth_of(crate::config::rt_format(d)).is_some())
+            })
             .collect()
     }
 
@@ -882,14 +892,6 @@ fn forget_decoder(surfaces: &mut Heap<SurfaceKind, Surface>, context: u32) {
         {
             s.state = State::Lost;
         }
-    }
-}
-
-/// The render-target format of a bit depth.
-fn rt(depth: BitDepth) -> u32 {
-    match depth {
-        BitDepth::Eight => va::VA_RT_FORMAT_YUV420,
-        BitDepth::Ten => va::VA_RT_FORMAT_YUV420_10,
     }
 }
 
