@@ -35,11 +35,11 @@ use std::time::Duration;
 
 use crate::codec::{Codec, Payloads};
 use crate::errno::Errno;
-use crate::error::{Error, Result};
 use crate::media::{MediaDevice, Request, RequestWait};
 use crate::names::{flag_names, fourcc_to_string, BUF_FLAGS};
 use crate::sys::*;
 use crate::v4l2::{QueueBuf, VideoDevice, Which};
+use crate::{Error, Result};
 
 const OUTPUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 const CAPTURE: u32 = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;

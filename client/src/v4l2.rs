@@ -218,6 +218,11 @@ impl Mapping {
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         &mut self.map
     }
+
+    /// The address of the mapping, for handing it to C code (a VA image of a surface).
+    pub fn as_ptr(&self) -> *const u8 {
+        self.map.as_ptr()
+    }
 }
 
 /// The timestamp of a buffer in microseconds.
@@ -596,6 +601,63 @@ impl VideoDevice {
             count: rb.count,
             capabilities: rb.capabilities,
         })
+    }
+
+    /// `VIDIOC_CREATE_BUFS`: adds `count` MMAP buffers of the queue's current format (the
+    /// queue may be streaming). Returns the index of the first new buffer and how many the
+    /// driver created.
+    pub fn create_buffers(&self, buf_type: u32, count: u32) -> Result<(u32, u32)> {
+        check_mplane(buf_type);
+        let mut cb = v4l2_create_buffers {
+            count,
+            memory: V4L2_MEMORY_MMAP,
+            format: v4l2_format {
+                type_: buf_type,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        // SAFETY: VIDIOC_G_FMT and VIDIOC_CREATE_BUFS are `_IOWR` of the structs passed, which
+        // are valid and writable; for MPLANE types the format holds no pointers.
+        unsafe { ioctl(self.as_fd(), VIDIOC_G_FMT, &mut cb.format) }
+            .map_err(self.err("VIDIOC_G_FMT"))?;
+        // SAFETY: as above.
+        unsafe { ioctl(self.as_fd(), VIDIOC_CREATE_BUFS, &mut cb) }
+            .map_err(self.err("VIDIOC_CREATE_BUFS"))?;
+        Ok((cb.index, cb.count))
+    }
+
+    /// `VIDIOC_EXPBUF`: plane `plane` of MMAP buffer `index` as a new dma-buf descriptor
+    /// (`O_CLOEXEC`, and `O_RDWR` with `writable`).
+    pub fn export_buffer(
+        &self,
+        buf_type: u32,
+        index: u32,
+        plane: u32,
+        writable: bool,
+    ) -> Result<std::os::fd::OwnedFd> {
+        let mut eb = v4l2_exportbuffer {
+            type_: buf_type,
+            index,
+            plane,
+            flags: (libc::O_CLOEXEC
+                | if writable {
+                    libc::O_RDWR
+                } else {
+                    libc::O_RDONLY
+                }) as u32,
+            ..Default::default()
+        };
+        self.node.call(VIDIOC_EXPBUF, &mut eb)?;
+        if eb.fd < 0 {
+            return Err(Error::Unexpected {
+                path: self.path().to_path_buf(),
+                what: format!("VIDIOC_EXPBUF succeeded with fd {}", eb.fd),
+            });
+        }
+        // SAFETY: on success the kernel installed a new dma-buf descriptor in `fd` that nothing
+        // else owns, so it is ours to own and close.
+        Ok(unsafe { std::os::fd::FromRawFd::from_raw_fd(eb.fd) })
     }
 
     /// Runs a buffer ioctl (`QUERYBUF`, `QBUF`, `DQBUF`) on a multi-planar MMAP buffer, with a

@@ -148,6 +148,9 @@ pub const VIDIOC_QUERYBUF: c_ulong = ioc!(rw, b'V', 9, v4l2_buffer);
 pub const VIDIOC_QBUF: c_ulong = ioc!(rw, b'V', 15, v4l2_buffer);
 /// `VIDIOC_DQBUF`.
 pub const VIDIOC_DQBUF: c_ulong = ioc!(rw, b'V', 17, v4l2_buffer);
+/// `VIDIOC_EXPBUF`.
+pub const VIDIOC_EXPBUF: PlainIoctl<v4l2_exportbuffer> =
+    plain_ioctl!(VIDIOC_EXPBUF, rw, b'V', 16, v4l2_exportbuffer);
 /// `VIDIOC_STREAMON`.
 pub const VIDIOC_STREAMON: PlainIoctl<c_int> = plain_ioctl!(VIDIOC_STREAMON, w, b'V', 18, c_int);
 /// `VIDIOC_STREAMOFF`.
@@ -169,9 +172,13 @@ pub const VIDIOC_ENUM_FRAMESIZES: PlainIoctl<v4l2_frmsizeenum> =
 /// `VIDIOC_QUERY_EXT_CTRL`.
 pub const VIDIOC_QUERY_EXT_CTRL: PlainIoctl<v4l2_query_ext_ctrl> =
     plain_ioctl!(VIDIOC_QUERY_EXT_CTRL, rw, b'V', 103, v4l2_query_ext_ctrl);
+/// `VIDIOC_CREATE_BUFS` (its `v4l2_format` is a union with pointer members: not plain).
+pub const VIDIOC_CREATE_BUFS: c_ulong = ioc!(rw, b'V', 92, v4l2_create_buffers);
 /// `MEDIA_IOC_DEVICE_INFO`.
 pub const MEDIA_IOC_DEVICE_INFO: PlainIoctl<media_device_info> =
     plain_ioctl!(MEDIA_IOC_DEVICE_INFO, rw, b'|', 0x00, media_device_info);
+/// `MEDIA_IOC_G_TOPOLOGY` (the kernel follows the `ptr_*` members: not plain).
+pub const MEDIA_IOC_G_TOPOLOGY: c_ulong = ioc!(rw, b'|', 0x04, media_v2_topology);
 /// `MEDIA_IOC_REQUEST_ALLOC`.
 pub const MEDIA_IOC_REQUEST_ALLOC: PlainIoctl<c_int> =
     plain_ioctl!(MEDIA_IOC_REQUEST_ALLOC, r, b'|', 0x05, c_int);
@@ -340,6 +347,9 @@ mod tests {
             VIDIOC_TRY_EXT_CTRLS => DAEDALUS_C_VIDIOC_TRY_EXT_CTRLS,
             VIDIOC_ENUM_FRAMESIZES => DAEDALUS_C_VIDIOC_ENUM_FRAMESIZES,
             VIDIOC_QUERY_EXT_CTRL => DAEDALUS_C_VIDIOC_QUERY_EXT_CTRL,
+            VIDIOC_EXPBUF => DAEDALUS_C_VIDIOC_EXPBUF,
+            VIDIOC_CREATE_BUFS => DAEDALUS_C_VIDIOC_CREATE_BUFS,
+            MEDIA_IOC_G_TOPOLOGY => DAEDALUS_C_MEDIA_IOC_G_TOPOLOGY,
             MEDIA_IOC_DEVICE_INFO => DAEDALUS_C_MEDIA_IOC_DEVICE_INFO,
             MEDIA_IOC_REQUEST_ALLOC => DAEDALUS_C_MEDIA_IOC_REQUEST_ALLOC,
             MEDIA_REQUEST_IOC_QUEUE => DAEDALUS_C_MEDIA_REQUEST_IOC_QUEUE,
@@ -389,6 +399,10 @@ mod tests {
             v4l2_frmsizeenum => DAEDALUS_C_SIZEOF_v4l2_frmsizeenum,
             v4l2_query_ext_ctrl => DAEDALUS_C_SIZEOF_v4l2_query_ext_ctrl,
             media_device_info => DAEDALUS_C_SIZEOF_media_device_info,
+            v4l2_exportbuffer => DAEDALUS_C_SIZEOF_v4l2_exportbuffer,
+            v4l2_create_buffers => DAEDALUS_C_SIZEOF_v4l2_create_buffers,
+            media_v2_topology => DAEDALUS_C_SIZEOF_media_v2_topology,
+            media_v2_interface => DAEDALUS_C_SIZEOF_media_v2_interface,
             v4l2_ctrl_vp9_frame => DAEDALUS_C_SIZEOF_v4l2_ctrl_vp9_frame,
             v4l2_ctrl_vp9_compressed_hdr => DAEDALUS_C_SIZEOF_v4l2_ctrl_vp9_compressed_hdr,
             v4l2_ctrl_h264_sps => DAEDALUS_C_SIZEOF_v4l2_ctrl_h264_sps,

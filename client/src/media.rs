@@ -80,6 +80,52 @@ impl MediaDevice {
     }
 }
 
+impl MediaDevice {
+    /// The device nodes (`major`, `minor`) of the V4L2 video interfaces of the media graph
+    /// (`MEDIA_IOC_G_TOPOLOGY`, interfaces of type `MEDIA_INTF_T_V4L_VIDEO`).
+    pub fn video_interfaces(&self) -> Result<Vec<(u32, u32)>> {
+        // The graph may change between the counting call and the copying one (ENOSPC): retry.
+        for _ in 0..4 {
+            let mut topo = media_v2_topology::default();
+            // SAFETY: `_IOWR(media_v2_topology)` on a valid, writable struct whose `ptr_*` are
+            // all 0: the kernel only counts.
+            unsafe { ioctl(self.as_fd(), MEDIA_IOC_G_TOPOLOGY, &mut topo) }
+                .map_err(self.node.err("MEDIA_IOC_G_TOPOLOGY"))?;
+            let mut interfaces = vec![media_v2_interface::default(); topo.num_interfaces as usize];
+            let mut topo = media_v2_topology {
+                num_interfaces: topo.num_interfaces,
+                ptr_interfaces: interfaces.as_mut_ptr() as u64,
+                ..Default::default()
+            };
+            // SAFETY: as above; the kernel writes at most `num_interfaces` entries to
+            // `ptr_interfaces`, which points to that many live, writable `media_v2_interface`s
+            // (and fails with ENOSPC rather than write more). The other pointers are 0.
+            match unsafe { ioctl(self.as_fd(), MEDIA_IOC_G_TOPOLOGY, &mut topo) } {
+                Ok(_) => {}
+                Err(Errno::ENOSPC) => continue,
+                Err(errno) => return Err(self.node.err("MEDIA_IOC_G_TOPOLOGY")(errno)),
+            }
+            interfaces.truncate(topo.num_interfaces as usize);
+            return Ok(interfaces
+                .iter()
+                .filter(|i| i.intf_type == MEDIA_INTF_T_V4L_VIDEO)
+                // SAFETY: V4L interfaces are device nodes: the kernel fills `devnode`, two
+                // integers (any bits are valid).
+                .map(|i| unsafe {
+                    (
+                        i.__bindgen_anon_1.devnode.major,
+                        i.__bindgen_anon_1.devnode.minor,
+                    )
+                })
+                .collect());
+        }
+        Err(Error::Unexpected {
+            path: self.path().to_path_buf(),
+            what: "the media graph kept changing during MEDIA_IOC_G_TOPOLOGY".into(),
+        })
+    }
+}
+
 /// The state of a request after waiting for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestWait {

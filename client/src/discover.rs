@@ -80,6 +80,22 @@ pub fn device_nodes(dir: &Path, prefix: &str) -> std::io::Result<Vec<PathBuf>> {
     Ok(nodes.into_iter().map(|(_, path)| path).collect())
 }
 
+/// The `/dev` node of character device `major:minor`, from its `DEVNAME` in
+/// `<sysfs>/dev/char/<major>:<minor>/uevent` (`sysfs` is normally `/sys`).
+pub fn char_device_node(sysfs: &Path, major: u32, minor: u32) -> Option<PathBuf> {
+    let uevent = sysfs.join(format!("dev/char/{major}:{minor}/uevent"));
+    let text = std::fs::read_to_string(&uevent).ok()?;
+    let name = text
+        .lines()
+        .find_map(|l| l.strip_prefix("DEVNAME="))?
+        .trim();
+    // A name from the kernel, but still: no way out of /dev.
+    if name.is_empty() || name.split('/').any(|c| c == ".." || c.is_empty()) {
+        return None;
+    }
+    Some(Path::new("/dev").join(name))
+}
+
 /// A video node with its capabilities.
 #[derive(Clone, Debug)]
 pub struct FoundVideo {
@@ -149,6 +165,25 @@ mod tests {
         assert!(state.to_string().starts_with("unknown (no "));
         assert_eq!(DaemonState::Attached.to_string(), "attached");
         let _ = std::fs::remove_dir(&dir);
+    }
+
+    #[test]
+    fn char_device_nodes_from_uevent() {
+        let sysfs =
+            std::env::temp_dir().join(format!("daedalus-sysfs-test-{}", std::process::id()));
+        let dir = sysfs.join("dev/char/81:3");
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(dir.join("uevent"), "MAJOR=81\nMINOR=3\nDEVNAME=video3\n").expect("write");
+        assert_eq!(
+            char_device_node(&sysfs, 81, 3),
+            Some(PathBuf::from("/dev/video3"))
+        );
+        assert_eq!(char_device_node(&sysfs, 81, 4), None);
+        std::fs::write(dir.join("uevent"), "DEVNAME=../etc/passwd\n").expect("write");
+        assert_eq!(char_device_node(&sysfs, 81, 3), None);
+        std::fs::write(dir.join("uevent"), "MAJOR=81\n").expect("write");
+        assert_eq!(char_device_node(&sysfs, 81, 3), None);
+        std::fs::remove_dir_all(&sysfs).expect("remove temp dir");
     }
 
     #[test]
