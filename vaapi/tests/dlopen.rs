@@ -11,14 +11,15 @@ use std::path::PathBuf;
 
 use daedalus_drv_video::va;
 
-/// `target/<profile>/libdaedalus_drv_video.so`, next to this test's `deps/` directory.
+/// `target/<profile>/deps/libdaedalus_drv_video.so`, built with this test.
 fn library() -> PathBuf {
+    // Cargo builds the cdylib for the tests next to the test executables (`deps/`); `cargo
+    // build` also copies it one level up, which a `cargo test` alone does not (and that copy
+    // may be stale).
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    dir.join("libdaedalus_drv_video.so")
+    exe.parent()
+        .expect("target deps dir")
+        .join("libdaedalus_drv_video.so")
 }
 
 thread_local! {
