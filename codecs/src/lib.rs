@@ -11,19 +11,33 @@
 //! parsed headers → controls (what a client does) and controls → bitstream (what the daemon
 //! needs to feed FFmpeg a self-contained stream).
 
-/// The bindgen output for `linux/videodev2.h`, `linux/media.h` and `linux/dma-buf.h`.
-#[allow(
-    non_camel_case_types,
-    non_upper_case_globals,
-    non_snake_case,
-    dead_code,
-    missing_docs,
-    unsafe_op_in_unsafe_fn,
-    clippy::all,
-    clippy::pedantic
-)]
-pub mod uapi {
-    include!(concat!(env!("OUT_DIR"), "/uapi.rs"));
+/// `bindings! { pub mod name = "file.rs"; }` declares module `name` holding the bindgen output
+/// `file.rs` that the crate's build script wrote to `OUT_DIR`, with the lints generated C
+/// bindings do not follow allowed: the one way the workspace's crates include their bindings
+/// (the uAPI's below, libva's in the VA-API driver).
+#[macro_export]
+macro_rules! bindings {
+    ($(#[$attr:meta])* $vis:vis mod $name:ident = $file:literal;) => {
+        $(#[$attr])*
+        #[allow(
+            non_camel_case_types,
+            non_upper_case_globals,
+            non_snake_case,
+            dead_code,
+            missing_docs,
+            unsafe_op_in_unsafe_fn,
+            clippy::all,
+            clippy::pedantic
+        )]
+        $vis mod $name {
+            include!(concat!(env!("OUT_DIR"), "/", $file));
+        }
+    };
+}
+
+bindings! {
+    /// The bindgen output for `linux/videodev2.h`, `linux/media.h` and `linux/dma-buf.h`.
+    pub mod uapi = "uapi.rs";
 }
 
 pub mod av1;
