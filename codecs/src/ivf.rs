@@ -2,14 +2,19 @@
 //! IVF files (the container of the libvpx tools and of most VP9/AV1 test vectors): a 32-byte
 //! file header, then per frame a 12-byte header (size, timestamp) and the data. The one reader
 //! and writer of the workspace: the tools read streams with it, the daemon writes its packet
-//! dumps with it, tests split vectors with [`frames`].
+//! dumps with it, tests find vectors with [`files_under`] and split them with [`frames`].
 //!
 //! Not the `ivf` crate (0.1.4): its writer always writes the `AV01` fourcc and panics on I/O
 //! errors, and its reader allocates whatever size a frame header announces — untrusted input
 //! could ask for 4 GiB; this reader bounds frames by [`MAX_FRAME_SIZE`] and says where a file
 //! is truncated.
 
+use std::fs;
 use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// The first four bytes of an IVF file.
+pub const SIGNATURE: &[u8; 4] = b"DKIF";
 
 /// Largest frame this reader accepts (a bound against corrupt size fields).
 pub const MAX_FRAME_SIZE: usize = 256 << 20;
@@ -100,7 +105,7 @@ impl<R: Read> IvfReader<R> {
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Err(IvfError::NotIvf),
             Err(e) => return Err(e.into()),
         }
-        if &h[0..4] != b"DKIF" {
+        if &h[0..4] != SIGNATURE {
             return Err(IvfError::NotIvf);
         }
         let header_len = u16_le(&h, 6);
@@ -185,7 +190,7 @@ pub fn frames(data: &[u8]) -> Result<(IvfHeader, Frames<'_>), IvfError> {
 
 /// Writes an IVF file header (for tests and tools that produce IVF).
 pub fn write_header(out: &mut impl io::Write, h: &IvfHeader) -> io::Result<()> {
-    out.write_all(b"DKIF")?;
+    out.write_all(SIGNATURE)?;
     out.write_all(&0u16.to_le_bytes())?;
     out.write_all(&32u16.to_le_bytes())?;
     out.write_all(&h.fourcc)?;
@@ -204,6 +209,35 @@ pub fn write_frame(out: &mut impl io::Write, pts: i64, data: &[u8]) -> io::Resul
     out.write_all(&size.to_le_bytes())?;
     out.write_all(&pts.to_le_bytes())?;
     out.write_all(data)
+}
+
+/// The IVF files in `dir` and its subdirectories, sorted. Files are recognised by their
+/// signature, not their name (`test-25fps.vp9` is IVF too).
+pub fn files_under(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in fs::read_dir(&d)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if is_ivf(&path)? {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Whether the file at `path` starts with the IVF [`SIGNATURE`].
+fn is_ivf(path: &Path) -> io::Result<bool> {
+    let mut start = [0u8; 4];
+    match fs::File::open(path)?.read_exact(&mut start) {
+        Ok(()) => Ok(&start == SIGNATURE),
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +291,28 @@ mod tests {
             super::frames(&data[..data.len() - 1]),
             Err(IvfError::Truncated { index: 1 })
         ));
+    }
+
+    #[test]
+    fn files_by_signature_in_subdirectories() {
+        let dir = std::env::temp_dir().join(format!("daedalus-ivf-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        for (name, bytes) in [
+            ("b.ivf", sample()),
+            ("sub/deeper/a.vp9", sample()),
+            ("sub/short.ivf", b"DK".to_vec()),
+            ("sub/other.ivf", b"RIFF....".to_vec()),
+        ] {
+            fs::write(dir.join(name), bytes).unwrap();
+        }
+        let found = files_under(&dir);
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(
+            found.unwrap(),
+            [dir.join("b.ivf"), dir.join("sub/deeper/a.vp9")]
+        );
+        assert!(files_under(&dir).is_err());
     }
 
     #[test]

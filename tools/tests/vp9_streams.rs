@@ -50,22 +50,9 @@ fn have_ffmpeg() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Every IVF file under `dir` (by signature: test-25fps.vp9 is IVF too).
+/// Every IVF file under `dir`.
 fn ivf_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in fs::read_dir(&d).expect("readable directory") {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if fs::read(&path).is_ok_and(|b| b.starts_with(b"DKIF")) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    ivf::files_under(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
 }
 
 /// One displayed picture.

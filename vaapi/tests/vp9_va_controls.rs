@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use daedalus_codecs::ivf::IvfReader;
+use daedalus_codecs::ivf::{self, IvfReader};
 use daedalus_codecs::pod;
 use daedalus_drv_video::context::{Picture, Rendered};
 use daedalus_drv_video::va;
@@ -237,22 +237,13 @@ fn va_requests(path: &Path) -> Vec<Request> {
     out
 }
 
+/// The committed VP9 streams and the shared VP9 vectors (when present).
 fn streams() -> Vec<PathBuf> {
     let mut dirs = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools/tests/data")];
     dirs.extend(daedalus_codecs::vectors::shared_subdir_or_skip("vp9"));
-    let mut out = Vec::new();
-    while let Some(d) = dirs.pop() {
-        for entry in fs::read_dir(&d).expect("readable directory") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if fs::read(&path).is_ok_and(|b| b.starts_with(b"DKIF")) {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
+    dirs.iter()
+        .flat_map(|d| ivf::files_under(d).unwrap_or_else(|e| panic!("{}: {e}", d.display())))
+        .collect()
 }
 
 #[test]
