@@ -71,6 +71,11 @@ impl Buffer {
         })
     }
 
+    /// The image buffer of an image in the driver's memory: `size` zeroed bytes.
+    pub fn image(size: u32) -> Result<Buffer> {
+        Buffer::new(None, va::VAImageBufferType, size, 1, None)
+    }
+
     /// The image buffer of a derived image: the `size` first bytes of a CAPTURE buffer.
     pub fn capture(map: Arc<Mapping>, size: u32) -> Result<Buffer> {
         if (size as usize) > map.len() {

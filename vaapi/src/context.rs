@@ -81,10 +81,6 @@ pub enum CodecState {
 pub struct Context {
     /// Its config.
     pub config: Config,
-    /// The picture size it was created for.
-    pub width: u32,
-    /// See `width`.
-    pub height: u32,
     /// The surfaces the client named at creation (it may decode into others too).
     pub render_targets: Vec<u32>,
     /// The picture between `vaBeginPicture` and `vaEndPicture`.

@@ -49,6 +49,36 @@ pub struct Objects {
     pub images: Heap<ImageKind, Image>,
 }
 
+impl Objects {
+    /// Inserts an image of `width` x `height` in `layout`, held by `buffer` (of that layout):
+    /// the buffer and the image get their ids, the buffer goes again if the image cannot be
+    /// inserted. The image as `vaCreateImage` / `vaDeriveImage` return it.
+    fn insert_image(
+        &mut self,
+        buffer: Buffer,
+        layout: Layout,
+        width: u32,
+        height: u32,
+        derived_from: Option<u32>,
+    ) -> Result<va::VAImage> {
+        let buf = self.buffers.insert(buffer)?.raw();
+        let image = Image {
+            image: layout.image(0, buf, width, height),
+            derived_from,
+        };
+        let id = match self.images.insert(image) {
+            Ok(id) => id.raw(),
+            Err(e) => {
+                let _ = self.buffers.remove(buf);
+                return Err(e);
+            }
+        };
+        let image = &mut self.images.get_mut(id)?.image;
+        image.image_id = id;
+        Ok(*image)
+    }
+}
+
 /// The driver of one display.
 pub struct Driver {
     /// The decoder.
@@ -241,7 +271,8 @@ impl Driver {
         Ok(())
     }
 
-    /// `vaCreateContext`.
+    /// `vaCreateContext`: `width` x `height` is only checked against the config's limits; the
+    /// decoder is sized by the first picture, when it is opened.
     pub fn create_context(
         &self,
         config: u32,
@@ -272,8 +303,6 @@ impl Driver {
         };
         let context = Context {
             config,
-            width,
-            height,
             render_targets: render_targets.to_vec(),
             current: None,
             codec,
@@ -379,23 +408,9 @@ impl Driver {
             return Err(Error::RESOLUTION_NOT_SUPPORTED);
         }
         let layout = Layout::packed(depth, width, height)?;
-        let mut objects = self.objects();
-        let buffer = Buffer::new(None, va::VAImageBufferType, layout.size, 1, None)?;
-        let buf = objects.buffers.insert(buffer)?.raw();
-        let image = Image {
-            image: layout.image(0, buf, width, height),
-            derived_from: None,
-        };
-        let id = match objects.images.insert(image) {
-            Ok(id) => id.raw(),
-            Err(e) => {
-                let _ = objects.buffers.remove(buf);
-                return Err(e);
-            }
-        };
-        let image = &mut objects.images.get_mut(id)?.image;
-        image.image_id = id;
-        Ok(*image)
+        let buffer = Buffer::image(layout.size)?;
+        self.objects()
+            .insert_image(buffer, layout, width, height, None)
     }
 
     /// `vaDestroyImage`: the image and its buffer.
@@ -731,27 +746,10 @@ impl Driver {
             Some((map, layout)) => (Buffer::capture(map, layout.size)?, layout),
             None => {
                 let layout = Layout::packed(s.depth, s.width, s.height)?;
-                (
-                    Buffer::new(None, va::VAImageBufferType, layout.size, 1, None)?,
-                    layout,
-                )
+                (Buffer::image(layout.size)?, layout)
             }
         };
-        let buf = objects.buffers.insert(buffer)?.raw();
-        let image = Image {
-            image: layout.image(0, buf, s.width, s.height),
-            derived_from: Some(surface),
-        };
-        let id = match objects.images.insert(image) {
-            Ok(id) => id.raw(),
-            Err(e) => {
-                let _ = objects.buffers.remove(buf);
-                return Err(e);
-            }
-        };
-        let image = &mut objects.images.get_mut(id)?.image;
-        image.image_id = id;
-        Ok(*image)
+        objects.insert_image(buffer, layout, s.width, s.height, Some(surface))
     }
 
     /// `vaGetImage`: copies a rectangle of the surface's picture into an image of the same
