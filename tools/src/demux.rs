@@ -157,6 +157,18 @@ fn open_input(input: &Input) -> Result<(context::Input, bool), ffmpeg::Error> {
     }
 }
 
+/// Whether a failure of `avformat_open_input()` is about reaching the data (the file is missing,
+/// unreadable...) rather than about what the data is.
+fn is_io_error(e: &ffmpeg::Error) -> bool {
+    matches!(
+        e,
+        ffmpeg::Error::Other { errno }
+            if [libc::ENOENT, libc::EACCES, libc::EPERM, libc::EIO, libc::EISDIR, libc::ENXIO,
+                libc::ENOMEM]
+                .contains(errno)
+    )
+}
+
 /// Standard input's bytes, shared with the custom I/O context that reads them.
 struct SharedBytes(Arc<[u8]>);
 
@@ -243,12 +255,18 @@ impl Demuxer {
         init();
         let (mut ctx, has_stream_info) = match open_input(input) {
             Ok(ctx) => ctx,
-            Err(ffmpeg::Error::InvalidData) => return Ok(None),
-            Err(source) => {
+            Err(source) if is_io_error(&source) => {
                 return Err(DemuxError::Read {
                     container: "input".into(),
                     source,
                 })
+            }
+            // Any other failure comes from a demuxer that took the data for its format and
+            // then could not read its header (random bytes probe as MP3 at times): not a
+            // container after all, so the bare-stream readers get their turn.
+            Err(e) => {
+                log::debug!("libavformat cannot open the input as a container: {e}");
+                return Ok(None);
             }
         };
         if probe == Probe::StreamInfo
