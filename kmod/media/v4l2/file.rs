@@ -64,8 +64,9 @@ impl Drop for Fh {
 ///    (`file->private_data == &fh`) until `release::<T>` drops it: every file operation and
 ///    ioctl of the node reaches it through `private_data`.
 /// 2. From the end of `open::<T>` on: `fh.ctrl_handler == &hdl`, and `fh.m2m_ctx` is the file's
-///    m2m context (never changed until `release::<T>` releases it), whose two queues have
-///    `drv_priv == self` and `lock ==` the device lock (`queue_init::<T>`).
+///    m2m context, never changed, whose two queues have `drv_priv == self` and `lock ==` the
+///    device lock (`queue_init::<T>`). `release::<T>` releases it before anything else; after
+///    that the file only goes to [`M2mDriver::closed`], then is dropped.
 /// 3. `dev` is valid: the V4L2 core holds a reference on the video node from open to release
 ///    (M2mDevice invariant 5).
 /// 4. `locked` is only reached through a [`LockedFile`], i.e. with the device lock held.
@@ -129,16 +130,20 @@ impl<T: M2mDriver> V4l2File<T> {
         self.hdl.as_raw()
     }
 
-    /// The file's m2m context (temporary, as [`V4l2File::hdl`]).
+    /// The file's m2m context (temporary, as [`V4l2File::hdl`]): valid until the file is
+    /// released, i.e. not in [`M2mDriver::closed`].
     pub(crate) fn m2m_ctx(&self) -> *mut bindings::v4l2_m2m_ctx {
         // SAFETY: `fh` is initialized; `m2m_ctx` is written once in `open::<T>`, before the file
         // is reachable (invariant 2).
         unsafe { (*self.fh.raw.get()).m2m_ctx }
     }
 
-    /// The vb2 queue of type `ty` (temporary, as [`V4l2File::hdl`]).
+    /// The vb2 queue of type `ty` (temporary, as [`V4l2File::hdl`]): valid as long as
+    /// [`V4l2File::m2m_ctx`] is.
     pub(crate) fn queue_raw(&self, ty: BufType) -> *mut bindings::vb2_queue {
-        // SAFETY: the m2m context is live (invariant 2); `ty` is one of its two queue types.
+        // SAFETY: `v4l2_m2m_get_vq` only computes the address of the context's queue of type
+        // `ty` (one of its two), without reading it: no access to a released context happens
+        // here, whatever the caller does with the result.
         unsafe { bindings::v4l2_m2m_get_vq(self.m2m_ctx(), ty.raw()) }
     }
 }
