@@ -161,7 +161,7 @@ pub(crate) fn job_controls(codec: Codec) -> &'static [u32] {
     }
 }
 
-/// Creates the controls of a context (see [`crate::media::ctrls::CtrlHandler::init`]).
+/// Creates the controls of a context (see [`crate::media::ctrls::CtrlHandler::add_controls`]).
 pub(crate) fn build(b: &mut CtrlBuilder<'_, Context>) {
     for d in DESCS.iter() {
         b.add_std(d);

@@ -10,7 +10,9 @@
 //! open and [`Registration`]'s drop always runs with no user.
 
 use crate::chardev;
-use crate::jobs::Jobs;
+use crate::ctrls;
+use crate::jobs::{self, Jobs};
+use crate::media::ctrls::CtrlBuilder;
 use crate::media::platform::PlatformDevice;
 use crate::media::prelude::*;
 use crate::media::uapi;
@@ -18,7 +20,8 @@ use crate::media::v4l2::device::{
     DeviceInfo, DeviceRegistration, EntityFunction, M2mDevice, M2mDriver, OpsTables,
 };
 use crate::queue;
-use crate::video;
+use crate::video::{self, Context, State, VideoFile};
+use crate::wire;
 
 /// Name of the driver, the platform device, the video node and the media model.
 pub(crate) const NAME: &[u8] = b"daedalus";
@@ -47,6 +50,8 @@ impl DaedalusData {
 
 impl M2mDriver for Daedalus {
     type Data = DaedalusData;
+    type File = Context;
+    type Locked = State;
 
     const INFO: DeviceInfo = DeviceInfo {
         name: NAME,
@@ -55,13 +60,42 @@ impl M2mDriver for Daedalus {
         function: EntityFunction::ProcVideoDecoder,
     };
 
+    const NR_CTRLS: u32 = ctrls::NR_CONTROLS;
+
     fn tables() -> OpsTables {
         OpsTables {
-            fops: &video::FOPS.0,
-            ioctl_ops: &video::IOCTL_OPS.0,
             m2m_ops: &queue::M2M_OPS.0,
             media_ops: &queue::MEDIA_OPS.0,
+            vb2_ops: &queue::QUEUE_OPS.0,
+            buf_struct_size: core::mem::size_of::<jobs::Buffer>(),
         }
+    }
+
+    fn open(dev: &Device) -> Result<(impl PinInit<Context, Error>, State)> {
+        Context::open(dev)
+    }
+
+    fn controls(b: &mut CtrlBuilder<'_, Context>) {
+        ctrls::build(b);
+    }
+
+    fn output_holds_capture(ctx: &Context) -> bool {
+        video::holds_capture(ctx.codec())
+    }
+
+    /// Tells the daemon (if attached) about the new context.
+    fn opened(file: &VideoFile) {
+        let id = file.data().id;
+        file.device().data().jobs.event(wire::KIND_CONTEXT_OPEN, id);
+    }
+
+    /// Tells the daemon (if attached) that the context is gone.
+    fn closed(file: &VideoFile) {
+        let id = file.data().id;
+        file.device()
+            .data()
+            .jobs
+            .event(wire::KIND_CONTEXT_CLOSE, id);
     }
 
     /// Fails the jobs past their deadline.

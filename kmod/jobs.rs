@@ -34,7 +34,7 @@ use crate::media::raw::{self as bindings, vb2_v4l2_buffer};
 use crate::media::sync::{LockClass, Mutex, MutexGuard, PollTable, WaitQueue};
 use crate::media::time::{params, Jiffies};
 use crate::media::workqueue::DelayedWork;
-use crate::video::Context;
+use crate::video::VideoFile;
 use crate::wire::{self, BufferDesc, Completion, Hello, JobEncoder, JobHeader, PictureFormat};
 
 /// Most jobs queued or with the daemon, device-wide; more fail at once with an error buffer.
@@ -95,7 +95,7 @@ struct JobRecord {
     id: u64,
     /// Position in the read order, shared with events.
     seq: u64,
-    ctx: *const Context,
+    ctx: *const VideoFile,
     ctx_id: u32,
     src: *mut vb2_v4l2_buffer,
     dst: *mut vb2_v4l2_buffer,
@@ -194,7 +194,7 @@ impl Mode {
 ///
 /// As [`finish`]; `src`/`dst` are the job's buffers, `mode` how they were taken.
 unsafe fn finish_buffers(
-    ctx: &Context,
+    ctx: &VideoFile,
     src: *mut vb2_v4l2_buffer,
     dst: *mut vb2_v4l2_buffer,
     mode: Mode,
@@ -245,7 +245,7 @@ unsafe fn finish_buffers(
             }
         }
     }
-    ctx.inflight.fetch_sub(1, Ordering::AcqRel);
+    ctx.data().inflight.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Holds the job queue's lock; releasing it updates [`Jobs::readable`].
@@ -628,12 +628,12 @@ impl Jobs {
     pub(crate) unsafe fn submit(
         &self,
         watchdog: &DelayedWork,
-        ctx: &Context,
+        ctx: &VideoFile,
         src: *mut vb2_v4l2_buffer,
         dst: *mut vb2_v4l2_buffer,
         mode: Mode,
     ) {
-        ctx.inflight.fetch_add(1, Ordering::AcqRel);
+        ctx.data().inflight.fetch_add(1, Ordering::AcqRel);
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         // SAFETY: forwarded contract.
         let msg = unsafe { encode_job(ctx, id, src, dst, mode.hold()) };
@@ -654,8 +654,8 @@ impl Jobs {
                         let record = JobRecord {
                             id,
                             seq,
-                            ctx: ctx as *const Context,
-                            ctx_id: ctx.id,
+                            ctx: ctx as *const VideoFile,
+                            ctx_id: ctx.data().id,
                             src,
                             dst,
                             mode,
@@ -693,7 +693,8 @@ impl Jobs {
 
     /// Ends the jobs of a context that stops streaming: queued ones fail at once, those the
     /// daemon has are waited for (up to the job timeout), then failed.
-    pub(crate) fn cancel_context(&self, ctx: &Context) {
+    pub(crate) fn cancel_context(&self, ctx: &VideoFile) {
+        let ctx = ctx.data();
         let queued = self.locked().take(|j| j.ctx_id == ctx.id && !j.read);
         queued.fail_all(self);
         // The daemon has no job of the context any more.
@@ -800,18 +801,17 @@ impl FdInstall {
 ///
 /// As [`Jobs::submit`].
 unsafe fn encode_job(
-    ctx: &Context,
+    ctx: &VideoFile,
     id: u64,
     src: *mut vb2_v4l2_buffer,
     dst: *mut vb2_v4l2_buffer,
     hold: bool,
 ) -> Result<KVec<u8>> {
-    // SAFETY: the formats cannot change while buffers exist (see `Context::job_formats`).
-    let (coded, capture) = unsafe { ctx.job_formats() };
+    let (coded, capture) = ctx.data().formats();
     let ids = ctrls::job_controls(coded.codec);
     // The controls' current values, under the handler's lock (against S_EXT_CTRLS and the
     // request setup of the context's next job).
-    ctx.hdl
+    ctx.handler()
         .snapshot::<{ ctrls::MAX_JOB_CONTROLS }, _>(ids, |found| {
             // SAFETY: forwarded contract.
             unsafe { encode_locked(ctx, id, src, dst, hold, &coded, &capture, found) }
@@ -823,7 +823,7 @@ unsafe fn encode_job(
 /// As [`encode_job`]; `ctrls` is a snapshot of the context's controls.
 #[allow(clippy::too_many_arguments)]
 unsafe fn encode_locked(
-    ctx: &Context,
+    ctx: &VideoFile,
     id: u64,
     src: *mut vb2_v4l2_buffer,
     dst: *mut vb2_v4l2_buffer,
@@ -857,7 +857,7 @@ unsafe fn encode_locked(
     let l = &capture.layout;
     let header = JobHeader {
         job_id: id,
-        ctx_id: ctx.id,
+        ctx_id: ctx.data().id,
         codec: coded.codec,
         flags: if hold { wire::JOB_FLAG_HOLD_CAPTURE } else { 0 },
         timestamp_ns: s.timestamp,

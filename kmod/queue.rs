@@ -5,15 +5,15 @@
 //! OUTPUT requires requests (a stateless decoder cannot decode a buffer without its controls)
 //! and, for H.264, supports `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` (slice-based decoding, fields).
 
-use core::mem::{offset_of, size_of};
+use core::mem::offset_of;
 
-use crate::formats::Codec;
 use crate::jobs::{self, Mode};
 use crate::media::prelude::*;
 use crate::media::raw::{
     self as bindings, media_request, media_request_object, vb2_buffer, vb2_queue, vb2_v4l2_buffer,
 };
-use crate::video::Context;
+use crate::media::v4l2::format::BufType;
+use crate::video::VideoFile;
 use crate::wire;
 
 pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> =
@@ -31,7 +31,7 @@ pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
         ..zeroed()
     });
 
-static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
+pub(crate) static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
     queue_setup: Some(queue_setup),
     buf_init: Some(jobs::buf_init),
     buf_out_validate: Some(buf_out_validate),
@@ -53,14 +53,15 @@ fn is_output(ty: u32) -> bool {
     ty == bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE
 }
 
-/// The context a queue belongs to.
+/// The open file a queue belongs to.
 ///
 /// # Safety
 ///
-/// `q` is one of the two queues set up by [`queue_init`], whose `drv_priv` is the context.
-unsafe fn ctx_of<'a>(q: *mut vb2_queue) -> &'a Context {
-    // SAFETY: per the contract; the context outlives its queues.
-    unsafe { &*(*q).drv_priv.cast::<Context>() }
+/// `q` is one of the two queues of a file (the layer's `queue_init` set its `drv_priv` to the
+/// file).
+unsafe fn ctx_of<'a>(q: *mut vb2_queue) -> &'a VideoFile {
+    // SAFETY: per the contract; the file outlives its queues.
+    unsafe { &*(*q).drv_priv.cast::<VideoFile>() }
 }
 
 /// The `vb2_v4l2_buffer` a `vb2_buffer` is embedded in (`to_vb2_v4l2_buffer`).
@@ -77,52 +78,6 @@ unsafe fn to_v4l2_buf(vb: *mut vb2_buffer) -> *mut vb2_v4l2_buffer {
     }
 }
 
-/// `queue_init` of `v4l2_m2m_ctx_init`: sets up the OUTPUT and CAPTURE queues of a context.
-///
-/// # Safety
-///
-/// Called by the m2m core with `priv_` = the [`Context`] being opened and two zeroed queues.
-pub(crate) unsafe extern "C" fn queue_init(
-    priv_: *mut c_void,
-    src_vq: *mut vb2_queue,
-    dst_vq: *mut vb2_queue,
-) -> c_int {
-    let ctx = priv_.cast::<Context>();
-    // The queues share the device lock with the ioctls (as cedrus does): the V4L2 core holds it
-    // around every ioctl of an m2m node without `q_lock`, so videobuf2, which drops `q->lock`
-    // while blocking in DQBUF, must be given that very lock.
-    // SAFETY: `ctx` is the context being opened; its device lives.
-    let (lock, dev) = unsafe { ((*ctx).device().lock().as_raw(), (*ctx).device().dma_dev()) };
-    for (q, ty) in [
-        (src_vq, bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE),
-        (dst_vq, bindings::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE),
-    ] {
-        // SAFETY: the m2m core hands us both queues to fill before `vb2_queue_init`.
-        let r = unsafe {
-            let q = &mut *q;
-            q.type_ = ty;
-            q.io_modes = bindings::VB2_MMAP | bindings::VB2_DMABUF;
-            q.drv_priv = ctx.cast();
-            q.buf_struct_size = size_of::<jobs::Buffer>() as c_uint;
-            q.ops = &QUEUE_OPS.0;
-            q.mem_ops = &bindings::vb2_dma_contig_memops;
-            q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
-            q.lock = lock;
-            q.dev = dev;
-            if is_output(ty) {
-                q.set_supports_requests(1);
-                q.set_requires_requests(1);
-                set_codec(q, (*ctx).codec());
-            }
-            check(bindings::vb2_queue_init(q))
-        };
-        if let Err(e) = r {
-            return e.to_errno();
-        }
-    }
-    0
-}
-
 /// # Safety
 ///
 /// videobuf2 callback (device lock held: it is the queue lock): the arrays have
@@ -135,14 +90,13 @@ unsafe extern "C" fn queue_setup(
     _alloc_devs: *mut *mut bindings::device,
 ) -> c_int {
     // SAFETY: one of our queues.
-    let ctx = unsafe { ctx_of(q) };
-    // SAFETY: `queue_setup` runs from REQBUFS / CREATE_BUFS, under the device lock.
-    let size = unsafe {
-        if is_output((*q).type_) {
-            ctx.coded_format().sizeimage
-        } else {
-            ctx.capture_format().layout.sizeimage
-        }
+    let (ctx, output) = unsafe { (ctx_of(q), is_output((*q).type_)) };
+    // The device lock is held (REQBUFS / CREATE_BUFS), so these are the ioctls' formats.
+    let (coded, capture) = ctx.data().formats();
+    let size = if output {
+        coded.sizeimage
+    } else {
+        capture.layout.sizeimage
     };
     // SAFETY: valid pointers from the core (contract).
     unsafe {
@@ -189,7 +143,7 @@ unsafe extern "C" fn buf_prepare(vb: *mut vb2_buffer) -> c_int {
                 Ok(())
             }
         } else {
-            let need = ctx.capture_format().layout.sizeimage;
+            let need = ctx.data().formats().1.layout.sizeimage;
             if plane_size < need {
                 pr_warn!("CAPTURE buffer of {} bytes, {} needed\n", plane_size, need);
                 Err(code::EINVAL)
@@ -279,7 +233,7 @@ unsafe extern "C" fn stop_streaming(q: *mut vb2_queue) {
     jobs.cancel_context(ctx);
     // SAFETY: our queue, lock held by the core.
     unsafe { return_buffers(q, bindings::VB2_BUF_STATE_ERROR) };
-    jobs.event(wire::KIND_CONTEXT_FLUSH, ctx.id);
+    jobs.event(wire::KIND_CONTEXT_FLUSH, ctx.data().id);
 }
 
 /// `media_device_ops.req_validate`: a request must carry exactly one OUTPUT buffer and the
@@ -300,7 +254,7 @@ unsafe fn validate(req: *mut media_request) -> Result {
     // Find the context through the request's buffer (list_for_each_entry on `req->objects`).
     // SAFETY: the object list is stable while the request is validated.
     let head = unsafe { core::ptr::addr_of_mut!((*req).objects) };
-    let mut ctx: Option<&Context> = None;
+    let mut ctx: Option<&VideoFile> = None;
     // SAFETY: `head` is an initialized list head.
     let mut node = unsafe { (*head).next };
     while node != head {
@@ -343,7 +297,7 @@ unsafe fn validate(req: *mut media_request) -> Result {
         pr_warn!("request without controls\n");
         return Err(code::ENOENT);
     }
-    let id = ctx.codec().frame_control();
+    let id = ctx.data().codec().frame_control();
     // SAFETY: `hdl` is the request's handler, referenced until the put below.
     let found = unsafe { !bindings::v4l2_ctrl_request_hdl_ctrl_find(hdl, id).is_null() };
     // SAFETY: drops the reference `v4l2_ctrl_request_hdl_find` took.
@@ -368,7 +322,7 @@ unsafe fn validate(req: *mut media_request) -> Result {
 /// Called by the m2m core with `priv_` = a context that has a buffer on both queues.
 unsafe extern "C" fn device_run(priv_: *mut c_void) {
     // SAFETY: per the contract.
-    let ctx = unsafe { &*priv_.cast::<Context>() };
+    let ctx = unsafe { &*priv_.cast::<VideoFile>() };
     let m2m = ctx.m2m_ctx();
     // SAFETY: the m2m core only runs jobs with a buffer on both queues; the buffers are ours.
     unsafe {
@@ -384,7 +338,7 @@ unsafe extern "C" fn device_run(priv_: *mut c_void) {
             }
             bindings::daedalus_m2m_buf_copy_metadata(src, dst);
             let hold = (*src).flags & bindings::V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF != 0;
-            if holds_capture(ctx.output_queue()) {
+            if holds_capture(ctx.queue_raw(BufType::VideoOutputMplane)) {
                 // The job ends with `v4l2_m2m_buf_done_and_job_finish`.
                 let dev = ctx.device();
                 dev.data()
@@ -413,27 +367,8 @@ unsafe extern "C" fn device_run(priv_: *mut c_void) {
 /// # Safety
 ///
 /// `q` is a live queue of ours.
-pub(crate) unsafe fn holds_capture(q: *mut vb2_queue) -> bool {
-    // SAFETY: per the contract; only changed by `S_FMT(OUTPUT)` while the queue is idle.
+unsafe fn holds_capture(q: *mut vb2_queue) -> bool {
+    // SAFETY: per the contract; only changed by `S_FMT(OUTPUT)` while the queue has no buffers
+    // and does not stream (`LockedFile::set_hold_capture`).
     unsafe { (*q).subsystem_flags & bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF != 0 }
-}
-
-/// Offers `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` on the OUTPUT queue for the codecs that need it:
-/// H.264, whose clients decode slice by slice or field by field into one CAPTURE buffer. VP9
-/// and AV1 requests always carry a whole frame; without the flag their jobs leave the m2m core
-/// at once and run in parallel with other contexts' (see [`device_run`]).
-///
-/// # Safety
-///
-/// `q` is the OUTPUT queue of a context, with no buffers (S_FMT(OUTPUT) or queue init).
-pub(crate) unsafe fn set_codec(q: *mut vb2_queue, codec: Codec) {
-    let flag = bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
-    // SAFETY: per the contract nothing else reads the flags now.
-    unsafe {
-        if codec == Codec::H264 {
-            (*q).subsystem_flags |= flag;
-        } else {
-            (*q).subsystem_flags &= !flag;
-        }
-    }
 }

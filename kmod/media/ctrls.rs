@@ -10,7 +10,9 @@ use core::marker::PhantomData;
 use core::ptr::NonNull;
 
 use super::bindings;
-use super::kernel::{c_int, c_void, check, errno, Opaque, Result};
+use super::kernel::{
+    c_int, c_void, check, errno, pin_init_from_closure, Error, Opaque, PinInit, Result,
+};
 
 /// The callbacks of a handler's tracked controls, implemented by the handler's owner.
 pub(crate) trait CtrlOps: Sync + Sized {
@@ -42,11 +44,11 @@ pub(crate) struct StdCtrl {
 ///
 /// # Invariants
 ///
-/// - `raw` is either all zero (never initialized: `v4l2_ctrl_handler_free` returns at once) or
-///   was initialized by [`CtrlHandler::init`]; drop frees it with `v4l2_ctrl_handler_free`
-///   (which leaves it freed-and-empty, so a second free does nothing).
+/// - `raw` was initialized by `v4l2_ctrl_handler_init` ([`CtrlHandler::new`], pin-init: it never
+///   moves) and is freed by drop with `v4l2_ctrl_handler_free`; in between, `raw.lock` points to
+///   its own mutex.
 /// - Every control created with ops has `ops == CtrlOpsVTable::<O>` and `priv` = the owner given
-///   to `init`, an `O` that outlives the handler (`init`'s contract).
+///   to [`CtrlHandler::add_controls`], an `O` that outlives the handler (its contract).
 #[repr(transparent)]
 pub(crate) struct CtrlHandler<O: CtrlOps> {
     raw: Opaque<bindings::v4l2_ctrl_handler>,
@@ -58,14 +60,15 @@ unsafe impl<O: CtrlOps> Send for CtrlHandler<O> {}
 // SAFETY: as above; `&CtrlHandler` only reaches the handler through the core's locked APIs.
 unsafe impl<O: CtrlOps> Sync for CtrlHandler<O> {}
 
-/// Creates a handler's controls (see [`CtrlHandler::init`]).
+/// Creates a handler's controls (see [`CtrlHandler::add_controls`]).
 pub(crate) struct CtrlBuilder<'a, O: CtrlOps> {
     hdl: *mut bindings::v4l2_ctrl_handler,
     owner: &'a O,
 }
 
 impl<O: CtrlOps> CtrlBuilder<'_, O> {
-    /// Adds a standard control. Errors accumulate in the handler (checked once by `init`).
+    /// Adds a standard control. Errors accumulate in the handler (checked once by
+    /// `add_controls`).
     pub(crate) fn add_std(&mut self, c: &StdCtrl) {
         let mut cfg = bindings::v4l2_ctrl_config {
             id: c.id,
@@ -81,34 +84,54 @@ impl<O: CtrlOps> CtrlBuilder<'_, O> {
             cfg.ops = CtrlOpsVTable::<O>::build();
             owner = core::ptr::from_ref(self.owner).cast_mut().cast();
         }
-        // SAFETY: `hdl` is initialized (`init` made this builder); `cfg` describes a standard
-        // control and is copied by the core; `owner` outlives the handler (`init`'s contract).
+        // SAFETY: `hdl` is initialized (`add_controls` made this builder); `cfg` describes a
+        // standard control and is copied by the core; `owner` outlives the handler
+        // (`add_controls`' contract).
         unsafe { bindings::v4l2_ctrl_new_custom(self.hdl, &cfg, owner) };
     }
 }
 
 impl<O: CtrlOps> CtrlHandler<O> {
-    /// Initializes the handler in place, creates its controls with `build` and applies their
-    /// defaults (which calls `owner`'s `s_ctrl`).
+    /// An empty handler with room for about `nr_of_controls_hint` controls.
+    pub(crate) fn new(nr_of_controls_hint: u32) -> impl PinInit<Self, Error> {
+        // SAFETY: the closure initializes the slot completely (zeroed, as the C initializer
+        // expects kzalloc'ed memory, then `v4l2_ctrl_handler_init`) or fails leaving nothing to
+        // undo: a handler whose init failed has no buckets, which `v4l2_ctrl_handler_free` (run
+        // anyway, as the C drivers do) treats as nothing to free.
+        unsafe {
+            pin_init_from_closure(move |slot: *mut Self| {
+                // `repr(transparent)` over the `Opaque`.
+                let hdl = Opaque::raw_get(slot.cast::<Opaque<bindings::v4l2_ctrl_handler>>());
+                core::ptr::write_bytes(hdl, 0, 1);
+                let r = check(bindings::daedalus_ctrl_handler_init(
+                    hdl,
+                    nr_of_controls_hint,
+                ));
+                if r.is_err() {
+                    bindings::v4l2_ctrl_handler_free(hdl);
+                }
+                r
+            })
+        }
+    }
+
+    /// Creates the handler's controls with `build`, then applies their defaults (which calls
+    /// `owner`'s `s_ctrl`). On an error the controls made so far stay, freed with the handler.
     ///
     /// # Safety
     ///
-    /// `this` is zeroed storage of a `CtrlHandler` that never moves; `owner` stays valid (and
-    /// does not move) until the handler is dropped.
-    pub(crate) unsafe fn init(
-        this: *mut Self,
+    /// `owner` stays valid and does not move until the handler is dropped; called once.
+    pub(in crate::media) unsafe fn add_controls(
+        &self,
         owner: &O,
-        nr_of_controls_hint: u32,
         build: impl FnOnce(&mut CtrlBuilder<'_, O>),
     ) -> Result {
-        // `repr(transparent)` over the `Opaque`.
-        let hdl = Opaque::raw_get(this.cast::<Opaque<bindings::v4l2_ctrl_handler>>());
-        // SAFETY: `hdl` is valid storage (contract).
-        check(unsafe { bindings::daedalus_ctrl_handler_init(hdl, nr_of_controls_hint) })?;
+        let hdl = self.raw.get();
         build(&mut CtrlBuilder { hdl, owner });
-        // SAFETY: initialized above. On an error the handler is left to the owner's drop.
+        // SAFETY: initialized (type invariant); `error` accumulates the builder's failures.
         check(unsafe { (*hdl).error })?;
-        // SAFETY: the handler is complete; applying the defaults calls `owner`'s `s_ctrl`.
+        // SAFETY: the handler is complete; applying the defaults calls `owner`'s `s_ctrl`, whose
+        // `priv` is valid (contract).
         check(unsafe { bindings::v4l2_ctrl_handler_setup(hdl) })
     }
 
@@ -129,18 +152,12 @@ impl<O: CtrlOps> CtrlHandler<O> {
     ) -> R {
         let hdl = self.raw.get();
         let n = ids.len().min(N);
-        // SAFETY: a plain read of the handler (zeroed or initialized, type invariant). Once
-        // initialized, `lock` points to its own mutex (or the one it was given), which serializes
-        // every change of the controls' current values; a zeroed handler has none.
+        // SAFETY: a plain read of the initialized handler (type invariant): `lock` points to its
+        // own mutex, which serializes every change of the controls' current values.
         let lock = unsafe { (*hdl).lock };
-        if lock.is_null() {
-            // Never initialized: no controls, and no lock `v4l2_ctrl_find` could take.
-            let none: [Option<Ctrl<'_>>; N] = [const { None }; N];
-            return f(none.get(..n).unwrap_or(&[]));
-        }
         let mut found: [Option<NonNull<bindings::v4l2_ctrl>>; N] = [None; N];
         for (slot, &id) in found.iter_mut().zip(ids) {
-            // SAFETY: the handler is initialized (its lock is set); `v4l2_ctrl_find` takes that
+            // SAFETY: the handler is initialized (type invariant); `v4l2_ctrl_find` takes its
             // lock itself, so it runs before ours is taken.
             *slot = NonNull::new(unsafe { bindings::v4l2_ctrl_find(hdl, id) });
         }
@@ -162,8 +179,7 @@ impl<O: CtrlOps> CtrlHandler<O> {
 
 impl<O: CtrlOps> Drop for CtrlHandler<O> {
     fn drop(&mut self) {
-        // SAFETY: zeroed or initialized (type invariant); both are valid for the free, which
-        // leaves the handler empty.
+        // SAFETY: initialized (type invariant), freed once, here.
         unsafe { bindings::v4l2_ctrl_handler_free(self.raw.get()) };
     }
 }

@@ -43,6 +43,12 @@ void daedalus_jobs_lock_init(struct mutex *lock)
 	mutex_init(lock);
 }
 
+/* A file's format snapshot: a leaf lock class of its own, nested inside the device lock. */
+void daedalus_format_lock_init(struct mutex *lock)
+{
+	mutex_init(lock);
+}
+
 void daedalus_mutex_lock(struct mutex *lock)
 {
 	mutex_lock(lock);

@@ -47,34 +47,6 @@ pub(crate) fn errno(r: Result) -> c_int {
     }
 }
 
-/// Allocates a zero-filled `T` on the heap and leaks it, returning its address.
-///
-/// Temporary: goes away when the containers are built with pin-init (docs/kmod-safe-layer.md,
-/// steps 5 and 6).
-///
-/// # Safety
-///
-/// The all-zero bit pattern must be a valid `T` (true of bindgen structs, raw pointers, atomics
-/// and `Opaque` wrappers, which is all the driver's C-facing state is made of).
-pub(crate) unsafe fn alloc_zeroed<T>() -> Result<*mut T> {
-    let mut slot = KBox::<T>::new_uninit(GFP_KERNEL)?;
-    // SAFETY: `slot` is a fresh, exclusively owned allocation of one `T`.
-    unsafe { core::ptr::write_bytes(slot.as_mut_ptr(), 0, 1) };
-    // SAFETY: the memory is zeroed, a valid `T` per this function's contract.
-    let boxed = unsafe { slot.assume_init() };
-    Ok(KBox::into_raw(boxed))
-}
-
-/// Frees what [`alloc_zeroed`] returned, running `T`'s destructor.
-///
-/// # Safety
-///
-/// `ptr` comes from [`alloc_zeroed::<T>`] and is not used afterwards.
-pub(crate) unsafe fn free<T>(ptr: *mut T) {
-    // SAFETY: per the contract, `ptr` is a leaked `KBox<T>` we own again now.
-    drop(unsafe { KBox::from_raw(ptr) });
-}
-
 /// Copies `src` into the fixed-size C string `dst`, always NUL-terminated (like `strscpy`).
 pub(crate) fn strscpy(dst: &mut [u8], src: &[u8]) {
     let n = src.len().min(dst.len().saturating_sub(1));

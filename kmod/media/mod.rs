@@ -49,8 +49,8 @@ pub(crate) use bindings as raw;
 pub(crate) mod prelude {
     pub(crate) use super::kernel::{
         c_int, c_long, c_uint, c_ulong, c_void, capable_sys_admin, check, check_ptr, code, eproto,
-        errno, pr_err, pr_info, pr_warn, strscpy, zeroed, AssertSync, Error, KBox, KVec, Opaque,
-        Result, UserAddr, GFP_KERNEL,
+        errno, pr_err, pr_info, pr_warn, zeroed, AssertSync, Error, KBox, KVec, Opaque, Result,
+        UserAddr, GFP_KERNEL,
     };
-    pub(crate) use super::kernel::{pin_data, pin_init, PinInit};
+    pub(crate) use super::kernel::{pin_data, pin_init, try_pin_init, PinInit};
 }

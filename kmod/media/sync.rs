@@ -22,6 +22,9 @@ use super::time::Jiffies;
 pub(crate) enum LockClass {
     /// The device's job queue (`daedalus_jobs_lock_init`); nests inside the device lock.
     Jobs,
+    /// A file's format snapshot (`daedalus_format_lock_init`): a leaf, nested inside the device
+    /// lock (written by `S_FMT`) or taken alone (read by jobs).
+    Format,
 }
 
 /// A sleeping lock protecting a `T`.
@@ -49,6 +52,7 @@ impl<T> Mutex<T> {
     pub(crate) fn new(value: T, class: LockClass) -> impl PinInit<Self> {
         let init: unsafe extern "C" fn(*mut bindings::mutex) = match class {
             LockClass::Jobs => bindings::daedalus_jobs_lock_init,
+            LockClass::Format => bindings::daedalus_format_lock_init,
         };
         pin_init!(Self {
             // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
@@ -280,8 +284,9 @@ impl DeviceLock {
         })
     }
 
-    /// Takes the lock (uninterruptibly).
-    pub(crate) fn lock(&self) -> DeviceGuard<'_> {
+    /// Takes the lock (uninterruptibly). Layer only: the driver runs under it when the core
+    /// says so ([`LockedFile`](super::v4l2::file::LockedFile)), never takes it.
+    pub(in crate::media) fn lock(&self) -> DeviceGuard<'_> {
         // SAFETY: initialized (type invariant).
         unsafe { bindings::daedalus_mutex_lock(self.raw.get()) };
         // INVARIANT: held from here until the guard's drop.
@@ -291,8 +296,8 @@ impl DeviceLock {
         }
     }
 
-    /// Takes the lock, or `ERESTARTSYS` if a signal comes first.
-    pub(crate) fn lock_interruptible(&self) -> Result<DeviceGuard<'_>> {
+    /// Takes the lock, or `ERESTARTSYS` if a signal comes first (layer only, as `lock`).
+    pub(in crate::media) fn lock_interruptible(&self) -> Result<DeviceGuard<'_>> {
         // SAFETY: initialized (type invariant).
         if unsafe { bindings::daedalus_mutex_lock_interruptible(self.raw.get()) } != 0 {
             return Err(code::ERESTARTSYS);
@@ -305,7 +310,7 @@ impl DeviceLock {
     }
 
     /// The C mutex, for the `lock` fields of the video node and the vb2 queues.
-    pub(crate) fn as_raw(&self) -> *mut bindings::mutex {
+    pub(in crate::media) fn as_raw(&self) -> *mut bindings::mutex {
         self.raw.get()
     }
 }

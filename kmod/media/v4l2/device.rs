@@ -19,12 +19,15 @@ use crate::media::kernel::{
 };
 
 use super::super::bindings;
+use super::super::ctrls::{CtrlBuilder, CtrlOps};
 use super::super::kernel::{
     c_int, check, check_ptr, code, strscpy, Error, KBox, Opaque, Result, GFP_KERNEL,
 };
 use super::super::platform::PlatformDevice;
 use super::super::sync::DeviceLock;
 use super::super::workqueue::DelayedWork;
+use super::file::{FileVTable, V4l2File};
+use super::ioctl::{IoctlOps, IoctlVTable};
 
 /// The media entity function of the device's processing entity.
 #[derive(Clone, Copy)]
@@ -53,25 +56,46 @@ pub(crate) struct DeviceInfo {
     pub(crate) function: EntityFunction,
 }
 
-/// The C operation tables of the device, still defined by the driver.
+/// The C operation tables of the device still defined by the driver, and the size of its vb2
+/// buffers.
 ///
-/// Temporary: steps 6 and 7 of docs/kmod-safe-layer.md move them into the layer (built from
-/// the ops traits).
+/// Temporary: step 7 of docs/kmod-safe-layer.md moves them into the layer (built from the ops
+/// traits).
 pub(crate) struct OpsTables {
-    pub(crate) fops: &'static bindings::v4l2_file_operations,
-    pub(crate) ioctl_ops: &'static bindings::v4l2_ioctl_ops,
     pub(crate) m2m_ops: &'static bindings::v4l2_m2m_ops,
     pub(crate) media_ops: &'static bindings::media_device_ops,
+    pub(crate) vb2_ops: &'static bindings::vb2_ops,
+    /// `vb2_queue.buf_struct_size`.
+    pub(crate) buf_struct_size: usize,
 }
 
 /// A V4L2 mem2mem driver.
 pub(crate) trait M2mDriver: Sized + 'static {
     /// Device-wide driver state.
     type Data: Send + Sync;
+    /// Per open file: the owner of the file's controls, and what is read without the device lock
+    /// ([`V4l2File::data`]).
+    type File: CtrlOps + Send + Sync;
+    /// Per open file, only reached with the device lock held ([`LockedFile::state`](super::file::LockedFile::state)).
+    type Locked: Send;
     /// Names and capabilities.
     const INFO: DeviceInfo;
+    /// About how many controls a file has (sizes the handler's hash table).
+    const NR_CTRLS: u32;
     /// The operation tables (temporary, see [`OpsTables`]).
     fn tables() -> OpsTables;
+    /// A file is being opened (device lock held): its data and its locked state.
+    fn open(dev: &M2mDevice<Self>) -> Result<(impl PinInit<Self::File, Error>, Self::Locked)>;
+    /// Creates the controls of a file being opened; `add_std` errors fail the open.
+    fn controls(b: &mut CtrlBuilder<'_, Self::File>);
+    /// Whether a new file's OUTPUT queue offers `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` (changed
+    /// later with
+    /// [`LockedFile::set_hold_capture`](super::file::LockedFile::set_hold_capture)).
+    fn output_holds_capture(data: &Self::File) -> bool;
+    /// A file is open (device lock held).
+    fn opened(file: &V4l2File<Self>);
+    /// A file is being released, after its m2m context: no job of it is left.
+    fn closed(file: &V4l2File<Self>);
     /// The device's watchdog fired ([`M2mDevice::watchdog`]).
     fn watchdog(dev: &M2mDevice<Self>);
 }
@@ -181,8 +205,9 @@ impl Drop for MediaDevice {
 ///    moment `video_register_device` succeeds, the allocation is owned by the video_device's
 ///    refcount and freed only by that callback; before, only by the `KBox` holding it.
 /// 3. `vfd.lock == lock.as_raw()` (set by the layer only).
-/// 4. From [`VideoRegistration::register`] on: `v4l2.mdev == &media`, `media.ops` and `vfd`'s
-///    tables from `T::tables()`.
+/// 4. From [`VideoRegistration::register`] on: `v4l2.mdev == &media`, `media.ops` from
+///    `T::tables()`, `vfd.fops == FileVTable::<T>` and `vfd.ioctl_ops == IoctlVTable::<T>`
+///    (the only node with these tables).
 /// 5. A file of the video node holds a reference on `vfd` (V4L2 core, open to release), so a
 ///    `&M2mDevice<T>` reached from one is valid.
 /// 6. `watchdog` runs `work_fn::<T>`; it is cancelled before anything else is torn down
@@ -253,7 +278,7 @@ impl<T: M2mDriver> M2mDevice<T> {
     /// # Safety
     ///
     /// `vdev` is the `vfd` of a live `M2mDevice<T>` for `'a` (invariant 5: a file of the node).
-    pub(crate) unsafe fn from_vdev<'a>(vdev: *mut bindings::video_device) -> &'a Self {
+    pub(super) unsafe fn from_vdev<'a>(vdev: *mut bindings::video_device) -> &'a Self {
         let off = offset_of!(Self, vfd);
         // SAFETY: per the contract; `Opaque` is `repr(transparent)`.
         unsafe { &*vdev.cast::<u8>().sub(off).cast::<Self>() }
@@ -270,12 +295,12 @@ impl<T: M2mDriver> M2mDevice<T> {
     }
 
     /// The device lock (`video_device.lock`, the vb2 queues' lock).
-    pub(crate) fn lock(&self) -> &DeviceLock {
+    pub(super) fn lock(&self) -> &DeviceLock {
         &self.lock
     }
 
     /// The `struct device` buffers are allocated for (dma-contig).
-    pub(crate) fn dma_dev(&self) -> *mut bindings::device {
+    pub(super) fn dma_dev(&self) -> *mut bindings::device {
         self.dma_dev
     }
 
@@ -323,22 +348,21 @@ struct VideoRegistration<T: M2mDriver> {
     dev: NonNull<M2mDevice<T>>,
 }
 
-impl<T: M2mDriver> VideoRegistration<T> {
+impl<T: IoctlOps> VideoRegistration<T> {
     fn register(dev: Pin<KBox<M2mDevice<T>>>) -> Result<Self> {
-        let tables = T::tables();
         // SAFETY: the device is not moved out of the allocation, only owned through a raw
         // pointer from here on (invariant 2).
         let raw = KBox::into_raw(unsafe { Pin::into_inner_unchecked(dev) });
         // SAFETY: `raw` is the fresh, exclusively owned, initialized device; its `vfd` is
-        // zeroed storage; the tables are statics; `lock`, `v4l2` and `media` live as long as
+        // zeroed storage; the tables are `'static`; `lock`, `v4l2` and `media` live as long as
         // `vfd` (same allocation, freed by its release).
         unsafe {
             let d = &*raw;
             let vfd = d.vfd.get();
             strscpy(&mut (*vfd).name, T::INFO.name);
             (*vfd).vfl_dir = bindings::VFL_DIR_M2M;
-            (*vfd).fops = tables.fops;
-            (*vfd).ioctl_ops = tables.ioctl_ops;
+            (*vfd).fops = FileVTable::<T>::build();
+            (*vfd).ioctl_ops = IoctlVTable::<T>::build();
             (*vfd).minor = -1;
             (*vfd).release = Some(release_callback::<T>);
             (*vfd).device_caps = T::INFO.device_caps;
@@ -369,7 +393,9 @@ impl<T: M2mDriver> VideoRegistration<T> {
             dev: unsafe { NonNull::new_unchecked(raw) },
         })
     }
+}
 
+impl<T: M2mDriver> VideoRegistration<T> {
     fn device(&self) -> &M2mDevice<T> {
         // SAFETY: registered, hence alive (type invariant).
         unsafe { self.dev.as_ref() }
@@ -456,7 +482,7 @@ unsafe impl<T: M2mDriver> Send for DeviceRegistration<T> {}
 // SAFETY: `&DeviceRegistration` only gives `&M2mDevice<T>`, which is `Sync`.
 unsafe impl<T: M2mDriver> Sync for DeviceRegistration<T> {}
 
-impl<T: M2mDriver> DeviceRegistration<T> {
+impl<T: IoctlOps> DeviceRegistration<T> {
     /// Builds the device on `pdev` and registers `/dev/videoN`, its media entities and
     /// `/dev/mediaN`; on failure, undoes what was done, in reverse.
     pub(crate) fn new(pdev: &PlatformDevice, data: impl PinInit<T::Data>) -> Result<Self> {
@@ -470,7 +496,9 @@ impl<T: M2mDriver> DeviceRegistration<T> {
             node,
         })
     }
+}
 
+impl<T: M2mDriver> DeviceRegistration<T> {
     /// A counted reference to the device.
     pub(crate) fn get(&self) -> DeviceRef<T> {
         let d = self.node.device();

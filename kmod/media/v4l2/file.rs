@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: GPL-2.0
+//! One open file of the video node: [`V4l2File`] (the layer's container of the driver's
+//! per-file data), [`LockedFile`] (the same under the device lock), [`Queue`] (a view of one of
+//! its vb2 queues), the `v4l2_file_operations` table with its `open` / `release` trampolines,
+//! and the m2m `queue_init` that sets up a file's two queues.
+
+use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::mem::offset_of;
+use core::ops::Deref;
+use core::pin::Pin;
+use core::ptr::NonNull;
+
+use crate::media::kernel::{pin_data, pin_init_from_closure, try_pin_init, InPlaceInit, PinInit};
+
+use super::super::bindings;
+use super::super::ctrls::CtrlHandler;
+use super::super::kernel::{
+    c_int, c_uint, c_void, check, check_ptr, code, errno, zeroed, Error, KBox, Opaque, Result,
+    GFP_KERNEL,
+};
+use super::device::{M2mDevice, M2mDriver};
+use super::format::BufType;
+
+/// A `v4l2_fh` on the device's video node.
+///
+/// # Invariants
+///
+/// `raw` was set up by `v4l2_fh_init` ([`Fh::new`], pin-init: it never moves); drop runs
+/// `v4l2_fh_exit` (which unsubscribes its events).
+#[repr(transparent)]
+struct Fh {
+    raw: Opaque<bindings::v4l2_fh>,
+}
+
+impl Fh {
+    fn new(vdev: *mut bindings::video_device) -> impl PinInit<Self, Error> {
+        // SAFETY: the closure initializes the slot completely (zeroed, as the C initializer
+        // expects kzalloc'ed memory, then `v4l2_fh_init`, which cannot fail) for the live video
+        // node `vdev` (`open::<T>`'s).
+        unsafe {
+            pin_init_from_closure(move |slot: *mut Self| {
+                let fh = Opaque::raw_get(slot.cast::<Opaque<bindings::v4l2_fh>>());
+                core::ptr::write_bytes(fh, 0, 1);
+                bindings::v4l2_fh_init(fh, vdev);
+                Ok(())
+            })
+        }
+    }
+}
+
+impl Drop for Fh {
+    fn drop(&mut self) {
+        // SAFETY: initialized (type invariant); exited once, here.
+        unsafe { bindings::v4l2_fh_exit(self.raw.get()) };
+    }
+}
+
+/// One open file of the video node of an [`M2mDevice<T>`].
+///
+/// # Invariants
+///
+/// 1. Built in a pinned `KBox` by `open::<T>`, owned by the open file from `daedalus_fh_add`
+///    (`file->private_data == &fh`) until `release::<T>` drops it: every file operation and
+///    ioctl of the node reaches it through `private_data`.
+/// 2. From the end of `open::<T>` on: `fh.ctrl_handler == &hdl`, and `fh.m2m_ctx` is the file's
+///    m2m context, never changed, whose two queues have `drv_priv == self` and `lock ==` the
+///    device lock (`queue_init::<T>`). `release::<T>` releases it before anything else; after
+///    that the file only goes to [`M2mDriver::closed`], then is dropped.
+/// 3. `dev` is valid: the V4L2 core holds a reference on the video node from open to release
+///    (M2mDevice invariant 5).
+/// 4. `locked` is only reached through a [`LockedFile`], i.e. with the device lock held.
+/// 5. The controls of `hdl` have `priv == &data` (`open::<T>`): `data` is dropped after `hdl`
+///    (field order), so it outlives them.
+#[pin_data]
+pub(crate) struct V4l2File<T: M2mDriver> {
+    // Field drop order = release order: `v4l2_fh_exit` (which unsubscribes the control events),
+    // then the control handler, then the driver's data its controls point to.
+    #[pin]
+    fh: Fh,
+    #[pin]
+    hdl: CtrlHandler<T::File>,
+    #[pin]
+    data: T::File,
+    locked: UnsafeCell<T::Locked>,
+    dev: NonNull<M2mDevice<T>>,
+}
+
+// SAFETY: `fh` and `hdl` are C objects the core uses from any task under its own locking; `data`
+// is `Send + Sync` (`M2mDriver::File`); `locked` is only reached under the device lock
+// (invariant 4), like a mutex's value, and `M2mDriver::Locked: Send`; `dev` is a `Sync` device.
+unsafe impl<T: M2mDriver> Send for V4l2File<T> {}
+// SAFETY: as above.
+unsafe impl<T: M2mDriver> Sync for V4l2File<T> {}
+
+impl<T: M2mDriver> V4l2File<T> {
+    /// The file behind a `struct file` of the video node.
+    ///
+    /// # Safety
+    ///
+    /// `file` was opened by `open::<T>` and is not released for `'a` (invariant 1).
+    pub(super) unsafe fn from_file<'a>(file: *mut bindings::file) -> &'a Self {
+        // SAFETY: per the contract `private_data` is `&fh` of a live `V4l2File<T>`; `Fh` is
+        // `repr(transparent)` over the `v4l2_fh`.
+        unsafe {
+            let fh = (*file).private_data.cast::<u8>();
+            &*fh.sub(offset_of!(Self, fh)).cast::<Self>()
+        }
+    }
+
+    /// The driver's data of this file.
+    pub(crate) fn data(&self) -> &T::File {
+        &self.data
+    }
+
+    /// The device the file is open on.
+    pub(crate) fn device(&self) -> &M2mDevice<T> {
+        // SAFETY: valid while the file is (invariant 3).
+        unsafe { self.dev.as_ref() }
+    }
+
+    /// The file's control handler.
+    pub(crate) fn handler(&self) -> &CtrlHandler<T::File> {
+        &self.hdl
+    }
+
+    /// The C control handler (temporary: the request and job calls move into the layer in step
+    /// 7 of docs/kmod-safe-layer.md).
+    pub(crate) fn hdl(&self) -> *mut bindings::v4l2_ctrl_handler {
+        self.hdl.as_raw()
+    }
+
+    /// The file's m2m context (temporary, as [`V4l2File::hdl`]): valid until the file is
+    /// released, i.e. not in [`M2mDriver::closed`].
+    pub(crate) fn m2m_ctx(&self) -> *mut bindings::v4l2_m2m_ctx {
+        // SAFETY: `fh` is initialized; `m2m_ctx` is written once in `open::<T>`, before the file
+        // is reachable (invariant 2).
+        unsafe { (*self.fh.raw.get()).m2m_ctx }
+    }
+
+    /// The vb2 queue of type `ty` (temporary, as [`V4l2File::hdl`]): valid as long as
+    /// [`V4l2File::m2m_ctx`] is.
+    pub(crate) fn queue_raw(&self, ty: BufType) -> *mut bindings::vb2_queue {
+        // SAFETY: `v4l2_m2m_get_vq` only computes the address of the context's queue of type
+        // `ty` (one of its two), without reading it: no access to a released context happens
+        // here, whatever the caller does with the result.
+        unsafe { bindings::v4l2_m2m_get_vq(self.m2m_ctx(), ty.raw()) }
+    }
+}
+
+/// A file whose device lock the current task holds: the way to the driver's locked state and to
+/// the file's queues.
+///
+/// # Invariants
+///
+/// The current task holds the device lock of `file`'s device for `'a`, and no other
+/// `LockedFile` of `file` exists meanwhile. Made by the layer's trampolines of callbacks the core
+/// runs under that lock, only. Not `Send`.
+pub(crate) struct LockedFile<'a, T: M2mDriver> {
+    file: &'a V4l2File<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<'a, T: M2mDriver> LockedFile<'a, T> {
+    /// The file of an ioctl in progress.
+    ///
+    /// # Safety
+    ///
+    /// As [`V4l2File::from_file`]; the current task holds the device lock for `'a` and makes no
+    /// other `LockedFile` of this file meanwhile.
+    pub(super) unsafe fn enter(file: *mut bindings::file) -> Self {
+        // INVARIANT: per the contract.
+        LockedFile {
+            // SAFETY: per the contract.
+            file: unsafe { V4l2File::from_file(file) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The driver's data of the file (see [`V4l2File::data`]), for as long as the lock is held.
+    pub(crate) fn data(&self) -> &'a T::File {
+        &self.file.data
+    }
+
+    /// The driver's state that only changes under the device lock.
+    pub(crate) fn state(&self) -> &T::Locked {
+        // SAFETY: the device lock is held and no other `LockedFile` of the file exists (type
+        // invariant), so nothing writes `locked` while this borrow of `self` lasts.
+        unsafe { &*self.file.locked.get() }
+    }
+
+    /// As [`LockedFile::state`], to change it.
+    pub(crate) fn state_mut(&mut self) -> &mut T::Locked {
+        // SAFETY: as in `state`; `&mut self` excludes every other borrow of it.
+        unsafe { &mut *self.file.locked.get() }
+    }
+
+    /// The file's vb2 queue of type `ty`.
+    pub(crate) fn queue(&self, ty: BufType) -> Queue<'_> {
+        // INVARIANT: a queue of the file's live m2m context, whose lock (the device lock) is held
+        // for the borrow of `self`.
+        Queue {
+            raw: self.file.queue_raw(ty),
+            _p: PhantomData,
+        }
+    }
+
+    /// Offers `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` on the OUTPUT queue, or stops offering it:
+    /// `EBUSY` if that changes it while the queue has buffers or streams.
+    pub(crate) fn set_hold_capture(&mut self, on: bool) -> Result {
+        let q = self.queue(BufType::VideoOutputMplane);
+        let flag = bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
+        // SAFETY: a live queue (`Queue` invariant); its lock is held, which serializes every
+        // writer of its flags.
+        let flags = unsafe { (*q.raw).subsystem_flags };
+        if (flags & flag != 0) == on {
+            return Ok(());
+        }
+        if q.is_busy() || q.is_streaming() {
+            return Err(code::EBUSY);
+        }
+        // SAFETY: as above. The queue has no buffers and does not stream, so no job of the file
+        // runs or can start: `device_run`, which reads the flags without the lock, does not run
+        // for this file meanwhile.
+        unsafe { (*q.raw).subsystem_flags = if on { flags | flag } else { flags & !flag } };
+        Ok(())
+    }
+}
+
+impl<T: M2mDriver> Deref for LockedFile<'_, T> {
+    type Target = V4l2File<T>;
+
+    fn deref(&self) -> &V4l2File<T> {
+        self.file
+    }
+}
+
+/// A vb2 queue of a file, looked at under the device lock ([`LockedFile::queue`]).
+///
+/// # Invariants
+///
+/// `raw` is one of the two queues of a live file's m2m context, and the current task holds its
+/// lock (the device lock) for `'a`.
+pub(crate) struct Queue<'a> {
+    raw: *mut bindings::vb2_queue,
+    _p: PhantomData<&'a ()>,
+}
+
+impl Queue<'_> {
+    /// Whether the queue has buffers (`vb2_is_busy`).
+    pub(crate) fn is_busy(&self) -> bool {
+        // SAFETY: a live queue, its lock held (type invariant).
+        unsafe { bindings::daedalus_vb2_is_busy(self.raw) }
+    }
+
+    /// Whether the queue streams (`vb2_is_streaming`).
+    pub(crate) fn is_streaming(&self) -> bool {
+        // SAFETY: as above.
+        unsafe { bindings::daedalus_vb2_is_streaming(self.raw) }
+    }
+}
+
+/// The `v4l2_file_operations` of driver `T`.
+pub(super) struct FileVTable<T>(PhantomData<T>);
+
+impl<T: M2mDriver> FileVTable<T> {
+    const VTABLE: bindings::v4l2_file_operations = bindings::v4l2_file_operations {
+        owner: crate::THIS_MODULE.as_ptr().cast(),
+        open: Some(open::<T>),
+        release: Some(release::<T>),
+        poll: Some(bindings::v4l2_m2m_fop_poll),
+        unlocked_ioctl: Some(bindings::video_ioctl2),
+        mmap: Some(bindings::v4l2_m2m_fop_mmap),
+        // Remaining callbacks `None`.
+        ..zeroed()
+    };
+
+    /// The table (a promoted constant: `'static`).
+    pub(super) const fn build() -> &'static bindings::v4l2_file_operations {
+        &Self::VTABLE
+    }
+}
+
+/// `v4l2_file_operations.open`: makes the [`V4l2File`] of a new open file.
+///
+/// # Safety
+///
+/// Only called by the V4L2 core, for a file being opened on a node this table is installed on.
+unsafe extern "C" fn open<T: M2mDriver>(file: *mut bindings::file) -> c_int {
+    // SAFETY: `file` is being opened on the video node of an `M2mDevice<T>` (the only node with
+    // this table, M2mDevice invariant 4), on which the core holds a reference meanwhile
+    // (invariant 5).
+    let (vdev, dev) = unsafe {
+        let vdev = bindings::video_devdata(file);
+        (vdev, M2mDevice::<T>::from_vdev(vdev))
+    };
+    let _guard = match dev.lock().lock_interruptible() {
+        Ok(g) => g,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: as above; the device lock is held.
+    errno(unsafe { open_locked::<T>(file, vdev, dev) })
+}
+
+/// # Safety
+///
+/// As [`open`], with the device lock held; `vdev` is the node, `dev` its device.
+unsafe fn open_locked<T: M2mDriver>(
+    file: *mut bindings::file,
+    vdev: *mut bindings::video_device,
+    dev: &M2mDevice<T>,
+) -> Result {
+    let (data, locked) = T::open(dev)?;
+    let f = KBox::pin_init(
+        try_pin_init!(V4l2File::<T> {
+            fh <- Fh::new(vdev),
+            hdl <- CtrlHandler::new(T::NR_CTRLS),
+            data <- data,
+            locked: UnsafeCell::new(locked),
+            dev: NonNull::from(dev),
+        }? Error),
+        GFP_KERNEL,
+    )?;
+    // From here on, an error drops `f`: `v4l2_fh_exit`, then the handler is freed.
+    // SAFETY: `data` is pinned in the same allocation as `hdl` and outlives it (invariant 5);
+    // called once.
+    unsafe { f.hdl.add_controls(&f.data, T::controls) }?;
+    let fh = f.fh.raw.get();
+    // SAFETY: `fh` is initialized and not visible to the core yet; the handler is complete.
+    unsafe { (*fh).ctrl_handler = f.hdl.as_raw() };
+    let this = core::ptr::from_ref::<V4l2File<T>>(&*f).cast_mut();
+    // SAFETY: the m2m device lives as long as `dev`. `queue_init::<T>` gets `this`, pinned and
+    // fully initialized, which outlives the m2m context (released by `release::<T>` before the
+    // file is dropped; on an error here the m2m core has freed what it made).
+    let m2m = check_ptr(unsafe {
+        bindings::v4l2_m2m_ctx_init(dev.m2m_raw(), this.cast(), Some(queue_init::<T>))
+    })?;
+    // SAFETY: `fh` is initialized and not visible to the core yet.
+    unsafe { (*fh).m2m_ctx = m2m };
+    // INVARIANT: from `daedalus_fh_add` on, the core reaches the file through `private_data`, and
+    // the open file owns the allocation (freed by `release::<T>`).
+    // SAFETY: `file` is being opened on `vdev`; `fh` is complete. The box is not moved out of,
+    // only owned through the raw pointer from here on.
+    let f = unsafe {
+        bindings::daedalus_fh_add(fh, file);
+        &*KBox::into_raw(Pin::into_inner_unchecked(f))
+    };
+    T::opened(f);
+    Ok(())
+}
+
+/// `v4l2_file_operations.release`: the last close of a file; drops its [`V4l2File`].
+///
+/// # Safety
+///
+/// Only called by the V4L2 core, once, on the last close of a file `open::<T>` succeeded for.
+unsafe extern "C" fn release<T: M2mDriver>(file: *mut bindings::file) -> c_int {
+    // SAFETY: opened by `open::<T>` and not released yet (contract).
+    let f = unsafe { V4l2File::<T>::from_file(file) };
+    // Releasing the m2m context stops streaming, which returns the buffers and completes their
+    // requests through `hdl`, so it goes first, under the device lock.
+    {
+        let _guard = f.device().lock().lock();
+        // SAFETY: the m2m context is live until here (invariant 2) and not used afterwards.
+        unsafe { bindings::v4l2_m2m_ctx_release(f.m2m_ctx()) };
+    }
+    // SAFETY: the file is being released; `fh` was added in `open::<T>`. Also clears
+    // `private_data`.
+    unsafe { bindings::daedalus_fh_del(f.fh.raw.get(), file) };
+    T::closed(f);
+    let raw = core::ptr::from_ref(f).cast_mut();
+    // SAFETY: from `KBox::into_raw` in `open::<T>` (invariant 1). Streaming stopped above, which
+    // waited for the file's jobs, and the core no longer reaches the file: nothing refers to it
+    // any more. Dropping it exits `fh`, then frees the control handler.
+    drop(unsafe { Pin::new_unchecked(KBox::from_raw(raw)) });
+    0
+}
+
+/// `queue_init` of `v4l2_m2m_ctx_init`: sets up the OUTPUT and CAPTURE queues of a file.
+///
+/// The queues share the device lock with the ioctls (as cedrus does): the V4L2 core holds it
+/// around every ioctl of an m2m node without `q_lock`, so videobuf2, which drops `q->lock` while
+/// blocking in DQBUF, must be given that very lock.
+///
+/// # Safety
+///
+/// Called by the m2m core from the `v4l2_m2m_ctx_init` of `open_locked::<T>`, with `priv_` = the
+/// file being opened and two zeroed queues.
+unsafe extern "C" fn queue_init<T: M2mDriver>(
+    priv_: *mut c_void,
+    src_vq: *mut bindings::vb2_queue,
+    dst_vq: *mut bindings::vb2_queue,
+) -> c_int {
+    // SAFETY: per the contract: pinned and fully initialized (its `m2m_ctx` is not set yet, which
+    // nothing here reads).
+    let file = unsafe { &*priv_.cast::<V4l2File<T>>() };
+    let dev = file.device();
+    let tables = T::tables();
+    let Ok(buf_struct_size) = c_uint::try_from(tables.buf_struct_size) else {
+        return code::EINVAL.to_errno();
+    };
+    let (lock, dma_dev) = (dev.lock().as_raw(), dev.dma_dev());
+    for (q, ty) in [
+        (src_vq, BufType::VideoOutputMplane),
+        (dst_vq, BufType::VideoCaptureMplane),
+    ] {
+        // SAFETY: the m2m core hands us both queues to fill before `vb2_queue_init`; the lock
+        // and the DMA device outlive the file (M2mDevice invariant 5); the tables are statics.
+        let r = unsafe {
+            let q = &mut *q;
+            q.type_ = ty.raw();
+            q.io_modes = bindings::VB2_MMAP | bindings::VB2_DMABUF;
+            q.drv_priv = priv_;
+            q.buf_struct_size = buf_struct_size;
+            q.ops = tables.vb2_ops;
+            q.mem_ops = &bindings::vb2_dma_contig_memops;
+            q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
+            q.lock = lock;
+            q.dev = dma_dev;
+            if ty == BufType::VideoOutputMplane {
+                q.set_supports_requests(1);
+                q.set_requires_requests(1);
+                if T::output_holds_capture(file.data()) {
+                    q.subsystem_flags |= bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
+                }
+            }
+            check(bindings::vb2_queue_init(q))
+        };
+        if let Err(e) = r {
+            return e.to_errno();
+        }
+    }
+    0
+}
