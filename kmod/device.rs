@@ -56,11 +56,15 @@ impl M2mDriver for Daedalus {
     };
 
     fn tables() -> OpsTables {
-        OpsTables {
-            fops: &video::FOPS.0,
-            ioctl_ops: &video::IOCTL_OPS.0,
-            m2m_ops: &queue::M2M_OPS.0,
-            media_ops: &queue::MEDIA_OPS.0,
+        // SAFETY: the callbacks of `video.rs` and `queue.rs` take their objects as those of a
+        // `Device` (`M2mDevice<Daedalus>`) and its files.
+        unsafe {
+            OpsTables::new(
+                video::FOPS.get(),
+                video::IOCTL_OPS.get(),
+                queue::M2M_OPS.get(),
+                queue::MEDIA_OPS.get(),
+            )
         }
     }
 
@@ -90,7 +94,7 @@ impl Registration {
         let pdev = PlatformDevice::register(c"daedalus", u64::MAX)?;
         let parts = (|| {
             let device = DeviceRegistration::<Daedalus>::new(&pdev, DaedalusData::new())?;
-            let chardev = chardev::Registration::new(device.get())?;
+            let chardev = chardev::register(device.get())?;
             Ok((device, chardev))
         })();
         match parts {

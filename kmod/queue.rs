@@ -17,21 +17,21 @@ use crate::video::Context;
 use crate::wire;
 
 pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> =
-    AssertSync(bindings::v4l2_m2m_ops {
+    AssertSync::new(bindings::v4l2_m2m_ops {
         device_run: Some(device_run),
         job_ready: None,
         job_abort: None,
     });
 
 pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
-    AssertSync(bindings::media_device_ops {
+    AssertSync::new(bindings::media_device_ops {
         req_validate: Some(request_validate),
         req_queue: Some(bindings::v4l2_m2m_request_queue),
         // Remaining callbacks `None`.
         ..zeroed()
     });
 
-static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
+static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync::new(bindings::vb2_ops {
     queue_setup: Some(queue_setup),
     buf_init: Some(jobs::buf_init),
     buf_out_validate: Some(buf_out_validate),
@@ -104,7 +104,7 @@ pub(crate) unsafe extern "C" fn queue_init(
             q.io_modes = bindings::VB2_MMAP | bindings::VB2_DMABUF;
             q.drv_priv = ctx.cast();
             q.buf_struct_size = size_of::<jobs::Buffer>() as c_uint;
-            q.ops = &QUEUE_OPS.0;
+            q.ops = QUEUE_OPS.get();
             q.mem_ops = &bindings::vb2_dma_contig_memops;
             q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
             q.lock = lock;

@@ -326,7 +326,7 @@ fn try_coded(p: &v4l2_pix_format_mplane, current: Codec) -> CodedFormat {
 // File operations
 
 pub(crate) static FOPS: AssertSync<bindings::v4l2_file_operations> =
-    AssertSync(bindings::v4l2_file_operations {
+    AssertSync::new(bindings::v4l2_file_operations {
         owner: crate::THIS_MODULE.as_ptr().cast(),
         open: Some(video_open),
         release: Some(video_release),
@@ -470,7 +470,7 @@ macro_rules! ctx {
 }
 
 pub(crate) static IOCTL_OPS: AssertSync<bindings::v4l2_ioctl_ops> =
-    AssertSync(bindings::v4l2_ioctl_ops {
+    AssertSync::new(bindings::v4l2_ioctl_ops {
         vidioc_querycap: Some(querycap),
         vidioc_enum_framesizes: Some(enum_framesizes),
 
