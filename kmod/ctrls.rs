@@ -134,17 +134,17 @@ pub(crate) const MAX_JOB_CONTROLS: usize = 8;
 /// The controls whose current values a job of `codec` carries to the daemon: everything that
 /// describes the bitstream (not the profile / level menus).
 pub(crate) fn job_controls(codec: Codec) -> &'static [u32] {
-    static VP9: [u32; 2] = [
+    const VP9: [u32; 2] = [
         V4L2_CID_STATELESS_VP9_FRAME,
         V4L2_CID_STATELESS_VP9_COMPRESSED_HDR,
     ];
-    static AV1: [u32; 4] = [
+    const AV1: [u32; 4] = [
         V4L2_CID_STATELESS_AV1_SEQUENCE,
         V4L2_CID_STATELESS_AV1_FRAME,
         V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
         V4L2_CID_STATELESS_AV1_FILM_GRAIN,
     ];
-    static H264: [u32; MAX_JOB_CONTROLS] = [
+    const H264: [u32; 8] = [
         V4L2_CID_STATELESS_H264_SPS,
         V4L2_CID_STATELESS_H264_PPS,
         V4L2_CID_STATELESS_H264_SCALING_MATRIX,
@@ -154,6 +154,12 @@ pub(crate) fn job_controls(codec: Codec) -> &'static [u32] {
         V4L2_CID_STATELESS_H264_DECODE_MODE,
         V4L2_CID_STATELESS_H264_START_CODE,
     ];
+    // `CtrlHandler::snapshot::<MAX_JOB_CONTROLS, _>` leaves out the ids past its capacity.
+    const _: () = assert!(
+        VP9.len() <= MAX_JOB_CONTROLS
+            && AV1.len() <= MAX_JOB_CONTROLS
+            && H264.len() <= MAX_JOB_CONTROLS
+    );
     match codec {
         Codec::Vp9 => &VP9,
         Codec::Av1 => &AV1,

@@ -63,11 +63,16 @@ impl M2mDriver for Daedalus {
     const NR_CTRLS: u32 = ctrls::NR_CONTROLS;
 
     fn tables() -> OpsTables {
-        OpsTables {
-            m2m_ops: &queue::M2M_OPS.0,
-            media_ops: &queue::MEDIA_OPS.0,
-            vb2_ops: &queue::QUEUE_OPS.0,
-            buf_struct_size: core::mem::size_of::<jobs::Buffer>(),
+        // SAFETY: the callbacks of `queue.rs` (and `jobs.rs`) take their objects as those of a
+        // `Device` (`M2mDevice<Daedalus>`), its files and their queues, whose buffers are
+        // `jobs::Buffer`s.
+        unsafe {
+            OpsTables::new(
+                queue::M2M_OPS.get(),
+                queue::MEDIA_OPS.get(),
+                queue::QUEUE_OPS.get(),
+                core::mem::size_of::<jobs::Buffer>(),
+            )
         }
     }
 
@@ -124,7 +129,7 @@ impl Registration {
         let pdev = PlatformDevice::register(c"daedalus", u64::MAX)?;
         let parts = (|| {
             let device = DeviceRegistration::<Daedalus>::new(&pdev, DaedalusData::new())?;
-            let chardev = chardev::Registration::new(device.get())?;
+            let chardev = chardev::register(device.get())?;
             Ok((device, chardev))
         })();
         match parts {

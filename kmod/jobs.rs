@@ -31,8 +31,8 @@ use crate::media::ctrls::Ctrl;
 use crate::media::fd::{DmaBuf, FdReservation};
 use crate::media::prelude::*;
 use crate::media::raw::{self as bindings, vb2_v4l2_buffer};
-use crate::media::sync::{LockClass, Mutex, MutexGuard, PollTable, WaitQueue};
-use crate::media::time::{params, Jiffies};
+use crate::media::sync::{LockClass, Mutex, MutexGuard, PollMask, PollTable, WaitQueue};
+use crate::media::time::{params, Delta, Jiffies};
 use crate::media::workqueue::DelayedWork;
 use crate::video::VideoFile;
 use crate::wire::{self, BufferDesc, Completion, Hello, JobEncoder, JobHeader, PictureFormat};
@@ -70,8 +70,8 @@ impl Buffer {
 }
 
 /// The `job_timeout_ms` module parameter, in jiffies.
-fn job_timeout() -> Jiffies {
-    Jiffies::from_msecs(params::job_timeout_ms())
+fn job_timeout() -> Delta {
+    Delta::from_msecs(params::job_timeout_ms())
 }
 
 /// Sources of unique numbers shared by all contexts.
@@ -467,12 +467,12 @@ impl Jobs {
     }
 
     /// `poll()` of the daemon's file: readable when a message waits.
-    pub(crate) fn poll(&self, pt: &mut PollTable<'_>) -> u32 {
+    pub(crate) fn poll<'a>(&'a self, pt: &mut PollTable<'a>) -> PollMask {
         self.wq.register(pt);
         if self.locked().next_message().is_some() {
-            bindings::DAEDALUS_POLLIN
+            PollMask::READABLE
         } else {
-            0
+            PollMask::NONE
         }
     }
 

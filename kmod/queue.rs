@@ -17,21 +17,21 @@ use crate::video::VideoFile;
 use crate::wire;
 
 pub(crate) static M2M_OPS: AssertSync<bindings::v4l2_m2m_ops> =
-    AssertSync(bindings::v4l2_m2m_ops {
+    AssertSync::new(bindings::v4l2_m2m_ops {
         device_run: Some(device_run),
         job_ready: None,
         job_abort: None,
     });
 
 pub(crate) static MEDIA_OPS: AssertSync<bindings::media_device_ops> =
-    AssertSync(bindings::media_device_ops {
+    AssertSync::new(bindings::media_device_ops {
         req_validate: Some(request_validate),
         req_queue: Some(bindings::v4l2_m2m_request_queue),
         // Remaining callbacks `None`.
         ..zeroed()
     });
 
-pub(crate) static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync(bindings::vb2_ops {
+pub(crate) static QUEUE_OPS: AssertSync<bindings::vb2_ops> = AssertSync::new(bindings::vb2_ops {
     queue_setup: Some(queue_setup),
     buf_init: Some(jobs::buf_init),
     buf_out_validate: Some(buf_out_validate),

@@ -155,6 +155,11 @@ unsigned long daedalus_jiffies(void)
 	return jiffies;
 }
 
+void daedalus_might_sleep(void)
+{
+	might_sleep();
+}
+
 void daedalus_get_dma_buf(struct dma_buf *dmabuf)
 {
 	get_dma_buf(dmabuf);

@@ -52,6 +52,7 @@ long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *
 void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *));
 bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long delay);
 unsigned long daedalus_jiffies(void);
+void daedalus_might_sleep(void);
 void daedalus_get_dma_buf(struct dma_buf *dmabuf);
 
 /* Version differences (see compat.mk). */

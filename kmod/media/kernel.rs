@@ -8,6 +8,7 @@
 pub(crate) use kernel::alloc::{flags::GFP_KERNEL, KBox, KVec};
 pub(crate) use kernel::error::{code, Error, Result};
 pub(crate) use kernel::ffi::{c_int, c_long, c_uint, c_ulong, c_void};
+pub(crate) use kernel::page::PAGE_SIZE;
 pub(crate) use kernel::types::Opaque;
 pub(crate) use kernel::{pr_err, pr_info, pr_warn};
 // Pin-init, named once here: later kernels moved it into a crate of its own, and a path that
@@ -102,13 +103,46 @@ pub(crate) const fn zeroed<T: Zeroable>() -> T {
     unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
 }
 
+/// C operation tables that may be shared between tasks once built: plain data (integers, raw
+/// and function pointers), without interior mutability, never written after compilation.
+///
+/// # Safety
+///
+/// Implementors have no interior mutability, so a shared reference only ever reads them; their
+/// raw pointers are not `Sync` only because Rust cannot know what they point to, and reading a
+/// pointer's value from any task is sound. Implemented only here, for the tables the driver
+/// still defines as `static`s ([`Zeroable`] is not enough: it says nothing
+/// about sharing).
+pub(crate) unsafe trait OpsTable {}
+
+// SAFETY: function pointers, raw pointers and integers only.
+unsafe impl OpsTable for bindings::v4l2_m2m_ops {}
+// SAFETY: as above.
+unsafe impl OpsTable for bindings::vb2_ops {}
+// SAFETY: as above.
+unsafe impl OpsTable for bindings::media_device_ops {}
+
 /// `Sync` wrapper for the static C operation tables, which hold raw pointers.
 ///
 /// Temporary: the tables move into the layer as associated constants in later steps
-/// (docs/kmod-safe-layer.md).
-pub(crate) struct AssertSync<T>(pub(crate) T);
-// SAFETY: the wrapped tables are never written after compilation and only read by C.
-unsafe impl<T> Sync for AssertSync<T> {}
+/// (docs/kmod-safe-layer.md). The field is private and `T: OpsTable`, so only the tables the
+/// layer vouches for (see [`OpsTable`]) can be shared this way.
+pub(crate) struct AssertSync<T: OpsTable>(T);
+
+// SAFETY: `T: OpsTable`: sharing `&T` between tasks only ever reads plain data.
+unsafe impl<T: OpsTable> Sync for AssertSync<T> {}
+
+impl<T: OpsTable> AssertSync<T> {
+    /// Wraps `table` (for a `static`).
+    pub(crate) const fn new(table: T) -> Self {
+        AssertSync(table)
+    }
+
+    /// The table.
+    pub(crate) const fn get(&self) -> &T {
+        &self.0
+    }
+}
 
 /// A userspace address, as `read()` and `ioctl()` receive it.
 #[derive(Clone, Copy)]

@@ -34,6 +34,7 @@ mod compat;
 pub(crate) mod ctrls;
 pub(crate) mod fd;
 pub(crate) mod kernel;
+pub(crate) mod misc;
 pub(crate) mod platform;
 pub(crate) mod sync;
 pub(crate) mod time;
@@ -48,9 +49,9 @@ pub(crate) use bindings as raw;
 /// What every driver file imports: errors, allocation, printing, user memory.
 pub(crate) mod prelude {
     pub(crate) use super::kernel::{
-        c_int, c_long, c_uint, c_ulong, c_void, capable_sys_admin, check, check_ptr, code, eproto,
-        errno, pr_err, pr_info, pr_warn, zeroed, AssertSync, Error, KBox, KVec, Opaque, Result,
-        UserAddr, GFP_KERNEL,
+        c_int, c_uint, c_ulong, c_void, capable_sys_admin, check, check_ptr, code, eproto, errno,
+        pr_err, pr_info, pr_warn, zeroed, AssertSync, Error, KBox, KVec, Result, UserAddr,
+        GFP_KERNEL,
     };
     pub(crate) use super::kernel::{pin_data, pin_init, try_pin_init, PinInit};
 }

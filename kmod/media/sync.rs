@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Locks and wait queues: [`Mutex`], [`WaitQueue`], [`PollTable`].
+//! Locks and wait queues: [`Mutex`], [`WaitQueue`], [`PollTable`], [`PollMask`].
 //!
 //! The 6.12 `kernel` crate has a `Mutex`, but its lockdep class comes from a `static` key made by
 //! its `new_mutex!` macro at the call site, and its wait primitives (`CondVar`) do not cover
@@ -15,7 +15,7 @@ use core::pin::Pin;
 
 use super::bindings;
 use super::kernel::{c_void, code, pin_data, pin_init, pinned_drop, Opaque, PinInit, Result};
-use super::time::Jiffies;
+use super::time::Delta;
 
 /// The lockdep class of a [`Mutex`]: each variant is its own `mutex_init` call site in `glue.c`.
 #[derive(Clone, Copy)]
@@ -117,11 +117,13 @@ impl<T> Drop for MutexGuard<'_, T> {
 /// # Invariants
 ///
 /// `raw` is initialized by `init_waitqueue_head` before the `WaitQueue` is reachable (pin-init)
-/// and never moves afterwards. On drop, `wake_up_pollfree` detaches the pollers that honour
-/// `POLLFREE` (epoll, aio, io_uring) and an RCU grace period passes before the memory can be
-/// freed, as `wake_up_pollfree` requires (like the `kernel` crate's `PollCondVar`).
-/// `select()`/`poll()` ignore `POLLFREE`: their entries are only safe because every queue lives
-/// as long as the files polled on it (today: the device, which outlives `/dev/daedalus` files).
+/// and never moves afterwards. A queue outlives the files polled on it: [`WaitQueue::register`]
+/// only takes a [`PollTable<'a>`] with the queue borrowed for `'a`, which the table's maker
+/// vouches lasts until the polled file is released (`select()`/`poll()` ignore `POLLFREE`, so
+/// nothing else would remove their entries). On drop, `wake_up_pollfree` detaches any poller
+/// that honours `POLLFREE` (epoll, aio, io_uring) and an RCU grace period passes before the
+/// memory can be freed, as `wake_up_pollfree` requires (like the `kernel` crate's
+/// `PollCondVar`): a second line of defence, nothing should be registered any more.
 #[pin_data(PinnedDrop)]
 pub(crate) struct WaitQueue {
     #[pin]
@@ -185,7 +187,7 @@ impl WaitQueue {
     /// Sleeps (uninterruptibly) until `cond` holds or `timeout` passed: `true` if `cond` held.
     ///
     /// `cond` must not sleep, as for [`WaitQueue::wait_interruptible`].
-    pub(crate) fn wait_timeout<F: Fn() -> bool>(&self, cond: F, timeout: Jiffies) -> bool {
+    pub(crate) fn wait_timeout<F: Fn() -> bool>(&self, cond: F, timeout: Delta) -> bool {
         // SAFETY: as in `wait_interruptible`.
         let left = unsafe {
             bindings::daedalus_wait_event_timeout(
@@ -199,11 +201,15 @@ impl WaitQueue {
     }
 
     /// Registers the file being polled on this queue (`poll_wait`).
-    pub(crate) fn register(&self, pt: &mut PollTable<'_>) {
+    ///
+    /// The queue is borrowed for `'a`, the time the poll table's entries may stay on it (until the
+    /// polled file is released, see [`PollTable`]), as the `kernel` crate's
+    /// `PollTable::register_wait` ties its `PollCondVar` to the file.
+    pub(crate) fn register<'a>(&'a self, pt: &mut PollTable<'a>) {
         // SAFETY: `raw` is initialized (type invariant) and stays valid for every entry `poll_wait`
-        // adds: the queue outlives the files polled on it (type invariants; not yet expressed in
-        // this signature, see docs/kmod-safe-layer.md review finding 3); `file` and `pt` are
-        // those of the `poll()` call in progress (`PollTable` invariant).
+        // adds: the queue is borrowed for `'a`, which lasts until the polled file is released
+        // (`PollTable` invariant), after which no entry remains; `file` and `pt` are those of the
+        // `poll()` call in progress (`PollTable` invariant).
         unsafe { bindings::daedalus_poll_wait(pt.file, self.raw.get(), pt.pt) };
     }
 }
@@ -225,11 +231,15 @@ impl PinnedDrop for WaitQueue {
 ///
 /// # Invariants
 ///
-/// `file` and `pt` are the arguments of a `file_operations.poll` call in progress for `'a`.
+/// `file` and `pt` are the arguments of a `file_operations.poll` call in progress, for as long as
+/// the value exists. `'a` lasts until `file` is released: the entries `poll_wait` adds may stay
+/// on a queue that long (epoll removes them in `__fput` before `release`, `select()`/`poll()`
+/// before the call returns, aio and io_uring hold the file while armed). Invariant in `'a`, so a
+/// table cannot be narrowed to accept a queue that lives less.
 pub(crate) struct PollTable<'a> {
     file: *mut bindings::file,
     pt: *mut bindings::poll_table_struct,
-    _p: PhantomData<&'a mut ()>,
+    _p: PhantomData<fn(&'a ()) -> &'a ()>,
 }
 
 impl PollTable<'_> {
@@ -238,8 +248,8 @@ impl PollTable<'_> {
     /// # Safety
     ///
     /// `file` and `pt` are the arguments of a `file_operations.poll` call that lasts as long as
-    /// the returned value.
-    pub(crate) unsafe fn from_raw(
+    /// the returned value, and the table's lifetime parameter lasts until `file` is released.
+    pub(super) unsafe fn from_raw(
         file: *mut bindings::file,
         pt: *mut bindings::poll_table_struct,
     ) -> Self {
@@ -249,6 +259,22 @@ impl PollTable<'_> {
             pt,
             _p: PhantomData,
         }
+    }
+}
+
+/// The events a `poll()` reports (`__poll_t`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PollMask(u32);
+
+impl PollMask {
+    /// Nothing to report.
+    pub(crate) const NONE: PollMask = PollMask(0);
+    /// Data can be read without blocking (`EPOLLIN | EPOLLRDNORM`).
+    pub(crate) const READABLE: PollMask = PollMask(bindings::DAEDALUS_POLLIN);
+
+    /// The `__poll_t` value.
+    pub(super) fn raw(self) -> u32 {
+        self.0
     }
 }
 

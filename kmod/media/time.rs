@@ -1,12 +1,27 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Time in jiffies, and the module parameter that sets the job timeout.
+//! Time in jiffies: [`Jiffies`] (a point in time) and [`Delta`] (a duration), and the module
+//! parameter that sets the job timeout.
+//!
+//! The two are separate types because the counter wraps: two points in time are only ordered
+//! by [`Jiffies::is_after_eq`] (`time_after_eq`), never by `<`, whereas durations are plain
+//! counts and are ordered.
 
 use super::bindings;
 use super::kernel::{c_long, c_ulong};
 
-/// A point in time or a duration, in jiffies (wrapping, as the kernel's counter does).
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// A point in time: a value of the kernel's `jiffies` counter (which wraps).
+///
+/// Not `Ord`: compare with [`Jiffies::is_after_eq`].
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Jiffies(c_ulong);
+
+/// A duration in jiffies.
+///
+/// # Invariants
+///
+/// At most `LONG_MAX`, so it fits the `long` timeouts of the C APIs.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Delta(c_ulong);
 
 impl Jiffies {
     /// The current time.
@@ -15,14 +30,8 @@ impl Jiffies {
         Jiffies(unsafe { bindings::daedalus_jiffies() })
     }
 
-    /// `ms` milliseconds (rounded up to whole jiffies, as `msecs_to_jiffies`).
-    pub(crate) fn from_msecs(ms: u32) -> Self {
-        // SAFETY: a pure conversion.
-        Jiffies(unsafe { bindings::__msecs_to_jiffies(ms) })
-    }
-
     /// `self + d`, wrapping.
-    pub(crate) fn wrapping_add(self, d: Jiffies) -> Self {
+    pub(crate) fn wrapping_add(self, d: Delta) -> Self {
         Jiffies(self.0.wrapping_add(d.0))
     }
 
@@ -31,19 +40,35 @@ impl Jiffies {
         (self.0.wrapping_sub(other.0) as isize) >= 0
     }
 
-    /// The time from `self` until `deadline` (`deadline - self`, wrapping).
-    pub(crate) fn until(self, deadline: Jiffies) -> Jiffies {
-        Jiffies(deadline.0.wrapping_sub(self.0))
+    /// The time from `self` until `deadline`, zero if `deadline` is not after `self`.
+    pub(crate) fn until(self, deadline: Jiffies) -> Delta {
+        if self.is_after_eq(deadline) {
+            return Delta(0);
+        }
+        // INVARIANT: `deadline` is after `self` (`time_after`), i.e. the difference is positive
+        // as a `long`.
+        Delta(deadline.0.wrapping_sub(self.0))
+    }
+}
+
+impl Delta {
+    /// `ms` milliseconds (rounded up to whole jiffies, as `msecs_to_jiffies`).
+    pub(crate) fn from_msecs(ms: u32) -> Self {
+        // SAFETY: a pure conversion.
+        let j = unsafe { bindings::__msecs_to_jiffies(ms) };
+        // INVARIANT: `__msecs_to_jiffies` saturates at `MAX_JIFFY_OFFSET` (`LONG_MAX / 2 - 1`).
+        Delta(j)
     }
 
-    /// The raw count, for the C APIs that take a delay.
+    /// The count, for the C APIs that take a delay.
     pub(super) fn as_raw(self) -> c_ulong {
         self.0
     }
 
     /// The count as the `long` timeout of `wait_event_timeout`.
     pub(super) fn as_timeout(self) -> c_long {
-        self.0 as c_long
+        // Fits (type invariant): the fallback is never taken.
+        c_long::try_from(self.0).unwrap_or(c_long::MAX)
     }
 }
 

@@ -7,7 +7,7 @@ use core::pin::Pin;
 
 use super::bindings;
 use super::kernel::Opaque;
-use super::time::Jiffies;
+use super::time::Delta;
 
 /// A `delayed_work` whose function is fixed at initialization.
 ///
@@ -53,7 +53,7 @@ impl DelayedWork {
     }
 
     /// Runs the work after `delay`, unless it is already pending (then nothing changes).
-    pub(crate) fn schedule(&self, delay: Jiffies) {
+    pub(crate) fn schedule(&self, delay: Delta) {
         // SAFETY: `raw` is initialized (type invariant).
         unsafe { bindings::daedalus_schedule_delayed_work(self.raw.get(), delay.as_raw()) };
     }

@@ -61,12 +61,43 @@ pub(crate) struct DeviceInfo {
 ///
 /// Temporary: step 7 of docs/kmod-safe-layer.md moves them into the layer (built from the ops
 /// traits).
+///
+/// # Invariants
+///
+/// The callbacks of the tables expect the C objects of an [`M2mDevice`] of the driver whose
+/// [`M2mDriver::tables`] returns them (the layer installs them in its m2m device, media device
+/// and, through `queue_init`, vb2 queues, whose buffers are `buf_struct_size` bytes). The fields
+/// are read by the layer only (`pub(super)`): outside it, [`OpsTables::new`] makes one.
 pub(crate) struct OpsTables {
-    pub(crate) m2m_ops: &'static bindings::v4l2_m2m_ops,
-    pub(crate) media_ops: &'static bindings::media_device_ops,
-    pub(crate) vb2_ops: &'static bindings::vb2_ops,
+    pub(super) m2m_ops: &'static bindings::v4l2_m2m_ops,
+    pub(super) media_ops: &'static bindings::media_device_ops,
+    pub(super) vb2_ops: &'static bindings::vb2_ops,
     /// `vb2_queue.buf_struct_size`.
-    pub(crate) buf_struct_size: usize,
+    pub(super) buf_struct_size: usize,
+}
+
+impl OpsTables {
+    /// The tables of a driver, and the size of its vb2 buffers.
+    ///
+    /// # Safety
+    ///
+    /// Every callback in them is written for the C objects of an `M2mDevice<T>`, `T` being the
+    /// driver whose [`M2mDriver::tables`] returns the value: the layer installs them as they are.
+    /// The vb2 callbacks take the queues' buffers as `buf_struct_size` bytes.
+    pub(crate) const unsafe fn new(
+        m2m_ops: &'static bindings::v4l2_m2m_ops,
+        media_ops: &'static bindings::media_device_ops,
+        vb2_ops: &'static bindings::vb2_ops,
+        buf_struct_size: usize,
+    ) -> Self {
+        // INVARIANT: per the contract.
+        OpsTables {
+            m2m_ops,
+            media_ops,
+            vb2_ops,
+            buf_struct_size,
+        }
+    }
 }
 
 /// A V4L2 mem2mem driver.
@@ -82,7 +113,7 @@ pub(crate) trait M2mDriver: Sized + 'static {
     const INFO: DeviceInfo;
     /// About how many controls a file has (sizes the handler's hash table).
     const NR_CTRLS: u32;
-    /// The operation tables (temporary, see [`OpsTables`]).
+    /// The operation tables (temporary, see [`OpsTables`]: making one is `unsafe`).
     fn tables() -> OpsTables;
     /// A file is being opened (device lock held): its data and its locked state.
     fn open(dev: &M2mDevice<Self>) -> Result<(impl PinInit<Self::File, Error>, Self::Locked)>;
@@ -203,7 +234,8 @@ impl Drop for MediaDevice {
 /// 1. Built in place by [`M2mDevice::new`] (every C object zeroed first), never moves.
 /// 2. `vfd.release == release_callback::<T>` from [`VideoRegistration::register`] on. From the
 ///    moment `video_register_device` succeeds, the allocation is owned by the video_device's
-///    refcount and freed only by that callback; before, only by the `KBox` holding it.
+///    refcount and freed only by that callback; before, only by the `KBox` holding it (or,
+///    when registration fails after `device_register`, never: see [`VideoRegistration::register`]).
 /// 3. `vfd.lock == lock.as_raw()` (set by the layer only).
 /// 4. From [`VideoRegistration::register`] on: `v4l2.mdev == &media`, `media.ops` from
 ///    `T::tables()`, `vfd.fops == FileVTable::<T>` and `vfd.ioctl_ops == IoctlVTable::<T>`
@@ -328,7 +360,8 @@ unsafe extern "C" fn release_callback<T: M2mDriver>(vdev: *mut bindings::video_d
     let off = offset_of!(M2mDevice<T>, vfd);
     let dev = vdev.cast::<u8>().wrapping_sub(off).cast::<M2mDevice<T>>();
     // SAFETY: `dev` is the device of `vdev` (contract), alive: nothing else references it any
-    // more, except `register` while `registering` is set (which then frees it itself).
+    // more. If `registering` is set, `register` failed (or is failing) and owns the device: it
+    // frees it, or leaks the allocation with `registering` set for good when this may come late.
     unsafe {
         if (*dev).registering.load(Ordering::Acquire) {
             return;
@@ -380,13 +413,30 @@ impl<T: IoctlOps> VideoRegistration<T> {
         d.registering.store(true, Ordering::Release);
         // SAFETY: `vfd` is fully set up.
         let r = check(unsafe { bindings::daedalus_video_register_device(d.vfd.get()) });
-        d.registering.store(false, Ordering::Release);
         if let Err(e) = r {
-            // SAFETY: not registered, and `release_callback` did not free it (`registering`):
-            // the box owns it again.
-            drop(unsafe { Pin::new_unchecked(KBox::from_raw(raw)) });
+            // SAFETY: `vfd` is ours and not registered; its kobject's state bits are only
+            // written by `device_initialize`, in the call above.
+            let initialized = unsafe { (*d.vfd.get()).dev.kobj.state_initialized() } != 0;
+            if initialized {
+                // `device_register` was reached: on kernels with the fix the video node's
+                // `release` comes from the node's reference, which `CONFIG_DEBUG_KOBJECT_RELEASE`
+                // drops seconds later, and reads the video_device (and `registering`, which stays
+                // set so that the release does nothing). So the allocation is leaked, and only
+                // its contents are torn down now. (Older kernels never call that release: the
+                // allocation leaks there too, on this one failure.)
+                // SAFETY: not registered, `release_callback` did not and will not free it
+                // (`registering`), so we own the contents, dropped once, in place: the memory
+                // stays valid (and pinned) for good.
+                unsafe { core::ptr::drop_in_place(raw) };
+            } else {
+                // Failed before `device_register`: no release will come.
+                // SAFETY: not registered, and `release_callback` did not free it
+                // (`registering`): the box owns it again.
+                drop(unsafe { Pin::new_unchecked(KBox::from_raw(raw)) });
+            }
             return Err(e);
         }
+        d.registering.store(false, Ordering::Release);
         // INVARIANT: registered just above.
         Ok(VideoRegistration {
             // SAFETY: from `KBox::into_raw`.
@@ -528,6 +578,12 @@ impl<T: M2mDriver> Drop for DeviceRegistration<T> {
 
 /// A counted reference to a registered [`M2mDevice`] (`get_device` on its video node).
 ///
+/// Dropping the last reference runs the device's whole teardown (the video node's release),
+/// which sleeps: drop a `DeviceRef` in process context only, never from the device's own
+/// watchdog (the teardown cancels the watchdog and would wait for itself). The module's
+/// registrations keep a reference until unload, so in practice the last one goes there; the
+/// drop checks the context (`might_sleep`) all the same.
+///
 /// # Invariants
 ///
 /// Holds one reference on `dev`'s `vfd.dev`, so the device is not freed (its release callback
@@ -551,8 +607,22 @@ impl<T: M2mDriver> core::ops::Deref for DeviceRef<T> {
     }
 }
 
+impl<T: M2mDriver> Clone for DeviceRef<T> {
+    fn clone(&self) -> Self {
+        // SAFETY: we hold a reference (type invariant), so the `struct device` is live.
+        unsafe { bindings::get_device(core::ptr::addr_of_mut!((*self.vfd.get()).dev)) };
+        // INVARIANT: the reference taken just above.
+        DeviceRef {
+            dev: self.dev,
+            _p: PhantomData,
+        }
+    }
+}
+
 impl<T: M2mDriver> Drop for DeviceRef<T> {
     fn drop(&mut self) {
+        // SAFETY: no precondition; warns (`CONFIG_DEBUG_ATOMIC_SLEEP`) in atomic context.
+        unsafe { bindings::daedalus_might_sleep() };
         // SAFETY: we hold one reference (type invariant); if it is the last, the video node's
         // release frees the device, which is not used after this.
         unsafe { bindings::put_device(core::ptr::addr_of_mut!((*self.vfd.get()).dev)) };
