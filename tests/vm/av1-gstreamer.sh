@@ -11,9 +11,16 @@
 # MD5s (grain applied, written only where they equal the independent reference), VK-GL-CTS's
 # (grain applied) or dav1d-test-data's whole-output MD5 on `--filmgrain 1` lines.
 # Default: a set covering the features (8/10-bit, film grain, odd width, intra-only, forward key
-# frames, global motion, superres, frame size changes, non-uniform tiles, redundant frame
-# headers, intra block copy, 12-bit and 4:4:4 refusal): every GStreamer start costs ~20 s under
-# TCG, so the whole suite would not fit CI. With scripts/vm-run `-- env AV1_GST_ALL=1 bash
+# frames, global motion, frame size changes, non-uniform tiles, redundant frame headers, intra
+# block copy, 12-bit and 4:4:4 refusal): every GStreamer start costs ~20 s under TCG, so the
+# whole suite would not fit CI. Not in it: the 1080p superres and the 720p sizedown stream.
+# v4l2slav1dec has two bitstream buffers and waits at most 1 s for a request
+# (gst_v4l2_request_set_done, "Request N took too long"), then fails the stream ("Not enough
+# memory to decode AV1 stream"); under TCG their jobs take up to 750 ms (1080p: p50 360 ms)
+# and 540 ms, so whether they pass depends on the host's load, not on the device (they fail
+# at random in CI). They run with AV1_GST_ALL (meant for a faster machine), daemon/tests/
+# av1_vectors.rs decodes them in process the way GStreamer sends them (tile payloads), and
+# `daedalus decode` checks them with AV1_SAMPLE=1 in av1-decode.sh. With scripts/vm-run `-- env AV1_GST_ALL=1 bash
 # tests/vm/av1-gstreamer.sh` runs every stream of the VK-GL-CTS and cros-codecs sets and of the
 # dav1d-test-data feature directories, with the numbered corpus, the quantizer steps and the sizes
 # sampled (~100 streams, ~50 min); AV1_GST_ALL=every runs all, AV1_GST_ONLY=REGEX the MANIFEST
@@ -54,7 +61,7 @@ av1_ref_kind() {
   echo "skip no reference with film grain applied"
 }
 export -f av1_ref_kind
-select='$2 ~ /cros-codecs\/test-25fps\.av1|b10-23-film_grain-50|b8-23-film_grain-50|b8-02-allintra|309_odd_width|323_tennis|main-globalmotion-8|main-superres-8|forward-key-frame-10|non_uniform_tiling|redundant_frame_header|intrabc-extreme-dv|b8-03-sizeup|b8-03-sizedown|12-bit\/features\/lossless|8-bit\/features\/rgb/'
+select='$2 ~ /cros-codecs\/test-25fps\.av1|b10-23-film_grain-50|b8-23-film_grain-50|b8-02-allintra|309_odd_width|323_tennis|main-globalmotion-8|forward-key-frame-10|non_uniform_tiling|redundant_frame_header|intrabc-extreme-dv|b8-03-sizeup|12-bit\/features\/lossless|8-bit\/features\/rgb/'
 # The first 15 frames of the long streams (test-25fps: 250) unless AV1_GST_ALL is set.
 [[ -z ${AV1_GST_ALL:-} ]] && export GST_MAX_FRAMES=${GST_MAX_FRAMES:-15}
 case ${AV1_GST_ALL:-} in

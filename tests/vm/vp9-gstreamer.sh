@@ -28,14 +28,9 @@ decode() {
 }
 
 # Per-frame MD5s of $work/out.yuv, cut at the sizes of an ffmpeg framemd5's size column.
-frame_md5s() {
-  local off=0 size
-  while read -r size; do
-    dd if="$work/out.yuv" iflag=skip_bytes,count_bytes skip=$off count=$size bs=1M 2>/dev/null | md5sum | cut -d' ' -f1
-    off=$((off + size))
-  done < <(grep -v '^#' "$1" | awk -F', *' '{print $5}')
-  [[ $off -eq $(stat -c %s "$work/out.yuv") ]] || echo "size mismatch: $off expected, $(stat -c %s "$work/out.yuv") decoded"
-}
+# shellcheck source=lib/frame-md5s
+source "$repo/tests/vm/lib/frame-md5s"
+ref_md5s() { frame_md5s "$work/out.yuv" $(grep -v '^#' "$1" | awk -F', *' '{print $5}'); }
 
 format_of() { grep -qE '10le|10bit' <<<"$1" && echo I420_10LE || echo I420; }
 
@@ -45,7 +40,7 @@ for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
   [[ -n $ref && -f $ref ]] || continue
   total=$((total + 1)); name=$(basename "$s")
   decode "$s" "$(format_of "$s$ref")" >/dev/null || { fail "$name: gst-launch failed"; continue; }
-  if diff <(grep -v '^#' "$ref" | awk '{print $NF}') <(frame_md5s "$ref") >"$work/diff"; then
+  if diff <(grep -v '^#' "$ref" | awk '{print $NF}') <(ref_md5s "$ref") >"$work/diff"; then
     exact=$((exact + 1)); echo "byte-exact: $name ($(grep -vc '^#' "$ref") frames)"
   else
     fail "$name differs from $(basename "$ref")"; head -n 6 "$work/diff"
