@@ -166,6 +166,32 @@ void daedalus_get_dma_buf(struct dma_buf *dmabuf)
 }
 
 /*
+ * wake_up_var() only hashes the address (the variable may be freed as soon as the waiter sees
+ * the change); the barrier orders the caller's update before the check for waiters.
+ */
+void daedalus_wake_up_var(void *var)
+{
+	smp_mb();
+	wake_up_var(var);
+}
+
+void daedalus_wait_var_event(void *var, bool (*cond)(void *), void *arg)
+{
+	wait_var_event(var, cond(arg));
+}
+
+long daedalus_wait_var_event_timeout(void *var, bool (*cond)(void *), void *arg, long timeout)
+{
+	return wait_var_event_timeout(var, cond(arg), timeout);
+}
+
+/* A decode job was dropped without being completed: a bug of the driver (its buffers fail). */
+void daedalus_warn_job_dropped(void)
+{
+	WARN_ONCE(1, "daedalus: decode job dropped without completion\n");
+}
+
+/*
  * 6.18 made v4l2_fh_add() / v4l2_fh_del() take the file and set / clear its private_data;
  * before, the driver does it. Either way: private_data == fh between the two calls.
  */

@@ -14,6 +14,7 @@
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/wait.h>
+#include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 #include <media/media-device.h>
 #include <media/v4l2-ctrls.h>
@@ -54,6 +55,10 @@ bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long del
 unsigned long daedalus_jiffies(void);
 void daedalus_might_sleep(void);
 void daedalus_get_dma_buf(struct dma_buf *dmabuf);
+void daedalus_wake_up_var(void *var);
+void daedalus_wait_var_event(void *var, bool (*cond)(void *), void *arg);
+long daedalus_wait_var_event_timeout(void *var, bool (*cond)(void *), void *arg, long timeout);
+void daedalus_warn_job_dropped(void);
 
 /* Version differences (see compat.mk). */
 void daedalus_fh_add(struct v4l2_fh *fh, struct file *file);

@@ -34,12 +34,15 @@ mod compat;
 pub(crate) mod ctrls;
 pub(crate) mod fd;
 pub(crate) mod kernel;
+pub(crate) mod m2m;
 pub(crate) mod misc;
 pub(crate) mod platform;
+pub(crate) mod request;
 pub(crate) mod sync;
 pub(crate) mod time;
 pub(crate) mod uapi;
 pub(crate) mod v4l2;
+pub(crate) mod vb2;
 pub(crate) mod workqueue;
 
 /// The raw bindings, for the driver code not migrated to the layer yet (removed by step 9 of
@@ -50,7 +53,7 @@ pub(crate) use bindings as raw;
 pub(crate) mod prelude {
     pub(crate) use super::kernel::{
         c_int, c_uint, c_ulong, c_void, capable_sys_admin, check, check_ptr, code, eproto, errno,
-        pr_err, pr_info, pr_warn, zeroed, AssertSync, Error, KBox, KVec, Result, UserAddr,
+        pr_err, pr_info, pr_warn, zeroed, Error, KBox, KVec, Result, UserAddr,
         GFP_KERNEL,
     };
     pub(crate) use super::kernel::{pin_data, pin_init, try_pin_init, PinInit};
