@@ -13,6 +13,7 @@
 //!    gone, a timeout, its context stopping), with the held-picture bookkeeping, then the layer
 //!    completes the request and returns the buffers ([`ActiveJob::complete`]).
 
+use crate::bufmap::JobFds;
 use crate::device::Daedalus;
 use crate::encode;
 use crate::media::m2m::{ActiveJob, Disposal, JobBuf};
@@ -20,7 +21,6 @@ use crate::media::prelude::*;
 use crate::media::time::{Delta, Jiffies};
 use crate::media::vb2::BufState;
 use crate::wire::{self, Completion};
-use crate::bufmap::JobFds;
 
 /// How a job ended.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -436,7 +436,10 @@ impl Jobs {
                         inner.next_seq += 1;
                         // The slot first: the job (with its buffers) is only moved in once it
                         // cannot fail any more.
-                        match (KBox::<Job>::new_uninit(GFP_KERNEL), inner.jobs.get_mut(slot)) {
+                        match (
+                            KBox::<Job>::new_uninit(GFP_KERNEL),
+                            inner.jobs.get_mut(slot),
+                        ) {
                             (Ok(b), Some(entry)) => {
                                 let job = Job::new(id, seq, now.wrapping_add(timeout), msg, active);
                                 *entry = Some(KBox::write(b, job));

@@ -53,8 +53,7 @@ pub(crate) use bindings as raw;
 pub(crate) mod prelude {
     pub(crate) use super::kernel::{
         c_int, c_uint, c_ulong, c_void, capable_sys_admin, check, check_ptr, code, eproto, errno,
-        pr_err, pr_info, pr_warn, zeroed, Error, KBox, KVec, Result, UserAddr,
-        GFP_KERNEL,
+        pr_err, pr_info, pr_warn, zeroed, Error, KBox, KVec, Result, UserAddr, GFP_KERNEL,
     };
     pub(crate) use super::kernel::{pin_data, pin_init, try_pin_init, PinInit};
 }

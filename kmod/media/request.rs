@@ -12,7 +12,7 @@ use core::mem::offset_of;
 use core::ptr::NonNull;
 
 use super::bindings;
-use super::kernel::{c_int, check, errno, zeroed, Result};
+use super::kernel::{c_int, check, code, errno, zeroed, Result};
 use super::v4l2::device::{Driver, M2mDriver};
 use super::v4l2::file::V4l2File;
 
@@ -141,7 +141,7 @@ impl<T: Driver> MediaOpsVTable<T> {
 /// only one with this table), locked against changes (`req_queue_mutex`).
 unsafe extern "C" fn req_validate<T: Driver>(req: *mut bindings::media_request) -> c_int {
     let Some(raw) = NonNull::new(req) else {
-        return errno(Err(super::kernel::code::EINVAL));
+        return code::EINVAL.to_errno();
     };
     // INVARIANT: per the contract.
     let r = Request::<T> {

@@ -149,12 +149,6 @@ impl<B> Vb2Buffer<B> {
         unsafe { (*self.as_vb2()).planes[0].bytesused = n };
     }
 
-    /// The `v4l2_buffer` flags.
-    pub(super) fn flags(&self) -> u32 {
-        // SAFETY: as in `index`.
-        unsafe { (*self.as_v4l2()).flags }
-    }
-
     /// The request the buffer is part of (NULL if none).
     pub(super) fn request(&self) -> *mut bindings::media_request {
         // SAFETY: as in `index`.
@@ -196,11 +190,6 @@ pub(crate) struct OutBuf<'a, B> {
 }
 
 impl<B> OutBuf<'_, B> {
-    /// The buffer.
-    pub(crate) fn buf(&self) -> &Vb2Buffer<B> {
-        self.buf
-    }
-
     /// Sets the field order of the buffer.
     pub(crate) fn set_field(&mut self, field: Field) {
         // SAFETY: a live buffer that only the current callback touches (invariant 3 of
@@ -412,7 +401,10 @@ unsafe extern "C" fn buf_request_complete<T: Driver>(vb: *mut bindings::vb2_buff
 ///
 /// Only called by videobuf2 for a queue of `queue_init::<T>` (STREAMON: the device lock is
 /// held).
-unsafe extern "C" fn start_streaming<T: Driver>(q: *mut bindings::vb2_queue, _count: c_uint) -> c_int {
+unsafe extern "C" fn start_streaming<T: Driver>(
+    q: *mut bindings::vb2_queue,
+    _count: c_uint,
+) -> c_int {
     // SAFETY: our queue, in a callback run under the device lock, where the layer makes no other
     // `LockedFile` (contract).
     let (locked, ty) = unsafe {

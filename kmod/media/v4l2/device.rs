@@ -23,12 +23,12 @@ use super::super::ctrls::{CtrlBuilder, CtrlOps};
 use super::super::kernel::{
     c_int, check, check_ptr, code, strscpy, Error, KBox, Opaque, Result, GFP_KERNEL,
 };
-use super::super::platform::PlatformDevice;
-use super::super::sync::DeviceLock;
-use super::super::workqueue::DelayedWork;
 use super::super::m2m::{M2mOpsVTable, RunOps};
+use super::super::platform::PlatformDevice;
 use super::super::request::{MediaOpsVTable, RequestOps};
+use super::super::sync::DeviceLock;
 use super::super::vb2::QueueOps;
+use super::super::workqueue::DelayedWork;
 use super::file::{FileVTable, V4l2File};
 use super::ioctl::{IoctlOps, IoctlVTable};
 
@@ -167,7 +167,8 @@ struct MediaDevice {
 
 impl MediaDevice {
     fn new<T: Driver>(dev: *mut bindings::device) -> impl PinInit<Self, Error> {
-        let (info, ops) = (&T::INFO, MediaOpsVTable::<T>::build());
+        let info: &'static DeviceInfo = &T::INFO;
+        let ops = MediaOpsVTable::<T>::build();
         // SAFETY: the closure initializes the slot completely (zeroed, the fields
         // `media_device_init` reads, the init itself, then the ops) and cannot fail.
         unsafe {
