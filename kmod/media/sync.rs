@@ -184,22 +184,6 @@ impl WaitQueue {
         Ok(())
     }
 
-    /// Sleeps (uninterruptibly) until `cond` holds or `timeout` passed: `true` if `cond` held.
-    ///
-    /// `cond` must not sleep, as for [`WaitQueue::wait_interruptible`].
-    pub(crate) fn wait_timeout<F: Fn() -> bool>(&self, cond: F, timeout: Delta) -> bool {
-        // SAFETY: as in `wait_interruptible`.
-        let left = unsafe {
-            bindings::daedalus_wait_event_timeout(
-                self.raw.get(),
-                Some(call_cond::<F>),
-                core::ptr::from_ref(&cond).cast_mut().cast(),
-                timeout.as_timeout(),
-            )
-        };
-        left != 0
-    }
-
     /// Registers the file being polled on this queue (`poll_wait`).
     ///
     /// The queue is borrowed for `'a`, the time the poll table's entries may stay on it (until the
