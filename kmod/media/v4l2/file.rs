@@ -157,6 +157,9 @@ impl<T: M2mDriver> V4l2File<T> {
     /// it: the caller does not use the file afterwards.
     pub(in crate::media) fn job_ended(&self) {
         let var = core::ptr::from_ref(&self.inflight);
+        // As the last `Arc` drop: the counter may go (with the file) while this call returns.
+        // `V4l2File` holds `UnsafeCell`s, so `&self` carries no "dereferenceable for the whole
+        // call" promise that this would break.
         self.inflight.fetch_sub(1, Ordering::AcqRel);
         // Only the address is used from here (a key, never dereferenced).
         wake_up_var(var);
