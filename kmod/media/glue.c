@@ -134,12 +134,6 @@ int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(v
 	return wait_event_interruptible(*wq, cond(arg));
 }
 
-long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
-				 long timeout)
-{
-	return wait_event_timeout(*wq, cond(arg), timeout);
-}
-
 void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *))
 {
 	INIT_DELAYED_WORK(work, fn);

@@ -48,8 +48,6 @@ void daedalus_wake_up_all(struct wait_queue_head *wq);
 void daedalus_wake_up_pollfree(struct wait_queue_head *wq);
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt);
 int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(void *), void *arg);
-long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
-				 long timeout);
 void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *));
 bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long delay);
 unsigned long daedalus_jiffies(void);
