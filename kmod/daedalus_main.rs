@@ -12,20 +12,25 @@
 //! - [`device`][device]: what the device is (its `M2mDriver` impl), its job queue, what the module
 //!   registers and in which order it goes.
 //! - [`video`][video]: one decoding context per open of `/dev/videoN`, formats and ioctls.
-//! - [`queue`][queue]: videobuf2 queues, request validation, decode jobs.
+//! - [`queue`][queue]: what the videobuf2 queues accept, request validation, the start of a job.
 //! - [`ctrls`][ctrls]: the stateless codec controls.
 //! - [`chardev`][chardev]: `/dev/daedalus`.
-//! - [`jobs`][jobs]: decode jobs between the V4L2 side and the daemon.
+//! - [`job`][job]: one decode job's life, top to bottom; [`encode`][encode] its wire message,
+//!   [`bufmap`][bufmap] what the daemon has mapped of each buffer (and the fds a job carries).
+//! - [`jobs`][jobs]: the job queue between the V4L2 side and the daemon.
 //! - `formats`, `wire`: shared with userspace (`proto/`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
 
+mod bufmap;
 mod chardev;
 mod ctrls;
 mod device;
+mod encode;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/formats.rs"]
 mod formats;
+mod job;
 mod jobs;
 mod media;
 mod queue;

@@ -9,17 +9,17 @@
 //! hold a reference on this module (the fops' `owner`), so unloading is refused while any is
 //! open and [`Registration`]'s drop always runs with no user.
 
+use crate::bufmap::BufMap;
 use crate::chardev;
 use crate::ctrls;
-use crate::jobs::{self, Jobs};
+use crate::jobs::Jobs;
 use crate::media::ctrls::CtrlBuilder;
 use crate::media::platform::PlatformDevice;
 use crate::media::prelude::*;
 use crate::media::uapi;
 use crate::media::v4l2::device::{
-    DeviceInfo, DeviceRegistration, EntityFunction, M2mDevice, M2mDriver, OpsTables,
+    DeviceInfo, DeviceRegistration, EntityFunction, M2mDevice, M2mDriver,
 };
-use crate::queue;
 use crate::video::{self, Context, State, VideoFile};
 use crate::wire;
 
@@ -52,6 +52,7 @@ impl M2mDriver for Daedalus {
     type Data = DaedalusData;
     type File = Context;
     type Locked = State;
+    type Buf = BufMap;
 
     const INFO: DeviceInfo = DeviceInfo {
         name: NAME,
@@ -61,20 +62,6 @@ impl M2mDriver for Daedalus {
     };
 
     const NR_CTRLS: u32 = ctrls::NR_CONTROLS;
-
-    fn tables() -> OpsTables {
-        // SAFETY: the callbacks of `queue.rs` (and `jobs.rs`) take their objects as those of a
-        // `Device` (`M2mDevice<Daedalus>`), its files and their queues, whose buffers are
-        // `jobs::Buffer`s.
-        unsafe {
-            OpsTables::new(
-                queue::M2M_OPS.get(),
-                queue::MEDIA_OPS.get(),
-                queue::QUEUE_OPS.get(),
-                core::mem::size_of::<jobs::Buffer>(),
-            )
-        }
-    }
 
     fn open(dev: &Device) -> Result<(impl PinInit<Context, Error>, State)> {
         Context::open(dev)

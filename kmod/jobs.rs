@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Decode jobs between the V4L2 side and the daemon attached to `/dev/daedalus`.
+//! The job queue: decode jobs between the V4L2 side and the daemon attached to `/dev/daedalus`
+//! (one job's life, from `device_run` to its end, is [`crate::job`]).
 //!
 //! `device_run` turns the next OUTPUT/CAPTURE pair of a context into a job: the request's full
 //! control state is copied into a wire message ([`crate::wire`]) right away (the next job of the
-//! same context will apply its own request to the same handler), the buffers leave the m2m
-//! queues, and the m2m job is finished at once so that every context can have jobs with the
-//! daemon at the same time. A job then ends exactly once, through [`finish`], when:
+//! same context will apply its own request to the same handler), and for frame codecs the buffers
+//! leave the m2m queues and the m2m job is finished at once, so that every context can have jobs
+//! with the daemon at the same time. A job then ends exactly once ([`Job::finish`]) when:
 //! - the daemon answers it (`IOC_COMPLETE`, every field checked),
 //! - no daemon is attached (at once), the daemon detaches (at once), or it times out
 //!   (`job_timeout_ms` module parameter: from when the daemon read it, or for a job still
@@ -16,100 +17,32 @@
 //! # Invariants
 //!
 //! [`Inner`] is only accessed through a `JobsGuard` (`Jobs::locked`), i.e. with the job queue's
-//! mutex held. A job in the table owns its two buffers
-//! (they are out of the m2m queues, in videobuf2's "active" state) and counts in its context's
-//! `inflight`, which keeps the context alive: `stop_streaming` (which runs before a context is
-//! freed) waits until it is zero.
+//! mutex held, and no job is ended with it held (jobs are taken out of the table, then ended).
+//! A job owns its buffers and keeps its context alive (the layer's `ActiveJob`: the context does
+//! not stop streaming while it has one).
 
 use core::ops::{Deref, DerefMut};
-use core::ptr::{addr_of_mut, NonNull};
-
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use crate::ctrls;
-use crate::media::ctrls::Ctrl;
-use crate::media::fd::{DmaBuf, FdReservation};
+use crate::device::Daedalus;
+use crate::job::{self, Job, Outcome};
+use crate::media::m2m::ActiveJob;
 use crate::media::prelude::*;
-use crate::media::raw::{self as bindings, vb2_v4l2_buffer};
 use crate::media::sync::{LockClass, Mutex, MutexGuard, PollMask, PollTable, WaitQueue};
 use crate::media::time::{params, Delta, Jiffies};
 use crate::media::workqueue::DelayedWork;
 use crate::video::VideoFile;
-use crate::wire::{self, BufferDesc, Completion, Hello, JobEncoder, JobHeader, PictureFormat};
+use crate::wire::{self, Completion, Hello};
 
 /// Most jobs queued or with the daemon, device-wide; more fail at once with an error buffer.
 const MAX_JOBS: usize = 128;
 /// Most context events waiting to be read; older ones are dropped when full (they are hints).
 const MAX_EVENTS: usize = 64;
 
-/// Driver data of every videobuf2 buffer (`buf_struct_size`).
-///
-/// `m2m` comes first: videobuf2 and the m2m core use the start of the allocation as a
-/// `v4l2_m2m_buffer` / `vb2_v4l2_buffer`.
-#[repr(C)]
-pub(crate) struct Buffer {
-    pub(crate) m2m: bindings::v4l2_m2m_buffer,
-    /// Changes whenever the memory behind this buffer changes (`buf_init`).
-    generation: u32,
-    /// The generation the attached daemon has mapped, valid if `mapped_by` is its session.
-    mapped_generation: u32,
-    mapped_by: u64,
-    /// A slice decoded into this (held) CAPTURE buffer failed.
-    failed: bool,
-}
-
-impl Buffer {
-    /// # Safety
-    ///
-    /// `vbuf` is a buffer of one of our queues (allocated with `size_of::<Buffer>()`).
-    unsafe fn of<'a>(vbuf: *mut vb2_v4l2_buffer) -> &'a mut Buffer {
-        // SAFETY: `vb2_v4l2_buffer` is the first field of `v4l2_m2m_buffer`, itself the first
-        // of the `repr(C)` `Buffer` (contract).
-        unsafe { &mut *vbuf.cast::<Buffer>() }
-    }
-}
-
 /// The `job_timeout_ms` module parameter, in jiffies.
 fn job_timeout() -> Delta {
     Delta::from_msecs(params::job_timeout_ms())
 }
-
-/// Sources of unique numbers shared by all contexts.
-static NEXT_GENERATION: AtomicU32 = AtomicU32::new(1);
-
-/// videobuf2 `buf_init`: new memory behind a buffer (allocation, or a new dma-buf imported).
-///
-/// # Safety
-///
-/// videobuf2 callback for a buffer of ours.
-pub(crate) unsafe extern "C" fn buf_init(vb: *mut bindings::vb2_buffer) -> c_int {
-    // SAFETY: `vb2_buffer` is the first field of `vb2_v4l2_buffer`; the buffer is ours.
-    let b = unsafe { Buffer::of(vb.cast()) };
-    b.generation = NEXT_GENERATION.fetch_add(1, Ordering::Relaxed);
-    b.mapped_by = 0;
-    b.failed = false;
-    0
-}
-
-struct JobRecord {
-    id: u64,
-    /// Position in the read order, shared with events.
-    seq: u64,
-    ctx: *const VideoFile,
-    ctx_id: u32,
-    src: *mut vb2_v4l2_buffer,
-    dst: *mut vb2_v4l2_buffer,
-    mode: Mode,
-    /// Handed to the daemon by `read()`.
-    read: bool,
-    deadline: Jiffies,
-    msg: KVec<u8>,
-}
-
-// SAFETY: a job record is only reached under the job queue's lock, from any task: the buffers
-// it owns and its context (alive while the job counts in `inflight`) are used through C calls
-// that do not depend on the calling task.
-unsafe impl Send for JobRecord {}
 
 #[derive(Clone, Copy)]
 struct Event {
@@ -127,7 +60,7 @@ struct Inner {
     /// The attached daemon completed the `IOC_HELLO` handshake.
     greeted: bool,
     next_seq: u64,
-    jobs: [Option<KBox<JobRecord>>; MAX_JOBS],
+    jobs: [Option<KBox<Job>>; MAX_JOBS],
     events: [Event; MAX_EVENTS],
 }
 
@@ -146,106 +79,6 @@ pub(crate) struct Jobs {
     readable: AtomicBool,
     next_job: AtomicU64,
     next_ctx: AtomicU32,
-}
-
-/// What becomes of a finished job's buffers.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    /// The picture is in the CAPTURE buffer, `bytesused` bytes.
-    Decoded(u32),
-    Failed,
-}
-
-/// Ends a job: completes its request and returns its buffers to userspace.
-///
-/// # Safety
-///
-/// `job` was removed from the table (so nothing else can finish it); its context is alive
-/// (it counts in `inflight` until this returns).
-unsafe fn finish(jobs: &Jobs, job: KBox<JobRecord>, outcome: Outcome) {
-    // SAFETY: forwarded contract.
-    unsafe { finish_buffers(&*job.ctx, job.src, job.dst, job.mode, outcome) };
-    drop(job);
-    jobs.wake();
-}
-
-/// How a job's buffers relate to the m2m core.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// The buffers left the m2m queues and the m2m job finished at once (frame codecs): other
-    /// contexts run meanwhile. `hold`: the CAPTURE buffer stays queued for more slices.
-    Detached { hold: bool },
-    /// The m2m job runs until this job ends (contexts that may hold CAPTURE buffers, i.e.
-    /// H.264: the m2m core's held-buffer bookkeeping needs `v4l2_m2m_buf_done_and_job_finish`).
-    Running { hold: bool },
-}
-
-impl Mode {
-    fn hold(self) -> bool {
-        match self {
-            Mode::Detached { hold } | Mode::Running { hold } => hold,
-        }
-    }
-}
-
-/// Completes a job's request and returns its buffers.
-///
-/// # Safety
-///
-/// As [`finish`]; `src`/`dst` are the job's buffers, `mode` how they were taken.
-unsafe fn finish_buffers(
-    ctx: &VideoFile,
-    src: *mut vb2_v4l2_buffer,
-    dst: *mut vb2_v4l2_buffer,
-    mode: Mode,
-    outcome: Outcome,
-) {
-    // SAFETY: per the contract the context and both buffers are alive and ours.
-    unsafe {
-        let req = (*src).vb2_buf.req_obj.req;
-        if !req.is_null() {
-            bindings::v4l2_ctrl_request_complete(req, ctx.hdl());
-        }
-        let d = Buffer::of(dst);
-        if outcome == Outcome::Failed {
-            d.failed = true;
-        }
-        let picture_ok = !d.failed;
-        if !mode.hold() {
-            (*dst).vb2_buf.planes[0].bytesused = match outcome {
-                Outcome::Decoded(n) if picture_ok => n,
-                _ => 0,
-            };
-            d.failed = false;
-        }
-        let state = |ok: bool| {
-            if ok {
-                bindings::VB2_BUF_STATE_DONE
-            } else {
-                bindings::VB2_BUF_STATE_ERROR
-            }
-        };
-        match mode {
-            Mode::Running { .. } => {
-                // Returns both buffers (keeping a held CAPTURE buffer) and runs the next job.
-                bindings::v4l2_m2m_buf_done_and_job_finish(
-                    ctx.device().m2m_raw(),
-                    ctx.m2m_ctx(),
-                    state(picture_ok),
-                );
-            }
-            Mode::Detached { hold } => {
-                // CAPTURE first: completing the OUTPUT buffer may complete the request, which
-                // wakes the client, and the picture must be there by then (as the m2m core does).
-                if !hold {
-                    bindings::vb2_buffer_done(&mut (*dst).vb2_buf, state(picture_ok));
-                }
-                let decoded = matches!(outcome, Outcome::Decoded(_));
-                bindings::vb2_buffer_done(&mut (*src).vb2_buf, state(decoded));
-            }
-        }
-    }
-    ctx.data().inflight.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Holds the job queue's lock; releasing it updates [`Jobs::readable`].
@@ -320,7 +153,7 @@ impl Inner {
     }
 
     /// Takes every job matching `pred` out of the table.
-    fn take(&mut self, pred: impl Fn(&JobRecord) -> bool) -> Taken {
+    fn take(&mut self, pred: impl Fn(&Job) -> bool) -> Taken {
         let mut out = Taken::new();
         for slot in self.jobs.iter_mut() {
             if slot.as_ref().is_some_and(|j| pred(j)) {
@@ -333,7 +166,7 @@ impl Inner {
 
 /// Jobs taken out of the table, to be finished after the lock is dropped.
 struct Taken {
-    jobs: [Option<KBox<JobRecord>>; MAX_JOBS],
+    jobs: [Option<KBox<Job>>; MAX_JOBS],
     len: usize,
 }
 
@@ -345,7 +178,7 @@ impl Taken {
         }
     }
 
-    fn push(&mut self, job: Option<KBox<JobRecord>>) {
+    fn push(&mut self, job: Option<KBox<Job>>) {
         // At most MAX_JOBS jobs exist, so this never overflows.
         if let Some(slot) = self.jobs.get_mut(self.len) {
             *slot = job;
@@ -359,7 +192,7 @@ impl Taken {
         // Insertion sort by `seq` (at most MAX_JOBS entries, nearly sorted already). Not
         // `sort_unstable_by_key`: objtool on 6.12 does not know the panic paths of core's sort
         // and warns that they fall through.
-        let seq = |j: &Option<KBox<JobRecord>>| j.as_ref().map_or(u64::MAX, |j| j.seq);
+        let seq = |j: &Option<KBox<Job>>| j.as_ref().map_or(u64::MAX, |j| j.seq);
         for i in 1..self.len.min(MAX_JOBS) {
             let mut k = i;
             while k > 0 && seq(&self.jobs[k - 1]) > seq(&self.jobs[k]) {
@@ -368,9 +201,7 @@ impl Taken {
             }
         }
         for job in self.jobs.into_iter().flatten() {
-            // SAFETY: taken out of the table under the lock; contexts are alive while they
-            // have jobs (module invariant).
-            unsafe { finish(jobs, job, Outcome::Failed) };
+            jobs.finish(job, Outcome::Failed);
         }
     }
 }
@@ -396,6 +227,12 @@ impl Jobs {
 
     fn wake(&self) {
         self.wq.wake_all();
+    }
+
+    /// Ends a job taken out of the table (its buffers return), then wakes the daemon's readers.
+    fn finish(&self, job: KBox<Job>, outcome: Outcome) {
+        KBox::into_inner(job).finish(outcome);
+        self.wake();
     }
 
     /// A new context id.
@@ -502,43 +339,13 @@ impl Jobs {
         }
     }
 
-    /// Hands job `i` to the daemon: dma-buf fds for the buffers it has not mapped yet, then the
-    /// message. Called with the lock held (`inner`).
+    /// Hands job `i` to the daemon ([`Job::hand_over`]). Called with the lock held (`inner`).
     fn read_job(&self, inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Result<usize> {
         let session = inner.session;
-        let Some(job) = inner.jobs[i].as_mut() else {
+        let Some(job) = inner.jobs.get_mut(i).and_then(|j| j.as_mut()) else {
             return Err(code::EINVAL);
         };
-        if count < job.msg.len() {
-            return Err(code::EINVAL);
-        }
-        // Dropping a prepared `FdInstall` (on any error below) gives up its fd and reference.
-        let mut fds: [Option<FdInstall>; 2] = [None, None];
-        for (slot, vbuf) in fds.iter_mut().zip([job.src, job.dst]) {
-            // SAFETY: the job owns its buffers (module invariant).
-            let b = unsafe { Buffer::of(vbuf) };
-            if b.mapped_by != session || b.mapped_generation != b.generation {
-                // SAFETY: as above.
-                *slot = Some(unsafe { FdInstall::prepare(vbuf) }?);
-            }
-        }
-        let fd = |f: &Option<FdInstall>| f.as_ref().map_or(-1, |f| f.res.fd());
-        let [out_fd, cap_fd] = &fds;
-        wire::set_job_fds(&mut job.msg, fd(out_fd), fd(cap_fd)).map_err(|_| code::EINVAL)?;
-        buf.copy_to(&job.msg)?;
-        // The daemon has it now: it gets the full timeout for this job from here.
-        job.deadline = Jiffies::now().wrapping_add(job_timeout());
-        for (f, vbuf) in fds.into_iter().zip([job.src, job.dst]) {
-            if let Some(f) = f {
-                // SAFETY: as above.
-                let b = unsafe { Buffer::of(vbuf) };
-                b.mapped_by = session;
-                b.mapped_generation = b.generation;
-                f.commit();
-            }
-        }
-        job.read = true;
-        Ok(job.msg.len())
+        job.hand_over(session, buf, count, job_timeout())
     }
 
     /// `IOC_COMPLETE`: the daemon's answer to a job.
@@ -563,23 +370,13 @@ impl Jobs {
             for j in inner.jobs.iter_mut().flatten().filter(|j| !j.read) {
                 j.deadline = deadline;
             }
-            // SAFETY: the job owns its CAPTURE buffer.
-            let length = unsafe { (*job.dst).vb2_buf.planes[0].length };
-            let bad = job.ctx_id != c.ctx_id
-                || (c.status == wire::STATUS_OK
-                    && (c.capture_bytesused == 0 || c.capture_bytesused > length));
-            let outcome = if c.status == wire::STATUS_OK && !bad {
-                Outcome::Decoded(c.capture_bytesused)
-            } else {
-                Outcome::Failed
-            };
+            let (outcome, bad) = job.check(&c);
             (job, outcome, bad)
         };
         if bad {
             pr_warn!("invalid completion of job {}: failing it\n", c.job_id);
         }
-        // SAFETY: taken out of the table; its context is alive while it counts in `inflight`.
-        unsafe { finish(self, job, outcome) };
+        self.finish(job, outcome);
         if bad {
             Err(code::EINVAL)
         } else {
@@ -618,57 +415,38 @@ impl Jobs {
         self.wake();
     }
 
-    /// Turns the next buffers of `ctx` into a job (from `device_run`); whatever happens they
-    /// are returned through [`finish`].
-    ///
-    /// # Safety
-    ///
-    /// `src` and `dst` are the context's next buffers, taken as `mode` says; the request's
-    /// controls have been applied.
-    pub(crate) unsafe fn submit(
-        &self,
-        watchdog: &DelayedWork,
-        ctx: &VideoFile,
-        src: *mut vb2_v4l2_buffer,
-        dst: *mut vb2_v4l2_buffer,
-        mode: Mode,
-    ) {
-        ctx.data().inflight.fetch_add(1, Ordering::AcqRel);
+    /// Files a job the layer started in `device_run` (its buffers, counted in its context);
+    /// whatever happens it ends through [`Job::finish`] or [`job::end`].
+    pub(crate) fn submit(&self, watchdog: &DelayedWork, active: ActiveJob<Daedalus>) {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded contract.
-        let msg = unsafe { encode_job(ctx, id, src, dst, mode.hold()) };
+        let msg = Job::encode(&active, id);
         let timeout = job_timeout();
         let now = Jiffies::now();
-        let rejected: Option<Error> = match msg {
-            Err(e) => Some(e),
+        let rejected: Option<(Error, ActiveJob<Daedalus>)> = match msg {
+            Err(e) => Some((e, active)),
             Ok(msg) => {
                 let mut g = self.locked();
                 let inner = &mut *g;
                 let slot = inner.free_slot();
                 match (inner.session != 0, slot) {
-                    (false, _) => Some(code::ENODEV),
-                    (true, None) => Some(code::EBUSY),
+                    (false, _) => Some((code::ENODEV, active)),
+                    (true, None) => Some((code::EBUSY, active)),
                     (true, Some(slot)) => {
                         let seq = inner.next_seq;
                         inner.next_seq += 1;
-                        let record = JobRecord {
-                            id,
-                            seq,
-                            ctx: ctx as *const VideoFile,
-                            ctx_id: ctx.data().id,
-                            src,
-                            dst,
-                            mode,
-                            read: false,
-                            deadline: now.wrapping_add(timeout),
-                            msg,
-                        };
-                        match KBox::new(record, GFP_KERNEL) {
-                            Ok(b) => {
-                                inner.jobs[slot] = Some(b);
+                        // The slot first: the job (with its buffers) is only moved in once it
+                        // cannot fail any more.
+                        match (
+                            KBox::<Job>::new_uninit(GFP_KERNEL),
+                            inner.jobs.get_mut(slot),
+                        ) {
+                            (Ok(b), Some(entry)) => {
+                                let job = Job::new(id, seq, now.wrapping_add(timeout), msg, active);
+                                *entry = Some(KBox::write(b, job));
                                 None
                             }
-                            Err(_) => Some(code::ENOMEM),
+                            (Ok(_), None) => Some((code::EBUSY, active)),
+                            (Err(_), _) => Some((code::ENOMEM, active)),
                         }
                     }
                 }
@@ -680,12 +458,11 @@ impl Jobs {
                 watchdog.schedule(timeout);
                 self.wake();
             }
-            Some(e) => {
+            Some((e, active)) => {
                 if e != code::ENODEV {
                     pr_warn!("job {} not queued: {:?}\n", id, e);
                 }
-                // SAFETY: never in the table; the context is alive (it is running a job).
-                unsafe { finish_buffers(ctx, src, dst, mode, Outcome::Failed) };
+                job::end(active, Outcome::Failed);
                 self.wake();
             }
         }
@@ -693,20 +470,17 @@ impl Jobs {
 
     /// Ends the jobs of a context that stops streaming: queued ones fail at once, those the
     /// daemon has are waited for (up to the job timeout), then failed.
-    pub(crate) fn cancel_context(&self, ctx: &VideoFile) {
-        let ctx = ctx.data();
-        let queued = self.locked().take(|j| j.ctx_id == ctx.id && !j.read);
+    pub(crate) fn cancel_context(&self, file: &VideoFile) {
+        let id = file.data().id;
+        let queued = self.locked().take(|j| j.ctx_id == id && !j.read);
         queued.fail_all(self);
         // The daemon has no job of the context any more.
-        let idle = self
-            .wq
-            .wait_timeout(|| ctx.inflight.load(Ordering::Acquire) == 0, job_timeout());
-        if !idle {
-            let late = self.locked().take(|j| j.ctx_id == ctx.id);
+        if !file.wait_idle_timeout(job_timeout()) {
+            let late = self.locked().take(|j| j.ctx_id == id);
             if late.len > 0 {
                 pr_warn!(
                     "context {}: {} jobs not answered in time, failed\n",
-                    ctx.id,
+                    id,
                     late.len
                 );
             }
@@ -751,149 +525,4 @@ fn read_event(inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Resul
     buf.copy_to(msg.get(..n).ok_or(code::EINVAL)?)?;
     inner.events[i].kind = 0;
     Ok(n)
-}
-
-/// A dma-buf fd being handed to the daemon: reserved first, installed only once the message
-/// carrying it reached userspace. Dropping it gives up the reservation, then the reference.
-struct FdInstall {
-    res: FdReservation,
-    buf: DmaBuf,
-}
-
-impl FdInstall {
-    /// Gets a dma-buf for the buffer's memory and reserves an fd for it.
-    ///
-    /// # Safety
-    ///
-    /// `vbuf` is a buffer of ours owned by a job.
-    unsafe fn prepare(vbuf: *mut vb2_v4l2_buffer) -> Result<FdInstall> {
-        // SAFETY: per the contract, the buffer and its queue are alive; a DMABUF plane holds a
-        // reference to its dma-buf while the buffer is queued, and `get_dmabuf` returns a new one.
-        let buf = unsafe {
-            let vb = addr_of_mut!((*vbuf).vb2_buf);
-            let q = (*vb).vb2_queue;
-            if (*q).memory == bindings::VB2_MEMORY_DMABUF {
-                let d = NonNull::new((*vb).planes[0].dbuf).ok_or(code::EINVAL)?;
-                DmaBuf::get(d)
-            } else {
-                let get = (*(*q).mem_ops).get_dmabuf.ok_or(code::EINVAL)?;
-                let d = check_ptr(get(
-                    vb,
-                    (*vb).planes[0].mem_priv,
-                    bindings::O_RDWR as c_ulong,
-                ))?;
-                DmaBuf::from_owned(NonNull::new(d).ok_or(code::ENOMEM)?)
-            }
-        };
-        let res = FdReservation::new()?;
-        Ok(FdInstall { res, buf })
-    }
-
-    /// Installs the fd: the daemon's file table now owns our reference.
-    fn commit(self) {
-        self.res.install(self.buf);
-    }
-}
-
-/// Builds the wire message of a job: its buffers, formats and the full control state.
-///
-/// # Safety
-///
-/// As [`Jobs::submit`].
-unsafe fn encode_job(
-    ctx: &VideoFile,
-    id: u64,
-    src: *mut vb2_v4l2_buffer,
-    dst: *mut vb2_v4l2_buffer,
-    hold: bool,
-) -> Result<KVec<u8>> {
-    let (coded, capture) = ctx.data().formats();
-    let ids = ctrls::job_controls(coded.codec);
-    // The controls' current values, under the handler's lock (against S_EXT_CTRLS and the
-    // request setup of the context's next job).
-    ctx.handler()
-        .snapshot::<{ ctrls::MAX_JOB_CONTROLS }, _>(ids, |found| {
-            // SAFETY: forwarded contract.
-            unsafe { encode_locked(ctx, id, src, dst, hold, &coded, &capture, found) }
-        })
-}
-
-/// # Safety
-///
-/// As [`encode_job`]; `ctrls` is a snapshot of the context's controls.
-#[allow(clippy::too_many_arguments)]
-unsafe fn encode_locked(
-    ctx: &VideoFile,
-    id: u64,
-    src: *mut vb2_v4l2_buffer,
-    dst: *mut vb2_v4l2_buffer,
-    hold: bool,
-    coded: &crate::video::CodedFormat,
-    capture: &crate::video::CaptureFormat,
-    ctrls: &[Option<Ctrl<'_>>],
-) -> Result<KVec<u8>> {
-    let mut size = wire::JOB_FIXED_SIZE;
-    for c in ctrls.iter().flatten() {
-        size += (wire::CONTROL_HEADER_SIZE + c.bytes().len() + 7) & !7;
-    }
-    if size > wire::MAX_MESSAGE_SIZE {
-        return Err(code::E2BIG);
-    }
-    // SAFETY: the buffers are owned by this job.
-    let (s, d) = unsafe { (&(*src).vb2_buf, &(*dst).vb2_buf) };
-    // The CAPTURE format follows the controls: a stream whose bit depth changed without the
-    // client reallocating no longer fits its buffers.
-    if capture.layout.sizeimage > d.planes[0].length {
-        pr_warn!(
-            "job {}: a {}x{} picture does not fit CAPTURE buffer {}\n",
-            id,
-            capture.layout.width,
-            capture.layout.height,
-            d.index
-        );
-        return Err(code::ENOSPC);
-    }
-    let mut msg = KVec::from_elem(0u8, size, GFP_KERNEL)?;
-    let l = &capture.layout;
-    let header = JobHeader {
-        job_id: id,
-        ctx_id: ctx.data().id,
-        codec: coded.codec,
-        flags: if hold { wire::JOB_FLAG_HOLD_CAPTURE } else { 0 },
-        timestamp_ns: s.timestamp,
-        coded_width: coded.width,
-        coded_height: coded.height,
-        output: BufferDesc {
-            fd: -1,
-            index: s.index,
-            // SAFETY: ours, see above.
-            generation: unsafe { Buffer::of(src).generation },
-            length: s.planes[0].length,
-            bytesused: s.planes[0].bytesused,
-            data_offset: s.planes[0].data_offset.min(s.planes[0].bytesused),
-        },
-        capture: BufferDesc {
-            fd: -1,
-            index: d.index,
-            // SAFETY: ours, see above.
-            generation: unsafe { Buffer::of(dst).generation },
-            length: d.planes[0].length,
-            bytesused: 0,
-            data_offset: 0,
-        },
-        picture: PictureFormat::of_layout(capture.depth, l),
-    };
-    let mut enc = JobEncoder::new(&mut msg, &header).map_err(|_| code::EINVAL)?;
-    for c in ctrls.iter().flatten() {
-        let bytes = c.bytes();
-        let out = enc
-            .control(c.id(), c.elems(), bytes.len())
-            .map_err(|_| code::E2BIG)?;
-        out.copy_from_slice(bytes);
-    }
-    let n = enc.finish().map_err(|_| code::EINVAL)?;
-    if n != size {
-        return Err(code::EINVAL);
-    }
-    Ok(msg)
 }

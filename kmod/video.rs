@@ -6,7 +6,7 @@
 //! from the codec's controls (see [`crate::ctrls`]). Buffers too small for the current CAPTURE
 //! format are refused when queued.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::device::{self, Daedalus, Device};
 use crate::formats::{self, BitDepth, CaptureLayout, Codec};
@@ -68,8 +68,6 @@ pub(crate) struct State {
 pub(crate) struct Context {
     /// Identifies the context to the daemon.
     pub(crate) id: u32,
-    /// Jobs of this context not finished yet (see [`crate::jobs`]).
-    pub(crate) inflight: AtomicU32,
     codec: AtomicU8,
     depth: [AtomicU8; 3],
     /// A copy of [`State`]'s OUTPUT format, written with it by `S_FMT(OUTPUT)` (under the device
@@ -82,7 +80,7 @@ pub(crate) struct Context {
 /// `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF`: H.264, whose clients decode slice by slice or field by
 /// field into one CAPTURE buffer. VP9 and AV1 requests always carry a whole frame; without the
 /// flag their jobs leave the m2m core at once and run in parallel with other contexts' (see
-/// [`crate::queue`]'s `device_run`).
+/// `device_run` in [`crate::queue`]).
 pub(crate) fn holds_capture(codec: Codec) -> bool {
     codec == Codec::H264
 }
@@ -107,7 +105,6 @@ impl Context {
         let bits = depth_bits(BitDepth::Eight);
         let data = try_pin_init!(Context {
             id: dev.data().jobs.new_context_id(),
-            inflight: AtomicU32::new(0),
             codec: AtomicU8::new(coded.codec.index() as u8),
             depth: core::array::from_fn(|_| AtomicU8::new(bits)),
             format <- Mutex::new(coded, LockClass::Format),

@@ -134,12 +134,6 @@ int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(v
 	return wait_event_interruptible(*wq, cond(arg));
 }
 
-long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
-				 long timeout)
-{
-	return wait_event_timeout(*wq, cond(arg), timeout);
-}
-
 void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *))
 {
 	INIT_DELAYED_WORK(work, fn);
@@ -163,6 +157,32 @@ void daedalus_might_sleep(void)
 void daedalus_get_dma_buf(struct dma_buf *dmabuf)
 {
 	get_dma_buf(dmabuf);
+}
+
+/*
+ * wake_up_var() only hashes the address (the variable may be freed as soon as the waiter sees
+ * the change); the barrier orders the caller's update before the check for waiters.
+ */
+void daedalus_wake_up_var(void *var)
+{
+	smp_mb();
+	wake_up_var(var);
+}
+
+void daedalus_wait_var_event(void *var, bool (*cond)(void *), void *arg)
+{
+	wait_var_event(var, cond(arg));
+}
+
+long daedalus_wait_var_event_timeout(void *var, bool (*cond)(void *), void *arg, long timeout)
+{
+	return wait_var_event_timeout(var, cond(arg), timeout);
+}
+
+/* A decode job was dropped without being completed: a bug of the driver (its buffers fail). */
+void daedalus_warn_job_dropped(void)
+{
+	WARN_ONCE(1, "daedalus: decode job dropped without completion\n");
 }
 
 /*

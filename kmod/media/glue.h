@@ -14,6 +14,7 @@
 #include <linux/mutex.h>
 #include <linux/poll.h>
 #include <linux/wait.h>
+#include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 #include <media/media-device.h>
 #include <media/v4l2-ctrls.h>
@@ -47,13 +48,15 @@ void daedalus_wake_up_all(struct wait_queue_head *wq);
 void daedalus_wake_up_pollfree(struct wait_queue_head *wq);
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt);
 int daedalus_wait_event_interruptible(struct wait_queue_head *wq, bool (*cond)(void *), void *arg);
-long daedalus_wait_event_timeout(struct wait_queue_head *wq, bool (*cond)(void *), void *arg,
-				 long timeout);
 void daedalus_init_delayed_work(struct delayed_work *work, void (*fn)(struct work_struct *));
 bool daedalus_schedule_delayed_work(struct delayed_work *work, unsigned long delay);
 unsigned long daedalus_jiffies(void);
 void daedalus_might_sleep(void);
 void daedalus_get_dma_buf(struct dma_buf *dmabuf);
+void daedalus_wake_up_var(void *var);
+void daedalus_wait_var_event(void *var, bool (*cond)(void *), void *arg);
+long daedalus_wait_var_event_timeout(void *var, bool (*cond)(void *), void *arg, long timeout);
+void daedalus_warn_job_dropped(void);
 
 /* Version differences (see compat.mk). */
 void daedalus_fh_add(struct v4l2_fh *fh, struct file *file);

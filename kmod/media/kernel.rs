@@ -103,47 +103,6 @@ pub(crate) const fn zeroed<T: Zeroable>() -> T {
     unsafe { core::mem::MaybeUninit::zeroed().assume_init() }
 }
 
-/// C operation tables that may be shared between tasks once built: plain data (integers, raw
-/// and function pointers), without interior mutability, never written after compilation.
-///
-/// # Safety
-///
-/// Implementors have no interior mutability, so a shared reference only ever reads them; their
-/// raw pointers are not `Sync` only because Rust cannot know what they point to, and reading a
-/// pointer's value from any task is sound. Implemented only here, for the tables the driver
-/// still defines as `static`s ([`Zeroable`] is not enough: it says nothing
-/// about sharing).
-pub(crate) unsafe trait OpsTable {}
-
-// SAFETY: function pointers, raw pointers and integers only.
-unsafe impl OpsTable for bindings::v4l2_m2m_ops {}
-// SAFETY: as above.
-unsafe impl OpsTable for bindings::vb2_ops {}
-// SAFETY: as above.
-unsafe impl OpsTable for bindings::media_device_ops {}
-
-/// `Sync` wrapper for the static C operation tables, which hold raw pointers.
-///
-/// Temporary: the tables move into the layer as associated constants in later steps
-/// (docs/kmod-safe-layer.md). The field is private and `T: OpsTable`, so only the tables the
-/// layer vouches for (see [`OpsTable`]) can be shared this way.
-pub(crate) struct AssertSync<T: OpsTable>(T);
-
-// SAFETY: `T: OpsTable`: sharing `&T` between tasks only ever reads plain data.
-unsafe impl<T: OpsTable> Sync for AssertSync<T> {}
-
-impl<T: OpsTable> AssertSync<T> {
-    /// Wraps `table` (for a `static`).
-    pub(crate) const fn new(table: T) -> Self {
-        AssertSync(table)
-    }
-
-    /// The table.
-    pub(crate) const fn get(&self) -> &T {
-        &self.0
-    }
-}
-
 /// A userspace address, as `read()` and `ioctl()` receive it.
 #[derive(Clone, Copy)]
 pub(crate) struct UserAddr(usize);

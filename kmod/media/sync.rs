@@ -184,22 +184,6 @@ impl WaitQueue {
         Ok(())
     }
 
-    /// Sleeps (uninterruptibly) until `cond` holds or `timeout` passed: `true` if `cond` held.
-    ///
-    /// `cond` must not sleep, as for [`WaitQueue::wait_interruptible`].
-    pub(crate) fn wait_timeout<F: Fn() -> bool>(&self, cond: F, timeout: Delta) -> bool {
-        // SAFETY: as in `wait_interruptible`.
-        let left = unsafe {
-            bindings::daedalus_wait_event_timeout(
-                self.raw.get(),
-                Some(call_cond::<F>),
-                core::ptr::from_ref(&cond).cast_mut().cast(),
-                timeout.as_timeout(),
-            )
-        };
-        left != 0
-    }
-
     /// Registers the file being polled on this queue (`poll_wait`).
     ///
     /// The queue is borrowed for `'a`, the time the poll table's entries may stay on it (until the
@@ -225,6 +209,48 @@ impl PinnedDrop for WaitQueue {
             bindings::synchronize_rcu();
         }
     }
+}
+
+/// Sleeps (uninterruptibly) until `cond` holds, rechecking it whenever [`wake_up_var`] is called
+/// for `var` (`wait_var_event`). `cond` must not sleep, as for [`WaitQueue::wait_interruptible`].
+pub(in crate::media) fn wait_var_event<V, F: Fn() -> bool>(var: &V, cond: F) {
+    // SAFETY: `var` is only used as a key (hashed to a shared wait queue, never dereferenced);
+    // `cond` outlives the call, which is the only time the glue calls `call_cond::<F>` with its
+    // address.
+    unsafe {
+        bindings::daedalus_wait_var_event(
+            core::ptr::from_ref(var).cast_mut().cast(),
+            Some(call_cond::<F>),
+            core::ptr::from_ref(&cond).cast_mut().cast(),
+        )
+    };
+}
+
+/// As [`wait_var_event`], for at most `timeout`: `true` if `cond` held.
+pub(in crate::media) fn wait_var_event_timeout<V, F: Fn() -> bool>(
+    var: &V,
+    cond: F,
+    timeout: Delta,
+) -> bool {
+    // SAFETY: as in `wait_var_event`.
+    let left = unsafe {
+        bindings::daedalus_wait_var_event_timeout(
+            core::ptr::from_ref(var).cast_mut().cast(),
+            Some(call_cond::<F>),
+            core::ptr::from_ref(&cond).cast_mut().cast(),
+            timeout.as_timeout(),
+        )
+    };
+    left != 0
+}
+
+/// Wakes the tasks in [`wait_var_event`] on `var`, after a full barrier that orders the caller's
+/// update of what their condition reads before it. `var` may be dangling by then (it is only
+/// used as a key): the caller may have made the change that lets a waiter free it.
+pub(in crate::media) fn wake_up_var<V>(var: *const V) {
+    // SAFETY: `wake_up_var` never dereferences its argument, it only hashes the address to find
+    // a wait queue and compares it with the waiters' keys.
+    unsafe { bindings::daedalus_wake_up_var(var.cast_mut().cast()) };
 }
 
 /// A `poll_table` being filled for one `file`.

@@ -23,8 +23,11 @@ use super::super::ctrls::{CtrlBuilder, CtrlOps};
 use super::super::kernel::{
     c_int, check, check_ptr, code, strscpy, Error, KBox, Opaque, Result, GFP_KERNEL,
 };
+use super::super::m2m::{M2mOpsVTable, RunOps};
 use super::super::platform::PlatformDevice;
+use super::super::request::{MediaOpsVTable, RequestOps};
 use super::super::sync::DeviceLock;
+use super::super::vb2::QueueOps;
 use super::super::workqueue::DelayedWork;
 use super::file::{FileVTable, V4l2File};
 use super::ioctl::{IoctlOps, IoctlVTable};
@@ -56,50 +59,6 @@ pub(crate) struct DeviceInfo {
     pub(crate) function: EntityFunction,
 }
 
-/// The C operation tables of the device still defined by the driver, and the size of its vb2
-/// buffers.
-///
-/// Temporary: step 7 of docs/kmod-safe-layer.md moves them into the layer (built from the ops
-/// traits).
-///
-/// # Invariants
-///
-/// The callbacks of the tables expect the C objects of an [`M2mDevice`] of the driver whose
-/// [`M2mDriver::tables`] returns them (the layer installs them in its m2m device, media device
-/// and, through `queue_init`, vb2 queues, whose buffers are `buf_struct_size` bytes). The fields
-/// are read by the layer only (`pub(super)`): outside it, [`OpsTables::new`] makes one.
-pub(crate) struct OpsTables {
-    pub(super) m2m_ops: &'static bindings::v4l2_m2m_ops,
-    pub(super) media_ops: &'static bindings::media_device_ops,
-    pub(super) vb2_ops: &'static bindings::vb2_ops,
-    /// `vb2_queue.buf_struct_size`.
-    pub(super) buf_struct_size: usize,
-}
-
-impl OpsTables {
-    /// The tables of a driver, and the size of its vb2 buffers.
-    ///
-    /// # Safety
-    ///
-    /// Every callback in them is written for the C objects of an `M2mDevice<T>`, `T` being the
-    /// driver whose [`M2mDriver::tables`] returns the value: the layer installs them as they are.
-    /// The vb2 callbacks take the queues' buffers as `buf_struct_size` bytes.
-    pub(crate) const unsafe fn new(
-        m2m_ops: &'static bindings::v4l2_m2m_ops,
-        media_ops: &'static bindings::media_device_ops,
-        vb2_ops: &'static bindings::vb2_ops,
-        buf_struct_size: usize,
-    ) -> Self {
-        // INVARIANT: per the contract.
-        OpsTables {
-            m2m_ops,
-            media_ops,
-            vb2_ops,
-            buf_struct_size,
-        }
-    }
-}
-
 /// A V4L2 mem2mem driver.
 pub(crate) trait M2mDriver: Sized + 'static {
     /// Device-wide driver state.
@@ -109,12 +68,14 @@ pub(crate) trait M2mDriver: Sized + 'static {
     type File: CtrlOps + Send + Sync;
     /// Per open file, only reached with the device lock held ([`LockedFile::state`](super::file::LockedFile::state)).
     type Locked: Send;
+    /// Per vb2 buffer ([`Vb2Buffer::data`](crate::media::vb2::Vb2Buffer::data)): made with
+    /// `Default` in the buffer's first `buf_init`, never dropped (videobuf2 frees the memory), so
+    /// it must not need a destructor (checked at compile time).
+    type Buf: Default + Send + Sync;
     /// Names and capabilities.
     const INFO: DeviceInfo;
     /// About how many controls a file has (sizes the handler's hash table).
     const NR_CTRLS: u32;
-    /// The operation tables (temporary, see [`OpsTables`]: making one is `unsafe`).
-    fn tables() -> OpsTables;
     /// A file is being opened (device lock held): its data and its locked state.
     fn open(dev: &M2mDevice<Self>) -> Result<(impl PinInit<Self::File, Error>, Self::Locked)>;
     /// Creates the controls of a file being opened; `add_std` errors fail the open.
@@ -130,6 +91,13 @@ pub(crate) trait M2mDriver: Sized + 'static {
     /// The device's watchdog fired ([`M2mDevice::watchdog`]).
     fn watchdog(dev: &M2mDevice<Self>);
 }
+
+/// A driver with all its operations: the bound of the C tables the layer builds
+/// (`v4l2_file_operations`, `v4l2_ioctl_ops`, `vb2_ops`, `v4l2_m2m_ops`, `media_device_ops`)
+/// and of [`DeviceRegistration`]. Implemented for every type that has them.
+pub(crate) trait Driver: IoctlOps + QueueOps + RunOps + RequestOps {}
+
+impl<T: IoctlOps + QueueOps + RunOps + RequestOps> Driver for T {}
 
 /// `v4l2_device`, registered on the platform device.
 ///
@@ -172,9 +140,10 @@ impl Drop for V4l2Device {
 struct M2mDev(NonNull<bindings::v4l2_m2m_dev>);
 
 impl M2mDev {
-    fn new(ops: &'static bindings::v4l2_m2m_ops) -> Result<Self> {
-        // SAFETY: `ops` is a static table.
-        let raw = check_ptr(unsafe { bindings::v4l2_m2m_init(ops) })?;
+    fn new<T: Driver>() -> Result<Self> {
+        // SAFETY: a `'static` table, whose `device_run` expects the files of an `M2mDevice<T>`,
+        // the only device this m2m device belongs to.
+        let raw = check_ptr(unsafe { bindings::v4l2_m2m_init(M2mOpsVTable::<T>::build()) })?;
         Ok(M2mDev(NonNull::new(raw).ok_or(code::ENOMEM)?))
     }
 }
@@ -197,11 +166,9 @@ struct MediaDevice {
 }
 
 impl MediaDevice {
-    fn new(
-        dev: *mut bindings::device,
-        info: &'static DeviceInfo,
-        ops: &'static bindings::media_device_ops,
-    ) -> impl PinInit<Self, Error> {
+    fn new<T: Driver>(dev: *mut bindings::device) -> impl PinInit<Self, Error> {
+        let info: &'static DeviceInfo = &T::INFO;
+        let ops = MediaOpsVTable::<T>::build();
         // SAFETY: the closure initializes the slot completely (zeroed, the fields
         // `media_device_init` reads, the init itself, then the ops) and cannot fail.
         unsafe {
@@ -237,9 +204,10 @@ impl Drop for MediaDevice {
 ///    refcount and freed only by that callback; before, only by the `KBox` holding it (or,
 ///    when registration fails after `device_register`, never: see [`VideoRegistration::register`]).
 /// 3. `vfd.lock == lock.as_raw()` (set by the layer only).
-/// 4. From [`VideoRegistration::register`] on: `v4l2.mdev == &media`, `media.ops` from
-///    `T::tables()`, `vfd.fops == FileVTable::<T>` and `vfd.ioctl_ops == IoctlVTable::<T>`
-///    (the only node with these tables).
+/// 4. From [`VideoRegistration::register`] on: `v4l2.mdev == &media`,
+///    `media.ops == MediaOpsVTable::<T>`, `m2m`'s ops are `M2mOpsVTable::<T>`,
+///    `vfd.fops == FileVTable::<T>` and `vfd.ioctl_ops == IoctlVTable::<T>` (the only device
+///    with these tables).
 /// 5. A file of the video node holds a reference on `vfd` (V4L2 core, open to release), so a
 ///    `&M2mDevice<T>` reached from one is valid.
 /// 6. `watchdog` runs `work_fn::<T>`; it is cancelled before anything else is torn down
@@ -286,25 +254,26 @@ unsafe extern "C" fn work_fn<T: M2mDriver>(work: *mut bindings::work_struct) {
     T::watchdog(dev);
 }
 
-impl<T: M2mDriver> M2mDevice<T> {
+impl<T: Driver> M2mDevice<T> {
     fn new(pdev: &PlatformDevice, data: impl PinInit<T::Data>) -> impl PinInit<Self, Error> {
         let dma_dev = pdev.dev();
-        let tables = T::tables();
         try_pin_init!(Self {
             lock <- DeviceLock::new(),
             // SAFETY: `work_fn::<T>` expects exactly the `watchdog` of an `M2mDevice<T>`.
             watchdog <- unsafe { DelayedWork::new(work_fn::<T>) },
             data <- data,
             v4l2 <- V4l2Device::new(dma_dev, T::INFO.name),
-            m2m: M2mDev::new(tables.m2m_ops)?,
-            media <- MediaDevice::new(dma_dev, &T::INFO, tables.media_ops),
+            m2m: M2mDev::new::<T>()?,
+            media <- MediaDevice::new::<T>(dma_dev),
             // SAFETY: `slot` is valid while the closure runs; filled in by `register`.
             vfd <- Opaque::ffi_init(|slot| unsafe { core::ptr::write_bytes(slot, 0, 1) }),
             registering: AtomicBool::new(false),
             dma_dev,
         }? Error)
     }
+}
 
+impl<T: M2mDriver> M2mDevice<T> {
     /// The device from its video node.
     ///
     /// # Safety
@@ -327,17 +296,17 @@ impl<T: M2mDriver> M2mDevice<T> {
     }
 
     /// The device lock (`video_device.lock`, the vb2 queues' lock).
-    pub(super) fn lock(&self) -> &DeviceLock {
+    pub(in crate::media) fn lock(&self) -> &DeviceLock {
         &self.lock
     }
 
     /// The `struct device` buffers are allocated for (dma-contig).
-    pub(super) fn dma_dev(&self) -> *mut bindings::device {
+    pub(in crate::media) fn dma_dev(&self) -> *mut bindings::device {
         self.dma_dev
     }
 
-    /// The m2m device (temporary: the m2m calls move into the layer in step 7).
-    pub(crate) fn m2m_raw(&self) -> *mut bindings::v4l2_m2m_dev {
+    /// The m2m device.
+    pub(in crate::media) fn m2m_raw(&self) -> *mut bindings::v4l2_m2m_dev {
         self.m2m.0.as_ptr()
     }
 }
@@ -381,7 +350,7 @@ struct VideoRegistration<T: M2mDriver> {
     dev: NonNull<M2mDevice<T>>,
 }
 
-impl<T: IoctlOps> VideoRegistration<T> {
+impl<T: Driver> VideoRegistration<T> {
     fn register(dev: Pin<KBox<M2mDevice<T>>>) -> Result<Self> {
         // SAFETY: the device is not moved out of the allocation, only owned through a raw
         // pointer from here on (invariant 2).
@@ -532,7 +501,7 @@ unsafe impl<T: M2mDriver> Send for DeviceRegistration<T> {}
 // SAFETY: `&DeviceRegistration` only gives `&M2mDevice<T>`, which is `Sync`.
 unsafe impl<T: M2mDriver> Sync for DeviceRegistration<T> {}
 
-impl<T: IoctlOps> DeviceRegistration<T> {
+impl<T: Driver> DeviceRegistration<T> {
     /// Builds the device on `pdev` and registers `/dev/videoN`, its media entities and
     /// `/dev/mediaN`; on failure, undoes what was done, in reverse.
     pub(crate) fn new(pdev: &PlatformDevice, data: impl PinInit<T::Data>) -> Result<Self> {

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 //! One open file of the video node: [`V4l2File`] (the layer's container of the driver's
 //! per-file data), [`LockedFile`] (the same under the device lock), [`Queue`] (a view of one of
-//! its vb2 queues), the `v4l2_file_operations` table with its `open` / `release` trampolines,
-//! and the m2m `queue_init` that sets up a file's two queues.
+//! its vb2 queues), and the `v4l2_file_operations` table with its `open` / `release`
+//! trampolines.
 
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
@@ -10,16 +10,19 @@ use core::mem::offset_of;
 use core::ops::Deref;
 use core::pin::Pin;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicU32, Ordering};
 
 use crate::media::kernel::{pin_data, pin_init_from_closure, try_pin_init, InPlaceInit, PinInit};
 
 use super::super::bindings;
 use super::super::ctrls::CtrlHandler;
 use super::super::kernel::{
-    c_int, c_uint, c_void, check, check_ptr, code, errno, zeroed, Error, KBox, Opaque, Result,
-    GFP_KERNEL,
+    c_int, check_ptr, code, errno, zeroed, Error, KBox, Opaque, Result, GFP_KERNEL,
 };
-use super::device::{M2mDevice, M2mDriver};
+use super::super::m2m::queue_init;
+use super::super::sync::{wait_var_event, wait_var_event_timeout, wake_up_var};
+use super::super::time::Delta;
+use super::device::{Driver, M2mDevice, M2mDriver};
 use super::format::BufType;
 
 /// A `v4l2_fh` on the device's video node.
@@ -72,6 +75,10 @@ impl Drop for Fh {
 /// 4. `locked` is only reached through a [`LockedFile`], i.e. with the device lock held.
 /// 5. The controls of `hdl` have `priv == &data` (`open::<T>`): `data` is dropped after `hdl`
 ///    (field order), so it outlives them.
+/// 6. `inflight` counts the file's live [`ActiveJob`](crate::media::m2m::ActiveJob)s, each of
+///    which uses the file, its queues and its m2m context. The layer's `stop_streaming`
+///    trampoline and `release::<T>` do not return while it is non-zero, so no job outlives the
+///    streaming of the file, nor the file itself (jobs only run while both queues stream).
 #[pin_data]
 pub(crate) struct V4l2File<T: M2mDriver> {
     // Field drop order = release order: `v4l2_fh_exit` (which unsubscribes the control events),
@@ -84,6 +91,7 @@ pub(crate) struct V4l2File<T: M2mDriver> {
     data: T::File,
     locked: UnsafeCell<T::Locked>,
     dev: NonNull<M2mDevice<T>>,
+    inflight: AtomicU32,
 }
 
 // SAFETY: `fh` and `hdl` are C objects the core uses from any task under its own locking; `data`
@@ -124,23 +132,49 @@ impl<T: M2mDriver> V4l2File<T> {
         &self.hdl
     }
 
-    /// The C control handler (temporary: the request and job calls move into the layer in step
-    /// 7 of docs/kmod-safe-layer.md).
-    pub(crate) fn hdl(&self) -> *mut bindings::v4l2_ctrl_handler {
-        self.hdl.as_raw()
+    /// Waits up to `timeout` until no job of the file is left: `true` if none is.
+    pub(crate) fn wait_idle_timeout(&self, timeout: Delta) -> bool {
+        wait_var_event_timeout(
+            &self.inflight,
+            || self.inflight.load(Ordering::Acquire) == 0,
+            timeout,
+        )
     }
 
-    /// The file's m2m context (temporary, as [`V4l2File::hdl`]): valid until the file is
-    /// released, i.e. not in [`M2mDriver::closed`].
-    pub(crate) fn m2m_ctx(&self) -> *mut bindings::v4l2_m2m_ctx {
+    /// Waits (uninterruptibly, without limit) until no job of the file is left.
+    pub(in crate::media) fn wait_idle(&self) {
+        wait_var_event(&self.inflight, || {
+            self.inflight.load(Ordering::Acquire) == 0
+        });
+    }
+
+    /// A job of the file starts (invariant 6).
+    pub(in crate::media) fn job_started(&self) {
+        self.inflight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A job of the file ended (invariant 6). The file may be freed as soon as this has counted
+    /// it: the caller does not use the file afterwards.
+    pub(in crate::media) fn job_ended(&self) {
+        let var = core::ptr::from_ref(&self.inflight);
+        // As the last `Arc` drop: the counter may go (with the file) while this call returns.
+        // `V4l2File` holds `UnsafeCell`s, so `&self` carries no "dereferenceable for the whole
+        // call" promise that this would break.
+        self.inflight.fetch_sub(1, Ordering::AcqRel);
+        // Only the address is used from here (a key, never dereferenced).
+        wake_up_var(var);
+    }
+
+    /// The file's m2m context: valid until the file is released, i.e. not in
+    /// [`M2mDriver::closed`].
+    pub(in crate::media) fn m2m_ctx(&self) -> *mut bindings::v4l2_m2m_ctx {
         // SAFETY: `fh` is initialized; `m2m_ctx` is written once in `open::<T>`, before the file
         // is reachable (invariant 2).
         unsafe { (*self.fh.raw.get()).m2m_ctx }
     }
 
-    /// The vb2 queue of type `ty` (temporary, as [`V4l2File::hdl`]): valid as long as
-    /// [`V4l2File::m2m_ctx`] is.
-    pub(crate) fn queue_raw(&self, ty: BufType) -> *mut bindings::vb2_queue {
+    /// The vb2 queue of type `ty`: valid as long as [`V4l2File::m2m_ctx`] is.
+    pub(in crate::media) fn queue_raw(&self, ty: BufType) -> *mut bindings::vb2_queue {
         // SAFETY: `v4l2_m2m_get_vq` only computes the address of the context's queue of type
         // `ty` (one of its two), without reading it: no access to a released context happens
         // here, whatever the caller does with the result.
@@ -173,6 +207,20 @@ impl<'a, T: M2mDriver> LockedFile<'a, T> {
         LockedFile {
             // SAFETY: per the contract.
             file: unsafe { V4l2File::from_file(file) },
+            _not_send: PhantomData,
+        }
+    }
+
+    /// The file of a vb2 callback the core runs under the device lock.
+    ///
+    /// # Safety
+    ///
+    /// The current task holds the device lock of `file`'s device for `'a` and makes no other
+    /// `LockedFile` of this file meanwhile.
+    pub(in crate::media) unsafe fn assume_locked(file: &'a V4l2File<T>) -> Self {
+        // INVARIANT: per the contract.
+        LockedFile {
+            file,
             _not_send: PhantomData,
         }
     }
@@ -263,7 +311,7 @@ impl Queue<'_> {
 /// The `v4l2_file_operations` of driver `T`.
 pub(super) struct FileVTable<T>(PhantomData<T>);
 
-impl<T: M2mDriver> FileVTable<T> {
+impl<T: Driver> FileVTable<T> {
     const VTABLE: bindings::v4l2_file_operations = bindings::v4l2_file_operations {
         owner: crate::THIS_MODULE.as_ptr().cast(),
         open: Some(open::<T>),
@@ -286,7 +334,7 @@ impl<T: M2mDriver> FileVTable<T> {
 /// # Safety
 ///
 /// Only called by the V4L2 core, for a file being opened on a node this table is installed on.
-unsafe extern "C" fn open<T: M2mDriver>(file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn open<T: Driver>(file: *mut bindings::file) -> c_int {
     // SAFETY: `file` is being opened on the video node of an `M2mDevice<T>` (the only node with
     // this table, M2mDevice invariant 4), on which the core holds a reference meanwhile
     // (invariant 5).
@@ -305,7 +353,7 @@ unsafe extern "C" fn open<T: M2mDriver>(file: *mut bindings::file) -> c_int {
 /// # Safety
 ///
 /// As [`open`], with the device lock held; `vdev` is the node, `dev` its device.
-unsafe fn open_locked<T: M2mDriver>(
+unsafe fn open_locked<T: Driver>(
     file: *mut bindings::file,
     vdev: *mut bindings::video_device,
     dev: &M2mDevice<T>,
@@ -318,6 +366,7 @@ unsafe fn open_locked<T: M2mDriver>(
             data <- data,
             locked: UnsafeCell::new(locked),
             dev: NonNull::from(dev),
+            inflight: AtomicU32::new(0),
         }? Error),
         GFP_KERNEL,
     )?;
@@ -354,7 +403,7 @@ unsafe fn open_locked<T: M2mDriver>(
 /// # Safety
 ///
 /// Only called by the V4L2 core, once, on the last close of a file `open::<T>` succeeded for.
-unsafe extern "C" fn release<T: M2mDriver>(file: *mut bindings::file) -> c_int {
+unsafe extern "C" fn release<T: Driver>(file: *mut bindings::file) -> c_int {
     // SAFETY: opened by `open::<T>` and not released yet (contract).
     let f = unsafe { V4l2File::<T>::from_file(file) };
     // Releasing the m2m context stops streaming, which returns the buffers and completes their
@@ -364,71 +413,17 @@ unsafe extern "C" fn release<T: M2mDriver>(file: *mut bindings::file) -> c_int {
         // SAFETY: the m2m context is live until here (invariant 2) and not used afterwards.
         unsafe { bindings::v4l2_m2m_ctx_release(f.m2m_ctx()) };
     }
+    // Stopping the queues waited for the file's jobs already; this only returns at once
+    // (invariant 6).
+    f.wait_idle();
     // SAFETY: the file is being released; `fh` was added in `open::<T>`. Also clears
     // `private_data`.
     unsafe { bindings::daedalus_fh_del(f.fh.raw.get(), file) };
     T::closed(f);
     let raw = core::ptr::from_ref(f).cast_mut();
-    // SAFETY: from `KBox::into_raw` in `open::<T>` (invariant 1). Streaming stopped above, which
-    // waited for the file's jobs, and the core no longer reaches the file: nothing refers to it
-    // any more. Dropping it exits `fh`, then frees the control handler.
+    // SAFETY: from `KBox::into_raw` in `open::<T>` (invariant 1). No job of the file is left
+    // (invariant 6, waited for above) and the core no longer reaches the file: nothing refers to
+    // it any more. Dropping it exits `fh`, then frees the control handler.
     drop(unsafe { Pin::new_unchecked(KBox::from_raw(raw)) });
-    0
-}
-
-/// `queue_init` of `v4l2_m2m_ctx_init`: sets up the OUTPUT and CAPTURE queues of a file.
-///
-/// The queues share the device lock with the ioctls (as cedrus does): the V4L2 core holds it
-/// around every ioctl of an m2m node without `q_lock`, so videobuf2, which drops `q->lock` while
-/// blocking in DQBUF, must be given that very lock.
-///
-/// # Safety
-///
-/// Called by the m2m core from the `v4l2_m2m_ctx_init` of `open_locked::<T>`, with `priv_` = the
-/// file being opened and two zeroed queues.
-unsafe extern "C" fn queue_init<T: M2mDriver>(
-    priv_: *mut c_void,
-    src_vq: *mut bindings::vb2_queue,
-    dst_vq: *mut bindings::vb2_queue,
-) -> c_int {
-    // SAFETY: per the contract: pinned and fully initialized (its `m2m_ctx` is not set yet, which
-    // nothing here reads).
-    let file = unsafe { &*priv_.cast::<V4l2File<T>>() };
-    let dev = file.device();
-    let tables = T::tables();
-    let Ok(buf_struct_size) = c_uint::try_from(tables.buf_struct_size) else {
-        return code::EINVAL.to_errno();
-    };
-    let (lock, dma_dev) = (dev.lock().as_raw(), dev.dma_dev());
-    for (q, ty) in [
-        (src_vq, BufType::VideoOutputMplane),
-        (dst_vq, BufType::VideoCaptureMplane),
-    ] {
-        // SAFETY: the m2m core hands us both queues to fill before `vb2_queue_init`; the lock
-        // and the DMA device outlive the file (M2mDevice invariant 5); the tables are statics.
-        let r = unsafe {
-            let q = &mut *q;
-            q.type_ = ty.raw();
-            q.io_modes = bindings::VB2_MMAP | bindings::VB2_DMABUF;
-            q.drv_priv = priv_;
-            q.buf_struct_size = buf_struct_size;
-            q.ops = tables.vb2_ops;
-            q.mem_ops = &bindings::vb2_dma_contig_memops;
-            q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
-            q.lock = lock;
-            q.dev = dma_dev;
-            if ty == BufType::VideoOutputMplane {
-                q.set_supports_requests(1);
-                q.set_requires_requests(1);
-                if T::output_holds_capture(file.data()) {
-                    q.subsystem_flags |= bindings::VB2_V4L2_FL_SUPPORTS_M2M_HOLD_CAPTURE_BUF;
-                }
-            }
-            check(bindings::vb2_queue_init(q))
-        };
-        if let Err(e) = r {
-            return e.to_errno();
-        }
-    }
     0
 }

@@ -24,6 +24,15 @@ impl BufType {
             BufType::VideoCaptureMplane => bindings::V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
         }
     }
+
+    /// The type of a queue the layer set up (`vb2_queue.type_`, one of the two).
+    pub(in crate::media) fn of_queue(raw: u32) -> Self {
+        if raw == bindings::V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE {
+            BufType::VideoOutputMplane
+        } else {
+            BufType::VideoCaptureMplane
+        }
+    }
 }
 
 /// The field order of a picture (`enum v4l2_field`), as far as a progressive decoder needs it.
@@ -38,7 +47,7 @@ pub(crate) enum Field {
 }
 
 impl Field {
-    fn raw(self) -> u32 {
+    pub(in crate::media) fn raw(self) -> u32 {
         match self {
             Field::Any => bindings::V4L2_FIELD_ANY,
             Field::None => bindings::V4L2_FIELD_NONE,
