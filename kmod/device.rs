@@ -78,7 +78,10 @@ impl M2mDriver for Daedalus {
     /// Tells the daemon (if attached) about the new context.
     fn opened(file: &VideoFile) {
         let id = file.data().id;
-        file.device().data().jobs.event(wire::KIND_CONTEXT_OPEN, id);
+        file.device()
+            .data()
+            .jobs
+            .event(wire::ContextEvent::Open, id);
     }
 
     /// Tells the daemon (if attached) that the context is gone.
@@ -87,7 +90,7 @@ impl M2mDriver for Daedalus {
         file.device()
             .data()
             .jobs
-            .event(wire::KIND_CONTEXT_CLOSE, id);
+            .event(wire::ContextEvent::Close, id);
     }
 
     /// Fails the jobs past their deadline.

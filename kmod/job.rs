@@ -105,9 +105,9 @@ impl Job {
     pub(crate) fn check(&self, c: &Completion) -> (Outcome, bool) {
         let length = self.active.dst().plane0().length;
         let bad = self.ctx_id != c.ctx_id
-            || (c.status == wire::STATUS_OK
+            || (c.status == wire::Status::Ok
                 && (c.capture_bytesused == 0 || c.capture_bytesused > length));
-        let outcome = if c.status == wire::STATUS_OK && !bad {
+        let outcome = if c.status == wire::Status::Ok && !bad {
             Outcome::Decoded(c.capture_bytesused)
         } else {
             Outcome::Failed
