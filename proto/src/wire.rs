@@ -99,46 +99,18 @@ pub type WireResult<T> = core::result::Result<T, WireError>;
 // ---------------------------------------------------------------------------------------------
 // Field access at fixed offsets
 
-fn get_u32(b: &[u8], off: usize) -> WireResult<u32> {
-    match b.get(off..off + 4) {
-        Some(s) => Ok(u32::from_ne_bytes([s[0], s[1], s[2], s[3]])),
-        None => Err(WireError::Truncated),
-    }
+/// The `N` bytes at `off` of `b`.
+fn get_bytes<const N: usize>(b: &[u8], off: usize) -> WireResult<[u8; N]> {
+    b.get(off..off + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or(WireError::Truncated)
 }
 
-fn get_i32(b: &[u8], off: usize) -> WireResult<i32> {
-    get_u32(b, off).map(|v| v as i32)
-}
-
-fn get_u64(b: &[u8], off: usize) -> WireResult<u64> {
-    let lo = get_u32(b, off)? as u64;
-    let hi = get_u32(b, off + 4)? as u64;
-    // Native-endian u64 = two native-endian u32 in memory order.
-    Ok(if cfg!(target_endian = "little") {
-        lo | (hi << 32)
-    } else {
-        (lo << 32) | hi
-    })
-}
-
-fn put_u32(b: &mut [u8], off: usize, v: u32) -> WireResult<()> {
-    match b.get_mut(off..off + 4) {
-        Some(s) => {
-            s.copy_from_slice(&v.to_ne_bytes());
-            Ok(())
-        }
-        None => Err(WireError::NoSpace),
-    }
-}
-
-fn put_u64(b: &mut [u8], off: usize, v: u64) -> WireResult<()> {
-    match b.get_mut(off..off + 8) {
-        Some(s) => {
-            s.copy_from_slice(&v.to_ne_bytes());
-            Ok(())
-        }
-        None => Err(WireError::NoSpace),
-    }
+/// Writes `v` at `off` of `b`.
+fn put_bytes<const N: usize>(b: &mut [u8], off: usize, v: [u8; N]) -> WireResult<()> {
+    let s = b.get_mut(off..off + N).ok_or(WireError::NoSpace)?;
+    s.copy_from_slice(&v);
+    Ok(())
 }
 
 /// A field of a fixed wire struct: a native-endian integer at an offset.
@@ -148,34 +120,37 @@ trait Field: Sized {
     fn put(self, b: &mut [u8], off: usize) -> WireResult<()>;
 }
 
-impl Field for u32 {
-    const SIZE: usize = 4;
-    fn get(b: &[u8], off: usize) -> WireResult<Self> {
-        get_u32(b, off)
-    }
-    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u32(b, off, self)
-    }
+/// The integer fields: native-endian bytes (a `u64` is its two `u32` halves in memory order).
+macro_rules! int_fields {
+    ($($ty:ty),+) => {
+        $(impl Field for $ty {
+            const SIZE: usize = core::mem::size_of::<$ty>();
+            fn get(b: &[u8], off: usize) -> WireResult<Self> {
+                get_bytes(b, off).map(<$ty>::from_ne_bytes)
+            }
+            fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
+                put_bytes(b, off, self.to_ne_bytes())
+            }
+        })+
+    };
 }
 
-impl Field for i32 {
-    const SIZE: usize = 4;
-    fn get(b: &[u8], off: usize) -> WireResult<Self> {
-        get_i32(b, off)
-    }
-    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u32(b, off, self as u32)
-    }
+int_fields!(u32, i32, u64);
+
+fn get_u32(b: &[u8], off: usize) -> WireResult<u32> {
+    u32::get(b, off)
 }
 
-impl Field for u64 {
-    const SIZE: usize = 8;
-    fn get(b: &[u8], off: usize) -> WireResult<Self> {
-        get_u64(b, off)
-    }
-    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u64(b, off, self)
-    }
+fn get_u64(b: &[u8], off: usize) -> WireResult<u64> {
+    u64::get(b, off)
+}
+
+fn put_u32(b: &mut [u8], off: usize, v: u32) -> WireResult<()> {
+    v.put(b, off)
+}
+
+fn put_u64(b: &mut [u8], off: usize, v: u64) -> WireResult<()> {
+    v.put(b, off)
 }
 
 /// Defines a fixed-size wire struct: its fields follow each other without holes, in the order
