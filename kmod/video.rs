@@ -15,7 +15,7 @@ use crate::media::sync::{LockClass, Mutex};
 use crate::media::uapi;
 use crate::media::v4l2::file::{LockedFile, V4l2File};
 use crate::media::v4l2::format::{BufType, Field, PixFormat, PlaneFormat};
-use crate::media::v4l2::ioctl::{Capability, FmtDesc, FrameSizeEnum, IoctlOps, Stepwise};
+use crate::media::v4l2::ioctl::{Capability, FmtDesc, FrameSizeEnum, IoctlOps};
 
 /// An open file of `/dev/videoN`: the layer's container of a [`Context`].
 pub(crate) type VideoFile = V4l2File<Daedalus>;
@@ -296,15 +296,7 @@ impl IoctlOps for Daedalus {
         if fs.index() != 0 {
             return Err(code::EINVAL);
         }
-        let s = codec.frame_sizes();
-        fs.set_stepwise(&Stepwise {
-            min_width: s.min_width,
-            max_width: s.max_width,
-            step_width: s.step_width,
-            min_height: s.min_height,
-            max_height: s.max_height,
-            step_height: s.step_height,
-        });
+        fs.set_stepwise(&codec.frame_sizes());
         Ok(())
     }
 
