@@ -153,6 +153,15 @@ impl Context {
     }
 }
 
+/// `v` if it is at most `max` (the last value the uAPI defines), else `default`.
+fn at_most<V: Copy + Into<u32>>(v: V, max: u32, default: V) -> V {
+    if v.into() > max {
+        default
+    } else {
+        v
+    }
+}
+
 /// The CAPTURE format of a context, from its OUTPUT format under the device lock.
 fn capture_format(file: &LockedFile<'_, Daedalus>) -> CaptureFormat {
     file.data().capture_format_of(&file.state().coded)
@@ -170,26 +179,18 @@ impl Colorimetry {
     fn sanitized(p: &PixFormat) -> Colorimetry {
         let d = Colorimetry::DEFAULT;
         Colorimetry {
-            colorspace: if p.colorspace == 0 || p.colorspace > uapi::V4L2_COLORSPACE_DCI_P3 {
+            colorspace: if p.colorspace == 0 {
                 d.colorspace
             } else {
-                p.colorspace
+                at_most(p.colorspace, uapi::V4L2_COLORSPACE_DCI_P3, d.colorspace)
             },
-            xfer_func: if u32::from(p.xfer_func) > uapi::V4L2_XFER_FUNC_SMPTE2084 {
-                d.xfer_func
-            } else {
-                p.xfer_func
-            },
-            ycbcr_enc: if u32::from(p.ycbcr_enc) > uapi::V4L2_YCBCR_ENC_SMPTE240M {
-                d.ycbcr_enc
-            } else {
-                p.ycbcr_enc
-            },
-            quantization: if u32::from(p.quantization) > uapi::V4L2_QUANTIZATION_LIM_RANGE {
-                d.quantization
-            } else {
-                p.quantization
-            },
+            xfer_func: at_most(p.xfer_func, uapi::V4L2_XFER_FUNC_SMPTE2084, d.xfer_func),
+            ycbcr_enc: at_most(p.ycbcr_enc, uapi::V4L2_YCBCR_ENC_SMPTE240M, d.ycbcr_enc),
+            quantization: at_most(
+                p.quantization,
+                uapi::V4L2_QUANTIZATION_LIM_RANGE,
+                d.quantization,
+            ),
         }
     }
 
