@@ -275,18 +275,12 @@ unsafe impl CtrlPayload for bindings::v4l2_ctrl_h264_sps {
     const ID: u32 = bindings::V4L2_CID_STATELESS_H264_SPS;
 }
 
-/// The `v4l2_ctrl_ops` table of owner type `O`.
-struct CtrlOpsVTable<O>(PhantomData<O>);
-
-impl<O: CtrlOps> CtrlOpsVTable<O> {
-    const VTABLE: bindings::v4l2_ctrl_ops = bindings::v4l2_ctrl_ops {
+vtable! {
+    /// The `v4l2_ctrl_ops` table of owner type `O`.
+    struct CtrlOpsVTable<O: CtrlOps>: bindings::v4l2_ctrl_ops {
         try_ctrl: Some(try_ctrl::<O>),
         s_ctrl: Some(s_ctrl::<O>),
         g_volatile_ctrl: None,
-    };
-
-    const fn build() -> &'static bindings::v4l2_ctrl_ops {
-        &Self::VTABLE
     }
 }
 

@@ -137,11 +137,9 @@ impl MplaneFormat<'_> {
     }
 }
 
-/// The `v4l2_ioctl_ops` of driver `T`.
-pub(super) struct IoctlVTable<T>(PhantomData<T>);
-
-impl<T: IoctlOps> IoctlVTable<T> {
-    const VTABLE: bindings::v4l2_ioctl_ops = bindings::v4l2_ioctl_ops {
+vtable! {
+    /// The `v4l2_ioctl_ops` of driver `T`.
+    pub(super) struct IoctlVTable<T: IoctlOps>: bindings::v4l2_ioctl_ops {
         vidioc_querycap: Some(querycap::<T>),
         vidioc_enum_framesizes: Some(enum_framesizes::<T>),
 
@@ -174,13 +172,10 @@ impl<T: IoctlOps> IoctlVTable<T> {
         vidioc_unsubscribe_event: Some(bindings::v4l2_event_unsubscribe),
         // Remaining callbacks `None`.
         ..zeroed()
-    };
-
-    /// The table (a promoted constant: `'static`).
-    pub(super) const fn build() -> &'static bindings::v4l2_ioctl_ops {
-        &Self::VTABLE
     }
+}
 
+impl<T: IoctlOps> IoctlVTable<T> {
     /// Runs an op that needs neither the device lock nor a queue: the file and the ioctl's
     /// argument.
     ///
