@@ -27,10 +27,15 @@ const DEFAULT_HEIGHT: u32 = 720;
 /// The OUTPUT format of a context.
 #[derive(Clone, Copy)]
 pub(crate) struct CodedFormat {
+    /// The codec of the OUTPUT pixel format.
     pub(crate) codec: Codec,
+    /// Coded width, clamped to the codec's frame sizes (the CAPTURE format follows it).
     pub(crate) width: u32,
+    /// Coded height, clamped likewise.
     pub(crate) height: u32,
+    /// Size of an OUTPUT (bitstream) buffer.
     pub(crate) sizeimage: u32,
+    /// The client's colorimetry, sanitized, reported on CAPTURE too.
     pub(crate) colorimetry: Colorimetry,
 }
 
