@@ -77,17 +77,12 @@ impl M2mDriver for Daedalus {
 
     /// Tells the daemon (if attached) about the new context.
     fn opened(file: &VideoFile) {
-        let id = file.data().id;
-        file.device().data().jobs.event(wire::KIND_CONTEXT_OPEN, id);
+        context_event(file, wire::ContextEvent::Open);
     }
 
     /// Tells the daemon (if attached) that the context is gone.
     fn closed(file: &VideoFile) {
-        let id = file.data().id;
-        file.device()
-            .data()
-            .jobs
-            .event(wire::KIND_CONTEXT_CLOSE, id);
+        context_event(file, wire::ContextEvent::Close);
     }
 
     /// Fails the jobs past their deadline.
@@ -144,4 +139,9 @@ impl Drop for Registration {
         drop(self.parts.take());
         pr_info!("unregistered\n");
     }
+}
+
+/// Queues `event` of `file`'s context for the daemon (dropped when no daemon is attached).
+fn context_event(file: &VideoFile, event: wire::ContextEvent) {
+    file.device().data().jobs.event(event, file.data().id);
 }

@@ -32,6 +32,7 @@ pub(crate) enum Outcome {
 
 /// A decode job in the job queue.
 pub(crate) struct Job {
+    /// Unique id, the `job_id` of the message and of the daemon's completion.
     pub(crate) id: u64,
     /// Position in the read order, shared with events.
     pub(crate) seq: u64,
@@ -41,6 +42,7 @@ pub(crate) struct Job {
     pub(crate) read: bool,
     /// When it fails if the daemon has not answered.
     pub(crate) deadline: Jiffies,
+    /// The encoded job message `read()` copies out (its fds set at that moment).
     msg: KVec<u8>,
     /// Its buffers; keeps its context alive.
     active: ActiveJob<Daedalus>,
@@ -105,9 +107,9 @@ impl Job {
     pub(crate) fn check(&self, c: &Completion) -> (Outcome, bool) {
         let length = self.active.dst().plane0().length;
         let bad = self.ctx_id != c.ctx_id
-            || (c.status == wire::STATUS_OK
+            || (c.status == wire::Status::Ok
                 && (c.capture_bytesused == 0 || c.capture_bytesused > length));
-        let outcome = if c.status == wire::STATUS_OK && !bad {
+        let outcome = if c.status == wire::Status::Ok && !bad {
             Outcome::Decoded(c.capture_bytesused)
         } else {
             Outcome::Failed

@@ -47,8 +47,8 @@ fn job_timeout() -> Delta {
 #[derive(Clone, Copy)]
 struct Event {
     seq: u64,
-    /// `wire::KIND_CONTEXT_*`; 0 = free slot.
-    kind: u32,
+    /// `None`: a free slot.
+    kind: Option<wire::ContextEvent>,
     ctx_id: u32,
 }
 
@@ -119,7 +119,7 @@ impl Inner {
             jobs: [const { None }; MAX_JOBS],
             events: [Event {
                 seq: 0,
-                kind: 0,
+                kind: None,
                 ctx_id: 0,
             }; MAX_EVENTS],
         }
@@ -141,7 +141,7 @@ impl Inner {
             .events
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.kind != 0)
+            .filter(|(_, e)| e.kind.is_some())
             .map(|(i, e)| (e.seq, i))
             .min();
         match (job, event) {
@@ -269,7 +269,7 @@ impl Jobs {
             inner.session = 0;
             inner.greeted = false;
             for e in inner.events.iter_mut() {
-                e.kind = 0;
+                e.kind = None;
             }
             inner.take(|_| true)
         };
@@ -388,7 +388,7 @@ impl Jobs {
     // The V4L2 side
 
     /// Queues a context event for the daemon (if one is attached).
-    pub(crate) fn event(&self, kind: u32, ctx_id: u32) {
+    pub(crate) fn event(&self, kind: wire::ContextEvent, ctx_id: u32) {
         {
             let mut g = self.locked();
             let inner = &mut *g;
@@ -398,7 +398,7 @@ impl Jobs {
             let seq = inner.next_seq;
             inner.next_seq += 1;
             // A full ring drops the oldest event: they only let the daemon free state early.
-            let slot = match inner.events.iter().position(|e| e.kind == 0) {
+            let slot = match inner.events.iter().position(|e| e.kind.is_none()) {
                 Some(i) => i,
                 None => {
                     let (i, _) = inner
@@ -410,7 +410,11 @@ impl Jobs {
                     i
                 }
             };
-            inner.events[slot] = Event { seq, kind, ctx_id };
+            inner.events[slot] = Event {
+                seq,
+                kind: Some(kind),
+                ctx_id,
+            };
         }
         self.wake();
     }
@@ -517,12 +521,13 @@ impl Jobs {
 /// Copies a context event to userspace.
 fn read_event(inner: &mut Inner, i: usize, buf: UserAddr, count: usize) -> Result<usize> {
     let e = inner.events[i];
+    let kind = e.kind.ok_or(code::EINVAL)?;
     let mut msg = [0u8; wire::CONTEXT_EVENT_SIZE];
-    let n = wire::encode_context_event(e.kind, e.ctx_id, &mut msg).map_err(|_| code::EINVAL)?;
+    let n = wire::encode_context_event(kind, e.ctx_id, &mut msg).map_err(|_| code::EINVAL)?;
     if count < n {
         return Err(code::EINVAL);
     }
     buf.copy_to(msg.get(..n).ok_or(code::EINVAL)?)?;
-    inner.events[i].kind = 0;
+    inner.events[i].kind = None;
     Ok(n)
 }

@@ -74,7 +74,7 @@ impl QueueOps for Daedalus {
         file.device()
             .data()
             .jobs
-            .event(wire::KIND_CONTEXT_FLUSH, file.data().id);
+            .event(wire::ContextEvent::Flush, file.data().id);
     }
 }
 

@@ -15,7 +15,7 @@ use crate::media::sync::{LockClass, Mutex};
 use crate::media::uapi;
 use crate::media::v4l2::file::{LockedFile, V4l2File};
 use crate::media::v4l2::format::{BufType, Field, PixFormat, PlaneFormat};
-use crate::media::v4l2::ioctl::{Capability, FmtDesc, FrameSizeEnum, IoctlOps, Stepwise};
+use crate::media::v4l2::ioctl::{Capability, FmtDesc, FrameSizeEnum, IoctlOps};
 
 /// An open file of `/dev/videoN`: the layer's container of a [`Context`].
 pub(crate) type VideoFile = V4l2File<Daedalus>;
@@ -27,10 +27,15 @@ const DEFAULT_HEIGHT: u32 = 720;
 /// The OUTPUT format of a context.
 #[derive(Clone, Copy)]
 pub(crate) struct CodedFormat {
+    /// The codec of the OUTPUT pixel format.
     pub(crate) codec: Codec,
+    /// Coded width, clamped to the codec's frame sizes (the CAPTURE format follows it).
     pub(crate) width: u32,
+    /// Coded height, clamped likewise.
     pub(crate) height: u32,
+    /// Size of an OUTPUT (bitstream) buffer.
     pub(crate) sizeimage: u32,
+    /// The client's colorimetry, sanitized, reported on CAPTURE too.
     pub(crate) colorimetry: Colorimetry,
 }
 
@@ -153,6 +158,15 @@ impl Context {
     }
 }
 
+/// `v` if it is at most `max` (the last value the uAPI defines), else `default`.
+fn at_most<V: Copy + Into<u32>>(v: V, max: u32, default: V) -> V {
+    if v.into() > max {
+        default
+    } else {
+        v
+    }
+}
+
 /// The CAPTURE format of a context, from its OUTPUT format under the device lock.
 fn capture_format(file: &LockedFile<'_, Daedalus>) -> CaptureFormat {
     file.data().capture_format_of(&file.state().coded)
@@ -170,26 +184,18 @@ impl Colorimetry {
     fn sanitized(p: &PixFormat) -> Colorimetry {
         let d = Colorimetry::DEFAULT;
         Colorimetry {
-            colorspace: if p.colorspace == 0 || p.colorspace > uapi::V4L2_COLORSPACE_DCI_P3 {
+            colorspace: if p.colorspace == 0 {
                 d.colorspace
             } else {
-                p.colorspace
+                at_most(p.colorspace, uapi::V4L2_COLORSPACE_DCI_P3, d.colorspace)
             },
-            xfer_func: if u32::from(p.xfer_func) > uapi::V4L2_XFER_FUNC_SMPTE2084 {
-                d.xfer_func
-            } else {
-                p.xfer_func
-            },
-            ycbcr_enc: if u32::from(p.ycbcr_enc) > uapi::V4L2_YCBCR_ENC_SMPTE240M {
-                d.ycbcr_enc
-            } else {
-                p.ycbcr_enc
-            },
-            quantization: if u32::from(p.quantization) > uapi::V4L2_QUANTIZATION_LIM_RANGE {
-                d.quantization
-            } else {
-                p.quantization
-            },
+            xfer_func: at_most(p.xfer_func, uapi::V4L2_XFER_FUNC_SMPTE2084, d.xfer_func),
+            ycbcr_enc: at_most(p.ycbcr_enc, uapi::V4L2_YCBCR_ENC_SMPTE240M, d.ycbcr_enc),
+            quantization: at_most(
+                p.quantization,
+                uapi::V4L2_QUANTIZATION_LIM_RANGE,
+                d.quantization,
+            ),
         }
     }
 
@@ -296,15 +302,7 @@ impl IoctlOps for Daedalus {
         if fs.index() != 0 {
             return Err(code::EINVAL);
         }
-        let s = codec.frame_sizes();
-        fs.set_stepwise(&Stepwise {
-            min_width: s.min_width,
-            max_width: s.max_width,
-            step_width: s.step_width,
-            min_height: s.min_height,
-            max_height: s.max_height,
-            step_height: s.step_height,
-        });
+        fs.set_stepwise(&codec.frame_sizes());
         Ok(())
     }
 

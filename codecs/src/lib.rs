@@ -35,6 +35,20 @@ macro_rules! bindings {
     };
 }
 
+/// `flags![cond => BIT, ...]`: the OR of the `BIT`s whose `cond` holds, e.g. a V4L2 control's
+/// flags word from a parsed header's booleans (`flags![...] as u8` for the 8-bit words, whose
+/// bits are all below `0x100`).
+#[macro_export]
+macro_rules! flags {
+    ($($cond:expr => $bit:expr),+ $(,)?) => {{
+        let mut bits = 0;
+        $(if $cond {
+            bits |= $bit;
+        })+
+        bits
+    }};
+}
+
 bindings! {
     /// The bindgen output for `linux/videodev2.h`, `linux/media.h` and `linux/dma-buf.h`.
     pub mod uapi = "uapi.rs";

@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use daedalus_proto::wire::{Completion, Job, STATUS_OK};
+use daedalus_proto::wire::{Completion, Job, Status};
 
 use crate::band_pool::LazyBandPool;
 use crate::codec::{self, Bitstream, Decoder, DecoderConfig, JobIo};
@@ -71,7 +71,7 @@ impl Context {
     pub fn handle_job(&mut self, job: &Job<'_>) -> Completion {
         let start = Instant::now();
         let status = match self.run(job) {
-            Ok(()) => STATUS_OK,
+            Ok(()) => Status::Ok,
             Err(e) => {
                 let status = e.status();
                 if matches!(
@@ -88,7 +88,7 @@ impl Context {
         let took = start.elapsed();
         self.stats.record(status, took);
         log::debug!(
-            "context {} job {} (ts {}, OUTPUT {} CAPTURE {}): status {status} in {took:?}",
+            "context {} job {} (ts {}, OUTPUT {} CAPTURE {}): status {status:?} in {took:?}",
             self.id,
             job.header.job_id,
             job.header.timestamp_ns,

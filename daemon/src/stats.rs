@@ -5,9 +5,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use daedalus_proto::wire::{
-    STATUS_DECODE_ERROR, STATUS_INTERNAL_ERROR, STATUS_OK, STATUS_UNSUPPORTED,
-};
+use daedalus_proto::wire::Status;
 
 /// Sub-buckets per power of two: bucket edges are within 1/8 (12.5 %) of each other.
 const SUB_BITS: u32 = 3;
@@ -100,13 +98,13 @@ impl Histogram {
 /// Counters of one context.
 #[derive(Clone, Default)]
 pub struct Stats {
-    /// Jobs answered with `STATUS_OK`.
+    /// Jobs answered with `Status::Ok`.
     pub ok: u64,
-    /// Jobs answered with `STATUS_DECODE_ERROR`.
+    /// Jobs answered with `Status::DecodeError`.
     pub decode_errors: u64,
-    /// Jobs answered with `STATUS_UNSUPPORTED`.
+    /// Jobs answered with `Status::Unsupported`.
     pub unsupported: u64,
-    /// Jobs answered with `STATUS_INTERNAL_ERROR`.
+    /// Jobs answered with `Status::InternalError`.
     pub internal_errors: u64,
     /// Hidden frames (decoded through a synthetic `show_existing_frame`).
     pub hidden: u64,
@@ -122,13 +120,12 @@ pub struct Stats {
 
 impl Stats {
     /// Counts one answered job.
-    pub fn record(&mut self, status: u32, took: Duration) {
+    pub fn record(&mut self, status: Status, took: Duration) {
         match status {
-            STATUS_OK => self.ok += 1,
-            STATUS_DECODE_ERROR => self.decode_errors += 1,
-            STATUS_UNSUPPORTED => self.unsupported += 1,
-            STATUS_INTERNAL_ERROR => self.internal_errors += 1,
-            _ => {}
+            Status::Ok => self.ok += 1,
+            Status::DecodeError => self.decode_errors += 1,
+            Status::Unsupported => self.unsupported += 1,
+            Status::InternalError => self.internal_errors += 1,
         }
         self.job_time.record(took);
     }
@@ -204,8 +201,8 @@ mod tests {
     #[test]
     fn stats_display() {
         let mut s = Stats::default();
-        s.record(STATUS_OK, Duration::from_millis(2));
-        s.record(STATUS_DECODE_ERROR, Duration::from_millis(4));
+        s.record(Status::Ok, Duration::from_millis(2));
+        s.record(Status::DecodeError, Duration::from_millis(4));
         assert_eq!(s.jobs(), 2);
         let text = s.to_string();
         assert!(text.starts_with("1 frames ok, 1 decode errors"), "{text}");

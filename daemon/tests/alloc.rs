@@ -25,7 +25,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use common::*;
 use daedalus_daemon::mapping::mmap_calls;
 use daedalus_daemon::{Context, DaemonConfig, DecoderConfig, Incoming, Transport};
-use daedalus_proto::wire::{self, Completion, Message, KIND_CONTEXT_OPEN, STATUS_OK};
+use daedalus_proto::wire::{self, Completion, ContextEvent, Message, Status};
 
 static COUNTING: AtomicBool = AtomicBool::new(false);
 static RUST_ALLOCS: AtomicU64 = AtomicU64::new(0);
@@ -224,7 +224,7 @@ fn steady_state(ivf: &str, md5: &str, tight_output: bool) {
     replay(&mut ctx, &jobs, 1, &mut completions);
     let mut n = 0;
     let counts = measure(|| n = replay(&mut ctx, &jobs, rounds, &mut completions));
-    assert!(completions.iter().all(|c| c.status == STATUS_OK));
+    assert!(completions.iter().all(|c| c.status == Status::Ok));
     eprintln!(
         "{ivf} ({}): {n} jobs in steady state: {} Rust heap allocations, {} mmap calls; \
          C allocations (FFmpeg internals): {} ({:.1} per job)",
@@ -248,7 +248,7 @@ struct Replay {
     msgs: Vec<Vec<u8>>,
     warmup: usize,
     next: AtomicUsize,
-    answered: Mutex<Vec<u32>>,
+    answered: Mutex<Vec<Status>>,
     cv: Condvar,
     counts: Mutex<Option<(u64, u64, u64)>>,
 }
@@ -318,7 +318,7 @@ fn steady_state_dispatcher() {
         capture_buffers: 4,
         ..ClientConfig::new(1)
     });
-    let mut msgs = vec![event(KIND_CONTEXT_OPEN, 1)];
+    let mut msgs = vec![event(ContextEvent::Open, 1)];
     // First pass (new fds) and one more round: warm-up.
     for _ in 0..2 {
         msgs.extend(
@@ -357,7 +357,7 @@ fn steady_state_dispatcher() {
     assert_eq!(summary.contexts, 1);
     let answered = t.answered.lock().unwrap();
     assert_eq!(answered.len(), jobs);
-    assert!(answered.iter().all(|&s| s == STATUS_OK));
+    assert!(answered.iter().all(|&s| s == Status::Ok));
     let (rust, c, mmaps) = t.counts.lock().unwrap().expect("counted");
     let n = 5 * round.len();
     eprintln!(

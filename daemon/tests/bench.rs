@@ -16,7 +16,7 @@ use common::*;
 use daedalus_daemon::convert::{write_semiplanar, Planar, Plane, SemiPlanar};
 use daedalus_daemon::{Context, DecoderConfig};
 use daedalus_proto::formats::{BitDepth, CaptureLayout};
-use daedalus_proto::wire::{self, Message, STATUS_OK};
+use daedalus_proto::wire::{self, Message, Status};
 
 #[test]
 #[ignore = "benchmark: run in release mode"]
@@ -102,7 +102,7 @@ fn throughput() {
             let t = Instant::now();
             let c = ctx.handle_job(&j);
             busy += t.elapsed();
-            assert_eq!(c.status, STATUS_OK);
+            assert_eq!(c.status, Status::Ok);
             jobs += 1;
         }
     }

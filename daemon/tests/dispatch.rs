@@ -11,9 +11,7 @@ use std::thread;
 
 use common::*;
 use daedalus_daemon::{DaemonConfig, DecoderConfig};
-use daedalus_proto::wire::{
-    Completion, KIND_CONTEXT_CLOSE, KIND_CONTEXT_FLUSH, KIND_CONTEXT_OPEN, MAGIC,
-};
+use daedalus_proto::wire::{Completion, ContextEvent, MAGIC};
 
 struct Stream {
     frames: Vec<Vec<u8>>,
@@ -41,13 +39,13 @@ fn play(
 ) {
     let ctx_id = cfg.ctx_id;
     if open {
-        tx.send(event(KIND_CONTEXT_OPEN, ctx_id)).unwrap();
+        tx.send(event(ContextEvent::Open, ctx_id)).unwrap();
     }
     let mut client = Client::new(cfg);
     let mut last_job = 0;
     for round in 0..repeat {
         if round > 0 {
-            tx.send(event(KIND_CONTEXT_FLUSH, ctx_id)).unwrap();
+            tx.send(event(ContextEvent::Flush, ctx_id)).unwrap();
         }
         let mut pending = VecDeque::new();
         let mut finish_one = |pending: &mut VecDeque<_>, client: &mut Client| {
@@ -71,7 +69,7 @@ fn play(
             finish_one(&mut pending, &mut client);
         }
     }
-    tx.send(event(KIND_CONTEXT_CLOSE, ctx_id)).unwrap();
+    tx.send(event(ContextEvent::Close, ctx_id)).unwrap();
     let want: Vec<String> = (0..repeat).flat_map(|_| s.md5.iter().cloned()).collect();
     assert_eq!(client.displayed, want, "context {ctx_id}");
 }
@@ -103,14 +101,14 @@ fn parallel_contexts_through_the_dispatcher() {
 
     // Garbage and events for unknown contexts first: skipped.
     tx.send(vec![1, 2, 3]).unwrap();
-    let mut bad = event(KIND_CONTEXT_OPEN, 9);
+    let mut bad = event(ContextEvent::Open, 9);
     bad[4] = 77;
     tx.send(bad).unwrap();
     let mut short = vec![0u8; 40];
     short[..4].copy_from_slice(&MAGIC.to_ne_bytes());
     tx.send(short).unwrap();
-    tx.send(event(KIND_CONTEXT_FLUSH, 42)).unwrap();
-    tx.send(event(KIND_CONTEXT_CLOSE, 42)).unwrap();
+    tx.send(event(ContextEvent::Flush, 42)).unwrap();
+    tx.send(event(ContextEvent::Close, 42)).unwrap();
 
     let clients: Vec<(ClientConfig, Arc<Stream>, usize, bool)> = vec![
         (ClientConfig::new(1), Arc::clone(&eight), 2, true),

@@ -352,7 +352,7 @@ fn missing_reference_is_a_decode_error() {
     let e = dec
         .decode(&c, 2000, false, &p)
         .expect_err("missing reference accepted");
-    assert_eq!(e.status(), daedalus_proto::wire::STATUS_DECODE_ERROR);
+    assert_eq!(e.status(), daedalus_proto::wire::Status::DecodeError);
     // Referencing the decoded IDR works.
     c.decode_params.dpb[0].reference_ts = 1000;
     dec.decode(&c, 2000, false, &p).expect("P picture");
@@ -419,5 +419,5 @@ fn slice_trailing_zeros_tolerated_two_nal_units_refused() {
             &two,
         )
         .expect_err("two NAL units accepted as one");
-    assert_eq!(e.status(), daedalus_proto::wire::STATUS_DECODE_ERROR);
+    assert_eq!(e.status(), daedalus_proto::wire::Status::DecodeError);
 }

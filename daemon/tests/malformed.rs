@@ -11,8 +11,8 @@ use daedalus_daemon::codec::vp9::FrameControl;
 use daedalus_daemon::{Context, DecoderConfig};
 use daedalus_proto::formats::{BitDepth, CaptureLayout, Codec};
 use daedalus_proto::wire::{
-    self, BufferDesc, Completion, JobEncoder, JobHeader, Message, PictureFormat, MAX_MESSAGE_SIZE,
-    STATUS_DECODE_ERROR, STATUS_INTERNAL_ERROR, STATUS_OK, STATUS_UNSUPPORTED,
+    self, BufferDesc, Completion, JobEncoder, JobHeader, Message, PictureFormat, Status,
+    MAX_MESSAGE_SIZE,
 };
 
 const OUT_LEN: u32 = 64 * 1024;
@@ -154,18 +154,18 @@ fn buffer_errors_are_internal_errors() {
     // fd -1 for buffers never mapped.
     r.out_mapped = true;
     r.cap_mapped = true;
-    assert_eq!(r.job(&frames[0], pic).status, STATUS_INTERNAL_ERROR);
+    assert_eq!(r.job(&frames[0], pic).status, Status::InternalError);
     // A bogus fd number.
     let mut h = r.header(&frames[0], pic);
     h.output.fd = 1 << 20;
-    assert_eq!(r.send(h, true).status, STATUS_INTERNAL_ERROR);
+    assert_eq!(r.send(h, true).status, Status::InternalError);
     // Index out of range: the new fd is closed, not leaked.
     r.out_mapped = false;
     r.cap_mapped = false;
     let mut h = r.header(&frames[0], pic);
     h.capture.index = 64;
     let (out_fd, cap_fd) = (h.output.fd, h.capture.fd);
-    assert_eq!(r.send(h, true).status, STATUS_INTERNAL_ERROR);
+    assert_eq!(r.send(h, true).status, Status::InternalError);
     assert!(!fd_is_open(cap_fd), "fd of the refused buffer leaked");
     // The OUTPUT buffer of that job was mapped and cached nonetheless (and its fd kept for
     // DMA_BUF_IOCTL_SYNC).
@@ -175,16 +175,16 @@ fn buffer_errors_are_internal_errors() {
     // A buffer larger than its dma-buf would fault when touched: refused.
     let mut h = r.header(&frames[0], pic);
     h.capture.length = r.cap_len + 4096;
-    assert_eq!(r.send(h, true).status, STATUS_INTERNAL_ERROR);
+    assert_eq!(r.send(h, true).status, Status::InternalError);
     r.cap_mapped = false;
     // Good job: decodes.
     let c = r.job(&frames[0], pic);
-    assert_eq!(c.status, STATUS_OK);
+    assert_eq!(c.status, Status::Ok);
     assert_eq!(r.capture_md5(&pic, 96, 64), md5[0]);
     // Stale generation with fd -1.
     let mut h = r.header(&frames[1], pic);
     h.capture.generation = 2;
-    assert_eq!(r.send(h, true).status, STATUS_INTERNAL_ERROR);
+    assert_eq!(r.send(h, true).status, Status::InternalError);
     assert_eq!(r.ctx.stats().internal_errors, 5);
 }
 
@@ -195,26 +195,26 @@ fn corrupt_bitstreams_are_decode_errors_and_decoding_recovers() {
     let mut r = Rig::new();
     let key = &frames[0];
     // Empty, one garbage byte, a bad sync code, a key frame cut short.
-    assert_eq!(r.job(&[], pic).status, STATUS_DECODE_ERROR);
-    assert_eq!(r.job(&[0x00], pic).status, STATUS_DECODE_ERROR);
+    assert_eq!(r.job(&[], pic).status, Status::DecodeError);
+    assert_eq!(r.job(&[0x00], pic).status, Status::DecodeError);
     let mut bad_sync = key.clone();
     bad_sync[2] ^= 0xff;
-    assert_eq!(r.job(&bad_sync, pic).status, STATUS_DECODE_ERROR);
+    assert_eq!(r.job(&bad_sync, pic).status, Status::DecodeError);
     // Cut inside the uncompressed or the compressed header. (A cut inside the last tile's
     // data goes unnoticed: FFmpeg's range decoder reads zeros past the end, and the tile data
     // has no length to check against; such a frame decodes to a damaged picture.)
     for cut in [4, 20, 30] {
         assert_eq!(
             r.job(&key[..cut], pic).status,
-            STATUS_DECODE_ERROR,
+            Status::DecodeError,
             "cut {cut}"
         );
     }
     let s = r.job(&key[..key.len() / 2], pic).status;
-    assert!(s == STATUS_OK || s == STATUS_DECODE_ERROR);
+    assert!(s == Status::Ok || s == Status::DecodeError);
     // An inter frame without references (the half key frame above may have decoded).
     r.ctx.flush();
-    assert_eq!(r.job(&frames[2], pic).status, STATUS_DECODE_ERROR);
+    assert_eq!(r.job(&frames[2], pic).status, Status::DecodeError);
     // Pseudo-random garbage of many sizes: never a crash.
     let mut seed = 0x9e37_79b9u32;
     for len in (1..3000).step_by(37) {
@@ -228,8 +228,8 @@ fn corrupt_bitstreams_are_decode_errors_and_decoding_recovers() {
             .collect();
         let s = r.job(&junk, pic).status;
         assert!(
-            s == STATUS_DECODE_ERROR || s == STATUS_OK || s == STATUS_UNSUPPORTED,
-            "{s}"
+            s == Status::DecodeError || s == Status::Ok || s == Status::Unsupported,
+            "{s:?}"
         );
     }
     // A damaged key frame body (header intact).
@@ -251,11 +251,11 @@ fn flush_drops_references() {
     let (frames, md5) = tiny();
     let pic = picture(BitDepth::Eight, 96, 64);
     let mut r = Rig::new();
-    assert_eq!(r.job(&frames[0], pic).status, STATUS_OK);
+    assert_eq!(r.job(&frames[0], pic).status, Status::Ok);
     r.ctx.flush();
     // frames[1] is a hidden inter frame: its references are gone.
-    assert_eq!(r.job(&frames[1], pic).status, STATUS_DECODE_ERROR);
-    assert_eq!(r.job(&frames[0], pic).status, STATUS_OK);
+    assert_eq!(r.job(&frames[1], pic).status, Status::DecodeError);
+    assert_eq!(r.job(&frames[0], pic).status, Status::Ok);
     assert_eq!(r.capture_md5(&pic, 96, 64), md5[0]);
 }
 
@@ -266,27 +266,27 @@ fn format_problems() {
     // CAPTURE format smaller than the frame.
     assert_eq!(
         r.job(&frames[0], picture(BitDepth::Eight, 64, 64)).status,
-        STATUS_DECODE_ERROR
+        Status::DecodeError
     );
     // 10-bit CAPTURE format for an 8-bit stream.
     assert_eq!(
         r.job(&frames[0], picture(BitDepth::Ten, 96, 64)).status,
-        STATUS_DECODE_ERROR
+        Status::DecodeError
     );
     // The job says H.264 but carries VP9 bytes and no H.264 controls: refused as broken input
     // (a decode error), nothing decoded.
     let mut h = r.header(&frames[0], picture(BitDepth::Eight, 96, 64));
     h.codec = Codec::H264;
-    assert_eq!(r.send(h, true).status, STATUS_DECODE_ERROR);
+    assert_eq!(r.send(h, true).status, Status::DecodeError);
     // No VP9 frame control: the bitstream is enough.
     let h = r.header(&frames[0], picture(BitDepth::Eight, 96, 64));
-    assert_eq!(r.send(h, false).status, STATUS_OK);
+    assert_eq!(r.send(h, false).status, Status::Ok);
     // Profile 1 (4:4:4) key frame header: unsupported.
     let mut p1 = frames[0].clone();
     p1[0] = 0xa2; // marker 10, profile_low 1, profile_high 0: profile 1
     assert_eq!(
         r.job(&p1, picture(BitDepth::Eight, 96, 64)).status,
-        STATUS_UNSUPPORTED
+        Status::Unsupported
     );
     let s = r.ctx.stats();
     assert_eq!((s.decode_errors, s.unsupported, s.ok), (3, 1, 1));

@@ -29,10 +29,13 @@ pub(crate) trait CtrlOps: Sync + Sized {
 /// A standard control to create (name, type and flags come from the core, from `id`).
 pub(crate) struct StdCtrl {
     pub(crate) id: u32,
-    /// Menu range and default (ignored for compound controls).
+    /// Menu range and default (ignored for compound controls): the lowest menu item,
     pub(crate) min: i64,
+    /// the highest one,
     pub(crate) max: i64,
+    /// and the default.
     pub(crate) def: i64,
+    /// Bit `n` set: menu item `n` is not supported (skipped by `VIDIOC_QUERYMENU`).
     pub(crate) menu_skip_mask: u64,
     /// Maximum number of elements of a dynamic array control (0: not an array).
     pub(crate) dims0: u32,
@@ -275,18 +278,12 @@ unsafe impl CtrlPayload for bindings::v4l2_ctrl_h264_sps {
     const ID: u32 = bindings::V4L2_CID_STATELESS_H264_SPS;
 }
 
-/// The `v4l2_ctrl_ops` table of owner type `O`.
-struct CtrlOpsVTable<O>(PhantomData<O>);
-
-impl<O: CtrlOps> CtrlOpsVTable<O> {
-    const VTABLE: bindings::v4l2_ctrl_ops = bindings::v4l2_ctrl_ops {
+vtable! {
+    /// The `v4l2_ctrl_ops` table of owner type `O`.
+    struct CtrlOpsVTable<O: CtrlOps>: bindings::v4l2_ctrl_ops {
         try_ctrl: Some(try_ctrl::<O>),
         s_ctrl: Some(s_ctrl::<O>),
         g_volatile_ctrl: None,
-    };
-
-    const fn build() -> &'static bindings::v4l2_ctrl_ops {
-        &Self::VTABLE
     }
 }
 

@@ -8,6 +8,22 @@
 #include "glue.h"
 
 /*
+ * The one-argument forwards: `ret name(type arg)` calls `callee(arg)`, a static inline or macro
+ * of the kernel headers. Each expansion is a call site of its own: every mutex_init() below
+ * still gets its own lock class (named after `arg`, as before).
+ */
+#define FORWARD(ret, name, callee, type, arg)	\
+	ret name(type arg)			\
+	{					\
+		return callee(arg);		\
+	}
+#define FORWARD_VOID(name, callee, type, arg)	\
+	void name(type arg)			\
+	{					\
+		callee(arg);			\
+	}
+
+/*
  * dma_buf_put() and the dma-buf file are in the DMA_BUF symbol namespace. The one difference
  * that is macro semantics, not a header feature: 6.13 made the namespace a string.
  */
@@ -32,97 +48,54 @@ struct module *daedalus_this_module(void)
 	return THIS_MODULE;
 }
 
-void daedalus_mutex_init(struct mutex *lock)
-{
-	mutex_init(lock);
-}
+FORWARD_VOID(daedalus_mutex_init, mutex_init, struct mutex *, lock)
 
 /* A lock class of its own: it nests inside the device lock. */
-void daedalus_jobs_lock_init(struct mutex *lock)
-{
-	mutex_init(lock);
-}
+FORWARD_VOID(daedalus_jobs_lock_init, mutex_init, struct mutex *, lock)
 
 /* A file's format snapshot: a leaf lock class of its own, nested inside the device lock. */
-void daedalus_format_lock_init(struct mutex *lock)
-{
-	mutex_init(lock);
-}
+FORWARD_VOID(daedalus_format_lock_init, mutex_init, struct mutex *, lock)
 
-void daedalus_mutex_lock(struct mutex *lock)
-{
-	mutex_lock(lock);
-}
+FORWARD_VOID(daedalus_mutex_lock, mutex_lock, struct mutex *, lock)
 
-int daedalus_mutex_lock_interruptible(struct mutex *lock)
-{
-	return mutex_lock_interruptible(lock);
-}
+FORWARD(int, daedalus_mutex_lock_interruptible, mutex_lock_interruptible, struct mutex *, lock)
 
 int daedalus_ctrl_handler_init(struct v4l2_ctrl_handler *hdl, unsigned int nr_of_controls_hint)
 {
 	return v4l2_ctrl_handler_init(hdl, nr_of_controls_hint);
 }
 
-void daedalus_ctrl_request_hdl_put(struct v4l2_ctrl_handler *hdl)
-{
-	v4l2_ctrl_request_hdl_put(hdl);
-}
+FORWARD_VOID(daedalus_ctrl_request_hdl_put, v4l2_ctrl_request_hdl_put, struct v4l2_ctrl_handler *,
+	hdl)
 
-int daedalus_media_device_register(struct media_device *mdev)
-{
-	return media_device_register(mdev);
-}
+FORWARD(int, daedalus_media_device_register, media_device_register, struct media_device *, mdev)
 
 int daedalus_video_register_device(struct video_device *vdev)
 {
 	return video_register_device(vdev, VFL_TYPE_VIDEO, -1);
 }
 
-bool daedalus_vb2_is_busy(struct vb2_queue *q)
-{
-	return vb2_is_busy(q);
-}
+FORWARD(bool, daedalus_vb2_is_busy, vb2_is_busy, struct vb2_queue *, q)
 
-bool daedalus_vb2_is_streaming(struct vb2_queue *q)
-{
-	return vb2_is_streaming(q);
-}
+FORWARD(bool, daedalus_vb2_is_streaming, vb2_is_streaming, struct vb2_queue *, q)
 
-struct vb2_v4l2_buffer *daedalus_m2m_next_src_buf(struct v4l2_m2m_ctx *m2m_ctx)
-{
-	return v4l2_m2m_next_src_buf(m2m_ctx);
-}
+FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_next_src_buf, v4l2_m2m_next_src_buf,
+	struct v4l2_m2m_ctx *, m2m_ctx)
 
-struct vb2_v4l2_buffer *daedalus_m2m_next_dst_buf(struct v4l2_m2m_ctx *m2m_ctx)
-{
-	return v4l2_m2m_next_dst_buf(m2m_ctx);
-}
+FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_next_dst_buf, v4l2_m2m_next_dst_buf,
+	struct v4l2_m2m_ctx *, m2m_ctx)
 
-struct vb2_v4l2_buffer *daedalus_m2m_src_buf_remove(struct v4l2_m2m_ctx *m2m_ctx)
-{
-	return v4l2_m2m_src_buf_remove(m2m_ctx);
-}
+FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_src_buf_remove, v4l2_m2m_src_buf_remove,
+	struct v4l2_m2m_ctx *, m2m_ctx)
 
-struct vb2_v4l2_buffer *daedalus_m2m_dst_buf_remove(struct v4l2_m2m_ctx *m2m_ctx)
-{
-	return v4l2_m2m_dst_buf_remove(m2m_ctx);
-}
+FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_dst_buf_remove, v4l2_m2m_dst_buf_remove,
+	struct v4l2_m2m_ctx *, m2m_ctx)
 
-void daedalus_init_waitqueue_head(struct wait_queue_head *wq)
-{
-	init_waitqueue_head(wq);
-}
+FORWARD_VOID(daedalus_init_waitqueue_head, init_waitqueue_head, struct wait_queue_head *, wq)
 
-void daedalus_wake_up_all(struct wait_queue_head *wq)
-{
-	wake_up_all(wq);
-}
+FORWARD_VOID(daedalus_wake_up_all, wake_up_all, struct wait_queue_head *, wq)
 
-void daedalus_wake_up_pollfree(struct wait_queue_head *wq)
-{
-	wake_up_pollfree(wq);
-}
+FORWARD_VOID(daedalus_wake_up_pollfree, wake_up_pollfree, struct wait_queue_head *, wq)
 
 void daedalus_poll_wait(struct file *file, struct wait_queue_head *wq, struct poll_table_struct *pt)
 {
@@ -154,10 +127,7 @@ void daedalus_might_sleep(void)
 	might_sleep();
 }
 
-void daedalus_get_dma_buf(struct dma_buf *dmabuf)
-{
-	get_dma_buf(dmabuf);
-}
+FORWARD_VOID(daedalus_get_dma_buf, get_dma_buf, struct dma_buf *, dmabuf)
 
 /*
  * wake_up_var() only hashes the address (the variable may be freed as soon as the waiter sees

@@ -328,19 +328,12 @@ impl<T: M2mDriver> Drop for ActiveJob<T> {
     }
 }
 
-/// The `v4l2_m2m_ops` of driver `T`.
-pub(super) struct M2mOpsVTable<T>(PhantomData<T>);
-
-impl<T: Driver> M2mOpsVTable<T> {
-    const VTABLE: bindings::v4l2_m2m_ops = bindings::v4l2_m2m_ops {
+vtable! {
+    /// The `v4l2_m2m_ops` of driver `T`.
+    pub(super) struct M2mOpsVTable<T: Driver>: bindings::v4l2_m2m_ops {
         device_run: Some(device_run::<T>),
         job_ready: None,
         job_abort: None,
-    };
-
-    /// The table (a promoted constant: `'static`).
-    pub(super) const fn build() -> &'static bindings::v4l2_m2m_ops {
-        &Self::VTABLE
     }
 }
 

@@ -109,7 +109,7 @@ impl<M: MiscOps> MiscRegistration<M> {
                 misc.write(bindings::miscdevice {
                     minor: bindings::MISC_DYNAMIC_MINOR as c_int,
                     name: M::NAME.as_ptr().cast(),
-                    fops: Self::FOPS,
+                    fops: MiscFops::<M>::build(),
                     mode: M::MODE,
                     // The driver core only reads the table (`const struct attribute_group **`).
                     groups: Self::GROUPS.cast_mut(),
@@ -131,20 +131,6 @@ impl<M: MiscOps> MiscRegistration<M> {
         // SAFETY: per the contract; `Opaque` is `repr(transparent)`.
         unsafe { &*misc.cast::<u8>().sub(offset_of!(Self, misc)).cast::<Self>() }
     }
-
-    /// `file_operations` of the node (`owner`: files hold a module reference). A reference in
-    /// a constant: one `'static` table, never a temporary's address.
-    const FOPS: &'static bindings::file_operations = &bindings::file_operations {
-        owner: crate::THIS_MODULE.as_ptr().cast(),
-        open: Some(open::<M>),
-        release: Some(release::<M>),
-        read: Some(read::<M>),
-        poll: Some(poll::<M>),
-        unlocked_ioctl: Some(ioctl::<M>),
-        compat_ioctl: Some(bindings::compat_ptr_ioctl),
-        // Every other callback `None`.
-        ..zeroed()
-    };
 
     /// The attribute `M::ATTR_NAME`, read-only.
     const ATTR: bindings::device_attribute = bindings::device_attribute {
@@ -178,6 +164,21 @@ impl<M: MiscOps> MiscRegistration<M> {
         Some(_) => Self::GROUP_LIST.as_ptr(),
         None => null(),
     };
+}
+
+vtable! {
+    /// The `file_operations` of a misc node of `M` (`owner`: files hold a module reference).
+    struct MiscFops<M: MiscOps>: bindings::file_operations {
+        owner: crate::THIS_MODULE.as_ptr().cast(),
+        open: Some(open::<M>),
+        release: Some(release::<M>),
+        read: Some(read::<M>),
+        poll: Some(poll::<M>),
+        unlocked_ioctl: Some(ioctl::<M>),
+        compat_ioctl: Some(bindings::compat_ptr_ioctl),
+        // Every other callback `None`.
+        ..zeroed()
+    }
 }
 
 #[pinned_drop]

@@ -14,6 +14,28 @@
 //! - The driver files contain no `unsafe` (`make module` checks the count against a budget of
 //!   0) and cannot name the bindings (`bindings` is private to the layer).
 
+/// `vtable! { /// doc  vis struct Name<T: Bound>: bindings::ops { field: value, ... } }` defines
+/// `Name<T>`, whose `build()` returns the C ops table of `T` written in the braces (a promoted
+/// constant: `'static`, one per `T`). Every table of the layer is made this way.
+macro_rules! vtable {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident<$t:ident: $bound:ident>: $($ty:ident)::+ { $($body:tt)* }
+    ) => {
+        $(#[$meta])*
+        $vis struct $name<$t>(core::marker::PhantomData<$t>);
+
+        impl<$t: $bound> $name<$t> {
+            const VTABLE: $($ty)::+ = $($ty)::+ { $($body)* };
+
+            /// The table (a promoted constant: `'static`).
+            $vis const fn build() -> &'static $($ty)::+ {
+                &Self::VTABLE
+            }
+        }
+    };
+}
+
 #[allow(
     unknown_lints,
     unnecessary_transmutes,

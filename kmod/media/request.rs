@@ -116,20 +116,13 @@ impl Drop for RequestCtrls<'_> {
     }
 }
 
-/// The `media_device_ops` of driver `T`.
-pub(super) struct MediaOpsVTable<T>(PhantomData<T>);
-
-impl<T: Driver> MediaOpsVTable<T> {
-    const VTABLE: bindings::media_device_ops = bindings::media_device_ops {
+vtable! {
+    /// The `media_device_ops` of driver `T`.
+    pub(super) struct MediaOpsVTable<T: Driver>: bindings::media_device_ops {
         req_validate: Some(req_validate::<T>),
         req_queue: Some(bindings::v4l2_m2m_request_queue),
         // Remaining callbacks `None`.
         ..zeroed()
-    };
-
-    /// The table (a promoted constant: `'static`).
-    pub(super) const fn build() -> &'static bindings::media_device_ops {
-        &Self::VTABLE
     }
 }
 

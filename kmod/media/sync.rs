@@ -17,6 +17,49 @@ use super::bindings;
 use super::kernel::{c_void, code, pin_data, pin_init, pinned_drop, Opaque, PinInit, Result};
 use super::time::Delta;
 
+/// A C object whose API locks internally, so that any task may use it, also concurrently (a
+/// mutex, a wait queue, a delayed work), set up in place by its C init function.
+///
+/// # Invariants
+///
+/// `raw` is zeroed and then initialized by the init function given to [`SyncRaw::new`] before
+/// the value is reachable (pin-init), and never moves afterwards.
+#[pin_data]
+#[repr(transparent)]
+pub(crate) struct SyncRaw<T> {
+    #[pin]
+    raw: Opaque<T>,
+}
+
+// SAFETY: `new`'s contract: `T`'s C API may be used from any task.
+unsafe impl<T> Send for SyncRaw<T> {}
+// SAFETY: as above, concurrently (it locks internally).
+unsafe impl<T> Sync for SyncRaw<T> {}
+
+impl<T> SyncRaw<T> {
+    /// Zeroes the object (as C expects of kzalloc'ed memory), then calls `init` on it.
+    ///
+    /// # Safety
+    ///
+    /// `init` initializes the zeroed object at the (valid, pinned) address it is given, and `T`'s
+    /// C API may then be used from any task, concurrently.
+    pub(in crate::media) unsafe fn new(init: impl FnOnce(*mut T)) -> impl PinInit<Self> {
+        pin_init!(Self {
+            raw <- Opaque::ffi_init(move |slot: *mut T| {
+                // SAFETY: `slot` is the storage of the object, valid and pinned while the closure
+                // is called; `init` then initializes it (contract).
+                unsafe { core::ptr::write_bytes(slot, 0, 1) };
+                init(slot)
+            }),
+        })
+    }
+
+    /// The C object.
+    pub(in crate::media) fn get(&self) -> *mut T {
+        self.raw.get()
+    }
+}
+
 /// The lockdep class of a [`Mutex`]: each variant is its own `mutex_init` call site in `glue.c`.
 #[derive(Clone, Copy)]
 pub(crate) enum LockClass {
@@ -37,7 +80,7 @@ pub(crate) enum LockClass {
 #[pin_data]
 pub(crate) struct Mutex<T> {
     #[pin]
-    raw: Opaque<bindings::mutex>,
+    raw: SyncRaw<bindings::mutex>,
     value: UnsafeCell<T>,
 }
 
@@ -55,13 +98,9 @@ impl<T> Mutex<T> {
             LockClass::Format => bindings::daedalus_format_lock_init,
         };
         pin_init!(Self {
-            // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
-            // called (zeroed first, as C expects of kzalloc'ed memory); `init` is a `mutex_init`
-            // call site.
-            raw <- Opaque::ffi_init(move |slot| unsafe {
-                core::ptr::write_bytes(slot, 0, 1);
-                init(slot)
-            }),
+            // SAFETY: `init` is a `mutex_init` call site; a mutex is taken and released from any
+            // task.
+            raw <- unsafe { SyncRaw::new(move |slot| init(slot)) },
             value: UnsafeCell::new(value),
         })
     }
@@ -127,13 +166,8 @@ impl<T> Drop for MutexGuard<'_, T> {
 #[pin_data(PinnedDrop)]
 pub(crate) struct WaitQueue {
     #[pin]
-    raw: Opaque<bindings::wait_queue_head>,
+    raw: SyncRaw<bindings::wait_queue_head>,
 }
-
-// SAFETY: a wait queue is used from any task; all its operations lock internally.
-unsafe impl Send for WaitQueue {}
-// SAFETY: as above.
-unsafe impl Sync for WaitQueue {}
 
 /// Calls the condition closure `F` behind `arg` (the C side of the `wait_event_*` glue).
 ///
@@ -149,12 +183,9 @@ impl WaitQueue {
     /// An empty wait queue.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            // SAFETY: `slot` is the storage of this queue, valid and pinned while the closure is
-            // called (zeroed first).
-            raw <- Opaque::ffi_init(|slot| unsafe {
-                core::ptr::write_bytes(slot, 0, 1);
-                bindings::daedalus_init_waitqueue_head(slot)
-            }),
+            // SAFETY: `init_waitqueue_head` initializes a wait queue; a wait queue is used from
+            // any task, all its operations lock internally.
+            raw <- unsafe { SyncRaw::new(|slot| bindings::daedalus_init_waitqueue_head(slot)) },
         })
     }
 
@@ -315,24 +346,16 @@ impl PollMask {
 #[repr(transparent)]
 pub(crate) struct DeviceLock {
     #[pin]
-    raw: Opaque<bindings::mutex>,
+    raw: SyncRaw<bindings::mutex>,
 }
-
-// SAFETY: a mutex is taken and released from any task.
-unsafe impl Send for DeviceLock {}
-// SAFETY: as above; all access goes through the C mutex API.
-unsafe impl Sync for DeviceLock {}
 
 impl DeviceLock {
     /// An unlocked device lock.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            // SAFETY: `slot` is the storage of this mutex, valid and pinned while the closure is
-            // called (zeroed first).
-            raw <- Opaque::ffi_init(|slot| unsafe {
-                core::ptr::write_bytes(slot, 0, 1);
-                bindings::daedalus_mutex_init(slot)
-            }),
+            // SAFETY: `mutex_init` initializes a mutex; a mutex is taken and released from any
+            // task, all access goes through the C mutex API.
+            raw <- unsafe { SyncRaw::new(|slot| bindings::daedalus_mutex_init(slot)) },
         })
     }
 

@@ -18,7 +18,6 @@
 //! [`LockedFile`].
 
 use core::cell::UnsafeCell;
-use core::marker::PhantomData;
 use core::mem::MaybeUninit;
 use core::sync::atomic::{AtomicBool, Ordering};
 
@@ -223,11 +222,9 @@ pub(crate) trait QueueOps: M2mDriver {
     fn streaming_stopped(file: &LockedFile<'_, Self>, ty: BufType);
 }
 
-/// The `vb2_ops` of driver `T`.
-pub(super) struct Vb2VTable<T>(PhantomData<T>);
-
-impl<T: Driver> Vb2VTable<T> {
-    const VTABLE: bindings::vb2_ops = bindings::vb2_ops {
+vtable! {
+    /// The `vb2_ops` of driver `T`.
+    pub(super) struct Vb2VTable<T: Driver>: bindings::vb2_ops {
         queue_setup: Some(queue_setup::<T>),
         buf_init: Some(buf_init::<T>),
         buf_out_validate: Some(buf_out_validate::<T>),
@@ -243,11 +240,6 @@ impl<T: Driver> Vb2VTable<T> {
         buf_request_complete: Some(buf_request_complete::<T>),
         // Remaining callbacks `None`.
         ..zeroed()
-    };
-
-    /// The table (a promoted constant: `'static`).
-    pub(super) const fn build() -> &'static bindings::vb2_ops {
-        &Self::VTABLE
     }
 }
 

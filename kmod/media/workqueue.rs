@@ -6,7 +6,7 @@ use super::kernel::{pin_data, pin_init, pinned_drop, PinInit};
 use core::pin::Pin;
 
 use super::bindings;
-use super::kernel::Opaque;
+use super::sync::SyncRaw;
 use super::time::Delta;
 
 /// A `delayed_work` whose function is fixed at initialization.
@@ -23,13 +23,8 @@ use super::time::Delta;
 #[repr(transparent)]
 pub(crate) struct DelayedWork {
     #[pin]
-    raw: Opaque<bindings::delayed_work>,
+    raw: SyncRaw<bindings::delayed_work>,
 }
-
-// SAFETY: the work is scheduled and cancelled from any task; the workqueue API locks internally.
-unsafe impl Send for DelayedWork {}
-// SAFETY: as above.
-unsafe impl Sync for DelayedWork {}
 
 impl DelayedWork {
     /// Work that runs `func` when it is due.
@@ -42,13 +37,12 @@ impl DelayedWork {
         func: unsafe extern "C" fn(*mut bindings::work_struct),
     ) -> impl PinInit<Self> {
         pin_init!(Self {
-            // SAFETY: `slot` is the storage of this work, valid and pinned while the closure is
-            // called (zeroed first: `INIT_DELAYED_WORK` leaves `wq` and `cpu` to the first
-            // `queue_delayed_work`); the caller vouches for `func`.
-            raw <- Opaque::ffi_init(move |slot| unsafe {
-                core::ptr::write_bytes(slot, 0, 1);
-                bindings::daedalus_init_delayed_work(slot, Some(func))
-            }),
+            // SAFETY: `INIT_DELAYED_WORK` initializes the zeroed work (it leaves `wq` and `cpu`
+            // to the first `queue_delayed_work`); the caller vouches for `func`; the work is
+            // scheduled and cancelled from any task, the workqueue API locks internally.
+            raw <- unsafe {
+                SyncRaw::new(move |slot| bindings::daedalus_init_delayed_work(slot, Some(func)))
+            },
         })
     }
 

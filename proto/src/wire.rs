@@ -67,7 +67,7 @@ pub enum WireError {
     BadCodec(u32),
     /// A buffer description or the picture format does not fit its buffer.
     BadBuffer,
-    /// The completion's status is not one of the `STATUS_*` values.
+    /// The completion's status is not a [`Status`].
     BadStatus(u32),
     /// Reserved fields must be zero.
     Reserved,
@@ -99,46 +99,18 @@ pub type WireResult<T> = core::result::Result<T, WireError>;
 // ---------------------------------------------------------------------------------------------
 // Field access at fixed offsets
 
-fn get_u32(b: &[u8], off: usize) -> WireResult<u32> {
-    match b.get(off..off + 4) {
-        Some(s) => Ok(u32::from_ne_bytes([s[0], s[1], s[2], s[3]])),
-        None => Err(WireError::Truncated),
-    }
+/// The `N` bytes at `off` of `b`.
+fn get_bytes<const N: usize>(b: &[u8], off: usize) -> WireResult<[u8; N]> {
+    b.get(off..off + N)
+        .and_then(|s| <[u8; N]>::try_from(s).ok())
+        .ok_or(WireError::Truncated)
 }
 
-fn get_i32(b: &[u8], off: usize) -> WireResult<i32> {
-    get_u32(b, off).map(|v| v as i32)
-}
-
-fn get_u64(b: &[u8], off: usize) -> WireResult<u64> {
-    let lo = get_u32(b, off)? as u64;
-    let hi = get_u32(b, off + 4)? as u64;
-    // Native-endian u64 = two native-endian u32 in memory order.
-    Ok(if cfg!(target_endian = "little") {
-        lo | (hi << 32)
-    } else {
-        (lo << 32) | hi
-    })
-}
-
-fn put_u32(b: &mut [u8], off: usize, v: u32) -> WireResult<()> {
-    match b.get_mut(off..off + 4) {
-        Some(s) => {
-            s.copy_from_slice(&v.to_ne_bytes());
-            Ok(())
-        }
-        None => Err(WireError::NoSpace),
-    }
-}
-
-fn put_u64(b: &mut [u8], off: usize, v: u64) -> WireResult<()> {
-    match b.get_mut(off..off + 8) {
-        Some(s) => {
-            s.copy_from_slice(&v.to_ne_bytes());
-            Ok(())
-        }
-        None => Err(WireError::NoSpace),
-    }
+/// Writes `v` at `off` of `b`.
+fn put_bytes<const N: usize>(b: &mut [u8], off: usize, v: [u8; N]) -> WireResult<()> {
+    let s = b.get_mut(off..off + N).ok_or(WireError::NoSpace)?;
+    s.copy_from_slice(&v);
+    Ok(())
 }
 
 /// A field of a fixed wire struct: a native-endian integer at an offset.
@@ -148,34 +120,37 @@ trait Field: Sized {
     fn put(self, b: &mut [u8], off: usize) -> WireResult<()>;
 }
 
-impl Field for u32 {
-    const SIZE: usize = 4;
-    fn get(b: &[u8], off: usize) -> WireResult<Self> {
-        get_u32(b, off)
-    }
-    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u32(b, off, self)
-    }
+/// The integer fields: native-endian bytes (a `u64` is its two `u32` halves in memory order).
+macro_rules! int_fields {
+    ($($ty:ty),+) => {
+        $(impl Field for $ty {
+            const SIZE: usize = core::mem::size_of::<$ty>();
+            fn get(b: &[u8], off: usize) -> WireResult<Self> {
+                get_bytes(b, off).map(<$ty>::from_ne_bytes)
+            }
+            fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
+                put_bytes(b, off, self.to_ne_bytes())
+            }
+        })+
+    };
 }
 
-impl Field for i32 {
-    const SIZE: usize = 4;
-    fn get(b: &[u8], off: usize) -> WireResult<Self> {
-        get_i32(b, off)
-    }
-    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u32(b, off, self as u32)
-    }
+int_fields!(u32, i32, u64);
+
+fn get_u32(b: &[u8], off: usize) -> WireResult<u32> {
+    u32::get(b, off)
 }
 
-impl Field for u64 {
-    const SIZE: usize = 8;
-    fn get(b: &[u8], off: usize) -> WireResult<Self> {
-        get_u64(b, off)
-    }
-    fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
-        put_u64(b, off, self)
-    }
+fn get_u64(b: &[u8], off: usize) -> WireResult<u64> {
+    u64::get(b, off)
+}
+
+fn put_u32(b: &mut [u8], off: usize, v: u32) -> WireResult<()> {
+    v.put(b, off)
+}
+
+fn put_u64(b: &mut [u8], off: usize, v: u64) -> WireResult<()> {
+    v.put(b, off)
 }
 
 /// Defines a fixed-size wire struct: its fields follow each other without holes, in the order
@@ -239,6 +214,52 @@ macro_rules! wire_struct {
     };
 }
 
+/// Defines a `u32` enum of the wire: its values, the checked conversion from the wire's `u32`
+/// (an unknown value is `WireError::$error(value)`) and its [`Field`] (so a `wire_struct!`
+/// field can have the enum's type).
+macro_rules! wire_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident($error:ident) {
+            $($(#[$variant_meta:meta])* $variant:ident = $value:expr,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        #[repr(u32)]
+        pub enum $name {
+            $($(#[$variant_meta])* $variant = $value,)+
+        }
+
+        impl TryFrom<u32> for $name {
+            type Error = WireError;
+
+            fn try_from(v: u32) -> WireResult<$name> {
+                $(if v == $value {
+                    return Ok($name::$variant);
+                })+
+                Err(WireError::$error(v))
+            }
+        }
+
+        impl From<$name> for u32 {
+            fn from(v: $name) -> u32 {
+                v as u32
+            }
+        }
+
+        impl Field for $name {
+            const SIZE: usize = 4;
+            fn get(b: &[u8], off: usize) -> WireResult<Self> {
+                $name::try_from(get_u32(b, off)?)
+            }
+            fn put(self, b: &mut [u8], off: usize) -> WireResult<()> {
+                put_u32(b, off, self as u32)
+            }
+        }
+    };
+}
+
 const fn align8(v: usize) -> usize {
     (v + 7) & !7
 }
@@ -267,14 +288,21 @@ impl Hello {
     }
 }
 
-/// The picture is in the CAPTURE buffer.
-pub const STATUS_OK: u32 = 0;
-/// The bitstream could not be decoded (corrupt, or references missing).
-pub const STATUS_DECODE_ERROR: u32 = 1;
-/// The stream uses something daedalus does not decode (e.g. 4:4:4, 12-bit).
-pub const STATUS_UNSUPPORTED: u32 = 2;
-/// The daemon failed for another reason (out of memory, mapping failure, ...).
-pub const STATUS_INTERNAL_ERROR: u32 = 3;
+wire_enum! {
+    /// How the daemon ended a job ([`Completion::status`]).
+    #[derive(Default)]
+    pub enum Status(BadStatus) {
+        /// The picture is in the CAPTURE buffer.
+        #[default]
+        Ok = 0,
+        /// The bitstream could not be decoded (corrupt, or references missing).
+        DecodeError = 1,
+        /// The stream uses something daedalus does not decode (e.g. 4:4:4, 12-bit).
+        Unsupported = 2,
+        /// The daemon failed for another reason (out of memory, mapping failure, ...).
+        InternalError = 3,
+    }
+}
 
 wire_struct! {
     /// `IOC_COMPLETE` payload: the daemon's answer to one job.
@@ -284,8 +312,8 @@ wire_struct! {
         pub job_id: u64,
         /// The job's context.
         pub ctx_id: u32,
-        /// One of the `STATUS_*` values.
-        pub status: u32,
+        /// How the job ended.
+        pub status: Status,
         /// Bytes of picture written into the CAPTURE buffer (its `bytesused`).
         pub capture_bytesused: u32,
     }
@@ -293,27 +321,51 @@ wire_struct! {
 
 impl Completion {
     /// Decodes and checks an ioctl payload (everything but what only the module can know: that
-    /// the job exists and the size fits its buffer).
+    /// the job exists and the size fits its buffer); an unknown status is
+    /// [`WireError::BadStatus`].
     pub fn decode(b: &[u8; Self::SIZE]) -> WireResult<Completion> {
-        let c = Completion::get_at(b, 0)?;
-        if c.status > STATUS_INTERNAL_ERROR {
-            return Err(WireError::BadStatus(c.status));
-        }
-        Ok(c)
+        Completion::get_at(b, 0)
     }
 }
 
 // ---------------------------------------------------------------------------------------------
 // Messages (read() from the module)
 
-/// Message kind: a decode job.
-pub const KIND_JOB: u32 = 1;
-/// Message kind: a client opened `/dev/videoN` (a new context).
-pub const KIND_CONTEXT_OPEN: u32 = 2;
-/// Message kind: a context stopped streaming / flushed: drop its decoder state.
-pub const KIND_CONTEXT_FLUSH: u32 = 3;
-/// Message kind: a context is gone: free everything of it.
-pub const KIND_CONTEXT_CLOSE: u32 = 4;
+wire_enum! {
+    /// The kind of a message `read()` returns (its header's second word).
+    pub enum MessageKind(BadKind) {
+        /// A decode job.
+        Job = 1,
+        /// A client opened `/dev/videoN` (a new context).
+        ContextOpen = 2,
+        /// A context stopped streaming / flushed: drop its decoder state.
+        ContextFlush = 3,
+        /// A context is gone: free everything of it.
+        ContextClose = 4,
+    }
+}
+
+/// A context event: the message kinds other than [`MessageKind::Job`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContextEvent {
+    /// [`MessageKind::ContextOpen`].
+    Open,
+    /// [`MessageKind::ContextFlush`].
+    Flush,
+    /// [`MessageKind::ContextClose`].
+    Close,
+}
+
+impl ContextEvent {
+    /// The kind of the message that carries the event.
+    pub const fn kind(self) -> MessageKind {
+        match self {
+            ContextEvent::Open => MessageKind::ContextOpen,
+            ContextEvent::Flush => MessageKind::ContextFlush,
+            ContextEvent::Close => MessageKind::ContextClose,
+        }
+    }
+}
 
 /// Size of the message header (magic, kind, size, reserved).
 pub const HEADER_SIZE: usize = 16;
@@ -508,25 +560,19 @@ pub enum Message<'a> {
     },
 }
 
-fn put_header(b: &mut [u8], kind: u32, size: usize) -> WireResult<()> {
+fn put_header(b: &mut [u8], kind: MessageKind, size: usize) -> WireResult<()> {
     put_u32(b, 0, MAGIC)?;
-    put_u32(b, 4, kind)?;
+    kind.put(b, 4)?;
     put_u32(b, 8, size as u32)?;
     put_u32(b, 12, 0)
 }
 
 /// Encodes a context event into `out`; returns its size.
-pub fn encode_context_event(kind: u32, ctx_id: u32, out: &mut [u8]) -> WireResult<usize> {
-    if !matches!(
-        kind,
-        KIND_CONTEXT_OPEN | KIND_CONTEXT_FLUSH | KIND_CONTEXT_CLOSE
-    ) {
-        return Err(WireError::BadKind(kind));
-    }
+pub fn encode_context_event(event: ContextEvent, ctx_id: u32, out: &mut [u8]) -> WireResult<usize> {
     if out.len() < CONTEXT_EVENT_SIZE {
         return Err(WireError::NoSpace);
     }
-    put_header(out, kind, CONTEXT_EVENT_SIZE)?;
+    put_header(out, event.kind(), CONTEXT_EVENT_SIZE)?;
     put_u32(out, HEADER_SIZE, ctx_id)?;
     put_u32(out, HEADER_SIZE + 4, 0)?;
     Ok(CONTEXT_EVENT_SIZE)
@@ -571,7 +617,7 @@ impl<'a> JobEncoder<'a> {
         if out.len() < JOB_FIXED_SIZE {
             return Err(WireError::NoSpace);
         }
-        put_header(out, KIND_JOB, JOB_FIXED_SIZE)?;
+        put_header(out, MessageKind::Job, JOB_FIXED_SIZE)?;
         put_u64(out, 16, h.job_id)?;
         put_u32(out, 24, h.ctx_id)?;
         put_u32(out, 28, h.codec.fourcc())?;
@@ -631,8 +677,12 @@ const JOB_CAPTURE_FD_OFFSET: usize = 56 + BufferDesc::SIZE;
 /// Sets the dma-buf fds of an encoded job (the module installs them in the daemon's fd table
 /// only when the daemon reads the job).
 pub fn set_job_fds(job: &mut [u8], output_fd: i32, capture_fd: i32) -> WireResult<()> {
-    if job.len() < JOB_FIXED_SIZE || get_u32(job, 0)? != MAGIC || get_u32(job, 4)? != KIND_JOB {
-        return Err(WireError::BadKind(get_u32(job, 4).unwrap_or(0)));
+    let kind = get_u32(job, 4).unwrap_or(0);
+    if job.len() < JOB_FIXED_SIZE
+        || get_u32(job, 0)? != MAGIC
+        || kind != u32::from(MessageKind::Job)
+    {
+        return Err(WireError::BadKind(kind));
     }
     put_u32(job, JOB_OUTPUT_FD_OFFSET, output_fd as u32)?;
     put_u32(job, JOB_CAPTURE_FD_OFFSET, capture_fd as u32)
@@ -654,21 +704,21 @@ pub fn decode(b: &[u8]) -> WireResult<Message<'_>> {
         return Err(WireError::Truncated);
     }
     let b = &b[..len];
-    match kind {
-        KIND_CONTEXT_OPEN | KIND_CONTEXT_FLUSH | KIND_CONTEXT_CLOSE => {
-            if len != CONTEXT_EVENT_SIZE {
-                return Err(WireError::BadSize(size));
-            }
-            let ctx_id = get_u32(b, HEADER_SIZE)?;
-            Ok(match kind {
-                KIND_CONTEXT_OPEN => Message::ContextOpen { ctx_id },
-                KIND_CONTEXT_FLUSH => Message::ContextFlush { ctx_id },
-                _ => Message::ContextClose { ctx_id },
-            })
-        }
-        KIND_JOB => decode_job(b).map(Message::Job),
-        k => Err(WireError::BadKind(k)),
+    let event = match MessageKind::try_from(kind)? {
+        MessageKind::Job => return decode_job(b).map(Message::Job),
+        MessageKind::ContextOpen => ContextEvent::Open,
+        MessageKind::ContextFlush => ContextEvent::Flush,
+        MessageKind::ContextClose => ContextEvent::Close,
+    };
+    if len != CONTEXT_EVENT_SIZE {
+        return Err(WireError::BadSize(size));
     }
+    let ctx_id = get_u32(b, HEADER_SIZE)?;
+    Ok(match event {
+        ContextEvent::Open => Message::ContextOpen { ctx_id },
+        ContextEvent::Flush => Message::ContextFlush { ctx_id },
+        ContextEvent::Close => Message::ContextClose { ctx_id },
+    })
 }
 
 fn decode_job(b: &[u8]) -> WireResult<Job<'_>> {
@@ -842,15 +892,17 @@ mod tests {
     #[test]
     fn context_events_round_trip() {
         let mut buf = [0u8; CONTEXT_EVENT_SIZE];
-        for (kind, want) in [
-            (KIND_CONTEXT_OPEN, 0),
-            (KIND_CONTEXT_FLUSH, 1),
-            (KIND_CONTEXT_CLOSE, 2),
+        for (event, want) in [
+            (ContextEvent::Open, 0),
+            (ContextEvent::Flush, 1),
+            (ContextEvent::Close, 2),
         ] {
             assert_eq!(
-                encode_context_event(kind, 99, &mut buf),
+                encode_context_event(event, 99, &mut buf),
                 Ok(CONTEXT_EVENT_SIZE)
             );
+            // The kind word on the wire: 2, 3, 4 (docs/protocol.md).
+            assert_eq!(get_u32(&buf, 4), Ok(2 + want));
             let got = match decode(&buf).unwrap() {
                 Message::ContextOpen { ctx_id: 99 } => 0,
                 Message::ContextFlush { ctx_id: 99 } => 1,
@@ -859,12 +911,10 @@ mod tests {
             };
             assert_eq!(got, want);
         }
+        put_u32(&mut buf, 4, 5).unwrap();
+        assert_eq!(decode(&buf).map(|_| ()), Err(WireError::BadKind(5)));
         assert_eq!(
-            encode_context_event(KIND_JOB, 1, &mut buf),
-            Err(WireError::BadKind(KIND_JOB))
-        );
-        assert_eq!(
-            encode_context_event(KIND_CONTEXT_OPEN, 1, &mut buf[..10]),
+            encode_context_event(ContextEvent::Open, 1, &mut buf[..10]),
             Err(WireError::NoSpace)
         );
     }
@@ -880,10 +930,21 @@ mod tests {
         let c = Completion {
             job_id: u64::MAX - 1,
             ctx_id: 3,
-            status: STATUS_DECODE_ERROR,
+            status: Status::DecodeError,
             capture_bytesused: 77,
         };
         assert_eq!(Completion::decode(&c.encode()), Ok(c));
+        // The status word on the wire: 0, 1, 2, 3 (docs/protocol.md).
+        for (status, wire) in [
+            (Status::Ok, 0),
+            (Status::DecodeError, 1),
+            (Status::Unsupported, 2),
+            (Status::InternalError, 3),
+        ] {
+            let b = Completion { status, ..c }.encode();
+            assert_eq!(get_u32(&b, 12), Ok(wire));
+            assert_eq!(Status::try_from(wire), Ok(status));
+        }
         let mut bad = c.encode();
         bad[12] = 9;
         assert_eq!(Completion::decode(&bad), Err(WireError::BadStatus(9)));
@@ -906,7 +967,7 @@ mod tests {
         assert_eq!((j.header.output.fd, j.header.capture.fd), (11, -1));
         assert_eq!(j.header.output.index, header().output.index);
         let mut ev = [0u8; CONTEXT_EVENT_SIZE];
-        encode_context_event(KIND_CONTEXT_OPEN, 1, &mut ev).unwrap();
+        encode_context_event(ContextEvent::Open, 1, &mut ev).unwrap();
         assert!(set_job_fds(&mut ev, 1, 1).is_err());
     }
 
@@ -992,7 +1053,7 @@ mod tests {
         );
         // Context events must have exactly their size.
         let mut ev = [0u8; CONTEXT_EVENT_SIZE + 8];
-        encode_context_event(KIND_CONTEXT_OPEN, 1, &mut ev).unwrap();
+        encode_context_event(ContextEvent::Open, 1, &mut ev).unwrap();
         put_u32(&mut ev, 8, CONTEXT_EVENT_SIZE as u32 + 8).unwrap();
         assert_eq!(
             decode(&ev).map(|_| ()),

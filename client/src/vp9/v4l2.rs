@@ -7,6 +7,7 @@
 use super::header::{FrameHeader, SEG_LVL_MAX};
 use super::CompressedInfo;
 use crate::sys::*;
+use daedalus_codecs::flags;
 
 /// The timestamps (`v4l2_timeval_to_ns()` of the OUTPUT buffers) of the last, golden and
 /// altref reference frames.
@@ -18,14 +19,6 @@ pub struct RefTimestamps {
     pub golden: u64,
     /// `alt_frame_ts`.
     pub alt: u64,
-}
-
-fn flag(cond: bool, flag: u32) -> u32 {
-    if cond {
-        flag
-    } else {
-        0
-    }
 }
 
 /// `frame_width_minus_1` and friends: VP9 sizes are at most 65536.
@@ -41,28 +34,18 @@ pub fn frame_control(
     refs: RefTimestamps,
 ) -> v4l2_ctrl_vp9_frame {
     let mut f = v4l2_ctrl_vp9_frame {
-        flags: flag(h.key_frame, V4L2_VP9_FRAME_FLAG_KEY_FRAME)
-            | flag(h.show_frame, V4L2_VP9_FRAME_FLAG_SHOW_FRAME)
-            | flag(h.error_resilient_mode, V4L2_VP9_FRAME_FLAG_ERROR_RESILIENT)
-            | flag(h.intra_only, V4L2_VP9_FRAME_FLAG_INTRA_ONLY)
-            | flag(
-                h.allow_high_precision_mv,
-                V4L2_VP9_FRAME_FLAG_ALLOW_HIGH_PREC_MV,
-            )
-            | flag(
-                h.refresh_frame_context,
-                V4L2_VP9_FRAME_FLAG_REFRESH_FRAME_CTX,
-            )
-            | flag(
-                h.frame_parallel_decoding_mode,
-                V4L2_VP9_FRAME_FLAG_PARALLEL_DEC_MODE,
-            )
-            | flag(h.subsampling_x, V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING)
-            | flag(h.subsampling_y, V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING)
-            | flag(
-                h.color_range_full,
-                V4L2_VP9_FRAME_FLAG_COLOR_RANGE_FULL_SWING,
-            ),
+        flags: flags![
+            h.key_frame => V4L2_VP9_FRAME_FLAG_KEY_FRAME,
+            h.show_frame => V4L2_VP9_FRAME_FLAG_SHOW_FRAME,
+            h.error_resilient_mode => V4L2_VP9_FRAME_FLAG_ERROR_RESILIENT,
+            h.intra_only => V4L2_VP9_FRAME_FLAG_INTRA_ONLY,
+            h.allow_high_precision_mv => V4L2_VP9_FRAME_FLAG_ALLOW_HIGH_PREC_MV,
+            h.refresh_frame_context => V4L2_VP9_FRAME_FLAG_REFRESH_FRAME_CTX,
+            h.frame_parallel_decoding_mode => V4L2_VP9_FRAME_FLAG_PARALLEL_DEC_MODE,
+            h.subsampling_x => V4L2_VP9_FRAME_FLAG_X_SUBSAMPLING,
+            h.subsampling_y => V4L2_VP9_FRAME_FLAG_Y_SUBSAMPLING,
+            h.color_range_full => V4L2_VP9_FRAME_FLAG_COLOR_RANGE_FULL_SWING,
+        ],
         compressed_header_size: h.compressed_header_size,
         uncompressed_header_size: h.uncompressed_header_size,
         frame_width_minus_1: minus_1(h.width),
@@ -72,10 +55,11 @@ pub fn frame_control(
         last_frame_ts: refs.last,
         golden_frame_ts: refs.golden,
         alt_frame_ts: refs.alt,
-        ref_frame_sign_bias: (flag(h.ref_frame_sign_bias[0], V4L2_VP9_SIGN_BIAS_LAST)
-            | flag(h.ref_frame_sign_bias[1], V4L2_VP9_SIGN_BIAS_GOLDEN)
-            | flag(h.ref_frame_sign_bias[2], V4L2_VP9_SIGN_BIAS_ALT))
-            as u8,
+        ref_frame_sign_bias: (flags![
+            h.ref_frame_sign_bias[0] => V4L2_VP9_SIGN_BIAS_LAST,
+            h.ref_frame_sign_bias[1] => V4L2_VP9_SIGN_BIAS_GOLDEN,
+            h.ref_frame_sign_bias[2] => V4L2_VP9_SIGN_BIAS_ALT,
+        ]) as u8,
         // The uAPI numbers the modes NONE, SPEC, ALL; the bitstream codes 0/1 (none), 2, 3.
         reset_frame_context: match h.reset_frame_context {
             2 => V4L2_VP9_RESET_FRAME_CTX_SPEC,
@@ -94,8 +78,10 @@ pub fn frame_control(
 
     f.lf.level = h.lf.level;
     f.lf.sharpness = h.lf.sharpness;
-    f.lf.flags = (flag(h.lf.delta_enabled, V4L2_VP9_LOOP_FILTER_FLAG_DELTA_ENABLED)
-        | flag(h.lf.delta_update, V4L2_VP9_LOOP_FILTER_FLAG_DELTA_UPDATE)) as u8;
+    f.lf.flags = flags![
+        h.lf.delta_enabled => V4L2_VP9_LOOP_FILTER_FLAG_DELTA_ENABLED,
+        h.lf.delta_update => V4L2_VP9_LOOP_FILTER_FLAG_DELTA_UPDATE,
+    ] as u8;
     f.lf.ref_deltas = h.lf.ref_deltas;
     f.lf.mode_deltas = h.lf.mode_deltas;
 
@@ -105,17 +91,13 @@ pub fn frame_control(
     f.quant.delta_q_uv_ac = h.quant.delta_q_uv_ac;
 
     let s = &h.seg;
-    f.seg.flags = (flag(s.enabled, V4L2_VP9_SEGMENTATION_FLAG_ENABLED)
-        | flag(s.update_map, V4L2_VP9_SEGMENTATION_FLAG_UPDATE_MAP)
-        | flag(
-            s.temporal_update,
-            V4L2_VP9_SEGMENTATION_FLAG_TEMPORAL_UPDATE,
-        )
-        | flag(s.update_data, V4L2_VP9_SEGMENTATION_FLAG_UPDATE_DATA)
-        | flag(
-            s.abs_or_delta_update,
-            V4L2_VP9_SEGMENTATION_FLAG_ABS_OR_DELTA_UPDATE,
-        )) as u8;
+    f.seg.flags = flags![
+        s.enabled => V4L2_VP9_SEGMENTATION_FLAG_ENABLED,
+        s.update_map => V4L2_VP9_SEGMENTATION_FLAG_UPDATE_MAP,
+        s.temporal_update => V4L2_VP9_SEGMENTATION_FLAG_TEMPORAL_UPDATE,
+        s.update_data => V4L2_VP9_SEGMENTATION_FLAG_UPDATE_DATA,
+        s.abs_or_delta_update => V4L2_VP9_SEGMENTATION_FLAG_ABS_OR_DELTA_UPDATE,
+    ] as u8;
     f.seg.tree_probs = s.tree_probs;
     f.seg.pred_probs = s.pred_probs;
     f.seg.feature_enabled = s.feature_enabled;

@@ -62,19 +62,6 @@ pub enum ControlError {
     ShowExistingFrame,
 }
 
-fn flag(cond: bool, bit: u32) -> u32 {
-    if cond {
-        bit
-    } else {
-        0
-    }
-}
-
-fn flag8(cond: bool, bit: u32) -> u8 {
-    // Every 8-bit flag word of the AV1 uAPI has its bits below 0x100.
-    flag(cond, bit) as u8
-}
-
 fn fit<T: TryFrom<u64>>(field: &'static str, value: u64, limit: u64) -> Result<T, ControlError> {
     if value > limit {
         return Err(ControlError::OutOfRange {
@@ -103,62 +90,28 @@ pub fn bit_depth_bits(depth: BitDepth) -> u8 {
 pub fn sequence_control(seq: &SequenceHeaderObu) -> Result<v4l2_ctrl_av1_sequence, ControlError> {
     let cc = &seq.color_config;
     Ok(v4l2_ctrl_av1_sequence {
-        flags: flag(seq.still_picture, V4L2_AV1_SEQUENCE_FLAG_STILL_PICTURE)
-            | flag(
-                seq.use_128x128_superblock,
-                V4L2_AV1_SEQUENCE_FLAG_USE_128X128_SUPERBLOCK,
-            )
-            | flag(
-                seq.enable_filter_intra,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_FILTER_INTRA,
-            )
-            | flag(
-                seq.enable_intra_edge_filter,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_INTRA_EDGE_FILTER,
-            )
-            | flag(
-                seq.enable_interintra_compound,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_INTERINTRA_COMPOUND,
-            )
-            | flag(
-                seq.enable_masked_compound,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_MASKED_COMPOUND,
-            )
-            | flag(
-                seq.enable_warped_motion,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_WARPED_MOTION,
-            )
-            | flag(
-                seq.enable_dual_filter,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_DUAL_FILTER,
-            )
-            | flag(
-                seq.enable_order_hint,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_ORDER_HINT,
-            )
-            | flag(seq.enable_jnt_comp, V4L2_AV1_SEQUENCE_FLAG_ENABLE_JNT_COMP)
-            | flag(
-                seq.enable_ref_frame_mvs,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_REF_FRAME_MVS,
-            )
-            | flag(seq.enable_superres, V4L2_AV1_SEQUENCE_FLAG_ENABLE_SUPERRES)
-            | flag(seq.enable_cdef, V4L2_AV1_SEQUENCE_FLAG_ENABLE_CDEF)
-            | flag(
-                seq.enable_restoration,
-                V4L2_AV1_SEQUENCE_FLAG_ENABLE_RESTORATION,
-            )
-            | flag(cc.mono_chrome, V4L2_AV1_SEQUENCE_FLAG_MONO_CHROME)
-            | flag(cc.color_range, V4L2_AV1_SEQUENCE_FLAG_COLOR_RANGE)
-            | flag(cc.subsampling_x, V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_X)
-            | flag(cc.subsampling_y, V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_Y)
-            | flag(
-                seq.film_grain_params_present,
-                V4L2_AV1_SEQUENCE_FLAG_FILM_GRAIN_PARAMS_PRESENT,
-            )
-            | flag(
-                cc.separate_uv_delta_q,
-                V4L2_AV1_SEQUENCE_FLAG_SEPARATE_UV_DELTA_Q,
-            ),
+        flags: flags![
+            seq.still_picture => V4L2_AV1_SEQUENCE_FLAG_STILL_PICTURE,
+            seq.use_128x128_superblock => V4L2_AV1_SEQUENCE_FLAG_USE_128X128_SUPERBLOCK,
+            seq.enable_filter_intra => V4L2_AV1_SEQUENCE_FLAG_ENABLE_FILTER_INTRA,
+            seq.enable_intra_edge_filter => V4L2_AV1_SEQUENCE_FLAG_ENABLE_INTRA_EDGE_FILTER,
+            seq.enable_interintra_compound => V4L2_AV1_SEQUENCE_FLAG_ENABLE_INTERINTRA_COMPOUND,
+            seq.enable_masked_compound => V4L2_AV1_SEQUENCE_FLAG_ENABLE_MASKED_COMPOUND,
+            seq.enable_warped_motion => V4L2_AV1_SEQUENCE_FLAG_ENABLE_WARPED_MOTION,
+            seq.enable_dual_filter => V4L2_AV1_SEQUENCE_FLAG_ENABLE_DUAL_FILTER,
+            seq.enable_order_hint => V4L2_AV1_SEQUENCE_FLAG_ENABLE_ORDER_HINT,
+            seq.enable_jnt_comp => V4L2_AV1_SEQUENCE_FLAG_ENABLE_JNT_COMP,
+            seq.enable_ref_frame_mvs => V4L2_AV1_SEQUENCE_FLAG_ENABLE_REF_FRAME_MVS,
+            seq.enable_superres => V4L2_AV1_SEQUENCE_FLAG_ENABLE_SUPERRES,
+            seq.enable_cdef => V4L2_AV1_SEQUENCE_FLAG_ENABLE_CDEF,
+            seq.enable_restoration => V4L2_AV1_SEQUENCE_FLAG_ENABLE_RESTORATION,
+            cc.mono_chrome => V4L2_AV1_SEQUENCE_FLAG_MONO_CHROME,
+            cc.color_range => V4L2_AV1_SEQUENCE_FLAG_COLOR_RANGE,
+            cc.subsampling_x => V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_X,
+            cc.subsampling_y => V4L2_AV1_SEQUENCE_FLAG_SUBSAMPLING_Y,
+            seq.film_grain_params_present => V4L2_AV1_SEQUENCE_FLAG_FILM_GRAIN_PARAMS_PRESENT,
+            cc.separate_uv_delta_q => V4L2_AV1_SEQUENCE_FLAG_SEPARATE_UV_DELTA_Q,
+        ],
         seq_profile: seq.seq_profile as u8,
         // OrderHintBits is 0 without order hints and at most 8.
         order_hint_bits: fit(
@@ -201,10 +154,9 @@ pub fn frame_control(
     let tile_cols: u8 = fit("tile_info.tile_cols", ti.tile_cols.into(), max_cols)?;
     let tile_rows: u8 = fit("tile_info.tile_rows", ti.tile_rows.into(), max_rows)?;
     let sb_shift = if seq.use_128x128_superblock { 5 } else { 4 };
-    f.tile_info.flags = flag8(
-        ti.uniform_tile_spacing_flag,
-        V4L2_AV1_TILE_INFO_FLAG_UNIFORM_TILE_SPACING,
-    );
+    f.tile_info.flags = flags![
+        ti.uniform_tile_spacing_flag => V4L2_AV1_TILE_INFO_FLAG_UNIFORM_TILE_SPACING,
+    ] as u8;
     f.tile_info.context_update_tile_id = fit(
         "tile_info.context_update_tile_id",
         ti.context_update_tile_id.into(),
@@ -230,12 +182,11 @@ pub fn frame_control(
 
     // Quantization (6.8.11).
     let q = &fh.quantization_params;
-    f.quantization.flags = flag8(q.diff_uv_delta, V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA)
-        | flag8(q.using_qmatrix, V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX)
-        | flag8(
-            q.delta_q_present,
-            V4L2_AV1_QUANTIZATION_FLAG_DELTA_Q_PRESENT,
-        );
+    f.quantization.flags = flags![
+        q.diff_uv_delta => V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA,
+        q.using_qmatrix => V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX,
+        q.delta_q_present => V4L2_AV1_QUANTIZATION_FLAG_DELTA_Q_PRESENT,
+    ] as u8;
     f.quantization.base_q_idx = fit("quantization.base_q_idx", q.base_q_idx.into(), 255)?;
     // The deltas are su(1+6): -64..=63.
     let delta = |v: i32| i8::try_from(v).unwrap_or(if v < 0 { i8::MIN } else { i8::MAX });
@@ -253,23 +204,13 @@ pub fn frame_control(
 
     // Segmentation (6.8.13).
     let seg = &fh.segmentation_params;
-    f.segmentation.flags = flag8(seg.segmentation_enabled, V4L2_AV1_SEGMENTATION_FLAG_ENABLED)
-        | flag8(
-            seg.segmentation_update_map,
-            V4L2_AV1_SEGMENTATION_FLAG_UPDATE_MAP,
-        )
-        | flag8(
-            seg.segmentation_temporal_update,
-            V4L2_AV1_SEGMENTATION_FLAG_TEMPORAL_UPDATE,
-        )
-        | flag8(
-            seg.segmentation_update_data,
-            V4L2_AV1_SEGMENTATION_FLAG_UPDATE_DATA,
-        )
-        | flag8(
-            seg.seg_id_pre_skip,
-            V4L2_AV1_SEGMENTATION_FLAG_SEG_ID_PRE_SKIP,
-        );
+    f.segmentation.flags = flags![
+        seg.segmentation_enabled => V4L2_AV1_SEGMENTATION_FLAG_ENABLED,
+        seg.segmentation_update_map => V4L2_AV1_SEGMENTATION_FLAG_UPDATE_MAP,
+        seg.segmentation_temporal_update => V4L2_AV1_SEGMENTATION_FLAG_TEMPORAL_UPDATE,
+        seg.segmentation_update_data => V4L2_AV1_SEGMENTATION_FLAG_UPDATE_DATA,
+        seg.seg_id_pre_skip => V4L2_AV1_SEGMENTATION_FLAG_SEG_ID_PRE_SKIP,
+    ] as u8;
     f.segmentation.last_active_seg_id = seg.last_active_seg_id;
     for (i, enabled) in seg.feature_enabled.iter().enumerate() {
         f.segmentation.feature_enabled[i] = enabled
@@ -281,16 +222,12 @@ pub fn frame_control(
 
     // Loop filter (6.8.10, 6.8.16).
     let lf = &fh.loop_filter_params;
-    f.loop_filter.flags = flag8(
-        lf.loop_filter_delta_enabled,
-        V4L2_AV1_LOOP_FILTER_FLAG_DELTA_ENABLED,
-    ) | flag8(
-        lf.loop_filter_delta_update,
-        V4L2_AV1_LOOP_FILTER_FLAG_DELTA_UPDATE,
-    ) | flag8(
-        lf.delta_lf_present,
-        V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_PRESENT,
-    ) | flag8(lf.delta_lf_multi, V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_MULTI);
+    f.loop_filter.flags = flags![
+        lf.loop_filter_delta_enabled => V4L2_AV1_LOOP_FILTER_FLAG_DELTA_ENABLED,
+        lf.loop_filter_delta_update => V4L2_AV1_LOOP_FILTER_FLAG_DELTA_UPDATE,
+        lf.delta_lf_present => V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_PRESENT,
+        lf.delta_lf_multi => V4L2_AV1_LOOP_FILTER_FLAG_DELTA_LF_MULTI,
+    ] as u8;
     f.loop_filter.level = lf.loop_filter_level;
     f.loop_filter.sharpness = lf.loop_filter_sharpness;
     f.loop_filter.ref_deltas = lf.loop_filter_ref_deltas;
@@ -333,11 +270,10 @@ pub fn frame_control(
 
     // Loop restoration (6.10.15).
     let lr = &fh.loop_restoration_params;
-    f.loop_restoration.flags = flag8(lr.uses_lr, V4L2_AV1_LOOP_RESTORATION_FLAG_USES_LR)
-        | flag8(
-            lr.uses_chroma_lr,
-            V4L2_AV1_LOOP_RESTORATION_FLAG_USES_CHROMA_LR,
-        );
+    f.loop_restoration.flags = flags![
+        lr.uses_lr => V4L2_AV1_LOOP_RESTORATION_FLAG_USES_LR,
+        lr.uses_chroma_lr => V4L2_AV1_LOOP_RESTORATION_FLAG_USES_CHROMA_LR,
+    ] as u8;
     f.loop_restoration.lr_unit_shift = lr.lr_unit_shift;
     f.loop_restoration.lr_uv_shift = lr.lr_uv_shift;
     for i in 0..V4L2_AV1_NUM_PLANES_MAX as usize {
@@ -350,12 +286,11 @@ pub fn frame_control(
     // Global motion (6.8.17), per reference frame LAST..ALTREF (index 0 = INTRA unused).
     let gm = &fh.global_motion_params;
     for i in 0..V4L2_AV1_TOTAL_REFS_PER_FRAME as usize {
-        f.global_motion.flags[i] = flag8(gm.is_global[i], V4L2_AV1_GLOBAL_MOTION_FLAG_IS_GLOBAL)
-            | flag8(gm.is_rot_zoom[i], V4L2_AV1_GLOBAL_MOTION_FLAG_IS_ROT_ZOOM)
-            | flag8(
-                gm.is_translation[i],
-                V4L2_AV1_GLOBAL_MOTION_FLAG_IS_TRANSLATION,
-            );
+        f.global_motion.flags[i] = flags![
+            gm.is_global[i] => V4L2_AV1_GLOBAL_MOTION_FLAG_IS_GLOBAL,
+            gm.is_rot_zoom[i] => V4L2_AV1_GLOBAL_MOTION_FLAG_IS_ROT_ZOOM,
+            gm.is_translation[i] => V4L2_AV1_GLOBAL_MOTION_FLAG_IS_TRANSLATION,
+        ] as u8;
         f.global_motion.type_[i] = gm.gm_type[i] as u32;
         f.global_motion.params[i] = gm.gm_params[i];
         if i > 0 && !gm.warp_valid[i] {
@@ -363,57 +298,29 @@ pub fn frame_control(
         }
     }
 
-    f.flags = flag(fh.show_frame, V4L2_AV1_FRAME_FLAG_SHOW_FRAME)
-        | flag(fh.showable_frame, V4L2_AV1_FRAME_FLAG_SHOWABLE_FRAME)
-        | flag(
-            fh.error_resilient_mode,
-            V4L2_AV1_FRAME_FLAG_ERROR_RESILIENT_MODE,
-        )
-        | flag(fh.disable_cdf_update, V4L2_AV1_FRAME_FLAG_DISABLE_CDF_UPDATE)
-        | flag(
-            fh.allow_screen_content_tools != 0,
-            V4L2_AV1_FRAME_FLAG_ALLOW_SCREEN_CONTENT_TOOLS,
-        )
-        | flag(fh.force_integer_mv != 0, V4L2_AV1_FRAME_FLAG_FORCE_INTEGER_MV)
-        | flag(fh.allow_intrabc, V4L2_AV1_FRAME_FLAG_ALLOW_INTRABC)
-        | flag(fh.use_superres, V4L2_AV1_FRAME_FLAG_USE_SUPERRES)
-        | flag(
-            fh.allow_high_precision_mv,
-            V4L2_AV1_FRAME_FLAG_ALLOW_HIGH_PRECISION_MV,
-        )
-        | flag(
-            fh.is_motion_mode_switchable,
-            V4L2_AV1_FRAME_FLAG_IS_MOTION_MODE_SWITCHABLE,
-        )
-        | flag(fh.use_ref_frame_mvs, V4L2_AV1_FRAME_FLAG_USE_REF_FRAME_MVS)
-        | flag(
-            fh.disable_frame_end_update_cdf,
-            V4L2_AV1_FRAME_FLAG_DISABLE_FRAME_END_UPDATE_CDF,
-        )
-        | flag(
-            fh.allow_warped_motion,
-            V4L2_AV1_FRAME_FLAG_ALLOW_WARPED_MOTION,
-        )
-        | flag(fh.reference_select, V4L2_AV1_FRAME_FLAG_REFERENCE_SELECT)
-        | flag(fh.reduced_tx_set, V4L2_AV1_FRAME_FLAG_REDUCED_TX_SET)
+    f.flags = flags![
+        fh.show_frame => V4L2_AV1_FRAME_FLAG_SHOW_FRAME,
+        fh.showable_frame => V4L2_AV1_FRAME_FLAG_SHOWABLE_FRAME,
+        fh.error_resilient_mode => V4L2_AV1_FRAME_FLAG_ERROR_RESILIENT_MODE,
+        fh.disable_cdf_update => V4L2_AV1_FRAME_FLAG_DISABLE_CDF_UPDATE,
+        fh.allow_screen_content_tools != 0 => V4L2_AV1_FRAME_FLAG_ALLOW_SCREEN_CONTENT_TOOLS,
+        fh.force_integer_mv != 0 => V4L2_AV1_FRAME_FLAG_FORCE_INTEGER_MV,
+        fh.allow_intrabc => V4L2_AV1_FRAME_FLAG_ALLOW_INTRABC,
+        fh.use_superres => V4L2_AV1_FRAME_FLAG_USE_SUPERRES,
+        fh.allow_high_precision_mv => V4L2_AV1_FRAME_FLAG_ALLOW_HIGH_PRECISION_MV,
+        fh.is_motion_mode_switchable => V4L2_AV1_FRAME_FLAG_IS_MOTION_MODE_SWITCHABLE,
+        fh.use_ref_frame_mvs => V4L2_AV1_FRAME_FLAG_USE_REF_FRAME_MVS,
+        fh.disable_frame_end_update_cdf => V4L2_AV1_FRAME_FLAG_DISABLE_FRAME_END_UPDATE_CDF,
+        fh.allow_warped_motion => V4L2_AV1_FRAME_FLAG_ALLOW_WARPED_MOTION,
+        fh.reference_select => V4L2_AV1_FRAME_FLAG_REFERENCE_SELECT,
+        fh.reduced_tx_set => V4L2_AV1_FRAME_FLAG_REDUCED_TX_SET,
         // skipModeAllowed (5.9.22): the parser sets SkipModeFrame[] exactly when it is 1.
-        | flag(
-            fh.skip_mode_frame[0] > 0,
-            V4L2_AV1_FRAME_FLAG_SKIP_MODE_ALLOWED,
-        )
-        | flag(fh.skip_mode_present, V4L2_AV1_FRAME_FLAG_SKIP_MODE_PRESENT)
-        | flag(
-            fh.frame_size_override_flag,
-            V4L2_AV1_FRAME_FLAG_FRAME_SIZE_OVERRIDE,
-        )
-        | flag(
-            fh.buffer_removal_time_present_flag,
-            V4L2_AV1_FRAME_FLAG_BUFFER_REMOVAL_TIME_PRESENT,
-        )
-        | flag(
-            fh.frame_refs_short_signaling,
-            V4L2_AV1_FRAME_FLAG_FRAME_REFS_SHORT_SIGNALING,
-        );
+        fh.skip_mode_frame[0] > 0 => V4L2_AV1_FRAME_FLAG_SKIP_MODE_ALLOWED,
+        fh.skip_mode_present => V4L2_AV1_FRAME_FLAG_SKIP_MODE_PRESENT,
+        fh.frame_size_override_flag => V4L2_AV1_FRAME_FLAG_FRAME_SIZE_OVERRIDE,
+        fh.buffer_removal_time_present_flag => V4L2_AV1_FRAME_FLAG_BUFFER_REMOVAL_TIME_PRESENT,
+        fh.frame_refs_short_signaling => V4L2_AV1_FRAME_FLAG_FRAME_REFS_SHORT_SIGNALING,
+    ];
     // FrameType / InterpolationFilter / TxMode discriminants are the uAPI enum values.
     f.frame_type = fh.frame_type as u32;
     f.order_hint = fh.order_hint;
@@ -474,18 +381,14 @@ pub fn film_grain_control(
         // Everything else is meaningless without apply_grain (the parser resets it too).
         return Ok(g);
     }
-    g.flags = flag8(apply, V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN)
+    g.flags = flags![
+        apply => V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN,
         // The parameters are always the effective ones (see the module docs).
-        | flag8(true, V4L2_AV1_FILM_GRAIN_FLAG_UPDATE_GRAIN)
-        | flag8(
-            fg.chroma_scaling_from_luma,
-            V4L2_AV1_FILM_GRAIN_FLAG_CHROMA_SCALING_FROM_LUMA,
-        )
-        | flag8(fg.overlap_flag, V4L2_AV1_FILM_GRAIN_FLAG_OVERLAP)
-        | flag8(
-            fg.clip_to_restricted_range,
-            V4L2_AV1_FILM_GRAIN_FLAG_CLIP_TO_RESTRICTED_RANGE,
-        );
+        true => V4L2_AV1_FILM_GRAIN_FLAG_UPDATE_GRAIN,
+        fg.chroma_scaling_from_luma => V4L2_AV1_FILM_GRAIN_FLAG_CHROMA_SCALING_FROM_LUMA,
+        fg.overlap_flag => V4L2_AV1_FILM_GRAIN_FLAG_OVERLAP,
+        fg.clip_to_restricted_range => V4L2_AV1_FILM_GRAIN_FLAG_CLIP_TO_RESTRICTED_RANGE,
+    ] as u8;
     g.cr_mult = fg.cr_mult;
     g.grain_seed = fg.grain_seed;
     g.film_grain_params_ref_idx = fit(

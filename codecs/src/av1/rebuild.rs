@@ -57,6 +57,9 @@ use crate::uapi::{
     V4L2_AV1_SEQUENCE_FLAG_USE_128X128_SUPERBLOCK,
 };
 
+/// The result of the rebuilders: most write into a [`BitWriter`] and return nothing.
+type Result<T = (), E = RebuildError> = core::result::Result<T, E>;
+
 /// Why controls cannot be turned into OBUs.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RebuildError {
@@ -233,7 +236,7 @@ fn trailing_bits(w: &mut BitWriter) {
 }
 
 /// `su(n)`: `value` as an `n`-bit two's complement number.
-fn put_su(w: &mut BitWriter, n: u32, value: i32, field: &'static str) -> Result<(), RebuildError> {
+fn put_su(w: &mut BitWriter, n: u32, value: i32, field: &'static str) -> Result {
     let lim = 1i32 << (n - 1);
     if value < -lim || value >= lim {
         return Err(bad(field, "out of range"));
@@ -243,7 +246,7 @@ fn put_su(w: &mut BitWriter, n: u32, value: i32, field: &'static str) -> Result<
 }
 
 /// `f(n)` with a range check.
-fn put_u(w: &mut BitWriter, n: u32, value: u32, field: &'static str) -> Result<(), RebuildError> {
+fn put_u(w: &mut BitWriter, n: u32, value: u32, field: &'static str) -> Result {
     if n < 32 && value >> n != 0 {
         return Err(bad(field, "does not fit its syntax element"));
     }
@@ -259,7 +262,7 @@ fn put_tile_sizes(
     sbs: u32,
     max_sbs: u32,
     what: &'static str,
-) -> Result<(), RebuildError> {
+) -> Result {
     let mut start = 0;
     for &size in sizes {
         put_ns(w, (sbs - start).min(max_sbs), size - 1, what)?;
@@ -269,7 +272,7 @@ fn put_tile_sizes(
 }
 
 /// `ns(n)` (4.10.7): `value` in `0..n`.
-fn put_ns(w: &mut BitWriter, n: u32, value: u32, field: &'static str) -> Result<(), RebuildError> {
+fn put_ns(w: &mut BitWriter, n: u32, value: u32, field: &'static str) -> Result {
     if value >= n {
         return Err(bad(field, "out of range"));
     }
@@ -323,7 +326,7 @@ impl Seq {
         }
     }
 
-    fn from_control(s: &v4l2_ctrl_av1_sequence) -> Result<Seq, RebuildError> {
+    fn from_control(s: &v4l2_ctrl_av1_sequence) -> Result<Seq> {
         let flag = |f: u32| s.flags & f != 0;
         if s.seq_profile > 2 {
             return Err(bad("seq_profile", "must be 0, 1 or 2"));
@@ -390,10 +393,7 @@ impl Seq {
 /// (`operating_point_idc = 0`), no timing / decoder model info, no frame ids, screen content
 /// tools and integer MV chosen per frame (`SELECT`: the frame header says what the FRAME control
 /// says).
-pub fn sequence_header_obu(
-    seq: &v4l2_ctrl_av1_sequence,
-    out: &mut Vec<u8>,
-) -> Result<(), RebuildError> {
+pub fn sequence_header_obu(seq: &v4l2_ctrl_av1_sequence, out: &mut Vec<u8>) -> Result {
     let s = Seq::from_control(seq)?;
     let mut w = BitWriter::new();
     w.put(3, u32::from(s.profile));
@@ -488,7 +488,7 @@ fn frame_header(
     slots: &RefSlots,
     tile_size_bytes: u32,
     w: &mut BitWriter,
-) -> Result<TileLayout, RebuildError> {
+) -> Result<TileLayout> {
     let s = Seq::from_control(c.sequence)?;
     let f = c.frame;
     let flag = |x: u32| f.flags & x != 0;
@@ -728,7 +728,7 @@ fn tile_info(
     f: &v4l2_ctrl_av1_frame,
     d: &Dims,
     tile_size_bytes: u32,
-) -> Result<TileLayout, RebuildError> {
+) -> Result<TileLayout> {
     let t = &f.tile_info;
     let sb_shift = if s.sb128 { 5 } else { 4 };
     let sb_cols = (d.mi_cols + (1 << sb_shift) - 1) >> sb_shift;
@@ -781,7 +781,7 @@ fn tile_info(
         }
     } else {
         w.put_bool(false);
-        let sizes = |starts: &[u32], sbs: u32| -> Result<Vec<u32>, RebuildError> {
+        let sizes = |starts: &[u32], sbs: u32| -> Result<Vec<u32>> {
             let mut out = Vec::with_capacity(starts.len());
             for (i, &st) in starts.iter().enumerate() {
                 let end = starts.get(i + 1).map_or(sbs, |&e| e >> sb_shift);
@@ -824,15 +824,11 @@ fn tile_info(
     Ok(layout)
 }
 
-fn quantization_params(
-    w: &mut BitWriter,
-    s: &Seq,
-    f: &v4l2_ctrl_av1_frame,
-) -> Result<(), RebuildError> {
+fn quantization_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result {
     let q = &f.quantization;
     let qf = |x: u32| q.flags & x as u8 != 0;
     w.put(8, u32::from(q.base_q_idx));
-    let delta = |w: &mut BitWriter, v: i8, field| -> Result<(), RebuildError> {
+    let delta = |w: &mut BitWriter, v: i8, field| -> Result {
         w.put_bool(v != 0);
         if v != 0 {
             put_su(w, 7, i32::from(v), field)?;
@@ -880,7 +876,7 @@ fn segmentation_params(
     w: &mut BitWriter,
     f: &v4l2_ctrl_av1_frame,
     primary_ref_frame: u8,
-) -> Result<(), RebuildError> {
+) -> Result {
     let sg = &f.segmentation;
     let sf = |x: u32| sg.flags & x as u8 != 0;
     let enabled = sf(V4L2_AV1_SEGMENTATION_FLAG_ENABLED);
@@ -945,11 +941,7 @@ fn coded_lossless(f: &v4l2_ctrl_av1_frame) -> bool {
     })
 }
 
-fn loop_filter_params(
-    w: &mut BitWriter,
-    s: &Seq,
-    f: &v4l2_ctrl_av1_frame,
-) -> Result<(), RebuildError> {
+fn loop_filter_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result {
     let lf = &f.loop_filter;
     put_u(w, 6, u32::from(lf.level[0]), "loop_filter level")?;
     put_u(w, 6, u32::from(lf.level[1]), "loop_filter level")?;
@@ -970,7 +962,7 @@ fn loop_filter_params(
     Ok(())
 }
 
-fn cdef_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result<(), RebuildError> {
+fn cdef_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result {
     let cd = &f.cdef;
     put_u(w, 2, u32::from(cd.damping_minus_3), "cdef damping_minus_3")?;
     put_u(w, 2, u32::from(cd.bits), "cdef bits")?;
@@ -996,7 +988,7 @@ fn cdef_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result<()
     Ok(())
 }
 
-fn lr_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result<(), RebuildError> {
+fn lr_params(w: &mut BitWriter, s: &Seq, f: &v4l2_ctrl_av1_frame) -> Result {
     let lr = &f.loop_restoration;
     let mut uses_lr = false;
     let mut uses_chroma_lr = false;
@@ -1128,7 +1120,7 @@ fn global_motion_params(
     w: &mut BitWriter,
     f: &v4l2_ctrl_av1_frame,
     prev: &[[i32; 6]; NUM_REF_FRAMES],
-) -> Result<(), RebuildError> {
+) -> Result {
     let g = &f.global_motion;
     let hp = f.flags & V4L2_AV1_FRAME_FLAG_ALLOW_HIGH_PRECISION_MV != 0;
     let gm = effective_gm_params(f);
@@ -1200,7 +1192,7 @@ fn film_grain_params(
     s: &Seq,
     frame_type: u32,
     fg: Option<&v4l2_ctrl_av1_film_grain>,
-) -> Result<(), RebuildError> {
+) -> Result {
     let apply = fg.is_some_and(|g| g.flags & V4L2_AV1_FILM_GRAIN_FLAG_APPLY_GRAIN as u8 != 0);
     w.put_bool(apply);
     let Some(g) = fg.filter(|_| apply) else {
@@ -1301,7 +1293,7 @@ fn film_grain_params(
 /// Re-packs the frame's tiles (located by the TILE_GROUP_ENTRY entries in `data`) into one
 /// tile group OBU payload: `tile_size_minus_1` (`TileSizeBytes` bytes, little endian) before
 /// every tile but the last. Returns `TileSizeBytes`.
-fn tile_sizes(c: &Controls<'_>, data_len: usize) -> Result<u32, RebuildError> {
+fn tile_sizes(c: &Controls<'_>, data_len: usize) -> Result<u32> {
     let t = &c.frame.tile_info;
     let n = usize::from(t.tile_cols) * usize::from(t.tile_rows);
     if c.tiles.len() != n {
@@ -1371,12 +1363,7 @@ impl Rebuilder {
     /// Appends sequence header, frame header and tile group OBUs for one frame to `out`.
     /// `data` is the OUTPUT buffer the tile entries point into. The reference state is not
     /// updated; call [`Rebuilder::commit`] once the decoder accepted the frame.
-    pub fn rebuild(
-        &mut self,
-        c: &Controls<'_>,
-        data: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Rebuilt, RebuildError> {
+    pub fn rebuild(&mut self, c: &Controls<'_>, data: &[u8], out: &mut Vec<u8>) -> Result<Rebuilt> {
         let tile_size_bytes = tile_sizes(c, data.len())?;
         sequence_header_obu(c.sequence, out)?;
         self.header = BitWriter::new();
@@ -1429,11 +1416,7 @@ pub struct ShowExistingExtras {
 /// the decoder outputs that slot's picture. Showing a key frame this way also reloads every
 /// slot with it (7.21); callers that only want the picture must not feed it for key frames to
 /// a decoder whose state matters.
-pub fn show_existing_frame_obu(
-    slot: u8,
-    extras: ShowExistingExtras,
-    out: &mut Vec<u8>,
-) -> Result<(), RebuildError> {
+pub fn show_existing_frame_obu(slot: u8, extras: ShowExistingExtras, out: &mut Vec<u8>) -> Result {
     if slot > 7 {
         return Err(bad("frame_to_show_map_idx", "must be 0..=7"));
     }

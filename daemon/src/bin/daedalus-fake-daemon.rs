@@ -9,7 +9,7 @@
 //! ```text
 //! daedalus-fake-daemon protocol        handshake and error paths, then exit (no client needed)
 //! daedalus-fake-daemon serve MODE      attach and answer every job until SIGTERM (summary,
-//!                                      exit 0) or SIGKILL; MODE = error (STATUS_DECODE_ERROR),
+//!                                      exit 0) or SIGKILL; MODE = error (`Status::DecodeError`),
 //!                                      invalid (a completion naming the wrong context: the
 //!                                      module must refuse it with EINVAL and fail the job),
 //!                                      hang (read jobs, never answer)
@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use daedalus_daemon::device::ioctl;
 use daedalus_proto::wire::{
-    self, BufferDesc, Completion, Hello, Job, Message, DEVICE_PATH, MAX_MESSAGE_SIZE,
-    STATUS_DECODE_ERROR, STATUS_OK, VERSION,
+    self, BufferDesc, Completion, Hello, Job, Message, Status, DEVICE_PATH, MAX_MESSAGE_SIZE,
+    VERSION,
 };
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
@@ -72,7 +72,7 @@ fn complete(
     dev: &File,
     job_id: u64,
     ctx_id: u32,
-    status: u32,
+    status: Status,
     bytesused: u32,
 ) -> Result<(), Errno> {
     let payload = Completion {
@@ -82,8 +82,13 @@ fn complete(
         capture_bytesused: bytesused,
     }
     .encode();
+    send_completion(dev, &payload)
+}
+
+/// `IOC_COMPLETE` with an encoded payload (possibly one no [`Completion`] encodes to).
+fn send_completion(dev: &File, payload: &[u8; Completion::SIZE]) -> Result<(), Errno> {
     // SAFETY: the payload is a Completion-sized buffer, as IOC_COMPLETE reads.
-    unsafe { ioctl::complete(dev.as_raw_fd(), &payload) }.map(drop)
+    unsafe { ioctl::complete(dev.as_raw_fd(), payload) }.map(drop)
 }
 
 fn read_message(mut dev: &File, buf: &mut [u8]) -> Result<usize, Errno> {
@@ -134,12 +139,21 @@ fn protocol_checks() -> Check<()> {
     )?;
     expect(
         "completion of an unknown job",
-        complete(&dev, 12345, 1, STATUS_OK, 1),
+        complete(&dev, 12345, 1, Status::Ok, 1),
         Err(Errno::ENOENT),
     )?;
+    // A status word no `Status` has (bytes 12..16 of the payload).
+    let mut bad_status = Completion {
+        job_id: 1,
+        ctx_id: 1,
+        status: Status::Ok,
+        capture_bytesused: 1,
+    }
+    .encode();
+    bad_status[12..16].copy_from_slice(&77u32.to_ne_bytes());
     expect(
         "completion with a bad status",
-        complete(&dev, 1, 1, 77, 1),
+        send_completion(&dev, &bad_status),
         Err(Errno::EINVAL),
     )?;
     let mut junk = [0u8; 32];
@@ -292,7 +306,7 @@ impl Server {
                     &self.dev,
                     job.header.job_id,
                     job.header.ctx_id,
-                    STATUS_DECODE_ERROR,
+                    Status::DecodeError,
                     0,
                 ) {
                     return fail(format!("completion refused: {e}"));
@@ -303,7 +317,7 @@ impl Server {
                     &self.dev,
                     job.header.job_id,
                     job.header.ctx_id + 1000,
-                    STATUS_OK,
+                    Status::Ok,
                     bytes,
                 );
                 if r != Err(Errno::EINVAL) {
@@ -314,7 +328,7 @@ impl Server {
                     &self.dev,
                     job.header.job_id,
                     job.header.ctx_id,
-                    STATUS_OK,
+                    Status::Ok,
                     bytes,
                 );
                 if r != Err(Errno::ENOENT) {

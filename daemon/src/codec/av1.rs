@@ -26,7 +26,7 @@
 //!   `apply_grain`; when a FILM_GRAIN control contradicts it and the request has the controls
 //!   to rebuild the frame, the frame is decoded from rebuilt headers instead (the tiles taken
 //!   from the OBUs in the buffer); without those controls the bitstream is followed (logged).
-//! * Refused (`STATUS_UNSUPPORTED`): 4:2:2, 4:4:4, monochrome, 12-bit.
+//! * Refused (`Status::Unsupported`): 4:2:2, 4:4:4, monochrome, 12-bit.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;

@@ -15,10 +15,10 @@
 //! picture after every request, so whichever request completes the picture leaves it whole in
 //! the held CAPTURE buffer.
 //!
-//! Refused (`STATUS_UNSUPPORTED`): field pictures / MBAFF (`frame_mbs_only_flag` 0), chroma other
+//! Refused (`Status::Unsupported`): field pictures / MBAFF (`frame_mbs_only_flag` 0), chroma other
 //! than 4:2:0, bit depths other than 8/8 and 10/10, arbitrary slice order. Missing references
 //! (a VALID DPB entry naming a timestamp not decoded since the last IDR / flush) and FFmpeg
-//! errors (`err_recognition = AV_EF_EXPLODE`) are `STATUS_DECODE_ERROR`, never a wrong picture.
+//! errors (`err_recognition = AV_EF_EXPLODE`) are `Status::DecodeError`, never a wrong picture.
 
 use std::collections::HashSet;
 use std::ptr::NonNull;

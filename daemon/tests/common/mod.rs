@@ -22,8 +22,8 @@ use daedalus_daemon::codec::vp9::FrameControl;
 use daedalus_daemon::{Context, Incoming, Transport};
 use daedalus_proto::formats::{coded_sizeimage, BitDepth, CaptureLayout, Codec};
 use daedalus_proto::wire::{
-    self, BufferDesc, Completion, JobEncoder, JobHeader, Message, PictureFormat, MAX_MESSAGE_SIZE,
-    STATUS_OK,
+    self, BufferDesc, Completion, ContextEvent, JobEncoder, JobHeader, Message, PictureFormat,
+    Status, MAX_MESSAGE_SIZE,
 };
 use md5::{Digest, Md5};
 
@@ -545,7 +545,7 @@ impl Client {
 
     /// Takes the answer to a job: reads the picture, records displayed frames and slots.
     pub fn finish(&mut self, job: PendingJob, c: &Completion) {
-        assert_eq!(c.status, STATUS_OK, "job {} failed: {c:?}", c.job_id);
+        assert_eq!(c.status, Status::Ok, "job {} failed: {c:?}", c.job_id);
         let h = job.header;
         let cap = self.capture.bufs[job.capture_index as usize]
             .as_ref()
@@ -695,7 +695,7 @@ impl Transport for MemTransport {
 }
 
 /// A context event message.
-pub fn event(kind: u32, ctx_id: u32) -> Vec<u8> {
+pub fn event(kind: ContextEvent, ctx_id: u32) -> Vec<u8> {
     let mut b = vec![0u8; wire::CONTEXT_EVENT_SIZE];
     wire::encode_context_event(kind, ctx_id, &mut b).unwrap();
     b

@@ -308,11 +308,9 @@ impl Queue<'_> {
     }
 }
 
-/// The `v4l2_file_operations` of driver `T`.
-pub(super) struct FileVTable<T>(PhantomData<T>);
-
-impl<T: Driver> FileVTable<T> {
-    const VTABLE: bindings::v4l2_file_operations = bindings::v4l2_file_operations {
+vtable! {
+    /// The `v4l2_file_operations` of driver `T`.
+    pub(super) struct FileVTable<T: Driver>: bindings::v4l2_file_operations {
         owner: crate::THIS_MODULE.as_ptr().cast(),
         open: Some(open::<T>),
         release: Some(release::<T>),
@@ -321,11 +319,6 @@ impl<T: Driver> FileVTable<T> {
         mmap: Some(bindings::v4l2_m2m_fop_mmap),
         // Remaining callbacks `None`.
         ..zeroed()
-    };
-
-    /// The table (a promoted constant: `'static`).
-    pub(super) const fn build() -> &'static bindings::v4l2_file_operations {
-        &Self::VTABLE
     }
 }
 

@@ -66,7 +66,9 @@ impl Field {
 /// The first plane of a multi-planar format (daedalus' formats have one plane).
 #[derive(Clone, Copy, Default)]
 pub(crate) struct PlaneFormat {
+    /// Size of a buffer of the plane, in bytes.
     pub(crate) sizeimage: u32,
+    /// Bytes per row (0 for compressed formats).
     pub(crate) bytesperline: u32,
 }
 
@@ -74,16 +76,25 @@ pub(crate) struct PlaneFormat {
 /// fields it does not carry (`flags`, the planes after the first, reserved bytes) are zero.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct PixFormat {
+    /// Width in pixels.
     pub(crate) width: u32,
+    /// Height in pixels.
     pub(crate) height: u32,
+    /// The fourcc (`V4L2_PIX_FMT_*`).
     pub(crate) pixelformat: u32,
+    /// Progressive or not (the only distinction a decoder of frames makes).
     pub(crate) field: Field,
+    /// `V4L2_COLORSPACE_*`.
     pub(crate) colorspace: u32,
     /// `ycbcr_enc` (the union member of YCbCr formats, the only ones here).
     pub(crate) ycbcr_enc: u8,
+    /// `V4L2_QUANTIZATION_*` (full or limited range).
     pub(crate) quantization: u8,
+    /// `V4L2_XFER_FUNC_*`.
     pub(crate) xfer_func: u8,
+    /// Number of memory planes (1 for every format here).
     pub(crate) num_planes: u8,
+    /// The first (only) plane.
     pub(crate) plane0: PlaneFormat,
 }
 

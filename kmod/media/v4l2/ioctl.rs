@@ -19,6 +19,7 @@ use super::super::kernel::{c_int, c_void, code, errno, strscpy, zeroed, Result};
 use super::device::M2mDriver;
 use super::file::{LockedFile, V4l2File};
 use super::format::{BufType, PixFormat};
+use crate::formats::FrameSizes;
 
 /// The ioctls a driver answers itself.
 pub(crate) trait IoctlOps: M2mDriver {
@@ -56,16 +57,6 @@ impl Capability<'_> {
     }
 }
 
-/// A range of frame sizes: `min..=max` in steps of `step`, per dimension.
-pub(crate) struct Stepwise {
-    pub(crate) min_width: u32,
-    pub(crate) max_width: u32,
-    pub(crate) step_width: u32,
-    pub(crate) min_height: u32,
-    pub(crate) max_height: u32,
-    pub(crate) step_height: u32,
-}
-
 /// The `v4l2_frmsizeenum` of a `VIDIOC_ENUM_FRAMESIZES`.
 pub(crate) struct FrameSizeEnum<'a>(&'a mut bindings::v4l2_frmsizeenum);
 
@@ -80,8 +71,8 @@ impl FrameSizeEnum<'_> {
         self.0.pixel_format
     }
 
-    /// Answers with a stepwise range.
-    pub(crate) fn set_stepwise(&mut self, s: &Stepwise) {
+    /// Answers with a stepwise range (the one definition of a range, shared with userspace).
+    pub(crate) fn set_stepwise(&mut self, s: &FrameSizes) {
         self.0.type_ = bindings::V4L2_FRMSIZE_TYPE_STEPWISE;
         self.0.__bindgen_anon_1.stepwise = bindings::v4l2_frmsize_stepwise {
             min_width: s.min_width,
@@ -146,32 +137,9 @@ impl MplaneFormat<'_> {
     }
 }
 
-/// Runs a format op: the file under its lock and the format of the ioctl in progress.
-///
-/// # Safety
-///
-/// Called from an ioctl trampoline of the table of `T` with its `file` and `f`: `file` was
-/// opened by the layer's `open::<T>`, the core holds the device lock, `f` is valid and of a
-/// multi-planar type.
-unsafe fn format_op<T: IoctlOps>(
-    file: *mut bindings::file,
-    f: *mut bindings::v4l2_format,
-    op: impl FnOnce(&mut LockedFile<'_, T>, &mut PixFormat) -> Result,
-) -> c_int {
-    // SAFETY: per the contract (V4l2File invariant 1; the core holds the lock around the op and
-    // makes no other `LockedFile` of this file while it runs).
-    let (mut locked, fmt) = unsafe { (LockedFile::<T>::enter(file), MplaneFormat::new(f)) };
-    let Some(fmt) = fmt else {
-        return code::EINVAL.to_errno();
-    };
-    errno(fmt.update(|p| op(&mut locked, p)))
-}
-
-/// The `v4l2_ioctl_ops` of driver `T`.
-pub(super) struct IoctlVTable<T>(PhantomData<T>);
-
-impl<T: IoctlOps> IoctlVTable<T> {
-    const VTABLE: bindings::v4l2_ioctl_ops = bindings::v4l2_ioctl_ops {
+vtable! {
+    /// The `v4l2_ioctl_ops` of driver `T`.
+    pub(super) struct IoctlVTable<T: IoctlOps>: bindings::v4l2_ioctl_ops {
         vidioc_querycap: Some(querycap::<T>),
         vidioc_enum_framesizes: Some(enum_framesizes::<T>),
 
@@ -204,174 +172,108 @@ impl<T: IoctlOps> IoctlVTable<T> {
         vidioc_unsubscribe_event: Some(bindings::v4l2_event_unsubscribe),
         // Remaining callbacks `None`.
         ..zeroed()
+    }
+}
+
+impl<T: IoctlOps> IoctlVTable<T> {
+    /// Runs an op that needs neither the device lock nor a queue: the file and the ioctl's
+    /// argument.
+    ///
+    /// # Safety
+    ///
+    /// Only called by the V4L2 core, for a file of the node the table of `T` is installed on:
+    /// `arg` is valid and ours for the call.
+    unsafe fn file_op<A>(
+        file: *mut bindings::file,
+        arg: *mut A,
+        op: impl FnOnce(&V4l2File<T>, &mut A) -> Result,
+    ) -> c_int {
+        // SAFETY: the file was opened by `open::<T>` (V4l2File invariant 1), `arg` is valid
+        // (contract) and ours for the call.
+        let (file, arg) = unsafe { (V4l2File::<T>::from_file(file), &mut *arg) };
+        errno(op(file, arg))
+    }
+
+    /// `vidioc_enum_fmt_vid_*` on queue `ty`.
+    ///
+    /// # Safety
+    ///
+    /// As [`Self::file_op`], for `f`; the core holds the device lock.
+    unsafe fn enum_fmt(
+        file: *mut bindings::file,
+        f: *mut bindings::v4l2_fmtdesc,
+        ty: BufType,
+    ) -> c_int {
+        // SAFETY: as in `file_op`; the core holds the device lock around the op and makes no
+        // other `LockedFile` of this file while it runs.
+        let (file, f) = unsafe { (LockedFile::<T>::enter(file), &mut *f) };
+        errno(T::enum_fmt(&file, ty, &mut FmtDesc(f)))
+    }
+
+    /// Runs a format op on queue `ty`: the file under its lock and the format of the ioctl in
+    /// progress.
+    ///
+    /// # Safety
+    ///
+    /// Called from an ioctl trampoline of the table of `T` with its `file` and `f`: `file` was
+    /// opened by the layer's `open::<T>`, the core holds the device lock, `f` is valid and of a
+    /// multi-planar type.
+    unsafe fn format_op(
+        file: *mut bindings::file,
+        f: *mut bindings::v4l2_format,
+        ty: BufType,
+        op: impl FnOnce(&mut LockedFile<'_, T>, BufType, &mut PixFormat) -> Result,
+    ) -> c_int {
+        // SAFETY: per the contract (V4l2File invariant 1; the core holds the lock around the op
+        // and makes no other `LockedFile` of this file while it runs).
+        let (mut locked, fmt) = unsafe { (LockedFile::<T>::enter(file), MplaneFormat::new(f)) };
+        let Some(fmt) = fmt else {
+            return code::EINVAL.to_errno();
+        };
+        errno(fmt.update(|p| op(&mut locked, ty, p)))
+    }
+}
+
+/// Defines the `extern "C"` ops of the table: each forwards the file and the argument to its
+/// helper ([`IoctlVTable::file_op`], [`IoctlVTable::enum_fmt`] or [`IoctlVTable::format_op`])
+/// with the rest of the call. `cap, out(arg) => helper(...)` defines the op of each queue, the
+/// helper getting the queue's buffer type first.
+macro_rules! trampolines {
+    (@fn $name:ident($arg:ident) => $helper:ident($($rest:expr),+)) => {
+        #[doc = concat!("`vidioc_", stringify!($name), "`.")]
+        ///
+        /// # Safety
+        ///
+        #[doc = concat!("As [`IoctlVTable::", stringify!($helper), "`].")]
+        unsafe extern "C" fn $name<T: IoctlOps>(
+            file: *mut bindings::file,
+            _fh: *mut c_void,
+            arg: *mut bindings::$arg,
+        ) -> c_int {
+            // SAFETY: forwarded contract (the core calls the op for a file of the node the table
+            // is installed on, with its argument checked to be of the buffer type the op is
+            // registered for).
+            unsafe { IoctlVTable::<T>::$helper(file, arg, $($rest),+) }
+        }
     };
-
-    /// The table (a promoted constant: `'static`).
-    pub(super) const fn build() -> &'static bindings::v4l2_ioctl_ops {
-        &Self::VTABLE
-    }
+    ($name:ident($arg:ident) => $helper:ident($($rest:expr),+); $($tail:tt)*) => {
+        trampolines!(@fn $name($arg) => $helper($($rest),+));
+        trampolines!($($tail)*);
+    };
+    ($cap:ident, $out:ident($arg:ident) => $helper:ident($($rest:expr),*); $($tail:tt)*) => {
+        trampolines!(@fn $cap($arg) => $helper(BufType::VideoCaptureMplane $(, $rest)*));
+        trampolines!(@fn $out($arg) => $helper(BufType::VideoOutputMplane $(, $rest)*));
+        trampolines!($($tail)*);
+    };
+    () => {};
 }
 
-/// `vidioc_querycap`.
-///
-/// # Safety
-///
-/// Only called by the V4L2 core, for a file of the node this table is installed on: `cap` is
-/// valid.
-unsafe extern "C" fn querycap<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    cap: *mut bindings::v4l2_capability,
-) -> c_int {
-    // SAFETY: the file was opened by `open::<T>` (V4l2File invariant 1), `cap` is valid
-    // (contract) and ours for the call.
-    let (file, cap) = unsafe { (V4l2File::<T>::from_file(file), &mut *cap) };
-    errno(T::querycap(file, &mut Capability(cap)))
-}
-
-/// `vidioc_enum_framesizes`.
-///
-/// # Safety
-///
-/// As [`querycap`], for `fsize`.
-unsafe extern "C" fn enum_framesizes<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    fsize: *mut bindings::v4l2_frmsizeenum,
-) -> c_int {
-    // SAFETY: as in `querycap`.
-    let (file, fsize) = unsafe { (V4l2File::<T>::from_file(file), &mut *fsize) };
-    errno(T::enum_framesizes(file, &mut FrameSizeEnum(fsize)))
-}
-
-/// `vidioc_enum_fmt_vid_*` on queue `ty`.
-///
-/// # Safety
-///
-/// As [`querycap`], for `f`; the core holds the device lock.
-unsafe fn enum_fmt<T: IoctlOps>(
-    file: *mut bindings::file,
-    f: *mut bindings::v4l2_fmtdesc,
-    ty: BufType,
-) -> c_int {
-    // SAFETY: as in `querycap`; the core holds the device lock around the op and makes no other
-    // `LockedFile` of this file while it runs.
-    let (file, f) = unsafe { (LockedFile::<T>::enter(file), &mut *f) };
-    errno(T::enum_fmt(&file, ty, &mut FmtDesc(f)))
-}
-
-/// `vidioc_enum_fmt_vid_cap`.
-///
-/// # Safety
-///
-/// As [`enum_fmt`].
-unsafe extern "C" fn enum_fmt_vid_cap<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_fmtdesc,
-) -> c_int {
-    // SAFETY: forwarded contract.
-    unsafe { enum_fmt::<T>(file, f, BufType::VideoCaptureMplane) }
-}
-
-/// `vidioc_enum_fmt_vid_out`.
-///
-/// # Safety
-///
-/// As [`enum_fmt`].
-unsafe extern "C" fn enum_fmt_vid_out<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_fmtdesc,
-) -> c_int {
-    // SAFETY: forwarded contract.
-    unsafe { enum_fmt::<T>(file, f, BufType::VideoOutputMplane) }
-}
-
-/// `vidioc_g_fmt_vid_cap_mplane`.
-///
-/// # Safety
-///
-/// As [`format_op`].
-unsafe extern "C" fn g_fmt_vid_cap<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_format,
-) -> c_int {
-    // SAFETY: forwarded contract (the core checked the type: CAPTURE_MPLANE).
-    unsafe { format_op::<T>(file, f, |l, p| T::g_fmt(l, BufType::VideoCaptureMplane, p)) }
-}
-
-/// `vidioc_try_fmt_vid_cap_mplane`.
-///
-/// # Safety
-///
-/// As [`format_op`].
-unsafe extern "C" fn try_fmt_vid_cap<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_format,
-) -> c_int {
-    // SAFETY: forwarded contract (the core checked the type: CAPTURE_MPLANE).
-    unsafe {
-        format_op::<T>(file, f, |l, p| {
-            T::try_fmt(l, BufType::VideoCaptureMplane, p)
-        })
-    }
-}
-
-/// `vidioc_s_fmt_vid_cap_mplane`.
-///
-/// # Safety
-///
-/// As [`format_op`].
-unsafe extern "C" fn s_fmt_vid_cap<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_format,
-) -> c_int {
-    // SAFETY: forwarded contract (the core checked the type: CAPTURE_MPLANE).
-    unsafe { format_op::<T>(file, f, |l, p| T::s_fmt(l, BufType::VideoCaptureMplane, p)) }
-}
-
-/// `vidioc_g_fmt_vid_out_mplane`.
-///
-/// # Safety
-///
-/// As [`format_op`].
-unsafe extern "C" fn g_fmt_vid_out<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_format,
-) -> c_int {
-    // SAFETY: forwarded contract (the core checked the type: OUTPUT_MPLANE).
-    unsafe { format_op::<T>(file, f, |l, p| T::g_fmt(l, BufType::VideoOutputMplane, p)) }
-}
-
-/// `vidioc_try_fmt_vid_out_mplane`.
-///
-/// # Safety
-///
-/// As [`format_op`].
-unsafe extern "C" fn try_fmt_vid_out<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_format,
-) -> c_int {
-    // SAFETY: forwarded contract (the core checked the type: OUTPUT_MPLANE).
-    unsafe { format_op::<T>(file, f, |l, p| T::try_fmt(l, BufType::VideoOutputMplane, p)) }
-}
-
-/// `vidioc_s_fmt_vid_out_mplane`.
-///
-/// # Safety
-///
-/// As [`format_op`].
-unsafe extern "C" fn s_fmt_vid_out<T: IoctlOps>(
-    file: *mut bindings::file,
-    _fh: *mut c_void,
-    f: *mut bindings::v4l2_format,
-) -> c_int {
-    // SAFETY: forwarded contract (the core checked the type: OUTPUT_MPLANE).
-    unsafe { format_op::<T>(file, f, |l, p| T::s_fmt(l, BufType::VideoOutputMplane, p)) }
+trampolines! {
+    querycap(v4l2_capability) => file_op(|f, c| T::querycap(f, &mut Capability(c)));
+    enum_framesizes(v4l2_frmsizeenum) =>
+        file_op(|f, s| T::enum_framesizes(f, &mut FrameSizeEnum(s)));
+    enum_fmt_vid_cap, enum_fmt_vid_out(v4l2_fmtdesc) => enum_fmt();
+    g_fmt_vid_cap, g_fmt_vid_out(v4l2_format) => format_op(|l, t, p| T::g_fmt(l, t, p));
+    try_fmt_vid_cap, try_fmt_vid_out(v4l2_format) => format_op(|l, t, p| T::try_fmt(l, t, p));
+    s_fmt_vid_cap, s_fmt_vid_out(v4l2_format) => format_op(|l, t, p| T::s_fmt(l, t, p));
 }
