@@ -8,7 +8,8 @@
 //!   `daedalus-codecs`) and their [`Error`];
 //! * device discovery ([`discover`]) and names of uAPI values ([`names`]);
 //! * the stateless codecs and their per-frame controls ([`codec`]);
-//! * VP9 frame header parsing into `V4L2_CID_STATELESS_VP9_*` controls ([`vp9`]).
+//! * VP9 frame header parsing into `V4L2_CID_STATELESS_VP9_*` controls ([`vp9`], from
+//!   `daedalus-codecs`, whose parser the daemon shares).
 #![deny(missing_docs)]
 
 pub mod codec;
@@ -19,6 +20,6 @@ pub mod media;
 pub mod names;
 pub mod sys;
 pub mod v4l2;
-pub mod vp9;
+pub use daedalus_codecs::vp9;
 
 pub use error::{Error, Result};

@@ -3,6 +3,8 @@
 //!
 //! * [`av1`]: AV1 parsed headers ↔ V4L2 stateless AV1 controls.
 //! * [`bits`]: the MSB-first bit writer the header rebuilders share.
+//! * [`vp9`]: VP9 superframes, uncompressed and compressed frame headers, and the V4L2 stateless
+//!   VP9 controls built from them (clients), the start of a frame header (the daemon).
 //! * [`uapi`]: the V4L2 / media controller / dma-buf uAPI bindings (Linux 6.12 headers vendored in
 //!   `codecs/uapi/`), generated once here by bindgen for every crate of the workspace.
 //!
@@ -58,6 +60,7 @@ pub mod av1;
 pub mod ivf;
 pub mod pod;
 pub mod vectors;
+pub mod vp9;
 /// The parsers the codec modules work on, for the crates that use those modules.
 pub use cros_codecs;
 pub mod bits;

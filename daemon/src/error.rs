@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 //! Why a job failed, and the completion status each failure is answered with.
 
+use daedalus_codecs::vp9::ParseError;
 use daedalus_proto::wire::Status;
 use ffmpeg_next as ffmpeg;
 
-use crate::codec::vp9::HeaderError;
 use crate::convert::ConvertError;
 use crate::mapping::MapError;
 
@@ -16,7 +16,7 @@ pub enum JobError {
     Buffer(#[from] MapError),
     /// The frame header is malformed (`Status::DecodeError`).
     #[error("bitstream: {0}")]
-    Header(#[from] HeaderError),
+    Header(#[from] ParseError),
     /// FFmpeg failed to decode the frame (`Status::DecodeError`).
     #[error("decoding failed: {0}")]
     Decode(ffmpeg::Error),

@@ -17,8 +17,9 @@
 //!
 //! ## The header
 //!
-//! What is parsed: the start of a frame's uncompressed header, the
-//! `show_existing_frame` header it synthesises, and the V4L2 frame control.
+//! What is read: the start of a frame's uncompressed header (`FrameStart`, from the VP9 parser
+//! the clients share in `daedalus-codecs`), the V4L2 frame control; what is written: the
+//! `show_existing_frame` header it synthesises.
 //!
 //! Why: a stateless VP9 job is one frame, and its CAPTURE buffer must hold the decoded picture
 //! even when the frame is hidden (`show_frame = 0`, e.g. an alt-ref frame), because the client
@@ -32,6 +33,7 @@
 use std::mem::offset_of;
 use std::ops::Range;
 
+use daedalus_codecs::vp9::header::FrameStart;
 use daedalus_proto::formats::Codec;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame};
@@ -41,160 +43,6 @@ use crate::avbuf::{OutputBuffer, PacketSender, PADDING};
 use crate::dump::PacketDump;
 use crate::error::JobError;
 use crate::sys::{self, v4l2_ctrl_vp9_frame, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE};
-
-/// Why a VP9 frame header cannot be parsed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum HeaderError {
-    /// The data ends inside the header.
-    #[error("frame header truncated")]
-    Truncated,
-    /// `frame_marker` is not 2.
-    #[error("bad frame marker")]
-    BadMarker,
-    /// `frame_sync_code` is not 0x49 0x83 0x42.
-    #[error("bad sync code")]
-    BadSyncCode,
-    /// A reserved bit is set.
-    #[error("reserved bit set")]
-    Reserved,
-}
-
-/// What the daemon needs from a frame's uncompressed header.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FrameHeader {
-    /// `Profile` (0 to 3).
-    pub profile: u8,
-    /// `frame_to_show_map_idx` when the frame is a `show_existing_frame` header.
-    pub show_existing_frame: Option<u8>,
-    /// `frame_type == KEY_FRAME`.
-    pub key_frame: bool,
-    /// `show_frame`.
-    pub show_frame: bool,
-    /// `intra_only`.
-    pub intra_only: bool,
-    /// `error_resilient_mode`.
-    pub error_resilient: bool,
-    /// `refresh_frame_flags` (all slots for key frames).
-    pub refresh_frame_flags: u8,
-    /// `BitDepth`, when the header carries it (key frames and intra-only frames).
-    pub bit_depth: Option<u8>,
-}
-
-impl FrameHeader {
-    /// The reference slot whose picture is this frame's, for a hidden frame: the lowest slot
-    /// it refreshes (`None` if it refreshes none).
-    pub fn refreshed_slot(&self) -> Option<u8> {
-        (self.refresh_frame_flags != 0).then(|| self.refresh_frame_flags.trailing_zeros() as u8)
-    }
-}
-
-struct Bits<'a> {
-    data: &'a [u8],
-    pos: usize,
-}
-
-impl Bits<'_> {
-    fn bit(&mut self) -> Result<bool, HeaderError> {
-        let byte = self.data.get(self.pos / 8).ok_or(HeaderError::Truncated)?;
-        let b = byte >> (7 - self.pos % 8) & 1;
-        self.pos += 1;
-        Ok(b == 1)
-    }
-
-    fn bits(&mut self, n: u32) -> Result<u32, HeaderError> {
-        let mut v = 0;
-        for _ in 0..n {
-            v = (v << 1) | u32::from(self.bit()?);
-        }
-        Ok(v)
-    }
-}
-
-const CS_RGB: u32 = 7;
-
-/// Parses the start of a frame's uncompressed header (up to `refresh_frame_flags`).
-pub fn parse_frame_header(data: &[u8]) -> Result<FrameHeader, HeaderError> {
-    let mut r = Bits { data, pos: 0 };
-    if r.bits(2)? != 2 {
-        return Err(HeaderError::BadMarker);
-    }
-    let low = r.bits(1)?;
-    let high = r.bits(1)?;
-    let profile = ((high << 1) | low) as u8;
-    if profile == 3 && r.bit()? {
-        return Err(HeaderError::Reserved);
-    }
-    let mut h = FrameHeader {
-        profile,
-        show_existing_frame: None,
-        key_frame: false,
-        show_frame: true,
-        intra_only: false,
-        error_resilient: false,
-        refresh_frame_flags: 0,
-        bit_depth: None,
-    };
-    if r.bit()? {
-        h.show_existing_frame = Some(r.bits(3)? as u8);
-        return Ok(h);
-    }
-    h.key_frame = !r.bit()?;
-    h.show_frame = r.bit()?;
-    h.error_resilient = r.bit()?;
-    if h.key_frame {
-        sync_code(&mut r)?;
-        h.bit_depth = Some(color_config(&mut r, profile)?);
-        h.refresh_frame_flags = 0xff;
-        return Ok(h);
-    }
-    h.intra_only = if h.show_frame { false } else { r.bit()? };
-    if !h.error_resilient {
-        r.bits(2)?; // reset_frame_context
-    }
-    if h.intra_only {
-        sync_code(&mut r)?;
-        h.bit_depth = Some(if profile > 0 {
-            color_config(&mut r, profile)?
-        } else {
-            8
-        });
-    }
-    h.refresh_frame_flags = r.bits(8)? as u8;
-    Ok(h)
-}
-
-fn sync_code(r: &mut Bits<'_>) -> Result<(), HeaderError> {
-    if r.bits(24)? != 0x49_83_42 {
-        return Err(HeaderError::BadSyncCode);
-    }
-    Ok(())
-}
-
-/// `color_config()`: returns the bit depth.
-fn color_config(r: &mut Bits<'_>, profile: u8) -> Result<u8, HeaderError> {
-    let bit_depth = if profile >= 2 {
-        if r.bit()? {
-            12
-        } else {
-            10
-        }
-    } else {
-        8
-    };
-    let color_space = r.bits(3)?;
-    if color_space != CS_RGB {
-        r.bit()?; // color_range
-        if profile == 1 || profile == 3 {
-            r.bits(2)?; // subsampling_x, subsampling_y
-            if r.bit()? {
-                return Err(HeaderError::Reserved);
-            }
-        }
-    } else if (profile == 1 || profile == 3) && r.bit()? {
-        return Err(HeaderError::Reserved);
-    }
-    Ok(bit_depth)
-}
 
 /// A `show_existing_frame` frame header showing reference slot `slot` (0..8): the bytes and how
 /// many of them are used (1, or 2 for profile 3).
@@ -298,7 +146,7 @@ const INITIAL_COPY_SIZE: usize = 256 * 1024;
 #[derive(Clone, Copy, Debug)]
 pub struct Decoded {
     /// The frame's header.
-    pub header: FrameHeader,
+    pub header: FrameStart,
     /// Whether the packet pointed into the OUTPUT mapping (else it was copied).
     pub zero_copy: bool,
     /// Whether the picture came through a synthetic `show_existing_frame`.
@@ -379,13 +227,13 @@ impl Vp9Decoder {
         } else {
             DMA_BUF_SYNC_READ
         });
-        let header = parse_frame_header(&map.bytes()[start..end])?;
+        let header = FrameStart::parse(&map.bytes()[start..end])?;
         if header.profile & 1 == 1 {
             return Err(JobError::Unsupported(
                 "VP9 profiles 1 and 3 (4:2:2, 4:4:0, 4:4:4)",
             ));
         }
-        if header.bit_depth == Some(12) {
+        if header.color.is_some_and(|c| c.bit_depth == 12) {
             return Err(JobError::Unsupported("12-bit VP9"));
         }
 
@@ -505,65 +353,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn key_frame_profile0() {
-        // 0x82: marker 10, profile 00, show_existing 0, frame_type 0 (key), show 1, errres 0;
-        // sync code; color_space 2 (bt709), color_range 0 ...
-        let h = parse_frame_header(&[0x82, 0x49, 0x83, 0x42, 0x00, 0x00]).unwrap();
-        assert!(h.key_frame && h.show_frame && !h.error_resilient);
-        assert_eq!(
-            (h.profile, h.refresh_frame_flags, h.bit_depth),
-            (0, 0xff, Some(8))
-        );
-        assert_eq!(h.refreshed_slot(), Some(0));
-    }
-
-    #[test]
-    fn hidden_inter_frame() {
-        // 0x84: marker 10, profile 00, show_existing 0, non-key 1, show 0, errres 0;
-        // then intra_only 0, reset_frame_context 00, refresh_frame_flags 0b0001_0000.
-        // Bits after 0x84: 0 00 00010000 -> 0b0000_0010 0b000x_xxxx
-        let h = parse_frame_header(&[0x84, 0x02, 0x00]).unwrap();
-        assert!(!h.key_frame && !h.show_frame && !h.intra_only);
-        assert_eq!(h.refresh_frame_flags, 0x10);
-        assert_eq!(h.refreshed_slot(), Some(4));
-        assert_eq!(h.bit_depth, None);
-    }
-
-    #[test]
-    fn intra_only_profile2() {
-        // marker 10, profile low 0 high 1, show_existing 0, non-key 1, show 0, errres 1;
-        // intra_only 1, (no reset: error resilient), sync code, ten_or_twelve 0, cs 001,
-        // range 0, refresh 0b1000_0001.
-        let bits = "10 0 1 0 1 0 1 1 010010011000001101000010 0 001 0 10000001";
-        let h = parse_frame_header(&pack(bits)).unwrap();
-        assert!(h.intra_only && h.error_resilient && !h.show_frame);
-        assert_eq!((h.profile, h.bit_depth), (2, Some(10)));
-        assert_eq!(h.refresh_frame_flags, 0x81);
-    }
-
-    #[test]
-    fn malformed_headers() {
-        assert_eq!(parse_frame_header(&[]), Err(HeaderError::Truncated));
-        assert_eq!(parse_frame_header(&[0x42]), Err(HeaderError::BadMarker));
-        assert_eq!(
-            parse_frame_header(&[0x82, 0x49]),
-            Err(HeaderError::Truncated)
-        );
-        assert_eq!(
-            parse_frame_header(&[0x82, 0x49, 0x83, 0x43, 0]),
-            Err(HeaderError::BadSyncCode)
-        );
-        // Profile 3 with the reserved bit set.
-        assert_eq!(parse_frame_header(&[0xb8]), Err(HeaderError::Reserved));
-    }
-
-    #[test]
     fn show_existing_headers_round_trip() {
         for profile in 0..4 {
             for slot in 0..8 {
                 let (b, n) = show_existing_frame(profile, slot);
                 assert_eq!(n, if profile == 3 { 2 } else { 1 });
-                let h = parse_frame_header(&b[..n]).unwrap();
+                let h = FrameStart::parse(&b[..n]).unwrap();
                 assert_eq!(h.profile, profile);
                 assert_eq!(h.show_existing_frame, Some(slot));
             }
@@ -600,19 +395,6 @@ mod tests {
         // The C layout: flags right after lf/quant/seg; profile/bit_depth near the end.
         assert_eq!(PROFILE + 1, BIT_DEPTH);
         assert_eq!(WIDTH + 2, HEIGHT);
-    }
-
-    fn pack(bits: &str) -> Vec<u8> {
-        let bits: Vec<u8> = bits.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        bits.chunks(8)
-            .map(|c| {
-                let mut v = 0u8;
-                for (i, b) in c.iter().enumerate() {
-                    v |= (b - b'0') << (7 - i);
-                }
-                v
-            })
-            .collect()
     }
 
     use ffmpeg_next::ffi;

@@ -16,7 +16,7 @@ pub mod v4l2;
 pub use compressed::CompressedInfo;
 pub use header::{FrameHeader, HeaderParser};
 
-use crate::sys::v4l2_ctrl_vp9_compressed_hdr;
+use crate::uapi::v4l2_ctrl_vp9_compressed_hdr;
 
 /// Why a frame could not be parsed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

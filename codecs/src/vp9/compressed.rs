@@ -11,7 +11,7 @@
 use super::bits::BoolDecoder;
 use super::header::{interp, FrameHeader};
 use super::ParseError;
-use crate::sys::*;
+use crate::uapi::*;
 
 /// `inv_map_table[]` (6.3.5): 255 entries, `deltaProb` is at most 254.
 pub const INV_MAP_TABLE: [u8; 255] = inv_map_table();

@@ -191,14 +191,171 @@ pub struct SlotInfo {
     pub bit_depth: u8,
 }
 
+/// `color_config()` (6.2.2): what a key frame or an intra-only frame sets for the frames after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ColorConfig {
+    /// `BitDepth` (8, 10 or 12).
+    pub bit_depth: u8,
+    /// `color_space`.
+    pub color_space: u8,
+    /// `color_range` (true: full swing).
+    pub color_range_full: bool,
+    /// `subsampling_x`.
+    pub subsampling_x: bool,
+    /// `subsampling_y`.
+    pub subsampling_y: bool,
+}
+
+impl Default for ColorConfig {
+    /// What a parser assumes before the first key frame: 8-bit.
+    fn default() -> Self {
+        ColorConfig {
+            bit_depth: 8,
+            color_space: 0,
+            color_range_full: false,
+            subsampling_x: false,
+            subsampling_y: false,
+        }
+    }
+}
+
+impl ColorConfig {
+    /// What a profile-0 intra-only frame, which codes no `color_config()`, uses (6.2: 8-bit
+    /// BT.601 4:2:0, studio swing).
+    const PROFILE_0_INTRA_ONLY: ColorConfig = ColorConfig {
+        bit_depth: 8,
+        color_space: CS_BT_601,
+        color_range_full: false,
+        subsampling_x: true,
+        subsampling_y: true,
+    };
+
+    /// Reads `color_config()` for `profile`.
+    fn read(r: &mut BitReader<'_>, profile: u8) -> Result<Self, ParseError> {
+        let bit_depth = if profile < 2 {
+            8
+        } else if r.bit()? {
+            12
+        } else {
+            10
+        };
+        let color_space = r.bits_u8(3)?;
+        let four_four_four = profile == 1 || profile == 3;
+        let (color_range_full, subsampling_x, subsampling_y) = if color_space != CS_RGB {
+            let range = r.bit()?;
+            if four_four_four {
+                let (x, y) = (r.bit()?, r.bit()?);
+                if r.bit()? {
+                    return Err(ParseError::Invalid("reserved_zero after subsampling is 1"));
+                }
+                (range, x, y)
+            } else {
+                (range, true, true)
+            }
+        } else if four_four_four {
+            if r.bit()? {
+                return Err(ParseError::Invalid("reserved_zero after color space is 1"));
+            }
+            (true, false, false)
+        } else {
+            return Err(ParseError::Invalid("RGB in profile 0 or 2"));
+        };
+        Ok(ColorConfig {
+            bit_depth,
+            color_space,
+            color_range_full,
+            subsampling_x,
+            subsampling_y,
+        })
+    }
+}
+
+/// The start of an uncompressed header (6.2), everything before the frame size. It depends on
+/// no earlier frame, so it parses any frame on its own: what a decoder handed one frame at a
+/// time needs (the daemon: the slots a hidden frame refreshes, the bit depth of intra frames);
+/// [`HeaderParser::parse`] goes on from it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameStart {
+    /// `Profile` (0..3).
+    pub profile: u8,
+    /// `frame_to_show_map_idx` when `show_existing_frame` is set (the header ends there).
+    pub show_existing_frame: Option<u8>,
+    /// `frame_type == KEY_FRAME`.
+    pub key_frame: bool,
+    /// `show_frame`.
+    pub show_frame: bool,
+    /// `error_resilient_mode`.
+    pub error_resilient_mode: bool,
+    /// `intra_only`.
+    pub intra_only: bool,
+    /// `reset_frame_context` as coded (0..3).
+    pub reset_frame_context: u8,
+    /// The color configuration a key frame or intra-only frame sets; `None` for inter frames
+    /// (and `show_existing_frame`), which keep the stream's.
+    pub color: Option<ColorConfig>,
+    /// `refresh_frame_flags` (all slots for key frames).
+    pub refresh_frame_flags: u8,
+}
+
+impl FrameStart {
+    /// Parses the start of the uncompressed header at the start of `data` (one frame).
+    pub fn parse(data: &[u8]) -> Result<Self, ParseError> {
+        Self::read(&mut BitReader::new(data))
+    }
+
+    /// The reference slot whose picture is this frame's, for a hidden frame: the lowest slot
+    /// it refreshes (`None` if it refreshes none).
+    pub fn refreshed_slot(&self) -> Option<u8> {
+        (self.refresh_frame_flags != 0).then(|| self.refresh_frame_flags.trailing_zeros() as u8)
+    }
+
+    fn read(r: &mut BitReader<'_>) -> Result<Self, ParseError> {
+        let mut f = FrameStart::default();
+        if r.bits(2)? != 2 {
+            return Err(ParseError::Invalid("frame_marker is not 2"));
+        }
+        let low = r.bits_u8(1)?;
+        let high = r.bits_u8(1)?;
+        f.profile = (high << 1) | low;
+        if f.profile == 3 && r.bit()? {
+            return Err(ParseError::Unsupported("reserved bit after profile 3 set"));
+        }
+        if r.bit()? {
+            f.show_existing_frame = Some(r.bits_u8(3)?);
+            return Ok(f);
+        }
+        f.key_frame = !r.bit()?;
+        f.show_frame = r.bit()?;
+        f.error_resilient_mode = r.bit()?;
+        if f.key_frame {
+            sync_code(r)?;
+            f.color = Some(ColorConfig::read(r, f.profile)?);
+            f.refresh_frame_flags = 0xff;
+            return Ok(f);
+        }
+        f.intra_only = if f.show_frame { false } else { r.bit()? };
+        f.reset_frame_context = if f.error_resilient_mode {
+            0
+        } else {
+            r.bits_u8(2)?
+        };
+        if f.intra_only {
+            sync_code(r)?;
+            f.color = Some(if f.profile > 0 {
+                ColorConfig::read(r, f.profile)?
+            } else {
+                ColorConfig::PROFILE_0_INTRA_ONLY
+            });
+        }
+        f.refresh_frame_flags = r.bits_u8(8)?;
+        Ok(f)
+    }
+}
+
 /// The state of the header parser between frames.
 #[derive(Clone, Debug, Default)]
 pub struct HeaderParser {
-    bit_depth: u8,
-    color_space: u8,
-    color_range_full: bool,
-    subsampling_x: bool,
-    subsampling_y: bool,
+    color: ColorConfig,
     lf_ref_deltas: [i8; 4],
     lf_mode_deltas: [i8; 2],
     seg: Segmentation,
@@ -208,10 +365,7 @@ pub struct HeaderParser {
 impl HeaderParser {
     /// A parser for a new stream.
     pub fn new() -> Self {
-        HeaderParser {
-            bit_depth: 8,
-            ..Default::default()
-        }
+        Self::default()
     }
 
     /// The reference slots as the frames parsed so far left them.
@@ -223,24 +377,24 @@ impl HeaderParser {
     /// split) and updates the parser state (including the reference slot sizes).
     pub fn parse(&mut self, data: &[u8]) -> Result<FrameHeader, ParseError> {
         let mut r = BitReader::new(data);
-        let mut h = FrameHeader::default();
+        let start = FrameStart::read(&mut r)?;
+        let mut h = FrameHeader {
+            profile: start.profile,
+            key_frame: start.key_frame,
+            show_frame: start.show_frame,
+            error_resilient_mode: start.error_resilient_mode,
+            intra_only: start.intra_only,
+            reset_frame_context: start.reset_frame_context,
+            refresh_frame_flags: start.refresh_frame_flags,
+            ..FrameHeader::default()
+        };
 
-        if r.bits(2)? != 2 {
-            return Err(ParseError::Invalid("frame_marker is not 2"));
-        }
-        let low = r.bits_u8(1)?;
-        let high = r.bits_u8(1)?;
-        h.profile = (high << 1) | low;
-        if h.profile == 3 && r.bit()? {
-            return Err(ParseError::Unsupported("reserved bit after profile 3 set"));
-        }
-
-        h.show_existing_frame = r.bit()?;
-        if h.show_existing_frame {
-            h.frame_to_show_map_idx = r.bits_u8(3)?;
-            let slot = self.slots[usize::from(h.frame_to_show_map_idx)].ok_or(
-                ParseError::Invalid("show_existing_frame of an empty reference slot"),
-            )?;
+        if let Some(idx) = start.show_existing_frame {
+            h.show_existing_frame = true;
+            h.frame_to_show_map_idx = idx;
+            let slot = self.slots[usize::from(idx)].ok_or(ParseError::Invalid(
+                "show_existing_frame of an empty reference slot",
+            ))?;
             h.width = slot.width;
             h.height = slot.height;
             h.render_width = slot.width;
@@ -249,58 +403,31 @@ impl HeaderParser {
             h.uncompressed_header_size = header_bytes(&r)?;
             return Ok(h);
         }
+        if let Some(color) = start.color {
+            self.color = color;
+        }
 
-        h.key_frame = !r.bit()?;
-        h.show_frame = r.bit()?;
-        h.error_resilient_mode = r.bit()?;
-
-        if h.key_frame {
-            sync_code(&mut r)?;
-            self.color_config(&mut r, h.profile)?;
+        if h.is_intra() {
             frame_size(&mut r, &mut h)?;
             render_size(&mut r, &mut h)?;
-            h.refresh_frame_flags = 0xff;
         } else {
-            h.intra_only = if h.show_frame { false } else { r.bit()? };
-            h.reset_frame_context = if h.error_resilient_mode {
-                0
-            } else {
-                r.bits_u8(2)?
-            };
-            if h.intra_only {
-                sync_code(&mut r)?;
-                if h.profile > 0 {
-                    self.color_config(&mut r, h.profile)?;
-                } else {
-                    self.bit_depth = 8;
-                    self.color_space = CS_BT_601;
-                    self.color_range_full = false;
-                    self.subsampling_x = true;
-                    self.subsampling_y = true;
-                }
-                h.refresh_frame_flags = r.bits_u8(8)?;
-                frame_size(&mut r, &mut h)?;
-                render_size(&mut r, &mut h)?;
-            } else {
-                h.refresh_frame_flags = r.bits_u8(8)?;
-                for i in 0..REFS_PER_FRAME {
-                    h.ref_frame_idx[i] = r.bits_u8(3)?;
-                    h.ref_frame_sign_bias[i] = r.bit()?;
-                }
-                self.frame_size_with_refs(&mut r, &mut h)?;
-                h.allow_high_precision_mv = r.bit()?;
-                h.interpolation_filter = if r.bit()? {
-                    interp::SWITCHABLE
-                } else {
-                    interp::LITERAL_TO_TYPE[usize::from(r.bits_u8(2)?)]
-                };
+            for i in 0..REFS_PER_FRAME {
+                h.ref_frame_idx[i] = r.bits_u8(3)?;
+                h.ref_frame_sign_bias[i] = r.bit()?;
             }
+            self.frame_size_with_refs(&mut r, &mut h)?;
+            h.allow_high_precision_mv = r.bit()?;
+            h.interpolation_filter = if r.bit()? {
+                interp::SWITCHABLE
+            } else {
+                interp::LITERAL_TO_TYPE[usize::from(r.bits_u8(2)?)]
+            };
         }
-        h.bit_depth = self.bit_depth;
-        h.color_space = self.color_space;
-        h.color_range_full = self.color_range_full;
-        h.subsampling_x = self.subsampling_x;
-        h.subsampling_y = self.subsampling_y;
+        h.bit_depth = self.color.bit_depth;
+        h.color_space = self.color.color_space;
+        h.color_range_full = self.color.color_range_full;
+        h.subsampling_x = self.color.subsampling_x;
+        h.subsampling_y = self.color.subsampling_y;
 
         if h.error_resilient_mode {
             h.frame_parallel_decoding_mode = true;
@@ -336,44 +463,6 @@ impl HeaderParser {
             }
         }
         Ok(h)
-    }
-
-    fn color_config(&mut self, r: &mut BitReader<'_>, profile: u8) -> Result<(), ParseError> {
-        self.bit_depth = if profile >= 2 {
-            if r.bit()? {
-                12
-            } else {
-                10
-            }
-        } else {
-            8
-        };
-        self.color_space = r.bits_u8(3)?;
-        if self.color_space != CS_RGB {
-            self.color_range_full = r.bit()?;
-            if profile == 1 || profile == 3 {
-                self.subsampling_x = r.bit()?;
-                self.subsampling_y = r.bit()?;
-                if r.bit()? {
-                    return Err(ParseError::Invalid("reserved_zero after subsampling is 1"));
-                }
-            } else {
-                self.subsampling_x = true;
-                self.subsampling_y = true;
-            }
-        } else {
-            self.color_range_full = true;
-            if profile == 1 || profile == 3 {
-                self.subsampling_x = false;
-                self.subsampling_y = false;
-                if r.bit()? {
-                    return Err(ParseError::Invalid("reserved_zero after color space is 1"));
-                }
-            } else {
-                return Err(ParseError::Invalid("RGB in profile 0 or 2"));
-            }
-        }
-        Ok(())
     }
 
     fn frame_size_with_refs(
@@ -558,66 +647,53 @@ fn header_bytes(r: &BitReader<'_>) -> Result<u16, ParseError> {
 mod tests {
     use super::*;
 
-    /// Writes fields MSB first, for building headers in tests.
-    #[derive(Default)]
-    pub(crate) struct BitWriter {
-        pub(crate) bytes: Vec<u8>,
-        bits: usize,
-    }
-
-    impl BitWriter {
-        pub(crate) fn put(&mut self, value: u32, n: u32) -> &mut Self {
-            for i in (0..n).rev() {
-                if self.bits % 8 == 0 {
-                    self.bytes.push(0);
-                }
-                let bit = ((value >> i) & 1) as u8;
-                let last = self.bytes.len() - 1;
-                self.bytes[last] |= bit << (7 - self.bits % 8);
-                self.bits += 1;
-            }
-            self
+    /// Bytes from `(value, bits)` fields written MSB first, zero-padded to a byte.
+    fn fields(fields: &[(u32, u32)]) -> Vec<u8> {
+        let mut b = crate::bits::BitWriter::new();
+        for &(value, n) in fields {
+            b.put(n, value);
         }
+        b.into_bytes()
     }
 
     /// A profile-0 key frame of `w` x `h` with everything else off.
     fn key_frame(w: u32, h: u32) -> Vec<u8> {
-        let mut b = BitWriter::default();
-        b.put(2, 2) // frame_marker
-            .put(0, 2) // profile 0
-            .put(0, 1) // show_existing_frame
-            .put(0, 1) // frame_type KEY
-            .put(1, 1) // show_frame
-            .put(0, 1) // error_resilient_mode
-            .put(FRAME_SYNC_CODE, 24)
-            .put(1, 3) // color_space BT.601
-            .put(0, 1) // color_range
-            .put(w - 1, 16)
-            .put(h - 1, 16)
-            .put(0, 1) // render_and_frame_size_different
-            .put(1, 1) // refresh_frame_context
-            .put(0, 1) // frame_parallel_decoding_mode
-            .put(2, 2) // frame_context_idx
-            .put(10, 6) // loop_filter_level
-            .put(3, 3) // sharpness
-            .put(1, 1) // delta_enabled
-            .put(1, 1) // delta_update
-            .put(1, 1) // update ref delta 0
-            .put(11, 6) // su(6) magnitude
-            .put(1, 1) // su(6) sign: -11
-            .put(0, 1)
-            .put(0, 1)
-            .put(0, 1)
-            .put(0, 1) // mode deltas
-            .put(0, 1)
-            .put(60, 8) // base_q_idx
-            .put(0, 1)
-            .put(0, 1)
-            .put(0, 1)
-            .put(0, 1) // segmentation_enabled
-            .put(0, 1) // tile_rows_log2 (frames this narrow code no tile columns)
-            .put(123, 16); // header_size_in_bytes
-        b.bytes
+        fields(&[
+            (2, 2), // frame_marker
+            (0, 2), // profile 0
+            (0, 1), // show_existing_frame
+            (0, 1), // frame_type KEY
+            (1, 1), // show_frame
+            (0, 1), // error_resilient_mode
+            (FRAME_SYNC_CODE, 24),
+            (1, 3), // color_space BT.601
+            (0, 1), // color_range
+            (w - 1, 16),
+            (h - 1, 16),
+            (0, 1),  // render_and_frame_size_different
+            (1, 1),  // refresh_frame_context
+            (0, 1),  // frame_parallel_decoding_mode
+            (2, 2),  // frame_context_idx
+            (10, 6), // loop_filter_level
+            (3, 3),  // sharpness
+            (1, 1),  // delta_enabled
+            (1, 1),  // delta_update
+            (1, 1),  // update ref delta 0
+            (11, 6), // su(6) magnitude
+            (1, 1),  // su(6) sign: -11
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1), // mode deltas
+            (0, 1),
+            (60, 8), // base_q_idx
+            (0, 1),
+            (0, 1),
+            (0, 1),
+            (0, 1),    // segmentation_enabled
+            (0, 1),    // tile_rows_log2 (frames this narrow code no tile columns)
+            (123, 16), // header_size_in_bytes
+        ])
     }
 
     #[test]
@@ -664,5 +740,80 @@ mod tests {
         assert_eq!(h.frame_to_show_map_idx, 3);
         assert_eq!((h.width, h.height), (200, 100));
         assert_eq!(h.uncompressed_header_size, 1);
+    }
+
+    /// Bytes from a string of bits (whitespace ignored), zero-padded to a byte.
+    fn pack(bits: &str) -> Vec<u8> {
+        let bits: Vec<_> = bits
+            .bytes()
+            .filter(|b| !b.is_ascii_whitespace())
+            .map(|bit| (u32::from(bit - b'0'), 1))
+            .collect();
+        fields(&bits)
+    }
+
+    #[test]
+    fn frame_start_of_a_key_frame() {
+        // 0x82: marker 10, profile 00, show_existing 0, frame_type 0 (key), show 1, errres 0;
+        // sync code; color_space 2 (bt709), color_range 0 ...
+        let f = FrameStart::parse(&[0x82, 0x49, 0x83, 0x42, 0x40, 0x00]).unwrap();
+        assert!(f.key_frame && f.show_frame && !f.error_resilient_mode);
+        assert_eq!((f.profile, f.refresh_frame_flags), (0, 0xff));
+        assert_eq!(f.color.map(|c| (c.bit_depth, c.color_space)), Some((8, 2)));
+        assert_eq!(f.refreshed_slot(), Some(0));
+    }
+
+    #[test]
+    fn frame_start_of_a_hidden_inter_frame() {
+        // 0x84: marker 10, profile 00, show_existing 0, non-key 1, show 0, errres 0;
+        // then intra_only 0, reset_frame_context 00, refresh_frame_flags 0b0001_0000.
+        let f = FrameStart::parse(&[0x84, 0x02, 0x00]).unwrap();
+        assert!(!f.key_frame && !f.show_frame && !f.intra_only);
+        assert_eq!(f.refresh_frame_flags, 0x10);
+        assert_eq!(f.refreshed_slot(), Some(4));
+        assert_eq!(f.color, None);
+    }
+
+    #[test]
+    fn frame_start_of_an_intra_only_frame() {
+        // marker 10, profile low 0 high 1, show_existing 0, non-key 1, show 0, errres 1;
+        // intra_only 1, (no reset: error resilient), sync code, ten_or_twelve 0, cs 001,
+        // range 0, refresh 0b1000_0001.
+        let bits = "10 0 1 0 1 0 1 1 010010011000001101000010 0 001 0 10000001";
+        let f = FrameStart::parse(&pack(bits)).unwrap();
+        assert!(f.intra_only && f.error_resilient_mode && !f.show_frame);
+        assert_eq!(f.profile, 2);
+        assert_eq!(f.color.map(|c| c.bit_depth), Some(10));
+        assert_eq!(f.refresh_frame_flags, 0x81);
+        // Profile 0 codes no color_config(): 8-bit BT.601.
+        let bits = "10 0 0 0 1 0 0 1 00 010010011000001101000010 00000001";
+        let f = FrameStart::parse(&pack(bits)).unwrap();
+        assert_eq!(f.color, Some(ColorConfig::PROFILE_0_INTRA_ONLY));
+        assert_eq!(f.refreshed_slot(), Some(0));
+    }
+
+    #[test]
+    fn frame_start_of_malformed_headers() {
+        let truncated = |what| matches!(what, Err(ParseError::Truncated(_)));
+        assert!(truncated(FrameStart::parse(&[])));
+        assert!(truncated(FrameStart::parse(&[0x82, 0x49])));
+        assert_eq!(
+            FrameStart::parse(&[0x42]),
+            Err(ParseError::Invalid("frame_marker is not 2"))
+        );
+        assert_eq!(
+            FrameStart::parse(&[0x82, 0x49, 0x83, 0x43, 0]),
+            Err(ParseError::Invalid("bad frame sync code"))
+        );
+        // Profile 3 with the reserved bit set.
+        assert!(matches!(
+            FrameStart::parse(&[0xb8]),
+            Err(ParseError::Unsupported(_))
+        ));
+        // RGB (color_space 7) in profile 0.
+        assert_eq!(
+            FrameStart::parse(&[0x82, 0x49, 0x83, 0x42, 0xe0]),
+            Err(ParseError::Invalid("RGB in profile 0 or 2"))
+        );
     }
 }

@@ -6,8 +6,7 @@
 
 use super::header::{FrameHeader, SEG_LVL_MAX};
 use super::CompressedInfo;
-use crate::sys::*;
-use daedalus_codecs::flags;
+use crate::uapi::*;
 
 /// The timestamps (`v4l2_timeval_to_ns()` of the OUTPUT buffers) of the last, golden and
 /// altref reference frames.
