@@ -5,6 +5,8 @@
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
 #   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
 #   make test            everything: style, lints, unit tests, module, VM tests
+#   make test-vectors    the whole conformance vector sets through the VM (hours; make test
+#                        runs feature-covering subsets)
 #   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, in the VM
 #                        (BENCH_CODECS: default "vp9 h264 av1"; BENCH_ARGS go to scripts/bench-vm;
 #                        default "--runs 5", e.g. BENCH_ARGS="--threads 1"; BENCH_KERNEL: the
@@ -23,7 +25,7 @@ BENCH_KERNEL ?= bench
 # would replace the daedalus.ko of the test kernel.
 BENCH_MODULE_DIR = $(CURDIR)/target/module-$(BENCH_KERNEL)
 
-.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm bench bench-module clean
+.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors bench bench-module clean
 
 all: module
 
@@ -76,6 +78,14 @@ test-vm: kernel module clients-rootfs
 	scripts/test-vm
 
 test: deps kernel test-host module test-vm
+
+# The whole vector sets through the VM, where `make test` runs feature-covering subsets (each
+# test's header says which): every H.264 vector with `daedalus decode` and with GStreamer (whole
+# streams), a sample of every AV1 directory with both. Hours under TCG; run it before closing work
+# that changes what a codec's client or the daemon does with streams.
+test-vectors: kernel module clients-rootfs
+	scripts/test-vm --timeout 21600 --env H264_ALL=1 --env H264_GST_ALL=1 --env AV1_SAMPLE=1 \
+	  --env AV1_GST_ALL=1 h264-decode h264-gstreamer av1-decode av1-gstreamer
 
 # The streams are made once (scripts/gen-bench-stream, cached). The host's load average is printed
 # around each VM run: the figures depend on what else the machine is doing.
