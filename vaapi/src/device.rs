@@ -255,14 +255,18 @@ pub fn probe(video: &Path, media: &Path) -> Result<Device, String> {
     })
 }
 
-/// The size range of `VIDIOC_ENUM_FRAMESIZES`; a driver that does not enumerate sizes gets the
-/// range of a level 5.2 H.264 / level 6 VP9 decoder's pictures (4096x2304), checked by
-/// `S_FMT` when a context starts.
+/// The picture sizes of `VIDIOC_ENUM_FRAMESIZES`'s range; a driver that does not enumerate
+/// sizes gets the range of a level 5.2 H.264 / level 6 VP9 decoder's pictures (4096x2304),
+/// checked by `S_FMT` when a context starts. A range's minimum is the smallest *buffer*: a
+/// smaller picture is decoded into one of that size (`S_FMT` rounds the coded size up, and
+/// `Decoder::open` checks that the CAPTURE format holds the picture), so pictures go down to
+/// 1x1 (FFmpeg refuses a stream smaller than the surface minimum, e.g. an 18x10 VP9 stream
+/// with daedalus's 16x16).
 pub fn sizes(frame_sizes: &FrameSizes) -> Sizes {
     match frame_sizes {
         FrameSizes::Stepwise(s) | FrameSizes::Continuous(s) => Sizes {
-            min_width: s.min_width,
-            min_height: s.min_height,
+            min_width: 1,
+            min_height: 1,
             max_width: s.max_width,
             max_height: s.max_height,
         },
@@ -478,7 +482,11 @@ mod tests {
     fn size_ranges() {
         let range = formats::Codec::Vp9.frame_sizes();
         let s = sizes(&FrameSizes::Stepwise(range));
-        assert_eq!((s.min_width, s.max_width, s.max_height), (16, 8192, 4352));
+        // daedalus's smallest buffer is 16x16: an 18x10 picture is decoded into one.
+        assert_eq!(
+            (s.min_width, s.min_height, s.max_width, s.max_height),
+            (1, 1, 8192, 4352)
+        );
         let s = sizes(&FrameSizes::Discrete(vec![(640, 480), (1920, 1080)]));
         assert_eq!(
             (s.min_width, s.min_height, s.max_width, s.max_height),

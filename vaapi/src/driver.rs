@@ -47,9 +47,65 @@ pub struct Objects {
     pub buffers: Heap<BufferKind, Buffer>,
     /// Images.
     pub images: Heap<ImageKind, Image>,
+    /// The decoders of destroyed contexts, by the id the context had, while surfaces still
+    /// hold their pictures: in VA a surface's picture outlives the context that decoded it
+    /// (FFmpeg destroys its context at a size change while the last pictures of the old size
+    /// wait to be displayed). Dropped when no surface is bound to them any more.
+    pub retired: Vec<(u32, Decoder)>,
+}
+
+/// The decoder of `context` (the context's, or the one it left when it was destroyed).
+fn decoder_mut<'a>(
+    contexts: &'a mut Heap<ContextKind, Context>,
+    retired: &'a mut [(u32, Decoder)],
+    context: u32,
+) -> Option<&'a mut Decoder> {
+    match contexts.get_mut(context) {
+        Ok(c) => c.decoder.as_mut(),
+        Err(_) => retired
+            .iter_mut()
+            .find(|(id, _)| *id == context)
+            .map(|(_, d)| d),
+    }
+}
+
+/// Closes the decoder of `context` (after a failure): its surfaces lose their pictures.
+fn close_decoder(
+    contexts: &mut Heap<ContextKind, Context>,
+    retired: &mut Vec<(u32, Decoder)>,
+    surfaces: &mut Heap<SurfaceKind, Surface>,
+    context: u32,
+) {
+    if let Ok(c) = contexts.get_mut(context) {
+        c.decoder = None;
+    }
+    retired.retain(|(id, _)| *id != context);
+    forget_decoder(surfaces, context);
 }
 
 impl Objects {
+    /// The decoder of `context` (see [`decoder_mut`]).
+    fn decoder(&self, context: u32) -> Option<&Decoder> {
+        match self.contexts.get(context) {
+            Ok(c) => c.decoder.as_ref(),
+            Err(_) => self
+                .retired
+                .iter()
+                .find(|(id, _)| *id == context)
+                .map(|(_, d)| d),
+        }
+    }
+
+    /// Drops the retired decoders no surface is bound to any more.
+    fn prune_retired(&mut self) {
+        let surfaces = &self.surfaces;
+        self.retired.retain(|(id, _)| {
+            surfaces
+                .iter()
+                .any(|(_, s)| s.binding.is_some_and(|b| b.context == *id))
+        });
+    }
+
     /// Inserts an image of `width` x `height` in `layout`, held by `buffer` (of that layout):
     /// the buffer and the image get their ids, the buffer goes again if the image cannot be
     /// inserted. The image as `vaCreateImage` / `vaDeriveImage` return it.
@@ -258,16 +314,15 @@ impl Driver {
                 continue;
             };
             if let Some(b) = surface.binding {
-                if let Some(dec) = objects
-                    .contexts
-                    .get_mut(b.context)
-                    .ok()
-                    .and_then(|c| c.decoder.as_mut())
-                {
+                let Objects {
+                    contexts, retired, ..
+                } = &mut *objects;
+                if let Some(dec) = decoder_mut(contexts, retired, b.context) {
                     dec.unbind(id);
                 }
             }
         }
+        objects.prune_retired();
         Ok(())
     }
 
@@ -311,12 +366,20 @@ impl Driver {
         Ok(objects.contexts.insert(context)?.raw())
     }
 
-    /// `vaDestroyContext`: its buffers go with it, and its decoder: the surfaces it decoded
-    /// are empty again (images derived from them keep their memory).
+    /// `vaDestroyContext`: its buffers go with it; its decoder too, unless surfaces hold its
+    /// pictures: those stay readable (and exportable) until the surfaces are destroyed or
+    /// decoded into again (see [`Objects::retired`]).
     pub fn destroy_context(&self, id: u32) -> Result<()> {
         let mut objects = self.objects();
-        objects.contexts.remove(id)?;
-        forget_decoder(&mut objects.surfaces, id);
+        let context = objects.contexts.remove(id)?;
+        let bound = objects
+            .surfaces
+            .iter()
+            .any(|(_, s)| s.binding.is_some_and(|b| b.context == id));
+        match context.decoder {
+            Some(dec) if bound => objects.retired.push((id, dec)),
+            _ => forget_decoder(&mut objects.surfaces, id),
+        }
         let orphans: Vec<u32> = objects
             .buffers
             .iter()
@@ -495,29 +558,51 @@ impl Driver {
     }
 
     fn decode(&self, objects: &mut Objects, context: u32, picture: &Picture) -> Result<()> {
-        let Objects {
-            contexts, surfaces, ..
-        } = objects;
         // A surface last decoded by another context leaves that context's decoder.
-        if let Some(b) = surfaces
+        if let Some(b) = objects
+            .surfaces
             .get(picture.surface)?
             .binding
             .filter(|b| b.context != context)
         {
-            if matches!(surfaces.get(picture.surface)?.state, State::Pending { .. }) {
+            let pending = |o: &mut Objects| {
+                let Objects {
+                    contexts,
+                    retired,
+                    surfaces,
+                    ..
+                } = o;
+                if let Some(d) = decoder_mut(contexts, retired, b.context) {
+                    match d.reap() {
+                        Ok(done) => apply(surfaces, b.context, &done),
+                        Err(e) => {
+                            close_decoder(contexts, retired, surfaces, b.context);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(matches!(
+                    surfaces.get(picture.surface)?.state,
+                    State::Pending { .. }
+                ))
+            };
+            if pending(objects).map_err(|_| Error::SURFACE_BUSY)? {
                 return Err(Error::SURFACE_BUSY);
             }
-            if let Some(d) = contexts
-                .get_mut(b.context)
-                .ok()
-                .and_then(|c| c.decoder.as_mut())
-            {
+            let Objects {
+                contexts, retired, ..
+            } = &mut *objects;
+            if let Some(d) = decoder_mut(contexts, retired, b.context) {
                 d.unbind(picture.surface);
             }
-            let s = surfaces.get_mut(picture.surface)?;
+            let s = objects.surfaces.get_mut(picture.surface)?;
             s.binding = None;
             s.state = State::Empty;
+            objects.prune_retired();
         }
+        let Objects {
+            contexts, surfaces, ..
+        } = objects;
         let ctx = contexts.get_mut(context)?;
         let target = surfaces.get(picture.surface)?.clone();
         let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
@@ -633,28 +718,25 @@ impl Driver {
             return Ok(None);
         };
         let Objects {
-            contexts, surfaces, ..
+            contexts,
+            retired,
+            surfaces,
+            ..
         } = objects;
-        let Some(dec) = contexts
-            .get_mut(context)
-            .ok()
-            .and_then(|c| c.decoder.as_mut())
-        else {
-            forget_decoder(surfaces, context);
-            return Ok(None);
-        };
-        match dec.reap() {
-            Ok(done) => apply(surfaces, context, &done),
-            Err(e) => {
-                if let Ok(c) = contexts.get_mut(context) {
-                    c.decoder = None;
-                }
+        let done = match decoder_mut(contexts, retired, context).map(Decoder::reap) {
+            None => {
                 forget_decoder(surfaces, context);
+                return Ok(None);
+            }
+            Some(Ok(done)) => done,
+            Some(Err(e)) => {
+                close_decoder(contexts, retired, surfaces, context);
                 return Err(e);
             }
-        }
+        };
+        apply(surfaces, context, &done);
         if matches!(surfaces.get(surface)?.state, State::Pending { .. }) {
-            Ok(dec.oldest_request())
+            Ok(decoder_mut(contexts, retired, context).and_then(|d| d.oldest_request()))
         } else {
             Ok(None)
         }
@@ -731,7 +813,7 @@ impl Driver {
         surface: &Surface,
     ) -> Option<(std::sync::Arc<daedalus_client::v4l2::Mapping>, Layout)> {
         let b = surface.binding?;
-        let dec = objects.contexts.get(b.context).ok()?.decoder.as_ref()?;
+        let dec = objects.decoder(b.context)?;
         Some((dec.capture_map(b.capture)?, dec.layout))
     }
 
@@ -819,12 +901,7 @@ impl Driver {
             );
             return Err(Error::OPERATION_FAILED);
         };
-        let dec = objects
-            .contexts
-            .get(b.context)
-            .ok()
-            .and_then(|c| c.decoder.as_ref())
-            .ok_or(Error::OPERATION_FAILED)?;
+        let dec = objects.decoder(b.context).ok_or(Error::OPERATION_FAILED)?;
         let fd = dec.export(b.capture, flags & va::VA_EXPORT_SURFACE_WRITE_ONLY != 0)?;
         let size = u32::try_from(dec.capture_len(b.capture)).unwrap_or(u32::MAX);
         Ok(crate::export::descriptor(

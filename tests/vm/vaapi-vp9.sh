@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS" --timeout 1200
+#
+# VM test (in the Debian 13 client chroot; daedalusd started outside it): the VA-API driver
+# (vaapi/, daedalus_drv_video.so) with libva 2.22 and FFmpeg 7.1, as a user runs them:
+# scripts/vm-run --clients loads vgem (the VA display's render node) and sets LIBVA_DRIVER_NAME
+# and LIBVA_DRIVERS_PATH (LIBVA_DRIVER_NAME in this file makes scripts/test-vm build the driver).
+#   1. `vainfo --display drm --device /dev/dri/renderD128` lists VP9 profiles 0 and 2, H.264
+#      Constrained Baseline / Main / High and AV1 profile 0 (VLD) for the daedalus driver. (A
+#      bare `vainfo` skips vgem on purpose: libva-utils' DRM display ignores a device whose DRM
+#      driver is "vgem", so in the VM the device is named; on a board the GPU's node is found.)
+#   2. VP9 through `ffmpeg -hwaccel vaapi -hwaccel_device /dev/dri/renderD128
+#      -hwaccel_output_format vaapi -i IN -vf hwdownload,format=nv12|p010le,...` frame by frame
+#      against the references' per-frame MD5s (yuv420p / yuv420p10le: the downloaded NV12 / P010
+#      is converted by swscale, which is exact for these, then hashed by -f framemd5). Keeping
+#      the frames in VA surfaces (-hwaccel_output_format vaapi) makes a silent fallback to
+#      software decoding fail (hwdownload gets software frames) instead of pass.
+#   3. A corrupted stream ends (no hang), and the streams after it still decode byte-exact.
+# One ffmpeg process per stream (each start costs seconds under TCG, even with the client
+# rootfs in the page cache). Default set, ~10 streams, ~1000 requests: the committed streams
+# (8/10-bit, odd sizes 35x19 / 97x61 / 18x10, hidden ARFs, 10-bit lossless, a size change at a
+# keyframe) and from $DAEDALUS_VECTORS/vp9 the official show-existing-frame vectors, the 10-bit
+# 202x210 and 352x288 2-tile-column ARF streams and the first 60 frames of
+# resolution_change_500frames (640x360 -> 426x240 at frame 50: a new VA context mid-stream,
+# while pictures of the old one wait to be downloaded). VAAPI_VP9_ALL=1 decodes every VP9 vector
+# whole instead (adds the 250-frame test-25fps, the 500 frames of resolution_change with its
+# three size changes, the error-resilient RT stream and the 1080p 10-bit 4x2-tile stream:
+# several minutes more under TCG).
+set -euo pipefail
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+source "$repo/tests/vm/lib/vectors"
+vectors=$DAEDALUS_VECTORS
+work=$(mktemp -d)
+failures=0 exact=0 total=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+dri=/dev/dri/renderD128
+
+echo "== 1. vainfo"
+if vainfo --display drm --device "$dri" >"$work/vainfo.log" 2>&1; then
+  grep -q 'Driver version: daedalus VA-API driver' "$work/vainfo.log" ||
+    fail "vainfo does not show the daedalus driver"
+  for p in VP9Profile0 VP9Profile2 H264ConstrainedBaseline H264Main H264High AV1Profile0; do
+    grep -qE "VAProfile$p[[:space:]]*:[[:space:]]*VAEntrypointVLD" "$work/vainfo.log" || fail "vainfo does not list VAProfile$p"
+  done
+  grep -E 'Driver version|VAEntrypointVLD' "$work/vainfo.log"
+else
+  fail "vainfo failed"
+  cat "$work/vainfo.log"
+fi
+
+# decode NAME STREAM REFERENCE [FRAMES]: the stream through VA-API, its frames' MD5s against the
+# reference's (the last field of each line that is not a comment: FFmpeg framemd5 files and
+# plain lists alike), the first FRAMES of them if given.
+decode() {
+  local name=$1 stream=$2 ref=$3 frames=${4:-} sw=nv12 planar=yuv420p limit=() rc=0
+  if grep -qE '10bit|10le' <<<"$stream$ref"; then sw=p010le planar=yuv420p10le; fi
+  if [[ -n $frames ]]; then limit=(-frames:v "$frames"); fi
+  total=$((total + 1))
+  rm -f "$work/out.md5"
+  timeout 600 ffmpeg -nostdin -y -hide_banner -loglevel error -hwaccel vaapi -hwaccel_device "$dri" \
+    -hwaccel_output_format vaapi -i "$stream" "${limit[@]}" -fps_mode passthrough -noautoscale \
+    -vf "hwdownload,format=$sw,format=$planar" -f framemd5 "$work/out.md5" >"$work/ffmpeg.log" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    fail "$name: ffmpeg exited with status $rc$( ((rc == 124)) && echo ' (timeout)')"
+    tail -n 5 "$work/ffmpeg.log"
+    return 0
+  fi
+  # (awk, not grep -v: no line is not an error.)
+  # (The limit in awk: `| head` would end awk with SIGPIPE, which pipefail makes fatal.)
+  awk -v max="${frames:-0}" '!/^#/ { if (max && ++n > max) exit; print $NF }' "$ref" >"$work/want"
+  awk '!/^#/ {print $NF}' "$work/out.md5" >"$work/got"
+  if [[ ! -s $work/want ]]; then
+    fail "$name: no reference frames in $ref"
+  elif cmp -s "$work/want" "$work/got"; then
+    exact=$((exact + 1)); echo "byte-exact: $name ($(wc -l <"$work/got") frames)"
+  else
+    fail "$name: $(wc -l <"$work/got") frames, $(diff "$work/want" "$work/got" | grep -c '^>' || true) differ from $(basename "$ref") ($(wc -l <"$work/want") frames)"
+    diff "$work/want" "$work/got" | head -n 6 || true
+    tail -n 5 "$work/ffmpeg.log"
+  fi
+}
+
+echo "== 2. committed streams"
+for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
+  ref=${s%.ivf}.framemd5; [[ -f $ref ]] || ref=$(ls "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
+  [[ -n $ref && -f $ref ]] || continue
+  decode "$(basename "$s")" "$s" "$ref"
+done
+
+echo "== 3. a corrupted stream"
+# Every 7th byte of each frame's payload after the first inverted (IVF: a 32-byte file header,
+# 12-byte frame headers). perl-base: the chroot has no python.
+bad=$repo/daemon/tests/data/tiny-96x64-8bit-arf.ivf
+perl -e '
+  local $/; open(my $in, "<:raw", $ARGV[0]) or die; my $d = <$in>;
+  my ($out, $off, $n) = (substr($d, 0, 32), 32, 0);
+  while ($off + 12 <= length $d) {
+    my $size = unpack("V", substr($d, $off, 4));
+    my $f = substr($d, $off + 12, $size);
+    if ($n++ > 0) { for (my $i = 8; $i < length $f; $i += 7) { substr($f, $i, 1) = chr(255 - ord(substr($f, $i, 1))) } }
+    $out .= substr($d, $off, 12) . $f; $off += 12 + $size;
+  }
+  open(my $o, ">:raw", $ARGV[1]) or die; print $o $out;' "$bad" "$work/corrupt.ivf"
+rc=0
+timeout 300 ffmpeg -nostdin -y -hide_banner -loglevel error -hwaccel vaapi -hwaccel_device "$dri" \
+  -hwaccel_output_format vaapi -i "$work/corrupt.ivf" -vf hwdownload,format=nv12 \
+  -f framemd5 "$work/corrupt.md5" >"$work/corrupt.log" 2>&1 || rc=$?
+errors=$(grep -c . "$work/corrupt.log" || true)
+echo "corrupted stream: ffmpeg status $rc, $(awk '!/^#/' "$work/corrupt.md5" 2>/dev/null | wc -l) frames, $errors error lines"
+head -n 3 "$work/corrupt.log"
+((rc != 124)) || fail "the corrupted stream hung"
+((rc != 0 || errors > 0)) || fail "the corrupted stream decoded without any error"
+
+echo "== 4. $vectors/vp9"
+if [[ -d $vectors/vp9 ]]; then
+  v=$vectors/vp9
+  if [[ -n ${VAAPI_VP9_ALL:-} ]]; then
+    while IFS= read -r ref; do
+      s=${ref%.ffmpeg-*.framemd5}
+      decode "$(basename "$s")" "$s" "$ref"
+    done < <(find "$v" -name '*.ffmpeg-*.framemd5' | sort)
+  else
+    for s in cros-codecs/vp90-2-10-show-existing-frame.vp9.ivf cros-codecs/vp90-2-10-show-existing-frame2.vp9.ivf \
+      synthetic-libvpx/vp92-synth-202x210-10bit-oddsize.ivf synthetic-libvpx/vp92-synth-352x288-10bit-arf-2tilecols.ivf; do
+      decode "$(basename "$s")" "$v/$s" "$(ls "$v/$s".ffmpeg-*.framemd5)"
+    done
+    s=cros-codecs/resolution_change_500frames-vp9.ivf
+    decode "$(basename "$s") (first 60 frames)" "$v/$s" "$v/$s.ffmpeg-yuv420p.framemd5" 60
+  fi
+else
+  echo "vaapi-vp9: shared conformance streams $VECTORS_SKIPPED"
+fi
+
+echo "VA-API (ffmpeg -hwaccel vaapi) VP9: $exact of $total streams byte-exact"
+[[ $failures -eq 0 ]] || exit 1
