@@ -88,6 +88,16 @@ enum Command {
     ///
     /// For example `daedalus completions bash > /etc/bash_completion.d/daedalus`.
     Completions(CompletionArgs),
+    /// Write the man pages and every shell's completion script into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateDocsArgs {
+    /// Output directory: man/ (section 1 pages) and completions/{bash,zsh,fish}/ are made in it.
+    #[arg(value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -579,6 +589,52 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `daedalus.1`, one `daedalus-SUBCOMMAND.1` per visible subcommand, and the bash, zsh
+/// and fish completion scripts under `out` (what `make install` and the Debian packages install).
+/// A hidden subcommand rather than a build script: the command line is defined here, in the
+/// binary, and the pages do not depend on the target architecture.
+fn generate_docs(out: &std::path::Path) -> Result<()> {
+    use clap_complete::Shell;
+    let man = out.join("man");
+    std::fs::create_dir_all(&man).with_context(|| format!("cannot create {}", man.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let write_page = |cmd: clap::Command, name: &str| -> Result<()> {
+        let path = man.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .title(name.to_uppercase())
+            .section("1")
+            .source(format!("daedalus {}", env!("CARGO_PKG_VERSION")))
+            .manual("daedalus")
+            .render(&mut buf)
+            .context("cannot render a man page")?;
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let name = format!("daedalus-{}", sub.get_name());
+        write_page(sub.clone().display_name(name.clone()), &name)?;
+    }
+    write_page(cmd.clone(), "daedalus")?;
+    for (shell, dir, file) in [
+        (Shell::Bash, "bash", "daedalus"),
+        (Shell::Zsh, "zsh", "_daedalus"),
+        (Shell::Fish, "fish", "daedalus.fish"),
+    ] {
+        let dir = out.join("completions").join(dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "daedalus", &mut buf);
+        let path = dir.join(file);
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Lets a closed standard output end the process quietly, as it does for every other command
 /// line tool (`daedalus info | head`): Rust starts programs with SIGPIPE ignored, which turns
 /// the write into an `EPIPE` error that `println!` reports with a panic.
@@ -620,6 +676,7 @@ fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::GenerateDocs(args) => generate_docs(&args.out).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -727,6 +784,21 @@ mod tests {
         assert!(Cli::try_parse_from(["daedalus", "bench"]).is_err());
         assert!(Cli::try_parse_from(["daedalus", "bench", "--threads", "0", "x"]).is_err());
         assert!(Cli::try_parse_from(["daedalus", "bench", "--frames", "0", "x"]).is_err());
+    }
+
+    #[test]
+    fn generate_docs_writes_pages_and_completions() {
+        let dir = std::env::temp_dir().join(format!("daedalus-docs-{}", std::process::id()));
+        generate_docs(&dir).expect("docs generated");
+        let page = std::fs::read_to_string(dir.join("man/daedalus-decode.1")).expect("page");
+        assert!(page.contains("framemd5"), "{page}");
+        assert!(dir.join("man/daedalus.1").is_file());
+        assert!(!dir.join("man/daedalus-generate-docs.1").exists());
+        let bash = std::fs::read_to_string(dir.join("completions/bash/daedalus")).expect("bash");
+        assert!(bash.contains("check-requests"));
+        assert!(dir.join("completions/zsh/_daedalus").is_file());
+        assert!(dir.join("completions/fish/daedalus.fish").is_file());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
