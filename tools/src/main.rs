@@ -12,6 +12,7 @@
 //!   through plain FFmpeg with the same thread count, and prints both rates, their ratio and the
 //!   device's per-frame latency.
 
+mod devices;
 mod info;
 
 use std::io::IsTerminal;
@@ -53,7 +54,14 @@ enum Command {
     /// For each video device: capabilities, the media device, OUTPUT and CAPTURE formats with
     /// their frame sizes, every control (with menu entries), and whether a decode daemon is
     /// attached to /dev/daedalus.
-    Info(DeviceArgs),
+    Info(InfoArgs),
+    /// List the V4L2 stateless decoders of any driver, with their formats
+    ///
+    /// Every /dev/video* that is a memory-to-memory device with a stateless coded OUTPUT format
+    /// (VP9F, AV1F, S264, S265, VP8F, MG2S): its media node, driver, coded formats with their
+    /// frame sizes and the picture formats each gives, and whether a daedalus decode daemon
+    /// is attached.
+    Devices(DevicesArgs),
     /// Check the device's Request API behaviour, one line per check
     ///
     /// Drives the Request API for every codec the device lists: bad requests must be refused
@@ -105,6 +113,23 @@ struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
     shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+
+    /// Print one JSON object (devices with formats and controls, the daemon node) instead.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DevicesArgs {
+    /// Print one JSON object instead ({"decoders": [...], "daedalus_daemon": {...}}).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -661,9 +686,17 @@ fn main() -> ExitCode {
 
     let result = match &cli.command {
         Command::Info(args) => args
+            .device
             .select()
-            .and_then(|found| info::run(&found))
+            .and_then(|found| {
+                if args.json {
+                    devices::run_info_json(&found)
+                } else {
+                    info::run(&found)
+                }
+            })
             .map(|()| ExitCode::SUCCESS),
+        Command::Devices(args) => devices::run_devices(args.json).map(|()| ExitCode::SUCCESS),
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
@@ -809,6 +842,17 @@ mod tests {
         let Command::Info(args) = cli.command else {
             panic!("wrong subcommand")
         };
-        assert_eq!(args.driver(), Some(DRIVER_NAME));
+        assert_eq!(args.device.driver(), Some(DRIVER_NAME));
+        assert!(!args.json);
+        let cli = Cli::try_parse_from(["daedalus", "info", "--json"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Info(InfoArgs { json: true, .. })
+        ));
+        let cli = Cli::try_parse_from(["daedalus", "devices", "--json"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Devices(DevicesArgs { json: true })
+        ));
     }
 }
