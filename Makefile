@@ -205,7 +205,8 @@ dkms-source:
 
 # DKMS itself, on the host, in a private DKMS tree under target/ (the system's /var/lib/dkms is
 # not touched): `dkms build` of the source tree against KDIR must give a module identical in
-# function to `make module` (the VM test install.sh loads it when DAEDALUS_DKMS_KO names it), and
+# function to `make module` (DAEDALUS_KO=$$PWD/target/dkms-test/daedalus.ko scripts/test-vm install
+# installs and modprobes that one), and
 # against a kernel tree without Rust it must stop with check-kernel's sentence.
 test-dkms:
 	tests/host/dkms.sh "$(KDIR)"

@@ -6,7 +6,7 @@
 #      runs, with check-kernel's one sentence on the terminal;
 #   2. `dkms build` against KDIR (default: the VM kernel) must build daedalus.ko, whose modinfo
 #      documents every parameter; it is left at target/dkms-test/daedalus.ko, and
-#      `DAEDALUS_DKMS_KO=target/dkms-test/daedalus.ko scripts/test-vm install` loads that one.
+#      `DAEDALUS_KO=$PWD/target/dkms-test/daedalus.ko scripts/test-vm install` installs that one.
 # Prints "N passed, N failed".
 #   tests/host/dkms.sh [KDIR]
 set -uo pipefail

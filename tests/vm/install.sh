@@ -5,10 +5,11 @@
 #   1. `make install-files DESTDIR=$root PREFIX=/usr` into an empty root (or, with
 #      DAEDALUS_INSTALL_DEBS=DIR, the packages of DIR unpacked with dpkg -x): the expected files,
 #      the unit's ExecStart points at the installed daemon;
-#   2. the harness's module is unloaded; the installed daedalus.ko (make install-module
-#      DESTDIR's layout: /lib/modules/RELEASE/updates; DAEDALUS_DKMS_KO: the one `make test-dkms`
-#      built with DKMS) is copied into the guest's module tree (a tmpfs copy bound over
-#      /lib/modules/RELEASE), depmod, `modprobe daedalus`; `modinfo daedalus` describes every
+#   2. the harness's module is unloaded; daedalus.ko (DAEDALUS_KO: the harness's, or the one
+#      `make test-dkms` built with DKMS when DAEDALUS_KO=$PWD/target/dkms-test/daedalus.ko) goes
+#      where make install-module puts it, /lib/modules/RELEASE/updates (in the guest: a
+#      directory of links to the kernel tree's module directory), depmod, `modprobe daedalus`;
+#      `modinfo daedalus` describes every
 #      parameter the module has in /sys/module/daedalus/parameters;
 #   3. the system user from the package's sysusers.d file (systemd-sysusers), systemd-udevd with
 #      the package's udev rule: /dev/daedalus is root:daedalus 0660, /dev/video* and /dev/media*
@@ -26,7 +27,7 @@
 # not run here (docs/install.md says what is verified where).
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-ko=${DAEDALUS_DKMS_KO:-${DAEDALUS_KO:?run this through scripts/vm-run}}
+ko=${DAEDALUS_KO:?run this through scripts/vm-run}
 data=$repo/tests/vm/data
 work=$(mktemp -d)
 # The daemon's user and the ordinary user run the programs installed under it.
@@ -119,8 +120,11 @@ if [[ -x $udevadm ]]; then
   mkdir -p /run/udev/rules.d
   cp "$uroot/lib/udev/rules.d/50-udev-default.rules" "$udevdir/60-daedalus.rules" /run/udev/rules.d/
   (exec -a systemd-udevd "$udevadm" --daemon) >"$work/udevd.log" 2>&1
+  # --daemon returns before the daemon answers on its control socket (a settle right after the
+  # trigger once failed with "Broken pipe"): wait until it answers a ping.
+  for _ in $(seq 100); do "$udevadm" control --ping --timeout=5 2>/dev/null && break; sleep 0.2; done
   "$udevadm" trigger --action=add --subsystem-match=misc --subsystem-match=video4linux --subsystem-match=media
-  "$udevadm" settle --timeout=60 || fail "udevadm settle timed out"
+  "$udevadm" settle --timeout=60 || fail "udevadm settle failed: $(cat "$work/udevd.log")"
 else
   fail "no udev at $uroot (scripts/install-deps unpacks it)"
 fi
@@ -149,6 +153,11 @@ for _ in $(seq 600); do
 done
 if [[ $(cat /sys/class/misc/daedalus/daemon_attached) == 1 ]]; then
   echo "attached after $(elapsed): $(grep -m1 attached "$work/daemon.log")"
+  # Before attaching, the daemon decodes built-in frames of every codec and bit depth (AV1 with
+  # libdav1d): all of them under memory-deny-write-execute.
+  echo "warm-up: $(grep -m1 -o 'decoders ready.*' "$work/daemon.log")"
+  ! grep 'warm-up of the' "$work/daemon.log" || fail "a decoder's warm-up failed under memory-deny-write-execute"
+  grep -q 'decoders ready.*AV1 8-bit.*AV1 10-bit' "$work/daemon.log" || fail "no AV1 warm-up in the daemon's log"
 else
   fail "the daemon did not attach: $(cat "$work/daemon.log")"
 fi
