@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 //! `/dev/daedalus`: the misc chardev the decode daemon attaches to.
 //!
-//! Attaching (opening) needs `CAP_SYS_ADMIN` — the daemon sees every client's bitstream and
-//! writes into every client's pictures — and only one daemon may be attached at a time (`EBUSY`
-//! for a second). The node is created with mode 0600. The protocol ([`crate::wire`],
+//! Attaching is opening the node, so who may attach is decided by the node's permissions, like
+//! for any device: the kernel creates it root-only (mode 0600), and the packaged udev rule
+//! (`data/60-daedalus.rules`) gives it to the `daedalus` group (0660), whose only member is the
+//! daemon's system user. The daemon sees every client's bitstream and writes into every
+//! client's pictures, so the node must never be given to the clients' `video` group. Only one
+//! daemon may be attached at a time (`EBUSY` for a second). The protocol ([`crate::wire`],
 //! `docs/protocol.md`): `IOC_HELLO` first, then `read()` / `poll()` for jobs and context events,
 //! `IOC_COMPLETE` for each job's answer. The queue behind it is [`crate::jobs`].
 //!
@@ -42,9 +45,6 @@ impl MiscOps for Chardev {
     const ATTR_NAME: Option<&'static CStr> = Some(c"daemon_attached");
 
     fn open(dev: &DeviceRef<Daedalus>, _file: &MiscFile<'_>) -> Result<DeviceRef<Daedalus>> {
-        if !capable_sys_admin() {
-            return Err(code::EPERM);
-        }
         let session = dev.data().jobs.attach()?;
         pr_info!("decode daemon attached (session {})\n", session);
         Ok(dev.clone())

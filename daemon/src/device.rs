@@ -44,8 +44,12 @@ pub enum OpenError {
         /// The device path.
         path: String,
     },
-    /// Not root.
-    #[error("{path}: permission denied: daedalusd must run as root (it needs CAP_SYS_ADMIN)")]
+    /// No read/write permission on the node.
+    #[error(
+        "{path}: permission denied: run daedalusd as a user who may open it (the daedalus \
+         system user: the packaged udev rule gives the node to group daedalus, mode 0660), or \
+         as root"
+    )]
     Permission {
         /// The device path.
         path: String,

@@ -48,8 +48,10 @@ impl From<LogLevel> for log::LevelFilter {
 /// that the first job of a boot does not pay for loading the decoders (--no-warm-up: attach at
 /// once).
 ///
-/// It runs in the foreground (for systemd: Type=simple, see daedalusd.service), as root (the
-/// device needs CAP_SYS_ADMIN), and only one daemon can be attached at a time. Every decode
+/// It runs in the foreground (for systemd: Type=simple, see daedalusd.service), needs no
+/// privileges but read/write access to /dev/daedalus (the packaged udev rule gives the node to
+/// group daedalus; the unit runs it as the daedalus system user, without capabilities), and
+/// only one daemon can be attached at a time. Every decode
 /// context (open file of /dev/videoN) gets its own thread and FFmpeg decoder, so streams decode
 /// in parallel; each decoder uses --threads slice (tile) threads.
 ///
@@ -90,10 +92,24 @@ struct Cli {
     /// after it.
     #[arg(long)]
     no_warm_up: bool,
+
+    /// Write the man page (man/daedalusd.8) and the shell completion scripts
+    /// (completions/{bash,zsh,fish}/) into DIR and exit (for packaging).
+    #[arg(long, value_name = "DIR", hide = true)]
+    generate_docs: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(dir) = &cli.generate_docs {
+        return match generate_docs(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("daedalusd: error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let level = log::LevelFilter::from(cli.log_level);
     let mut logger = env_logger::Builder::new();
     logger.filter_level(level);
@@ -160,6 +176,42 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `man/daedalusd.8` and the bash, zsh and fish completions under `out`. A hidden
+/// option rather than a build script: the command line is defined in this binary, and the
+/// pages do not depend on the target architecture.
+fn generate_docs(out: &std::path::Path) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let man = out.join("man");
+    std::fs::create_dir_all(&man).with_context(|| format!("cannot create {}", man.display()))?;
+    let mut buf = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .title("DAEDALUSD")
+        .section("8")
+        .source(format!("daedalus {}", env!("CARGO_PKG_VERSION")))
+        .manual("daedalus")
+        .render(&mut buf)
+        .context("cannot render the man page")?;
+    let page = man.join("daedalusd.8");
+    std::fs::write(&page, buf).with_context(|| format!("cannot write {}", page.display()))?;
+    for (shell, dir, file) in [
+        (Shell::Bash, "bash", "daedalusd"),
+        (Shell::Zsh, "zsh", "_daedalusd"),
+        (Shell::Fish, "fish", "daedalusd.fish"),
+    ] {
+        let dir = out.join("completions").join(dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "daedalusd", &mut buf);
+        let path = dir.join(file);
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Decodes the built-in warm-up frames (daedalus_daemon::warmup) and logs how it went.
 fn warm_up(config: &DecoderConfig) {
     let start = std::time::Instant::now();
@@ -210,5 +262,21 @@ mod tests {
         assert_eq!(c.threads, Some(3));
         assert_eq!(c.device, PathBuf::from(DEVICE_PATH));
         assert!(Cli::try_parse_from(["daedalusd", "--threads", "0"]).is_err());
+    }
+
+    #[test]
+    fn generate_docs_writes_page_and_completions() {
+        let dir = std::env::temp_dir().join(format!("daedalusd-docs-{}", std::process::id()));
+        generate_docs(&dir).expect("docs generated");
+        let page = std::fs::read_to_string(dir.join("man/daedalusd.8")).expect("page");
+        assert!(
+            page.contains("queue\\-depth") || page.contains("queue-depth"),
+            "{page}"
+        );
+        assert!(!page.contains("generate"), "hidden option in the page");
+        assert!(dir.join("completions/bash/daedalusd").is_file());
+        assert!(dir.join("completions/zsh/_daedalusd").is_file());
+        assert!(dir.join("completions/fish/daedalusd.fish").is_file());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -60,12 +60,6 @@ pub(crate) fn strscpy(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// `true` if the current task has `CAP_SYS_ADMIN`.
-pub(crate) fn capable_sys_admin() -> bool {
-    // SAFETY: `capable` only reads the current task's credentials.
-    unsafe { bindings::capable(bindings::CAP_SYS_ADMIN as c_int) }
-}
-
 /// `EPROTO`, which the 6.12 `kernel` crate does not name.
 pub(crate) fn eproto() -> Error {
     Error::from_errno(-(bindings::EPROTO as c_int))

@@ -31,7 +31,7 @@ pub(crate) trait MiscOps: Sized + 'static {
     type FileData: Send + Sync;
     /// The node's name: `/dev/NAME`, `/sys/class/misc/NAME`.
     const NAME: &'static CStr;
-    /// The node's mode (`0o600`: root only).
+    /// The node's mode as the kernel creates it (udev rules may give it to a group).
     const MODE: u16;
     /// The name of the node's read-only sysfs attribute (mode 0444), shown by
     /// [`MiscOps::show`], if it has one.

@@ -70,8 +70,7 @@ pub(crate) mod workqueue;
 /// What every driver file imports: errors, allocation, printing, user memory.
 pub(crate) mod prelude {
     pub(crate) use super::kernel::{
-        capable_sys_admin, code, eproto, pr_err, pr_info, pr_warn, Error, KBox, KVec, Result,
-        UserAddr, GFP_KERNEL,
+        code, eproto, pr_err, pr_info, pr_warn, Error, KBox, KVec, Result, UserAddr, GFP_KERNEL,
     };
     pub(crate) use super::kernel::{pin_data, pin_init, try_pin_init, PinInit};
 }

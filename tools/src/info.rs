@@ -2,7 +2,6 @@
 //! `daedalus info`: a description of the device nodes.
 
 use std::fmt::Write as _;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::Result;
@@ -13,7 +12,9 @@ use daedalus_tools::names::{
     FMT_FLAGS,
 };
 use daedalus_tools::sys::*;
-use daedalus_tools::v4l2::{ControlInfo, FrameSizes, MenuItem, VideoDevice};
+use daedalus_tools::v4l2::{ControlInfo, MenuItem, VideoDevice};
+
+use crate::devices::{daemon_node, frame_sizes};
 
 const OUTPUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 const CAPTURE: u32 = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
@@ -35,21 +36,6 @@ pub fn run(found: &[FoundVideo]) -> Result<()> {
 
 fn caps_line(caps: u32) -> String {
     format!("{caps:#010x} {}", flag_names(caps, CAPS).join(" "))
-}
-
-fn frame_sizes(sizes: &FrameSizes) -> String {
-    match sizes {
-        FrameSizes::Unsupported => "no frame sizes enumerated".to_owned(),
-        FrameSizes::Discrete(list) => list
-            .iter()
-            .map(|(w, h)| format!("{w}x{h}"))
-            .collect::<Vec<_>>()
-            .join(" "),
-        FrameSizes::Stepwise(r) | FrameSizes::Continuous(r) => format!(
-            "{}x{} - {}x{}, step {}x{}",
-            r.min_width, r.min_height, r.max_width, r.max_height, r.step_width, r.step_height
-        ),
-    }
 }
 
 fn describe(video: &FoundVideo) -> Result<String> {
@@ -186,24 +172,11 @@ fn write_control(out: &mut String, dev: &VideoDevice, ctrl: &ControlInfo) -> Res
     Ok(())
 }
 
-fn daemon_node(path: &Path) -> String {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.file_type().is_char_device() => {
-            format!(
-                "present (character device, mode {:04o})",
-                meta.permissions().mode() & 0o7777
-            )
-        }
-        Ok(_) => "present but not a character device".to_owned(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "absent".to_owned(),
-        Err(e) => format!("cannot stat: {e}"),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use daedalus_proto::formats;
+    use daedalus_tools::v4l2::FrameSizes;
 
     #[test]
     fn frame_size_text() {

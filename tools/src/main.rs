@@ -12,6 +12,7 @@
 //!   through plain FFmpeg with the same thread count, and prints both rates, their ratio and the
 //!   device's per-frame latency.
 
+mod devices;
 mod info;
 
 use std::io::IsTerminal;
@@ -53,7 +54,14 @@ enum Command {
     /// For each video device: capabilities, the media device, OUTPUT and CAPTURE formats with
     /// their frame sizes, every control (with menu entries), and whether a decode daemon is
     /// attached to /dev/daedalus.
-    Info(DeviceArgs),
+    Info(InfoArgs),
+    /// List the V4L2 stateless decoders of any driver, with their formats
+    ///
+    /// Every /dev/video* that is a memory-to-memory device with a stateless coded OUTPUT format
+    /// (VP9F, AV1F, S264, S265, VP8F, MG2S): its media node, driver, coded formats with their
+    /// frame sizes and the picture formats each gives, and whether a daedalus decode daemon
+    /// is attached.
+    Devices(DevicesArgs),
     /// Check the device's Request API behaviour, one line per check
     ///
     /// Drives the Request API for every codec the device lists: bad requests must be refused
@@ -88,6 +96,16 @@ enum Command {
     ///
     /// For example `daedalus completions bash > /etc/bash_completion.d/daedalus`.
     Completions(CompletionArgs),
+    /// Write the man pages and every shell's completion script into DIR (for packaging)
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+struct GenerateDocsArgs {
+    /// Output directory: man/ (section 1 pages) and completions/{bash,zsh,fish}/ are made in it.
+    #[arg(value_name = "DIR")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +113,23 @@ struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
     shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+struct InfoArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+
+    /// Print one JSON object (devices with formats and controls, the daemon node) instead.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+struct DevicesArgs {
+    /// Print one JSON object instead ({"decoders": [...], "daedalus_daemon": {...}}).
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -579,6 +614,52 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes `daedalus.1`, one `daedalus-SUBCOMMAND.1` per visible subcommand, and the bash, zsh
+/// and fish completion scripts under `out` (what `make install` and the Debian packages install).
+/// A hidden subcommand rather than a build script: the command line is defined here, in the
+/// binary, and the pages do not depend on the target architecture.
+fn generate_docs(out: &std::path::Path) -> Result<()> {
+    use clap_complete::Shell;
+    let man = out.join("man");
+    std::fs::create_dir_all(&man).with_context(|| format!("cannot create {}", man.display()))?;
+    let mut cmd = Cli::command();
+    cmd.build();
+    let write_page = |cmd: clap::Command, name: &str| -> Result<()> {
+        let path = man.join(format!("{name}.1"));
+        let mut buf = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .title(name.to_uppercase())
+            .section("1")
+            .source(format!("daedalus {}", env!("CARGO_PKG_VERSION")))
+            .manual("daedalus")
+            .render(&mut buf)
+            .context("cannot render a man page")?;
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))
+    };
+    for sub in cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+    {
+        let name = format!("daedalus-{}", sub.get_name());
+        write_page(sub.clone().display_name(name.clone()), &name)?;
+    }
+    write_page(cmd.clone(), "daedalus")?;
+    for (shell, dir, file) in [
+        (Shell::Bash, "bash", "daedalus"),
+        (Shell::Zsh, "zsh", "_daedalus"),
+        (Shell::Fish, "fish", "daedalus.fish"),
+    ] {
+        let dir = out.join("completions").join(dir);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let mut buf = Vec::new();
+        clap_complete::generate(shell, &mut cmd, "daedalus", &mut buf);
+        let path = dir.join(file);
+        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// Lets a closed standard output end the process quietly, as it does for every other command
 /// line tool (`daedalus info | head`): Rust starts programs with SIGPIPE ignored, which turns
 /// the write into an `EPIPE` error that `println!` reports with a panic.
@@ -605,9 +686,17 @@ fn main() -> ExitCode {
 
     let result = match &cli.command {
         Command::Info(args) => args
+            .device
             .select()
-            .and_then(|found| info::run(&found))
+            .and_then(|found| {
+                if args.json {
+                    devices::run_info_json(&found)
+                } else {
+                    info::run(&found)
+                }
+            })
             .map(|()| ExitCode::SUCCESS),
+        Command::Devices(args) => devices::run_devices(args.json).map(|()| ExitCode::SUCCESS),
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
@@ -620,6 +709,7 @@ fn main() -> ExitCode {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::GenerateDocs(args) => generate_docs(&args.out).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
@@ -730,6 +820,21 @@ mod tests {
     }
 
     #[test]
+    fn generate_docs_writes_pages_and_completions() {
+        let dir = std::env::temp_dir().join(format!("daedalus-docs-{}", std::process::id()));
+        generate_docs(&dir).expect("docs generated");
+        let page = std::fs::read_to_string(dir.join("man/daedalus-decode.1")).expect("page");
+        assert!(page.contains("framemd5"), "{page}");
+        assert!(dir.join("man/daedalus.1").is_file());
+        assert!(!dir.join("man/daedalus-generate-docs.1").exists());
+        let bash = std::fs::read_to_string(dir.join("completions/bash/daedalus")).expect("bash");
+        assert!(bash.contains("check-requests"));
+        assert!(dir.join("completions/zsh/_daedalus").is_file());
+        assert!(dir.join("completions/fish/daedalus.fish").is_file());
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
     fn parse_errors() {
         assert!(Cli::try_parse_from(["daedalus", "check-requests", "--codec", "hevc"]).is_err());
         assert!(Cli::try_parse_from(["daedalus"]).is_err());
@@ -737,6 +842,17 @@ mod tests {
         let Command::Info(args) = cli.command else {
             panic!("wrong subcommand")
         };
-        assert_eq!(args.driver(), Some(DRIVER_NAME));
+        assert_eq!(args.device.driver(), Some(DRIVER_NAME));
+        assert!(!args.json);
+        let cli = Cli::try_parse_from(["daedalus", "info", "--json"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Info(InfoArgs { json: true, .. })
+        ));
+        let cli = Cli::try_parse_from(["daedalus", "devices", "--json"]).expect("valid");
+        assert!(matches!(
+            cli.command,
+            Command::Devices(DevicesArgs { json: true })
+        ));
     }
 }
