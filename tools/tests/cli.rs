@@ -56,6 +56,7 @@ fn top_level_help_is_one_line_per_subcommand() {
         names,
         [
             "info",
+            "devices",
             "check-requests",
             "decode",
             "bench",
