@@ -11,8 +11,6 @@ use std::ffi::CString;
 use std::sync::{Mutex, MutexGuard};
 
 use daedalus_client::media::RequestWait;
-use daedalus_client::sys::*;
-use daedalus_client::v4l2::CtrlPayload;
 use daedalus_proto::formats::{BitDepth, Codec};
 
 use crate::buffer::Buffer;
@@ -23,6 +21,7 @@ use crate::decoder::{Decoder, Done, TIMEOUT};
 use crate::device::Device;
 use crate::heap::{BufferKind, ConfigKind, ContextKind, Heap, ImageKind, SurfaceKind};
 use crate::image::{self, Image, Layout};
+use crate::mapped::payloads;
 use crate::status::{Error, Result};
 use crate::surface::{self, Binding, State, Surface};
 use crate::va;
@@ -606,20 +605,8 @@ impl Driver {
         let ctx = contexts.get_mut(context)?;
         let target = surfaces.get(picture.surface)?.clone();
         let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
-        let (width, height, depth, data, mut frame, mut compressed) = match &mut ctx.codec {
-            CodecState::Vp9(vp9) => {
-                let pic: va::VADecPictureParameterBufferVP9 =
-                    picture.param(va::VAPictureParameterBufferType)?;
-                let slice: va::VASliceParameterBufferVP9 =
-                    picture.param(va::VASliceParameterBufferType)?;
-                let data = picture
-                    .of_type(va::VASliceDataBufferType)
-                    .next()
-                    .ok_or(Error::INVALID_PARAMETER)?;
-                let f = vp9.frame(&pic, &slice, &data.bytes, reference)?;
-                let bytes = data.bytes[f.data.clone()].to_vec();
-                (f.width, f.height, f.depth, bytes, f.frame, f.compressed)
-            }
+        let mut mapped = match &mut ctx.codec {
+            CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
             CodecState::Unmapped => {
                 log::warn!(
                     "{}: the VA parameters of this codec are not mapped yet",
@@ -628,6 +615,7 @@ impl Driver {
                 return Err(Error::UNIMPLEMENTED);
             }
         };
+        let (width, height, depth) = (mapped.width, mapped.height, mapped.depth);
         if depth != target.depth {
             log::warn!(
                 "a {}-bit picture for a {}-bit surface",
@@ -653,7 +641,7 @@ impl Driver {
                 width,
                 height,
                 depth,
-                &mut [CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut frame)],
+                &mut mapped.stream_payloads(),
                 targets.len() as u32,
             )?;
             for id in targets {
@@ -693,14 +681,12 @@ impl Driver {
             wait_oldest(dec)?;
             apply(surfaces, context, &dec.reap()?);
         }
+        let parts: Vec<&[u8]> = mapped.data.iter().map(Vec::as_slice).collect();
         let seq = dec.queue(
             picture.surface,
             capture,
-            &[&data],
-            &mut [
-                CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut frame),
-                CtrlPayload::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, &mut *compressed),
-            ],
+            &parts,
+            &mut payloads(mapped.controls.iter_mut()),
         )?;
         let s = surfaces.get_mut(picture.surface)?;
         s.binding = Some(Binding { context, capture });

@@ -25,6 +25,7 @@ pub mod entry;
 pub mod export;
 pub mod heap;
 pub mod image;
+pub mod mapped;
 pub mod status;
 pub mod surface;
 pub mod vp9;

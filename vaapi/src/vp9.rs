@@ -24,6 +24,8 @@ use daedalus_client::vp9::v4l2::{
 use daedalus_client::vp9::{parse_frame, HeaderParser, ParsedFrame};
 use daedalus_proto::formats::BitDepth;
 
+use crate::context::Picture;
+use crate::mapped::{Control, Mapped};
 use crate::status::{Error, Result};
 use crate::va;
 
@@ -61,6 +63,32 @@ impl Vp9 {
         Vp9 {
             parser: HeaderParser::new(),
         }
+    }
+
+    /// The request of the VA picture `picture` (see [`Vp9::frame`]).
+    pub fn map(
+        &mut self,
+        picture: &Picture,
+        reference: impl Fn(va::VASurfaceID) -> Option<u64>,
+    ) -> Result<Mapped> {
+        let pic: va::VADecPictureParameterBufferVP9 =
+            picture.param(va::VAPictureParameterBufferType)?;
+        let slice: va::VASliceParameterBufferVP9 = picture.param(va::VASliceParameterBufferType)?;
+        let data = picture
+            .of_type(va::VASliceDataBufferType)
+            .next()
+            .ok_or(Error::INVALID_PARAMETER)?;
+        let f = self.frame(&pic, &slice, &data.bytes, reference)?;
+        Ok(Mapped {
+            width: f.width,
+            height: f.height,
+            depth: f.depth,
+            data: vec![data.bytes[f.data.clone()].to_vec()],
+            controls: vec![
+                Control::new(V4L2_CID_STATELESS_VP9_FRAME, f.frame).stream(),
+                Control::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, *f.compressed),
+            ],
+        })
     }
 
     /// The controls of the frame VA describes with `pic` and `slice`, whose bytes are in
