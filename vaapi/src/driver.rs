@@ -19,6 +19,7 @@ use crate::config::Config;
 use crate::context::{CodecState, Context, Picture, Rendered};
 use crate::decoder::{Decoder, Done, TIMEOUT};
 use crate::device::Device;
+use crate::h264::H264;
 use crate::heap::{BufferKind, ConfigKind, ContextKind, Heap, ImageKind, SurfaceKind};
 use crate::image::{self, Image, Layout};
 use crate::mapped::payloads;
@@ -353,7 +354,8 @@ impl Driver {
         }
         let codec = match config.caps.profile.codec() {
             Codec::Vp9 => CodecState::Vp9(Box::new(Vp9::new())),
-            Codec::H264 | Codec::Av1 => CodecState::Unmapped,
+            Codec::H264 => CodecState::H264(Box::new(H264::new(config.caps.profile))),
+            Codec::Av1 => CodecState::Unmapped,
         };
         let context = Context {
             config,
@@ -607,6 +609,7 @@ impl Driver {
         let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
         let mut mapped = match &mut ctx.codec {
             CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
+            CodecState::H264(h264) => h264.map(picture, reference)?,
             CodecState::Unmapped => {
                 log::warn!(
                     "{}: the VA parameters of this codec are not mapped yet",
@@ -638,10 +641,7 @@ impl Driver {
             let mut dec = Decoder::open(
                 &self.device,
                 ctx.config.caps.profile.codec(),
-                width,
-                height,
-                depth,
-                &mut mapped.stream_payloads(),
+                &mut mapped,
                 targets.len() as u32,
             )?;
             for id in targets {
@@ -1133,13 +1133,20 @@ pub(crate) mod tests {
         // No parameters: refused, and the picture is over.
         assert_eq!(d.end_picture(ctx), Err(Error::INVALID_PARAMETER));
         assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
-        // A codec whose parameters are not mapped yet says so.
+        // H.264 without its parameters too.
         let h264 = d
             .create_config(va::VAProfileH264High, va::VAEntrypointVLD, &[])
             .unwrap();
         let hctx = d.create_context(h264, 64, 64, 1, &surfaces).unwrap();
         d.begin_picture(hctx, surfaces[1]).unwrap();
-        assert_eq!(d.end_picture(hctx), Err(Error::UNIMPLEMENTED));
+        assert_eq!(d.end_picture(hctx), Err(Error::INVALID_PARAMETER));
+        // A codec whose parameters are not mapped yet says so.
+        let av1 = d
+            .create_config(va::VAProfileAV1Profile0, va::VAEntrypointVLD, &[])
+            .unwrap();
+        let actx = d.create_context(av1, 64, 64, 1, &surfaces).unwrap();
+        d.begin_picture(actx, surfaces[1]).unwrap();
+        assert_eq!(d.end_picture(actx), Err(Error::UNIMPLEMENTED));
     }
 
     #[test]
