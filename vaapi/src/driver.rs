@@ -536,7 +536,9 @@ impl Driver {
     }
 
     /// `vaEndPicture`: turns the picture into its controls and queues its request; returns
-    /// without waiting for the decode (`vaSyncSurface` does).
+    /// without waiting for the decode (`vaSyncSurface` does). A picture that cannot be queued
+    /// leaves its surface `Lost`: clients that show it anyway (FFmpeg outputs a frame whose
+    /// `vaEndPicture` failed) get a decoding error from `vaSyncSurface`, not an old picture.
     pub fn end_picture(&self, context: u32) -> Result<()> {
         let mut guard = self.objects();
         let objects = &mut *guard;
@@ -547,6 +549,15 @@ impl Driver {
             .take()
             .ok_or(Error::OPERATION_FAILED)?;
         let result = self.decode(objects, context, &picture);
+        if result.is_err() && result != Err(Error::SURFACE_BUSY) {
+            // The target holds no picture of this one: whatever it held before must not be
+            // shown or referenced in its place (syncing it is a decoding error).
+            if let Ok(s) = objects.surfaces.get_mut(picture.surface) {
+                if !matches!(s.state, State::Pending { .. }) {
+                    s.state = State::Lost;
+                }
+            }
+        }
         if result == Err(Error::OPERATION_FAILED) {
             // The device broke the contract (or is gone): start over with a new decoder at the
             // next picture rather than keep a queue in an unknown state.
@@ -1140,6 +1151,10 @@ pub(crate) mod tests {
         let hctx = d.create_context(h264, 64, 64, 1, &surfaces).unwrap();
         d.begin_picture(hctx, surfaces[1]).unwrap();
         assert_eq!(d.end_picture(hctx), Err(Error::INVALID_PARAMETER));
+        assert_eq!(
+            d.sync_surface(surfaces[1], None),
+            Err(Error::DECODING_ERROR)
+        );
         // A codec whose parameters are not mapped yet says so.
         let av1 = d
             .create_config(va::VAProfileAV1Profile0, va::VAEntrypointVLD, &[])
@@ -1216,7 +1231,11 @@ pub(crate) mod tests {
         // The mapping accepts the frame; the device (absent here) cannot be opened.
         assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
         assert_eq!(d.query_surface_status(surfaces[0]), Ok(va::VASurfaceReady));
-        assert_eq!(d.sync_surface(surfaces[0], None), Ok(()));
+        // Its surface holds no picture: showing it anyway is an error.
+        assert_eq!(
+            d.sync_surface(surfaces[0], None),
+            Err(Error::DECODING_ERROR)
+        );
         assert_eq!(
             d.export_surface(surfaces[0], va::VA_EXPORT_SURFACE_READ_ONLY)
                 .err(),

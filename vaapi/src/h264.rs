@@ -187,6 +187,12 @@ impl H264 {
                     .into(),
             ));
         }
+        if pic.num_slice_groups_minus1 != 0 {
+            return Err(refuse(format!(
+                "{} slice groups (FMO): not decoded",
+                u32::from(pic.num_slice_groups_minus1) + 1
+            )));
+        }
         if seq.pic_order_cnt_type() == 1 {
             return Err(refuse(
                 "pic_order_cnt_type 1: its offset_for_* values are not in the VA parameters, \
@@ -322,7 +328,14 @@ impl H264 {
         let mut data = Vec::new();
         let mut headers: Vec<(SliceHeader, u8, bool)> = Vec::with_capacity(slices.len());
         let mut revealed: [Option<u8>; 2] = [None; 2];
-        for (i, (sp, nal)) in slices.iter().enumerate() {
+        for (i, (sp, data_of_slice)) in slices.iter().enumerate() {
+            // FFmpeg hands over the bytes up to the next start code: trailing_zero_8bits of
+            // the byte stream, not of the NAL unit (an RBSP never ends in a zero byte).
+            let end = data_of_slice
+                .iter()
+                .rposition(|&b| b != 0)
+                .map_or(0, |p| p + 1);
+            let nal = &data_of_slice[..end];
             let id = pps_id(nal)?;
             if i == 0 {
                 pps.pic_parameter_set_id = id;

@@ -10,7 +10,8 @@
 //! * VA: the buffers FFmpeg's `vaapi_h264.c` fills from the same state — picture parameters
 //!   (the SPS / PPS fields VA has, `CurrPic` and `ReferenceFrames` as surfaces, frames of a
 //!   `frame_num` gap included with surfaces that hold no picture), the effective scaling lists,
-//!   one slice parameter + slice data pair per slice (the NAL unit without start code) — handed
+//!   one slice parameter + slice data pair per slice (the NAL unit without start code, with a
+//!   trailing zero byte of the byte stream as FFmpeg hands it over) — handed
 //!   to the driver's H.264 mapping, with each surface's timestamp as the driver keeps it.
 //!
 //! Every request's controls and bitstream must be identical, except what VA does not carry
@@ -162,7 +163,10 @@ fn va_buffers(
         .iter()
         .map(|s| {
             let h = &s.header;
-            let nal = src.data[s.range.clone()].to_vec();
+            // FFmpeg's slice data runs to the next start code: with the byte stream's
+            // trailing_zero_8bits (one here: a 4-byte start code follows).
+            let mut nal = src.data[s.range.clone()].to_vec();
+            nal.push(0);
             let t = h.slice_type;
             let sp = va::VASliceParameterBufferH264 {
                 slice_data_size: nal.len() as u32,
