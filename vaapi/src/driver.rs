@@ -194,6 +194,17 @@ impl Driver {
     }
 
     /// The largest picture of any profile.
+    /// The smallest picture the decoder's CAPTURE buffers hold for `depth`: a smaller surface's
+    /// pictures sit in a buffer of this size (the largest minimum of the profiles of `depth`).
+    fn min_size(&self, depth: BitDepth) -> (u32, u32) {
+        self.profiles
+            .iter()
+            .filter(|p| p.depth_of(crate::config::rt_format(depth)).is_some())
+            .fold((0, 0), |(w, h), p| {
+                (w.max(p.sizes.min_width), h.max(p.sizes.min_height))
+            })
+    }
+
     fn max_size(&self) -> (u32, u32) {
         self.profiles.iter().fold((0, 0), |(w, h), p| {
             (w.max(p.sizes.max_width), h.max(p.sizes.max_height))
@@ -824,7 +835,9 @@ impl Driver {
         let (buffer, layout) = match Self::surface_memory(objects, &s) {
             Some((map, layout)) => (Buffer::capture(map, layout.size)?, layout),
             None => {
-                let layout = Layout::packed(s.depth, s.width, s.height)?;
+                // The layout its decoded pictures will have (see `Layout::packed`).
+                let (min_w, min_h) = self.min_size(s.depth);
+                let layout = Layout::packed(s.depth, s.width.max(min_w), s.height.max(min_h))?;
                 (Buffer::image(layout.size)?, layout)
             }
         };

@@ -2,7 +2,7 @@
 //! Images: the formats of `vaQueryImageFormats` (the two the decoder outputs, NV12 and P010)
 //! and the layout of an image of one of them.
 
-use daedalus_proto::formats::BitDepth;
+use daedalus_proto::formats::{BitDepth, CaptureLayout};
 
 use crate::config::{depth_of_fourcc, fourcc};
 use crate::status::{Error, Result};
@@ -49,28 +49,23 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The layout of a `width` x `height` image the driver allocates: rows padded to 64 bytes
-    /// (as the decoder's CAPTURE buffers).
+    /// The layout of a `width` x `height` picture in memory the driver allocates: daedalus'
+    /// CAPTURE layout (`CaptureLayout`: even sizes, rows padded to 64 bytes). A surface's
+    /// image derived before its first decode must have the layout its decoded pictures will
+    /// have: GStreamer derives an image of a fresh test surface once and maps every surface of
+    /// that size with its offsets and pitches.
     pub fn packed(depth: BitDepth, width: u32, height: u32) -> Result<Layout> {
-        let bps = depth.bytes_per_sample();
-        let pitch = width
-            .checked_add(width & 1)
-            .and_then(|w| w.checked_mul(bps))
-            .and_then(|b| b.checked_next_multiple_of(64))
-            .ok_or(Error::RESOLUTION_NOT_SUPPORTED)?;
-        let chroma_rows = height.div_ceil(2);
-        let chroma_offset = pitch
-            .checked_mul(height)
-            .ok_or(Error::RESOLUTION_NOT_SUPPORTED)?;
-        let size = pitch
-            .checked_mul(chroma_rows)
-            .and_then(|c| c.checked_add(chroma_offset))
-            .ok_or(Error::RESOLUTION_NOT_SUPPORTED)?;
+        // CaptureLayout's arithmetic holds for the sizes decoders have (a few thousand).
+        const MAX: u32 = 1 << 15;
+        if width > MAX || height > MAX {
+            return Err(Error::RESOLUTION_NOT_SUPPORTED);
+        }
+        let c = CaptureLayout::new(depth, width, height);
         Ok(Layout {
             depth,
-            pitch,
-            chroma_offset,
-            size,
+            pitch: c.bytesperline,
+            chroma_offset: c.chroma_offset(),
+            size: c.sizeimage,
         })
     }
 
@@ -178,8 +173,9 @@ mod tests {
     fn packed_layouts() {
         let l = Layout::packed(BitDepth::Eight, 35, 19).unwrap();
         assert_eq!(l.pitch, 64);
-        assert_eq!(l.chroma_offset, 64 * 19);
-        assert_eq!(l.size, 64 * 19 + 64 * 10);
+        // As daedalus' CAPTURE buffers: an even number of luma rows.
+        assert_eq!(l.chroma_offset, 64 * 20);
+        assert_eq!(l.size, 64 * 20 + 64 * 10);
         let l = Layout::packed(BitDepth::Ten, 1920, 1080).unwrap();
         assert_eq!(l.pitch, 3840);
         assert_eq!(l.size, 3840 * 1080 * 3 / 2);
