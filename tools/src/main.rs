@@ -30,6 +30,7 @@ use daedalus_tools::decode::{self, Input};
 use daedalus_tools::discover::{self, FoundVideo, DRIVER_NAME};
 use daedalus_tools::engine::{self, Outputs, Refused, Summary};
 use daedalus_tools::h264;
+use daedalus_tools::status;
 use daedalus_tools::v4l2::VideoDevice;
 
 #[derive(Debug, Parser)]
@@ -62,6 +63,15 @@ enum Command {
     /// frame sizes and the picture formats each gives, and whether a daedalus decode daemon
     /// is attached.
     Devices(DevicesArgs),
+    /// Show what the device is doing: daemon, jobs, frame rate, latency, per context
+    ///
+    /// Reads the module's counters in /sys/class/misc/daedalus/ (readable by every user):
+    /// whether a decode daemon is attached (its pid, name, threads and command line from
+    /// /proc), jobs submitted / completed / failed / timed out / in flight, decoded frames per
+    /// second over the last 2 s, and job latency percentiles (request queued to request done)
+    /// of the last 64 decoded jobs, device-wide and for each open context. Exits with 1 if the
+    /// module is not loaded.
+    Status(StatusArgs),
     /// Check the device's Request API behaviour, one line per check
     ///
     /// Drives the Request API for every codec the device lists: bad requests must be refused
@@ -130,6 +140,17 @@ struct DevicesArgs {
     /// Print one JSON object instead ({"decoders": [...], "daedalus_daemon": {...}}).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Print one JSON object instead ({"video", "daemon", "contexts_open", "jobs", "contexts"}).
+    #[arg(long)]
+    json: bool,
+
+    /// The daedalus video node to report: N, videoN or /dev/videoN (default: the first one).
+    #[arg(short, long, value_name = "N")]
+    device: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -697,6 +718,9 @@ fn main() -> ExitCode {
             })
             .map(|()| ExitCode::SUCCESS),
         Command::Devices(args) => devices::run_devices(args.json).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => {
+            status::run(args.json, args.device.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
