@@ -22,6 +22,7 @@ pub mod ffmpeg_timing;
 pub mod h264;
 pub use daedalus_codecs::ivf;
 pub mod picture;
+pub mod progress;
 mod slots;
 pub mod status;
 pub mod vp9;

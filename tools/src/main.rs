@@ -15,8 +15,6 @@
 mod devices;
 mod info;
 
-use std::io::IsTerminal;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +28,7 @@ use daedalus_tools::decode::{self, Input};
 use daedalus_tools::discover::{self, FoundVideo, DRIVER_NAME};
 use daedalus_tools::engine::{self, Outputs, Refused, Summary};
 use daedalus_tools::h264;
+use daedalus_tools::progress::Progress;
 use daedalus_tools::status;
 use daedalus_tools::v4l2::VideoDevice;
 
@@ -333,6 +332,11 @@ struct BenchArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Print only one JSON object on standard output: the figures of the `bench:` line
+    /// (`n/a` as null).
+    #[arg(long)]
+    json: bool,
+
     /// The stream (any input `decode` reads).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
@@ -483,22 +487,19 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             start_code: args.start_code,
         },
     };
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let bar = Progress::frames(!args.quiet, args.limit);
     let mut progress = |s: &Summary| {
-        if show_progress {
-            eprint!(
-                "\r{} frames decoded, {} errors, {} shown, {:.1} fps ",
-                s.decoded,
+        bar.update(s.decoded + s.decode_errors, || {
+            format!(
+                "{} errors, {} shown, {:.1} fps",
                 s.decode_errors,
                 s.shown,
                 s.fps()
-            );
-        }
+            )
+        })
     };
     let result = decode::run(&input, codec, &opts, outputs, &mut progress);
-    if show_progress {
-        eprint!("\r\x1b[K");
-    }
+    bar.finish();
     if let Err(e) = &result {
         if let Some(r) = e.downcast_ref::<Refused>() {
             eprintln!("daedalus: {}: {r}", args.input.display());
@@ -617,9 +618,13 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         warmup: args.warmup,
         runs: usize::from(args.runs),
         ffmpeg: args.ffmpeg.clone(),
-        progress: !args.quiet && bench::stderr_is_terminal(),
+        progress: !args.quiet,
     };
     let report = bench::run(&args.input, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{report}");
     let ffmpeg_frames = report.rounds.first().map_or(0, |r| r.ffmpeg_slice.frames);
     if report.frames() != ffmpeg_frames {
