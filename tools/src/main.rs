@@ -121,7 +121,7 @@ struct GenerateDocsArgs {
 struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
-    shell: clap_complete::Shell,
+    shell: daedalus_docgen::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -641,49 +641,15 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 /// Writes `daedalus.1`, one `daedalus-SUBCOMMAND.1` per visible subcommand, and the bash, zsh
-/// and fish completion scripts under `out` (what `make install` and the Debian packages install).
-/// A hidden subcommand rather than a build script: the command line is defined here, in the
-/// binary, and the pages do not depend on the target architecture.
+/// and fish completion scripts under `out` (what `make install` and the Debian packages install),
+/// with the generator `daedalusd` uses too.
 fn generate_docs(out: &std::path::Path) -> Result<()> {
-    use clap_complete::Shell;
-    let man = out.join("man");
-    std::fs::create_dir_all(&man).with_context(|| format!("cannot create {}", man.display()))?;
-    let mut cmd = Cli::command();
-    cmd.build();
-    let write_page = |cmd: clap::Command, name: &str| -> Result<()> {
-        let path = man.join(format!("{name}.1"));
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(cmd)
-            .title(name.to_uppercase())
-            .section("1")
-            .source(format!("daedalus {}", env!("CARGO_PKG_VERSION")))
-            .manual("daedalus")
-            .render(&mut buf)
-            .context("cannot render a man page")?;
-        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))
+    let program = daedalus_docgen::Program {
+        name: "daedalus",
+        section: "1",
+        subcommand_pages: true,
     };
-    for sub in cmd
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-    {
-        let name = format!("daedalus-{}", sub.get_name());
-        write_page(sub.clone().display_name(name.clone()), &name)?;
-    }
-    write_page(cmd.clone(), "daedalus")?;
-    for (shell, dir, file) in [
-        (Shell::Bash, "bash", "daedalus"),
-        (Shell::Zsh, "zsh", "_daedalus"),
-        (Shell::Fish, "fish", "daedalus.fish"),
-    ] {
-        let dir = out.join("completions").join(dir);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "daedalus", &mut buf);
-        let path = dir.join(file);
-        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    daedalus_docgen::write_docs(Cli::command(), &program, out)
 }
 
 /// Lets a closed standard output end the process quietly, as it does for every other command
@@ -730,7 +696,7 @@ fn main() -> ExitCode {
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
         Command::Completions(args) => {
-            clap_complete::generate(
+            daedalus_docgen::write_completion(
                 args.shell,
                 &mut Cli::command(),
                 "daedalus",
