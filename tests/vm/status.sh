@@ -16,8 +16,9 @@
 #   4. daedalusd: its pid, name and threads; a decode, seen while it runs (a vp9 context with
 #      completed jobs and a frame rate in `contexts`), then submitted = completed + the frames,
 #      no failure, nothing in flight, latency percentiles 0 < p50 <= p95 <= p99;
-#   5. a stream with corrupted tile data: failed + the decode's error count (> 0), completed +
-#      its decoded count;
+#   5. a stream with corrupted tile data: failed + the decode's error count, completed + its
+#      decoded count (FFmpeg decodes this corruption into damaged pictures without an error, so
+#      the error count may be 0: steps 3 and 6 are the deterministic error and timeout checks);
 #   6. daedalusd killed: not attached, detaches + 1; a fake daemon that never answers, with
 #      job_timeout_ms=300: every job fails, some as timeouts, nothing left in flight;
 #   7. the module unloaded: `daedalus status` (and --json) exits 1 saying so.
@@ -152,12 +153,12 @@ echo "  latency p50 $p50 us, p95 $p95 us, p99 $p99 us; fps $(val s8 .jobs.fps)"
 "$bin" status | sed 's/^/  | /'
 
 echo "== 5. a corrupted stream"
-# Tile data corrupted, headers intact: the client submits every frame, FFmpeg fails some.
+# Tile data corrupted, headers intact: the client submits every frame.
 "$repo/tests/vm/lib/corrupt-ivf" "$clip" "$work/corrupt.ivf" 30% 3
 decode corrupt "$work/corrupt.ivf"
 read -r sub dec err <"$work/corrupt.counts"
 snap s9
-[[ $err -gt 0 ]] || fail "the corrupted stream gave no error buffer"
+echo "  the corrupted stream: $sub submitted, $dec decoded, $err error buffers"
 jobs_moved s8 s9 "$sub" "$dec" "$err"
 kill -0 "$daemon" 2>/dev/null || fail "the daemon died on the corrupted stream"
 
