@@ -1,6 +1,11 @@
 # daedalus — top-level entry points. `make test` is what CI runs (.ci/run).
 #
 #   make kernel          build (once, cached outside the repo) the Rust-enabled VM kernel
+#
+#   The long builds (kernel, module, release, demo) print a few progress lines (step, elapsed
+#   time, where the full log is) and the log's tail on failure (scripts/quiet); V=1 shows
+#   everything, e.g. `make kernel V=1`.
+#
 #   make module          build daedalus.ko against KDIR (default: that kernel)
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
 #   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
@@ -57,14 +62,17 @@ module:
 	@scripts/check-kernel "$(KDIR)"
 	@n=$$(grep -ow unsafe $$(ls kmod/*.rs | grep -v '^kmod/bindings') | wc -l); \
 	  [ $$n -le $(KMOD_UNSAFE_BUDGET) ] || { echo "kmod: $$n uses of unsafe in the driver files, over the budget of $(KMOD_UNSAFE_BUDGET): move them into kmod/media/ (docs/kmod-safe-layer.md)" >&2; exit 1; }
-	set -o pipefail; $(MAKE) -C "$(KDIR)" M="$(CURDIR)" CLIPPY=1 modules 2>&1 | tee .module-build.log
+	@: > .module-build.log
+	@scripts/quiet --tag module --log .module-build.log "building daedalus.ko against $(KDIR)" -- \
+	  $(MAKE) -C "$(KDIR)" M="$(CURDIR)" CLIPPY=1 modules
 	@! grep -iE "warning:" .module-build.log || { echo "module build printed warnings" >&2; exit 1; }
 
 clients-rootfs:
 	scripts/build-clients-rootfs >/dev/null
 
 release:
-	$(CARGO) build --release --locked -p daedalus-tools -p daedalus-daemon -p daedalus-vaapi
+	@scripts/quiet --tag release --log target/release-build.log "cargo build --release" -- \
+	  $(CARGO) build --release --locked -p daedalus-tools -p daedalus-daemon -p daedalus-vaapi
 
 demo: kernel module release
 	scripts/demo

@@ -10,13 +10,20 @@
 //! `docs/protocol.md`): `IOC_HELLO` first, then `read()` / `poll()` for jobs and context events,
 //! `IOC_COMPLETE` for each job's answer. The queue behind it is [`crate::jobs`].
 //!
-//! `/sys/class/misc/daedalus/daemon_attached` is "1" while a daemon is attached, for
-//! `daedalus info`, monitoring and tests.
+//! The node's sysfs directory, `/sys/class/misc/daedalus/`, shows the job queue's state and
+//! counters ([`ATTRS`], [`crate::stats`]), readable by every user: `daemon_attached` ("1" while a
+//! daemon is attached), `daemon_pid`, the job counters, frame rate and latency percentiles, and
+//! `contexts`, one line per open context. `daedalus status` reads them; so do tests and
+//! monitoring. Per-context detail is in sysfs too (not debugfs, which is root-only and often
+//! not mounted): `daedalus status` must work for a user of the `video` group, and the counters
+//! tell nothing about the streams.
 
 use core::ffi::CStr;
 use core::pin::Pin;
 
 use crate::device::Daedalus;
+use crate::jobs::Shown;
+use crate::media::kernel::current_tgid;
 use crate::media::misc::{MiscFile, MiscOps, MiscRegistration, SysfsBuf};
 use crate::media::prelude::*;
 use crate::media::sync::{PollMask, PollTable};
@@ -25,6 +32,37 @@ use crate::wire::{self, Completion, Hello};
 
 /// The daemon chardev.
 pub(crate) struct Chardev;
+
+/// The sysfs attributes of the node and what each shows (`docs/install.md`, "Watching the
+/// device"; `tools/src/status.rs` parses them).
+const ATTRS: [(&CStr, Shown); 15] = [
+    (c"daemon_attached", Shown::DaemonAttached),
+    (c"daemon_pid", Shown::DaemonPid),
+    (c"daemon_attaches", Shown::DaemonAttaches),
+    (c"daemon_detaches", Shown::DaemonDetaches),
+    (c"contexts_open", Shown::ContextsOpen),
+    (c"jobs_submitted", Shown::JobsSubmitted),
+    (c"jobs_completed", Shown::JobsCompleted),
+    (c"jobs_failed", Shown::JobsFailed),
+    (c"jobs_timed_out", Shown::JobsTimedOut),
+    (c"jobs_in_flight", Shown::JobsInFlight),
+    (c"fps", Shown::Fps),
+    (c"latency_p50_us", Shown::LatencyP50),
+    (c"latency_p95_us", Shown::LatencyP95),
+    (c"latency_p99_us", Shown::LatencyP99),
+    (c"contexts", Shown::Contexts),
+];
+
+/// The names of [`ATTRS`].
+const ATTR_NAMES: [&CStr; ATTRS.len()] = {
+    let mut names = [c""; ATTRS.len()];
+    let mut i = 0;
+    while i < ATTRS.len() {
+        names[i] = ATTRS[i].0;
+        i += 1;
+    }
+    names
+};
 
 /// `/dev/daedalus`, registered; dropping it removes the node.
 pub(crate) type Registration = Pin<KBox<MiscRegistration<Chardev>>>;
@@ -42,10 +80,10 @@ impl MiscOps for Chardev {
 
     const NAME: &'static CStr = c"daedalus";
     const MODE: u16 = 0o600;
-    const ATTR_NAME: Option<&'static CStr> = Some(c"daemon_attached");
+    const ATTRS: &'static [&'static CStr] = &ATTR_NAMES;
 
     fn open(dev: &DeviceRef<Daedalus>, _file: &MiscFile<'_>) -> Result<DeviceRef<Daedalus>> {
-        let session = dev.data().jobs.attach()?;
+        let session = dev.data().jobs.attach(current_tgid())?;
         pr_info!("decode daemon attached (session {})\n", session);
         Ok(dev.clone())
     }
@@ -93,12 +131,11 @@ impl MiscOps for Chardev {
         }
     }
 
-    /// `daemon_attached`.
-    fn show(dev: &DeviceRef<Daedalus>, buf: &mut SysfsBuf<'_>) -> Result {
-        buf.write(if dev.data().jobs.attached() {
-            b"1\n"
-        } else {
-            b"0\n"
-        })
+    /// The attribute `ATTRS[attr]`.
+    fn show(dev: &DeviceRef<Daedalus>, attr: usize, buf: &mut SysfsBuf<'_>) -> Result {
+        let (_, what) = ATTRS.get(attr).ok_or(code::EIO)?;
+        // A full page (many contexts) shows what fits.
+        let _ = dev.data().jobs.show(*what, buf);
+        Ok(())
     }
 }

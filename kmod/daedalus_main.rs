@@ -17,7 +17,8 @@
 //! - [`chardev`][chardev]: `/dev/daedalus`.
 //! - [`job`][job]: one decode job's life, top to bottom; [`encode`][encode] its wire message,
 //!   [`bufmap`][bufmap] what the daemon has mapped of each buffer (and the fds a job carries).
-//! - [`jobs`][jobs]: the job queue between the V4L2 side and the daemon.
+//! - [`jobs`][jobs]: the job queue between the V4L2 side and the daemon; [`stats`][stats] its
+//!   counters (sysfs, for `daedalus status`).
 //! - `formats`, `wire`: shared with userspace (`proto/`).
 
 #![deny(clippy::unwrap_used, clippy::expect_used)]
@@ -34,6 +35,7 @@ mod job;
 mod jobs;
 mod media;
 mod queue;
+mod stats;
 mod video;
 #[allow(dead_code, unreachable_pub)]
 #[path = "../proto/src/wire.rs"]

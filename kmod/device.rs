@@ -75,14 +75,16 @@ impl M2mDriver for Daedalus {
         video::holds_capture(ctx.codec())
     }
 
-    /// Tells the daemon (if attached) about the new context.
+    /// Gives the new context its counters, tells the daemon (if attached) about it.
     fn opened(file: &VideoFile) {
+        file.device().data().jobs.context_opened(file.data().id);
         context_event(file, wire::ContextEvent::Open);
     }
 
-    /// Tells the daemon (if attached) that the context is gone.
+    /// Tells the daemon (if attached) that the context is gone; its counters go.
     fn closed(file: &VideoFile) {
         context_event(file, wire::ContextEvent::Close);
+        file.device().data().jobs.context_closed(file.data().id);
     }
 
     /// Fails the jobs past their deadline.

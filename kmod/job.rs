@@ -42,6 +42,8 @@ pub(crate) struct Job {
     pub(crate) read: bool,
     /// When it fails if the daemon has not answered.
     pub(crate) deadline: Jiffies,
+    /// When it was made (monotonic clock, ns), for its latency.
+    pub(crate) start_ns: u64,
     /// The encoded job message `read()` copies out (its fds set at that moment).
     msg: KVec<u8>,
     /// Its buffers; keeps its context alive.
@@ -54,12 +56,13 @@ impl Job {
         encode::encode(active, id)
     }
 
-    /// 1. Job `id`, `seq`-th message of the queue, with message `msg`, failed at `deadline` if the
-    ///    daemon has not read it by then.
+    /// 1. Job `id`, `seq`-th message of the queue, made at `start_ns`, with message `msg`,
+    ///    failed at `deadline` if the daemon has not read it by then.
     pub(crate) fn new(
         id: u64,
         seq: u64,
         deadline: Jiffies,
+        start_ns: u64,
         msg: KVec<u8>,
         active: ActiveJob<Daedalus>,
     ) -> Job {
@@ -69,6 +72,7 @@ impl Job {
             ctx_id: active.file().data().id,
             read: false,
             deadline,
+            start_ns,
             msg,
             active,
         }

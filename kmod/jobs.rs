@@ -21,16 +21,19 @@
 //! A job owns its buffers and keeps its context alive (the layer's `ActiveJob`: the context does
 //! not stop streaming while it has one).
 
+use core::fmt::Write;
 use core::ops::{Deref, DerefMut};
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::device::Daedalus;
+use crate::formats::Codec;
 use crate::job::{self, Job, Outcome};
 use crate::media::m2m::ActiveJob;
 use crate::media::prelude::*;
 use crate::media::sync::{LockClass, Mutex, MutexGuard, PollMask, PollTable, WaitQueue};
-use crate::media::time::{params, Delta, Jiffies};
+use crate::media::time::{monotonic_ns, params, Delta, Jiffies};
 use crate::media::workqueue::DelayedWork;
+use crate::stats::{self, ContextStats, Counters, End, Fps};
 use crate::video::VideoFile;
 use crate::wire::{self, Completion, Hello};
 
@@ -38,6 +41,8 @@ use crate::wire::{self, Completion, Hello};
 const MAX_JOBS: usize = 128;
 /// Most context events waiting to be read; older ones are dropped when full (they are hints).
 const MAX_EVENTS: usize = 64;
+/// Most contexts with counters of their own; more are only counted device-wide.
+const MAX_TRACKED: usize = 32;
 
 /// The `job_timeout_ms` module parameter, in jiffies.
 fn job_timeout() -> Delta {
@@ -62,6 +67,16 @@ struct Inner {
     next_seq: u64,
     jobs: [Option<KBox<Job>>; MAX_JOBS],
     events: [Event; MAX_EVENTS],
+    /// Process id of the attached daemon (0 when none).
+    daemon_pid: u32,
+    /// Daemons gone so far (`sessions` counts those attached).
+    detaches: u64,
+    /// Open contexts.
+    contexts: u32,
+    /// Device-wide counters.
+    stats: Counters,
+    /// Counters of the open contexts (the first `MAX_TRACKED` at a time).
+    ctx_stats: [Option<KBox<ContextStats>>; MAX_TRACKED],
 }
 
 /// The job queue of the device; lives in its [`crate::device::DaedalusData`]. Jobs past their
@@ -122,7 +137,32 @@ impl Inner {
                 kind: None,
                 ctx_id: 0,
             }; MAX_EVENTS],
+            daemon_pid: 0,
+            detaches: 0,
+            contexts: 0,
+            stats: Counters::new(),
+            ctx_stats: [const { None }; MAX_TRACKED],
         }
+    }
+
+    /// The counters of context `id`, if it has its own.
+    fn ctx_stats(&mut self, id: u32) -> Option<&mut ContextStats> {
+        self.ctx_stats
+            .iter_mut()
+            .flatten()
+            .find(|s| s.id == id)
+            .map(|s| &mut **s)
+    }
+
+    /// Jobs in the table, of context `id` or (`None`) of every context.
+    fn in_flight(&self, id: Option<u32>) -> u32 {
+        let n = self
+            .jobs
+            .iter()
+            .flatten()
+            .filter(|j| id.map_or(true, |id| j.ctx_id == id))
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 
     fn free_slot(&self) -> Option<usize> {
@@ -186,9 +226,9 @@ impl Taken {
         }
     }
 
-    /// Finishes every job as failed, oldest first: a context's buffers come back in the
-    /// order they were queued, as clients expect.
-    fn fail_all(mut self, jobs: &Jobs) {
+    /// Finishes every job as failed (`end`: how the counters see it), oldest first: a
+    /// context's buffers come back in the order they were queued, as clients expect.
+    fn fail_all(mut self, jobs: &Jobs, end: End) {
         // Insertion sort by `seq` (at most MAX_JOBS entries, nearly sorted already). Not
         // `sort_unstable_by_key`: objtool on 6.12 does not know the panic paths of core's sort
         // and warns that they fall through.
@@ -201,7 +241,7 @@ impl Taken {
             }
         }
         for job in self.jobs.into_iter().flatten() {
-            jobs.finish(job, Outcome::Failed);
+            jobs.finish(job, Outcome::Failed, end);
         }
     }
 }
@@ -230,9 +270,22 @@ impl Jobs {
     }
 
     /// Ends a job taken out of the table (its buffers return), then wakes the daemon's readers.
-    fn finish(&self, job: KBox<Job>, outcome: Outcome) {
+    /// It is counted first, so a client that got its buffers back reads counters that include
+    /// the job.
+    fn finish(&self, job: KBox<Job>, outcome: Outcome, end: End) {
+        self.count_end(job.ctx_id, job.start_ns, end);
         KBox::into_inner(job).finish(outcome);
         self.wake();
+    }
+
+    /// Counts the end of a job of context `ctx_id` that started at `start_ns`.
+    fn count_end(&self, ctx_id: u32, start_ns: u64, end: End) {
+        let now = monotonic_ns();
+        let mut g = self.locked();
+        g.stats.ended(end, start_ns, now);
+        if let Some(s) = g.ctx_stats(ctx_id) {
+            s.counters.ended(end, start_ns, now);
+        }
     }
 
     /// A new context id.
@@ -240,16 +293,12 @@ impl Jobs {
         self.next_ctx.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// Whether a daemon is attached.
-    pub(crate) fn attached(&self) -> bool {
-        self.locked().session != 0
-    }
-
     // -----------------------------------------------------------------------------------------
     // The daemon side
 
-    /// A daemon opens `/dev/daedalus`: starts a session, or `EBUSY` if one is attached.
-    pub(crate) fn attach(&self) -> Result<u64> {
+    /// A daemon (process `pid`) opens `/dev/daedalus`: starts a session, or `EBUSY` if one is
+    /// attached.
+    pub(crate) fn attach(&self, pid: u32) -> Result<u64> {
         let mut g = self.locked();
         let inner = &mut *g;
         if inner.session != 0 {
@@ -258,6 +307,7 @@ impl Jobs {
         inner.sessions += 1;
         inner.session = inner.sessions;
         inner.greeted = false;
+        inner.daemon_pid = pid;
         Ok(inner.session)
     }
 
@@ -268,6 +318,8 @@ impl Jobs {
             let inner = &mut *g;
             inner.session = 0;
             inner.greeted = false;
+            inner.daemon_pid = 0;
+            inner.detaches += 1;
             for e in inner.events.iter_mut() {
                 e.kind = None;
             }
@@ -279,7 +331,7 @@ impl Jobs {
                 taken.len
             );
         }
-        taken.fail_all(self);
+        taken.fail_all(self, End::Failed);
         self.wake();
     }
 
@@ -376,7 +428,11 @@ impl Jobs {
         if bad {
             pr_warn!("invalid completion of job {}: failing it\n", c.job_id);
         }
-        self.finish(job, outcome);
+        let end = match outcome {
+            Outcome::Decoded(_) => End::Decoded,
+            Outcome::Failed => End::Failed,
+        };
+        self.finish(job, outcome, end);
         if bad {
             Err(code::EINVAL)
         } else {
@@ -423,6 +479,9 @@ impl Jobs {
     /// whatever happens it ends through [`Job::finish`] or [`job::end`].
     pub(crate) fn submit(&self, watchdog: &DelayedWork, active: ActiveJob<Daedalus>) {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
+        let start_ns = monotonic_ns();
+        let ctx_id = active.file().data().id;
+        self.count_submitted(ctx_id, active.file().data().codec());
         let msg = Job::encode(&active, id);
         let timeout = job_timeout();
         let now = Jiffies::now();
@@ -445,7 +504,14 @@ impl Jobs {
                             inner.jobs.get_mut(slot),
                         ) {
                             (Ok(b), Some(entry)) => {
-                                let job = Job::new(id, seq, now.wrapping_add(timeout), msg, active);
+                                let job = Job::new(
+                                    id,
+                                    seq,
+                                    now.wrapping_add(timeout),
+                                    start_ns,
+                                    msg,
+                                    active,
+                                );
                                 *entry = Some(KBox::write(b, job));
                                 None
                             }
@@ -466,6 +532,7 @@ impl Jobs {
                 if e != code::ENODEV {
                     pr_warn!("job {} not queued: {:?}\n", id, e);
                 }
+                self.count_end(ctx_id, start_ns, End::Failed);
                 job::end(active, Outcome::Failed);
                 self.wake();
             }
@@ -477,7 +544,7 @@ impl Jobs {
     pub(crate) fn cancel_context(&self, file: &VideoFile) {
         let id = file.data().id;
         let queued = self.locked().take(|j| j.ctx_id == id && !j.read);
-        queued.fail_all(self);
+        queued.fail_all(self, End::Failed);
         // The daemon has no job of the context any more.
         if !file.wait_idle_timeout(job_timeout()) {
             let late = self.locked().take(|j| j.ctx_id == id);
@@ -488,7 +555,7 @@ impl Jobs {
                     late.len
                 );
             }
-            late.fail_all(self);
+            late.fail_all(self, End::TimedOut);
         }
     }
 
@@ -511,9 +578,111 @@ impl Jobs {
         if expired.len > 0 {
             pr_warn!("{} jobs timed out\n", expired.len);
         }
-        expired.fail_all(self);
+        expired.fail_all(self, End::TimedOut);
         if let Some(delay) = next {
             watchdog.schedule(delay);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Counters (`crate::stats`)
+
+/// What a sysfs attribute of the job queue shows ([`Jobs::show`]).
+#[derive(Clone, Copy)]
+pub(crate) enum Shown {
+    DaemonAttached,
+    DaemonPid,
+    DaemonAttaches,
+    DaemonDetaches,
+    ContextsOpen,
+    JobsSubmitted,
+    JobsCompleted,
+    JobsFailed,
+    JobsTimedOut,
+    JobsInFlight,
+    Fps,
+    LatencyP50,
+    LatencyP95,
+    LatencyP99,
+    /// One line per context with counters of its own: `ctx=ID codec=C key=value...`.
+    Contexts,
+}
+
+impl Jobs {
+    /// Counts a new job of context `ctx_id` decoding `codec`.
+    fn count_submitted(&self, ctx_id: u32, codec: Codec) {
+        let mut g = self.locked();
+        g.stats.submitted();
+        if let Some(s) = g.ctx_stats(ctx_id) {
+            s.codec = Some(codec);
+            s.counters.submitted();
+        }
+    }
+
+    /// Context `id` was opened: it gets counters of its own if fewer than `MAX_TRACKED`
+    /// contexts have them (and memory allows).
+    pub(crate) fn context_opened(&self, id: u32) {
+        let stats = KBox::new(
+            ContextStats {
+                id,
+                codec: None,
+                counters: Counters::new(),
+            },
+            GFP_KERNEL,
+        )
+        .ok();
+        let mut g = self.locked();
+        g.contexts = g.contexts.saturating_add(1);
+        if let Some(slot) = g.ctx_stats.iter_mut().find(|s| s.is_none()) {
+            *slot = stats;
+        }
+    }
+
+    /// Context `id` was closed (it has no job left): its counters go.
+    pub(crate) fn context_closed(&self, id: u32) {
+        let gone = {
+            let mut g = self.locked();
+            g.contexts = g.contexts.saturating_sub(1);
+            g.ctx_stats
+                .iter_mut()
+                .find(|s| s.as_ref().is_some_and(|s| s.id == id))
+                .and_then(|s| s.take())
+        };
+        // Freed without the lock.
+        drop(gone);
+    }
+
+    /// Writes what `what` shows, with a newline, to `w`.
+    pub(crate) fn show(&self, what: Shown, w: &mut impl Write) -> core::fmt::Result {
+        let now = monotonic_ns();
+        let g = self.locked();
+        let global = || g.stats.snapshot(now, g.in_flight(None));
+        match what {
+            Shown::DaemonAttached => writeln!(w, "{}", u8::from(g.session != 0)),
+            Shown::DaemonPid => writeln!(w, "{}", g.daemon_pid),
+            Shown::DaemonAttaches => writeln!(w, "{}", g.sessions),
+            Shown::DaemonDetaches => writeln!(w, "{}", g.detaches),
+            Shown::ContextsOpen => writeln!(w, "{}", g.contexts),
+            Shown::JobsSubmitted => writeln!(w, "{}", global().submitted),
+            Shown::JobsCompleted => writeln!(w, "{}", global().completed),
+            Shown::JobsFailed => writeln!(w, "{}", global().failed),
+            Shown::JobsTimedOut => writeln!(w, "{}", global().timed_out),
+            Shown::JobsInFlight => writeln!(w, "{}", g.in_flight(None)),
+            Shown::Fps => writeln!(w, "{}", Fps(global().fps_centi)),
+            Shown::LatencyP50 => writeln!(w, "{}", global().latency_us[0]),
+            Shown::LatencyP95 => writeln!(w, "{}", global().latency_us[1]),
+            Shown::LatencyP99 => writeln!(w, "{}", global().latency_us[2]),
+            Shown::Contexts => {
+                for s in g.ctx_stats.iter().flatten() {
+                    write!(w, "ctx={} codec={} ", s.id, stats::codec_name(s.codec))?;
+                    s.counters
+                        .snapshot(now, g.in_flight(Some(s.id)))
+                        .write_pairs(w)?;
+                    writeln!(w)?;
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -176,40 +176,16 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Writes `man/daedalusd.8` and the bash, zsh and fish completions under `out`. A hidden
-/// option rather than a build script: the command line is defined in this binary, and the
-/// pages do not depend on the target architecture.
+/// Writes `man/daedalusd.8` and the bash, zsh and fish completions under `out`, with the
+/// generator `daedalus` uses too.
 fn generate_docs(out: &std::path::Path) -> anyhow::Result<()> {
     use clap::CommandFactory;
-    use clap_complete::Shell;
-    let mut cmd = Cli::command();
-    cmd.build();
-    let man = out.join("man");
-    std::fs::create_dir_all(&man).with_context(|| format!("cannot create {}", man.display()))?;
-    let mut buf = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .title("DAEDALUSD")
-        .section("8")
-        .source(format!("daedalus {}", env!("CARGO_PKG_VERSION")))
-        .manual("daedalus")
-        .render(&mut buf)
-        .context("cannot render the man page")?;
-    let page = man.join("daedalusd.8");
-    std::fs::write(&page, buf).with_context(|| format!("cannot write {}", page.display()))?;
-    for (shell, dir, file) in [
-        (Shell::Bash, "bash", "daedalusd"),
-        (Shell::Zsh, "zsh", "_daedalusd"),
-        (Shell::Fish, "fish", "daedalusd.fish"),
-    ] {
-        let dir = out.join("completions").join(dir);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "daedalusd", &mut buf);
-        let path = dir.join(file);
-        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    let program = daedalus_docgen::Program {
+        name: "daedalusd",
+        section: "8",
+        subcommand_pages: false,
+    };
+    daedalus_docgen::write_docs(Cli::command(), &program, out)
 }
 
 /// Decodes the built-in warm-up frames (daedalus_daemon::warmup) and logs how it went.

@@ -18,3 +18,51 @@ pub(super) fn user_ptr(addr: usize) -> kernel::uaccess::UserPtr {
 pub(super) fn user_ptr(addr: usize) -> kernel::uaccess::UserPtr {
     kernel::uaccess::UserPtr::from_addr(addr)
 }
+
+// ---------------------------------------------------------------------------------------------
+// sysfs attributes (`media::misc`). 6.12's `struct device_attribute` has a plain `show` pointer
+// and `struct attribute_group` a plain `attrs` list; 7.x wraps `show` for CFI and moves `attrs`
+// into an anonymous union (issue 12). Only these two constructors and `ShowFn` know the layout:
+// a 7.x arm goes here, selected by a `compat.mk` probe of `include/linux/sysfs.h` /
+// `include/linux/device.h`, with no change to `misc.rs` or the driver.
+
+use core::ffi::CStr;
+
+use super::bindings;
+use super::kernel::zeroed;
+
+/// The C type of a `device_attribute`'s `show` callback.
+pub(super) type ShowFn = unsafe extern "C" fn(
+    *mut bindings::device,
+    *mut bindings::device_attribute,
+    *mut kernel::ffi::c_char,
+) -> isize;
+
+/// A read-only (no `store`) device attribute `name` with `mode`, filled by `show`.
+pub(super) const fn device_attribute(
+    name: &'static CStr,
+    mode: u16,
+    show: ShowFn,
+) -> bindings::device_attribute {
+    bindings::device_attribute {
+        attr: bindings::attribute {
+            name: name.as_ptr().cast(),
+            mode,
+            // The remaining (lockdep) fields of a static attribute are zero.
+            ..zeroed()
+        },
+        show: Some(show),
+        store: None,
+    }
+}
+
+/// An unnamed attribute group of the NULL-terminated list `attrs` (no visibility callback, no
+/// binary attributes). The driver core only reads the list.
+pub(super) const fn attribute_group(
+    attrs: *const *const bindings::attribute,
+) -> bindings::attribute_group {
+    bindings::attribute_group {
+        attrs: attrs.cast_mut().cast(),
+        ..zeroed()
+    }
+}

@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <linux/jiffies.h>
 #include <linux/module.h>
+#include <linux/sched.h>
 #include <linux/version.h>
 #include "glue.h"
 
@@ -191,4 +192,10 @@ void daedalus_m2m_buf_copy_metadata(const struct vb2_v4l2_buffer *out_vb,
 #else
 	v4l2_m2m_buf_copy_metadata(out_vb, cap_vb, true);
 #endif
+}
+
+/* The thread group (process) id of the calling task, in the initial pid namespace. */
+int daedalus_current_tgid(void)
+{
+	return task_tgid_nr(current);
 }

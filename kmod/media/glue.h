@@ -57,6 +57,7 @@ void daedalus_wake_up_var(void *var);
 void daedalus_wait_var_event(void *var, bool (*cond)(void *), void *arg);
 long daedalus_wait_var_event_timeout(void *var, bool (*cond)(void *), void *arg, long timeout);
 void daedalus_warn_job_dropped(void);
+int daedalus_current_tgid(void);
 
 /* Version differences (see compat.mk). */
 void daedalus_fh_add(struct v4l2_fh *fh, struct file *file);

@@ -60,6 +60,13 @@ pub(crate) fn strscpy(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// The process id (thread group id, initial pid namespace) of the calling task.
+pub(crate) fn current_tgid() -> u32 {
+    // SAFETY: reads `current`'s tgid.
+    let pid = unsafe { bindings::daedalus_current_tgid() };
+    u32::try_from(pid).unwrap_or(0)
+}
+
 /// `EPROTO`, which the 6.12 `kernel` crate does not name.
 pub(crate) fn eproto() -> Error {
     Error::from_errno(-(bindings::EPROTO as c_int))
@@ -88,6 +95,8 @@ unsafe impl Zeroable for bindings::file_operations {}
 unsafe impl Zeroable for bindings::attribute {}
 // SAFETY: as `file_operations`.
 unsafe impl Zeroable for bindings::attribute_group {}
+// SAFETY: an `attribute` (above) and two `Option`s of function pointers.
+unsafe impl Zeroable for bindings::device_attribute {}
 // SAFETY: integers, raw pointers and a list head: all-zero is an unregistered misc device.
 unsafe impl Zeroable for bindings::miscdevice {}
 

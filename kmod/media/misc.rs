@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
-//! Misc devices: [`MiscRegistration`] registers a `/dev` node whose file operations, and one
-//! optional read-only sysfs attribute, are the methods of a [`MiscOps`] implementation.
+//! Misc devices: [`MiscRegistration`] registers a `/dev` node whose file operations, and its
+//! read-only sysfs attributes (up to [`MAX_ATTRS`]), are the methods of a [`MiscOps`]
+//! implementation.
+//!
+//! The attributes follow upstream Rust's configfs `AttributeList`: a constant table built at
+//! compile time, one C callback per attribute index (`show::<M, I>`), which passes the index to
+//! the driver; the C structs themselves are made by [`super::compat`] (their layout changes
+//! between kernel versions).
 //!
 //! Lifetimes: the registration's data ([`MiscOps::Data`]) is used by `open` and the attribute's
 //! `show` only; each open file gets its own value ([`MiscOps::FileData`], made by `open`,
@@ -16,6 +22,7 @@ use core::pin::Pin;
 use core::ptr::{addr_of, null};
 
 use super::bindings;
+use super::compat::{self, ShowFn};
 use super::kernel::{
     c_int, c_long, c_uint, c_ulong, c_void, check, code, errno, pin_data, pin_init_from_closure,
     pinned_drop, try_pin_init, zeroed, Error, InPlaceInit, KBox, Opaque, PinInit, Result, UserAddr,
@@ -33,9 +40,9 @@ pub(crate) trait MiscOps: Sized + 'static {
     const NAME: &'static CStr;
     /// The node's mode as the kernel creates it (udev rules may give it to a group).
     const MODE: u16;
-    /// The name of the node's read-only sysfs attribute (mode 0444), shown by
-    /// [`MiscOps::show`], if it has one.
-    const ATTR_NAME: Option<&'static CStr> = None;
+    /// The names of the node's read-only sysfs attributes (mode 0444: readable by every user),
+    /// at most [`MAX_ATTRS`] (more is a build error); [`MiscOps::show`] fills them.
+    const ATTRS: &'static [&'static CStr] = &[];
 
     /// A file is being opened: its data, or the error `open()` returns.
     fn open(data: &Self::Data, file: &MiscFile<'_>) -> Result<Self::FileData>;
@@ -53,10 +60,18 @@ pub(crate) trait MiscOps: Sized + 'static {
     fn poll<'a>(data: &'a Self::FileData, file: &MiscFile<'_>, pt: &mut PollTable<'a>) -> PollMask;
     /// `ioctl()` (and its 32-bit compat form, `arg` converted by `compat_ptr_ioctl`).
     fn ioctl(data: &Self::FileData, file: &MiscFile<'_>, cmd: u32, arg: UserAddr) -> Result;
-    /// Fills the sysfs attribute [`MiscOps::ATTR_NAME`]; only called if there is one.
-    fn show(_data: &Self::Data, _buf: &mut SysfsBuf<'_>) -> Result {
+    /// Fills the sysfs attribute `ATTRS[attr]`.
+    fn show(_data: &Self::Data, _attr: usize, _buf: &mut SysfsBuf<'_>) -> Result {
         Err(code::EIO)
     }
+}
+
+/// The most sysfs attributes a misc node has.
+pub(crate) const MAX_ATTRS: usize = 24;
+
+/// `[show::<M, 0>, show::<M, 1>, ...]`: one C callback per attribute index.
+macro_rules! show_table {
+    ($m:ty; $($i:literal)*) => { [$(show::<$m, $i> as ShowFn),*] };
 }
 
 /// A registered misc device and its data.
@@ -132,37 +147,53 @@ impl<M: MiscOps> MiscRegistration<M> {
         unsafe { &*misc.cast::<u8>().sub(offset_of!(Self, misc)).cast::<Self>() }
     }
 
-    /// The attribute `M::ATTR_NAME`, read-only.
-    const ATTR: bindings::device_attribute = bindings::device_attribute {
-        attr: bindings::attribute {
-            name: match M::ATTR_NAME {
-                Some(name) => name.as_ptr().cast(),
-                None => null(),
-            },
-            mode: 0o444,
-            // The remaining (lockdep) fields of a static attribute are zero.
-            ..zeroed()
-        },
-        show: Some(show::<M>),
-        store: None,
+    /// The C callback of each attribute index.
+    const SHOWS: [ShowFn; MAX_ATTRS] =
+        show_table!(M; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23);
+
+    /// The attributes `M::ATTRS`, read-only; unused entries stay zero (never listed).
+    const ATTR_TABLE: [bindings::device_attribute; MAX_ATTRS] = {
+        assert!(
+            M::ATTRS.len() <= MAX_ATTRS,
+            "more sysfs attributes than MAX_ATTRS"
+        );
+        let mut t = [const { zeroed::<bindings::device_attribute>() }; MAX_ATTRS];
+        let mut i = 0;
+        while i < M::ATTRS.len() {
+            t[i] = compat::device_attribute(M::ATTRS[i], 0o444, Self::SHOWS[i]);
+            i += 1;
+        }
+        t
     };
 
-    /// The NULL-terminated attribute list of the group. Constants: sysfs only reads them.
-    const ATTRS: &'static [*const bindings::attribute; 2] = &[&Self::ATTR.attr, null()];
+    /// [`Self::ATTR_TABLE`] as a `'static` table (a promoted constant: sysfs only reads it).
+    const ATTR_TABLE_REF: &'static [bindings::device_attribute; MAX_ATTRS] = &Self::ATTR_TABLE;
+
+    /// The NULL-terminated attribute list of the group.
+    const ATTR_LIST: [*const bindings::attribute; MAX_ATTRS + 1] = {
+        let mut list = [null(); MAX_ATTRS + 1];
+        let mut i = 0;
+        while i < M::ATTRS.len() {
+            list[i] = &Self::ATTR_TABLE_REF[i].attr;
+            i += 1;
+        }
+        list
+    };
+
+    /// [`Self::ATTR_LIST`], `'static`.
+    const ATTR_LIST_REF: &'static [*const bindings::attribute; MAX_ATTRS + 1] = &Self::ATTR_LIST;
 
     /// The node's attribute group: no name, no visibility callback, no binary files.
-    const GROUP: bindings::attribute_group = bindings::attribute_group {
-        attrs: Self::ATTRS.as_ptr().cast_mut().cast(),
-        ..zeroed()
-    };
+    const GROUP: bindings::attribute_group = compat::attribute_group(Self::ATTR_LIST_REF.as_ptr());
 
     /// The NULL-terminated group list of the node.
     const GROUP_LIST: &'static [*const bindings::attribute_group; 2] = &[&Self::GROUP, null()];
 
-    /// The node's `groups`: none without an attribute.
-    const GROUPS: *const *const bindings::attribute_group = match M::ATTR_NAME {
-        Some(_) => Self::GROUP_LIST.as_ptr(),
-        None => null(),
+    /// The node's `groups`: none without attributes.
+    const GROUPS: *const *const bindings::attribute_group = if M::ATTRS.is_empty() {
+        null()
+    } else {
+        Self::GROUP_LIST.as_ptr()
     };
 }
 
@@ -231,6 +262,13 @@ pub(crate) struct SysfsBuf<'a> {
     page: *mut u8,
     len: usize,
     _p: PhantomData<&'a mut [u8]>,
+}
+
+impl core::fmt::Write for SysfsBuf<'_> {
+    /// Appends formatted text (`write!`); an error (nothing more written) when the page is full.
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.write(s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
 }
 
 impl SysfsBuf<'_> {
@@ -375,12 +413,12 @@ unsafe extern "C" fn ioctl<M: MiscOps>(
     errno(M::ioctl(data, &f, cmd, UserAddr::new(arg))) as c_long
 }
 
-/// `device_attribute.show` of [`MiscOps::ATTR_NAME`].
+/// `device_attribute.show` of attribute `I` of `M` (`M::ATTRS[I]`).
 ///
 /// # Safety
 ///
-/// Only called by sysfs for the attribute of a `MiscRegistration<M>`'s node, with a page.
-unsafe extern "C" fn show<M: MiscOps>(
+/// Only called by sysfs for attribute `I` of a `MiscRegistration<M>`'s node, with a page.
+unsafe extern "C" fn show<M: MiscOps, const I: usize>(
     dev: *mut bindings::device,
     _attr: *mut bindings::device_attribute,
     buf: *mut u8,
@@ -394,7 +432,7 @@ unsafe extern "C" fn show<M: MiscOps>(
         len: 0,
         _p: PhantomData,
     };
-    match M::show(&reg.data, &mut page) {
+    match M::show(&reg.data, I, &mut page) {
         Ok(()) => isize::try_from(page.len).unwrap_or(0),
         Err(e) => e.to_errno() as isize,
     }

@@ -72,6 +72,14 @@ impl Delta {
     }
 }
 
+/// The monotonic clock (`ktime_get`) in nanoseconds since boot, for measuring durations finer
+/// than jiffies (job latencies).
+pub(crate) fn monotonic_ns() -> u64 {
+    // SAFETY: reads the clock; callable from any context.
+    let t = unsafe { bindings::ktime_get() };
+    u64::try_from(t).unwrap_or(0)
+}
+
 /// The module's parameters (declared in `glue.c`: `module!` has none on 6.12).
 pub(crate) mod params {
     use super::bindings;

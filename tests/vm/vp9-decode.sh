@@ -108,22 +108,9 @@ daemon=$("$repo/tests/vm/lib/start-daemon")
 check "$a" "$(ls "$a".ffmpeg-*.framemd5)" || fail "restarted daemon not byte-exact"
 
 echo "== 4. corrupted and truncated streams"
-python3 - "$a" "$work" <<'PY'
-import sys
-data = bytearray(open(sys.argv[1], "rb").read())
-# Corrupt the payload of every frame after the first (IVF: 32-byte header, 12-byte frame headers).
-out = bytearray(data[:32]); off = 32; n = 0
-while off + 12 <= len(data):
-    size = int.from_bytes(data[off:off + 4], "little")
-    frame = bytearray(data[off + 12:off + 12 + size])
-    if n > 0:
-        for i in range(8, len(frame), 7):
-            frame[i] ^= 0x5A
-    out += data[off:off + 12] + frame
-    off += 12 + size; n += 1
-open(sys.argv[2] + "/corrupt.ivf", "wb").write(out)
-open(sys.argv[2] + "/truncated.ivf", "wb").write(data[: len(data) * 2 // 3])
-PY
+# Every frame after the first corrupted from byte 8 (its headers break), and the first two thirds.
+"$repo/tests/vm/lib/corrupt-ivf" "$a" "$work/corrupt.ivf" 8 7
+head -c $(($(stat -c %s "$a") * 2 / 3)) "$a" >"$work/truncated.ivf"
 for s in corrupt truncated; do
   rc=0; timeout 120 "$bin" decode --md5 "$work/$s.md5" "$work/$s.ivf" >"$work/$s.log" 2>&1 || rc=$?
   [[ $rc -ne 124 ]] || fail "$s stream: decode hung"

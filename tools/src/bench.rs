@@ -23,7 +23,7 @@
 //!   previous completion to its completion (one context's jobs are decoded in order).
 
 use std::fmt;
-use std::io::{self, IsTerminal, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -33,6 +33,7 @@ use anyhow::{bail, Context, Result};
 use crate::codec::Codec;
 use crate::decode::{self, Input};
 use crate::engine::{Observer, Outputs, Summary};
+use crate::progress::Progress;
 
 /// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
 /// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
@@ -299,18 +300,14 @@ struct Recorder {
     origin: Instant,
     queued: Vec<(u64, Instant)>,
     completed: Vec<(u64, Instant)>,
-    progress: bool,
+    progress: Progress,
 }
 
 impl Observer for Recorder {
     fn progress(&mut self, s: &Summary) {
-        if self.progress {
-            eprint!(
-                "\r\x1b[Kdevice: {} frames decoded, {:.1} fps",
-                s.decoded + s.decode_errors,
-                s.fps()
-            );
-        }
+        self.progress.update(s.decoded + s.decode_errors, || {
+            format!("{:.1} fps", s.fps())
+        });
     }
 
     fn queued(&mut self, id: u64, at: Instant) {
@@ -354,7 +351,7 @@ pub struct Options {
     pub runs: usize,
     /// The ffmpeg binary.
     pub ffmpeg: PathBuf,
-    /// Progress lines on standard error.
+    /// A progress bar on standard error, if it is a terminal ([`crate::progress`]).
     pub progress: bool,
 }
 
@@ -505,28 +502,82 @@ impl Report {
         v
     }
 
-    /// The machine-readable last line: `bench: key=value ...`.
-    pub fn bench_line(&self) -> String {
+    /// The machine-readable figures, in the order of the `bench:` line: one definition for
+    /// the line ([`Self::bench_line`]) and the JSON object ([`Self::json`]).
+    pub fn figures(&self) -> Vec<(&'static str, Figure)> {
         let (latency, service) = (self.pooled(false), self.pooled(true));
-        let p = |v: &[Duration], q| opt(percentile(v, q).map(ms), 2);
-        format!(
-            "bench: frames={} warmup={} runs={} threads={} device_fps={} ffmpeg_fps={} \
-             ratio={} p50_ms={} p99_ms={} service_p50_ms={} service_p99_ms={} \
-             ffmpeg_frame_threads_fps={} load={}",
-            self.frames(),
-            self.warmup,
-            self.rounds.len(),
-            self.threads,
-            opt(self.device_fps(), 2),
-            opt(self.ffmpeg_fps(), 2),
-            opt(self.ratio(), 3),
-            p(&latency, 0.5),
-            p(&latency, 0.99),
-            p(&service, 0.5),
-            p(&service, 0.99),
-            opt(self.ffmpeg_frame_threads_fps(), 2),
-            opt(self.load.1, 2),
+        let p = |v: &[Duration], q| Figure::Real(percentile(v, q).map(ms), 2);
+        vec![
+            ("frames", Figure::Int(self.frames())),
+            ("warmup", Figure::Int(self.warmup)),
+            ("runs", Figure::Int(self.rounds.len() as u64)),
+            ("threads", Figure::Int(self.threads as u64)),
+            ("device_fps", Figure::Real(self.device_fps(), 2)),
+            ("ffmpeg_fps", Figure::Real(self.ffmpeg_fps(), 2)),
+            ("ratio", Figure::Real(self.ratio(), 3)),
+            ("p50_ms", p(&latency, 0.5)),
+            ("p99_ms", p(&latency, 0.99)),
+            ("service_p50_ms", p(&service, 0.5)),
+            ("service_p99_ms", p(&service, 0.99)),
+            (
+                "ffmpeg_frame_threads_fps",
+                Figure::Real(self.ffmpeg_frame_threads_fps(), 2),
+            ),
+            ("load", Figure::Real(self.load.1, 2)),
+        ]
+    }
+
+    /// The machine-readable last line: `bench: key=value ...` (scripts parse it: keep it).
+    pub fn bench_line(&self) -> String {
+        let pairs: Vec<String> = self
+            .figures()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.text()))
+            .collect();
+        format!("bench: {}", pairs.join(" "))
+    }
+
+    /// `bench --json`: the figures of the `bench:` line as one JSON object (`null` for `n/a`),
+    /// with the same rounding.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::Value::Object(
+            self.figures()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.json()))
+                .collect(),
         )
+    }
+}
+
+/// One figure of the `bench:` line.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Figure {
+    /// A count.
+    Int(u64),
+    /// A measure with this many decimals, or none (`n/a`).
+    Real(Option<f64>, usize),
+}
+
+impl Figure {
+    /// As the `bench:` line writes it.
+    pub fn text(&self) -> String {
+        match *self {
+            Figure::Int(n) => n.to_string(),
+            Figure::Real(v, decimals) => opt(v, decimals),
+        }
+    }
+
+    /// As `--json` writes it: the line's rounded value as a number, `null` for `n/a`.
+    pub fn json(&self) -> serde_json::Value {
+        match *self {
+            Figure::Int(n) => n.into(),
+            Figure::Real(..) => self
+                .text()
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        }
     }
 }
 
@@ -644,7 +695,7 @@ fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, De
         origin: Instant::now(),
         queued: Vec::with_capacity(1024),
         completed: Vec::with_capacity(1024),
-        progress: opts.progress,
+        progress: Progress::frames(opts.progress, opts.decode.limit).with_prefix("device: "),
     };
     let file = Input::File(input.to_path_buf());
     // H.264 frame-based with start codes (opts.decode.h264's default): what GStreamer and
@@ -656,7 +707,7 @@ fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, De
         Outputs::default(),
         &mut recorder,
     );
-    clear_progress(opts.progress);
+    recorder.progress.finish();
     let summary = result.with_context(|| {
         format!(
             "decoding {} with {}",
@@ -691,9 +742,10 @@ fn ffmpeg_run(
     opts: &Options,
     threading: Threading,
 ) -> Result<FfmpegFigures> {
-    if opts.progress {
-        eprint!("\r\x1b[Kffmpeg: {} threads, {threading}...", opts.threads);
-    }
+    let spinner = Progress::spinner(
+        opts.progress,
+        format!("ffmpeg: {} threads, {threading}...", opts.threads),
+    );
     let run = |n| {
         run_ffmpeg(
             &opts.ffmpeg,
@@ -705,7 +757,7 @@ fn ffmpeg_run(
         (Ok(_), w) if w > 0 => Some(run(Some(w))),
         _ => None,
     };
-    clear_progress(opts.progress);
+    spinner.finish();
     let warm = warm.transpose()?;
     Ok(FfmpegFigures::new(&full?, warm.as_ref()))
 }
@@ -755,18 +807,6 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         rounds,
         load: (load_start, load_average()),
     })
-}
-
-fn clear_progress(progress: bool) {
-    if progress {
-        eprint!("\r\x1b[K");
-        let _ = io::stderr().flush();
-    }
-}
-
-/// Whether progress lines can be shown (standard error is a terminal).
-pub fn stderr_is_terminal() -> bool {
-    io::stderr().is_terminal()
 }
 
 #[cfg(test)]
@@ -994,6 +1034,25 @@ mod tests {
              ratio=1.250 p50_ms=200.00 p99_ms=200.00 service_p50_ms=100.00 \
              service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 load=n/a"
         );
+        let json = report.json();
+        assert_eq!(json["frames"], 4);
+        assert_eq!(json["device_fps"], 10.0);
+        assert_eq!(json["ratio"], 1.25);
+        assert_eq!(json["p99_ms"], 200.0);
+        assert!(json["load"].is_null());
+        // The same keys as the line.
+        let line = report.bench_line();
+        let mut keys: Vec<&str> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|kv| kv.split_once('=').map(|(k, _)| k))
+            .collect();
+        keys.sort_unstable();
+        let json_keys: Vec<&str> = json
+            .as_object()
+            .map(|o| o.keys().map(String::as_str).collect())
+            .unwrap_or_default();
+        assert_eq!(json_keys, keys);
         let text = report.to_string();
         assert!(text.contains("slice threading"), "{text}");
         assert!(text.contains("= 1.250"), "{text}");

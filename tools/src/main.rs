@@ -15,8 +15,6 @@
 mod devices;
 mod info;
 
-use std::io::IsTerminal;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -30,6 +28,8 @@ use daedalus_tools::decode::{self, Input};
 use daedalus_tools::discover::{self, FoundVideo, DRIVER_NAME};
 use daedalus_tools::engine::{self, Outputs, Refused, Summary};
 use daedalus_tools::h264;
+use daedalus_tools::progress::Progress;
+use daedalus_tools::status;
 use daedalus_tools::v4l2::VideoDevice;
 
 #[derive(Debug, Parser)]
@@ -62,6 +62,15 @@ enum Command {
     /// frame sizes and the picture formats each gives, and whether a daedalus decode daemon
     /// is attached.
     Devices(DevicesArgs),
+    /// Show what the device is doing: daemon, jobs, frame rate, latency, per context
+    ///
+    /// Reads the module's counters in /sys/class/misc/daedalus/ (readable by every user):
+    /// whether a decode daemon is attached (its pid, name, threads and command line from
+    /// /proc), jobs submitted / completed / failed / timed out / in flight, decoded frames per
+    /// second over the last 2 s, and job latency percentiles (request queued to request done)
+    /// of the last 64 decoded jobs, device-wide and for each open context. Exits with 1 if the
+    /// module is not loaded.
+    Status(StatusArgs),
     /// Check the device's Request API behaviour, one line per check
     ///
     /// Drives the Request API for every codec the device lists: bad requests must be refused
@@ -112,7 +121,7 @@ struct GenerateDocsArgs {
 struct CompletionArgs {
     /// The shell.
     #[arg(value_enum)]
-    shell: clap_complete::Shell,
+    shell: daedalus_docgen::Shell,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +139,17 @@ struct DevicesArgs {
     /// Print one JSON object instead ({"decoders": [...], "daedalus_daemon": {...}}).
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// Print one JSON object instead ({"video", "daemon", "contexts_open", "jobs", "contexts"}).
+    #[arg(long)]
+    json: bool,
+
+    /// The daedalus video node to report: N, videoN or /dev/videoN (default: the first one).
+    #[arg(short, long, value_name = "N")]
+    device: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -312,6 +332,11 @@ struct BenchArgs {
     #[arg(short, long)]
     quiet: bool,
 
+    /// Print only one JSON object on standard output: the figures of the `bench:` line
+    /// (`n/a` as null).
+    #[arg(long)]
+    json: bool,
+
     /// The stream (any input `decode` reads).
     #[arg(value_name = "INPUT")]
     input: PathBuf,
@@ -462,22 +487,19 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
             start_code: args.start_code,
         },
     };
-    let show_progress = !args.quiet && std::io::stderr().is_terminal();
+    let bar = Progress::frames(!args.quiet, args.limit);
     let mut progress = |s: &Summary| {
-        if show_progress {
-            eprint!(
-                "\r{} frames decoded, {} errors, {} shown, {:.1} fps ",
-                s.decoded,
+        bar.update(s.decoded + s.decode_errors, || {
+            format!(
+                "{} errors, {} shown, {:.1} fps",
                 s.decode_errors,
                 s.shown,
                 s.fps()
-            );
-        }
+            )
+        })
     };
     let result = decode::run(&input, codec, &opts, outputs, &mut progress);
-    if show_progress {
-        eprint!("\r\x1b[K");
-    }
+    bar.finish();
     if let Err(e) = &result {
         if let Some(r) = e.downcast_ref::<Refused>() {
             eprintln!("daedalus: {}: {r}", args.input.display());
@@ -596,9 +618,13 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         warmup: args.warmup,
         runs: usize::from(args.runs),
         ffmpeg: args.ffmpeg.clone(),
-        progress: !args.quiet && bench::stderr_is_terminal(),
+        progress: !args.quiet,
     };
     let report = bench::run(&args.input, &opts)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{report}");
     let ffmpeg_frames = report.rounds.first().map_or(0, |r| r.ffmpeg_slice.frames);
     if report.frames() != ffmpeg_frames {
@@ -615,49 +641,15 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
 }
 
 /// Writes `daedalus.1`, one `daedalus-SUBCOMMAND.1` per visible subcommand, and the bash, zsh
-/// and fish completion scripts under `out` (what `make install` and the Debian packages install).
-/// A hidden subcommand rather than a build script: the command line is defined here, in the
-/// binary, and the pages do not depend on the target architecture.
+/// and fish completion scripts under `out` (what `make install` and the Debian packages install),
+/// with the generator `daedalusd` uses too.
 fn generate_docs(out: &std::path::Path) -> Result<()> {
-    use clap_complete::Shell;
-    let man = out.join("man");
-    std::fs::create_dir_all(&man).with_context(|| format!("cannot create {}", man.display()))?;
-    let mut cmd = Cli::command();
-    cmd.build();
-    let write_page = |cmd: clap::Command, name: &str| -> Result<()> {
-        let path = man.join(format!("{name}.1"));
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(cmd)
-            .title(name.to_uppercase())
-            .section("1")
-            .source(format!("daedalus {}", env!("CARGO_PKG_VERSION")))
-            .manual("daedalus")
-            .render(&mut buf)
-            .context("cannot render a man page")?;
-        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))
+    let program = daedalus_docgen::Program {
+        name: "daedalus",
+        section: "1",
+        subcommand_pages: true,
     };
-    for sub in cmd
-        .get_subcommands()
-        .filter(|s| !s.is_hide_set() && s.get_name() != "help")
-    {
-        let name = format!("daedalus-{}", sub.get_name());
-        write_page(sub.clone().display_name(name.clone()), &name)?;
-    }
-    write_page(cmd.clone(), "daedalus")?;
-    for (shell, dir, file) in [
-        (Shell::Bash, "bash", "daedalus"),
-        (Shell::Zsh, "zsh", "_daedalus"),
-        (Shell::Fish, "fish", "daedalus.fish"),
-    ] {
-        let dir = out.join("completions").join(dir);
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "daedalus", &mut buf);
-        let path = dir.join(file);
-        std::fs::write(&path, buf).with_context(|| format!("cannot write {}", path.display()))?;
-    }
-    Ok(())
+    daedalus_docgen::write_docs(Cli::command(), &program, out)
 }
 
 /// Lets a closed standard output end the process quietly, as it does for every other command
@@ -697,11 +689,14 @@ fn main() -> ExitCode {
             })
             .map(|()| ExitCode::SUCCESS),
         Command::Devices(args) => devices::run_devices(args.json).map(|()| ExitCode::SUCCESS),
+        Command::Status(args) => {
+            status::run(args.json, args.device.as_deref()).map(|()| ExitCode::SUCCESS)
+        }
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
         Command::Completions(args) => {
-            clap_complete::generate(
+            daedalus_docgen::write_completion(
                 args.shell,
                 &mut Cli::command(),
                 "daedalus",

@@ -57,6 +57,7 @@ fn top_level_help_is_one_line_per_subcommand() {
         [
             "info",
             "devices",
+            "status",
             "check-requests",
             "decode",
             "bench",
