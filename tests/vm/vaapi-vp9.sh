@@ -31,54 +31,11 @@ repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
 source "$repo/tests/vm/lib/vectors"
 vectors=$DAEDALUS_VECTORS
 work=$(mktemp -d)
-failures=0 exact=0 total=0
-fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 dri=/dev/dri/renderD128
+source "$repo/tests/vm/lib/vaapi"
 
 echo "== 1. vainfo"
-if vainfo --display drm --device "$dri" >"$work/vainfo.log" 2>&1; then
-  grep -q 'Driver version: daedalus VA-API driver' "$work/vainfo.log" ||
-    fail "vainfo does not show the daedalus driver"
-  for p in VP9Profile0 VP9Profile2 H264ConstrainedBaseline H264Main H264High AV1Profile0; do
-    grep -qE "VAProfile$p[[:space:]]*:[[:space:]]*VAEntrypointVLD" "$work/vainfo.log" || fail "vainfo does not list VAProfile$p"
-  done
-  grep -E 'Driver version|VAEntrypointVLD' "$work/vainfo.log"
-else
-  fail "vainfo failed"
-  cat "$work/vainfo.log"
-fi
-
-# decode NAME STREAM REFERENCE [FRAMES]: the stream through VA-API, its frames' MD5s against the
-# reference's (the last field of each line that is not a comment: FFmpeg framemd5 files and
-# plain lists alike), the first FRAMES of them if given.
-decode() {
-  local name=$1 stream=$2 ref=$3 frames=${4:-} sw=nv12 planar=yuv420p limit=() rc=0
-  if grep -qE '10bit|10le' <<<"$stream$ref"; then sw=p010le planar=yuv420p10le; fi
-  if [[ -n $frames ]]; then limit=(-frames:v "$frames"); fi
-  total=$((total + 1))
-  rm -f "$work/out.md5"
-  timeout 600 ffmpeg -nostdin -y -hide_banner -loglevel error -hwaccel vaapi -hwaccel_device "$dri" \
-    -hwaccel_output_format vaapi -i "$stream" "${limit[@]}" -fps_mode passthrough -noautoscale \
-    -vf "hwdownload,format=$sw,format=$planar" -f framemd5 "$work/out.md5" >"$work/ffmpeg.log" 2>&1 || rc=$?
-  if ((rc != 0)); then
-    fail "$name: ffmpeg exited with status $rc$( ((rc == 124)) && echo ' (timeout)')"
-    tail -n 5 "$work/ffmpeg.log"
-    return 0
-  fi
-  # (awk, not grep -v: no line is not an error.)
-  # (The limit in awk: `| head` would end awk with SIGPIPE, which pipefail makes fatal.)
-  awk -v max="${frames:-0}" '!/^#/ { if (max && ++n > max) exit; print $NF }' "$ref" >"$work/want"
-  awk '!/^#/ {print $NF}' "$work/out.md5" >"$work/got"
-  if [[ ! -s $work/want ]]; then
-    fail "$name: no reference frames in $ref"
-  elif cmp -s "$work/want" "$work/got"; then
-    exact=$((exact + 1)); echo "byte-exact: $name ($(wc -l <"$work/got") frames)"
-  else
-    fail "$name: $(wc -l <"$work/got") frames, $(diff "$work/want" "$work/got" | grep -c '^>' || true) differ from $(basename "$ref") ($(wc -l <"$work/want") frames)"
-    diff "$work/want" "$work/got" | head -n 6 || true
-    tail -n 5 "$work/ffmpeg.log"
-  fi
-}
+vainfo_lists VP9Profile0 VP9Profile2 H264ConstrainedBaseline H264Main H264High AV1Profile0
 
 echo "== 2. committed streams"
 for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
@@ -88,28 +45,8 @@ for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
 done
 
 echo "== 3. a corrupted stream"
-# Every 7th byte of each frame's payload after the first inverted (IVF: a 32-byte file header,
-# 12-byte frame headers). perl-base: the chroot has no python.
-bad=$repo/daemon/tests/data/tiny-96x64-8bit-arf.ivf
-perl -e '
-  local $/; open(my $in, "<:raw", $ARGV[0]) or die; my $d = <$in>;
-  my ($out, $off, $n) = (substr($d, 0, 32), 32, 0);
-  while ($off + 12 <= length $d) {
-    my $size = unpack("V", substr($d, $off, 4));
-    my $f = substr($d, $off + 12, $size);
-    if ($n++ > 0) { for (my $i = 8; $i < length $f; $i += 7) { substr($f, $i, 1) = chr(255 - ord(substr($f, $i, 1))) } }
-    $out .= substr($d, $off, 12) . $f; $off += 12 + $size;
-  }
-  open(my $o, ">:raw", $ARGV[1]) or die; print $o $out;' "$bad" "$work/corrupt.ivf"
-rc=0
-timeout 300 ffmpeg -nostdin -y -hide_banner -loglevel error -hwaccel vaapi -hwaccel_device "$dri" \
-  -hwaccel_output_format vaapi -i "$work/corrupt.ivf" -vf hwdownload,format=nv12 \
-  -f framemd5 "$work/corrupt.md5" >"$work/corrupt.log" 2>&1 || rc=$?
-errors=$(grep -c . "$work/corrupt.log" || true)
-echo "corrupted stream: ffmpeg status $rc, $(awk '!/^#/' "$work/corrupt.md5" 2>/dev/null | wc -l) frames, $errors error lines"
-head -n 3 "$work/corrupt.log"
-((rc != 124)) || fail "the corrupted stream hung"
-((rc != 0 || errors > 0)) || fail "the corrupted stream decoded without any error"
+corrupt_ivf "$repo/daemon/tests/data/tiny-96x64-8bit-arf.ivf" "$work/corrupt.ivf"
+must_end "corrupted stream" "$work/corrupt.ivf"
 
 echo "== 4. $vectors/vp9"
 if [[ -d $vectors/vp9 ]]; then

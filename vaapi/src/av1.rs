@@ -480,8 +480,8 @@ impl Av1 {
         out
     }
 
-    /// Maps `va` (after [`Av1::resolve`] and the queueing of what it returned) to its frame;
-    /// `reference` gives the timestamp (ns) of the picture decoded into a surface (`None`:
+    /// Maps `va` (after [`Av1::resolve`] and the queueing of what it returned), the picture
+    /// `vaBeginPicture` started on `target` (its `current_frame`), to its frame; `reference` gives the timestamp (ns) of the picture decoded into a surface (`None`:
     /// the surface holds no picture of this context). The frame is returned to queue at once
     /// when its refresh set is known ([`Frame::known_refresh`]); else it is kept in
     /// [`Av1::awaiting`] and `None` returned.
@@ -524,13 +524,15 @@ impl Av1 {
                 pic.film_grain_info.film_grain_info_fields.bits,
             )
         };
-        // The display surface is the target of vaBeginPicture.
-        if pic.current_display_picture != target {
+        // vaBeginPicture's render target is current_frame (FFmpeg: `pic->output_surface`);
+        // the picture goes to current_display_picture, the same surface without film grain.
+        if pic.current_frame != target {
             return Err(refuse(format!(
-                "current_display_picture {:#x} is not the render target {target:#x}",
-                pic.current_display_picture
+                "current_frame {:#x} is not the render target {target:#x}",
+                pic.current_frame
             )));
         }
+        let target = pic.current_display_picture;
         if pic.profile != 0 {
             return Err(unsupported(format!("profile {}", pic.profile)));
         }
@@ -936,7 +938,7 @@ impl Av1 {
         }
         // Without grain, current_frame and the display surface are one.
         let current = pic.current_frame;
-        if fg.apply_grain() == 0 && current != target {
+        if target == va::VA_INVALID_SURFACE || (fg.apply_grain() == 0 && current != target) {
             return Err(refuse(format!(
                 "current_frame {current:#x} differs from the display surface {target:#x} \
                  without film grain"

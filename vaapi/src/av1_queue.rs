@@ -39,6 +39,7 @@ fn av1_mut(objects: &mut Objects, context: u32) -> Result<&mut Av1> {
 /// surfaces at the sequence's largest frame size, and frames may be smaller).
 fn request(objects: &Objects, frame: &Frame, refresh: u8) -> Mapped {
     let mut m = frame.mapped(refresh);
+    // (The target's CAPTURE buffer is its own: see `Driver::adopt`, called before.)
     if let Ok(s) = objects.surfaces.get(frame.target) {
         m.width = m.width.max(s.width);
         m.height = m.height.max(s.height);
@@ -74,6 +75,7 @@ impl Driver {
                     self.submit(objects, context, SCRATCH, m, Some(ts / 1000))?;
                 }
                 None => {
+                    Self::adopt(objects, context, s.frame.target)?;
                     let seq = self.submit(objects, context, s.frame.target, m, None)?;
                     av1_mut(objects, context)?.queued(&s.frame, seq * 1000);
                     name_only(objects, &s.frame);
@@ -90,6 +92,7 @@ impl Driver {
         if let Some(frame) = av1.frame(va, picture.surface, reference)? {
             let refresh = frame.known_refresh.unwrap_or(0);
             let m = request(objects, &frame, refresh);
+            Self::adopt(objects, context, frame.target)?;
             let seq = self.submit(objects, context, frame.target, m, None)?;
             av1_mut(objects, context)?.queued(&frame, seq * 1000);
             name_only(objects, &frame);
@@ -125,6 +128,7 @@ impl Driver {
         };
         for (i, frame) in av1.flush_for(surface) {
             let m = request(objects, &frame, 0);
+            Self::adopt(objects, context, frame.target)?;
             let seq = self.submit(objects, context, frame.target, m, None)?;
             av1_mut(objects, context)?.queued_early(i, seq * 1000);
             name_only(objects, &frame);

@@ -573,7 +573,34 @@ impl Driver {
     }
 
     fn decode(&self, objects: &mut Objects, context: u32, picture: &Picture) -> Result<()> {
-        // A surface last decoded by another context leaves that context's decoder.
+        Self::adopt(objects, context, picture.surface)?;
+        let Objects {
+            contexts, surfaces, ..
+        } = objects;
+        let ctx = contexts.get_mut(context)?;
+        let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
+        let mapped = match &mut ctx.codec {
+            CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
+            CodecState::Av1(_) => return self.decode_av1(objects, context, picture),
+            CodecState::Unmapped => {
+                log::warn!(
+                    "{}: the VA parameters of this codec are not mapped yet",
+                    ctx.config.caps.profile.name()
+                );
+                return Err(Error::UNIMPLEMENTED);
+            }
+        };
+        self.submit(objects, context, picture.surface, mapped, None)
+            .map(drop)
+    }
+
+    /// Makes `surface` one `context` can decode into: a surface last decoded by another context
+    /// leaves that context's decoder (once its picture is back).
+    pub(crate) fn adopt(objects: &mut Objects, context: u32, surface: u32) -> Result<()> {
+        let picture = Picture {
+            surface,
+            buffers: Vec::new(),
+        };
         if let Some(b) = objects
             .surfaces
             .get(picture.surface)?
@@ -615,24 +642,7 @@ impl Driver {
             s.state = State::Empty;
             objects.prune_retired();
         }
-        let Objects {
-            contexts, surfaces, ..
-        } = objects;
-        let ctx = contexts.get_mut(context)?;
-        let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
-        let mapped = match &mut ctx.codec {
-            CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
-            CodecState::Av1(_) => return self.decode_av1(objects, context, picture),
-            CodecState::Unmapped => {
-                log::warn!(
-                    "{}: the VA parameters of this codec are not mapped yet",
-                    ctx.config.caps.profile.name()
-                );
-                return Err(Error::UNIMPLEMENTED);
-            }
-        };
-        self.submit(objects, context, picture.surface, mapped, None)
-            .map(drop)
+        Ok(())
     }
 
     /// Queues the request `mapped` of `context` into `surface`'s CAPTURE buffer (opening the

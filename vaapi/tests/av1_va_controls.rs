@@ -512,8 +512,9 @@ fn compare(path: &Path, counts: &mut Counts) {
                     });
                 }
             }
+            // vaBeginPicture(pic->output_surface): current_frame.
             let picture = Picture {
-                surface: display,
+                surface: current,
                 buffers,
             };
             let vp = drv::va_picture(&picture)
@@ -541,7 +542,7 @@ fn compare(path: &Path, counts: &mut Counts) {
             }
             let reference = |id: u32| surface_ts.get(&id).copied();
             let frame = driver
-                .frame(vp, display, reference)
+                .frame(vp, current, reference)
                 .unwrap_or_else(|e| panic!("{}: frame refused: {}", path.display(), e.name()));
             if let Some(f) = frame {
                 let r = f.known_refresh.unwrap();
