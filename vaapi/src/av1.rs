@@ -678,23 +678,24 @@ impl Av1 {
         t.tile_size_bytes = 4;
 
         // Quantization.
-        let q = &mut f.quantization;
-        q.flags = flags![
-            pic.u_dc_delta_q != pic.v_dc_delta_q || pic.u_ac_delta_q != pic.v_ac_delta_q
-                => V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA,
-            qm.using_qmatrix() != 0 => V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX,
-            mc.delta_q_present_flag() != 0 => V4L2_AV1_QUANTIZATION_FLAG_DELTA_Q_PRESENT,
-        ] as u8;
-        q.base_q_idx = pic.base_qindex;
-        q.delta_q_y_dc = pic.y_dc_delta_q;
-        q.delta_q_u_dc = pic.u_dc_delta_q;
-        q.delta_q_u_ac = pic.u_ac_delta_q;
-        q.delta_q_v_dc = pic.v_dc_delta_q;
-        q.delta_q_v_ac = pic.v_ac_delta_q;
-        q.qm_y = qm.qm_y() as u8;
-        q.qm_u = qm.qm_u() as u8;
-        q.qm_v = qm.qm_v() as u8;
-        q.delta_q_res = mc.log2_delta_q_res() as u8;
+        f.quantization = v4l2_av1_quantization {
+            flags: flags![
+                pic.u_dc_delta_q != pic.v_dc_delta_q || pic.u_ac_delta_q != pic.v_ac_delta_q
+                    => V4L2_AV1_QUANTIZATION_FLAG_DIFF_UV_DELTA,
+                qm.using_qmatrix() != 0 => V4L2_AV1_QUANTIZATION_FLAG_USING_QMATRIX,
+                mc.delta_q_present_flag() != 0 => V4L2_AV1_QUANTIZATION_FLAG_DELTA_Q_PRESENT,
+            ] as u8,
+            base_q_idx: pic.base_qindex,
+            delta_q_y_dc: pic.y_dc_delta_q,
+            delta_q_u_dc: pic.u_dc_delta_q,
+            delta_q_u_ac: pic.u_ac_delta_q,
+            delta_q_v_dc: pic.v_dc_delta_q,
+            delta_q_v_ac: pic.v_ac_delta_q,
+            qm_y: qm.qm_y() as u8,
+            qm_u: qm.qm_u() as u8,
+            qm_v: qm.qm_v() as u8,
+            delta_q_res: mc.log2_delta_q_res() as u8,
+        };
 
         // Segmentation: LastActiveSegId and SegIdPreSkip from the enabled features (5.9.14).
         let g = &mut f.segmentation;
@@ -899,34 +900,46 @@ impl Av1 {
             ] as u8;
             grain.cr_mult = film.cr_mult;
             grain.grain_seed = film.grain_seed;
-            grain.num_y_points = ny as u8;
-            grain.point_y_value[..ny].copy_from_slice(&film.point_y_value[..ny]);
-            grain.point_y_scaling[..ny].copy_from_slice(&film.point_y_scaling[..ny]);
-            grain.num_cb_points = ncb as u8;
-            grain.point_cb_value[..ncb].copy_from_slice(&film.point_cb_value[..ncb]);
-            grain.point_cb_scaling[..ncb].copy_from_slice(&film.point_cb_scaling[..ncb]);
-            grain.num_cr_points = ncr as u8;
-            grain.point_cr_value[..ncr].copy_from_slice(&film.point_cr_value[..ncr]);
-            grain.point_cr_scaling[..ncr].copy_from_slice(&film.point_cr_scaling[..ncr]);
+            (grain.num_y_points, grain.num_cb_points, grain.num_cr_points) =
+                (ny as u8, ncb as u8, ncr as u8);
+            let points = [
+                (
+                    ny,
+                    &film.point_y_value[..],
+                    &film.point_y_scaling[..],
+                    &mut grain.point_y_value[..],
+                    &mut grain.point_y_scaling[..],
+                ),
+                (
+                    ncb,
+                    &film.point_cb_value[..],
+                    &film.point_cb_scaling[..],
+                    &mut grain.point_cb_value[..],
+                    &mut grain.point_cb_scaling[..],
+                ),
+                (
+                    ncr,
+                    &film.point_cr_value[..],
+                    &film.point_cr_scaling[..],
+                    &mut grain.point_cr_value[..],
+                    &mut grain.point_cr_scaling[..],
+                ),
+            ];
+            for (n, value, scaling, to_value, to_scaling) in points {
+                to_value[..n].copy_from_slice(&value[..n]);
+                to_scaling[..n].copy_from_slice(&scaling[..n]);
+            }
             grain.grain_scaling_minus_8 = fg.grain_scaling_minus_8() as u8;
             grain.ar_coeff_lag = fg.ar_coeff_lag() as u8;
-            let plus_128 = |v: i8| (i16::from(v) + 128) as u8;
-            for (d, &s) in grain.ar_coeffs_y_plus_128.iter_mut().zip(&film.ar_coeffs_y) {
-                *d = plus_128(s);
-            }
-            for (d, &s) in grain
-                .ar_coeffs_cb_plus_128
-                .iter_mut()
-                .zip(&film.ar_coeffs_cb)
-            {
-                *d = plus_128(s);
-            }
-            for (d, &s) in grain
-                .ar_coeffs_cr_plus_128
-                .iter_mut()
-                .zip(&film.ar_coeffs_cr)
-            {
-                *d = plus_128(s);
+            let coeffs = [
+                (&mut grain.ar_coeffs_y_plus_128[..], &film.ar_coeffs_y[..]),
+                (&mut grain.ar_coeffs_cb_plus_128[..], &film.ar_coeffs_cb[..]),
+                (&mut grain.ar_coeffs_cr_plus_128[..], &film.ar_coeffs_cr[..]),
+            ];
+            for (to, from) in coeffs {
+                for (d, &c) in to.iter_mut().zip(from) {
+                    *d = (i16::from(c) + 128) as u8;
+                }
             }
             grain.ar_coeff_shift_minus_6 = fg.ar_coeff_shift_minus_6() as u8;
             grain.grain_scale_shift = fg.grain_scale_shift() as u8;

@@ -36,6 +36,9 @@ use daedalus_drv_video::av1::{self as drv, Av1, Frame};
 use daedalus_drv_video::context::{Picture, Rendered};
 use daedalus_drv_video::va;
 
+mod common;
+use common::{bytes_of, rendered};
+
 /// What one request carries.
 struct Request {
     seq: v4l2_ctrl_av1_sequence,
@@ -45,19 +48,19 @@ struct Request {
     tiles: Vec<(u32, u32, Vec<u8>)>,
 }
 
-fn bytes_of<T>(v: &T) -> Vec<u8> {
-    // SAFETY: a live `T`, read as bytes; the structs are zero-initialised (padding included).
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-        .to_vec()
-}
-
-fn rendered<T>(buf_type: va::VABufferType, v: &T) -> Rendered {
-    Rendered {
-        buf_type,
-        element_size: std::mem::size_of::<T>() as u32,
-        num_elements: 1,
-        bytes: bytes_of(v),
-    }
+/// (row, column, bytes) of each tile of `data`.
+fn tile_bytes(tiles: &[v4l2_ctrl_av1_tile_group_entry], data: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+    tiles
+        .iter()
+        .map(|t| {
+            let o = t.tile_offset as usize;
+            (
+                t.tile_row,
+                t.tile_col,
+                data[o..o + t.tile_size as usize].to_vec(),
+            )
+        })
+        .collect()
 }
 
 /// FFmpeg's surfaces.
@@ -183,35 +186,59 @@ fn picture_parameters(
     b.set_grain_scale_shift(fg.grain_scale_shift.into());
     b.set_overlap_flag(fg.overlap_flag.into());
     b.set_clip_to_restricted_range(fg.clip_to_restricted_range.into());
+    p.film_grain_info = va::VAFilmGrainStructAV1 {
+        grain_seed: fg.grain_seed,
+        num_y_points: fg.num_y_points,
+        num_cb_points: fg.num_cb_points,
+        num_cr_points: fg.num_cr_points,
+        cb_mult: fg.cb_mult,
+        cb_luma_mult: fg.cb_luma_mult,
+        cb_offset: fg.cb_offset,
+        cr_mult: fg.cr_mult,
+        cr_luma_mult: fg.cr_luma_mult,
+        cr_offset: fg.cr_offset,
+        ..p.film_grain_info
+    };
     let v = &mut p.film_grain_info;
-    v.grain_seed = fg.grain_seed;
-    v.num_y_points = fg.num_y_points;
-    v.num_cb_points = fg.num_cb_points;
-    v.num_cr_points = fg.num_cr_points;
-    v.cb_mult = fg.cb_mult;
-    v.cb_luma_mult = fg.cb_luma_mult;
-    v.cb_offset = fg.cb_offset;
-    v.cr_mult = fg.cr_mult;
-    v.cr_luma_mult = fg.cr_luma_mult;
-    v.cr_offset = fg.cr_offset;
     if fg.apply_grain {
-        let (ny, ncb, ncr) = (
-            usize::from(fg.num_y_points),
-            usize::from(fg.num_cb_points),
-            usize::from(fg.num_cr_points),
-        );
-        v.point_y_value[..ny].copy_from_slice(&fg.point_y_value[..ny]);
-        v.point_y_scaling[..ny].copy_from_slice(&fg.point_y_scaling[..ny]);
-        v.point_cb_value[..ncb].copy_from_slice(&fg.point_cb_value[..ncb]);
-        v.point_cb_scaling[..ncb].copy_from_slice(&fg.point_cb_scaling[..ncb]);
-        v.point_cr_value[..ncr].copy_from_slice(&fg.point_cr_value[..ncr]);
-        v.point_cr_scaling[..ncr].copy_from_slice(&fg.point_cr_scaling[..ncr]);
-        for i in 0..24 {
-            v.ar_coeffs_y[i] = (i16::from(fg.ar_coeffs_y_plus_128[i]) - 128) as i8;
+        let points = [
+            (
+                fg.num_y_points,
+                &fg.point_y_value[..],
+                &fg.point_y_scaling[..],
+                &mut v.point_y_value[..],
+                &mut v.point_y_scaling[..],
+            ),
+            (
+                fg.num_cb_points,
+                &fg.point_cb_value[..],
+                &fg.point_cb_scaling[..],
+                &mut v.point_cb_value[..],
+                &mut v.point_cb_scaling[..],
+            ),
+            (
+                fg.num_cr_points,
+                &fg.point_cr_value[..],
+                &fg.point_cr_scaling[..],
+                &mut v.point_cr_value[..],
+                &mut v.point_cr_scaling[..],
+            ),
+        ];
+        for (n, value, scaling, to_value, to_scaling) in points {
+            let n = usize::from(n);
+            to_value[..n].copy_from_slice(&value[..n]);
+            to_scaling[..n].copy_from_slice(&scaling[..n]);
         }
-        for i in 0..25 {
-            v.ar_coeffs_cb[i] = (i16::from(fg.ar_coeffs_cb_plus_128[i]) - 128) as i8;
-            v.ar_coeffs_cr[i] = (i16::from(fg.ar_coeffs_cr_plus_128[i]) - 128) as i8;
+        // FFmpeg: ar_coeffs_*_plus_128 - 128 (24 luma, 25 chroma coefficients).
+        let coeffs = [
+            (&mut v.ar_coeffs_y[..], &fg.ar_coeffs_y_plus_128[..24]),
+            (&mut v.ar_coeffs_cb[..], &fg.ar_coeffs_cb_plus_128[..25]),
+            (&mut v.ar_coeffs_cr[..], &fg.ar_coeffs_cr_plus_128[..25]),
+        ];
+        for (to, from) in coeffs {
+            for (d, &c) in to.iter_mut().zip(from) {
+                *d = (i16::from(c) - 128) as i8;
+            }
         }
     }
 
@@ -385,18 +412,7 @@ fn compare(path: &Path, counts: &mut Counts) {
             seq: frame.sequence,
             frame: frame.frame_control(refresh),
             grain: frame.film_grain,
-            tiles: frame
-                .tiles
-                .iter()
-                .map(|t| {
-                    let o = t.tile_offset as usize;
-                    (
-                        t.tile_row,
-                        t.tile_col,
-                        frame.data[o..o + t.tile_size as usize].to_vec(),
-                    )
-                })
-                .collect(),
+            tiles: tile_bytes(&frame.tiles, &frame.data),
         });
     };
     for (_, tu) in tus {
@@ -453,18 +469,7 @@ fn compare(path: &Path, counts: &mut Counts) {
                 seq: sequence_control(&seq).unwrap(),
                 frame: frame_control(&seq, &fh, &slot_ts).unwrap(),
                 grain: film_grain_control(&fh, true).unwrap(),
-                tiles: tf
-                    .tiles
-                    .iter()
-                    .map(|t| {
-                        let o = t.tile_offset as usize;
-                        (
-                            t.tile_row,
-                            t.tile_col,
-                            tu[o..o + t.tile_size as usize].to_vec(),
-                        )
-                    })
-                    .collect(),
+                tiles: tile_bytes(&tf.tiles, tu),
             };
             reloaded_at.push(reloaded);
             for i in 0..8 {
@@ -681,60 +686,25 @@ fn compare(path: &Path, counts: &mut Counts) {
         }
         same!("sequence", e_seq, a.seq);
         let (ef, af) = (&e_frame, &a.frame);
-        same!("frame.tile_info", ef.tile_info, af.tile_info);
-        same!("frame.quantization", ef.quantization, af.quantization);
-        same!("frame.segmentation", ef.segmentation, af.segmentation);
-        same!("frame.loop_filter", ef.loop_filter, af.loop_filter);
-        same!("frame.cdef", ef.cdef, af.cdef);
-        same!(
-            "frame.loop_restoration",
-            ef.loop_restoration,
-            af.loop_restoration
-        );
-        same!("frame.global_motion", ef.global_motion, af.global_motion);
-        same!("frame.flags", ef.flags, af.flags);
-        same!("frame.frame_type", ef.frame_type, af.frame_type);
-        same!("frame.order_hint", ef.order_hint, af.order_hint);
-        same!("frame.upscaled_width", ef.upscaled_width, af.upscaled_width);
-        same!(
-            "frame.interpolation_filter",
-            ef.interpolation_filter,
-            af.interpolation_filter
-        );
-        same!("frame.tx_mode", ef.tx_mode, af.tx_mode);
-        same!(
-            "frame.frame_width_minus_1",
-            ef.frame_width_minus_1,
-            af.frame_width_minus_1
-        );
-        same!(
-            "frame.frame_height_minus_1",
-            ef.frame_height_minus_1,
-            af.frame_height_minus_1
-        );
-        same!("frame.superres_denom", ef.superres_denom, af.superres_denom);
-        same!(
-            "frame.skip_mode_frame",
-            ef.skip_mode_frame,
-            af.skip_mode_frame
-        );
-        same!(
-            "frame.primary_ref_frame",
-            ef.primary_ref_frame,
-            af.primary_ref_frame
-        );
-        same!("frame.order_hints", ef.order_hints, af.order_hints);
-        same!("frame.ref_frame_idx", ef.ref_frame_idx, af.ref_frame_idx);
-        same!(
-            "frame.reference_frame_ts",
-            ef.reference_frame_ts,
-            af.reference_frame_ts
-        );
-        same!(
-            "frame.refresh_frame_flags",
-            ef.refresh_frame_flags,
-            af.refresh_frame_flags
-        );
+        macro_rules! by_field {
+            ($($f:ident),+) => {
+                [$((stringify!($f), bytes_of(&ef.$f), bytes_of(&af.$f))),+]
+            };
+        }
+        #[rustfmt::skip]
+        let fields = by_field![
+            tile_info, quantization, segmentation, loop_filter, cdef, loop_restoration,
+            global_motion, flags, frame_type, order_hint, upscaled_width, interpolation_filter,
+            tx_mode, frame_width_minus_1, frame_height_minus_1, superres_denom, skip_mode_frame,
+            primary_ref_frame, order_hints, ref_frame_idx, reference_frame_ts,
+            refresh_frame_flags
+        ];
+        for (field, e, a) in fields {
+            assert!(
+                e == a,
+                "{name}: request {n}: frame.{field} differs:\n client {e:?}\n driver {a:?}"
+            );
+        }
         same!("frame (the rest)", e_frame, a.frame);
         same!("film_grain", e_grain, a.grain);
         assert!(e.tiles == a.tiles, "{name}: request {n}: tiles differ");
