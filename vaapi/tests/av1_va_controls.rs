@@ -39,8 +39,22 @@ use daedalus_drv_video::va;
 mod common;
 use common::{bytes_of, rendered};
 
+/// How the driver queued a request.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    /// With its refresh set (the client's request).
+    Normal,
+    /// Before its refresh set was known, with refresh 0 (the client needed the picture).
+    Early,
+    /// Again, with its refresh set, into a scratch buffer (after `Early`).
+    Replay,
+}
+
 /// What one request carries.
 struct Request {
+    /// Its timestamp (ns) and how it was queued (driver side only).
+    ts: u64,
+    kind: Kind,
     seq: v4l2_ctrl_av1_sequence,
     frame: v4l2_ctrl_av1_frame,
     grain: v4l2_ctrl_av1_film_grain,
@@ -369,9 +383,14 @@ struct Counts {
     unobservable_refresh: usize,
     order_hints_after_shown_key: usize,
     parser_panicked: bool,
+    early: usize,
+    replays: usize,
 }
 
-fn compare(path: &Path, counts: &mut Counts) {
+/// Compares the client's and the driver's requests for `path`; with `early_every` > 0, the VA
+/// client syncs the picture of every `early_every`-th frame before the next one begins (the
+/// driver queues it early, and replays it when it refreshed slots).
+fn compare(path: &Path, counts: &mut Counts, early_every: u64) {
     let data = std::fs::read(path).unwrap();
     let Ok((_, tus)) = daedalus_codecs::ivf::frames(&data) else {
         return;
@@ -402,13 +421,20 @@ fn compare(path: &Path, counts: &mut Counts) {
                      actual: &mut Vec<Request>,
                      frame: &Frame,
                      refresh: u8,
+                     kind: Kind,
                      replay: Option<u64>| {
-        assert!(replay.is_none(), "no replays without early queueing");
         let seq = next_seq;
         next_seq += 1;
-        surface_ts.insert(frame.target, seq * 1000);
-        driver.queued(frame, seq * 1000);
+        let ts = replay.unwrap_or(seq * 1000);
+        if replay.is_none() {
+            surface_ts.insert(frame.target, ts);
+        }
+        if kind == Kind::Normal {
+            driver.queued(frame, ts);
+        }
         actual.push(Request {
+            ts,
+            kind,
             seq: frame.sequence,
             frame: frame.frame_control(refresh),
             grain: frame.film_grain,
@@ -466,6 +492,8 @@ fn compare(path: &Path, counts: &mut Counts) {
             }
             // The client.
             let e = Request {
+                ts: next_ts * 1000,
+                kind: Kind::Normal,
                 seq: sequence_control(&seq).unwrap(),
                 frame: frame_control(&seq, &fh, &slot_ts).unwrap(),
                 grain: film_grain_control(&fh, true).unwrap(),
@@ -536,12 +564,19 @@ fn compare(path: &Path, counts: &mut Counts) {
                 );
             }
             for s in driver.resolve(&vp) {
+                let kind = if s.replay_of.is_some() {
+                    counts.replays += 1;
+                    Kind::Replay
+                } else {
+                    Kind::Normal
+                };
                 queue(
                     &mut driver,
                     &mut surface_ts,
                     &mut actual,
                     &s.frame,
                     s.refresh,
+                    kind,
                     s.replay_of,
                 );
             }
@@ -551,7 +586,32 @@ fn compare(path: &Path, counts: &mut Counts) {
                 .unwrap_or_else(|e| panic!("{}: frame refused: {}", path.display(), e.name()));
             if let Some(f) = frame {
                 let r = f.known_refresh.unwrap();
-                queue(&mut driver, &mut surface_ts, &mut actual, &f, r, None);
+                queue(
+                    &mut driver,
+                    &mut surface_ts,
+                    &mut actual,
+                    &f,
+                    r,
+                    Kind::Normal,
+                    None,
+                );
+            }
+            // A client that syncs some pictures before it begins the next one.
+            if early_every > 0 && (next_ts - 1) % early_every == 0 {
+                for (i, f) in driver.flush_for(Some(display)) {
+                    queue(
+                        &mut driver,
+                        &mut surface_ts,
+                        &mut actual,
+                        &f,
+                        0,
+                        Kind::Early,
+                        None,
+                    );
+                    let ts = actual.last().unwrap().ts;
+                    driver.queued_early(i, ts);
+                    counts.early += 1;
+                }
             }
             // vaapi_av1_end_frame / av1dec's reference update.
             let refresh = if fh.frame_type == FrameType::KeyFrame && fh.show_frame {
@@ -569,9 +629,62 @@ fn compare(path: &Path, counts: &mut Counts) {
     }
     // End of stream: the client destroys the context.
     for (i, f) in driver.flush_for(None) {
-        queue(&mut driver, &mut surface_ts, &mut actual, &f, 0, None);
+        queue(
+            &mut driver,
+            &mut surface_ts,
+            &mut actual,
+            &f,
+            0,
+            Kind::Normal,
+            None,
+        );
         let _ = i;
     }
+    // An early request that was replayed: the replay stands for it (at its place: nothing was
+    // queued between them); it must be the same request but for refresh 0 (and a hidden frame
+    // marked shown).
+    let mut effective: Vec<&Request> = Vec::new();
+    for (k, a) in actual.iter().enumerate() {
+        let replay = actual[k + 1..]
+            .iter()
+            .find(|r| r.kind == Kind::Replay && r.ts == a.ts);
+        match (a.kind, replay) {
+            (Kind::Early, Some(r)) => {
+                let mut f = r.frame;
+                f.refresh_frame_flags = 0;
+                f.flags = a.frame.flags;
+                assert!(
+                    bytes_of(&f) == bytes_of(&a.frame) && a.tiles == r.tiles,
+                    "{}: the replay of request {k} is not the same request",
+                    path.display()
+                );
+            }
+            _ => effective.push(a),
+        }
+    }
+    // The driver's timestamps → the client's numbering of the same requests.
+    let renumber: std::collections::HashMap<u64, u64> = effective
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.ts, (i as u64 + 1) * 1000))
+        .collect();
+    let actual: Vec<Request> = effective
+        .into_iter()
+        .map(|a| {
+            let mut frame = a.frame;
+            for t in frame.reference_frame_ts.iter_mut().filter(|t| **t != 0) {
+                *t = renumber[t];
+            }
+            Request {
+                ts: a.ts,
+                kind: a.kind,
+                seq: a.seq,
+                frame,
+                grain: a.grain,
+                tiles: a.tiles.clone(),
+            }
+        })
+        .collect();
     assert_eq!(
         expected.len(),
         actual.len(),
@@ -750,17 +863,12 @@ fn streams() -> Vec<PathBuf> {
     out
 }
 
-#[test]
-fn va_buffers_make_the_clients_controls() {
-    let streams = streams();
-    if streams.is_empty() {
-        return;
-    }
+fn run(early_every: u64) -> Counts {
     let mut total = Counts::default();
     let mut n = 0;
-    for s in &streams {
+    for s in &streams() {
         let mut c = Counts::default();
-        compare(s, &mut c);
+        compare(s, &mut c, early_every);
         if c.requests > 0 {
             n += 1;
         }
@@ -774,8 +882,35 @@ fn va_buffers_make_the_clients_controls() {
         total.show_existing += c.show_existing;
         total.unobservable_refresh += c.unobservable_refresh;
         total.order_hints_after_shown_key += c.order_hints_after_shown_key;
+        total.early += c.early;
+        total.replays += c.replays;
     }
-    eprintln!("{n} streams: {total:?}");
+    eprintln!("{n} streams (a sync every {early_every} frames): {total:?}");
+    total
+}
+
+#[test]
+fn va_buffers_make_the_clients_controls() {
+    if streams().is_empty() {
+        return;
+    }
+    let total = run(0);
     assert!(total.requests > 1000);
     assert!(total.hidden > 0 && total.grain > 0 && total.multi_tile > 0 && total.show_existing > 0);
+    assert_eq!((total.early, total.replays), (0, 0));
+}
+
+/// A client that needs pictures before it begins the next one (the driver queues them early
+/// with refresh 0, then replays those that refreshed slots): the requests that count are the
+/// same.
+#[test]
+fn early_pictures_are_replayed_into_the_same_controls() {
+    if streams().is_empty() {
+        return;
+    }
+    for every in [1, 3] {
+        let total = run(every);
+        assert!(total.requests > 1000);
+        assert!(total.early > 0 && total.replays > 0);
+    }
 }
