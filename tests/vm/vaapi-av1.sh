@@ -18,14 +18,12 @@
 #      vaapi/README.md).
 #      The driver's log line per context (DAEDALUS_VA_LOG=info) gives how many frames were
 #      queued before their refresh set was known and how many were replayed.
-#   3. A corrupted stream ends (no hang) with errors; a truncated one ends.
+#   3. Replays: two streams with DAEDALUS_VA_AV1_EAGER=1 (every frame queued before its
+#      refresh set is known, then replayed), byte-exact too.
+#   4. A corrupted stream ends (no hang) with errors; a truncated one ends.
 # VAAPI_AV1_ALL=1: every AV1 IVF vector with an FFmpeg framemd5 reference instead.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-source "$repo/tests/vm/lib/vectors"
-vectors=$DAEDALUS_VECTORS
-work=$(mktemp -d)
-dri=/dev/dri/renderD128
 source "$repo/tests/vm/lib/vaapi"
 export DAEDALUS_VA_LOG=${DAEDALUS_VA_LOG:-info}
 early=0 replays=0 frames=0
@@ -61,7 +59,7 @@ else
 8-bit 176x144|$v/vk-gl-cts/av1-176x144-main-basic-8.ivf|$v/vk-gl-cts/av1-176x144-main-basic-8.ivf.ffmpeg-yuv420p.framemd5|
 10-bit 176x144|$v/vk-gl-cts/av1-176x144-main-basic-10.ivf|$v/vk-gl-cts/av1-176x144-main-basic-10.ivf.ffmpeg-yuv420p10le.framemd5|
 film grain 8-bit|$v/vk-gl-cts/av1-352x288-main-filmgrain-8.ivf|$v/vk-gl-cts/av1-352x288-main-filmgrain-8.ivf.ffmpeg-yuv420p.framemd5|
-film grain 10-bit (20 frames)|$d/10-bit/film_grain/av1-1-b10-23-film_grain-50.ivf|$d/10-bit/film_grain/av1-1-b10-23-film_grain-50.ivf.ffmpeg-yuv420p10le.framemd5|20
+film grain 10-bit|$d/10-bit/film_grain/av1-1-b10-23-film_grain-50.ivf|$d/10-bit/film_grain/av1-1-b10-23-film_grain-50.ivf.ffmpeg-yuv420p10le.framemd5|
 forward key frame 10-bit|$v/vk-gl-cts/av1-176x144-main-forward-key-frame-10.ivf|$v/vk-gl-cts/av1-176x144-main-forward-key-frame-10.ivf.ffmpeg-yuv420p10le.framemd5|
 superres 1080p (4 frames)|$v/vk-gl-cts/av1-1920x1080-main-superres-8.ivf|$v/vk-gl-cts/av1-1920x1080-main-superres-8.ivf.ffmpeg-yuv420p.framemd5|4
 odd width|$d/8-bit/issues/309_odd_width.ivf|$d/8-bit/issues/309_odd_width.ivf.ffmpeg-yuv420p.framemd5|
@@ -70,7 +68,17 @@ test-25fps (30 frames)|$v/cros-codecs/test-25fps.av1.ivf|$v/cros-codecs/test-25f
 LIST
 fi
 
-echo "== 3. bad streams"
+echo "== 3. replays"
+# DAEDALUS_VA_AV1_EAGER=1 makes the driver queue every frame at once with refresh 0 and replay
+# it with its refresh set, as it does for a client that syncs each picture before it begins the
+# next one (FFmpeg's CLI does not: it downloads in another thread).
+for s in vk-gl-cts/av1-352x288-main-filmgrain-8.ivf vk-gl-cts/av1-176x144-main-forward-key-frame-10.ivf; do
+  export DAEDALUS_VA_AV1_EAGER=1
+  decode "$(basename "$s") (eager)" "$v/$s" "$(ls "$v/$s".ffmpeg-*.framemd5)"; stats
+  unset DAEDALUS_VA_AV1_EAGER
+done
+
+echo "== 4. bad streams"
 good=$v/vk-gl-cts/av1-176x144-main-basic-8.ivf
 corrupt_ivf "$good" "$work/corrupt.ivf"
 must_end "corrupted stream" "$work/corrupt.ivf"

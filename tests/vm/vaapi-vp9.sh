@@ -28,10 +28,6 @@
 # several minutes more under TCG).
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-source "$repo/tests/vm/lib/vectors"
-vectors=$DAEDALUS_VECTORS
-work=$(mktemp -d)
-dri=/dev/dri/renderD128
 source "$repo/tests/vm/lib/vaapi"
 
 echo "== 1. vainfo"

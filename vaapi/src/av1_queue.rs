@@ -57,6 +57,13 @@ fn name_only(objects: &mut Objects, frame: &Frame) {
     }
 }
 
+/// `DAEDALUS_VA_AV1_EAGER=1`: every AV1 frame is queued at once with refresh 0 and replayed
+/// when it refreshed slots, whatever the client does (for testing the replays).
+fn eager() -> bool {
+    static EAGER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *EAGER.get_or_init(|| std::env::var_os("DAEDALUS_VA_AV1_EAGER").is_some_and(|v| v == "1"))
+}
+
 impl Driver {
     /// `vaEndPicture` of an AV1 picture.
     pub(crate) fn decode_av1(
@@ -89,7 +96,12 @@ impl Driver {
             return Err(Error::INVALID_CONTEXT);
         };
         let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
-        if let Some(frame) = av1.frame(va, picture.surface, reference)? {
+        let frame = av1.frame(va, picture.surface, reference)?;
+        if eager() {
+            // As a client that syncs every picture before it begins the next one would.
+            self.flush_av1_context(objects, context, None)?;
+        }
+        if let Some(frame) = frame {
             let refresh = frame.known_refresh.unwrap_or(0);
             let m = request(objects, &frame, refresh);
             Self::adopt(objects, context, frame.target)?;

@@ -77,6 +77,37 @@ fn tile_bytes(tiles: &[v4l2_ctrl_av1_tile_group_entry], data: &[u8]) -> Vec<(u32
         .collect()
 }
 
+/// The driver's side: its AV1 state, what it queued, the timestamp of each surface's picture.
+#[derive(Default)]
+struct VaSide {
+    driver: Av1,
+    surface_ts: std::collections::HashMap<u32, u64>,
+    actual: Vec<Request>,
+    queued: u64,
+}
+
+impl VaSide {
+    /// Queues `frame` with `refresh` (`replay`: under that earlier request's timestamp).
+    fn queue(&mut self, frame: &Frame, refresh: u8, kind: Kind, replay: Option<u64>) {
+        self.queued += 1;
+        let ts = replay.unwrap_or(self.queued * 1000);
+        if replay.is_none() {
+            self.surface_ts.insert(frame.target, ts);
+        }
+        if kind == Kind::Normal {
+            self.driver.queued(frame, ts);
+        }
+        self.actual.push(Request {
+            ts,
+            kind,
+            seq: frame.sequence,
+            frame: frame.frame_control(refresh),
+            grain: frame.film_grain,
+            tiles: tile_bytes(&frame.tiles, &frame.data),
+        });
+    }
+}
+
 /// FFmpeg's surfaces.
 struct Ffmpeg {
     /// `s->ref[i]`: the display surface of the frame in slot i.
@@ -412,35 +443,7 @@ fn compare(path: &Path, counts: &mut Counts, early_every: u64) {
         ref_tab: [None; 8],
         tmp: None,
     };
-    let mut driver = Av1::new();
-    let mut surface_ts: std::collections::HashMap<u32, u64> = Default::default();
-    let mut actual: Vec<Request> = Vec::new();
-    let mut next_seq = 1u64;
-    let mut queue = |driver: &mut Av1,
-                     surface_ts: &mut std::collections::HashMap<u32, u64>,
-                     actual: &mut Vec<Request>,
-                     frame: &Frame,
-                     refresh: u8,
-                     kind: Kind,
-                     replay: Option<u64>| {
-        let seq = next_seq;
-        next_seq += 1;
-        let ts = replay.unwrap_or(seq * 1000);
-        if replay.is_none() {
-            surface_ts.insert(frame.target, ts);
-        }
-        if kind == Kind::Normal {
-            driver.queued(frame, ts);
-        }
-        actual.push(Request {
-            ts,
-            kind,
-            seq: frame.sequence,
-            frame: frame.frame_control(refresh),
-            grain: frame.film_grain,
-            tiles: tile_bytes(&frame.tiles, &frame.data),
-        });
-    };
+    let mut va = VaSide::default();
     for (_, tu) in tus {
         let mut assembly = TileFrames::default();
         let mut groups: Groups = Vec::new();
@@ -560,56 +563,33 @@ fn compare(path: &Path, counts: &mut Counts, early_every: u64) {
                     fh.show_frame,
                     fh.refresh_frame_flags,
                     pic.ref_frame_map,
-                    driver.awaiting.iter().map(|a| a.frame.current).collect::<Vec<_>>()
+                    va.driver.awaiting.iter().map(|a| a.frame.current).collect::<Vec<_>>()
                 );
             }
-            for s in driver.resolve(&vp) {
+            for s in va.driver.resolve(&vp) {
                 let kind = if s.replay_of.is_some() {
                     counts.replays += 1;
                     Kind::Replay
                 } else {
                     Kind::Normal
                 };
-                queue(
-                    &mut driver,
-                    &mut surface_ts,
-                    &mut actual,
-                    &s.frame,
-                    s.refresh,
-                    kind,
-                    s.replay_of,
-                );
+                va.queue(&s.frame, s.refresh, kind, s.replay_of);
             }
-            let reference = |id: u32| surface_ts.get(&id).copied();
-            let frame = driver
+            let reference = |id: u32| va.surface_ts.get(&id).copied();
+            let frame = va
+                .driver
                 .frame(vp, current, reference)
                 .unwrap_or_else(|e| panic!("{}: frame refused: {}", path.display(), e.name()));
             if let Some(f) = frame {
                 let r = f.known_refresh.unwrap();
-                queue(
-                    &mut driver,
-                    &mut surface_ts,
-                    &mut actual,
-                    &f,
-                    r,
-                    Kind::Normal,
-                    None,
-                );
+                va.queue(&f, r, Kind::Normal, None);
             }
             // A client that syncs some pictures before it begins the next one.
             if early_every > 0 && (next_ts - 1) % early_every == 0 {
-                for (i, f) in driver.flush_for(Some(display)) {
-                    queue(
-                        &mut driver,
-                        &mut surface_ts,
-                        &mut actual,
-                        &f,
-                        0,
-                        Kind::Early,
-                        None,
-                    );
-                    let ts = actual.last().unwrap().ts;
-                    driver.queued_early(i, ts);
+                for (i, f) in va.driver.flush_for(Some(display)) {
+                    va.queue(&f, 0, Kind::Early, None);
+                    let ts = va.actual.last().unwrap().ts;
+                    va.driver.queued_early(i, ts);
                     counts.early += 1;
                 }
             }
@@ -628,24 +608,16 @@ fn compare(path: &Path, counts: &mut Counts, early_every: u64) {
         }
     }
     // End of stream: the client destroys the context.
-    for (i, f) in driver.flush_for(None) {
-        queue(
-            &mut driver,
-            &mut surface_ts,
-            &mut actual,
-            &f,
-            0,
-            Kind::Normal,
-            None,
-        );
+    for (i, f) in va.driver.flush_for(None) {
+        va.queue(&f, 0, Kind::Normal, None);
         let _ = i;
     }
     // An early request that was replayed: the replay stands for it (at its place: nothing was
     // queued between them); it must be the same request but for refresh 0 (and a hidden frame
     // marked shown).
     let mut effective: Vec<&Request> = Vec::new();
-    for (k, a) in actual.iter().enumerate() {
-        let replay = actual[k + 1..]
+    for (k, a) in va.actual.iter().enumerate() {
+        let replay = va.actual[k + 1..]
             .iter()
             .find(|r| r.kind == Kind::Replay && r.ts == a.ts);
         match (a.kind, replay) {
