@@ -309,6 +309,7 @@ impl Frame {
                 Control::new(V4L2_CID_STATELESS_AV1_FILM_GRAIN, self.film_grain),
                 Control::array(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY, self.tiles.clone()),
             ],
+            menus: Vec::new(),
         }
     }
 

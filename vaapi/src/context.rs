@@ -5,6 +5,7 @@
 use crate::av1::Av1;
 use crate::config::Config;
 use crate::decoder::Decoder;
+use crate::h264::H264;
 use crate::status::{Error, Result};
 use crate::va;
 use crate::vp9::Vp9;
@@ -34,6 +35,55 @@ impl Picture {
     /// The buffers of one type, in the order they were rendered.
     pub fn of_type(&self, buf_type: va::VABufferType) -> impl Iterator<Item = &Rendered> {
         self.buffers.iter().filter(move |b| b.buf_type == buf_type)
+    }
+
+    /// The slices of the picture: each element of the slice parameter buffers (`T`) with the
+    /// bytes it names (`range` gives its offset, size and `slice_data_flag`) in the slice data
+    /// buffer of the same rank (VA renders them in pairs: parameters, then data).
+    pub fn slices<T: Copy + Default>(
+        &self,
+        range: impl Fn(&T) -> (u32, u32, u32),
+    ) -> Result<Vec<(T, &[u8])>> {
+        let params: Vec<&Rendered> = self.of_type(va::VASliceParameterBufferType).collect();
+        let data: Vec<&Rendered> = self.of_type(va::VASliceDataBufferType).collect();
+        if params.len() != data.len() {
+            log::warn!(
+                "{} slice parameter buffers for {} slice data buffers",
+                params.len(),
+                data.len()
+            );
+            return Err(Error::INVALID_PARAMETER);
+        }
+        let mut slices = Vec::new();
+        for (p, d) in params.into_iter().zip(data) {
+            for i in 0..p.num_elements as usize {
+                let slice: T = element(p, i).ok_or_else(|| {
+                    log::warn!(
+                        "slice parameter buffer with {}-byte elements, the driver expects {}",
+                        p.element_size,
+                        std::mem::size_of::<T>()
+                    );
+                    Error::INVALID_PARAMETER
+                })?;
+                let (offset, size, flag) = range(&slice);
+                if flag != va::VA_SLICE_DATA_FLAG_ALL {
+                    log::warn!("partial slice data (slice_data_flag {flag:#x})");
+                    return Err(Error::INVALID_PARAMETER);
+                }
+                let bytes = (offset as usize)
+                    .checked_add(size as usize)
+                    .and_then(|end| d.bytes.get(offset as usize..end))
+                    .ok_or_else(|| {
+                        log::warn!(
+                            "slice data {offset}+{size} outside the {}-byte buffer",
+                            d.bytes.len()
+                        );
+                        Error::INVALID_PARAMETER
+                    })?;
+                slices.push((slice, bytes));
+            }
+        }
+        Ok(slices)
     }
 
     /// The first element of the first buffer of `buf_type` as a `T` (a VA parameter struct):
@@ -76,6 +126,8 @@ pub enum CodecState {
     Vp9(Box<Vp9>),
     /// AV1.
     Av1(Box<Av1>),
+    /// H.264.
+    H264(Box<H264>),
     /// A codec whose VA parameters the driver does not map yet.
     Unmapped,
 }

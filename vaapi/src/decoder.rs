@@ -29,6 +29,7 @@ use daedalus_proto::formats::{BitDepth, Codec};
 
 use crate::device::Device;
 use crate::image::Layout;
+use crate::mapped::Mapped;
 use crate::status::{Error, Result};
 
 const OUTPUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
@@ -110,19 +111,17 @@ fn output_size(width: u32, height: u32) -> u32 {
 }
 
 impl Decoder {
-    /// Opens the decoder of `device` for `codec` pictures of `width` x `height` at `depth`,
-    /// with `stream_ctrls` (the first picture's, which select the CAPTURE format), and
+    /// Opens the decoder of `device` for `codec` pictures of the size and depth of `first`
+    /// (the first picture: its menu and stream controls select the CAPTURE format), with
     /// `captures` CAPTURE buffers to start with (the context's render targets; more are added
     /// as surfaces need them).
     pub fn open(
         device: &Device,
         codec: Codec,
-        width: u32,
-        height: u32,
-        depth: BitDepth,
-        stream_ctrls: &mut [CtrlPayload<'_>],
+        first: &mut Mapped,
         captures: u32,
     ) -> Result<Decoder> {
+        let (width, height, depth) = (first.width, first.height, first.depth);
         let video = device.video.display();
         let dev = VideoDevice::open(&device.video).map_err(|e| failed("open", e))?;
         let media = MediaDevice::open(&device.media).map_err(|e| failed("open", e))?;
@@ -138,7 +137,17 @@ impl Decoder {
             );
             return Err(Error::UNSUPPORTED_PROFILE);
         }
-        dev.set_ext_ctrls(Which::Current, stream_ctrls)
+        for &(id, value) in &first.menus {
+            dev.set_int_ctrl(id, value).map_err(|e| {
+                log::warn!(
+                    "{video}: the driver refused {value} for control {id:#x} ({e}): this driver \
+                     decodes {} that way only",
+                    fourcc_to_string(fourcc)
+                );
+                Error::UNSUPPORTED_PROFILE
+            })?;
+        }
+        dev.set_ext_ctrls(Which::Current, &mut first.stream_payloads())
             .map_err(|e| {
                 log::warn!("{video}: the driver refused the stream's parameters: {e}");
                 Error::UNSUPPORTED_PROFILE

@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::context::{CodecState, Context, Picture, Rendered};
 use crate::decoder::{Decoder, Done, TIMEOUT};
 use crate::device::Device;
+use crate::h264::H264;
 use crate::heap::{BufferKind, ConfigKind, ContextKind, Heap, ImageKind, SurfaceKind};
 use crate::image::{self, Image, Layout};
 use crate::mapped::payloads;
@@ -355,7 +356,7 @@ impl Driver {
         let codec = match config.caps.profile.codec() {
             Codec::Vp9 => CodecState::Vp9(Box::new(Vp9::new())),
             Codec::Av1 => CodecState::Av1(Box::new(Av1::new())),
-            Codec::H264 => CodecState::Unmapped,
+            Codec::H264 => CodecState::H264(Box::new(H264::new(config.caps.profile))),
         };
         let context = Context {
             config,
@@ -550,7 +551,9 @@ impl Driver {
     }
 
     /// `vaEndPicture`: turns the picture into its controls and queues its request; returns
-    /// without waiting for the decode (`vaSyncSurface` does).
+    /// without waiting for the decode (`vaSyncSurface` does). A picture that cannot be queued
+    /// leaves its surface `Lost`: clients that show it anyway (FFmpeg outputs a frame whose
+    /// `vaEndPicture` failed) get a decoding error from `vaSyncSurface`, not an old picture.
     pub fn end_picture(&self, context: u32) -> Result<()> {
         let mut guard = self.objects();
         let objects = &mut *guard;
@@ -561,6 +564,15 @@ impl Driver {
             .take()
             .ok_or(Error::OPERATION_FAILED)?;
         let result = self.decode(objects, context, &picture);
+        if result.is_err() && result != Err(Error::SURFACE_BUSY) {
+            // The target holds no picture of this one: whatever it held before must not be
+            // shown or referenced in its place (syncing it is a decoding error).
+            if let Ok(s) = objects.surfaces.get_mut(picture.surface) {
+                if !matches!(s.state, State::Pending { .. }) {
+                    s.state = State::Lost;
+                }
+            }
+        }
         if result == Err(Error::OPERATION_FAILED) {
             // The device broke the contract (or is gone): start over with a new decoder at the
             // next picture rather than keep a queue in an unknown state.
@@ -581,6 +593,7 @@ impl Driver {
         let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
         let mapped = match &mut ctx.codec {
             CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
+            CodecState::H264(h264) => h264.map(picture, reference)?,
             CodecState::Av1(_) => return self.decode_av1(objects, context, picture),
             CodecState::Unmapped => {
                 log::warn!(
@@ -687,10 +700,7 @@ impl Driver {
             let mut dec = Decoder::open(
                 &self.device,
                 ctx.config.caps.profile.codec(),
-                width,
-                height,
-                depth,
-                &mut mapped.stream_payloads(),
+                &mut mapped,
                 targets.len() as u32,
             )?;
             for id in targets {
@@ -1191,13 +1201,24 @@ pub(crate) mod tests {
         // No parameters: refused, and the picture is over.
         assert_eq!(d.end_picture(ctx), Err(Error::INVALID_PARAMETER));
         assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
-        // A codec whose parameters are not mapped yet says so.
+        // H.264 without its parameters too.
         let h264 = d
             .create_config(va::VAProfileH264High, va::VAEntrypointVLD, &[])
             .unwrap();
         let hctx = d.create_context(h264, 64, 64, 1, &surfaces).unwrap();
         d.begin_picture(hctx, surfaces[1]).unwrap();
-        assert_eq!(d.end_picture(hctx), Err(Error::UNIMPLEMENTED));
+        assert_eq!(d.end_picture(hctx), Err(Error::INVALID_PARAMETER));
+        assert_eq!(
+            d.sync_surface(surfaces[1], None),
+            Err(Error::DECODING_ERROR)
+        );
+        // AV1 too.
+        let av1 = d
+            .create_config(va::VAProfileAV1Profile0, va::VAEntrypointVLD, &[])
+            .unwrap();
+        let actx = d.create_context(av1, 64, 64, 1, &surfaces).unwrap();
+        d.begin_picture(actx, surfaces[1]).unwrap();
+        assert_eq!(d.end_picture(actx), Err(Error::INVALID_PARAMETER));
     }
 
     #[test]
@@ -1267,7 +1288,11 @@ pub(crate) mod tests {
         // The mapping accepts the frame; the device (absent here) cannot be opened.
         assert_eq!(d.end_picture(ctx), Err(Error::OPERATION_FAILED));
         assert_eq!(d.query_surface_status(surfaces[0]), Ok(va::VASurfaceReady));
-        assert_eq!(d.sync_surface(surfaces[0], None), Ok(()));
+        // Its surface holds no picture: showing it anyway is an error.
+        assert_eq!(
+            d.sync_surface(surfaces[0], None),
+            Err(Error::DECODING_ERROR)
+        );
         assert_eq!(
             d.export_surface(surfaces[0], va::VA_EXPORT_SURFACE_READ_ONLY)
                 .err(),

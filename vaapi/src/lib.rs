@@ -25,6 +25,7 @@ pub mod device;
 pub mod driver;
 pub mod entry;
 pub mod export;
+pub mod h264;
 pub mod heap;
 pub mod image;
 pub mod mapped;

@@ -91,6 +91,9 @@ pub struct Mapped {
     pub data: Vec<Vec<u8>>,
     /// The request's controls.
     pub controls: Vec<Control>,
+    /// Menu controls the decoder is set up with, before its formats are chosen (e.g. H.264's
+    /// decode mode and start codes).
+    pub menus: Vec<(u32, i32)>,
 }
 
 impl Mapped {

@@ -88,6 +88,7 @@ impl Vp9 {
                 Control::new(V4L2_CID_STATELESS_VP9_FRAME, f.frame).stream(),
                 Control::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, *f.compressed),
             ],
+            menus: Vec::new(),
         })
     }
 

@@ -15,8 +15,9 @@ use crate::codec::h264::parser::Nalu as H264Nalu;
 
 /// A bit reader for codec bitstreams. It properly handles emulation-prevention
 /// bytes and stop bits for H264.
+// daedalus patch: public (was pub(crate)), for the VA-API driver's slice header peek.
 #[derive(Clone)]
-pub(crate) struct BitReader<'a> {
+pub struct BitReader<'a> {
     /// A reference into the next unread byte in the stream.
     data: Cursor<&'a [u8]>,
     /// Contents of the current byte. First unread bit starting at position 8 -
