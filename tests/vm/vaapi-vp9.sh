@@ -40,19 +40,8 @@ for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
 done
 
 echo "== 3. a corrupted stream"
-# Every 7th byte of each frame's payload after the first inverted (IVF: a 32-byte file header,
-# 12-byte frame headers). perl-base: the chroot has no python.
 bad=$repo/daemon/tests/data/tiny-96x64-8bit-arf.ivf
-perl -e '
-  local $/; open(my $in, "<:raw", $ARGV[0]) or die; my $d = <$in>;
-  my ($out, $off, $n) = (substr($d, 0, 32), 32, 0);
-  while ($off + 12 <= length $d) {
-    my $size = unpack("V", substr($d, $off, 4));
-    my $f = substr($d, $off + 12, $size);
-    if ($n++ > 0) { for (my $i = 8; $i < length $f; $i += 7) { substr($f, $i, 1) = chr(255 - ord(substr($f, $i, 1))) } }
-    $out .= substr($d, $off, 12) . $f; $off += 12 + $size;
-  }
-  open(my $o, ">:raw", $ARGV[1]) or die; print $o $out;' "$bad" "$work/corrupt.ivf"
+vaapi_corrupt_ivf "$bad" "$work/corrupt.ivf"
 vaapi_expect_errors "the corrupted stream" "$work/corrupt.ivf"
 
 echo "== 4. $vectors/vp9"

@@ -2,6 +2,7 @@
 //! Decode contexts: the picture being described between `vaBeginPicture` and `vaEndPicture`,
 //! the codec's state between pictures, and the decoder (`decoder.rs`).
 
+use crate::av1::Av1;
 use crate::config::Config;
 use crate::decoder::Decoder;
 use crate::h264::H264;
@@ -123,6 +124,8 @@ pub fn element<T: Copy + Default>(b: &Rendered, i: usize) -> Option<T> {
 pub enum CodecState {
     /// VP9.
     Vp9(Box<Vp9>),
+    /// AV1.
+    Av1(Box<Av1>),
     /// H.264.
     H264(Box<H264>),
     /// A codec whose VA parameters the driver does not map yet.

@@ -67,6 +67,8 @@ struct Capture {
 #[derive(Clone, Copy, Debug)]
 struct InFlight {
     seq: u64,
+    /// Its OUTPUT buffer's timestamp (µs): `seq`, or the picture a replay repeats.
+    timestamp_us: u64,
     output: usize,
     capture: u32,
     surface: u32,
@@ -373,6 +375,25 @@ impl Decoder {
         payload: &[&[u8]],
         ctrls: &mut [CtrlPayload<'_>],
     ) -> Result<u64> {
+        self.queue_as(surface, capture, payload, ctrls, None)
+    }
+
+    /// Whether CAPTURE buffer `index` is queued (its picture in flight).
+    pub fn capture_queued(&self, index: u32) -> bool {
+        self.captures.get(index as usize).is_some_and(|c| c.queued)
+    }
+
+    /// [`Decoder::queue`], with the OUTPUT buffer's timestamp (µs) `timestamp_us` instead of
+    /// the picture's own sequence number when given (a replay of an earlier picture, which
+    /// references keep naming by the earlier request's timestamp).
+    pub fn queue_as(
+        &mut self,
+        surface: u32,
+        capture: u32,
+        payload: &[&[u8]],
+        ctrls: &mut [CtrlPayload<'_>],
+        timestamp_us: Option<u64>,
+    ) -> Result<u64> {
         let slot = self
             .outputs
             .iter()
@@ -402,6 +423,7 @@ impl Decoder {
             return Err(Error::DECODING_ERROR);
         }
         let seq = self.next_seq;
+        let timestamp_us = timestamp_us.unwrap_or(seq);
         let cap = self
             .captures
             .get_mut(capture as usize)
@@ -425,7 +447,7 @@ impl Decoder {
                 buf_type: OUTPUT,
                 index: slot as u32,
                 bytesused: len as u32,
-                timestamp_us: seq,
+                timestamp_us,
                 request: Some(out.request.as_fd()),
             })
             .map_err(|e| failed("QBUF OUTPUT", e))?;
@@ -436,6 +458,7 @@ impl Decoder {
         self.next_seq += 1;
         self.in_flight.push_back(InFlight {
             seq,
+            timestamp_us,
             output: slot,
             capture,
             surface,
@@ -471,7 +494,7 @@ impl Decoder {
                 .map_err(|e| failed("DQBUF CAPTURE", e))?;
             if o.index as usize != f.output
                 || c.index != f.capture
-                || c.timestamp_us != f.seq as i64
+                || c.timestamp_us != f.timestamp_us as i64
             {
                 log::warn!(
                     "picture {}: got OUTPUT {} / CAPTURE {} (timestamp {}), expected {} / {}",

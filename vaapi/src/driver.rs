@@ -13,6 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 use daedalus_client::media::RequestWait;
 use daedalus_proto::formats::{BitDepth, Codec};
 
+use crate::av1::Av1;
 use crate::buffer::Buffer;
 use crate::caps::{self, Profile, ProfileCaps};
 use crate::config::Config;
@@ -365,8 +366,8 @@ impl Driver {
         }
         let codec = match config.caps.profile.codec() {
             Codec::Vp9 => CodecState::Vp9(Box::new(Vp9::new())),
+            Codec::Av1 => CodecState::Av1(Box::new(Av1::new())),
             Codec::H264 => CodecState::H264(Box::new(H264::new(config.caps.profile))),
-            Codec::Av1 => CodecState::Unmapped,
         };
         let context = Context {
             config,
@@ -383,7 +384,21 @@ impl Driver {
     /// decoded into again (see [`Objects::retired`]).
     pub fn destroy_context(&self, id: u32) -> Result<()> {
         let mut objects = self.objects();
+        objects.contexts.get(id)?;
+        // AV1 frames kept for their refresh sets: the stream ends here.
+        if let Err(e) = self.flush_av1_context(&mut objects, id, None) {
+            log::warn!("AV1: the last frames could not be queued: {}", e.name());
+        }
         let context = objects.contexts.remove(id)?;
+        if let CodecState::Av1(a) = &context.codec {
+            log::info!(
+                "AV1 context {id:#x}: {} frames, {} queued before their refresh set was known, \
+                 {} replayed",
+                a.frames,
+                a.early,
+                a.replays
+            );
+        }
         let bound = objects
             .surfaces
             .iter()
@@ -581,7 +596,35 @@ impl Driver {
     }
 
     fn decode(&self, objects: &mut Objects, context: u32, picture: &Picture) -> Result<()> {
-        // A surface last decoded by another context leaves that context's decoder.
+        Self::adopt(objects, context, picture.surface)?;
+        let Objects {
+            contexts, surfaces, ..
+        } = objects;
+        let ctx = contexts.get_mut(context)?;
+        let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
+        let mapped = match &mut ctx.codec {
+            CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
+            CodecState::H264(h264) => h264.map(picture, reference)?,
+            CodecState::Av1(_) => return self.decode_av1(objects, context, picture),
+            CodecState::Unmapped => {
+                log::warn!(
+                    "{}: the VA parameters of this codec are not mapped yet",
+                    ctx.config.caps.profile.name()
+                );
+                return Err(Error::UNIMPLEMENTED);
+            }
+        };
+        self.submit(objects, context, picture.surface, mapped, None)
+            .map(drop)
+    }
+
+    /// Makes `surface` one `context` can decode into: a surface last decoded by another context
+    /// leaves that context's decoder (once its picture is back).
+    pub(crate) fn adopt(objects: &mut Objects, context: u32, surface: u32) -> Result<()> {
+        let picture = Picture {
+            surface,
+            buffers: Vec::new(),
+        };
         if let Some(b) = objects
             .surfaces
             .get(picture.surface)?
@@ -623,31 +666,36 @@ impl Driver {
             s.state = State::Empty;
             objects.prune_retired();
         }
+        Ok(())
+    }
+
+    /// Queues the request `mapped` of `context` into `surface`'s CAPTURE buffer (opening the
+    /// decoder at the first one); `replay_of`: a replay of the picture queued under that
+    /// timestamp (µs), into a scratch CAPTURE buffer ([`SCRATCH`]) under the same timestamp.
+    /// Returns the request's sequence number.
+    pub(crate) fn submit(
+        &self,
+        objects: &mut Objects,
+        context: u32,
+        surface: u32,
+        mut mapped: crate::mapped::Mapped,
+        replay_of: Option<u64>,
+    ) -> Result<u64> {
         let Objects {
             contexts, surfaces, ..
         } = objects;
         let ctx = contexts.get_mut(context)?;
-        let target = surfaces.get(picture.surface)?.clone();
-        let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
-        let mut mapped = match &mut ctx.codec {
-            CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
-            CodecState::H264(h264) => h264.map(picture, reference)?,
-            CodecState::Unmapped => {
-                log::warn!(
-                    "{}: the VA parameters of this codec are not mapped yet",
-                    ctx.config.caps.profile.name()
-                );
-                return Err(Error::UNIMPLEMENTED);
-            }
-        };
         let (width, height, depth) = (mapped.width, mapped.height, mapped.depth);
-        if depth != target.depth {
-            log::warn!(
-                "a {}-bit picture for a {}-bit surface",
-                depth.bits(),
-                target.depth.bits()
-            );
-            return Err(Error::INVALID_SURFACE);
+        if replay_of.is_none() {
+            let target = surfaces.get(surface)?;
+            if depth != target.depth {
+                log::warn!(
+                    "a {}-bit picture for a {}-bit surface",
+                    depth.bits(),
+                    target.depth.bits()
+                );
+                return Err(Error::INVALID_SURFACE);
+            }
         }
         if ctx.decoder.is_none() {
             let targets: Vec<u32> = ctx
@@ -687,16 +735,17 @@ impl Driver {
             return Err(Error::RESOLUTION_NOT_SUPPORTED);
         }
         // The target's memory: its CAPTURE buffer in this decoder.
-        let capture = match target.binding {
-            Some(b) => b.capture,
-            None => dec.bind(picture.surface)?,
+        let capture = match surfaces.get(surface).ok().and_then(|s| s.binding) {
+            Some(b) if replay_of.is_none() => b.capture,
+            _ => dec.bind(surface)?,
         };
         // Its previous picture must be back before the buffer is queued again, and a request
         // must be free.
         loop {
-            let target_pending = surfaces.get(picture.surface).is_ok_and(
-                |s| matches!(s.state, State::Pending { context: c, .. } if c == context),
-            );
+            let target_pending = dec.capture_queued(capture)
+                || surfaces.get(surface).is_ok_and(
+                    |s| matches!(s.state, State::Pending { context: c, .. } if c == context),
+                );
             if !target_pending && dec.has_free_slot() {
                 break;
             }
@@ -704,16 +753,19 @@ impl Driver {
             apply(surfaces, context, &dec.reap()?);
         }
         let parts: Vec<&[u8]> = mapped.data.iter().map(Vec::as_slice).collect();
-        let seq = dec.queue(
-            picture.surface,
+        let seq = dec.queue_as(
+            surface,
             capture,
             &parts,
             &mut payloads(mapped.controls.iter_mut()),
+            replay_of,
         )?;
-        let s = surfaces.get_mut(picture.surface)?;
-        s.binding = Some(Binding { context, capture });
-        s.state = State::Pending { context, seq };
-        Ok(())
+        if replay_of.is_none() {
+            let s = surfaces.get_mut(surface)?;
+            s.binding = Some(Binding { context, capture });
+            s.state = State::Pending { context, seq };
+        }
+        Ok(seq)
     }
 
     /// Completes what can be completed in `surface`'s decoder; `Ok(Some(request))` while its
@@ -755,6 +807,7 @@ impl Driver {
     /// on decoding and displaying). A picture the decoder failed on is `DECODING_ERROR`.
     pub fn sync_surface(&self, surface: u32, timeout: Option<std::time::Duration>) -> Result<()> {
         let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        self.flush_av1(&mut self.objects(), surface)?;
         loop {
             let request = {
                 let mut objects = self.objects();
@@ -798,6 +851,7 @@ impl Driver {
     /// `vaQuerySurfaceStatus`.
     pub fn query_surface_status(&self, surface: u32) -> Result<va::VASurfaceStatus> {
         let mut objects = self.objects();
+        self.flush_av1(&mut objects, surface)?;
         Ok(match Self::poll_surface(&mut objects, surface)? {
             Some(_) => va::VASurfaceRendering,
             None => va::VASurfaceReady,
@@ -830,6 +884,7 @@ impl Driver {
     pub fn derive_image(&self, surface: u32) -> Result<va::VAImage> {
         let mut guard = self.objects();
         let objects = &mut *guard;
+        self.flush_av1(objects, surface)?;
         Self::settle(objects, surface)?;
         let s = objects.surfaces.get(surface)?.clone();
         let (buffer, layout) = match Self::surface_memory(objects, &s) {
@@ -857,6 +912,7 @@ impl Driver {
     ) -> Result<()> {
         let mut guard = self.objects();
         let objects = &mut *guard;
+        self.flush_av1(objects, surface)?;
         Self::settle(objects, surface)?;
         let s = objects.surfaces.get(surface)?.clone();
         let img = objects.images.get(image)?.image;
@@ -902,7 +958,8 @@ impl Driver {
         surface: u32,
         flags: u32,
     ) -> Result<va::VADRMPRIMESurfaceDescriptor> {
-        let objects = self.objects();
+        let mut objects = self.objects();
+        self.flush_av1(&mut objects, surface)?;
         let s = objects.surfaces.get(surface)?;
         let Some(b) = s.binding else {
             log::warn!(
@@ -1168,13 +1225,13 @@ pub(crate) mod tests {
             d.sync_surface(surfaces[1], None),
             Err(Error::DECODING_ERROR)
         );
-        // A codec whose parameters are not mapped yet says so.
+        // AV1 too.
         let av1 = d
             .create_config(va::VAProfileAV1Profile0, va::VAEntrypointVLD, &[])
             .unwrap();
         let actx = d.create_context(av1, 64, 64, 1, &surfaces).unwrap();
         d.begin_picture(actx, surfaces[1]).unwrap();
-        assert_eq!(d.end_picture(actx), Err(Error::UNIMPLEMENTED));
+        assert_eq!(d.end_picture(actx), Err(Error::INVALID_PARAMETER));
     }
 
     #[test]

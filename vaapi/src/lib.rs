@@ -14,6 +14,8 @@
 //! links FFmpeg (it lives in processes that bring their own): it shares the FFmpeg-free client
 //! layer `daedalus-client` with the `daedalus` CLI, not the CLI itself.
 
+pub mod av1;
+pub mod av1_queue;
 pub mod buffer;
 pub mod caps;
 pub mod config;

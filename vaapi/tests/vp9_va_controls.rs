@@ -29,6 +29,9 @@ use daedalus_codecs::ivf::{self, IvfReader};
 use daedalus_codecs::pod;
 use daedalus_drv_video::context::{Picture, Rendered};
 use daedalus_drv_video::va;
+
+mod common;
+use common::rendered;
 use daedalus_drv_video::vp9::Vp9;
 use daedalus_tools::decode::Input;
 use daedalus_tools::demux::{Demuxer, Probe};
@@ -81,23 +84,6 @@ fn client_requests(path: &Path) -> Vec<Request> {
         next_id += 1;
     }
     out
-}
-
-/// The bytes of a VA parameter struct (made from `Default`, i.e. zeroed, then filled in
-/// place: its padding bytes are zero).
-fn bytes_of<T>(v: &T) -> Vec<u8> {
-    // SAFETY: a live `T`, read as bytes; the structs are zero-initialised (padding included).
-    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), std::mem::size_of::<T>()) }
-        .to_vec()
-}
-
-fn rendered<T>(buf_type: va::VABufferType, v: &T) -> Rendered {
-    Rendered {
-        buf_type,
-        element_size: std::mem::size_of::<T>() as u32,
-        num_elements: 1,
-        bytes: bytes_of(v),
-    }
 }
 
 /// FFmpeg's `vaapi_vp9_start_frame()`: the picture parameters of a frame.

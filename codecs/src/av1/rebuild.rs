@@ -1046,36 +1046,63 @@ fn skip_mode_allowed(
     intra: bool,
     reference_select: bool,
 ) -> bool {
-    if intra || !reference_select || !s.enable_order_hint {
-        return false;
+    let bits = if s.enable_order_hint {
+        s.order_hint_bits
+    } else {
+        0
+    };
+    skip_mode_frames(f, bits, intra, reference_select).is_some()
+}
+
+/// `SkipModeFrame[]` (5.9.22: `LAST_FRAME + i` of the two references skip mode uses) of a frame
+/// whose `order_hint`, `order_hints[]` and `ref_frame_idx[]` are filled, under a sequence with
+/// `order_hint_bits` bits of order hints (0: order hints disabled); `None` when
+/// `skipModeAllowed` is 0.
+pub fn skip_mode_frames(
+    f: &v4l2_ctrl_av1_frame,
+    order_hint_bits: u32,
+    intra: bool,
+    reference_select: bool,
+) -> Option<[u8; 2]> {
+    if intra || !reference_select || order_hint_bits == 0 {
+        return None;
     }
-    let bits = s.order_hint_bits;
+    let bits = order_hint_bits;
     let dist = |a: u32, b: u32| -> i32 {
         let m = 1i32 << (bits - 1);
         let diff = a.wrapping_sub(b) as i32;
         (diff & (m - 1)) - (diff & m)
     };
     let hint = |i: usize| f.order_hints[i + 1];
-    let mut forward: Option<u32> = None;
-    let mut backward: Option<u32> = None;
+    let mut forward: Option<(usize, u32)> = None;
+    let mut backward: Option<(usize, u32)> = None;
     for i in 0..REFS_PER_FRAME {
         let r = hint(i);
         let d = dist(r, f.order_hint);
         if d < 0 {
-            if forward.map_or(true, |fh| dist(r, fh) > 0) {
-                forward = Some(r);
+            if forward.map_or(true, |(_, fh)| dist(r, fh) > 0) {
+                forward = Some((i, r));
             }
-        } else if d > 0 && backward.map_or(true, |bh| dist(r, bh) < 0) {
-            backward = Some(r);
+        } else if d > 0 && backward.map_or(true, |(_, bh)| dist(r, bh) < 0) {
+            backward = Some((i, r));
         }
     }
-    let Some(fwd) = forward else {
-        return false;
+    let (fwd, fwd_hint) = forward?;
+    let other = match backward {
+        Some((b, _)) => b,
+        None => {
+            let mut second: Option<(usize, u32)> = None;
+            for i in 0..REFS_PER_FRAME {
+                let r = hint(i);
+                if dist(r, fwd_hint) < 0 && second.map_or(true, |(_, sh)| dist(r, sh) > 0) {
+                    second = Some((i, r));
+                }
+            }
+            second?.0
+        }
     };
-    if backward.is_some() {
-        return true;
-    }
-    (0..REFS_PER_FRAME).any(|i| dist(hint(i), fwd) < 0)
+    // LAST_FRAME is 1.
+    Some([(fwd.min(other) + 1) as u8, (fwd.max(other) + 1) as u8])
 }
 
 /// Encodes `x` (in `0..mx`) so that `decode_unsigned_subexp_with_ref(mx, r)` returns it.
