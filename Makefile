@@ -101,12 +101,13 @@ test: deps kernel test-host module test-vm
 
 # The whole vector sets through the VM, where `make test` runs feature-covering subsets (each
 # test's header says which): every H.264 vector with `daedalus decode` and with GStreamer (whole
-# streams), a sample of every AV1 directory with both, every VP9 vector through the VA-API driver. Hours under TCG; run it before closing work
-# that changes what a codec's client or the daemon does with streams.
+# streams), a sample of every AV1 directory with both, every VP9, H.264 and AV1 vector through the
+# VA-API driver. Hours under TCG; run it before closing work that changes what a codec's client,
+# the VA-API driver or the daemon does with streams.
 test-vectors: kernel module clients-rootfs
 	scripts/test-vm --timeout 21600 --env H264_ALL=1 --env H264_GST_ALL=1 --env AV1_SAMPLE=1 \
-	  --env AV1_GST_ALL=1 --env VAAPI_VP9_ALL=1 h264-decode h264-gstreamer av1-decode av1-gstreamer \
-	  vaapi-vp9
+	  --env AV1_GST_ALL=1 --env VAAPI_VP9_ALL=1 --env VAAPI_H264_ALL=1 --env VAAPI_AV1_ALL=1 \
+	  --env VAAPI_PARTS=vp9,h264,av1 h264-decode h264-gstreamer av1-decode av1-gstreamer vaapi
 
 # The streams are made once (scripts/gen-bench-stream, cached). The host's load average is printed
 # around each VM run: the figures depend on what else the machine is doing.

@@ -89,6 +89,10 @@ pub struct Sizes {
     pub max_width: u32,
     /// Largest height.
     pub max_height: u32,
+    /// Width of the smallest CAPTURE buffer: a narrower picture is decoded into one this wide.
+    pub min_buffer_width: u32,
+    /// See `min_buffer_width`.
+    pub min_buffer_height: u32,
 }
 
 /// What the device reports for one codec.
@@ -200,6 +204,8 @@ pub(crate) mod test_caps {
         min_height: 16,
         max_width: 8192,
         max_height: 4352,
+        min_buffer_width: 16,
+        min_buffer_height: 16,
     };
 
     /// What daedalus reports (kmod/ctrls.rs): VP9 0 and 2, AV1 main, H.264 baseline to high 10
@@ -243,6 +249,8 @@ mod tests {
         min_height: 16,
         max_width: 8192,
         max_height: 4352,
+        min_buffer_width: 16,
+        min_buffer_height: 16,
     };
 
     fn names(p: &[ProfileCaps]) -> Vec<(&'static str, u32)> {

@@ -179,22 +179,6 @@ impl Decoder {
             chroma_offset: plane.bytesperline.saturating_mul(cap_fmt.height),
             size: plane.sizeimage,
         };
-        let fresh = Layout::packed(depth, cap_fmt.width, cap_fmt.height)?;
-        if (fresh.pitch, fresh.chroma_offset) != (layout.pitch, layout.chroma_offset) {
-            // Derived images of surfaces not yet decoded into have the packed layout; clients
-            // that map every surface with the layout of such an image (GStreamer) read these
-            // pictures wrong. daedalus' buffers always match.
-            log::warn!(
-                "{video}: CAPTURE pitch {} / chroma at {} for {}x{}, images of fresh surfaces \
-                 say {} / {}: GStreamer's va elements will misread the chroma",
-                layout.pitch,
-                layout.chroma_offset,
-                cap_fmt.width,
-                cap_fmt.height,
-                fresh.pitch,
-                fresh.chroma_offset
-            );
-        }
         let rb = dev
             .request_buffers(OUTPUT, V4L2_MEMORY_MMAP, OUTPUT_SLOTS as u32)
             .map_err(|e| failed("OUTPUT buffers", e))?;

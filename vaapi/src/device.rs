@@ -269,18 +269,24 @@ pub fn sizes(frame_sizes: &FrameSizes) -> Sizes {
             min_height: 1,
             max_width: s.max_width,
             max_height: s.max_height,
+            min_buffer_width: s.min_width,
+            min_buffer_height: s.min_height,
         },
         FrameSizes::Discrete(list) if !list.is_empty() => Sizes {
             min_width: list.iter().map(|s| s.0).min().unwrap_or(0),
             min_height: list.iter().map(|s| s.1).min().unwrap_or(0),
             max_width: list.iter().map(|s| s.0).max().unwrap_or(0),
             max_height: list.iter().map(|s| s.1).max().unwrap_or(0),
+            min_buffer_width: list.iter().map(|s| s.0).min().unwrap_or(0),
+            min_buffer_height: list.iter().map(|s| s.1).min().unwrap_or(0),
         },
         _ => Sizes {
             min_width: 16,
             min_height: 16,
             max_width: 4096,
             max_height: 2304,
+            min_buffer_width: 16,
+            min_buffer_height: 16,
         },
     }
 }

@@ -195,14 +195,17 @@ impl Driver {
     }
 
     /// The largest picture of any profile.
-    /// The smallest picture the decoder's CAPTURE buffers hold for `depth`: a smaller surface's
-    /// pictures sit in a buffer of this size (the largest minimum of the profiles of `depth`).
-    fn min_size(&self, depth: BitDepth) -> (u32, u32) {
+    /// The smallest CAPTURE buffer of the decoders of `depth` pictures (the largest of their
+    /// minimums): a smaller surface's pictures sit in a buffer of this size.
+    fn min_buffer(&self, depth: BitDepth) -> (u32, u32) {
         self.profiles
             .iter()
             .filter(|p| p.depth_of(crate::config::rt_format(depth)).is_some())
             .fold((0, 0), |(w, h), p| {
-                (w.max(p.sizes.min_width), h.max(p.sizes.min_height))
+                (
+                    w.max(p.sizes.min_buffer_width),
+                    h.max(p.sizes.min_buffer_height),
+                )
             })
     }
 
@@ -891,7 +894,7 @@ impl Driver {
             Some((map, layout)) => (Buffer::capture(map, layout.size)?, layout),
             None => {
                 // The layout its decoded pictures will have (see `Layout::packed`).
-                let (min_w, min_h) = self.min_size(s.depth);
+                let (min_w, min_h) = self.min_buffer(s.depth);
                 let layout = Layout::packed(s.depth, s.width.max(min_w), s.height.max(min_h))?;
                 (Buffer::image(layout.size)?, layout)
             }
@@ -1051,6 +1054,25 @@ pub(crate) mod tests {
             card: "daedalus".into(),
             codecs: daedalus(),
         })
+    }
+
+    #[test]
+    fn fresh_surfaces_derive_the_layout_of_their_decoded_pictures() {
+        // GStreamer maps every surface with the layout of an image derived from a fresh one:
+        // an 18x10 10-bit picture sits in a 16-row (smallest) CAPTURE buffer of daedalus,
+        // a 35x19 one in 20 rows of 64 bytes.
+        let d = driver();
+        let ten = d
+            .create_surfaces(va::VA_RT_FORMAT_YUV420_10, 18, 10, 1, &[])
+            .unwrap();
+        let img = d.derive_image(ten[0]).unwrap();
+        assert_eq!((img.pitches[0], img.offsets[1]), (64, 64 * 16));
+        assert_eq!((img.width, img.height), (18, 10));
+        let eight = d
+            .create_surfaces(va::VA_RT_FORMAT_YUV420, 35, 19, 1, &[])
+            .unwrap();
+        let img = d.derive_image(eight[0]).unwrap();
+        assert_eq!((img.pitches[0], img.offsets[1]), (64, 64 * 20));
     }
 
     #[test]

@@ -50,7 +50,8 @@ pub struct Layout {
 
 impl Layout {
     /// The layout of a `width` x `height` picture in memory the driver allocates: daedalus'
-    /// CAPTURE layout (`CaptureLayout`: even sizes, rows padded to 64 bytes). A surface's
+    /// CAPTURE layout (`CaptureLayout`: even sizes, rows padded to 64 bytes; callers enlarge
+    /// pictures below the decoder's smallest buffer, 16x16 for daedalus). A surface's
     /// image derived before its first decode must have the layout its decoded pictures will
     /// have: GStreamer derives an image of a fresh test surface once and maps every surface of
     /// that size with its offsets and pitches.

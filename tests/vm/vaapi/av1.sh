@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS" --timeout 900
+# Part of tests/vm/vaapi.sh (one VM for the VA-API parts; run as scripts/test-vm --env VAAPI_PARTS=PART vaapi).
 #
 # VM test (in the Debian 13 client chroot; daedalusd started outside it): AV1 through the VA-API
 # driver (vaapi/, daedalus_drv_video.so) with libva 2.22 and FFmpeg 7.1, as a user runs it
@@ -23,7 +23,7 @@
 #   4. A corrupted stream ends (no hang) with errors; a truncated one ends.
 # VAAPI_AV1_ALL=1: every AV1 IVF vector with an FFmpeg framemd5 reference instead.
 set -euo pipefail
-repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}
 source "$repo/tests/vm/lib/vaapi"
 export DAEDALUS_VA_LOG=${DAEDALUS_VA_LOG:-info}
 early=0 replays=0 frames=0

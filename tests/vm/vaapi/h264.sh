@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS" --timeout 1200
+# Part of tests/vm/vaapi.sh (one VM for the VA-API parts; run as scripts/test-vm --env VAAPI_PARTS=PART vaapi).
 #
 # VM test (in the Debian 13 client chroot; daedalusd started outside it): H.264 through the
 # VA-API driver (vaapi/src/h264.rs) with libva 2.22 and FFmpeg 7.1, as a user runs them
@@ -18,7 +18,7 @@
 #      values are in no VA buffer); and a corrupted stream ends with errors, no hang.
 # VAAPI_H264_ALL=1 decodes every progressive 8-bit 4:2:0 H.264 vector instead of the set.
 set -euo pipefail
-source "${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/vm/lib/vaapi"
+source "${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}/tests/vm/lib/vaapi"
 
 echo "== 1. vainfo"
 vaapi_vainfo H264ConstrainedBaseline H264Main H264High

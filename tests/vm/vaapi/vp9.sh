@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# vm-run: --clients --pre "\$DAEDALUS_REPO/tests/vm/lib/start-daemon" --bind "$DAEDALUS_VECTORS" --timeout 1200
+# Part of tests/vm/vaapi.sh (one VM for the VA-API parts; run as scripts/test-vm --env VAAPI_PARTS=PART vaapi).
 #
 # VM test (in the Debian 13 client chroot; daedalusd started outside it): the VA-API driver
 # (vaapi/, daedalus_drv_video.so) with libva 2.22 and FFmpeg 7.1, as a user runs them:
@@ -27,7 +27,7 @@
 # three size changes, the error-resilient RT stream and the 1080p 10-bit 4x2-tile stream:
 # several minutes more under TCG).
 set -euo pipefail
-source "${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/vm/lib/vaapi"
+source "${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}/tests/vm/lib/vaapi"
 
 echo "== 1. vainfo"
 vaapi_vainfo VP9Profile0 VP9Profile2 H264ConstrainedBaseline H264Main H264High AV1Profile0

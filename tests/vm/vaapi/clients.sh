@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Part of tests/vm/vaapi.sh (one VM for the VA-API parts; run as scripts/test-vm --env VAAPI_PARTS=PART vaapi).
+#
+# VM test (in the Debian 13 client chroot; daedalusd started outside it): the VA-API driver
+# under the players and frameworks other than the ffmpeg CLI (tests/vm/vaapi-vp9.sh and
+# vaapi-h264.sh drive that one), as users run them (scripts/vm-run --clients sets
+# LIBVA_DRIVER_NAME and LIBVA_DRIVERS_PATH; see tests/vm/lib/vaapi):
+#   1. mpv 0.40: `mpv --hwdec=vaapi-copy --vaapi-device=/dev/dri/renderD128
+#      --vd-lavc-software-fallback=no` says it uses hardware decoding and decodes to the end;
+#      its pictures (encoding mode: `--o=- --of=framemd5 --ovc=rawvideo`, converted to planar
+#      by its own filter) equal the reference frame by frame. (In the VM the device is named:
+#      FFmpeg's VA device creation skips vgem nodes, as vainfo does.)
+#   2. GStreamer 1.26's va plugin (`vavp9dec`, `vah264dec`; GST_VA_ALL_DRIVERS=1 lets it use a
+#      driver that is not Intel's or Mesa's): per-frame MD5s of the visible pixels
+#      (videocodectestsink) equal the reference's, and the v4l2sl*dec elements' on the same
+#      streams: VP9 8-bit odd size (35x19: GStreamer learns every surface's layout from an
+#      image derived from a fresh surface), VP9 10-bit, H.264 with B-frames from Matroska, and
+#      with the shared vectors H.264 Baseline with several slices per picture.
+set -euo pipefail
+source "${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}/tests/vm/lib/vaapi"
+source "$repo/tests/vm/lib/frame-md5s"
+data=$repo/tools/tests/data
+h=$vectors/h264/openh264
+
+# want REFERENCE: the reference's per-frame MD5s (last field of each non-comment line).
+want() { awk '!/^#/ { print $NF }' "$1"; }
+# same NAME WANT-FILE GOT-FILE: counts a byte-exact stream or fails.
+same() {
+  if [[ ! -s $2 ]]; then
+    fail "$1: no reference frames"
+  elif cmp -s "$2" "$3"; then
+    exact=$((exact + 1)); echo "byte-exact: $1 ($(wc -l <"$3") frames)"
+  else
+    fail "$1: $(wc -l <"$3") frames, $(diff "$2" "$3" | grep -c '^>' || true) differ from the reference's $(wc -l <"$2")"
+  fi
+}
+
+echo "== 1. mpv --hwdec=vaapi-copy"
+# mpv_check NAME STREAM REFERENCE PLANAR-FORMAT
+mpv_check() {
+  local name=$1 stream=$2 ref=$3 planar=$4 rc=0
+  total=$((total + 1))
+  timeout 300 mpv --no-config --hwdec=vaapi-copy --vaapi-device="$dri" --vd-lavc-software-fallback=no \
+    --o="$work/mpv.md5" --of=framemd5 --ovc=rawvideo --vf=format="$planar" "$stream" >"$work/mpv.log" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    fail "$name: mpv exited with status $rc"; tail -n 5 "$work/mpv.log"; return 0
+  fi
+  grep -q 'Using hardware decoding (vaapi-copy)' "$work/mpv.log" ||
+    { fail "$name: mpv did not use hardware decoding"; tail -n 5 "$work/mpv.log"; return 0; }
+  want "$ref" >"$work/want"
+  want "$work/mpv.md5" >"$work/got"
+  same "mpv: $name" "$work/want" "$work/got"
+}
+mpv_check vp9-8bit-35x19-arf.ivf "$data/vp9-8bit-35x19-arf.ivf" "$data/vp9-8bit-35x19-arf.framemd5" yuv420p
+mpv_check vp9-10bit-18x10-lossless.ivf "$data/vp9-10bit-18x10-lossless.ivf" "$data/vp9-10bit-18x10-lossless.framemd5" yuv420p10le
+if [[ -d $h ]]; then
+  # (The raw stream, not its Matroska remux: mpv's encoding mode writes 2 of the remux's 9
+  # frames with software decoding too, from its B-frame timestamps.)
+  mpv_check Cisco_Men_whisper_640x320_CABAC_Bframe_9.264 "$h/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264" \
+    "$h/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264.ffmpeg-i420.framemd5" yuv420p
+fi
+
+echo "== 2. GStreamer va*dec and v4l2sl*dec"
+# gst_check NAME STREAM PARSE CODEC FORMAT FRAME-BYTES REFERENCE: both decoders, frame by frame.
+gst_check() {
+  local name=$1 stream=$2 parse=$3 codec=$4 format=$5 bytes=$6 ref=$7 dec
+  want "$ref" >"$work/want"
+  for dec in "va${codec}dec" "v4l2sl${codec}dec"; do
+    total=$((total + 1))
+    rm -f "$work/out.yuv"
+    if ! timeout 300 gst-launch-1.0 -q filesrc location="$stream" ! $parse ! "$dec" \
+         ! videoconvert dither=none ! "video/x-raw,format=$format" \
+         ! videocodectestsink location="$work/out.yuv" >"$work/gst.log" 2>&1; then
+      fail "$dec: $name: gst-launch failed"; tail -n 5 "$work/gst.log"; continue
+    fi
+    frame_md5s "$work/out.yuv" "$bytes" >"$work/got"
+    same "$dec: $name" "$work/want" "$work/got"
+  done
+}
+i420() { echo $(($1 * $2 + 2 * (($1 + 1) / 2) * (($2 + 1) / 2))); }
+gst_check vp9-8bit-35x19-arf.ivf "$data/vp9-8bit-35x19-arf.ivf" "ivfparse ! vp9parse" vp9 I420 \
+  "$(i420 35 19)" "$data/vp9-8bit-35x19-arf.framemd5"
+gst_check vp9-10bit-18x10-lossless.ivf "$data/vp9-10bit-18x10-lossless.ivf" "ivfparse ! vp9parse" vp9 I420_10LE \
+  "$((2 * $(i420 18 10)))" "$data/vp9-10bit-18x10-lossless.framemd5"
+if [[ -d $h ]]; then
+  gst_check h264-cabac-bframes-640x320.mkv "$data/h264-cabac-bframes-640x320.mkv" "matroskademux ! h264parse" h264 I420 \
+    "$(i420 640 320)" "$h/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264.ffmpeg-i420.framemd5"
+  gst_check BA1_FT_C.264 "$h/BA1_FT_C.264" "h264parse" h264 I420 \
+    "$(i420 352 288)" "$h/BA1_FT_C.264.ffmpeg-i420.framemd5"
+else
+  echo "vaapi-clients: H.264 vectors $VECTORS_SKIPPED"
+fi
+
+echo "VA-API clients (mpv, GStreamer va / v4l2sl): $exact of $total decodes byte-exact"
+[[ $failures -eq 0 ]] || exit 1
