@@ -19,7 +19,7 @@
 # One ffmpeg process per stream (each start costs seconds under TCG, even with the client
 # rootfs in the page cache). Default set, ~10 streams, ~1000 requests: the committed streams
 # (8/10-bit, odd sizes 35x19 / 97x61 / 18x10, hidden ARFs, 10-bit lossless, a size change at a
-# keyframe) and from $DAEDALUS_VECTORS/vp9 the official show-existing-frame vectors, the 10-bit
+# keyframe) and from $DAEDALUS_VECTORS/vp9 the official show-existing-frame vector, the 10-bit
 # 202x210 and 352x288 2-tile-column ARF streams and the first 60 frames of
 # resolution_change_500frames (640x360 -> 426x240 at frame 50: a new VA context mid-stream,
 # while pictures of the old one wait to be downloaded). VAAPI_VP9_ALL=1 decodes every VP9 vector
@@ -53,7 +53,7 @@ if [[ -d $vectors/vp9 ]]; then
       vaapi_decode "$(basename "$s")" "$s" "$ref"
     done < <(find "$v" -name '*.ffmpeg-*.framemd5' | sort)
   else
-    for s in cros-codecs/vp90-2-10-show-existing-frame.vp9.ivf cros-codecs/vp90-2-10-show-existing-frame2.vp9.ivf \
+    for s in cros-codecs/vp90-2-10-show-existing-frame.vp9.ivf \
       synthetic-libvpx/vp92-synth-202x210-10bit-oddsize.ivf synthetic-libvpx/vp92-synth-352x288-10bit-arf-2tilecols.ivf; do
       vaapi_decode "$(basename "$s")" "$v/$s" "$(ls "$v/$s".ffmpeg-*.framemd5)"
     done
