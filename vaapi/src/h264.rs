@@ -37,6 +37,7 @@ use std::io::Cursor;
 use cros_codecs::bitstream_utils::BitReader;
 use cros_codecs::codec::h264::parser::{Nalu, Parser, SliceHeader};
 use daedalus_client::sys::*;
+use daedalus_codecs::h264::controls::{decode_params_control, dpb_entry};
 use daedalus_codecs::h264::rebuild::write_parameter_sets;
 use daedalus_proto::formats::BitDepth;
 
@@ -382,32 +383,17 @@ impl H264 {
         pps.num_ref_idx_l1_default_active_minus1 = known[1].unwrap_or(0);
 
         let (first, nal_ref_idc, idr) = &headers[0];
-        let mut decode = v4l2_ctrl_h264_decode_params {
-            nal_ref_idc: u16::from(*nal_ref_idc),
-            frame_num: pic.frame_num,
-            top_field_order_cnt: pic.CurrPic.TopFieldOrderCnt,
-            bottom_field_order_cnt: pic.CurrPic.BottomFieldOrderCnt,
-            idr_pic_id: first.idr_pic_id,
-            pic_order_cnt_lsb: first.pic_order_cnt_lsb,
-            delta_pic_order_cnt_bottom: first.delta_pic_order_cnt_bottom,
-            delta_pic_order_cnt0: first.delta_pic_order_cnt[0],
-            delta_pic_order_cnt1: first.delta_pic_order_cnt[1],
-            dec_ref_pic_marking_bit_size: first.dec_ref_pic_marking_bit_size as u32,
-            pic_order_cnt_bit_size: first.pic_order_cnt_bit_size as u32,
-            slice_group_change_cycle: 0,
-            ..Default::default()
-        };
-        if *idr {
-            decode.flags |= V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC;
-        }
-        for (h, _, _) in &headers {
-            if h.slice_type.is_p() || h.slice_type.is_sp() {
-                decode.flags |= V4L2_H264_DECODE_PARAM_FLAG_PFRAME;
-            }
-            if h.slice_type.is_b() {
-                decode.flags |= V4L2_H264_DECODE_PARAM_FLAG_BFRAME;
-            }
-        }
+        // (`pic.frame_num` is the header's: `check_slice` compared them.)
+        let mut decode = decode_params_control(
+            first,
+            *nal_ref_idc,
+            *idr,
+            (
+                pic.CurrPic.TopFieldOrderCnt,
+                pic.CurrPic.BottomFieldOrderCnt,
+            ),
+            headers.iter().map(|(h, _, _)| h.slice_type),
+        );
         let max_frame_num = 1i64 << (seq.log2_max_frame_num_minus4() + 4);
         let mut n = 0;
         for r in &pic.ReferenceFrames {
@@ -448,22 +434,13 @@ impl H264 {
                 };
                 (r.frame_idx as u16, wrap as u32)
             };
-            *entry = v4l2_h264_dpb_entry {
-                reference_ts: ts,
-                pic_num,
+            *entry = dpb_entry(
+                ts,
                 frame_num,
-                fields: V4L2_H264_FRAME_REF as u8,
-                top_field_order_cnt: r.TopFieldOrderCnt,
-                bottom_field_order_cnt: r.BottomFieldOrderCnt,
-                flags: V4L2_H264_DPB_ENTRY_FLAG_VALID
-                    | V4L2_H264_DPB_ENTRY_FLAG_ACTIVE
-                    | if long {
-                        V4L2_H264_DPB_ENTRY_FLAG_LONG_TERM
-                    } else {
-                        0
-                    },
-                ..Default::default()
-            };
+                pic_num,
+                (r.TopFieldOrderCnt, r.BottomFieldOrderCnt),
+                long,
+            );
         }
         Ok(Frame {
             sps,

@@ -8,7 +8,7 @@
 //! matrix from either parameter set applies, as the uAPI documents ("This flag should be set if a
 //! non-flat scaling matrix applies to the picture").
 
-use cros_codecs::codec::h264::parser::{Pps, Sps};
+use cros_codecs::codec::h264::parser::{Pps, SliceHeader, SliceType, Sps};
 
 use super::{ZIGZAG_4X4, ZIGZAG_8X8};
 use crate::uapi;
@@ -211,6 +211,74 @@ pub fn scaling_matrix_control(pps: &Pps) -> uapi::v4l2_ctrl_h264_scaling_matrix 
         }
     }
     m
+}
+
+/// `V4L2_CID_STATELESS_H264_DECODE_PARAMS` of a frame, `dpb[]` left empty (see [`dpb_entry`]):
+/// from its first slice's header, that slice's `nal_ref_idc` and IDR-ness, the frame's
+/// `TopFieldOrderCnt` / `BottomFieldOrderCnt` (8.2.1) and the types of all its slices.
+pub fn decode_params_control(
+    first: &SliceHeader,
+    nal_ref_idc: u8,
+    idr: bool,
+    (top_poc, bottom_poc): (i32, i32),
+    slice_types: impl IntoIterator<Item = SliceType>,
+) -> uapi::v4l2_ctrl_h264_decode_params {
+    let mut p = uapi::v4l2_ctrl_h264_decode_params {
+        nal_ref_idc: u16::from(nal_ref_idc),
+        frame_num: first.frame_num,
+        top_field_order_cnt: top_poc,
+        bottom_field_order_cnt: bottom_poc,
+        idr_pic_id: first.idr_pic_id,
+        pic_order_cnt_lsb: first.pic_order_cnt_lsb,
+        delta_pic_order_cnt_bottom: first.delta_pic_order_cnt_bottom,
+        delta_pic_order_cnt0: first.delta_pic_order_cnt[0],
+        delta_pic_order_cnt1: first.delta_pic_order_cnt[1],
+        dec_ref_pic_marking_bit_size: first.dec_ref_pic_marking_bit_size as u32,
+        pic_order_cnt_bit_size: first.pic_order_cnt_bit_size as u32,
+        // FMO (slice groups) is refused by the parsers: always 0.
+        slice_group_change_cycle: 0,
+        ..Default::default()
+    };
+    if idr {
+        p.flags |= uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC;
+    }
+    for t in slice_types {
+        if t.is_p() || t.is_sp() {
+            p.flags |= uapi::V4L2_H264_DECODE_PARAM_FLAG_PFRAME;
+        }
+        if t.is_b() {
+            p.flags |= uapi::V4L2_H264_DECODE_PARAM_FLAG_BFRAME;
+        }
+    }
+    p
+}
+
+/// The `dpb[]` entry of a reference frame (frame decoding: both fields), named by the
+/// timestamp of the request that decoded it: `frame_num` is its `FrameNum` or
+/// `LongTermFrameIdx`, `pic_num` its `FrameNumWrap` or `LongTermPicNum` (8.2.4.1).
+pub fn dpb_entry(
+    reference_ts: u64,
+    frame_num: u16,
+    pic_num: u32,
+    (top_poc, bottom_poc): (i32, i32),
+    long_term: bool,
+) -> uapi::v4l2_h264_dpb_entry {
+    uapi::v4l2_h264_dpb_entry {
+        reference_ts,
+        pic_num,
+        frame_num,
+        fields: uapi::V4L2_H264_FRAME_REF as u8,
+        top_field_order_cnt: top_poc,
+        bottom_field_order_cnt: bottom_poc,
+        flags: uapi::V4L2_H264_DPB_ENTRY_FLAG_VALID
+            | uapi::V4L2_H264_DPB_ENTRY_FLAG_ACTIVE
+            | if long_term {
+                uapi::V4L2_H264_DPB_ENTRY_FLAG_LONG_TERM
+            } else {
+                0
+            },
+        ..Default::default()
+    }
 }
 
 #[cfg(test)]

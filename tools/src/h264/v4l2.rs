@@ -12,6 +12,7 @@ use cros_codecs::codec::h264::parser::{MaxLongTermFrameIdx, Pps, SliceHeader, Sl
 use super::dpb::{Current, Dpb, ListEntry, Marking, Mmco, PicParams, SeqParams};
 use super::stream::{Picture, SliceUnit};
 use crate::sys::*;
+use daedalus_codecs::h264::controls::{decode_params_control, dpb_entry};
 
 /// The DPB parameters of an SPS.
 pub fn seq_params(sps: &Sps) -> SeqParams {
@@ -90,34 +91,13 @@ pub fn decode_params(
     dpb: &Dpb,
 ) -> (v4l2_ctrl_h264_decode_params, Vec<u64>) {
     let first = pic.first();
-    let h = &first.header;
-    let mut p = v4l2_ctrl_h264_decode_params {
-        nal_ref_idc: u16::from(first.nal_ref_idc),
-        frame_num: h.frame_num,
-        top_field_order_cnt: cur.top_poc,
-        bottom_field_order_cnt: cur.bottom_poc,
-        idr_pic_id: h.idr_pic_id,
-        pic_order_cnt_lsb: h.pic_order_cnt_lsb,
-        delta_pic_order_cnt_bottom: h.delta_pic_order_cnt_bottom,
-        delta_pic_order_cnt0: h.delta_pic_order_cnt[0],
-        delta_pic_order_cnt1: h.delta_pic_order_cnt[1],
-        dec_ref_pic_marking_bit_size: h.dec_ref_pic_marking_bit_size as u32,
-        pic_order_cnt_bit_size: h.pic_order_cnt_bit_size as u32,
-        // FMO (slice groups) is refused by the parser: always 0.
-        slice_group_change_cycle: 0,
-        ..Default::default()
-    };
-    if first.idr {
-        p.flags |= V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC;
-    }
-    for s in &pic.slices {
-        if s.header.slice_type.is_p() || s.header.slice_type.is_sp() {
-            p.flags |= V4L2_H264_DECODE_PARAM_FLAG_PFRAME;
-        }
-        if s.header.slice_type.is_b() {
-            p.flags |= V4L2_H264_DECODE_PARAM_FLAG_BFRAME;
-        }
-    }
+    let mut p = decode_params_control(
+        &first.header,
+        first.nal_ref_idc,
+        first.idr,
+        (cur.top_poc, cur.bottom_poc),
+        pic.slices.iter().map(|s| s.header.slice_type),
+    );
     let mut ids = Vec::with_capacity(16);
     for (entry, f) in p
         .dpb
@@ -129,22 +109,13 @@ pub fn decode_params(
             Marking::LongTerm(idx) => (idx as u16, idx, true),
             _ => (f.frame_num as u16, f.frame_num_wrap as u32, false),
         };
-        *entry = v4l2_h264_dpb_entry {
-            reference_ts: reference_ts(id),
-            pic_num,
+        *entry = dpb_entry(
+            reference_ts(id),
             frame_num,
-            fields: V4L2_H264_FRAME_REF as u8,
-            top_field_order_cnt: f.top_poc,
-            bottom_field_order_cnt: f.bottom_poc,
-            flags: V4L2_H264_DPB_ENTRY_FLAG_VALID
-                | V4L2_H264_DPB_ENTRY_FLAG_ACTIVE
-                | if long {
-                    V4L2_H264_DPB_ENTRY_FLAG_LONG_TERM
-                } else {
-                    0
-                },
-            ..Default::default()
-        };
+            pic_num,
+            (f.top_poc, f.bottom_poc),
+            long,
+        );
         ids.push(id);
     }
     (p, ids)
