@@ -104,6 +104,22 @@ impl Driver {
         if let Some(frame) = frame {
             let refresh = frame.known_refresh.unwrap_or(0);
             let m = request(objects, &frame, refresh);
+            // A shown key frame starts over: if it does not fit the decoder (FFmpeg keeps its
+            // context when a new sequence is larger), a new decoder is opened for it.
+            let larger = objects
+                .contexts
+                .get(context)?
+                .decoder
+                .as_ref()
+                .is_some_and(|d| m.width > d.width || m.height > d.height || m.depth != d.depth);
+            if larger && frame.frame.frame_type == 0 && frame.shown() {
+                log::info!(
+                    "AV1: a {}x{} key frame: a new decoder for it",
+                    m.width,
+                    m.height
+                );
+                Self::retire_decoder(objects, context);
+            }
             Self::adopt(objects, context, frame.target)?;
             let seq = self.submit(objects, context, frame.target, m, None)?;
             av1_mut(objects, context)?.queued(&frame, seq * 1000);

@@ -621,6 +621,39 @@ impl Driver {
             .map(drop)
     }
 
+    /// Retires `context`'s decoder as if the context had been destroyed (its pictures stay
+    /// readable until their surfaces are decoded into again or destroyed), so that the next
+    /// picture opens a new one: for a stream that restarts at a key frame with larger pictures
+    /// or another bit depth in the same VA context. The retired decoder gets an id of its own
+    /// (top nibble 0xE, no object's), which its surfaces' bindings and pictures take.
+    pub(crate) fn retire_decoder(objects: &mut Objects, context: u32) {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let Some(dec) = objects
+            .contexts
+            .get_mut(context)
+            .ok()
+            .and_then(|c| c.decoder.take())
+        else {
+            return;
+        };
+        let id =
+            0xE000_0000 | (NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) & 0x0FFF_FFFF);
+        for (_, s) in objects.surfaces.iter_mut() {
+            if let Some(b) = s.binding.as_mut().filter(|b| b.context == context) {
+                b.context = id;
+            }
+            if let State::Pending { context: c, .. } | State::Decoded { context: c, .. } =
+                &mut s.state
+            {
+                if *c == context {
+                    *c = id;
+                }
+            }
+        }
+        objects.retired.push((id, dec));
+        objects.prune_retired();
+    }
+
     /// Makes `surface` one `context` can decode into: a surface last decoded by another context
     /// leaves that context's decoder (once its picture is back).
     pub(crate) fn adopt(objects: &mut Objects, context: u32, surface: u32) -> Result<()> {

@@ -12,10 +12,11 @@
 #      $DAEDALUS_VECTORS/av1: 8 and 10 bit, film grain (8 and 10 bit: the display surface is not
 #      the reference surface), a forward key frame (hidden key frame shown by
 #      show_existing_frame), superres (1080p, first frames), an odd width, non-uniform tiles,
-#      the cros-codecs clip (first frames). Not in the set: av1-sizeup-fluster (352x288 ->
-#      1280x720 within one VA context: the driver's decoder is sized by the first picture and
-#      refuses the larger ones with VA_STATUS_ERROR_RESOLUTION_NOT_SUPPORTED, see
-#      vaapi/README.md).
+#      the cros-codecs clip (first frames).
+#      A new, larger sequence within one VA context (av1-sizeup-fluster: 352x288 -> 1280x720 at
+#      a key frame; FFmpeg keeps its context and 352x288 surface pool): the driver opens a new
+#      decoder for it; read through hwmap=mode=read+direct, as hwdownload copies only the
+#      pool's size (an FFmpeg limit, see vaapi/README.md).
 #      The driver's log line per context (DAEDALUS_VA_LOG=info) gives how many frames were
 #      queued before their refresh set was known and how many were replayed.
 #   3. Replays: two streams with DAEDALUS_VA_AV1_EAGER=1 (every frame queued before its
@@ -66,6 +67,9 @@ odd width|$d/8-bit/issues/309_odd_width.ivf|$d/8-bit/issues/309_odd_width.ivf.ff
 non-uniform tiles|$d/8-bit/features/non_uniform_tiling.ivf|$d/8-bit/features/non_uniform_tiling.ivf.ffmpeg-yuv420p.framemd5|
 test-25fps (30 frames)|$v/cros-codecs/test-25fps.av1.ivf|$v/cros-codecs/test-25fps.av1.ivf.ffmpeg-yuv420p.framemd5|30
 LIST
+  VAAPI_MAP=1 vaapi_decode "size up within a context (hwmap)" "$v/vk-gl-cts/av1-sizeup-fluster.ivf" \
+    "$v/vk-gl-cts/av1-sizeup-fluster.ivf.framemd5"
+  stats
 fi
 
 echo "== 3. replays"
