@@ -36,7 +36,7 @@ BENCH_KERNEL ?= bench
 # would replace the daedalus.ko of the test kernel.
 BENCH_MODULE_DIR = $(CURDIR)/target/module-$(BENCH_KERNEL)
 
-.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors bench bench-module clean \
+.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module clean \
 	install install-module install-user uninstall uninstall-module uninstall-user generated-docs deb \
 	generated-docs-only install-files \
 	test-dkms dkms-source
@@ -108,6 +108,15 @@ test-vectors: kernel module clients-rootfs
 	scripts/test-vm --timeout 21600 --env H264_ALL=1 --env H264_GST_ALL=1 --env AV1_SAMPLE=1 \
 	  --env AV1_GST_ALL=1 --env VAAPI_VP9_ALL=1 --env VAAPI_H264_ALL=1 --env VAAPI_AV1_ALL=1 \
 	  --env VAAPI_PARTS=vp9,h264,av1 h264-decode h264-gstreamer av1-decode av1-gstreamer vaapi
+
+# fluster's whole suites (built from the vector store: tests/fluster/suites.py) against the
+# GStreamer V4L2SL, FFmpeg VAAPI and GStreamer VA decoders, in one VM (hours under TCG). The scores
+# per decoder and suite, and every failure, are in FLUSTER_LOGS/vaapi.log (default
+# target/fluster-logs); docs/conformance.md has them. FLUSTER_SUITES="..." narrows the run.
+FLUSTER_LOGS ?= $(CURDIR)/target/fluster-logs
+fluster: kernel module clients-rootfs
+	scripts/test-vm --logs $(FLUSTER_LOGS) --timeout 21600 --env VAAPI_PARTS=fluster --env FLUSTER_ALL=1 \
+	  $(if $(FLUSTER_SUITES),--env "FLUSTER_SUITES=$(FLUSTER_SUITES)") vaapi
 
 # The streams are made once (scripts/gen-bench-stream, cached). The host's load average is printed
 # around each VM run: the figures depend on what else the machine is doing.

@@ -13,11 +13,13 @@
 #            scaling matrices, B-pyramids; PAFF / POC type 1 refused (VAAPI_H264_ALL=1: all)
 #   av1      ffmpeg -hwaccel vaapi: 8/10-bit, film grain, superres, odd sizes, tiles, replays
 #   clients  mpv --hwdec=vaapi-copy, GStreamer vavp9dec / vah264dec (= v4l2sl*dec)
+#   fluster  fluster's GStreamer V4L2SL / FFmpeg VAAPI / GStreamer VA decoders on a quick set of
+#            its suites built from the vector store (FLUSTER_ALL=1: every vector, make fluster)
 # VAAPI_PARTS=h264,av1 runs only those: scripts/test-vm --env VAAPI_PARTS=h264,av1 vaapi
 set -uo pipefail
 dir=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/vm/vaapi
 failed=()
-parts=${VAAPI_PARTS:-vp9,h264,av1,clients}
+parts=${VAAPI_PARTS:-vp9,h264,av1,clients,fluster}
 for part in ${parts//,/ }; do
   echo "===== vaapi/$part"
   start=$SECONDS

@@ -526,14 +526,20 @@ impl Av1 {
             )
         };
         // vaBeginPicture's render target is current_frame (FFmpeg: `pic->output_surface`);
-        // the picture goes to current_display_picture, the same surface without film grain.
+        // with film grain the picture goes to current_display_picture. Without, VA says that
+        // field is not valid (GStreamer's vaav1dec leaves it VA_INVALID_SURFACE, FFmpeg sets it
+        // to current_frame): the picture goes to current_frame.
         if pic.current_frame != target {
             return Err(refuse(format!(
                 "current_frame {:#x} is not the render target {target:#x}",
                 pic.current_frame
             )));
         }
-        let target = pic.current_display_picture;
+        let target = if fg.apply_grain() != 0 {
+            pic.current_display_picture
+        } else {
+            pic.current_frame
+        };
         if pic.profile != 0 {
             return Err(unsupported(format!("profile {}", pic.profile)));
         }
@@ -833,13 +839,15 @@ impl Av1 {
         }
         for i in 0..7 {
             let idx = pic.ref_frame_idx[i];
+            // An intra frame has no references: its ref_frame_idx[] means nothing (GStreamer's
+            // vaav1dec sends 0xff there, FFmpeg 0), and the controls carry 0 as the parse does.
+            if intra {
+                continue;
+            }
             if idx > 7 {
                 return Err(refuse(format!("ref_frame_idx[{i}] = {idx}")));
             }
             f.ref_frame_idx[i] = idx as i8;
-            if intra {
-                continue;
-            }
             let surface = pic.ref_frame_map[usize::from(idx)];
             if ts[usize::from(idx)] == 0 {
                 return Err(refuse(format!(
@@ -950,12 +958,10 @@ impl Av1 {
             grain.cb_offset = film.cb_offset;
             grain.cr_offset = film.cr_offset;
         }
-        // Without grain, current_frame and the display surface are one.
         let current = pic.current_frame;
-        if target == va::VA_INVALID_SURFACE || (fg.apply_grain() == 0 && current != target) {
+        if target == va::VA_INVALID_SURFACE {
             return Err(refuse(format!(
-                "current_frame {current:#x} differs from the display surface {target:#x} \
-                 without film grain"
+                "film grain with no display surface (current_frame {current:#x})"
             )));
         }
         // The surfaces now name this frame.
