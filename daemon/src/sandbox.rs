@@ -412,8 +412,8 @@ fn allowed() -> BTreeMap<i64, Vec<SeccompRule>> {
 mod arch {
     /// The filter's architecture.
     pub const TARGET: seccompiler::TargetArch = seccompiler::TargetArch::x86_64;
-    /// System calls of this architecture only: poll (aarch64 has only ppoll).
-    pub const ALLOWED: &[i64] = &[libc::SYS_poll];
+    /// poll (what glibc 2.36 calls here; aarch64 has only ppoll) and ppoll (other C libraries).
+    pub const ALLOWED: &[i64] = &[libc::SYS_poll, libc::SYS_ppoll];
 }
 
 /// What differs between the architectures the daemon is built for.
@@ -604,4 +604,18 @@ mod tests {
     }
 
     static DIR_FD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+    #[test]
+    fn unknown_user_is_refused_before_any_change() {
+        let uid = Uid::current();
+        let e = drop_user(Some("no-such-user-daedalus")).expect_err("unknown user accepted");
+        if uid.is_root() {
+            assert!(matches!(e, Error::UnknownUser(_)), "{e}");
+            assert!(e.to_string().contains("refusing to run as root"), "{e}");
+            assert!(matches!(drop_user(Some("root")), Err(Error::RootUser(_))));
+        } else {
+            assert!(matches!(e, Error::CannotSwitch { .. }), "{e}");
+        }
+        assert_eq!(Uid::current(), uid);
+    }
 }
