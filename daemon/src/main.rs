@@ -110,7 +110,10 @@ struct Cli {
 
     /// Write every packet each decoder is given to a file in DIR (IVF for VP9/AV1, Annex-B
     /// for H.264): for slices-only or tile-payload clients this is the bitstream rebuilt from
-    /// the controls. For debugging (it writes every frame); see the README.
+    /// the controls. For debugging (it writes every frame); see the README. DIR is opened at
+    /// start and the files are created in it after the daemon dropped to its unprivileged user
+    /// (the sandbox allows opening files relative to DIR only): DIR must be writable by that
+    /// user.
     #[arg(long, value_name = "DIR")]
     dump_dir: Option<PathBuf>,
 
