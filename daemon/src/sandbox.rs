@@ -367,9 +367,13 @@ fn allowed() -> BTreeMap<i64, Vec<SeccompRule>> {
         libc::SYS_prctl,
         libc::SYS_gettid,
         libc::SYS_getrandom,
-        // Signals: the mask (the signalfd reads them). Not seen: abort() on a panic (getpid,
-        // tgkill), so that a panic still ends with SIGABRT rather than the filter's SIGSYS.
+        // Signals: the mask (the signalfd reads them); glibc's first pthread_create installs
+        // its SIGRT_1 handler (rt_sigaction: seen with --no-warm-up, where the first thread
+        // starts after the filter; rt_sigreturn for that handler). Not seen: abort() on a
+        // panic (getpid, tgkill), so that a panic still ends with SIGABRT, not SIGSYS.
         libc::SYS_rt_sigprocmask,
+        libc::SYS_rt_sigaction,
+        libc::SYS_rt_sigreturn,
         libc::SYS_getpid,
         libc::SYS_tgkill,
         // Time: through the vDSO; not seen: the system call when the clock source has no
