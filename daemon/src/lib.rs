@@ -21,6 +21,7 @@ pub mod dispatch;
 pub mod dump;
 pub mod error;
 pub mod mapping;
+pub mod sandbox;
 pub mod stats;
 pub mod sys;
 pub mod transport;

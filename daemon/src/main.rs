@@ -8,9 +8,33 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use daedalus_daemon::device::{block_signals, Device};
+use daedalus_daemon::dump::DumpDir;
+use daedalus_daemon::sandbox::{self, SeccompMode};
 use daedalus_daemon::{DaemonConfig, DecoderConfig};
 use daedalus_proto::wire::DEVICE_PATH;
 use nix::sys::signal::Signal;
+
+/// What the seccomp filter does with a forbidden system call (`--seccomp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Seccomp {
+    /// Kill the daemon (systemd restarts it).
+    Kill,
+    /// Allow it and log it to the kernel log (dmesg, "audit: type=1326 ... syscall=N"): for
+    /// finding what a new FFmpeg needs.
+    Log,
+    /// No filter (the user, capability and no-new-privs steps still apply).
+    Off,
+}
+
+impl From<Seccomp> for SeccompMode {
+    fn from(s: Seccomp) -> Self {
+        match s {
+            Seccomp::Kill => SeccompMode::Kill,
+            Seccomp::Log => SeccompMode::Log,
+            Seccomp::Off => SeccompMode::Off,
+        }
+    }
+}
 
 /// Log levels.
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -55,6 +79,14 @@ impl From<LogLevel> for log::LevelFilter {
 /// context (open file of /dev/videoN) gets its own thread and FFmpeg decoder, so streams decode
 /// in parallel; each decoder uses --threads slice (tile) threads.
 ///
+/// Sandbox: once attached, daedalusd drops to an unprivileged user when started as root
+/// (--user; default the daedalus system user, else nobody; supplementary groups cleared; a
+/// root daemon that cannot drop refuses to start), keeps no capabilities, sets no-new-privs
+/// and installs a seccomp filter that allows only the system calls decoding makes (no open,
+/// exec, socket...): a decoder exploited by a malicious stream gets an unprivileged, filtered
+/// process. A forbidden system call kills the daemon (--seccomp log / off for debugging).
+/// With --dump-dir it may also create files, in that directory only.
+///
 /// Signals: SIGUSR1 prints per-context statistics (frames, errors, job time p50/p99) to stderr;
 /// SIGINT/SIGTERM finish the queued jobs and exit with status 0. Statistics are also logged
 /// when a context closes. The exit status is 1 on errors (device missing, busy, protocol
@@ -78,9 +110,24 @@ struct Cli {
 
     /// Write every packet each decoder is given to a file in DIR (IVF for VP9/AV1, Annex-B
     /// for H.264): for slices-only or tile-payload clients this is the bitstream rebuilt from
-    /// the controls. For debugging (it writes every frame); see the README.
+    /// the controls. For debugging (it writes every frame); see the README. DIR is opened at
+    /// start and the files are created in it after the daemon dropped to its unprivileged user
+    /// (the sandbox allows opening files relative to DIR only): DIR must be writable by that
+    /// user.
     #[arg(long, value_name = "DIR")]
     dump_dir: Option<PathBuf>,
+
+    /// The user to run as once attached, when started as root [default: daedalus if that
+    /// user exists, else nobody]. Started as another user (systemd's User=daedalus), the
+    /// daemon keeps its user.
+    #[arg(long, value_name = "NAME")]
+    user: Option<String>,
+
+    /// What the seccomp filter does with a system call decoding does not need: kill the
+    /// daemon (the service restarts it), log it to the kernel log and let it through (for
+    /// developers: find what a new FFmpeg build needs), or install no filter.
+    #[arg(long, value_name = "MODE", default_value = "kill")]
+    seccomp: Seccomp,
 
     /// Messages queued per context before the reader waits for that context.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
@@ -138,19 +185,46 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     // the signals only ever arrive through the signalfd the dispatcher polls.
     let signals = block_signals(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGUSR1])
         .context("cannot set up signal handling")?;
+    // Opened now: the sandbox allows creating files relative to this descriptor only.
+    let dump_dir = match &cli.dump_dir {
+        Some(d) => Some(&*Box::leak(Box::new(DumpDir::open(d).with_context(
+            || format!("--dump-dir {}: cannot open the directory", d.display()),
+        )?))),
+        None => None,
+    };
     let decoder = DecoderConfig {
         threads,
         // Leaked once: every decoder of the process refers to it.
-        dump_dir: cli
-            .dump_dir
-            .clone()
-            .map(|d| &*Box::leak(d.into_boxed_path())),
+        dump_dir,
     };
     // Not when the device is missing: opening it says why at once.
     if !cli.no_warm_up && cli.device.exists() {
         warm_up(&decoder);
     }
     let device = Device::open(&cli.device)?.with_signals(signals);
+    // The last open is done: from here on, no privileges and no new files.
+    let report = sandbox::enter(&sandbox::Config {
+        user: cli.user.clone(),
+        seccomp: cli.seccomp.into(),
+        dump_dir_fd: dump_dir.map(DumpDir::raw_fd),
+    })
+    .context("cannot sandbox the daemon")?;
+    let filter = match cli.seccomp {
+        Seccomp::Kill => "seccomp filter on",
+        Seccomp::Log => "seccomp filter logging only (--seccomp log)",
+        Seccomp::Off => "NO seccomp filter (--seccomp off)",
+    };
+    log::info!("sandboxed: {report}, no new privileges, {filter}");
+    if cli.seccomp != Seccomp::Kill {
+        log::warn!("--seccomp {:?}: for debugging only", cli.seccomp);
+    }
+    if let Some(d) = dump_dir {
+        log::warn!(
+            "--dump-dir: the sandbox lets the daemon create files (as {}) in {}",
+            report.user,
+            d.path().display()
+        );
+    }
     let hello = device.hello();
     log::info!(
         "attached to {}: protocol v{}, messages up to {} bytes, job timeout {} ms; \

@@ -18,7 +18,8 @@
 #      capabilities (bounding and inheritable sets emptied), no new privileges, and the
 #      memory-deny-write-execute of MemoryDenyWriteExecute= (prctl PR_SET_MDWE); systemd is not
 #      PID 1 in the guest, so its other sandboxing (seccomp, namespaces) is not reproduced here.
-#      /proc/PID/status: CapEff, CapPrm, CapBnd 0, NoNewPrivs 1, Uid and Gid daedalus;
+#      /proc/PID/status: CapEff, CapPrm, CapBnd 0, NoNewPrivs 1, Uid and Gid daedalus, and
+#      Seccomp 2: the daemon's own filter (it keeps its user, as it was not started as root);
 #   5. an ordinary user in group video decodes a VP9 and an H.264 stream byte-exact with the
 #      installed `daedalus decode`, and cannot open /dev/daedalus (EACCES); `daedalus devices`
 #      (text and --json) and `daedalus info --json` show the decoder, its codecs and the daemon.
@@ -173,6 +174,11 @@ for c in CapEff CapPrm CapInh CapBnd CapAmb; do
   [[ $(awk -v c="$c:" '$1 == c {print $2}' "$status") == 0000000000000000 ]] || fail "the daemon has $c $(grep "^$c:" "$status")"
 done
 [[ $(awk '/^NoNewPrivs:/ {print $2}' "$status") == 1 ]] || fail "NoNewPrivs is not set"
+# The daemon's own sandbox on top of the unit's (started unprivileged, it keeps its user).
+[[ $(awk '/^Seccomp:/ {print $2}' "$status") == 2 ]] || fail "the daemon runs without its seccomp filter"
+sandboxed=$(grep -m1 -o 'sandboxed: .*' "$work/daemon.log") || fail "no 'sandboxed' line in the daemon's log"
+echo "  $sandboxed"
+[[ $sandboxed == *"running as $user "* && $sandboxed != *"dropped from root"* ]] || fail "the daemon did not keep its user $user"
 
 step "5. an ordinary user in group video"
 # An ordinary user: uid/gid 1500, supplementary group video only (useradd cannot replace the

@@ -13,7 +13,8 @@
 #   3. a fake daemon answering every job with an error (daedalus-fake-daemon serve error):
 #      attached with its pid, attaches + 1; a decode: submitted and failed + the frames, nothing
 #      completed; stopped: detaches + 1;
-#   4. daedalusd: its pid, name and threads; a decode, seen while it runs (a vp9 context with
+#   4. daedalusd: its pid, name and threads; its sandbox (/proc/PID/status: a non-zero Uid, no
+#      groups, no capabilities, NoNewPrivs 1, Seccomp 2); a decode, seen while it runs (a vp9 context with
 #      completed jobs and a frame rate in `contexts`), then submitted = completed + the frames,
 #      no failure, nothing in flight, latency percentiles 0 < p50 <= p95 <= p99;
 #   5. a stream with corrupted tile data: failed + the decode's error count, completed + its
@@ -122,6 +123,18 @@ expect "daemon.pid" "$(val s6 .daemon.pid)" "$daemon"
 expect "daemon.name" "$(val s6 .daemon.name)" daedalusd
 threads=$(val s6 .daemon.threads)
 [[ $threads =~ ^[0-9]+$ && $threads -ge 1 ]] || fail "daemon.threads = $threads"
+# The sandbox (issue 14): started as root, it dropped to an unprivileged user, keeps no
+# capabilities, set no-new-privs and runs under its seccomp filter (mode 2); the decodes below
+# and in steps 5 and 6 happen under it.
+grep -E '^(Uid|Gid|Groups|CapEff|CapPrm|CapInh|CapAmb|CapBnd|NoNewPrivs|Seccomp|Seccomp_filters):' \
+  "/proc/$daemon/status" | sed 's/^/  | /'
+sbx() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$daemon/status"; }
+[[ $(sbx Uid) =~ ^[0-9]+$ && $(sbx Uid) != 0 ]] || fail "the daemon runs as uid $(sbx Uid)"
+[[ -z $(awk '$1 == "Groups:" {print $2}' "/proc/$daemon/status") ]] || fail "the daemon kept supplementary groups"
+for c in CapEff CapPrm CapInh CapAmb CapBnd; do expect "$c" "$(sbx $c)" 0000000000000000; done
+expect "NoNewPrivs" "$(sbx NoNewPrivs)" 1
+expect "Seccomp" "$(sbx Seccomp)" 2
+grep -m1 -o 'sandboxed: .*' /tmp/daedalusd.log | sed 's/^/  | /' || fail "no 'sandboxed' line in the daemon's log"
 # The decode's context while it runs: its line in `contexts`, polled with builtins (a
 # 10-frame 1000x562 stream takes about a second to decode under TCG).
 "$bin" decode "$clip" >"$work/good.log" 2>&1 &

@@ -34,7 +34,7 @@ pub struct DecoderConfig {
     /// FFmpeg slice threads per decoder (0: FFmpeg chooses).
     pub threads: usize,
     /// Where to write every decoder's packets (`daedalusd --dump-dir`, see [`crate::dump`]).
-    pub dump_dir: Option<&'static std::path::Path>,
+    pub dump_dir: Option<&'static crate::dump::DumpDir>,
 }
 
 /// How a job's bitstream reached FFmpeg.
