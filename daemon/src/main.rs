@@ -14,28 +14,6 @@ use daedalus_daemon::{DaemonConfig, DecoderConfig};
 use daedalus_proto::wire::DEVICE_PATH;
 use nix::sys::signal::Signal;
 
-/// What the seccomp filter does with a forbidden system call (`--seccomp`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Seccomp {
-    /// Kill the daemon (systemd restarts it).
-    Kill,
-    /// Allow it and log it to the kernel log (dmesg, "audit: type=1326 ... syscall=N"): for
-    /// finding what a new FFmpeg needs.
-    Log,
-    /// No filter (the user, capability and no-new-privs steps still apply).
-    Off,
-}
-
-impl From<Seccomp> for SeccompMode {
-    fn from(s: Seccomp) -> Self {
-        match s {
-            Seccomp::Kill => SeccompMode::Kill,
-            Seccomp::Log => SeccompMode::Log,
-            Seccomp::Off => SeccompMode::Off,
-        }
-    }
-}
-
 /// Log levels.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum LogLevel {
@@ -127,7 +105,7 @@ struct Cli {
     /// daemon (the service restarts it), log it to the kernel log and let it through (for
     /// developers: find what a new FFmpeg build needs), or install no filter.
     #[arg(long, value_name = "MODE", default_value = "kill")]
-    seccomp: Seccomp,
+    seccomp: SeccompMode,
 
     /// Messages queued per context before the reader waits for that context.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
@@ -205,17 +183,17 @@ fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     // The last open is done: from here on, no privileges and no new files.
     let report = sandbox::enter(&sandbox::Config {
         user: cli.user.clone(),
-        seccomp: cli.seccomp.into(),
+        seccomp: cli.seccomp,
         dump_dir_fd: dump_dir.map(DumpDir::raw_fd),
     })
     .context("cannot sandbox the daemon")?;
     let filter = match cli.seccomp {
-        Seccomp::Kill => "seccomp filter on",
-        Seccomp::Log => "seccomp filter logging only (--seccomp log)",
-        Seccomp::Off => "NO seccomp filter (--seccomp off)",
+        SeccompMode::Kill => "seccomp filter on",
+        SeccompMode::Log => "seccomp filter logging only (--seccomp log)",
+        SeccompMode::Off => "NO seccomp filter (--seccomp off)",
     };
     log::info!("sandboxed: {report}, no new privileges, {filter}");
-    if cli.seccomp != Seccomp::Kill {
+    if cli.seccomp != SeccompMode::Kill {
         log::warn!("--seccomp {:?}: for debugging only", cli.seccomp);
     }
     if let Some(d) = dump_dir {

@@ -38,14 +38,15 @@ use seccompiler::{
     SeccompRule,
 };
 
-/// What to do with a system call the filter does not allow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What to do with a system call the filter does not allow (`daedalusd --seccomp`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SeccompMode {
-    /// Kill the process (the default).
+    /// Kill the daemon (systemd restarts it).
     Kill,
-    /// Allow it, but log it to the kernel log (`dmesg`: `audit: type=1326 ... syscall=N`).
+    /// Allow it and log it to the kernel log (dmesg, "audit: type=1326 ... syscall=N"): for
+    /// finding what a new FFmpeg needs.
     Log,
-    /// Install no filter (user, capabilities and no-new-privs still apply).
+    /// No filter (the user, capability and no-new-privs steps still apply).
     Off,
 }
 
