@@ -331,6 +331,11 @@ impl Frame {
     pub fn shown(&self) -> bool {
         self.frame.flags & V4L2_AV1_FRAME_FLAG_SHOW_FRAME != 0
     }
+
+    /// Whether it is a shown key frame (it refreshes every slot: the stream starts over).
+    pub fn is_shown_key_frame(&self) -> bool {
+        self.frame.frame_type == KEY_FRAME && self.shown()
+    }
 }
 
 /// A frame whose refresh set is not known yet.
@@ -540,6 +545,12 @@ impl Av1 {
         } else {
             pic.current_frame
         };
+        if target == va::VA_INVALID_SURFACE {
+            return Err(refuse(format!(
+                "film grain with no display surface (current_frame {:#x})",
+                pic.current_frame
+            )));
+        }
         if pic.profile != 0 {
             return Err(unsupported(format!("profile {}", pic.profile)));
         }
@@ -959,11 +970,6 @@ impl Av1 {
             grain.cr_offset = film.cr_offset;
         }
         let current = pic.current_frame;
-        if target == va::VA_INVALID_SURFACE {
-            return Err(refuse(format!(
-                "film grain with no display surface (current_frame {current:#x})"
-            )));
-        }
         // The surfaces now name this frame.
         self.names.remove(&current);
         self.names.remove(&target);

@@ -112,7 +112,7 @@ impl Driver {
                 .decoder
                 .as_ref()
                 .is_some_and(|d| m.width > d.width || m.height > d.height || m.depth != d.depth);
-            if larger && frame.frame.frame_type == 0 && frame.shown() {
+            if larger && frame.is_shown_key_frame() {
                 log::info!(
                     "AV1: a {}x{} key frame: a new decoder for it",
                     m.width,
