@@ -35,7 +35,7 @@ pub(crate) struct Chardev;
 
 /// The sysfs attributes of the node and what each shows (`docs/install.md`, "Watching the
 /// device"; `tools/src/status.rs` parses them).
-const ATTRS: [(&CStr, Shown); 15] = [
+const ATTRS: [(&CStr, Shown); 18] = [
     (c"daemon_attached", Shown::DaemonAttached),
     (c"daemon_pid", Shown::DaemonPid),
     (c"daemon_attaches", Shown::DaemonAttaches),
@@ -50,6 +50,9 @@ const ATTRS: [(&CStr, Shown); 15] = [
     (c"latency_p50_us", Shown::LatencyP50),
     (c"latency_p95_us", Shown::LatencyP95),
     (c"latency_p99_us", Shown::LatencyP99),
+    (c"output_buffers", Shown::BuffersOutput),
+    (c"capture_buffers", Shown::BuffersCapture),
+    (c"buffer_bytes", Shown::BufferBytes),
     (c"contexts", Shown::Contexts),
 ];
 

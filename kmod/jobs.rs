@@ -32,8 +32,9 @@ use crate::media::m2m::ActiveJob;
 use crate::media::prelude::*;
 use crate::media::sync::{LockClass, Mutex, MutexGuard, PollMask, PollTable, WaitQueue};
 use crate::media::time::{monotonic_ns, params, Delta, Jiffies};
+use crate::media::v4l2::format::BufType;
 use crate::media::workqueue::DelayedWork;
-use crate::stats::{self, ContextStats, Counters, End, Fps};
+use crate::stats::{self, Buffers, ContextStats, Counters, End, Fps};
 use crate::video::VideoFile;
 use crate::wire::{self, Completion, Hello};
 
@@ -75,6 +76,8 @@ struct Inner {
     contexts: u32,
     /// Device-wide counters.
     stats: Counters,
+    /// Device-wide buffer memory.
+    buffers: Buffers,
     /// Counters of the open contexts (the first `MAX_TRACKED` at a time).
     ctx_stats: [Option<KBox<ContextStats>>; MAX_TRACKED],
 }
@@ -141,6 +144,7 @@ impl Inner {
             detaches: 0,
             contexts: 0,
             stats: Counters::new(),
+            buffers: Buffers::new(),
             ctx_stats: [const { None }; MAX_TRACKED],
         }
     }
@@ -605,6 +609,9 @@ pub(crate) enum Shown {
     LatencyP50,
     LatencyP95,
     LatencyP99,
+    BuffersOutput,
+    BuffersCapture,
+    BufferBytes,
     /// One line per context with counters of its own: `ctx=ID codec=C key=value...`.
     Contexts,
 }
@@ -628,6 +635,7 @@ impl Jobs {
                 id,
                 codec: None,
                 counters: Counters::new(),
+                buffers: Buffers::new(),
             },
             GFP_KERNEL,
         )
@@ -653,6 +661,23 @@ impl Jobs {
         drop(gone);
     }
 
+    /// Counts `bytes` of buffer memory attached to (`attached`) or released from a buffer of
+    /// context `ctx_id`'s queue `ty`.
+    pub(crate) fn buffer_memory(&self, ctx_id: u32, ty: BufType, bytes: u32, attached: bool) {
+        let mut g = self.locked();
+        let count = |b: &mut Buffers| {
+            if attached {
+                b.attached(ty, bytes);
+            } else {
+                b.released(ty, bytes);
+            }
+        };
+        count(&mut g.buffers);
+        if let Some(s) = g.ctx_stats(ctx_id) {
+            count(&mut s.buffers);
+        }
+    }
+
     /// Writes what `what` shows, with a newline, to `w`.
     pub(crate) fn show(&self, what: Shown, w: &mut impl Write) -> core::fmt::Result {
         let now = monotonic_ns();
@@ -673,12 +698,17 @@ impl Jobs {
             Shown::LatencyP50 => writeln!(w, "{}", global().latency_us[0]),
             Shown::LatencyP95 => writeln!(w, "{}", global().latency_us[1]),
             Shown::LatencyP99 => writeln!(w, "{}", global().latency_us[2]),
+            Shown::BuffersOutput => writeln!(w, "{}", g.buffers.output()),
+            Shown::BuffersCapture => writeln!(w, "{}", g.buffers.capture()),
+            Shown::BufferBytes => writeln!(w, "{}", g.buffers.bytes()),
             Shown::Contexts => {
                 for s in g.ctx_stats.iter().flatten() {
                     write!(w, "ctx={} codec={} ", s.id, stats::codec_name(s.codec))?;
                     s.counters
                         .snapshot(now, g.in_flight(Some(s.id)))
                         .write_pairs(w)?;
+                    write!(w, " ")?;
+                    s.buffers.write_pairs(w)?;
                     writeln!(w)?;
                 }
                 Ok(())

@@ -16,6 +16,7 @@ use crate::media::request::{Request, RequestOps};
 use crate::media::v4l2::file::LockedFile;
 use crate::media::v4l2::format::{BufType, Field};
 use crate::media::vb2::{OutBuf, PrepareBuf, QueueOps};
+use crate::video::VideoFile;
 use crate::wire;
 
 impl QueueOps for Daedalus {
@@ -30,6 +31,21 @@ impl QueueOps for Daedalus {
 
     fn buf_init(data: &BufMap) {
         data.init();
+    }
+
+    /// Counted in the device's and the context's buffer memory (`daedalus status`).
+    fn buf_memory_attached(file: &VideoFile, ty: BufType, bytes: u32) {
+        file.device()
+            .data()
+            .jobs
+            .buffer_memory(file.data().id, ty, bytes, true);
+    }
+
+    fn buf_memory_released(file: &VideoFile, ty: BufType, bytes: u32) {
+        file.device()
+            .data()
+            .jobs
+            .buffer_memory(file.data().id, ty, bytes, false);
     }
 
     fn buf_out_validate(buf: &mut OutBuf<'_, BufMap>) -> Result {

@@ -18,6 +18,7 @@
 use core::fmt::{self, Write};
 
 use crate::formats::Codec;
+use crate::media::v4l2::format::BufType;
 
 /// How many recent decoded jobs the latency percentiles and the frame rate come from.
 pub(crate) const RECENT: usize = 64;
@@ -190,12 +191,78 @@ impl Snapshot {
     }
 }
 
+/// The videobuf2 buffers with memory behind them, of the device or of one context: what the
+/// clients' queues hold (allocated by REQBUFS / CREATE_BUFS, or dma-bufs they imported), which on
+/// a board comes out of CMA. Counted when memory is attached to a buffer and when videobuf2
+/// releases it (`media::vb2` pairs the two), so with no context open all are 0 again.
+#[derive(Clone, Copy)]
+pub(crate) struct Buffers {
+    output: u32,
+    capture: u32,
+    bytes: u64,
+}
+
+impl Buffers {
+    /// None.
+    pub(crate) const fn new() -> Buffers {
+        Buffers {
+            output: 0,
+            capture: 0,
+            bytes: 0,
+        }
+    }
+
+    /// `bytes` of memory attached to a buffer of queue `ty`.
+    pub(crate) fn attached(&mut self, ty: BufType, bytes: u32) {
+        *self.count(ty) = self.count(ty).saturating_add(1);
+        self.bytes = self.bytes.saturating_add(u64::from(bytes));
+    }
+
+    /// The memory of an earlier [`Buffers::attached`] released.
+    pub(crate) fn released(&mut self, ty: BufType, bytes: u32) {
+        *self.count(ty) = self.count(ty).saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(u64::from(bytes));
+    }
+
+    fn count(&mut self, ty: BufType) -> &mut u32 {
+        match ty {
+            BufType::VideoOutputMplane => &mut self.output,
+            BufType::VideoCaptureMplane => &mut self.capture,
+        }
+    }
+
+    /// OUTPUT buffers with memory.
+    pub(crate) fn output(&self) -> u32 {
+        self.output
+    }
+
+    /// CAPTURE buffers with memory.
+    pub(crate) fn capture(&self) -> u32 {
+        self.capture
+    }
+
+    /// Bytes of memory behind the buffers.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// `output_buffers=N capture_buffers=N buffer_bytes=N`.
+    pub(crate) fn write_pairs(&self, w: &mut impl Write) -> fmt::Result {
+        write!(
+            w,
+            "output_buffers={} capture_buffers={} buffer_bytes={}",
+            self.output, self.capture, self.bytes
+        )
+    }
+}
+
 /// The counters of one open context.
 pub(crate) struct ContextStats {
     pub(crate) id: u32,
     /// The codec of its last job (`None` before it).
     pub(crate) codec: Option<Codec>,
     pub(crate) counters: Counters,
+    pub(crate) buffers: Buffers,
 }
 
 /// The name `daedalus status` shows for `codec`.

@@ -19,7 +19,7 @@
 
 use core::cell::UnsafeCell;
 use core::mem::MaybeUninit;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use super::bindings;
 use super::kernel::{c_int, c_uint, code, errno, zeroed, Opaque, Result};
@@ -71,10 +71,15 @@ pub(crate) struct Plane {
 /// 3. The layer hands out a `&Vb2Buffer` only inside a videobuf2 callback for that buffer, or
 ///    borrowed from the [`ActiveJob`](super::m2m::ActiveJob) that owns it: while it exists,
 ///    videobuf2 does not change the fields read through it, and the buffer is not freed.
+/// 4. `counted` is the size the driver was told of in [`QueueOps::buf_memory_attached`] for the
+///    memory now behind the buffer, 0 when none (zeroed memory): `buf_init` sets it, `buf_cleanup`
+///    (which videobuf2 calls before it releases that memory) takes it back, so each attached size
+///    is released exactly once.
 #[repr(C)]
 pub(crate) struct Vb2Buffer<B> {
     m2m: Opaque<bindings::v4l2_m2m_buffer>,
     ready: AtomicBool,
+    counted: AtomicU32,
     data: UnsafeCell<MaybeUninit<B>>,
 }
 
@@ -154,6 +159,20 @@ impl<B> Vb2Buffer<B> {
         unsafe { (*self.as_vb2()).req_obj.req }
     }
 
+    /// The bytes of memory behind the buffer: the lengths of its planes (saturating).
+    fn memory_bytes(&self) -> u32 {
+        // SAFETY: as in `index`; `planes` is a fixed array of `VIDEO_MAX_PLANES` entries, of
+        // which the first `num_planes` are in use.
+        let planes = unsafe { &(*self.as_vb2()).planes };
+        let n = usize::try_from(self.num_planes())
+            .unwrap_or(0)
+            .min(planes.len());
+        planes
+            .iter()
+            .take(n)
+            .fold(0u32, |sum, p| sum.saturating_add(p.length))
+    }
+
     /// Whether the driver's data is initialized ([`Vb2Buffer::data`] is `Some`).
     pub(super) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)
@@ -206,6 +225,13 @@ pub(crate) trait QueueOps: M2mDriver {
     /// New memory behind a buffer (allocation, or a new dma-buf attached): `data` is the buffer's
     /// data, `Default` the first time.
     fn buf_init(data: &Self::Buf);
+    /// `bytes` of memory are now behind a buffer of `file`'s queue `ty` (allocated by REQBUFS /
+    /// CREATE_BUFS, or a dma-buf imported at QBUF), for the driver's accounting. The layer calls
+    /// [`QueueOps::buf_memory_released`] once with the same size when videobuf2 lets go of it
+    /// (REQBUFS 0, a new dma-buf, the file's release).
+    fn buf_memory_attached(_file: &V4l2File<Self>, _ty: BufType, _bytes: u32) {}
+    /// The memory of an earlier [`QueueOps::buf_memory_attached`] is no longer behind its buffer.
+    fn buf_memory_released(_file: &V4l2File<Self>, _ty: BufType, _bytes: u32) {}
     /// Checks (and fixes) an OUTPUT buffer being queued, request or not.
     fn buf_out_validate(buf: &mut OutBuf<'_, Self::Buf>) -> Result;
     /// Checks a buffer before it is queued, and sets what the driver fills in.
@@ -227,6 +253,7 @@ vtable! {
     pub(super) struct Vb2VTable<T: Driver>: bindings::vb2_ops {
         queue_setup: Some(queue_setup::<T>),
         buf_init: Some(buf_init::<T>),
+        buf_cleanup: Some(buf_cleanup::<T>),
         buf_out_validate: Some(buf_out_validate::<T>),
         buf_prepare: Some(buf_prepare::<T>),
         buf_queue: Some(buf_queue::<T>),
@@ -320,7 +347,18 @@ unsafe extern "C" fn queue_setup<T: Driver>(
 unsafe extern "C" fn buf_init<T: Driver>(vb: *mut bindings::vb2_buffer) -> c_int {
     const { assert!(!core::mem::needs_drop::<T::Buf>()) };
     // SAFETY: our buffer, in a callback for it (contract).
-    let (_, _, buf) = unsafe { buf_args::<T>(vb) };
+    let (file, ty, buf) = unsafe { buf_args::<T>(vb) };
+    let bytes = buf.memory_bytes();
+    // INVARIANT: the size the driver is told of; a second `buf_init` without `buf_cleanup` in
+    // between (videobuf2 does not make one) would not count the buffer twice.
+    if buf
+        .counted
+        .compare_exchange(0, bytes, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok()
+        && bytes != 0
+    {
+        T::buf_memory_attached(file, ty, bytes);
+    }
     if !buf.ready.load(Ordering::Acquire) {
         // SAFETY: not initialized yet (invariant 2), and nothing else reaches the data: the
         // buffer is in this callback only (invariant 3).
@@ -332,6 +370,24 @@ unsafe extern "C" fn buf_init<T: Driver>(vb: *mut bindings::vb2_buffer) -> c_int
         T::buf_init(data);
     }
     0
+}
+
+/// `vb2_ops.buf_cleanup`: the memory behind the buffer is about to be released (or replaced by
+/// another dma-buf).
+///
+/// # Safety
+///
+/// Only called by videobuf2 for a buffer of a queue of `queue_init::<T>` whose memory it is about
+/// to release (not owned by a job: a buffer with a job is queued, and videobuf2 releases no queued
+/// buffer's memory).
+unsafe extern "C" fn buf_cleanup<T: Driver>(vb: *mut bindings::vb2_buffer) {
+    // SAFETY: our buffer, in a callback for it (contract).
+    let (file, ty, buf) = unsafe { buf_args::<T>(vb) };
+    // INVARIANT: taken back once; the next `buf_init` counts the new memory.
+    let bytes = buf.counted.swap(0, Ordering::AcqRel);
+    if bytes != 0 {
+        T::buf_memory_released(file, ty, bytes);
+    }
 }
 
 /// `vb2_ops.buf_out_validate`.

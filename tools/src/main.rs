@@ -143,7 +143,8 @@ struct DevicesArgs {
 
 #[derive(Debug, Args)]
 struct StatusArgs {
-    /// Print one JSON object instead ({"video", "daemon", "contexts_open", "jobs", "contexts"}).
+    /// Print one JSON object instead ({"video", "daemon", "contexts_open", "jobs", "buffers",
+    /// "contexts"}).
     #[arg(long)]
     json: bool,
 
