@@ -12,7 +12,8 @@
 #   make test            everything: style, lints, unit tests, module, VM tests
 #   make test-vectors    the whole conformance vector sets through the VM (hours; make test
 #                        runs feature-covering subsets)
-#   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, in the VM
+#   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, and through
+#                        the VA-API driver (ffmpeg -hwaccel vaapi) vs the device, in the VM
 #                        (BENCH_CODECS: default "vp9 h264 av1"; BENCH_ARGS go to scripts/bench-vm;
 #                        default "--runs 5", e.g. BENCH_ARGS="--threads 1"; BENCH_KERNEL: the
 #                        kernel flavour booted, default "bench" = without lock debugging, "test"
@@ -21,8 +22,9 @@
 #                        DESTDIR, PREFIX=/usr/local; install-module / install-user for one half)
 #   make uninstall       remove what `make install` installed (same DESTDIR / PREFIX)
 #   make deb             Debian packages into target/deb/ (DEB_ARCH=arm64 cross-builds; docs/install.md)
-#   make test-dkms       opt-in: DKMS builds the module from the package's source tree against KDIR
-#                        (a private DKMS tree), and refuses a kernel without Rust
+#   make test-dkms       DKMS builds the module from the package's source tree against KDIR (a
+#                        private DKMS tree) and refuses a kernel without Rust (part of make test,
+#                        whose VM install test then installs that module)
 #   make clean
 
 SHELL := /bin/bash
@@ -97,7 +99,9 @@ test-host:
 test-vm: kernel module clients-rootfs
 	scripts/test-vm
 
-test: deps kernel test-host module test-vm
+# The VM's install test installs the module DKMS built (test-dkms) rather than the harness's.
+test: deps kernel test-host module clients-rootfs test-dkms
+	scripts/test-vm --env DAEDALUS_INSTALL_KO=$(CURDIR)/target/dkms-test/daedalus.ko
 
 # The whole vector sets through the VM, where `make test` runs feature-covering subsets (each
 # test's header says which): every H.264 vector with `daedalus decode` and with GStreamer (whole
@@ -128,13 +132,13 @@ bench-module:
 	$(MAKE) -C "$$kdir" M="$(BENCH_MODULE_DIR)" modules 2>&1 | tee "$(BENCH_MODULE_DIR)/build.log"; \
 	! grep -iE "warning:" "$(BENCH_MODULE_DIR)/build.log" || { echo "module build printed warnings" >&2; exit 1; }
 
-bench: bench-module release
+bench: bench-module release clients-rootfs
 	@rc=0; for codec in $(BENCH_CODECS); do \
 	  stream=$$(scripts/gen-bench-stream --codec $$codec) || exit 1; \
 	  echo "== $$codec: host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM"; \
 	  echo "== $$codec: $(BENCH_KERNEL) kernel $$(DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) scripts/build-kernel --print-kdir)"; \
 	  DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) DAEDALUS_KO="$(BENCH_MODULE_DIR)/daedalus.ko" \
-	    scripts/vm-run --timeout 1800 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; \
+	    scripts/vm-run --clients --outside-chroot --timeout 2400 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; \
 	  echo "== $$codec: host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM"; \
 	done; exit $$rc
 
@@ -234,8 +238,8 @@ dkms-source:
 
 # DKMS itself, on the host, in a private DKMS tree under target/ (the system's /var/lib/dkms is
 # not touched): `dkms build` of the source tree against KDIR must give a module identical in
-# function to `make module` (DAEDALUS_KO=$$PWD/target/dkms-test/daedalus.ko scripts/test-vm install
-# installs and modprobes that one), and
+# function to `make module` (`make test` has the VM install test install and modprobe that one),
+# and
 # against a kernel tree without Rust it must stop with check-kernel's sentence.
 test-dkms:
 	tests/host/dkms.sh "$(KDIR)"

@@ -32,7 +32,6 @@ use crate::media::m2m::ActiveJob;
 use crate::media::prelude::*;
 use crate::media::sync::{LockClass, Mutex, MutexGuard, PollMask, PollTable, WaitQueue};
 use crate::media::time::{monotonic_ns, params, Delta, Jiffies};
-use crate::media::v4l2::format::BufType;
 use crate::media::workqueue::DelayedWork;
 use crate::stats::{self, Buffers, ContextStats, Counters, End, Fps};
 use crate::video::VideoFile;
@@ -76,8 +75,6 @@ struct Inner {
     contexts: u32,
     /// Device-wide counters.
     stats: Counters,
-    /// Device-wide buffer memory.
-    buffers: Buffers,
     /// Counters of the open contexts (the first `MAX_TRACKED` at a time).
     ctx_stats: [Option<KBox<ContextStats>>; MAX_TRACKED],
 }
@@ -97,6 +94,8 @@ pub(crate) struct Jobs {
     readable: AtomicBool,
     next_job: AtomicU64,
     next_ctx: AtomicU32,
+    /// Buffer memory of the open contexts.
+    buffers: Buffers,
 }
 
 /// Holds the job queue's lock; releasing it updates [`Jobs::readable`].
@@ -144,7 +143,6 @@ impl Inner {
             detaches: 0,
             contexts: 0,
             stats: Counters::new(),
-            buffers: Buffers::new(),
             ctx_stats: [const { None }; MAX_TRACKED],
         }
     }
@@ -259,6 +257,7 @@ impl Jobs {
             readable: AtomicBool::new(false),
             next_job: AtomicU64::new(1),
             next_ctx: AtomicU32::new(1),
+            buffers: Buffers::new(),
         })
     }
 
@@ -635,7 +634,6 @@ impl Jobs {
                 id,
                 codec: None,
                 counters: Counters::new(),
-                buffers: Buffers::new(),
             },
             GFP_KERNEL,
         )
@@ -661,21 +659,9 @@ impl Jobs {
         drop(gone);
     }
 
-    /// Counts `bytes` of buffer memory attached to (`attached`) or released from a buffer of
-    /// context `ctx_id`'s queue `ty`.
-    pub(crate) fn buffer_memory(&self, ctx_id: u32, ty: BufType, bytes: u32, attached: bool) {
-        let mut g = self.locked();
-        let count = |b: &mut Buffers| {
-            if attached {
-                b.attached(ty, bytes);
-            } else {
-                b.released(ty, bytes);
-            }
-        };
-        count(&mut g.buffers);
-        if let Some(s) = g.ctx_stats(ctx_id) {
-            count(&mut s.buffers);
-        }
+    /// The device's buffer memory (without the lock: see [`Buffers`]).
+    pub(crate) fn buffers(&self) -> &Buffers {
+        &self.buffers
     }
 
     /// Writes what `what` shows, with a newline, to `w`.
@@ -698,17 +684,15 @@ impl Jobs {
             Shown::LatencyP50 => writeln!(w, "{}", global().latency_us[0]),
             Shown::LatencyP95 => writeln!(w, "{}", global().latency_us[1]),
             Shown::LatencyP99 => writeln!(w, "{}", global().latency_us[2]),
-            Shown::BuffersOutput => writeln!(w, "{}", g.buffers.output()),
-            Shown::BuffersCapture => writeln!(w, "{}", g.buffers.capture()),
-            Shown::BufferBytes => writeln!(w, "{}", g.buffers.bytes()),
+            Shown::BuffersOutput => writeln!(w, "{}", self.buffers.output()),
+            Shown::BuffersCapture => writeln!(w, "{}", self.buffers.capture()),
+            Shown::BufferBytes => writeln!(w, "{}", self.buffers.bytes()),
             Shown::Contexts => {
                 for s in g.ctx_stats.iter().flatten() {
                     write!(w, "ctx={} codec={} ", s.id, stats::codec_name(s.codec))?;
                     s.counters
                         .snapshot(now, g.in_flight(Some(s.id)))
                         .write_pairs(w)?;
-                    write!(w, " ")?;
-                    s.buffers.write_pairs(w)?;
                     writeln!(w)?;
                 }
                 Ok(())

@@ -33,19 +33,13 @@ impl QueueOps for Daedalus {
         data.init();
     }
 
-    /// Counted in the device's and the context's buffer memory (`daedalus status`).
+    /// Counted in the device's buffer memory (sysfs, `daedalus status`).
     fn buf_memory_attached(file: &VideoFile, ty: BufType, bytes: u32) {
-        file.device()
-            .data()
-            .jobs
-            .buffer_memory(file.data().id, ty, bytes, true);
+        file.device().data().jobs.buffers().attached(ty, bytes);
     }
 
     fn buf_memory_released(file: &VideoFile, ty: BufType, bytes: u32) {
-        file.device()
-            .data()
-            .jobs
-            .buffer_memory(file.data().id, ty, bytes, false);
+        file.device().data().jobs.buffers().released(ty, bytes);
     }
 
     fn buf_out_validate(buf: &mut OutBuf<'_, BufMap>) -> Result {

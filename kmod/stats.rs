@@ -16,6 +16,7 @@
 //! last [`RECENT`]).
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::formats::Codec;
 use crate::media::v4l2::format::BufType;
@@ -191,68 +192,63 @@ impl Snapshot {
     }
 }
 
-/// The videobuf2 buffers with memory behind them, of the device or of one context: what the
-/// clients' queues hold (allocated by REQBUFS / CREATE_BUFS, or dma-bufs they imported), which on
-/// a board comes out of CMA. Counted when memory is attached to a buffer and when videobuf2
-/// releases it (`media::vb2` pairs the two), so with no context open all are 0 again.
-#[derive(Clone, Copy)]
+/// The videobuf2 buffers of the open contexts with memory behind them: what the clients'
+/// queues hold (allocated by REQBUFS / CREATE_BUFS, or dma-bufs they imported), which on a board
+/// comes out of CMA. Counted when memory is attached to a buffer and when videobuf2 releases it
+/// (`media::vb2` pairs the two), so with no context open all are 0 again.
+///
+/// Atomics, not the job queue's lock: videobuf2 releases buffers with `q->mmap_lock` held, which
+/// nests inside `mm->mmap_lock`, which the job queue's lock already nests (its reads copy to
+/// userspace under it), so taking that lock here would close a cycle (lockdep saw it).
 pub(crate) struct Buffers {
-    output: u32,
-    capture: u32,
-    bytes: u64,
+    output: AtomicU32,
+    capture: AtomicU32,
+    bytes: AtomicU64,
 }
 
 impl Buffers {
     /// None.
     pub(crate) const fn new() -> Buffers {
         Buffers {
-            output: 0,
-            capture: 0,
-            bytes: 0,
+            output: AtomicU32::new(0),
+            capture: AtomicU32::new(0),
+            bytes: AtomicU64::new(0),
+        }
+    }
+
+    fn count(&self, ty: BufType) -> &AtomicU32 {
+        match ty {
+            BufType::VideoOutputMplane => &self.output,
+            BufType::VideoCaptureMplane => &self.capture,
         }
     }
 
     /// `bytes` of memory attached to a buffer of queue `ty`.
-    pub(crate) fn attached(&mut self, ty: BufType, bytes: u32) {
-        *self.count(ty) = self.count(ty).saturating_add(1);
-        self.bytes = self.bytes.saturating_add(u64::from(bytes));
+    pub(crate) fn attached(&self, ty: BufType, bytes: u32) {
+        self.count(ty).fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(u64::from(bytes), Ordering::Relaxed);
     }
 
-    /// The memory of an earlier [`Buffers::attached`] released.
-    pub(crate) fn released(&mut self, ty: BufType, bytes: u32) {
-        *self.count(ty) = self.count(ty).saturating_sub(1);
-        self.bytes = self.bytes.saturating_sub(u64::from(bytes));
-    }
-
-    fn count(&mut self, ty: BufType) -> &mut u32 {
-        match ty {
-            BufType::VideoOutputMplane => &mut self.output,
-            BufType::VideoCaptureMplane => &mut self.capture,
-        }
+    /// The memory of an earlier [`Buffers::attached`] released (the layer pairs them, so the
+    /// counts never go below 0).
+    pub(crate) fn released(&self, ty: BufType, bytes: u32) {
+        self.count(ty).fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(u64::from(bytes), Ordering::Relaxed);
     }
 
     /// OUTPUT buffers with memory.
     pub(crate) fn output(&self) -> u32 {
-        self.output
+        self.output.load(Ordering::Relaxed)
     }
 
     /// CAPTURE buffers with memory.
     pub(crate) fn capture(&self) -> u32 {
-        self.capture
+        self.capture.load(Ordering::Relaxed)
     }
 
     /// Bytes of memory behind the buffers.
     pub(crate) fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// `output_buffers=N capture_buffers=N buffer_bytes=N`.
-    pub(crate) fn write_pairs(&self, w: &mut impl Write) -> fmt::Result {
-        write!(
-            w,
-            "output_buffers={} capture_buffers={} buffer_bytes={}",
-            self.output, self.capture, self.bytes
-        )
+        self.bytes.load(Ordering::Relaxed)
     }
 }
 
@@ -262,7 +258,6 @@ pub(crate) struct ContextStats {
     /// The codec of its last job (`None` before it).
     pub(crate) codec: Option<Codec>,
     pub(crate) counters: Counters,
-    pub(crate) buffers: Buffers,
 }
 
 /// The name `daedalus status` shows for `codec`.

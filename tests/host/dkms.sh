@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# `make test-dkms` (opt-in: a module build costs minutes): DKMS itself, on the host, in a private
+# `make test-dkms` (part of `make test`: about 15 s): DKMS itself, on the host, in a private
 # DKMS tree under target/dkms-test (the system's /var/lib/dkms is not touched), with the source
 # tree daedalus-dkms installs (`make dkms-source`):
 #   1. `dkms build` against a fake kernel build tree without Rust must fail before any compiler
 #      runs, with check-kernel's one sentence on the terminal;
 #   2. `dkms build` against KDIR (default: the VM kernel) must build daedalus.ko, whose modinfo
-#      documents every parameter; it is left at target/dkms-test/daedalus.ko, and
-#      `DAEDALUS_KO=$PWD/target/dkms-test/daedalus.ko scripts/test-vm install` installs that one.
+#      documents every parameter; it is left at target/dkms-test/daedalus.ko, which `make test`'s
+#      VM install test installs (scripts/test-vm --env DAEDALUS_INSTALL_KO=...).
 # Prints "N passed, N failed".
 #   tests/host/dkms.sh [KDIR]
 set -uo pipefail

@@ -5,8 +5,9 @@
 #   1. `make install-files DESTDIR=$root PREFIX=/usr` into an empty root (or, with
 #      DAEDALUS_INSTALL_DEBS=DIR, the packages of DIR unpacked with dpkg -x): the expected files,
 #      the unit's ExecStart points at the installed daemon;
-#   2. the harness's module is unloaded; daedalus.ko (DAEDALUS_KO: the harness's, or the one
-#      `make test-dkms` built with DKMS when DAEDALUS_KO=$PWD/target/dkms-test/daedalus.ko) goes
+#   2. the harness's module is unloaded; daedalus.ko (DAEDALUS_INSTALL_KO if set: in `make test`
+#      the one `make test-dkms` built with DKMS from the daedalus-dkms source tree, else the
+#      harness's DAEDALUS_KO) goes
 #      where make install-module puts it, /lib/modules/RELEASE/updates (in the guest: a
 #      directory of links to the kernel tree's module directory), depmod, `modprobe daedalus`;
 #      `modinfo daedalus` describes every
@@ -28,7 +29,8 @@
 # not run here (docs/install.md says what is verified where).
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
-ko=${DAEDALUS_KO:?run this through scripts/vm-run}
+ko=${DAEDALUS_INSTALL_KO:-${DAEDALUS_KO:?run this through scripts/vm-run}}
+[[ -f $ko ]] || { echo "FAIL: $ko: no such module"; exit 1; }
 data=$repo/tests/vm/data
 work=$(mktemp -d)
 # The daemon's user and the ordinary user run the programs installed under it.
@@ -86,6 +88,7 @@ orig=$(readlink -f "$moddir")
 if [[ -L $moddir ]]; then
   rm "$moddir" && mkdir "$moddir" && ln -s "$orig"/* "$moddir/"
 fi
+echo "installing $ko ($(modinfo -F vermagic "$ko"))"
 install -D -m 0644 "$ko" "$moddir/updates/daedalus.ko"
 # depmod over the module and the modules it depends on (with theirs), as listed in the kernel
 # tree's modules.dep: `depmod -a` would read every module of the tree over 9p (~40 s of TCG).

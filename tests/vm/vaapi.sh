@@ -16,9 +16,15 @@
 #   fluster  fluster's GStreamer V4L2SL / FFmpeg VAAPI / GStreamer VA decoders on a quick set of
 #            its suites built from the vector store (FLUSTER_ALL=1: every vector, make fluster)
 # VAAPI_PARTS=h264,av1 runs only those: scripts/test-vm --env VAAPI_PARTS=h264,av1 vaapi
+# After each part, with its clients gone, the device must be idle again: no context open, no job
+# in flight, the daemon holding no more files than before the first part (tests/vm/lib/device-idle:
+# nothing leaked by the corrupted, truncated, refused and killed decodes of the parts).
 set -uo pipefail
 dir=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/vm/vaapi
+source "$dir/../lib/device-idle"
 failed=()
+device_idle "before the parts" || failed+=(start)
+daemon_files=$(daemon_fds)
 parts=${VAAPI_PARTS:-vp9,h264,av1,clients,fluster}
 for part in ${parts//,/ }; do
   echo "===== vaapi/$part"
@@ -26,7 +32,7 @@ for part in ${parts//,/ }; do
   if [[ ! -f $dir/$part.sh ]]; then
     echo "===== vaapi/$part: no such part (tests/vm/vaapi/)"
     failed+=("$part")
-  elif bash "$dir/$part.sh"; then
+  elif bash "$dir/$part.sh" && device_idle "after vaapi/$part" "$daemon_files"; then
     echo "===== vaapi/$part: PASS ($((SECONDS - start)) s)"
   else
     echo "===== vaapi/$part: FAIL ($((SECONDS - start)) s)"

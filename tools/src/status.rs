@@ -6,11 +6,11 @@
 //!
 //! Device-wide attributes hold one value each; `contexts` holds one line per open context,
 //! `ctx=ID codec=C submitted=N completed=N failed=N timed_out=N in_flight=N fps=F
-//! latency_p50_us=N latency_p95_us=N latency_p99_us=N output_buffers=N capture_buffers=N
-//! buffer_bytes=N` (unknown keys are ignored, missing ones are zero, so the format can grow).
-//! `submitted = completed + failed + in_flight`; `failed` counts every job whose buffers came
-//! back in error, `timed_out` the timeouts among them. The buffers are the videobuf2 buffers
-//! with memory behind them (what the clients' queues hold; CMA on a board).
+//! latency_p50_us=N latency_p95_us=N latency_p99_us=N` (unknown keys are ignored, missing ones
+//! are zero, so the format can grow). `submitted = completed + failed + in_flight`; `failed`
+//! counts every job whose buffers came back in error, `timed_out` the timeouts among them.
+//! `output_buffers`, `capture_buffers` and `buffer_bytes` count the videobuf2 buffers of the open
+//! contexts with memory behind them (what the clients' queues hold; CMA on a board).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -54,7 +54,7 @@ pub struct Latency {
     pub p99: u64,
 }
 
-/// The videobuf2 buffers with memory behind them, device-wide or of one context.
+/// The videobuf2 buffers of the open contexts with memory behind them.
 #[derive(Debug, Default, Clone, PartialEq, Serialize)]
 pub struct Buffers {
     /// OUTPUT (bitstream) buffers.
@@ -87,8 +87,6 @@ pub struct ContextStatus {
     /// Its counters.
     #[serde(flatten)]
     pub counters: Counters,
-    /// Its buffers.
-    pub buffers: Buffers,
 }
 
 /// The attached decode daemon.
@@ -180,7 +178,6 @@ pub fn parse_contexts(text: &str) -> Result<Vec<ContextStatus>> {
         let mut id = None;
         let mut codec = "-".to_owned();
         let mut c = Counters::default();
-        let mut b = Buffers::default();
         for pair in line.split_whitespace() {
             let Some((key, value)) = pair.split_once('=') else {
                 bail!("contexts: {pair:?} is not key=value in {line:?}");
@@ -206,9 +203,6 @@ pub fn parse_contexts(text: &str) -> Result<Vec<ContextStatus>> {
                 "latency_p50_us" => c.latency_us.p50 = num()?,
                 "latency_p95_us" => c.latency_us.p95 = num()?,
                 "latency_p99_us" => c.latency_us.p99 = num()?,
-                "output_buffers" => b.output = num()?,
-                "capture_buffers" => b.capture = num()?,
-                "buffer_bytes" => b.bytes = num()?,
                 // A newer module's field.
                 _ => {}
             }
@@ -220,7 +214,6 @@ pub fn parse_contexts(text: &str) -> Result<Vec<ContextStatus>> {
             id,
             codec,
             counters: c,
-            buffers: b,
         });
     }
     Ok(out)
@@ -391,31 +384,14 @@ pub fn text(s: &Status) -> String {
     if !s.contexts.is_empty() {
         let _ = writeln!(
             out,
-            "  {:>5}  {:<5} {:>9} {:>9} {:>6} {:>8} {:>9} {:>7}  {:<22} {:>7} {:>9}",
-            "ctx",
-            "codec",
-            "submitted",
-            "completed",
-            "failed",
-            "timedout",
-            "in_flight",
-            "fps",
-            "latency p50/p95/p99 ms",
-            "buffers",
-            "MiB",
+            "  {:>5}  {:<5} {:>9} {:>9} {:>6} {:>8} {:>9} {:>7}  latency p50/p95/p99 ms",
+            "ctx", "codec", "submitted", "completed", "failed", "timedout", "in_flight", "fps",
         );
         for c in &s.contexts {
             let k = &c.counters;
-            let latency = format!(
-                "{}/{}/{}",
-                ms(k.latency_us.p50),
-                ms(k.latency_us.p95),
-                ms(k.latency_us.p99)
-            );
-            let b = &c.buffers;
             let _ = writeln!(
                 out,
-                "  {:>5}  {:<5} {:>9} {:>9} {:>6} {:>8} {:>9} {:>7.2}  {:<22} {:>7} {:>9.1}",
+                "  {:>5}  {:<5} {:>9} {:>9} {:>6} {:>8} {:>9} {:>7.2}  {}/{}/{}",
                 c.id,
                 c.codec,
                 k.submitted,
@@ -424,9 +400,9 @@ pub fn text(s: &Status) -> String {
                 k.timed_out,
                 k.in_flight,
                 k.fps,
-                latency,
-                b.output + b.capture,
-                b.bytes as f64 / (1024.0 * 1024.0)
+                ms(k.latency_us.p50),
+                ms(k.latency_us.p95),
+                ms(k.latency_us.p99)
             );
         }
     }
@@ -475,8 +451,7 @@ mod tests {
     #[test]
     fn contexts_lines() {
         let text = "ctx=3 codec=vp9 submitted=30 completed=28 failed=2 timed_out=1 in_flight=0 \
-                    fps=24.50 latency_p50_us=1200 latency_p95_us=3400 latency_p99_us=5600 \
-                    output_buffers=4 capture_buffers=20 buffer_bytes=65536000\n\
+                    fps=24.50 latency_p50_us=1200 latency_p95_us=3400 latency_p99_us=5600\n\
                     ctx=7 codec=- submitted=0 completed=0 failed=0 timed_out=0 in_flight=0 \
                     fps=0.00 latency_p50_us=0 latency_p95_us=0 latency_p99_us=0 new_key=5\n";
         let c = parse_contexts(text).expect("parses");
@@ -496,18 +471,8 @@ mod tests {
                 p99: 5600
             }
         );
-        assert_eq!(
-            c[0].buffers,
-            Buffers {
-                output: 4,
-                capture: 20,
-                bytes: 65_536_000
-            }
-        );
         assert_eq!(c[1].id, 7);
         assert_eq!(c[1].codec, "-");
-        // A module older than the buffer counters: zero.
-        assert_eq!(c[1].buffers, Buffers::default());
         assert!(parse_contexts("").expect("empty").is_empty());
         assert!(parse_contexts("codec=vp9 submitted=1").is_err());
         assert!(parse_contexts("ctx=1 submitted=x").is_err());
@@ -546,8 +511,7 @@ mod tests {
             (
                 "contexts",
                 "ctx=1 codec=av1 submitted=40 completed=35 failed=4 timed_out=1 in_flight=1 \
-                 fps=12.34 latency_p50_us=1500 latency_p95_us=2500 latency_p99_us=9000 \
-                 output_buffers=4 capture_buffers=12 buffer_bytes=37748736\n",
+                 fps=12.34 latency_p50_us=1500 latency_p95_us=2500 latency_p99_us=9000\n",
             ),
         ];
         for (name, value) in files {
@@ -606,13 +570,6 @@ mod tests {
             t.contains("buffers: 4 OUTPUT + 12 CAPTURE, 36.0 MiB"),
             "{t}"
         );
-        let row: Vec<&str> = t
-            .lines()
-            .find(|l| l.contains(" av1 "))
-            .expect("a context row")
-            .split_whitespace()
-            .collect();
-        assert_eq!(row[8..], ["1.5/2.5/9.0", "16", "36.0"], "{t}");
         let v = serde_json::to_value(&s).expect("json");
         assert_eq!(v["daemon"]["attached"], true);
         assert_eq!(v["jobs"]["completed"], 35);
@@ -620,7 +577,6 @@ mod tests {
         assert_eq!(v["contexts"][0]["id"], 1);
         assert_eq!(v["contexts"][0]["submitted"], 40);
         assert_eq!(v["buffers"]["capture"], 12);
-        assert_eq!(v["contexts"][0]["buffers"]["bytes"], 37_748_736);
 
         fake_sysfs(&sys, false);
         let s = read(&sys, &proc_dir).expect("reads");

@@ -5,7 +5,8 @@
 # under the players and frameworks other than the ffmpeg CLI (tests/vm/vaapi-vp9.sh and
 # vaapi-h264.sh drive that one), as users run them (scripts/vm-run --clients sets
 # LIBVA_DRIVER_NAME and LIBVA_DRIVERS_PATH; see tests/vm/lib/vaapi):
-#   1. mpv 0.40: `mpv --hwdec=vaapi-copy --vaapi-device=/dev/dri/renderD128
+#   1. mpv 0.40 (VP9 8/10-bit, AV1 10-bit with a hidden key frame shown later, H.264
+#      B-frames): `mpv --hwdec=vaapi-copy --vaapi-device=/dev/dri/renderD128
 #      --vd-lavc-software-fallback=no` says it uses hardware decoding and decodes to the end;
 #      its pictures (encoding mode: `--o=- --of=framemd5 --ovc=rawvideo`, converted to planar
 #      by its own filter) equal the reference frame by frame. (In the VM the device is named:
@@ -17,6 +18,10 @@
 #      image derived from a fresh surface), H.264 with B-frames from Matroska. (vaav1dec and
 #      10-bit: vaapi/fluster.sh.)
 #      (Multi-slice H.264 through VA: vaapi/h264.sh; through v4l2slh264dec: h264-gstreamer.sh.)
+#   3. A client killed mid-stream (SIGKILL to `ffmpeg -hwaccel vaapi` looping a stream, once the
+#      device has decoded 20 of its frames, so requests are in flight) leaves the device usable:
+#      its context and jobs gone within seconds (tests/vm/lib/device-idle), the same daemon
+#      attached, and the next decode byte-exact.
 set -euo pipefail
 source "${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}/tests/vm/lib/vaapi"
 source "$repo/tests/vm/lib/frame-md5s"
@@ -54,6 +59,10 @@ mpv_check() {
 }
 mpv_check vp9-8bit-35x19-arf.ivf "$data/vp9-8bit-35x19-arf.ivf" "$data/vp9-8bit-35x19-arf.framemd5" yuv420p
 mpv_check vp9-10bit-18x10-lossless.ivf "$data/vp9-10bit-18x10-lossless.ivf" "$data/vp9-10bit-18x10-lossless.framemd5" yuv420p10le
+if [[ -d $vectors/av1 ]]; then
+  mpv_check av1-176x144-main-forward-key-frame-10.ivf "$vectors/av1/vk-gl-cts/av1-176x144-main-forward-key-frame-10.ivf" \
+    "$vectors/av1/vk-gl-cts/av1-176x144-main-forward-key-frame-10.ivf.ffmpeg-yuv420p10le.framemd5" yuv420p10le
+fi
 if [[ -d $h ]]; then
   # (The raw stream, not its Matroska remux: mpv's encoding mode writes 2 of the remux's 9
   # frames with software decoding too, from its B-frame timestamps.)
@@ -87,6 +96,33 @@ if [[ -d $h ]]; then
     "$(i420 640 320)" "$h/Cisco_Men_whisper_640x320_CABAC_Bframe_9.264.ffmpeg-i420.framemd5"
 else
   echo "vaapi-clients: H.264 vectors $VECTORS_SKIPPED"
+fi
+
+echo "== 3. a client killed mid-stream"
+source "$repo/tests/vm/lib/device-idle"
+sysfs=/sys/class/misc/daedalus
+daemon_pid=$(cat $sysfs/daemon_pid)
+completed=$(cat $sysfs/jobs_completed)
+ffmpeg -nostdin -hide_banner -loglevel error -stream_loop -1 -hwaccel vaapi -hwaccel_device "$dri" \
+  -hwaccel_output_format vaapi -i "$repo/daemon/tests/data/tiny-96x64-8bit-arf.ivf" \
+  -vf hwdownload,format=nv12 -f null - >"$work/killed.log" 2>&1 &
+victim=$!
+for ((i = 0; i < 600; i++)); do
+  (($(cat $sysfs/jobs_completed) - completed >= 20)) && break
+  kill -0 $victim 2>/dev/null || break
+  sleep 0.1
+done
+decoded=$(($(cat $sysfs/jobs_completed) - completed))
+if kill -KILL $victim 2>/dev/null; then
+  wait $victim 2>/dev/null || true
+  echo "killed ffmpeg after $decoded decoded frames ($(cat $sysfs/jobs_in_flight) job(s) in flight)"
+  ((decoded >= 20)) || fail "the looping ffmpeg decoded only $decoded frames in 60 s"
+  device_idle "after the kill" || fail "the killed client's context or jobs stayed"
+  [[ $(cat $sysfs/daemon_attached) == 1 && $(cat $sysfs/daemon_pid) == "$daemon_pid" ]] ||
+    fail "daedalusd $daemon_pid is no longer the attached daemon after the kill"
+  vaapi_decode "vp9-8bit-35x19-arf.ivf after the kill" "$data/vp9-8bit-35x19-arf.ivf" "$data/vp9-8bit-35x19-arf.framemd5"
+else
+  fail "the looping ffmpeg ended by itself after $decoded frames"; tail -n 5 "$work/killed.log"
 fi
 
 echo "VA-API clients (mpv, GStreamer va / v4l2sl): $exact of $total decodes byte-exact"
