@@ -15,7 +15,8 @@
 # (tests/fluster/check.py; a listed vector that passes fails the run too).
 #   default       a quick set: a few vectors of each suite (make test)
 #   FLUSTER_ALL=1 every vector of every suite (make fluster: hours under TCG)
-#   FLUSTER_DECODERS="D ..." / FLUSTER_SUITES="S ..." / FLUSTER_JOBS=N narrow or widen a run.
+#   FLUSTER_DECODERS="D ..." / FLUSTER_SUITES="S ..." / FLUSTER_JOBS=N narrow or widen a run;
+#   FLUSTER_TIMING=1 prints every command fluster runs with its time (tests/fluster/fluster.py).
 # The scores per decoder and suite, and every failure, are printed (check.py) to the test's log.
 set -euo pipefail
 repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../../.." && pwd)}
@@ -30,7 +31,9 @@ out=$work/out
 mkdir -p "$out"
 
 echo "== suites from $vectors"
+started=$SECONDS
 python3 "$repo/tests/fluster/suites.py" "$vectors" "$work/fluster"
+echo "suites built in $((SECONDS - started)) s"
 
 fluster() { python3 "$repo/tests/fluster/fluster.py" "$@"; }
 decoders_of() {
@@ -67,11 +70,11 @@ vectors_opt=()
 echo "== ${suites[*]}: ${decoders[*]}${FLUSTER_ALL:+ (all vectors)}"
 # -t: per vector; TCG makes 1080p AV1 slow. fluster's status is 1 when any vector failed, known
 # or not: check.py decides from the JSON summary, which must exist.
-rc=0
+rc=0 started=$SECONDS
 fluster -r "$work/fluster/resources" -tsd "$work/fluster/test_suites" -o "$work/fluster-out" -ne \
   run -ts "${suites[@]}" -d "${decoders[@]}" "${vectors_opt[@]}" -j "${FLUSTER_JOBS:-2}" -t 600 \
   -f json -so "$out/summary.json" || rc=$?
-echo "fluster: status $rc"
+echo "fluster: status $rc after $((SECONDS - started)) s"
 if [[ -f $out/summary.json ]]; then
   python3 "$repo/tests/fluster/check.py" "$repo/tests/fluster/known-failures.tsv" "$out/summary.json" ||
     fail "fluster results differ from the expected ones"
