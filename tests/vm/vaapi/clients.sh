@@ -18,10 +18,7 @@
 #      image derived from a fresh surface), H.264 with B-frames from Matroska. (vaav1dec and
 #      10-bit: vaapi/fluster.sh.)
 #      (Multi-slice H.264 through VA: vaapi/h264.sh; through v4l2slh264dec: h264-gstreamer.sh.)
-#   3. Zero-copy export as players with --hwdec=vaapi use it: each surface exported as a
-#      dma-buf (vaExportSurfaceHandle, DRM PRIME 2) and read through its own mapping (FFmpeg's
-#      hwmap=derive_device=drm + hwdownload), VP9 8-bit 35x19 and 10-bit 18x10, byte-exact;
-#   4. A client killed mid-stream (SIGKILL to `ffmpeg -hwaccel vaapi` looping a 1000x562 stream,
+#   3. A client killed mid-stream (SIGKILL to `ffmpeg -hwaccel vaapi` looping a 1000x562 stream,
 #      once the device has decoded 20 of its frames and has jobs of it in flight, polled with
 #      shell builtins) leaves the device usable:
 #      its context and jobs gone within seconds (tests/vm/lib/device-idle), the same daemon
@@ -102,15 +99,7 @@ else
   echo "vaapi-clients: H.264 vectors $VECTORS_SKIPPED"
 fi
 
-echo "== 3. zero-copy export (vaExportSurfaceHandle, DRM PRIME 2)"
-# What mpv --hwdec=vaapi, Firefox and Kodi do with a decoded surface: export it as a dma-buf and
-# map it (here FFmpeg's DRM hwcontext mmaps the exported dma-buf and copies from that mapping).
-for s in vp9-8bit-35x19-arf vp9-10bit-18x10-lossless; do
-  VAAPI_READ=hwmap=derive_device=drm,hwdownload vaapi_decode "$s.ivf through its exported dma-buf" \
-    "$data/$s.ivf" "$data/$s.framemd5"
-done
-
-echo "== 4. a client killed mid-stream"
+echo "== 3. a client killed mid-stream"
 source "$repo/tests/vm/lib/device-idle"
 sysfs=/sys/class/misc/daedalus
 daemon_pid=$(cat $sysfs/daemon_pid)
