@@ -257,12 +257,36 @@ pub fn parse_framemd5(text: &str) -> Result<Vec<RefFrame>> {
     Ok(frames)
 }
 
-/// Where the reference of `stream` is looked for, in order: `STREAM.framemd5`, then the
-/// stream's name with its extension replaced (`clip.ivf` -> `clip.framemd5`).
+/// Where the reference of `stream` is looked for, in order: `STREAM.framemd5`, the stream's
+/// name with its extension replaced (`clip.ivf` -> `clip.framemd5`), then
+/// `STREAM.ffmpeg-PIXFMT.framemd5` (the conformance vectors' layout), the first in name order.
 pub fn reference_candidates(stream: &Path) -> Vec<PathBuf> {
     let mut with_suffix = stream.as_os_str().to_owned();
     with_suffix.push(".framemd5");
-    vec![with_suffix.into(), stream.with_extension("framemd5")]
+    let mut found = vec![with_suffix.into(), stream.with_extension("framemd5")];
+    if let (Some(dir), Some(name)) = (stream.parent(), stream.file_name()) {
+        let prefix = format!("{}.ffmpeg-", name.to_string_lossy());
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        let mut vectors: Vec<PathBuf> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name().is_some_and(|n| {
+                    let n = n.to_string_lossy();
+                    n.starts_with(&prefix) && n.ends_with(".framemd5")
+                })
+            })
+            .collect();
+        vectors.sort();
+        found.extend(vectors);
+    }
+    found
 }
 
 /// The reference of `stream`: next to it (see [`reference_candidates`]), else made once with
@@ -396,5 +420,44 @@ mod tests {
                 PathBuf::from("/d/clip.framemd5")
             ]
         );
+    }
+
+    /// The committed streams map to as many displayed pictures as their references have, and
+    /// the stress streams have a key frame every 8 frames.
+    #[test]
+    fn committed_streams() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cases: &[(&str, Codec, &[u64])] = &[
+            ("tests/vm/data/stress-vp9-160x90.ivf", Codec::Vp9, &[0, 8, 16]),
+            ("tests/vm/data/stress-av1-128x72.ivf", Codec::Av1, &[0, 8, 16]),
+            ("tests/vm/data/stress-h264-192x108.264", Codec::H264, &[0, 8, 16]),
+            ("tests/vm/data/first-h264-1000x562.264", Codec::H264, &[0]),
+            ("tests/vm/data/first-av1-1000x562.ivf", Codec::Av1, &[0]),
+            ("tools/tests/data/vp9-8bit-35x19-arf.ivf", Codec::Vp9, &[0]),
+            ("tools/tests/data/vp9-8bit-resize.ivf", Codec::Vp9, &[0, 4]),
+            ("daemon/tests/data/tiny-97x61-10bit-arf.ivf", Codec::Vp9, &[0]),
+        ];
+        for &(name, codec, keys) in cases {
+            let path = root.join(name);
+            let map = map_stream(&Input::File(path.clone()), codec).unwrap();
+            let reference = reference_candidates(&path)
+                .into_iter()
+                .find(|p| p.is_file())
+                .unwrap();
+            let frames = parse_framemd5(&std::fs::read_to_string(reference).unwrap()).unwrap();
+            assert_eq!(map.total_shown(), frames.len(), "{name}");
+            assert_eq!(map.keys(), keys, "{name}");
+            if codec != Codec::H264 {
+                // Every displayed picture is found by its timestamp.
+                let mut found: Vec<usize> = map
+                    .packets
+                    .iter()
+                    .filter(|p| p.shows == 1)
+                    .filter_map(|p| map.index_of_pts(p.pts))
+                    .collect();
+                found.sort_unstable();
+                assert_eq!(found, (0..frames.len()).collect::<Vec<_>>(), "{name}");
+            }
+        }
     }
 }
