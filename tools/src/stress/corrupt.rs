@@ -34,11 +34,7 @@ pub fn mutable_ranges(codec: Codec, data: &[u8]) -> Vec<Range<usize>> {
             .flat_map(|f| match codec {
                 Codec::Vp9 => {
                     let (s, e) = (f.start + KEEP_HEAD, f.end.saturating_sub(KEEP_TAIL_VP9));
-                    if s < e {
-                        vec![s..e]
-                    } else {
-                        vec![]
-                    }
+                    (s < e).then_some(s..e).into_iter().collect::<Vec<_>>()
                 }
                 _ => av1_ranges(data, f),
             })

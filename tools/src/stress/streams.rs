@@ -428,14 +428,30 @@ mod tests {
     fn committed_streams() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let cases: &[(&str, Codec, &[u64])] = &[
-            ("tests/vm/data/stress-vp9-160x90.ivf", Codec::Vp9, &[0, 8, 16]),
-            ("tests/vm/data/stress-av1-128x72.ivf", Codec::Av1, &[0, 8, 16]),
-            ("tests/vm/data/stress-h264-192x108.264", Codec::H264, &[0, 8, 16]),
+            (
+                "tests/vm/data/stress-vp9-160x90.ivf",
+                Codec::Vp9,
+                &[0, 8, 16],
+            ),
+            (
+                "tests/vm/data/stress-av1-128x72.ivf",
+                Codec::Av1,
+                &[0, 8, 16],
+            ),
+            (
+                "tests/vm/data/stress-h264-192x108.264",
+                Codec::H264,
+                &[0, 8, 16],
+            ),
             ("tests/vm/data/first-h264-1000x562.264", Codec::H264, &[0]),
             ("tests/vm/data/first-av1-1000x562.ivf", Codec::Av1, &[0]),
             ("tools/tests/data/vp9-8bit-35x19-arf.ivf", Codec::Vp9, &[0]),
             ("tools/tests/data/vp9-8bit-resize.ivf", Codec::Vp9, &[0, 4]),
-            ("daemon/tests/data/tiny-97x61-10bit-arf.ivf", Codec::Vp9, &[0]),
+            (
+                "daemon/tests/data/tiny-97x61-10bit-arf.ivf",
+                Codec::Vp9,
+                &[0],
+            ),
         ];
         for &(name, codec, keys) in cases {
             let path = root.join(name);
