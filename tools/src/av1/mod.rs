@@ -228,7 +228,11 @@ pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
         Ok(()) => client.dec.finish(),
         Err(e) => {
             client.dec.engine.abort();
-            Err(e)
+            // The engine's own error (a time-out, a close: `daedalus stress` tells them apart).
+            Err(match e.downcast::<Fatal>() {
+                Ok(Fatal(inner)) => inner,
+                Err(e) => e,
+            })
         }
     }
 }

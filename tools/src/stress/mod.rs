@@ -501,8 +501,8 @@ fn one_run(
     let mut tally = watch.tally;
     match result {
         Ok(Summary { .. }) => {}
-        Err(e) if e.is::<Interrupted>() => {}
-        Err(e) if e.is::<RequestTimedOut>() => {
+        Err(e) if caused_by::<Interrupted>(&e) => {}
+        Err(e) if caused_by::<RequestTimedOut>(&e) => {
             lock(shared).hung_requests += 1;
             tally.failures.push(format!("{label}: hung: {e:#}"));
         }
@@ -516,6 +516,11 @@ fn one_run(
         }
     }
     tally
+}
+
+/// Whether `e` or an error it wraps is a `T`.
+fn caused_by<T: std::error::Error + Send + Sync + 'static>(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<T>())
 }
 
 /// Reads a number from a sysfs attribute.
