@@ -74,8 +74,8 @@ pub struct Options {
     pub limit: Option<u64>,
     /// Start at this container packet (H.264: picture), which must be a key frame (VP9), a
     /// temporal unit with a sequence header and a shown key frame (AV1) or an IDR picture
-    /// (H.264): a seek. The packets before it are read but not decoded; `limit` counts from
-    /// the start of the file.
+    /// (H.264): a seek. The packets before it are read but not decoded (`limit` still counts
+    /// VP9 / AV1 packets from the start of the file, H.264 pictures from the seek point).
     pub start: u64,
     /// AV1 streams: what the OUTPUT buffers hold and whether film grain is applied.
     pub av1: crate::av1::Av1Options,
