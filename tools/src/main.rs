@@ -102,7 +102,7 @@ enum Command {
     /// device_fps=... ffmpeg_fps=... ratio=... p50_ms=... p99_ms=...`. Exits with 0 only if
     /// every frame decoded without error.
     Bench(BenchArgs),
-    /// Stress the device: concurrent clients, seeks, disturbances, corrupt streams, daemon kills
+    /// Stress the device with concurrent clients, corrupt streams and daemon kills
     ///
     /// N clients (threads; each run is its own context on the video node) decode the STREAMs
     /// at random, seeded (the seed is printed; the same seed gives the same schedule), with
