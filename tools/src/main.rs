@@ -595,7 +595,7 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
     eprintln!(
         "stress: seed {} {:.0} s: {} runs ({} corrupted, {} seeks, {} closes, {} restarts, {} drops), \
          {} pictures submitted, {} checked, {} unchecked, {} wrong, {} hung, {} errors, \
-         {} daemon kills; leaks: buffers {} ({} bytes), contexts {}, jobs in flight {}, \
+         {} daemon kills, {} daemon deaths; leaks: buffers {} ({} bytes), contexts {}, jobs in flight {}, \
          fds {} (daemon {}), daemon RSS {} KiB, CmaFree {} KiB: {}",
         report.seed,
         report.duration_s,
@@ -612,6 +612,7 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
         report.hung_requests,
         report.errors,
         report.daemon_kills,
+        report.daemon_deaths,
         report.buffers_leaked,
         report.buffer_bytes_delta,
         report.contexts_leaked,

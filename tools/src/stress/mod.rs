@@ -117,6 +117,8 @@ pub struct Report {
     pub daemon_kills: u64,
     /// Daemon restarts that failed or did not attach within 60 s.
     pub daemon_restart_failures: u64,
+    /// Daemons that went away without being killed (crashed or exited): a failure.
+    pub daemon_deaths: u64,
     /// The module's job timeout (ms) and the longest request seen (queued to completed).
     pub job_timeout_ms: u64,
     /// See `job_timeout_ms`.
@@ -179,6 +181,7 @@ impl Report {
             && self.hung_requests == 0
             && self.client_failures == 0
             && self.daemon_restart_failures == 0
+            && self.daemon_deaths == 0
             && self.buffers_leaked == 0
             && self.buffer_bytes_delta == 0
             && self.contexts_leaked == 0
@@ -592,8 +595,60 @@ struct Instance {
     warm: Option<ProcSample>,
 }
 
-/// Kills and restarts the daemon on schedule, samples each instance after its warm-up and
-/// just before its end; returns the largest RSS growth.
+/// Runs the restart command and waits until a daemon attaches (60 s at most); a failure is
+/// counted and described.
+fn restart_daemon(cmd: &str, shared: &Shared) -> Option<Instance> {
+    let failed = |what: String| {
+        let mut r = lock(shared);
+        r.daemon_restart_failures += 1;
+        r.fail(what);
+        None
+    };
+    match std::process::Command::new("sh").arg("-c").arg(cmd).output() {
+        Ok(out) if out.status.success() => {
+            debug!("restart: {}", String::from_utf8_lossy(&out.stdout).trim());
+        }
+        Ok(out) => {
+            return failed(format!(
+                "the daemon restart command failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+        Err(e) => return failed(format!("cannot run the daemon restart command: {e}")),
+    }
+    let t = Instant::now();
+    loop {
+        if let Some(pid) = daemon_pid() {
+            info!("daemon restarted (pid {pid})");
+            return Some(Instance {
+                pid,
+                attached: Instant::now(),
+                warm: None,
+            });
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return failed("the restarted daemon did not attach within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The RSS growth of `inst` since its warm-up, folded into `growth` (the largest).
+fn end_of_life(inst: &Instance, growth: &mut Option<i64>) {
+    if let (Some(warm), Some(now)) = (inst.warm, proc_sample(&inst.pid.to_string())) {
+        let d = now.rss_kib - warm.rss_kib;
+        info!(
+            "daemon {}: RSS {} KiB after warm-up, {} KiB now",
+            inst.pid, warm.rss_kib, now.rss_kib
+        );
+        *growth = Some(growth.map_or(d, |g: i64| g.max(d)));
+    }
+}
+
+/// Kills and restarts the daemon on schedule, notices a daemon that goes away on its own (a
+/// failure: it is restarted too when there is a restart command), samples each instance after
+/// its warm-up and just before its end; returns the largest RSS growth.
 fn monitor(cfg: &Config, deadline: Instant, shared: &Shared) -> Option<i64> {
     let start = Instant::now();
     let mut instance = daemon_pid().map(|pid| Instance {
@@ -603,19 +658,21 @@ fn monitor(cfg: &Config, deadline: Instant, shared: &Shared) -> Option<i64> {
     });
     let mut growth: Option<i64> = None;
     let mut next_kill = cfg.kill_every.map(|e| start + e);
-    let end_of_life = |inst: &Instance, growth: &mut Option<i64>| {
-        if let (Some(warm), Some(now)) = (inst.warm, proc_sample(&inst.pid.to_string())) {
-            let d = now.rss_kib - warm.rss_kib;
-            info!(
-                "daemon {}: RSS {} KiB after warm-up, {} KiB now",
-                inst.pid, warm.rss_kib, now.rss_kib
-            );
-            *growth = Some(growth.map_or(d, |g: i64| g.max(d)));
-        }
-    };
     while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(inst) = &mut instance {
+            if daemon_pid() != Some(inst.pid) {
+                lock(shared).fail(format!(
+                    "the daemon (pid {}) went away without being killed (see its log)",
+                    inst.pid
+                ));
+                lock(shared).daemon_deaths += 1;
+                instance = None;
+                if let Some(cmd) = &cfg.restart_daemon {
+                    instance = restart_daemon(cmd, shared);
+                }
+                continue;
+            }
             if inst.warm.is_none() && inst.attached.elapsed() >= cfg.warmup {
                 inst.warm = proc_sample(&inst.pid.to_string());
             }
@@ -647,58 +704,20 @@ fn monitor(cfg: &Config, deadline: Instant, shared: &Shared) -> Option<i64> {
         while daemon_pid() == Some(pid) && gone.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        let Some(cmd) = &cfg.restart_daemon else {
-            continue;
-        };
-        match std::process::Command::new("sh").arg("-c").arg(cmd).output() {
-            Ok(out) if out.status.success() => {
-                debug!("restart: {}", String::from_utf8_lossy(&out.stdout).trim());
-            }
-            Ok(out) => {
-                let mut r = lock(shared);
-                r.daemon_restart_failures += 1;
-                r.fail(format!(
-                    "the daemon restart command failed ({}): {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr).trim()
-                ));
-                continue;
-            }
-            Err(e) => {
-                let mut r = lock(shared);
-                r.daemon_restart_failures += 1;
-                r.fail(format!("cannot run the daemon restart command: {e}"));
-                continue;
-            }
-        }
-        let t = Instant::now();
-        let new = loop {
-            if let Some(p) = daemon_pid() {
-                break Some(p);
-            }
-            if t.elapsed() > Duration::from_secs(60) {
-                break None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        match new {
-            Some(pid) => {
-                info!("daemon restarted (pid {pid})");
-                instance = Some(Instance {
-                    pid,
-                    attached: Instant::now(),
-                    warm: None,
-                });
-            }
-            None => {
-                let mut r = lock(shared);
-                r.daemon_restart_failures += 1;
-                r.fail("the restarted daemon did not attach within 60 s".into());
-            }
+        if let Some(cmd) = &cfg.restart_daemon {
+            instance = restart_daemon(cmd, shared);
         }
     }
     if let Some(inst) = &instance {
-        end_of_life(inst, &mut growth);
+        if daemon_pid() == Some(inst.pid) {
+            end_of_life(inst, &mut growth);
+        } else {
+            lock(shared).fail(format!(
+                "the daemon (pid {}) went away without being killed (see its log)",
+                inst.pid
+            ));
+            lock(shared).daemon_deaths += 1;
+        }
     }
     growth
 }
