@@ -402,8 +402,10 @@ fn allowed() -> BTreeMap<i64, Vec<SeccompRule>> {
         vec![rule(vec![cond(0, MaskedEq(thread), thread)])],
     );
     // The request is an unsigned int in the kernel: compare the low 32 bits only.
-    let mut ioctl_rules: Vec<SeccompRule> =
-        ioctls.iter().map(|&r| rule(vec![dword(1, Eq, r)])).collect();
+    let mut ioctl_rules: Vec<SeccompRule> = ioctls
+        .iter()
+        .map(|&r| rule(vec![dword(1, Eq, r)]))
+        .collect();
     // isatty(2) (TCGETS on stderr): FFmpeg's log callback asks once, at its first message (an
     // error about a corrupt stream); without this the daemon died of SIGSYS there, found by
     // `daedalus stress`.
