@@ -822,3 +822,96 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<
     report.decide(cfg);
     Ok(report)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config {
+            video: PathBuf::new(),
+            media: PathBuf::new(),
+            duration: Duration::from_secs(1),
+            clients: 1,
+            seed: 1,
+            kill_every: None,
+            restart_daemon: None,
+            streams: Vec::new(),
+            cache: PathBuf::new(),
+            ffmpeg: PathBuf::new(),
+            margin: Duration::ZERO,
+            warmup: Duration::ZERO,
+            max_rss_growth_kib: 1000,
+            cma_tolerance_kib: 100,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn json_has_the_issue_fields() {
+        let report = Report {
+            frames_checked: 5,
+            fd_delta: Some(0),
+            ..Report::default()
+        };
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        for key in [
+            "frames_checked",
+            "wrong_pictures",
+            "hung_requests",
+            "errors",
+            "daemon_kills",
+            "fd_delta",
+            "rss_delta_kib",
+            "cma_delta_kib",
+            "buffers_leaked",
+            "passed",
+            "seed",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing: {v}");
+        }
+        assert_eq!(v["frames_checked"], 5);
+        assert!(v["rss_delta_kib"].is_null());
+    }
+
+    #[test]
+    fn passed_only_when_nothing_is_wrong() {
+        let c = cfg();
+        let good = || Report {
+            frames_checked: 10,
+            rss_delta_kib: Some(1000),
+            cma_delta_kib: Some(-100),
+            fd_delta: Some(0),
+            ..Report::default()
+        };
+        let mut r = good();
+        r.decide(&c);
+        assert!(r.passed, "{r:?}");
+        let bad: [fn(&mut Report); 12] = [
+            |r| r.frames_checked = 0,
+            |r| r.wrong_pictures = 1,
+            |r| r.hung_requests = 1,
+            |r| r.client_failures = 1,
+            |r| r.daemon_deaths = 1,
+            |r| r.daemon_restart_failures = 1,
+            |r| r.buffers_leaked = 2,
+            |r| r.contexts_leaked = 1,
+            |r| r.jobs_in_flight = 1,
+            |r| r.fd_delta = Some(1),
+            |r| r.rss_delta_kib = Some(1001),
+            |r| r.cma_delta_kib = Some(-101),
+        ];
+        for (i, f) in bad.iter().enumerate() {
+            let mut r = good();
+            f(&mut r);
+            r.decide(&c);
+            assert!(!r.passed, "case {i}: {r:?}");
+        }
+        // Expected errors do not fail a run.
+        let mut r = good();
+        r.errors = 100;
+        r.corrupted_run_errors = 3;
+        r.decide(&c);
+        assert!(r.passed);
+    }
+}
