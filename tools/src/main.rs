@@ -113,7 +113,8 @@ enum Command {
     /// --kill-daemon-every the daemon (pid from sysfs daemon_pid) is SIGKILLed on schedule and
     /// restarted with `sh -c CMD`. Every picture a clean stream gets back without the error flag
     /// is checked against STREAM.framemd5 (else STREAM with its extension replaced by
-    /// .framemd5; else one made once with `ffmpeg -f framemd5` in --cache); pictures of corrupted
+    /// .framemd5, else STREAM.ffmpeg-*.framemd5, else one made once with `ffmpeg -f framemd5`
+    /// in --cache); pictures of corrupted
     /// copies are not checked (FFmpeg decodes some damage without an error). Every request
     /// must complete within the module's job_timeout_ms plus --margin-ms. At the end the
     /// module's buffers, contexts and jobs, this process's files, the daemon's files and RSS
