@@ -402,13 +402,18 @@ fn allowed() -> BTreeMap<i64, Vec<SeccompRule>> {
         vec![rule(vec![cond(0, MaskedEq(thread), thread)])],
     );
     // The request is an unsigned int in the kernel: compare the low 32 bits only.
-    m.insert(
-        libc::SYS_ioctl,
-        ioctls
-            .iter()
-            .map(|&r| rule(vec![dword(1, Eq, r)]))
-            .collect(),
-    );
+    let mut ioctl_rules: Vec<SeccompRule> = ioctls
+        .iter()
+        .map(|&r| rule(vec![dword(1, Eq, r)]))
+        .collect();
+    // isatty(2) (TCGETS on stderr): FFmpeg's log callback asks once, at its first message (an
+    // error about a corrupt stream); without this the daemon died of SIGSYS there, found by
+    // `daedalus stress`.
+    ioctl_rules.push(rule(vec![
+        dword(0, Eq, 2),
+        dword(1, Eq, u64::from(libc::TCGETS as u32)),
+    ]));
+    m.insert(libc::SYS_ioctl, ioctl_rules);
     m
 }
 
@@ -498,6 +503,27 @@ mod tests {
         assert!(matches!(status, WaitStatus::Exited(_, 1)), "{status:?}");
         let status = in_child(SeccompMode::Log, None, open_passwd);
         assert!(matches!(status, WaitStatus::Exited(_, 2)), "{status:?}");
+    }
+
+    /// FFmpeg's first log line asks whether stderr is a terminal (`isatty(2)`: ioctl TCGETS):
+    /// that must not kill the daemon under the filter, which logs FFmpeg's messages about
+    /// corrupt streams (found by `daedalus stress`: SIGSYS at the first one).
+    #[test]
+    fn ffmpeg_log_line_passes() {
+        fn log_line() -> i32 {
+            // SAFETY: av_log with a constant format and no arguments.
+            unsafe {
+                ffmpeg_next::ffi::av_log(
+                    std::ptr::null_mut(),
+                    ffmpeg_next::ffi::AV_LOG_ERROR,
+                    c"sandbox test: an FFmpeg error line\n".as_ptr(),
+                )
+            };
+            0
+        }
+        std::env::set_var("TERM", "xterm");
+        let status = in_child(SeccompMode::Kill, None, log_line);
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     }
 
     #[test]

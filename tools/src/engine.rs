@@ -72,6 +72,11 @@ pub struct Options {
     pub capture_buffers: u32,
     /// Stop after this many container packets (or H.264 pictures).
     pub limit: Option<u64>,
+    /// Start at this container packet (H.264: picture), which must be a key frame (VP9), a
+    /// temporal unit with a sequence header and a shown key frame (AV1) or an IDR picture
+    /// (H.264): a seek. The packets before it are read but not decoded (`limit` still counts
+    /// VP9 / AV1 packets from the start of the file, H.264 pictures from the seek point).
+    pub start: u64,
     /// AV1 streams: what the OUTPUT buffers hold and whether film grain is applied.
     pub av1: crate::av1::Av1Options,
     /// H.264 streams: decode mode and start codes.
@@ -132,6 +137,69 @@ pub trait Observer {
     /// (requests are waited for in the order they were queued), `error` whether its CAPTURE
     /// buffer came back with `V4L2_BUF_FLAG_ERROR`.
     fn completed(&mut self, _id: u64, _at: Instant, _error: bool) {}
+
+    /// Whether [`Self::displayed`] wants the pictures themselves (else it is given `None` for
+    /// every picture, and the engine reads none for it).
+    fn wants_pictures(&self) -> bool {
+        false
+    }
+
+    /// A picture was displayed (in display order, every one, decode errors included): `pts` is
+    /// what its codec gave [`Engine::show`], `picture` the planar picture (as the outputs get
+    /// it) when it decoded without error and [`Self::wants_pictures`], else `None`; `error`
+    /// whether it is a decode error (or its buffer is gone).
+    fn displayed(&mut self, _pts: Option<i64>, _picture: Option<Shown<'_>>, _error: bool) {}
+
+    /// What the run should do now (asked once per frame, from [`Engine::tick`]): go on, or
+    /// disturb itself the way a real client may (`daedalus stress`).
+    fn action(&mut self) -> Action {
+        Action::Continue
+    }
+}
+
+/// A displayed picture, for [`Observer::displayed`].
+#[derive(Clone, Copy, Debug)]
+pub struct Shown<'a> {
+    /// Visible width.
+    pub width: u32,
+    /// Visible height.
+    pub height: u32,
+    /// The planar picture (`yuv420p` / `yuv420p10le`, what the framemd5 output hashes).
+    pub planar: &'a [u8],
+}
+
+/// What an [`Observer`] asks the run to do (see [`Observer::action`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Go on.
+    Continue,
+    /// Stop at once, without waiting for the requests in flight: the run ends with an
+    /// [`Interrupted`] error, and the device is closed with whatever is still queued.
+    Close,
+    /// Wait for the requests in flight, then STREAMOFF both queues and free the buffers: the
+    /// codec starts again from its next key frame (a forward seek in the same context).
+    Restart,
+    /// STREAMOFF the OUTPUT queue with requests still queued (they are dropped: their pictures
+    /// become errors), then the CAPTURE queue; the codec starts again from its next key frame.
+    DropQueued,
+}
+
+/// The run was stopped by its observer ([`Action::Close`]).
+#[derive(Debug, thiserror::Error)]
+#[error("the run was closed by its observer")]
+pub struct Interrupted;
+
+/// A request did not complete in time: the driver (or its decoding daemon) does not answer.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the request of picture {id} (timestamp {id} us) did not complete within {ms} ms: \
+     the driver (or its decoding daemon) does not answer"
+)]
+pub struct RequestTimedOut {
+    /// The picture (its OUTPUT timestamp in microseconds).
+    pub id: u64,
+    /// The time-out.
+    pub ms: u128,
 }
 
 /// An [`Observer`] that only forwards progress.
@@ -506,6 +574,11 @@ pub struct Engine<'a> {
     last_progress: Instant,
     /// Output only the luma plane (AV1 4:0:0 streams: what the references hash).
     pub luma_only: bool,
+    /// The observer asked to close ([`Action::Close`]): the next picture fails with
+    /// [`Interrupted`].
+    interrupted: bool,
+    /// An error of an [`Action`] carried out in [`Self::tick`], returned by the next picture.
+    pending_error: Option<anyhow::Error>,
 }
 
 impl<'a> Engine<'a> {
@@ -578,6 +651,8 @@ impl<'a> Engine<'a> {
             started: None,
             last_progress: Instant::now(),
             luma_only: false,
+            interrupted: false,
+            pending_error: None,
         })
     }
 
@@ -600,8 +675,25 @@ impl<'a> Engine<'a> {
         })
     }
 
-    /// Tells the observer the counts so far, at most every 500 ms.
+    /// Tells the observer the counts so far, at most every 500 ms, and carries out what it asks
+    /// for ([`Observer::action`]; called once per frame by the codec front ends).
     pub fn tick(&mut self) {
+        if !self.interrupted && self.pending_error.is_none() {
+            match self.observer.action() {
+                Action::Continue => {}
+                Action::Close => self.interrupted = true,
+                Action::Restart => {
+                    if let Err(e) = self.restart(false) {
+                        self.pending_error = Some(e);
+                    }
+                }
+                Action::DropQueued => {
+                    if let Err(e) = self.restart(true) {
+                        self.pending_error = Some(e);
+                    }
+                }
+            }
+        }
         if self.last_progress.elapsed() >= PROGRESS_EVERY {
             self.summary.elapsed = self.started.map_or(Duration::ZERO, |t| t.elapsed());
             self.observer.progress(&self.summary);
@@ -759,6 +851,12 @@ impl<'a> Engine<'a> {
     /// Starts a picture with visible window `crop`: waits until a request, an OUTPUT buffer and
     /// a CAPTURE buffer are free, and returns its id (the OUTPUT timestamp of its requests).
     pub fn new_picture(&mut self, refs: &dyn References, crop: Crop) -> Result<u64> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        if self.interrupted {
+            return Err(Interrupted.into());
+        }
         self.make_room(refs)?;
         let id = self.next_id;
         self.next_id += 1;
@@ -918,6 +1016,53 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// [`Action::Restart`] (`drop_queued` false: the requests in flight complete first) and
+    /// [`Action::DropQueued`] (STREAMOFF with them queued; each must still complete, within the
+    /// time-out, as a cancelled request): afterwards the device is not configured, so the codec
+    /// goes on from its next key frame.
+    fn restart(&mut self, drop_queued: bool) -> Result<()> {
+        if self.session.is_none() {
+            return Ok(());
+        }
+        if !drop_queued {
+            while !self.in_flight.is_empty() {
+                self.complete_oldest()?;
+            }
+            self.flush_displays()?;
+            return self.teardown();
+        }
+        debug!(
+            "dropping {} queued requests: STREAMOFF OUTPUT",
+            self.in_flight.len()
+        );
+        self.dev.stream_off(OUTPUT)?;
+        let timeout = self.opts.timeout;
+        while let Some(InFlight { id, buf, .. }) = self.in_flight.pop_front() {
+            match self.requests[buf].wait(timeout)? {
+                RequestWait::TimedOut => {
+                    return Err(RequestTimedOut {
+                        id,
+                        ms: timeout.as_millis(),
+                    }
+                    .into())
+                }
+                RequestWait::Completed | RequestWait::NotQueued => {}
+            }
+            self.requests[buf].reinit()?;
+            if let Some(s) = &mut self.session {
+                s.free_output.push(buf);
+            }
+            // Its picture is gone: an error wherever it is displayed.
+            if let Some(t) = self.pictures.iter_mut().find(|t| t.id == id) {
+                t.error = true;
+                t.in_flight = false;
+            }
+            self.summary.decode_errors += 1;
+        }
+        self.flush_displays()?;
+        self.teardown()
+    }
+
     fn queue_capture(&self, index: u32) -> Result<()> {
         self.dev
             .queue_buffer(&QueueBuf {
@@ -976,11 +1121,13 @@ impl<'a> Engine<'a> {
         let request = &self.requests[buf];
         let at = match request.wait(timeout)? {
             RequestWait::Completed => Instant::now(),
-            RequestWait::TimedOut => bail!(
-                "the request of picture {id} (timestamp {id} us) did not complete within {} ms: \
-                 the driver (or its decoding daemon) does not answer",
-                timeout.as_millis()
-            ),
+            RequestWait::TimedOut => {
+                return Err(RequestTimedOut {
+                    id,
+                    ms: timeout.as_millis(),
+                }
+                .into())
+            }
             RequestWait::NotQueued => bail!("the request of picture {id} is not queued"),
         };
         let out = self
@@ -1045,10 +1192,13 @@ impl<'a> Engine<'a> {
             let (Some(index), Some(s), false) = (t.capture, &self.session, t.error) else {
                 self.summary.shown_errors += 1;
                 debug!("displayed picture {id} is a decode error: not written");
+                self.observer.displayed(pts, None, true);
                 continue;
             };
             // Without outputs (e.g. `daedalus bench`) the picture is not read.
-            if !self.sink.wants_pictures() {
+            let observer_wants = self.observer.wants_pictures();
+            if !self.sink.wants_pictures() && !observer_wants {
+                self.observer.displayed(pts, None, false);
                 continue;
             }
             let c = t.crop;
@@ -1069,6 +1219,15 @@ impl<'a> Engine<'a> {
                 self.planar
                     .truncate(c.width as usize * c.height as usize * bps);
             }
+            self.observer.displayed(
+                pts,
+                observer_wants.then_some(Shown {
+                    width: c.width,
+                    height: c.height,
+                    planar: &self.planar,
+                }),
+                false,
+            );
             let pts = pts.unwrap_or(self.written);
             self.sink.write(pts, c.width, c.height, &self.planar)?;
             self.written += 1;

@@ -7,7 +7,7 @@
 //! clients — one [`engine`] and the VP9 ([`vp9`]), H.264 ([`h264`]) and AV1 ([`av1`]) front ends
 //! on it, started by [`decode`] — with their inputs (any container libavformat reads through
 //! [`demux`]; Annex B and OBU streams) and picture output ([`picture`]), and the benchmark
-//! against plain FFmpeg ([`mod@bench`]), and the module's counters ([`status`]).
+//! against plain FFmpeg ([`mod@bench`]), the module's counters ([`status`]), and the stress test ([`stress`]).
 //!
 //! The `daedalus` binary (src/main.rs) is the command-line front end.
 #![deny(missing_docs)]
@@ -25,6 +25,7 @@ pub mod picture;
 pub mod progress;
 mod slots;
 pub mod status;
+pub mod stress;
 pub mod vp9;
 
 pub use daedalus_client::{codec, discover, errno, media, names, sys, v4l2, Error, Result};

@@ -15,6 +15,7 @@
 mod devices;
 mod info;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -101,6 +102,25 @@ enum Command {
     /// device_fps=... ffmpeg_fps=... ratio=... p50_ms=... p99_ms=...`. Exits with 0 only if
     /// every frame decoded without error.
     Bench(BenchArgs),
+    /// Stress the device with concurrent clients, corrupt streams and daemon kills
+    ///
+    /// N clients (threads; each run is its own context on the video node) decode the STREAMs
+    /// at random, seeded (the seed is printed; the same seed gives the same schedule), with
+    /// 1 to 6 requests in flight, some runs starting at a later key frame (a seek), and at
+    /// random frames: a close with requests queued, a STREAMOFF and restart from the next key
+    /// frame, or requests dropped by a STREAMOFF. A quarter of the runs of IVF / Annex B
+    /// streams decode a corrupted copy (coded bytes mutated, headers kept). With
+    /// --kill-daemon-every the daemon (pid from sysfs daemon_pid) is SIGKILLed on schedule and
+    /// restarted with `sh -c CMD`. Every picture a clean stream gets back without the error flag
+    /// is checked against STREAM.framemd5 (else STREAM with its extension replaced by
+    /// .framemd5, else STREAM.ffmpeg-*.framemd5, else one made once with `ffmpeg -f framemd5`
+    /// in --cache); pictures of corrupted
+    /// copies are not checked (FFmpeg decodes some damage without an error). Every request
+    /// must complete within the module's job_timeout_ms plus --margin-ms. At the end the
+    /// module's buffers, contexts and jobs, this process's files, the daemon's files and RSS
+    /// and CmaFree must be back (see docs/stress.md). Prints a summary (and --json); exits with
+    /// 0 only if nothing was wrong, hung or leaked, 1 otherwise.
+    Stress(StressArgs),
     /// Print a shell completion script
     ///
     /// For example `daedalus completions bash > /etc/bash_completion.d/daedalus`.
@@ -286,6 +306,78 @@ struct DecodeArgs {
 }
 
 #[derive(Debug, Args)]
+struct StressArgs {
+    #[command(flatten)]
+    device: DeviceArgs,
+
+    /// Media device node (default: the /dev/media* whose bus_info is the video device's).
+    #[arg(short, long, value_name = "PATH")]
+    media: Option<PathBuf>,
+
+    /// How long to run, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    duration: u64,
+
+    /// Concurrent clients.
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    clients: u16,
+
+    /// Seed of the schedule [default: from the clock; printed either way].
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+
+    /// SIGKILL the decode daemon every S seconds (needs --restart-daemon).
+    #[arg(long, value_name = "S", requires = "restart_daemon",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    kill_daemon_every: Option<u64>,
+
+    /// Command (run with `sh -c`) that starts the daemon again after a kill; stress then
+    /// waits until daemon_attached is 1.
+    #[arg(long, value_name = "CMD", requires = "kill_daemon_every")]
+    restart_daemon: Option<String>,
+
+    /// Write the report as JSON to FILE (`-`: standard output).
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+
+    /// Where references made with FFmpeg are kept [default: $XDG_CACHE_HOME/daedalus/stress
+    /// or ~/.cache/daedalus/stress].
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
+
+    /// The FFmpeg program that makes missing references.
+    #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
+    ffmpeg: PathBuf,
+
+    /// Added to the module's job timeout (job_timeout_ms): a request that takes longer is hung.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    margin_ms: u64,
+
+    /// Seconds after a daemon attached before its RSS baseline is taken.
+    #[arg(long, value_name = "S", default_value_t = 10)]
+    warmup: u64,
+
+    /// Largest daemon RSS growth (KiB) after its warm-up that is not a leak.
+    #[arg(long, value_name = "KIB", default_value_t = 32768)]
+    max_rss_growth: i64,
+
+    /// Largest drop of CmaFree (KiB) that is not a leak (CMA also serves movable pages).
+    #[arg(long, value_name = "KIB", default_value_t = 8192)]
+    cma_tolerance: i64,
+
+    /// No progress line on standard error.
+    #[arg(short, long)]
+    quiet: bool,
+
+    /// The streams (any input `decode` reads; corrupted copies are made of IVF and Annex B
+    /// ones).
+    #[arg(value_name = "STREAM", required = true)]
+    streams: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 struct BenchArgs {
     #[command(flatten)]
     device: DeviceArgs,
@@ -441,6 +533,111 @@ fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
     })
 }
 
+fn stress(args: &StressArgs) -> Result<ExitCode> {
+    use daedalus_tools::stress;
+    let video = args.device.select()?.remove(0);
+    let media = media_of(&video, args.media.as_ref())?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+    });
+    let cache = args.cache.clone().unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir)
+            .join("daedalus/stress")
+    });
+    let cfg = stress::Config {
+        video: video.path.clone(),
+        media,
+        duration: Duration::from_secs(args.duration),
+        clients: usize::from(args.clients),
+        seed,
+        kill_every: args.kill_daemon_every.map(Duration::from_secs),
+        restart_daemon: args.restart_daemon.clone(),
+        streams: args.streams.clone(),
+        cache,
+        ffmpeg: args.ffmpeg.clone(),
+        margin: Duration::from_millis(args.margin_ms),
+        warmup: Duration::from_secs(args.warmup),
+        max_rss_growth_kib: args.max_rss_growth,
+        cma_tolerance_kib: args.cma_tolerance,
+        progress: !args.quiet,
+    };
+    eprintln!(
+        "stress: seed {seed}, {} clients, {} s, {} streams{}",
+        cfg.clients,
+        args.duration,
+        cfg.streams.len(),
+        args.kill_daemon_every
+            .map_or(String::new(), |s| format!(", daemon killed every {s} s"))
+    );
+    let bar = Progress::seconds(cfg.progress, args.duration);
+    let report = stress::run(&cfg, &mut |r, elapsed| {
+        bar.update(elapsed.as_secs().min(args.duration), || {
+            format!(
+                "{} runs, {} checked, {} wrong, {} hung, {} errors, {} kills",
+                r.runs,
+                r.frames_checked,
+                r.wrong_pictures,
+                r.hung_requests,
+                r.errors,
+                r.daemon_kills
+            )
+        })
+    })?;
+    bar.finish();
+    for f in &report.failures {
+        eprintln!("stress: FAIL {f}");
+    }
+    let opt = |v: Option<i64>| v.map_or("n/a".to_string(), |v| v.to_string());
+    eprintln!(
+        "stress: seed {} {:.0} s: {} runs ({} corrupted, {} seeks, {} closes, {} restarts, {} drops), \
+         {} pictures submitted, {} checked, {} unchecked, {} wrong, {} hung, {} errors, \
+         {} daemon kills, {} daemon deaths; leaks: buffers {} ({} bytes), contexts {}, jobs in flight {}, \
+         fds {} (daemon {}), daemon RSS {} KiB, CmaFree {} KiB: {}",
+        report.seed,
+        report.duration_s,
+        report.runs,
+        report.corrupted_runs,
+        report.seeks,
+        report.closes,
+        report.restarts,
+        report.drops,
+        report.submitted,
+        report.frames_checked,
+        report.frames_unchecked,
+        report.wrong_pictures,
+        report.hung_requests,
+        report.errors,
+        report.daemon_kills,
+        report.daemon_deaths,
+        report.buffers_leaked,
+        report.buffer_bytes_delta,
+        report.contexts_leaked,
+        report.jobs_in_flight,
+        report.client_fd_delta,
+        opt(report.fd_delta),
+        opt(report.rss_delta_kib),
+        opt(report.cma_delta_kib),
+        if report.passed { "passed" } else { "FAILED" }
+    );
+    if let Some(path) = &args.json {
+        let mut out = engine::open_output(path)?;
+        serde_json::to_writer_pretty(&mut out, &report).context("cannot write the JSON report")?;
+        writeln!(out)
+            .and_then(|_| out.flush())
+            .context("cannot write the JSON report")?;
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn decode(args: &DecodeArgs) -> Result<ExitCode> {
     let outputs_to_stdout = [&args.output, &args.framemd5, &args.md5]
         .into_iter()
@@ -479,6 +676,7 @@ fn decode(args: &DecodeArgs) -> Result<ExitCode> {
         in_flight: usize::from(args.in_flight),
         capture_buffers: args.capture_buffers,
         limit: args.limit,
+        start: 0,
         av1: daedalus_tools::av1::Av1Options {
             payload: args.av1_payload,
             film_grain: args.film_grain == OnOff::On,
@@ -612,6 +810,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
             // The 8 reference slots, the requests in flight and one more.
             capture_buffers: (9 + u32::from(args.in_flight)).max(12),
             limit: args.frames,
+            start: 0,
             av1: Default::default(),
             h264: Default::default(),
         },
@@ -696,6 +895,7 @@ fn main() -> ExitCode {
         Command::CheckRequests(args) => check_requests(args),
         Command::Decode(args) => decode(args),
         Command::Bench(args) => bench(args),
+        Command::Stress(args) => stress(args),
         Command::Completions(args) => {
             daedalus_docgen::write_completion(
                 args.shell,

@@ -36,6 +36,18 @@ impl Progress {
         Progress(Some(bar))
     }
 
+    /// A bar of `total` seconds (`daedalus stress`), shown if `wanted` and standard error is a
+    /// terminal; [`Self::update`] sets the seconds elapsed.
+    pub fn seconds(wanted: bool, total: u64) -> Progress {
+        let p = Progress::frames(wanted, Some(total));
+        if let Some(bar) = &p.0 {
+            if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} s  {msg}") {
+                bar.set_style(style);
+            }
+        }
+        p
+    }
+
     /// A spinner with `message`, for a step whose progress is not known (an FFmpeg run).
     pub fn spinner(wanted: bool, message: String) -> Progress {
         let p = Progress::frames(wanted, None);

@@ -61,6 +61,7 @@ fn top_level_help_is_one_line_per_subcommand() {
             "check-requests",
             "decode",
             "bench",
+            "stress",
             "completions",
             "help"
         ],
@@ -81,6 +82,30 @@ fn top_level_help_is_one_line_per_subcommand() {
         help.contains("Exits with 0 only if every frame decoded"),
         "{help}"
     );
+}
+
+#[test]
+fn stress_usage_errors() {
+    // No stream; a kill schedule without a restart command: usage errors (2), before any device.
+    for args in [
+        &["stress"][..],
+        &["stress", "--kill-daemon-every", "10", "clip.ivf"][..],
+    ] {
+        let out = run(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+    }
+    let out = run(&["stress", "--help"]);
+    let help = String::from_utf8(out.stdout).expect("UTF-8 help");
+    for text in [
+        "--kill-daemon-every",
+        "--restart-daemon",
+        "--json",
+        "--seed",
+        "framemd5",
+    ] {
+        assert!(help.contains(text), "{text}: {help}");
+    }
 }
 
 #[test]

@@ -209,6 +209,10 @@ pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
         if opts.limit.is_some_and(|l| index as u64 >= l) {
             break;
         }
+        if (index as u64) < opts.start {
+            // Before the seek point: not decoded.
+            continue;
+        }
         client.dec.engine.summary_mut().packets += 1;
         if let Err(e) = client.temporal_unit(index as u64, *pts, unit) {
             if e.downcast_ref::<Refused>().is_some() || e.downcast_ref::<Fatal>().is_some() {
@@ -224,7 +228,11 @@ pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
         Ok(()) => client.dec.finish(),
         Err(e) => {
             client.dec.engine.abort();
-            Err(e)
+            // The engine's own error (a time-out, a close: `daedalus stress` tells them apart).
+            Err(match e.downcast::<Fatal>() {
+                Ok(Fatal(inner)) => inner,
+                Err(e) => e,
+            })
         }
     }
 }
@@ -335,19 +343,21 @@ impl Av1Client<'_> {
         let refresh = u8::try_from(fh.refresh_frame_flags).unwrap_or(0xff);
         let mut seq_ctrl = controls::sequence_control(&seq)?;
         let depth = BitDepth::from_bits(u32::from(seq_ctrl.bit_depth));
-        let needs_config = self.configured_seq.map_or(true, |c| {
-            (
-                c.max_frame_width_minus_1,
-                c.max_frame_height_minus_1,
-                c.bit_depth,
-                c.seq_profile,
-            ) != (
-                seq_ctrl.max_frame_width_minus_1,
-                seq_ctrl.max_frame_height_minus_1,
-                seq_ctrl.bit_depth,
-                seq_ctrl.seq_profile,
-            )
-        });
+        // The engine loses its configuration when a run is restarted (`daedalus stress`).
+        let needs_config = self.dec.engine.configured().is_none()
+            || self.configured_seq.map_or(true, |c| {
+                (
+                    c.max_frame_width_minus_1,
+                    c.max_frame_height_minus_1,
+                    c.bit_depth,
+                    c.seq_profile,
+                ) != (
+                    seq_ctrl.max_frame_width_minus_1,
+                    seq_ctrl.max_frame_height_minus_1,
+                    seq_ctrl.bit_depth,
+                    seq_ctrl.seq_profile,
+                )
+            });
         if needs_config {
             if fh.frame_type != FrameType::KeyFrame {
                 if !self.warned_no_key {

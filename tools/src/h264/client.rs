@@ -107,12 +107,18 @@ pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
         seen_idr: false,
     };
     let mut pictures = Pictures::new(&src);
+    let mut index = 0u64;
     let result = loop {
         let pic = match pictures.next_picture() {
             Ok(Some(p)) => p,
             Ok(None) => break Ok(()),
             Err(e) => break Err(anyhow::Error::from(e)),
         };
+        index += 1;
+        if index <= opts.start {
+            // Before the seek point: parsed (parameter sets), not decoded.
+            continue;
+        }
         let summary = client.engine.summary_mut();
         if opts.limit.is_some_and(|l| summary.packets >= l) {
             break Ok(());
@@ -163,7 +169,8 @@ impl Client<'_, '_> {
             ))
             .into());
         }
-        if !first.idr && !self.seen_idr {
+        // No IDR yet, or the run was restarted (`daedalus stress`): wait for the next IDR.
+        if !first.idr && (!self.seen_idr || self.engine.configured().is_none()) {
             debug!("picture before the first IDR picture: skipped");
             self.engine.summary_mut().skipped += 1;
             return Ok(());

@@ -71,6 +71,10 @@ pub(crate) fn run(input: &Input, run: Run<'_>) -> Result<Summary> {
             }
             Err(e) => break Err(anyhow::Error::from(e)),
         };
+        if frame.packet < opts.start {
+            // Before the seek point: read, not decoded.
+            continue;
+        }
         if last_packet != Some(frame.packet) {
             if opts.limit.is_some_and(|limit| frame.packet >= limit) {
                 break Ok(());

@@ -1,0 +1,917 @@
+// SPDX-License-Identifier: GPL-2.0
+//! `daedalus stress`: sustained, randomized, adversarial load on the device (issue 14). N
+//! clients (threads, each run its own context on the video node) decode streams picked at
+//! random through the client engine, with random requests in flight, seeks, and at random
+//! frames a close with requests queued, a STREAMOFF and restart, or dropped requests
+//! ([`crate::engine::Action`]); corrupted copies of the streams ([`corrupt`]) are mixed in; the
+//! daemon may be SIGKILLed and restarted on a schedule. Every picture that comes back good from
+//! a clean stream is checked against the stream's framemd5 reference ([`streams`]); every
+//! request must end within the module's job timeout plus a margin. The [`Report`] says what
+//! was checked and whether anything was wrong, hung or leaked. See docs/stress.md.
+
+pub mod corrupt;
+pub mod plan;
+pub mod streams;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use log::{debug, info, warn};
+use serde::Serialize;
+
+use crate::codec::Codec;
+use crate::decode::{self, Input};
+use crate::engine::{
+    Action, Interrupted, Observer, Options, Outputs, RequestTimedOut, Shown, Summary,
+};
+use crate::status;
+use plan::{RunPlan, Schedule, StreamChoice};
+use streams::{RefFrame, StreamMap};
+
+/// How much of the mutable bytes a corrupted copy changes (per mille).
+const CORRUPT_PER_MILLE: u32 = 4;
+/// The most failures described in the report.
+const MAX_FAILURES: usize = 50;
+
+/// What `daedalus stress` is asked to do.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The video device and its media device.
+    pub video: PathBuf,
+    /// See `video`.
+    pub media: PathBuf,
+    /// How long to run.
+    pub duration: Duration,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// The seed of the schedule.
+    pub seed: u64,
+    /// SIGKILL the daemon this often, and restart it with `restart_daemon`.
+    pub kill_every: Option<Duration>,
+    /// `sh -c` command that starts the daemon again.
+    pub restart_daemon: Option<String>,
+    /// The streams.
+    pub streams: Vec<PathBuf>,
+    /// Where references made with FFmpeg are kept.
+    pub cache: PathBuf,
+    /// The FFmpeg program that makes missing references.
+    pub ffmpeg: PathBuf,
+    /// Added to the module's job timeout: a request that takes longer is hung.
+    pub margin: Duration,
+    /// Time after a daemon attached before its RSS is sampled as its baseline.
+    pub warmup: Duration,
+    /// Largest daemon RSS growth (KiB) that is not a leak.
+    pub max_rss_growth_kib: i64,
+    /// Largest drop of CmaFree (KiB) that is not a leak (CMA pages also serve movable
+    /// allocations such as the page cache).
+    pub cma_tolerance_kib: i64,
+    /// Show progress on standard error (if it is a terminal).
+    pub progress: bool,
+}
+
+/// What a stress run found (`--json`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// The seed (to run the same schedule again).
+    pub seed: u64,
+    /// Seconds it ran.
+    pub duration_s: f64,
+    /// Clients.
+    pub clients: usize,
+    /// The streams.
+    pub streams: Vec<String>,
+    /// Runs (one stream in one context each).
+    pub runs: u64,
+    /// Runs of corrupted copies.
+    pub corrupted_runs: u64,
+    /// Runs that started at a key frame other than the first packet.
+    pub seeks: u64,
+    /// Runs closed with requests queued.
+    pub closes: u64,
+    /// STREAMOFF and restart from the next key frame, after the requests in flight completed.
+    pub restarts: u64,
+    /// STREAMOFF with requests queued (dropped), then a restart from the next key frame.
+    pub drops: u64,
+    /// Pictures submitted (requests).
+    pub submitted: u64,
+    /// Pictures reported good and equal to the reference.
+    pub frames_checked: u64,
+    /// Pictures reported good but not checked: from corrupted streams, or H.264 pictures after
+    /// a restart inside a run (no mapping to the reference).
+    pub frames_unchecked: u64,
+    /// Pictures reported good that differ from the reference.
+    pub wrong_pictures: u64,
+    /// Requests that did not complete within the job timeout plus the margin.
+    pub hung_requests: u64,
+    /// Pictures that came back as error buffers (corrupted data, daemon kills, dropped requests).
+    pub errors: u64,
+    /// Runs of corrupted streams that ended with an error of the client (expected).
+    pub corrupted_run_errors: u64,
+    /// Runs of clean streams that ended with an error other than a hung request.
+    pub client_failures: u64,
+    /// Daemon kills.
+    pub daemon_kills: u64,
+    /// Daemon restarts that failed or did not attach within 60 s.
+    pub daemon_restart_failures: u64,
+    /// Daemons that went away without being killed (crashed or exited): a failure.
+    pub daemon_deaths: u64,
+    /// The module's job timeout (ms) and the longest request seen (queued to completed).
+    pub job_timeout_ms: u64,
+    /// See `job_timeout_ms`.
+    pub max_request_ms: u64,
+    /// Open files of the idle daemon at the end minus at the start (before any client; with
+    /// kills, another instance started the same way). None without a daemon.
+    pub fd_delta: Option<i64>,
+    /// Open files of this process at the end minus at the start.
+    pub client_fd_delta: i64,
+    /// The largest daemon RSS growth (KiB) of an instance: its RSS just before it was killed
+    /// (or at the end) minus its RSS after its warm-up. None when no instance lived through
+    /// its warm-up.
+    pub rss_delta_kib: Option<i64>,
+    /// CmaFree (/proc/meminfo) at the end minus at the start, KiB (None without CMA).
+    pub cma_delta_kib: Option<i64>,
+    /// The module's OUTPUT + CAPTURE buffers at the end minus at the start.
+    pub buffers_leaked: i64,
+    /// The module's buffer bytes at the end minus at the start.
+    pub buffer_bytes_delta: i64,
+    /// The module's open contexts at the end minus at the start.
+    pub contexts_leaked: i64,
+    /// Jobs still in flight in the module at the end.
+    pub jobs_in_flight: u64,
+    /// What went wrong (the first ones).
+    pub failures: Vec<String>,
+    /// Nothing wrong, hung or leaked, and at least one picture checked.
+    pub passed: bool,
+}
+
+impl Report {
+    fn fail(&mut self, what: String) {
+        warn!("{what}");
+        if self.failures.len() < MAX_FAILURES {
+            self.failures.push(what);
+        }
+    }
+
+    fn merge(&mut self, r: &RunTally) {
+        self.runs += 1;
+        self.corrupted_runs += u64::from(r.corrupt);
+        self.seeks += u64::from(r.seek);
+        self.closes += r.closes;
+        self.restarts += r.restarts;
+        self.drops += r.drops;
+        self.submitted += r.submitted;
+        self.frames_checked += r.checked;
+        self.frames_unchecked += r.unchecked;
+        self.wrong_pictures += r.wrong;
+        self.errors += r.errors;
+        self.max_request_ms = self.max_request_ms.max(r.max_request_ms);
+        for f in &r.failures {
+            self.fail(f.clone());
+        }
+    }
+
+    /// Decides `passed`.
+    fn decide(&mut self, cfg: &Config) {
+        self.passed = self.frames_checked > 0
+            && self.wrong_pictures == 0
+            && self.hung_requests == 0
+            && self.client_failures == 0
+            && self.daemon_restart_failures == 0
+            && self.daemon_deaths == 0
+            && self.buffers_leaked == 0
+            && self.buffer_bytes_delta == 0
+            && self.contexts_leaked == 0
+            && self.jobs_in_flight == 0
+            && self.client_fd_delta == 0
+            && self.fd_delta.map_or(true, |d| d <= 0)
+            && self
+                .rss_delta_kib
+                .map_or(true, |d| d <= cfg.max_rss_growth_kib)
+            && self
+                .cma_delta_kib
+                .map_or(true, |d| d >= -cfg.cma_tolerance_kib);
+        if self.frames_checked == 0 {
+            self.fail("no picture was checked".into());
+        }
+    }
+}
+
+/// A stream, read and mapped once.
+struct Stream {
+    path: PathBuf,
+    codec: Codec,
+    data: Arc<[u8]>,
+    map: StreamMap,
+    reference: Vec<RefFrame>,
+    choice: StreamChoice,
+}
+
+/// Reads, maps and finds the reference of every stream.
+fn load_streams(cfg: &Config) -> Result<Vec<Stream>> {
+    let mut out = Vec::new();
+    for path in &cfg.streams {
+        let input = Input::File(path.clone());
+        let (codec, track) = decode::identify_track(&input)
+            .with_context(|| format!("{}: not a stream daedalus decodes", path.display()))?;
+        let data: Arc<[u8]> = std::fs::read(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .into();
+        let map = streams::map_stream(&input, codec)
+            .with_context(|| format!("{}: cannot read its packets", path.display()))?;
+        let (reference, ref_path) = streams::load_reference(path, &data, &cfg.cache, &cfg.ffmpeg)?;
+        if reference.len() != map.total_shown() {
+            bail!(
+                "{}: the reference {} has {} pictures, the stream displays {}",
+                path.display(),
+                ref_path.display(),
+                reference.len(),
+                map.total_shown()
+            );
+        }
+        let keys = map.keys();
+        if keys.first() != Some(&0) {
+            bail!(
+                "{}: the stream does not start with a key frame",
+                path.display()
+            );
+        }
+        let size = track.map_or((0, 0), |t| (t.width, t.height));
+        let size = if size == (0, 0) {
+            // Bare streams: the reference's first picture size tells resolutions apart.
+            (reference[0].size as u32, 0)
+        } else {
+            size
+        };
+        info!(
+            "{}: {codec}, {} packets, {} displayed, key frames at {keys:?}, reference {}",
+            path.display(),
+            map.packets.len(),
+            map.total_shown(),
+            ref_path.display()
+        );
+        out.push(Stream {
+            path: path.clone(),
+            codec,
+            choice: StreamChoice {
+                packets: map.packets.len() as u64,
+                keys,
+                corruptible: corrupt::corruptible(codec, &data),
+                size,
+            },
+            data,
+            map,
+            reference,
+        });
+    }
+    Ok(out)
+}
+
+/// What one run did.
+#[derive(Debug, Default)]
+struct RunTally {
+    corrupt: bool,
+    seek: bool,
+    closes: u64,
+    restarts: u64,
+    drops: u64,
+    submitted: u64,
+    checked: u64,
+    unchecked: u64,
+    wrong: u64,
+    errors: u64,
+    max_request_ms: u64,
+    failures: Vec<String>,
+}
+
+/// Watches one run: checks the displayed pictures, disturbs the run on schedule.
+struct Watch<'a> {
+    stream: &'a Stream,
+    label: String,
+    corrupt: bool,
+    /// Display index (in the reference) of the run's first displayed picture.
+    base: usize,
+    /// Pictures displayed so far in this run.
+    seq: usize,
+    /// A restart happened in this run (H.264 pictures are no longer mapped).
+    restarted: bool,
+    events: VecDeque<(u64, Action)>,
+    ticks: u64,
+    deadline: Instant,
+    queued: VecDeque<(u64, Instant)>,
+    tally: RunTally,
+}
+
+impl Watch<'_> {
+    fn check(&mut self, pts: Option<i64>, pic: Shown<'_>, n: usize) {
+        if self.corrupt {
+            self.tally.unchecked += 1;
+            return;
+        }
+        let index = match self.stream.codec {
+            Codec::H264 => (!self.restarted).then_some(self.base + n),
+            Codec::Vp9 | Codec::Av1 => pts.and_then(|p| self.stream.map.index_of_pts(p)),
+        };
+        let Some(index) = index else {
+            self.tally.unchecked += 1;
+            return;
+        };
+        let Some(want) = self.stream.reference.get(index) else {
+            self.tally.wrong += 1;
+            self.tally.failures.push(format!(
+                "{}: displayed picture {n} maps to reference picture {index}, past the \
+                 reference's {}",
+                self.label,
+                self.stream.reference.len()
+            ));
+            return;
+        };
+        let got = crate::picture::md5_hex(pic.planar).to_string();
+        if got == want.md5 && pic.planar.len() == want.size {
+            self.tally.checked += 1;
+        } else {
+            self.tally.wrong += 1;
+            self.tally.failures.push(format!(
+                "{}: wrong picture: displayed picture {n} ({}x{}, pts {pts:?}) is reference \
+                 picture {index}: MD5 {got} ({} bytes), want {} ({} bytes)",
+                self.label,
+                pic.width,
+                pic.height,
+                pic.planar.len(),
+                want.md5,
+                want.size
+            ));
+        }
+    }
+}
+
+impl Observer for Watch<'_> {
+    fn queued(&mut self, id: u64, at: Instant) {
+        self.queued.push_back((id, at));
+    }
+
+    fn completed(&mut self, id: u64, at: Instant, error: bool) {
+        self.tally.submitted += 1;
+        self.tally.errors += u64::from(error);
+        while let Some(&(q, t)) = self.queued.front() {
+            if q > id {
+                break;
+            }
+            self.queued.pop_front();
+            if q == id {
+                let ms = at.saturating_duration_since(t).as_millis() as u64;
+                self.tally.max_request_ms = self.tally.max_request_ms.max(ms);
+            }
+        }
+    }
+
+    fn wants_pictures(&self) -> bool {
+        !self.corrupt
+    }
+
+    fn displayed(&mut self, pts: Option<i64>, picture: Option<Shown<'_>>, error: bool) {
+        let n = self.seq;
+        self.seq += 1;
+        if error {
+            return;
+        }
+        match picture {
+            Some(pic) => self.check(pts, pic, n),
+            None => self.tally.unchecked += 1,
+        }
+    }
+
+    fn action(&mut self) -> Action {
+        let tick = self.ticks;
+        self.ticks += 1;
+        if Instant::now() >= self.deadline {
+            return Action::Close;
+        }
+        match self.events.front() {
+            Some(&(at, action)) if at <= tick => {
+                self.events.pop_front();
+                match action {
+                    Action::Close => self.tally.closes += 1,
+                    Action::Restart => self.tally.restarts += 1,
+                    Action::DropQueued => self.tally.drops += 1,
+                    Action::Continue => {}
+                }
+                if action != Action::Close && action != Action::Continue {
+                    self.restarted = true;
+                }
+                action
+            }
+            _ => Action::Continue,
+        }
+    }
+}
+
+/// Shared between the clients, the daemon monitor and the progress line.
+struct Shared {
+    report: Mutex<Report>,
+    stop: AtomicBool,
+}
+
+fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Report> {
+    shared.report.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One client: runs until the deadline.
+fn client(
+    n: usize,
+    cfg: &Config,
+    streams: &[Stream],
+    timeout: Duration,
+    deadline: Instant,
+    shared: &Shared,
+) {
+    let choices: Vec<StreamChoice> = streams.iter().map(|s| s.choice.clone()).collect();
+    let mut schedule = Schedule::new(cfg.seed, n as u64);
+    let mut run_no = 0u64;
+    while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
+        let plan = schedule.next_run(&choices);
+        run_no += 1;
+        let tally = one_run(cfg, n, run_no, &plan, streams, timeout, deadline, shared);
+        lock(shared).merge(&tally);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn one_run(
+    cfg: &Config,
+    n: usize,
+    run_no: u64,
+    plan: &RunPlan,
+    streams: &[Stream],
+    timeout: Duration,
+    deadline: Instant,
+    shared: &Shared,
+) -> RunTally {
+    let stream = &streams[plan.stream];
+    let label = format!(
+        "client {n} run {run_no} {}{}{}",
+        stream.path.display(),
+        plan.corrupt
+            .map_or(String::new(), |s| format!(" (corrupted, seed {s})")),
+        if plan.start > 0 {
+            format!(" from packet {}", plan.start)
+        } else {
+            String::new()
+        }
+    );
+    debug!(
+        "{label}: {} in flight, events {:?}",
+        plan.in_flight, plan.events
+    );
+    let input = match plan.corrupt {
+        Some(seed) => Input::Memory(
+            corrupt::corrupt(stream.codec, &stream.data, seed, CORRUPT_PER_MILLE).into(),
+        ),
+        None => Input::Memory(stream.data.clone()),
+    };
+    let opts = Options {
+        video: cfg.video.clone(),
+        media: cfg.media.clone(),
+        timeout,
+        in_flight: plan.in_flight,
+        capture_buffers: 12,
+        limit: None,
+        start: plan.start,
+        av1: Default::default(),
+        h264: Default::default(),
+    };
+    let mut watch = Watch {
+        stream,
+        label: label.clone(),
+        corrupt: plan.corrupt.is_some(),
+        base: stream.map.shown_before(plan.start),
+        seq: 0,
+        restarted: false,
+        events: plan.events.iter().copied().collect(),
+        ticks: 0,
+        deadline,
+        queued: VecDeque::new(),
+        tally: RunTally {
+            corrupt: plan.corrupt.is_some(),
+            seek: plan.start > 0,
+            ..RunTally::default()
+        },
+    };
+    let result = decode::run_observed(&input, stream.codec, &opts, Outputs::default(), &mut watch);
+    let mut tally = watch.tally;
+    match result {
+        Ok(Summary { .. }) => {}
+        Err(e) if caused_by::<Interrupted>(&e) => {}
+        Err(e) if caused_by::<RequestTimedOut>(&e) => {
+            lock(shared).hung_requests += 1;
+            tally.failures.push(format!("{label}: hung: {e:#}"));
+        }
+        Err(e) if plan.corrupt.is_some() => {
+            debug!("{label}: {e:#} (corrupted stream)");
+            lock(shared).corrupted_run_errors += 1;
+        }
+        Err(e) => {
+            lock(shared).client_failures += 1;
+            tally.failures.push(format!("{label}: {e:#}"));
+        }
+    }
+    tally
+}
+
+/// Whether `e` or an error it wraps is a `T`.
+fn caused_by<T: std::error::Error + Send + Sync + 'static>(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<T>())
+}
+
+/// Reads a number from a sysfs attribute.
+fn sysfs_num(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+/// The daemon's pid, when one is attached.
+fn daemon_pid() -> Option<u32> {
+    let dir = Path::new(status::SYSFS_DIR);
+    if sysfs_num(&dir.join("daemon_attached"))? != 1 {
+        return None;
+    }
+    sysfs_num(&dir.join("daemon_pid"))
+        .and_then(|p| u32::try_from(p).ok())
+        .filter(|&p| p != 0)
+}
+
+/// A process's resident set (KiB) and open files.
+#[derive(Clone, Copy, Debug)]
+struct ProcSample {
+    rss_kib: i64,
+    fds: i64,
+}
+
+fn proc_sample(pid: &str) -> Option<ProcSample> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kib = text
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as i64;
+    Some(ProcSample { rss_kib, fds })
+}
+
+fn cma_free_kib() -> Option<i64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("CmaFree:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The module's counters that must come back to their start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ModuleSample {
+    buffers: i64,
+    bytes: i64,
+    contexts: i64,
+    in_flight: u64,
+}
+
+fn module_sample() -> Result<ModuleSample> {
+    let s = status::read(Path::new(status::SYSFS_DIR), Path::new("/proc"))?;
+    let b = s.buffers.unwrap_or_default();
+    Ok(ModuleSample {
+        buffers: (b.output + b.capture) as i64,
+        bytes: b.bytes as i64,
+        contexts: s.contexts_open as i64,
+        in_flight: s.jobs.in_flight,
+    })
+}
+
+/// One daemon instance, for the RSS figure.
+struct Instance {
+    pid: u32,
+    attached: Instant,
+    warm: Option<ProcSample>,
+}
+
+/// Runs the restart command and waits until a daemon attaches (60 s at most); a failure is
+/// counted and described.
+fn restart_daemon(cmd: &str, shared: &Shared) -> Option<Instance> {
+    let failed = |what: String| {
+        let mut r = lock(shared);
+        r.daemon_restart_failures += 1;
+        r.fail(what);
+        None
+    };
+    match std::process::Command::new("sh").arg("-c").arg(cmd).output() {
+        Ok(out) if out.status.success() => {
+            debug!("restart: {}", String::from_utf8_lossy(&out.stdout).trim());
+        }
+        Ok(out) => {
+            return failed(format!(
+                "the daemon restart command failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+        Err(e) => return failed(format!("cannot run the daemon restart command: {e}")),
+    }
+    let t = Instant::now();
+    loop {
+        if let Some(pid) = daemon_pid() {
+            info!("daemon restarted (pid {pid})");
+            return Some(Instance {
+                pid,
+                attached: Instant::now(),
+                warm: None,
+            });
+        }
+        if t.elapsed() > Duration::from_secs(60) {
+            return failed("the restarted daemon did not attach within 60 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The RSS growth of `inst` since its warm-up, folded into `growth` (the largest).
+fn end_of_life(inst: &Instance, growth: &mut Option<i64>) {
+    if let (Some(warm), Some(now)) = (inst.warm, proc_sample(&inst.pid.to_string())) {
+        let d = now.rss_kib - warm.rss_kib;
+        info!(
+            "daemon {}: RSS {} KiB after warm-up, {} KiB now",
+            inst.pid, warm.rss_kib, now.rss_kib
+        );
+        *growth = Some(growth.map_or(d, |g: i64| g.max(d)));
+    }
+}
+
+/// Kills and restarts the daemon on schedule, notices a daemon that goes away on its own (a
+/// failure: it is restarted too when there is a restart command), samples each instance after
+/// its warm-up and just before its end; returns the largest RSS growth.
+fn monitor(cfg: &Config, deadline: Instant, shared: &Shared) -> Option<i64> {
+    let start = Instant::now();
+    let mut instance = daemon_pid().map(|pid| Instance {
+        pid,
+        attached: start,
+        warm: None,
+    });
+    let mut growth: Option<i64> = None;
+    let mut next_kill = cfg.kill_every.map(|e| start + e);
+    while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(100));
+        if let Some(inst) = &mut instance {
+            if daemon_pid() != Some(inst.pid) {
+                lock(shared).fail(format!(
+                    "the daemon (pid {}) went away without being killed (see its log)",
+                    inst.pid
+                ));
+                lock(shared).daemon_deaths += 1;
+                instance = None;
+                if let Some(cmd) = &cfg.restart_daemon {
+                    instance = restart_daemon(cmd, shared);
+                }
+                continue;
+            }
+            if inst.warm.is_none() && inst.attached.elapsed() >= cfg.warmup {
+                inst.warm = proc_sample(&inst.pid.to_string());
+            }
+        }
+        let Some(at) = next_kill else { continue };
+        if Instant::now() < at || Instant::now() >= deadline {
+            continue;
+        }
+        next_kill = cfg.kill_every.map(|e| at + e);
+        let Some(pid) = daemon_pid() else {
+            warn!("no daemon attached at a scheduled kill");
+            continue;
+        };
+        if let Some(inst) = instance.as_ref().filter(|i| i.pid == pid) {
+            end_of_life(inst, &mut growth);
+        }
+        info!("killing the daemon (pid {pid})");
+        if let Err(e) = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        ) {
+            lock(shared).fail(format!("cannot kill the daemon (pid {pid}): {e}"));
+            continue;
+        }
+        lock(shared).daemon_kills += 1;
+        instance = None;
+        // Wait until the module has seen it go.
+        let gone = Instant::now();
+        while daemon_pid() == Some(pid) && gone.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(cmd) = &cfg.restart_daemon {
+            instance = restart_daemon(cmd, shared);
+        }
+    }
+    if let Some(inst) = &instance {
+        if daemon_pid() == Some(inst.pid) {
+            end_of_life(inst, &mut growth);
+        } else {
+            lock(shared).fail(format!(
+                "the daemon (pid {}) went away without being killed (see its log)",
+                inst.pid
+            ));
+            lock(shared).daemon_deaths += 1;
+        }
+    }
+    growth
+}
+
+fn own_fds() -> i64 {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64)
+}
+
+/// Runs the stress test (see the module doc); `progress` is called about twice a second with
+/// the report so far and the time elapsed.
+pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<Report> {
+    if cfg.streams.is_empty() {
+        bail!("no stream given");
+    }
+    if cfg.clients == 0 {
+        bail!("--clients must be at least 1");
+    }
+    if cfg.kill_every.is_some() && cfg.restart_daemon.is_none() {
+        bail!("--kill-daemon-every needs --restart-daemon CMD");
+    }
+    let streams = load_streams(cfg)?;
+    let job_timeout_ms = sysfs_num(Path::new("/sys/module/daedalus/parameters/job_timeout_ms"))
+        .context("cannot read the module's job timeout (is daedalus.ko loaded?)")?;
+    let timeout = Duration::from_millis(job_timeout_ms) + cfg.margin;
+    let module_start = module_sample()?;
+    let cma_start = cma_free_kib();
+    let fds_start = own_fds();
+    let daemon_start = daemon_pid().and_then(|p| proc_sample(&p.to_string()));
+    if daemon_start.is_none() {
+        warn!("no daemon attached: every picture will be an error");
+    }
+    let shared = Shared {
+        report: Mutex::new(Report {
+            seed: cfg.seed,
+            clients: cfg.clients,
+            streams: streams
+                .iter()
+                .map(|s| s.path.display().to_string())
+                .collect(),
+            job_timeout_ms,
+            ..Report::default()
+        }),
+        stop: AtomicBool::new(false),
+    };
+    let started = Instant::now();
+    let deadline = started + cfg.duration;
+    let rss_growth = std::thread::scope(|scope| -> Result<Option<i64>> {
+        let mut clients = Vec::new();
+        for n in 0..cfg.clients {
+            let (streams, shared) = (&streams, &shared);
+            clients.push(
+                std::thread::Builder::new()
+                    .name(format!("stress-{n}"))
+                    .spawn_scoped(scope, move || {
+                        client(n, cfg, streams, timeout, deadline, shared)
+                    })
+                    .context("cannot start a client thread")?,
+            );
+        }
+        let monitor = {
+            let shared = &shared;
+            std::thread::Builder::new()
+                .name("stress-daemon".into())
+                .spawn_scoped(scope, move || monitor(cfg, deadline, shared))
+                .context("cannot start the monitor thread")?
+        };
+        while clients.iter().any(|c| !c.is_finished()) {
+            std::thread::sleep(Duration::from_millis(200));
+            progress(&lock(&shared), started.elapsed());
+        }
+        for c in clients {
+            if c.join().is_err() {
+                lock(&shared).fail("a client thread panicked".into());
+            }
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        Ok(monitor.join().unwrap_or(None))
+    })?;
+    let mut report = shared
+        .report
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    report.duration_s = started.elapsed().as_secs_f64();
+    report.rss_delta_kib = rss_growth;
+    // Everything closed: the module's counters must come back to their start.
+    let settle = Instant::now();
+    let mut module_end = module_sample()?;
+    while module_end != module_start && settle.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+        module_end = module_sample()?;
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    report.buffers_leaked = module_end.buffers - module_start.buffers;
+    report.buffer_bytes_delta = module_end.bytes - module_start.bytes;
+    report.contexts_leaked = module_end.contexts - module_start.contexts;
+    report.jobs_in_flight = module_end.in_flight;
+    report.client_fd_delta = own_fds() - fds_start;
+    report.cma_delta_kib = cma_start.zip(cma_free_kib()).map(|(a, b)| b - a);
+    report.fd_delta = daemon_start
+        .zip(daemon_pid().and_then(|p| proc_sample(&p.to_string())))
+        .map(|(a, b)| b.fds - a.fds);
+    report.decide(cfg);
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> Config {
+        Config {
+            video: PathBuf::new(),
+            media: PathBuf::new(),
+            duration: Duration::from_secs(1),
+            clients: 1,
+            seed: 1,
+            kill_every: None,
+            restart_daemon: None,
+            streams: Vec::new(),
+            cache: PathBuf::new(),
+            ffmpeg: PathBuf::new(),
+            margin: Duration::ZERO,
+            warmup: Duration::ZERO,
+            max_rss_growth_kib: 1000,
+            cma_tolerance_kib: 100,
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn json_has_the_issue_fields() {
+        let report = Report {
+            frames_checked: 5,
+            fd_delta: Some(0),
+            ..Report::default()
+        };
+        let v: serde_json::Value = serde_json::to_value(&report).unwrap();
+        for key in [
+            "frames_checked",
+            "wrong_pictures",
+            "hung_requests",
+            "errors",
+            "daemon_kills",
+            "fd_delta",
+            "rss_delta_kib",
+            "cma_delta_kib",
+            "buffers_leaked",
+            "passed",
+            "seed",
+        ] {
+            assert!(v.get(key).is_some(), "{key} missing: {v}");
+        }
+        assert_eq!(v["frames_checked"], 5);
+        assert!(v["rss_delta_kib"].is_null());
+    }
+
+    #[test]
+    fn passed_only_when_nothing_is_wrong() {
+        let c = cfg();
+        let good = || Report {
+            frames_checked: 10,
+            rss_delta_kib: Some(1000),
+            cma_delta_kib: Some(-100),
+            fd_delta: Some(0),
+            ..Report::default()
+        };
+        let mut r = good();
+        r.decide(&c);
+        assert!(r.passed, "{r:?}");
+        let bad: [fn(&mut Report); 12] = [
+            |r| r.frames_checked = 0,
+            |r| r.wrong_pictures = 1,
+            |r| r.hung_requests = 1,
+            |r| r.client_failures = 1,
+            |r| r.daemon_deaths = 1,
+            |r| r.daemon_restart_failures = 1,
+            |r| r.buffers_leaked = 2,
+            |r| r.contexts_leaked = 1,
+            |r| r.jobs_in_flight = 1,
+            |r| r.fd_delta = Some(1),
+            |r| r.rss_delta_kib = Some(1001),
+            |r| r.cma_delta_kib = Some(-101),
+        ];
+        for (i, f) in bad.iter().enumerate() {
+            let mut r = good();
+            f(&mut r);
+            r.decide(&c);
+            assert!(!r.passed, "case {i}: {r:?}");
+        }
+        // Expected errors do not fail a run.
+        let mut r = good();
+        r.errors = 100;
+        r.corrupted_run_errors = 3;
+        r.decide(&c);
+        assert!(r.passed);
+    }
+}
