@@ -101,9 +101,8 @@ fi
 
 echo "== 3. a client killed mid-stream"
 source "$repo/tests/vm/lib/device-idle"
-sysfs=/sys/class/misc/daedalus
-daemon_pid=$(cat $sysfs/daemon_pid)
-completed=$(<$sysfs/jobs_completed)
+daemon_pid=$(cat $daedalus_sysfs/daemon_pid)
+completed=$(<$daedalus_sysfs/jobs_completed)
 ffmpeg -nostdin -hide_banner -loglevel error -stream_loop -1 -hwaccel vaapi -hwaccel_device "$dri" \
   -hwaccel_output_format vaapi -i "$repo/tests/vm/data/first-vp9-1000x562.ivf" \
   -vf hwdownload,format=nv12 -f null - >"$work/killed.log" 2>&1 &
@@ -111,19 +110,19 @@ victim=$!
 # (Builtins only: a `cat` costs ~0.3 s under TCG, long enough to miss the jobs in flight.)
 start=$SECONDS in_flight=0
 while ((SECONDS - start < 120)); do
-  read -r in_flight <$sysfs/jobs_in_flight
-  read -r now <$sysfs/jobs_completed
+  read -r in_flight <$daedalus_sysfs/jobs_in_flight
+  read -r now <$daedalus_sysfs/jobs_completed
   ((now - completed >= 20 && in_flight > 0)) && break
   kill -0 $victim 2>/dev/null || break
 done
-decoded=$(($(<$sysfs/jobs_completed) - completed))
+decoded=$(($(<$daedalus_sysfs/jobs_completed) - completed))
 if kill -KILL $victim 2>/dev/null; then
   wait $victim 2>/dev/null || true
   echo "killed ffmpeg after $decoded decoded frames, with $in_flight job(s) in flight"
   ((in_flight > 0)) || fail "no job was in flight when ffmpeg was killed"
   ((decoded >= 20)) || fail "the looping ffmpeg decoded only $decoded frames in 120 s"
   device_idle "after the kill" || fail "the killed client's context or jobs stayed"
-  [[ $(cat $sysfs/daemon_attached) == 1 && $(cat $sysfs/daemon_pid) == "$daemon_pid" ]] ||
+  [[ $(cat $daedalus_sysfs/daemon_attached) == 1 && $(cat $daedalus_sysfs/daemon_pid) == "$daemon_pid" ]] ||
     fail "daedalusd $daemon_pid is no longer the attached daemon after the kill"
   vaapi_decode "vp9-8bit-35x19-arf.ivf after the kill" "$data/vp9-8bit-35x19-arf.ivf" "$data/vp9-8bit-35x19-arf.framemd5"
 else
