@@ -14,6 +14,14 @@
 //!   FFmpeg's default (frame) threading is run too, as an informative figure. Its wall
 //!   time is the `rtime` of the `bench:` line `-benchmark` prints (the transcoding loop: input
 //!   probing excluded), its frame count that of the last `frame=` statistics line.
+//! * VA-API (`--vaapi NODE`): the same stream through the daedalus VA-API driver as players
+//!   decode it, `ffmpeg -benchmark -hwaccel vaapi -hwaccel_device NODE -hwaccel_output_format
+//!   vaapi -i INPUT -vf hwmap=mode=read+direct,format=nv12|p010le -f null -`: the pictures stay
+//!   in VA surfaces (a fallback to software decoding fails) and each is mapped (vaDeriveImage:
+//!   waited for, not copied), so every picture is decoded inside the timed loop. Timed in every
+//!   round next to the device run (right after it, or right before it in the rounds where FFmpeg
+//!   goes first), so that a change of the machine's load between rounds hits both: its ratio to
+//!   the device is what the VA layer costs.
 //! * Warm-up: the first `warmup` frames are decoded but not timed. On the device, the timed
 //!   window starts when the last warm-up request completes; for FFmpeg, whose run cannot be
 //!   split, a second run decodes only the warm-up frames and its time is subtracted.
@@ -153,6 +161,39 @@ pub fn ffmpeg_args(
         args.extend(["-frames:v".into(), n.to_string()]);
     }
     args.extend(["-an", "-f", "null", "-"].map(String::from));
+    args
+}
+
+/// The arguments of one VA-API run: decode `frames` (all if `None`) of `input` through the VA
+/// driver of the DRM render node `device`, mapping each picture (module doc).
+pub fn vaapi_args(input: &Path, device: &Path, frames: Option<u64>) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "-nostdin",
+        "-hide_banner",
+        "-benchmark",
+        "-hwaccel",
+        "vaapi",
+        "-hwaccel_device",
+    ]
+    .map(String::from)
+    .into();
+    args.push(device.to_string_lossy().into_owned());
+    args.extend(["-hwaccel_output_format", "vaapi", "-i"].map(String::from));
+    args.push(input.to_string_lossy().into_owned());
+    if let Some(n) = frames {
+        args.extend(["-frames:v".into(), n.to_string()]);
+    }
+    args.extend(
+        [
+            "-an",
+            "-vf",
+            "hwmap=mode=read+direct,format=nv12|p010le",
+            "-f",
+            "null",
+            "-",
+        ]
+        .map(String::from),
+    );
     args
 }
 
@@ -351,11 +392,22 @@ pub struct Options {
     pub runs: usize,
     /// The ffmpeg binary.
     pub ffmpeg: PathBuf,
+    /// Also time the stream through the VA-API driver, if given.
+    pub vaapi: Option<VaapiBaseline>,
     /// A progress bar on standard error, if it is a terminal ([`crate::progress`]).
     pub progress: bool,
 }
 
-/// The figures of one round: a device run and the two FFmpeg runs.
+/// The VA-API run of a round: `ffmpeg -hwaccel vaapi` on a render node.
+#[derive(Clone, Debug)]
+pub struct VaapiBaseline {
+    /// The DRM render node whose VA driver decodes (e.g. `/dev/dri/renderD128`).
+    pub device: PathBuf,
+    /// The ffmpeg binary for it (one built with VA-API; it may differ from the baseline's).
+    pub ffmpeg: PathBuf,
+}
+
+/// The figures of one round: a device run, the two FFmpeg runs and the VA-API run, if any.
 #[derive(Clone, Debug)]
 pub struct Round {
     /// The device.
@@ -364,12 +416,19 @@ pub struct Round {
     pub ffmpeg_slice: FfmpegFigures,
     /// FFmpeg, same threads, default (frame) threading.
     pub ffmpeg_frame: FfmpegFigures,
+    /// FFmpeg through the VA-API driver (`--vaapi`).
+    pub vaapi: Option<FfmpegFigures>,
 }
 
 impl Round {
     /// Device fps / FFmpeg (slice threading) fps of this round.
     pub fn ratio(&self) -> Option<f64> {
         Some(self.device.fps()? / self.ffmpeg_slice.fps()?)
+    }
+
+    /// VA-API fps / device fps of this round.
+    pub fn vaapi_ratio(&self) -> Option<f64> {
+        Some(self.vaapi.as_ref()?.fps()? / self.device.fps()?)
     }
 }
 
@@ -441,6 +500,8 @@ pub struct Report {
     pub threads: usize,
     /// Requests in flight on the device.
     pub in_flight: usize,
+    /// The render node of the VA-API runs, if there were any.
+    pub vaapi_device: Option<PathBuf>,
     /// The counts of the last device run.
     pub summary: Summary,
     /// Every round, in order (at least one).
@@ -478,6 +539,21 @@ impl Report {
         Some(self.device_fps()? / self.ffmpeg_fps()?)
     }
 
+    /// Fps through the VA-API driver (median of the rounds).
+    pub fn vaapi_fps(&self) -> Option<f64> {
+        median(
+            self.rounds
+                .iter()
+                .map(|r| r.vaapi.as_ref().and_then(FfmpegFigures::fps)),
+        )
+    }
+
+    /// [`Self::vaapi_fps`] / [`Self::device_fps`]: what is left of the device's rate through
+    /// the VA layer.
+    pub fn vaapi_ratio(&self) -> Option<f64> {
+        Some(self.vaapi_fps()? / self.device_fps()?)
+    }
+
     /// Frames decoded by each device run.
     pub fn frames(&self) -> u64 {
         self.rounds.first().map_or(0, |r| r.device.frames)
@@ -503,11 +579,12 @@ impl Report {
     }
 
     /// The machine-readable figures, in the order of the `bench:` line: one definition for
-    /// the line ([`Self::bench_line`]) and the JSON object ([`Self::json`]).
+    /// the line ([`Self::bench_line`]) and the JSON object ([`Self::json`]); `vaapi_fps` and
+    /// `vaapi_ratio` only with VA-API runs.
     pub fn figures(&self) -> Vec<(&'static str, Figure)> {
         let (latency, service) = (self.pooled(false), self.pooled(true));
         let p = |v: &[Duration], q| Figure::Real(percentile(v, q).map(ms), 2);
-        vec![
+        let mut figures = vec![
             ("frames", Figure::Int(self.frames())),
             ("warmup", Figure::Int(self.warmup)),
             ("runs", Figure::Int(self.rounds.len() as u64)),
@@ -524,7 +601,14 @@ impl Report {
                 Figure::Real(self.ffmpeg_frame_threads_fps(), 2),
             ),
             ("load", Figure::Real(self.load.1, 2)),
-        ]
+        ];
+        if self.vaapi_device.is_some() {
+            figures.extend([
+                ("vaapi_fps", Figure::Real(self.vaapi_fps(), 2)),
+                ("vaapi_ratio", Figure::Real(self.vaapi_ratio(), 3)),
+            ]);
+        }
+        figures
     }
 
     /// The machine-readable last line: `bench: key=value ...` (scripts parse it: keep it).
@@ -621,6 +705,18 @@ impl fmt::Display for Report {
                     fig.cpu_seconds
                 )?;
             }
+            if let (Some(fig), Some(node)) = (&r.vaapi, &self.vaapi_device) {
+                writeln!(
+                    f,
+                    "vaapi:   {} frames in {:.2} s: {} fps (ffmpeg -hwaccel vaapi on {}; {:.2} s \
+                     CPU)",
+                    fig.timed_frames,
+                    fig.seconds,
+                    opt(fig.fps(), 2),
+                    node.display(),
+                    fig.cpu_seconds
+                )?;
+            }
             if many {
                 writeln!(f, "ratio:   {}", opt(r.ratio(), 3))?;
             }
@@ -629,11 +725,15 @@ impl fmt::Display for Report {
             writeln!(
                 f,
                 "median of {} runs: device {} fps, FFmpeg {} fps (slice threading), {} fps \
-                 (default threading)",
+                 (default threading){}",
                 self.rounds.len(),
                 opt(self.device_fps(), 2),
                 opt(self.ffmpeg_fps(), 2),
-                opt(self.ffmpeg_frame_threads_fps(), 2)
+                opt(self.ffmpeg_frame_threads_fps(), 2),
+                match self.vaapi_device {
+                    Some(_) => format!(", VA-API {} fps", opt(self.vaapi_fps(), 2)),
+                    None => String::new(),
+                }
             )?;
         }
         writeln!(
@@ -652,6 +752,14 @@ impl fmt::Display for Report {
              threading; goal >= 0.9)",
             opt(self.ratio(), 3)
         )?;
+        if self.vaapi_device.is_some() {
+            writeln!(
+                f,
+                "vaapi:   VA-API fps / device fps = {} (what the VA layer leaves of the device's \
+                 rate; goal >= 0.9)",
+                opt(self.vaapi_ratio(), 3)
+            )?;
+        }
         writeln!(
             f,
             "load:    1-minute load average {} at the start, {} at the end",
@@ -742,16 +850,37 @@ fn ffmpeg_run(
     opts: &Options,
     threading: Threading,
 ) -> Result<FfmpegFigures> {
-    let spinner = Progress::spinner(
-        opts.progress,
+    timed_ffmpeg(
+        opts,
+        &opts.ffmpeg,
         format!("ffmpeg: {} threads, {threading}...", opts.threads),
-    );
-    let run = |n| {
-        run_ffmpeg(
-            &opts.ffmpeg,
-            &ffmpeg_args(input, codec, opts.threads, threading, n),
-        )
-    };
+        |n| ffmpeg_args(input, codec, opts.threads, threading, n),
+    )
+}
+
+/// One VA-API run (with its warm-up run).
+fn vaapi_run(input: &Path, opts: &Options, vaapi: &VaapiBaseline) -> Result<FfmpegFigures> {
+    timed_ffmpeg(
+        opts,
+        &vaapi.ffmpeg,
+        format!(
+            "vaapi: ffmpeg -hwaccel vaapi on {}...",
+            vaapi.device.display()
+        ),
+        |n| vaapi_args(input, &vaapi.device, n),
+    )
+}
+
+/// Runs `ffmpeg` with `args(frames)` on the run's frames, then on the warm-up frames alone, and
+/// subtracts the second from the first.
+fn timed_ffmpeg(
+    opts: &Options,
+    ffmpeg: &Path,
+    what: String,
+    args: impl Fn(Option<u64>) -> Vec<String>,
+) -> Result<FfmpegFigures> {
+    let spinner = Progress::spinner(opts.progress, what);
+    let run = |n| run_ffmpeg(ffmpeg, &args(n));
     let full = run(opts.decode.limit);
     let warm = match (&full, opts.warmup) {
         (Ok(_), w) if w > 0 => Some(run(Some(w))),
@@ -764,11 +893,15 @@ fn ffmpeg_run(
 
 /// Runs the bench: `input` through the device and through FFmpeg, `opts.runs` times (the
 /// device first in odd rounds, FFmpeg first in even ones, so that a trend in the machine's load
-/// does not always favour the same side).
+/// does not always favour the same side; the VA-API run next to the device's: after it in odd
+/// rounds, before it in even ones).
 pub fn run(input: &Path, opts: &Options) -> Result<Report> {
     let stream = StreamInfo::probe(input)?;
     // Fail early (before a long device run) without a usable ffmpeg.
     check_ffmpeg(&opts.ffmpeg)?;
+    if let Some(vaapi) = &opts.vaapi {
+        check_ffmpeg(&vaapi.ffmpeg)?;
+    }
     let load_start = load_average();
     let mut rounds = Vec::with_capacity(opts.runs);
     let mut summary = Summary::default();
@@ -777,24 +910,34 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
             eprintln!("run {} of {}", i + 1, opts.runs);
         }
         let ffmpeg = |threading| ffmpeg_run(input, stream.codec, opts, threading);
-        let (s, device, ffmpeg_slice, ffmpeg_frame) = if i % 2 == 0 {
+        let vaapi = || {
+            opts.vaapi
+                .as_ref()
+                .map(|v| vaapi_run(input, opts, v))
+                .transpose()
+        };
+        let (s, device, ffmpeg_slice, ffmpeg_frame, vaapi) = if i % 2 == 0 {
             let (s, device) = device_run(input, stream.codec, opts)?;
+            let vaapi = vaapi()?;
             (
                 s,
                 device,
                 ffmpeg(Threading::Slice)?,
                 ffmpeg(Threading::Default)?,
+                vaapi,
             )
         } else {
             let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
+            let vaapi = vaapi()?;
             let (s, device) = device_run(input, stream.codec, opts)?;
-            (s, device, slice, frame)
+            (s, device, slice, frame, vaapi)
         };
         summary = s;
         rounds.push(Round {
             device,
             ffmpeg_slice,
             ffmpeg_frame,
+            vaapi,
         });
     }
     Ok(Report {
@@ -803,6 +946,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         warmup: opts.warmup,
         threads: opts.threads,
         in_flight: opts.decode.in_flight,
+        vaapi_device: opts.vaapi.as_ref().map(|v| v.device.clone()),
         summary,
         rounds,
         load: (load_start, load_average()),
@@ -1014,6 +1158,7 @@ mod tests {
             device: fast,
             ffmpeg_slice: FfmpegFigures::new(&run, None),
             ffmpeg_frame: FfmpegFigures::new(&FfmpegRun { rtime: 0.25, ..run }, None),
+            vaapi: None,
         };
         let mut report = Report {
             input: PathBuf::from("in.ivf"),
@@ -1024,6 +1169,7 @@ mod tests {
             warmup: 0,
             threads: 2,
             in_flight: 2,
+            vaapi_device: None,
             summary: Summary::default(),
             rounds: vec![round.clone()],
             load: (Some(1.0), None),
@@ -1072,5 +1218,65 @@ mod tests {
         // Latencies: fast 100 200 200 200 (x2), slow 200 400 400 400: the 6th of 12 is 200.
         assert!(line.contains(" p50_ms=200.00 p99_ms=400.00 "), "{line}");
         assert!(report.to_string().contains("median of 3 runs"));
+        assert!(!report.to_string().contains("vaapi"));
+    }
+
+    #[test]
+    fn vaapi_round() {
+        let args = vaapi_args(
+            Path::new("/t/in.ivf"),
+            Path::new("/dev/dri/renderD128"),
+            Some(20),
+        );
+        assert_eq!(
+            args.join(" "),
+            "-nostdin -hide_banner -benchmark -hwaccel vaapi -hwaccel_device \
+             /dev/dri/renderD128 -hwaccel_output_format vaapi -i /t/in.ivf -frames:v 20 -an -vf \
+             hwmap=mode=read+direct,format=nv12|p010le -f null -"
+        );
+        let s = |q, c| Sample {
+            queued: ms_(q),
+            completed: ms_(c),
+        };
+        let device = DeviceFigures::new(&[s(0, 100), s(0, 200), s(100, 300), s(200, 400)], 0)
+            .expect("figures");
+        let run = ffmpeg_run(4, 0.5, 0.9, 0.1);
+        let round = |vaapi_rtime| Round {
+            device: device.clone(),
+            ffmpeg_slice: FfmpegFigures::new(&run, None),
+            ffmpeg_frame: FfmpegFigures::new(&run, None),
+            vaapi: Some(FfmpegFigures::new(
+                &FfmpegRun {
+                    rtime: vaapi_rtime,
+                    ..run
+                },
+                None,
+            )),
+        };
+        let report = Report {
+            input: PathBuf::from("in.ivf"),
+            stream: StreamInfo {
+                codec: Codec::Vp9,
+                description: "1920x1080 VP90 IVF".into(),
+            },
+            warmup: 0,
+            threads: 2,
+            in_flight: 2,
+            vaapi_device: Some(PathBuf::from("/dev/dri/renderD128")),
+            summary: Summary::default(),
+            // Device 10 fps; VA-API 8, 5 and 9.5 fps: median 8.
+            rounds: vec![round(0.5), round(0.8), round(4.0 / 9.5)],
+            load: (None, None),
+        };
+        assert_eq!(report.rounds[0].vaapi_ratio(), Some(0.8));
+        let line = report.bench_line();
+        assert!(
+            line.ends_with(" load=n/a vaapi_fps=8.00 vaapi_ratio=0.800"),
+            "{line}"
+        );
+        assert_eq!(report.json()["vaapi_ratio"], 0.8);
+        let text = report.to_string();
+        assert!(text.contains("VA-API fps / device fps = 0.800"), "{text}");
+        assert!(text.contains("VA-API 8.00 fps"), "{text}");
     }
 }

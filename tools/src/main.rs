@@ -421,6 +421,17 @@ struct BenchArgs {
     #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
     ffmpeg: PathBuf,
 
+    /// Also time the stream through the VA-API driver of this DRM render node (e.g.
+    /// /dev/dri/renderD128, with LIBVA_DRIVER_NAME=daedalus) in every round, next to the device
+    /// run: `ffmpeg -hwaccel vaapi`, each picture mapped; the `bench:` line gains `vaapi_fps=`
+    /// and `vaapi_ratio=` (VA-API fps / device fps).
+    #[arg(long, value_name = "NODE")]
+    vaapi: Option<PathBuf>,
+
+    /// The FFmpeg program for --vaapi [default: --ffmpeg's].
+    #[arg(long, value_name = "PATH", requires = "vaapi")]
+    vaapi_ffmpeg: Option<PathBuf>,
+
     /// No progress lines on standard error (they are only shown when it is a terminal).
     #[arg(short, long)]
     quiet: bool,
@@ -818,6 +829,13 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         warmup: args.warmup,
         runs: usize::from(args.runs),
         ffmpeg: args.ffmpeg.clone(),
+        vaapi: args.vaapi.clone().map(|device| bench::VaapiBaseline {
+            device,
+            ffmpeg: args
+                .vaapi_ffmpeg
+                .clone()
+                .unwrap_or_else(|| args.ffmpeg.clone()),
+        }),
         progress: !args.quiet,
     };
     let report = bench::run(&args.input, &opts)?;
@@ -1013,6 +1031,24 @@ mod tests {
         assert!(Cli::try_parse_from(["daedalus", "bench"]).is_err());
         assert!(Cli::try_parse_from(["daedalus", "bench", "--threads", "0", "x"]).is_err());
         assert!(Cli::try_parse_from(["daedalus", "bench", "--frames", "0", "x"]).is_err());
+        assert_eq!((args.vaapi, args.vaapi_ffmpeg), (None, None));
+        let cli = Cli::try_parse_from([
+            "daedalus",
+            "bench",
+            "--vaapi",
+            "/dev/dri/renderD128",
+            "--vaapi-ffmpeg",
+            "/opt/ffmpeg",
+            "x.ivf",
+        ])
+        .expect("valid");
+        let Command::Bench(args) = cli.command else {
+            panic!("wrong subcommand")
+        };
+        assert_eq!(args.vaapi, Some(PathBuf::from("/dev/dri/renderD128")));
+        assert_eq!(args.vaapi_ffmpeg, Some(PathBuf::from("/opt/ffmpeg")));
+        // --vaapi-ffmpeg without --vaapi is an error, not ignored.
+        assert!(Cli::try_parse_from(["daedalus", "bench", "--vaapi-ffmpeg", "f", "x"]).is_err());
     }
 
     #[test]

@@ -67,7 +67,7 @@ odd width|$d/8-bit/issues/309_odd_width.ivf|$d/8-bit/issues/309_odd_width.ivf.ff
 non-uniform tiles|$d/8-bit/features/non_uniform_tiling.ivf|$d/8-bit/features/non_uniform_tiling.ivf.ffmpeg-yuv420p.framemd5|
 test-25fps (30 frames)|$v/cros-codecs/test-25fps.av1.ivf|$v/cros-codecs/test-25fps.av1.ivf.ffmpeg-yuv420p.framemd5|30
 LIST
-  VAAPI_MAP=1 vaapi_decode "size up within a context (hwmap)" "$v/vk-gl-cts/av1-sizeup-fluster.ivf" \
+  VAAPI_READ=map vaapi_decode "size up within a context (hwmap)" "$v/vk-gl-cts/av1-sizeup-fluster.ivf" \
     "$v/vk-gl-cts/av1-sizeup-fluster.ivf.framemd5"
   stats
 fi

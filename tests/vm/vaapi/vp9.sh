@@ -15,6 +15,9 @@
 #      is converted by swscale, which is exact for these, then hashed by -f framemd5). Keeping
 #      the frames in VA surfaces (-hwaccel_output_format vaapi) makes a silent fallback to
 #      software decoding fail (hwdownload gets software frames) instead of pass.
+#   2b. Zero-copy export, as players hand surfaces to a compositor: an 8-bit odd-size and a
+#      10-bit stream with each surface exported (vaExportSurfaceHandle, DRM PRIME 2: the CAPTURE
+#      buffer's dma-buf) and read by FFmpeg's DRM device mmapping that dma-buf, byte-exact.
 #   3. A corrupted stream ends (no hang), and the streams after it still decode byte-exact.
 # One ffmpeg process per stream (each start costs seconds under TCG, even with the client
 # rootfs in the page cache). Default set, ~10 streams, ~1000 requests: the committed streams
@@ -37,6 +40,13 @@ for s in "$repo"/tools/tests/data/*.ivf "$repo"/daemon/tests/data/*.ivf; do
   ref=${s%.ivf}.framemd5; [[ -f $ref ]] || ref=$(ls "$s".ffmpeg-*.framemd5 2>/dev/null | head -n 1)
   [[ -n $ref && -f $ref ]] || continue
   vaapi_decode "$(basename "$s")" "$s" "$ref"
+done
+
+echo "== 2b. zero-copy: each surface exported (vaExportSurfaceHandle) and read through its dma-buf"
+# (VAAPI_READ=export, tests/vm/lib/vaapi: what a player handing surfaces to a compositor does.)
+for s in "$repo/tools/tests/data/vp9-8bit-35x19-arf.ivf" "$repo/daemon/tests/data/tiny-97x61-10bit-arf.ivf"; do
+  ref=${s%.ivf}.framemd5; [[ -f $ref ]] || ref=$(ls "$s".ffmpeg-*.framemd5)
+  VAAPI_READ=export vaapi_decode "$(basename "$s") (exported)" "$s" "$ref"
 done
 
 echo "== 3. a corrupted stream"
