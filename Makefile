@@ -22,6 +22,8 @@
 #                        DESTDIR, PREFIX=/usr/local; install-module / install-user for one half)
 #   make uninstall       remove what `make install` installed (same DESTDIR / PREFIX)
 #   make deb             Debian packages into target/deb/ (DEB_ARCH=arm64 cross-builds; docs/install.md)
+#   make fuzz            the fuzz targets (fuzz/, docs/fuzzing.md), FUZZ_SECONDS (default 60) each;
+#                        FUZZ_TARGETS narrows them. make test runs each for FUZZ_SMOKE_SECONDS (15)
 #   make test-dkms       DKMS builds the module from the package's source tree against KDIR (a
 #                        private DKMS tree) and refuses a kernel without Rust (part of make test,
 #                        whose VM install test then installs that module)
@@ -41,7 +43,7 @@ BENCH_MODULE_DIR = $(CURDIR)/target/module-$(BENCH_KERNEL)
 .PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module clean \
 	install install-module install-user uninstall uninstall-module uninstall-user generated-docs deb \
 	generated-docs-only install-files \
-	test-dkms dkms-source
+	test-dkms dkms-source fuzz fuzz-smoke
 
 all: module
 
@@ -99,8 +101,17 @@ test-host:
 test-vm: kernel module clients-rootfs
 	scripts/test-vm
 
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 15
+fuzz:
+	scripts/fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Every fuzz target from its seeds for a few seconds: the properties on known input (docs/fuzzing.md).
+fuzz-smoke:
+	scripts/fuzz --seconds $(FUZZ_SMOKE_SECONDS)
+
 # The VM's install test installs the module DKMS built (test-dkms) rather than the harness's.
-test: deps kernel test-host module clients-rootfs test-dkms
+test: deps kernel test-host fuzz-smoke module clients-rootfs test-dkms
 	scripts/test-vm --env DAEDALUS_INSTALL_KO=$(CURDIR)/target/dkms-test/daedalus.ko
 
 # The whole vector sets through the VM, where `make test` runs feature-covering subsets (each
