@@ -23,7 +23,7 @@
 #   make uninstall       remove what `make install` installed (same DESTDIR / PREFIX)
 #   make deb             Debian packages into target/deb/ (DEB_ARCH=arm64 cross-builds; docs/install.md)
 #   make fuzz            the fuzz targets (fuzz/, docs/fuzzing.md), FUZZ_SECONDS (default 60) each;
-#                        FUZZ_TARGETS narrows them. make test runs each for FUZZ_SMOKE_SECONDS (15)
+#                        FUZZ_TARGETS narrows them. make test runs each for FUZZ_SMOKE_SECONDS (5)
 #   make test-dkms       DKMS builds the module from the package's source tree against KDIR (a
 #                        private DKMS tree) and refuses a kernel without Rust (part of make test,
 #                        whose VM install test then installs that module)
@@ -102,7 +102,7 @@ test-vm: kernel module clients-rootfs
 	scripts/test-vm
 
 FUZZ_SECONDS ?= 60
-FUZZ_SMOKE_SECONDS ?= 15
+FUZZ_SMOKE_SECONDS ?= 5
 fuzz:
 	scripts/fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

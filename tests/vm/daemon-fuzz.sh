@@ -4,7 +4,7 @@
 # VM test (guest, outside the chroot, daedalus.ko loaded): the protocol fuzzer of issue 14, a
 # hostile daemon (daedalus-fake-daemon hostile, daemon/src/bin/daedalus-fake-daemon/hostile.rs)
 # attacking /dev/daedalus while clients decode:
-#   1. for DAEMON_FUZZ_SECONDS (default 60) s, seed DAEMON_FUZZ_SEED (default 1), job timeout
+#   1. for DAEMON_FUZZ_SECONDS (default 45) s, seed DAEMON_FUZZ_SEED (default 1), job timeout
 #      500 ms: short reads, completions of unknown jobs / other contexts / too many bytes / bad
 #      statuses, late, duplicate and racing completions, second handshakes, undefined ioctls,
 #      second daemons, detach-attach storms with jobs in flight. The hostile daemon checks what
@@ -21,7 +21,7 @@ fake=$repo/target/release/daedalus-fake-daemon
 [[ -x $bin && -x $fake ]] || { echo "daemon-fuzz: $bin or $fake not found: cargo build --release -p daedalus-tools -p daedalus-daemon"; exit 1; }
 # shellcheck source=lib/device-idle
 . "$repo/tests/vm/lib/device-idle"
-seconds=${DAEMON_FUZZ_SECONDS:-60}
+seconds=${DAEMON_FUZZ_SECONDS:-45}
 seed=${DAEMON_FUZZ_SEED:-1}
 param=/sys/module/daedalus/parameters/job_timeout_ms
 data=$repo/tests/vm/data

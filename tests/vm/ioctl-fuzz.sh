@@ -3,7 +3,7 @@
 #
 # VM test (guest, daedalusd attached): the device-side fuzzer of issue 14,
 # daedalus-ioctl-fuzz (tools/src/bin/): seeded random V4L2 / media request sequences over up to
-# four contexts for IOCTL_FUZZ_SECONDS (default 60) s, seed IOCTL_FUZZ_SEED (default 1) —
+# four contexts for IOCTL_FUZZ_SECONDS (default 45) s, seed IOCTL_FUZZ_SEED (default 1) —
 # formats and sizes out of range, every memory type and buffer count, controls of random bytes
 # and wrong sizes, requests of random bitstreams queued twice / re-initialised / closed while
 # queued, HOLD_CAPTURE_BUF, STREAMON / STREAMOFF at any time, contexts closed mid-flight. Then:
@@ -24,8 +24,8 @@ failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
 fds=$(daemon_fds)
-echo "== 1. daedalus-ioctl-fuzz for ${IOCTL_FUZZ_SECONDS:-60} s (seed ${IOCTL_FUZZ_SEED:-1})"
-timeout $((${IOCTL_FUZZ_SECONDS:-60} + 120)) "$fuzz" "${IOCTL_FUZZ_SEED:-1}" "${IOCTL_FUZZ_SECONDS:-60}" || fail "the fuzzer failed or got stuck"
+echo "== 1. daedalus-ioctl-fuzz for ${IOCTL_FUZZ_SECONDS:-45} s (seed ${IOCTL_FUZZ_SEED:-1})"
+timeout $((${IOCTL_FUZZ_SECONDS:-45} + 120)) "$fuzz" "${IOCTL_FUZZ_SEED:-1}" "${IOCTL_FUZZ_SECONDS:-45}" || fail "the fuzzer failed or got stuck"
 
 echo "== 2. nothing left behind"
 device_idle "after the fuzzer" "$fds" || fail "contexts, jobs, buffers or daemon files left"
