@@ -1491,14 +1491,15 @@ impl Parser {
 
         // Try identifying a sequence and a frame.
         r.0.skip_bits(obu_length as usize * 8)?;
-        let mut num_bytes_read = 0;
+        let mut num_bytes_read: u32 = 0;
 
         loop {
             let obu_length = r.read_leb128()?;
             let mut obu_reader = r.clone();
 
             r.0.skip_bits(obu_length as usize * 8)?;
-            num_bytes_read += obu_length;
+            // daedalus patch: saturating (an overflow panicked).
+            num_bytes_read = num_bytes_read.saturating_add(obu_length);
 
             if !seen_sequence {
                 let header = Self::parse_obu_header(&mut obu_reader)?;
@@ -1850,13 +1851,16 @@ impl Parser {
         let consumed = reader.consumed(start_pos);
 
         if let StreamFormat::AnnexB(annexb_state) = &mut self.stream_format {
-            annexb_state.temporal_unit_consumed += consumed;
-            annexb_state.frame_unit_consumed += consumed;
-
-            // daedalus patch: sizes beyond u32 are errors, not panics.
-            let size = u32::try_from(obu_size).map_err(|_| "obu_size does not fit 32 bits")?;
-            annexb_state.temporal_unit_consumed += size;
-            annexb_state.frame_unit_consumed += size;
+            // daedalus patch: sizes beyond u32 are errors, not panics (unwrap, overflows).
+            let size = u32::try_from(obu_size)
+                .ok()
+                .and_then(|size| size.checked_add(consumed))
+                .ok_or("obu_size does not fit 32 bits")?;
+            let overflow = || String::from("Annex B unit sizes overflow 32 bits");
+            annexb_state.temporal_unit_consumed =
+                annexb_state.temporal_unit_consumed.checked_add(size).ok_or_else(overflow)?;
+            annexb_state.frame_unit_consumed =
+                annexb_state.frame_unit_consumed.checked_add(size).ok_or_else(overflow)?;
         }
 
         assert!(reader.0.position() % 8 == 0);
