@@ -17,6 +17,10 @@
 //!   queued, closed while queued; `QBUF` of CAPTURE buffers, `STREAMON` / `STREAMOFF` of either
 //!   queue at any time, non-blocking `DQBUF`; contexts closed with everything in flight.
 //!
+//! * `setup`: now and then a sane configuration (a codec, formats, buffers, CAPTURE queued, both
+//!   queues streaming), and requests carrying the codec's controls at their defaults with a few
+//!   random bytes changed, so that requests pass the module's checks and reach the daemon.
+//!
 //! Errors are the expected answers; what must not happen is the kernel's to show (no oops, WARN,
 //! lockdep report: the VM test's dmesg check) or a call that does not return: a watchdog thread
 //! ends the process with `FAIL: ... stuck` if one step takes longer than 30 s. The summary line
@@ -41,8 +45,9 @@ const OUT: u32 = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE;
 const CAP: u32 = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE;
 
 /// The actions, for the watchdog's message and the summary.
-const ACTIONS: [&str; 12] = [
+const ACTIONS: [&str; 13] = [
     "open",
+    "setup",
     "close",
     "s_fmt",
     "reqbufs",
@@ -58,6 +63,8 @@ const ACTIONS: [&str; 12] = [
 
 /// One open context: its video and media nodes, its requests and exported buffers.
 struct Context {
+    /// The OUTPUT fourcc last set (the codec whose controls requests carry).
+    codec: u32,
     video: VideoDevice,
     media: MediaDevice,
     requests: Vec<Request>,
@@ -98,6 +105,7 @@ impl Fuzzer {
                 return false;
             };
             self.contexts.push(Context {
+                codec: V4L2_PIX_FMT_VP9_FRAME,
                 video,
                 media,
                 requests: Vec::new(),
@@ -117,6 +125,35 @@ impl Fuzzer {
         let rng = &mut self.rng;
         let c = &mut self.contexts[i];
         match ACTIONS[a] {
+            "setup" => {
+                // A sane configuration, so that requests reach the daemon: a codec, formats,
+                // buffers, every CAPTURE buffer queued, both queues streaming.
+                c.codec = pick(
+                    rng,
+                    &[
+                        V4L2_PIX_FMT_VP9_FRAME,
+                        V4L2_PIX_FMT_AV1_FRAME,
+                        V4L2_PIX_FMT_H264_SLICE,
+                    ],
+                );
+                let (w, h) = (rng.gen_range(16..=1920), rng.gen_range(16..=1088));
+                let capture = pick(rng, &[V4L2_PIX_FMT_NV12, V4L2_PIX_FMT_P010]);
+                let ok = c.video.set_coded_format(OUT, c.codec, w, h, 0).is_ok()
+                    && c.video.set_format(CAP, capture, w, h).is_ok()
+                    && c.video.request_buffers(OUT, V4L2_MEMORY_MMAP, 4).is_ok()
+                    && c.video.request_buffers(CAP, V4L2_MEMORY_MMAP, 6).is_ok();
+                for index in 0..6 {
+                    let qb = QueueBuf {
+                        buf_type: CAP,
+                        index,
+                        bytesused: 0,
+                        timestamp_us: 0,
+                        request: None,
+                    };
+                    let _ = c.video.queue_buffer(&qb);
+                }
+                ok && c.video.stream_on(OUT).is_ok() && c.video.stream_on(CAP).is_ok()
+            }
             "s_fmt" => {
                 let (w, h) = (rng.gen_range(0..9000), rng.gen_range(0..5000));
                 if rng.gen() {
@@ -202,6 +239,8 @@ impl Fuzzer {
                 };
                 if rng.gen() {
                     set_random_control(rng, &c.video, Which::Request(req.as_fd()));
+                } else {
+                    set_codec_controls(rng, &c.video, c.codec, Which::Request(req.as_fd()));
                 }
                 let index = rng.gen_range(0..8);
                 // A "bitstream" of random bytes in the buffer, now and then.
@@ -333,6 +372,74 @@ fn set_random_control(rng: &mut StdRng, video: &VideoDevice, which: Which<'_>) -
                 (0..n).map(|_| random_pod(rng)).collect();
             video
                 .set_ext_ctrls(which, &mut [CtrlPayload::array(id, &mut tiles)])
+                .is_ok()
+        }
+    }
+}
+
+/// The control's default value with a few random bytes changed: close enough to valid to pass
+/// the module's checks now and then and reach the daemon.
+fn mutated<T: ControlPayload>(rng: &mut StdRng, video: &VideoDevice, id: u32) -> T {
+    let value: T = video.default_payload(id).unwrap_or_default();
+    let mut bytes = pod::bytes(&value).to_vec();
+    for _ in 0..rng.gen_range(0..4) {
+        let i = rng.gen_range(0..bytes.len());
+        bytes[i] = rng.gen();
+    }
+    pod::read(&bytes).unwrap_or(value)
+}
+
+/// Sets the controls a request of `codec` needs, each its default with a few random bytes.
+fn set_codec_controls(rng: &mut StdRng, video: &VideoDevice, codec: u32, which: Which<'_>) -> bool {
+    match codec {
+        V4L2_PIX_FMT_H264_SLICE => {
+            let mut sps: v4l2_ctrl_h264_sps = mutated(rng, video, V4L2_CID_STATELESS_H264_SPS);
+            let mut pps: v4l2_ctrl_h264_pps = mutated(rng, video, V4L2_CID_STATELESS_H264_PPS);
+            let mut dp: v4l2_ctrl_h264_decode_params =
+                mutated(rng, video, V4L2_CID_STATELESS_H264_DECODE_PARAMS);
+            video
+                .set_ext_ctrls(
+                    which,
+                    &mut [
+                        CtrlPayload::new(V4L2_CID_STATELESS_H264_SPS, &mut sps),
+                        CtrlPayload::new(V4L2_CID_STATELESS_H264_PPS, &mut pps),
+                        CtrlPayload::new(V4L2_CID_STATELESS_H264_DECODE_PARAMS, &mut dp),
+                    ],
+                )
+                .is_ok()
+        }
+        V4L2_PIX_FMT_AV1_FRAME => {
+            let mut seq: v4l2_ctrl_av1_sequence =
+                mutated(rng, video, V4L2_CID_STATELESS_AV1_SEQUENCE);
+            let mut frame: v4l2_ctrl_av1_frame = mutated(rng, video, V4L2_CID_STATELESS_AV1_FRAME);
+            let mut tiles = [v4l2_ctrl_av1_tile_group_entry {
+                tile_offset: 0,
+                tile_size: rng.gen_range(0..4096),
+                ..Default::default()
+            }];
+            video
+                .set_ext_ctrls(
+                    which,
+                    &mut [
+                        CtrlPayload::new(V4L2_CID_STATELESS_AV1_SEQUENCE, &mut seq),
+                        CtrlPayload::new(V4L2_CID_STATELESS_AV1_FRAME, &mut frame),
+                        CtrlPayload::array(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY, &mut tiles),
+                    ],
+                )
+                .is_ok()
+        }
+        _ => {
+            let mut frame: v4l2_ctrl_vp9_frame = mutated(rng, video, V4L2_CID_STATELESS_VP9_FRAME);
+            let mut hdr: v4l2_ctrl_vp9_compressed_hdr =
+                mutated(rng, video, V4L2_CID_STATELESS_VP9_COMPRESSED_HDR);
+            video
+                .set_ext_ctrls(
+                    which,
+                    &mut [
+                        CtrlPayload::new(V4L2_CID_STATELESS_VP9_FRAME, &mut frame),
+                        CtrlPayload::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, &mut hdr),
+                    ],
+                )
                 .is_ok()
         }
     }
