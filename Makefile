@@ -9,7 +9,8 @@
 #   make module          build daedalus.ko against KDIR (default: that kernel)
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
 #   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
-#   make test            everything: style, lints, unit tests, module, VM tests
+#   make test            everything: style, lints, unit tests, module, VM tests (with LINUX=7.3:
+#                        the VM suite's core against that lane's kernel, LANE_TESTS)
 #   make test-vectors    the whole conformance vector sets through the VM (hours; make test
 #                        runs feature-covering subsets)
 #   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, and through
@@ -127,8 +128,17 @@ test-vm: lane kernel module clients-rootfs
 	scripts/test-vm
 
 # The VM's install test installs the module DKMS built (test-dkms) rather than the harness's.
+# Another lane (`make test LINUX=7.3`, issue 12) runs the VM suite's core against its kernel:
+# LANE_TESTS (the host tests do not depend on the kernel; the default lane runs them).
+LANE_TESTS ?= load-unload compliance topology requests daemon-protocol vp9-decode h264-decode \
+	av1-decode vp9-gstreamer h264-gstreamer av1-gstreamer
+ifeq ($(LANE_MODULE_DIR),)
 test: deps kernel test-host module clients-rootfs test-dkms
 	scripts/test-vm --env DAEDALUS_INSTALL_KO=$(CURDIR)/target/dkms-test/daedalus.ko
+else
+test: lane deps kernel module clients-rootfs
+	scripts/test-vm $(LANE_TESTS)
+endif
 
 # The whole vector sets through the VM, where `make test` runs feature-covering subsets (each
 # test's header says which): every H.264 vector with `daedalus decode` and with GStreamer (whole
