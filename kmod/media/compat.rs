@@ -47,7 +47,7 @@ pub(super) const fn device_attribute(
 ) -> bindings::device_attribute {
     bindings::device_attribute {
         attr: bindings::attribute {
-            name: name.as_ptr().cast(),
+            name: super::kernel::c_str_ptr(name),
             mode,
             // The remaining (lockdep) fields of a static attribute are zero.
             ..zeroed()
@@ -67,7 +67,7 @@ pub(super) const fn device_attribute(
 ) -> bindings::device_attribute {
     bindings::device_attribute {
         attr: bindings::attribute {
-            name: name.as_ptr().cast(),
+            name: super::kernel::c_str_ptr(name),
             mode,
             // The remaining (lockdep) fields of a static attribute are zero.
             ..zeroed()

@@ -31,6 +31,12 @@ use kernel::error::to_result;
 use super::bindings;
 use super::compat;
 
+/// The C string pointer of `s` (`CStr::as_ptr`, which later kernels' clippy configuration
+/// disallows in favour of their own `CStrExt`; this spelling builds on every kernel).
+pub(crate) const fn c_str_ptr(s: &core::ffi::CStr) -> *const kernel::ffi::c_char {
+    s.to_bytes_with_nul().as_ptr().cast()
+}
+
 /// Converts a C return value (`0` or `-errno`) into a [`Result`].
 pub(crate) fn check(ret: c_int) -> Result {
     to_result(ret)

@@ -123,7 +123,7 @@ impl<M: MiscOps> MiscRegistration<M> {
                 let misc = compat::opaque_raw(slot);
                 misc.write(bindings::miscdevice {
                     minor: bindings::MISC_DYNAMIC_MINOR as c_int,
-                    name: M::NAME.as_ptr().cast(),
+                    name: super::kernel::c_str_ptr(M::NAME),
                     fops: MiscFops::<M>::build(),
                     mode: M::MODE,
                     // The driver core only reads the table (`const struct attribute_group **`).
