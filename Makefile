@@ -180,7 +180,7 @@ bench: bench-module release clients-rootfs
 	done; exit $$rc
 
 clean:
-	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean
+	-$(MAKE) -C "$(KDIR)" M="$(MODULE_DIR)" clean
 	rm -f .module-build.log
 	$(CARGO) clean
 
