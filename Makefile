@@ -23,6 +23,8 @@
 #                        DESTDIR, PREFIX=/usr/local; install-module / install-user for one half)
 #   make uninstall       remove what `make install` installed (same DESTDIR / PREFIX)
 #   make deb             Debian packages into target/deb/ (DEB_ARCH=arm64 cross-builds; docs/install.md)
+#   make fuzz            the fuzz targets (fuzz/, docs/fuzzing.md), FUZZ_SECONDS (default 60) each;
+#                        FUZZ_TARGETS narrows them. make test runs each for FUZZ_SMOKE_SECONDS (5)
 #   make test-dkms       DKMS builds the module from the package's source tree against KDIR (a
 #                        private DKMS tree) and refuses a kernel without Rust (part of make test,
 #                        whose VM install test then installs that module)
@@ -58,7 +60,7 @@ BENCH_MODULE_DIR = $(CURDIR)/target/module-$(BENCH_KERNEL)
 .PHONY: lane all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module clean \
 	install install-module install-user uninstall uninstall-module uninstall-user generated-docs deb \
 	generated-docs-only install-files \
-	test-dkms dkms-source
+	test-dkms dkms-source fuzz fuzz-smoke
 
 all: module
 
@@ -127,13 +129,22 @@ test-host:
 test-vm: lane kernel module clients-rootfs
 	scripts/test-vm
 
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz:
+	scripts/fuzz --seconds $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Every fuzz target from its seeds for a few seconds: the properties on known input (docs/fuzzing.md).
+fuzz-smoke:
+	scripts/fuzz --seconds $(FUZZ_SMOKE_SECONDS)
+
 # The VM's install test installs the module DKMS built (test-dkms) rather than the harness's.
 # Another lane (`make test LINUX=7.3`, issue 12) runs the VM suite's core against its kernel:
 # LANE_TESTS (the host tests do not depend on the kernel; the default lane runs them).
 LANE_TESTS ?= load-unload compliance topology requests daemon-protocol vp9-decode h264-decode \
 	av1-decode vp9-gstreamer h264-gstreamer av1-gstreamer
 ifeq ($(LANE_MODULE_DIR),)
-test: deps kernel test-host module clients-rootfs test-dkms
+test: deps kernel test-host fuzz-smoke module clients-rootfs test-dkms
 	scripts/test-vm --env DAEDALUS_INSTALL_KO=$(CURDIR)/target/dkms-test/daedalus.ko
 else
 test: lane deps kernel module clients-rootfs

@@ -414,6 +414,11 @@ pub(super) unsafe extern "C" fn queue_init<T: Driver>(
             q.ops = Vb2VTable::<T>::build();
             q.mem_ops = &bindings::vb2_dma_contig_memops;
             q.timestamp_flags = bindings::V4L2_BUF_FLAG_TIMESTAMP_COPY;
+            // A client may ask for more contiguous memory than there is (64 MiB bitstream
+            // buffers, 8K P010 pictures): the allocation then fails with ENOMEM, without the
+            // page allocator's WARN for orders beyond MAX_PAGE_ORDER that any user of the
+            // device could trigger (found by daedalus-ioctl-fuzz).
+            q.gfp_flags = bindings::__GFP_NOWARN;
             q.lock = lock;
             q.dev = dma_dev;
             if ty == BufType::VideoOutputMplane {

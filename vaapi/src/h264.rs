@@ -220,8 +220,12 @@ impl H264 {
             Profile::H264Main => (77, 0),
             _ => (100, 0),
         };
-        let frame_mbs = (u32::from(pic.picture_width_in_mbs_minus1) + 1)
-            * (u32::from(pic.picture_height_in_mbs_minus1) + 1);
+        // (65536 x 65536 macroblocks do not fit 32 bits: saturated, as a level bound.)
+        let frame_mbs = u32::try_from(
+            (u64::from(pic.picture_width_in_mbs_minus1) + 1)
+                * (u64::from(pic.picture_height_in_mbs_minus1) + 1),
+        )
+        .unwrap_or(u32::MAX);
         let mut sps_flags = V4L2_H264_SPS_FLAG_FRAME_MBS_ONLY;
         for (on, flag) in [
             (

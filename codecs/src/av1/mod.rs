@@ -8,8 +8,11 @@
 //!   feeds libdav1d when the client queued only tile-group payloads).
 //! * [`obu`]: OBU framing (sizes, temporal units, Annex B), without a parser.
 //! * [`walk`]: cros-codecs' parser run over a buffer of OBUs, and a frame's tiles gathered.
+//! * [`roundtrip`]: parse → controls → rebuilt OBUs → parse gives the same controls, for the
+//!   vector test and the fuzzer.
 
 pub mod controls;
 pub mod obu;
 pub mod rebuild;
+pub mod roundtrip;
 pub mod walk;

@@ -5,11 +5,14 @@
 //!   `v4l2_ctrl_h264_pps`, `v4l2_ctrl_h264_scaling_matrix` — what a stateless client fills.
 //! * [`rebuild`]: those three controls → SPS and PPS NAL units (Annex-B) — what the daemon feeds
 //!   its software decoder in front of the slices, which carry no parameter sets of their own.
+//! * [`roundtrip`]: the property tying both directions together (parse → controls → rebuild →
+//!   parse gives the same controls), for the vector test and the fuzzer.
 //!
 //! The scan tables shared by both directions live here.
 
 pub mod controls;
 pub mod rebuild;
+pub mod roundtrip;
 
 /// Zig-zag scan of a 4x4 block (H.264 Table 8-13, frame scan): `ZIGZAG_4X4[k]` is the raster
 /// index of the k-th coefficient / scaling list entry.

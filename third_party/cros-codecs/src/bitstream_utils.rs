@@ -108,24 +108,31 @@ impl<'a> BitReader<'a> {
         }
 
         let mut bits_left = num_bits;
-        let mut out = 0u32;
+        // daedalus patch: accumulated in 64 bits: with 32 bits requested at a byte boundary
+        // the first shift is by 32, which overflows a u32 (a panic with overflow checks, the
+        // wrong value without).
+        let mut out = 0u64;
 
         while self.num_remaining_bits_in_curr_byte < bits_left {
-            out |= (self.curr_byte as u32) << (bits_left - self.num_remaining_bits_in_curr_byte);
+            out |= u64::from(self.curr_byte) << (bits_left - self.num_remaining_bits_in_curr_byte);
             bits_left -= self.num_remaining_bits_in_curr_byte;
             self.move_to_next_byte().map_err(|err| err.to_string())?;
         }
 
-        out |= (self.curr_byte >> (self.num_remaining_bits_in_curr_byte - bits_left)) as u32;
-        out &= ((1u64 << num_bits) - 1) as u32;
+        out |= u64::from(self.curr_byte >> (self.num_remaining_bits_in_curr_byte - bits_left));
+        out &= (1u64 << num_bits) - 1;
         self.num_remaining_bits_in_curr_byte -= bits_left;
         self.position += num_bits as u64;
 
-        U::try_from(out).map_err(|_| ReadBitsError::ConversionFailed.to_string())
+        U::try_from(out as u32).map_err(|_| ReadBitsError::ConversionFailed.to_string())
     }
 
     /// Reads a two's complement signed integer of length |num_bits|.
     pub fn read_bits_signed<U: TryFrom<i32>>(&mut self, num_bits: usize) -> Result<U, String> {
+        // daedalus patch: 0 or more than 31 bits overflowed the sign extension below.
+        if !(1..=31).contains(&num_bits) {
+            return Err(format!("read_bits_signed: {num_bits} bits"));
+        }
         let mut out: i32 = self
             .read_bits::<u32>(num_bits)?
             .try_into()
@@ -234,13 +241,11 @@ impl<'a> BitReader<'a> {
     /// integers to negative numbers. The least significant bit indicates the
     /// sign. See H264 Annex B specification 9.1.1 for details.
     pub fn read_se<U: TryFrom<i32>>(&mut self) -> Result<U, String> {
-        let ue = self.read_ue::<u32>()? as i32;
-
-        if ue % 2 == 0 {
-            Ok(U::try_from(-(ue / 2)).map_err(|_| String::from("Conversion error"))?)
-        } else {
-            Ok(U::try_from(ue / 2 + 1).map_err(|_| String::from("Conversion error"))?)
-        }
+        // daedalus patch: in 64 bits: codes above i32::MAX wrapped to wrong values.
+        let ue = i64::from(self.read_ue::<u32>()?);
+        let value = if ue % 2 == 0 { -(ue / 2) } else { ue / 2 + 1 };
+        let value = i32::try_from(value).map_err(|_| String::from("se(v) does not fit 32 bits"))?;
+        U::try_from(value).map_err(|_| String::from("Conversion error"))
     }
 
     pub fn read_se_bounded<U: TryFrom<i32>>(&mut self, min: i32, max: i32) -> Result<U, String> {
@@ -254,11 +259,15 @@ impl<'a> BitReader<'a> {
 
     /// Read little endian multi-byte integer.
     pub fn read_le<U: TryFrom<u32>>(&mut self, num_bits: u8) -> Result<U, String> {
-        let mut t = 0;
+        // daedalus patch: more than 4 bytes overflowed the shift (a panic with overflow checks).
+        if num_bits > 4 {
+            return Err(format!("le({num_bits}): more than 4 bytes"));
+        }
+        let mut t = 0u32;
 
-        for i in 0..num_bits {
+        for i in 0..u32::from(num_bits) {
             let byte = self.read_bits_aligned::<u32>(8)?;
-            t += byte << (i * 8)
+            t |= byte << (i * 8)
         }
 
         Ok(U::try_from(t).map_err(|_| String::from("Conversion error"))?)

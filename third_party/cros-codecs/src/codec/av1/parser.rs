@@ -1491,14 +1491,15 @@ impl Parser {
 
         // Try identifying a sequence and a frame.
         r.0.skip_bits(obu_length as usize * 8)?;
-        let mut num_bytes_read = 0;
+        let mut num_bytes_read: u32 = 0;
 
         loop {
             let obu_length = r.read_leb128()?;
             let mut obu_reader = r.clone();
 
             r.0.skip_bits(obu_length as usize * 8)?;
-            num_bytes_read += obu_length;
+            // daedalus patch: saturating (an overflow panicked).
+            num_bytes_read = num_bytes_read.saturating_add(obu_length);
 
             if !seen_sequence {
                 let header = Self::parse_obu_header(&mut obu_reader)?;
@@ -1775,7 +1776,10 @@ impl Parser {
         };
 
         let obu_reserved_1bit = r.0.read_bit()?;
-        assert!(!obu_reserved_1bit); // Must be set to zero as per spec.
+        // daedalus patch: an error, not an assertion (malformed input must not panic).
+        if obu_reserved_1bit {
+            return Err("obu_reserved_1bit is set".into());
+        }
 
         if header.extension_flag {
             header.temporal_id = r.0.read_bits::<u32>(3)?;
@@ -1828,8 +1832,9 @@ impl Parser {
         // Both "low-overhead" and Annex B are now at the same point, i.e.: a
         // open_bitstream_unit() follows.
         let header = Self::parse_obu_header(&mut reader)?;
-        if matches!(self.stream_format, StreamFormat::LowOverhead) {
-            assert!(header.has_size_field);
+        // daedalus patch: an error, not an assertion (malformed input must not panic).
+        if matches!(self.stream_format, StreamFormat::LowOverhead) && !header.has_size_field {
+            return Err("an OBU without obu_size in a low-overhead stream".into());
         }
 
         let obu_size: usize = if header.has_size_field {
@@ -1846,11 +1851,16 @@ impl Parser {
         let consumed = reader.consumed(start_pos);
 
         if let StreamFormat::AnnexB(annexb_state) = &mut self.stream_format {
-            annexb_state.temporal_unit_consumed += consumed;
-            annexb_state.frame_unit_consumed += consumed;
-
-            annexb_state.temporal_unit_consumed += u32::try_from(obu_size).unwrap();
-            annexb_state.frame_unit_consumed += u32::try_from(obu_size).unwrap();
+            // daedalus patch: sizes beyond u32 are errors, not panics (unwrap, overflows).
+            let size = u32::try_from(obu_size)
+                .ok()
+                .and_then(|size| size.checked_add(consumed))
+                .ok_or("obu_size does not fit 32 bits")?;
+            let overflow = || String::from("Annex B unit sizes overflow 32 bits");
+            annexb_state.temporal_unit_consumed =
+                annexb_state.temporal_unit_consumed.checked_add(size).ok_or_else(overflow)?;
+            annexb_state.frame_unit_consumed =
+                annexb_state.frame_unit_consumed.checked_add(size).ok_or_else(overflow)?;
         }
 
         assert!(reader.0.position() % 8 == 0);
@@ -1876,10 +1886,16 @@ impl Parser {
             }
         }
 
+        // daedalus patch: an obu_size past the data (a truncated stream) is an error, not an
+        // out-of-bounds panic.
+        let end = start_offset
+            .checked_add(obu_size)
+            .filter(|&end| end <= data.len())
+            .ok_or_else(|| format!("obu_size {obu_size} past the {} bytes left", data.len()))?;
         Ok(ObuAction::Process(Obu {
             header,
-            data: Cow::from(&data[start_offset..start_offset + obu_size]),
-            bytes_used: start_offset + obu_size,
+            data: Cow::from(&data[start_offset..end]),
+            bytes_used: end,
         }))
     }
 
@@ -3778,6 +3794,11 @@ impl Parser {
 
         let num_tiles = self.tile_rows * self.tile_cols;
         let start_bit_pos = r.0.position();
+        // daedalus patch (here to the end of the tile loop): malformed tile groups are errors,
+        // not arithmetic overflows / out-of-bounds panics.
+        if num_tiles == 0 {
+            return Err("a tile group without a frame header".into());
+        }
 
         if num_tiles > 1 {
             tg.tile_start_and_end_present_flag = r.0.read_bit()?;
@@ -3792,11 +3813,18 @@ impl Parser {
             tg.tg_end = r.0.read_bits::<u32>(tile_bits)?;
         }
 
+        if tg.tg_start > tg.tg_end || tg.tg_end >= num_tiles {
+            return Err(format!(
+                "tile group {}..={} outside the frame's {num_tiles} tiles",
+                tg.tg_start, tg.tg_end
+            ));
+        }
+
         r.byte_alignment()?;
 
         let end_bit_pos = r.0.position();
         let header_bytes = (end_bit_pos - start_bit_pos) / 8;
-        sz -= header_bytes;
+        sz = sz.checked_sub(header_bytes).ok_or("tile group header past the OBU")?;
 
         let mut tile_num = tg.tg_start;
         while tile_num <= tg.tg_end {
@@ -3806,21 +3834,27 @@ impl Parser {
             let tile_size;
 
             if last_tile {
-                tile_size = u32::try_from(sz).unwrap();
+                tile_size = u32::try_from(sz).map_err(|_| "tile larger than 4 GiB")?;
             } else {
-                tile_size = r.0.read_le::<u32>(self.tile_size_bytes.try_into().unwrap())? + 1;
-                sz -= u64::from(tile_size + self.tile_size_bytes);
+                tile_size = r
+                    .0
+                    .read_le::<u32>(u8::try_from(self.tile_size_bytes).map_err(|_| "tile_size_bytes")?)?
+                    .checked_add(1)
+                    .ok_or("tile_size_minus_1 overflows")?;
+                sz = sz
+                    .checked_sub(u64::from(tile_size) + u64::from(self.tile_size_bytes))
+                    .ok_or("tile size past the tile group")?;
             }
 
             let tile = Tile {
-                tile_offset: u32::try_from(r.0.position()).unwrap() / 8,
+                tile_offset: u32::try_from(r.0.position() / 8).map_err(|_| "tile offset past 4 GiB")?,
                 tile_size,
                 tile_row,
                 tile_col,
                 mi_row_start: self.mi_row_starts[tile_row as usize],
                 mi_row_end: self.mi_row_starts[tile_row as usize + 1],
-                mi_col_start: self.mi_row_starts[tile_col as usize],
-                mi_col_end: self.mi_row_starts[tile_col as usize + 1],
+                mi_col_start: self.mi_col_starts[tile_col as usize],
+                mi_col_end: self.mi_col_starts[tile_col as usize + 1],
             };
 
             tg.tiles.push(tile);
@@ -3853,11 +3887,14 @@ impl Parser {
         }
 
         let frame_header_obu = self.parse_frame_header_obu(&obu)?;
+        // daedalus patch: a header longer than the OBU (e.g. a frame header copied from an
+        // earlier OBU) is an error, not an out-of-bounds panic.
+        let past = || format!("frame header of {} bytes past the OBU", frame_header_obu.header_bytes);
         let obu = Obu {
             header: obu.header,
             data: match obu.data {
-                Cow::Borrowed(d) => Cow::Borrowed(&d[frame_header_obu.header_bytes..]),
-                Cow::Owned(d) => Cow::Owned(d[frame_header_obu.header_bytes..].to_owned()),
+                Cow::Borrowed(d) => Cow::Borrowed(d.get(frame_header_obu.header_bytes..).ok_or_else(past)?),
+                Cow::Owned(d) => Cow::Owned(d.get(frame_header_obu.header_bytes..).ok_or_else(past)?.to_owned()),
             },
             bytes_used: obu.bytes_used,
         };

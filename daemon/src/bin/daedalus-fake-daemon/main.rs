@@ -13,6 +13,9 @@
 //!                                      invalid (a completion naming the wrong context: the
 //!                                      module must refuse it with EINVAL and fail the job),
 //!                                      hang (read jobs, never answer)
+//! daedalus-fake-daemon hostile SEED SECONDS
+//!                                      attack the protocol for SECONDS with seeded random
+//!                                      misbehaviour while clients decode (hostile.rs)
 //! ```
 //! Exit status 1 (with `FAIL: ...`) at the first thing the module got wrong.
 
@@ -32,6 +35,8 @@ use daedalus_proto::wire::{
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
+mod hostile;
 
 /// An ioctl number of our type the module does not define.
 const IOC_UNKNOWN: u32 = 0xC020_DA09;
@@ -399,8 +404,16 @@ fn main() -> ExitCode {
         ["serve", "error"] => serve(Mode::Error),
         ["serve", "invalid"] => serve(Mode::Invalid),
         ["serve", "hang"] => serve(Mode::Hang),
+        ["hostile", seed, seconds] => match (seed.parse(), seconds.parse()) {
+            (Ok(seed), Ok(seconds)) => hostile::run(seed, seconds),
+            _ => fail(format!(
+                "hostile: SEED and SECONDS are numbers, not {seed:?} {seconds:?}"
+            )),
+        },
         _ => {
-            eprintln!("usage: daedalus-fake-daemon protocol | serve error|invalid|hang");
+            eprintln!(
+                "usage: daedalus-fake-daemon protocol | serve error|invalid|hang | hostile SEED SECONDS"
+            );
             return ExitCode::from(2);
         }
     };
