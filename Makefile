@@ -47,6 +47,10 @@ LANE_ERROR := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load' 2>&
 LANE_MODULE_DIR := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_module_dir"' 2>/dev/null)
 LANE_LIBCLANG := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_libclang"' 2>/dev/null)
 MODULE_DIR := $(if $(LANE_MODULE_DIR),$(CURDIR)/$(LANE_MODULE_DIR),$(CURDIR))
+# A lane whose bindgen needs another libclang (7.3: 19) gets it in every recipe (module, DKMS).
+ifneq ($(LANE_LIBCLANG),)
+export LIBCLANG_PATH := $(LANE_LIBCLANG)
+endif
 KDIR ?= $(if $(LANE_ERROR),,$(shell $(LANE_ENV) scripts/build-kernel --print-kdir 2>/dev/null))
 CARGO ?= cargo
 # Five interleaved rounds, medians reported: one round is at the mercy of the machine's load.
@@ -81,8 +85,7 @@ KMOD_UNSAFE_BUDGET := 0
 # The module is built by Kbuild (top-level Kbuild file), through clippy (CLIPPY=1: the kernel's
 # lint set, e.g. undocumented unsafe blocks). The kernel runs with CONFIG_WERROR, so Rust and C
 # warnings already fail the build; the grep also catches modpost warnings.
-# A non-default lane builds from a copy of the module's sources in $(MODULE_DIR), with the
-# lane's libclang for bindgen (LIBCLANG_PATH).
+# A non-default lane builds from a copy of the module's sources in $(MODULE_DIR).
 module: lane
 	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel$(if $(LANE_MODULE_DIR), LINUX=$(LINUX))' or pass KDIR=" >&2; exit 1; }
 	@scripts/check-kernel "$(KDIR)"
@@ -94,7 +97,7 @@ ifneq ($(LANE_MODULE_DIR),)
 	  xargs -0 cp -p --parents -t "$(MODULE_DIR)"
 endif
 	@: > "$(MODULE_DIR)/.module-build.log"
-	@$(if $(LANE_LIBCLANG),LIBCLANG_PATH="$(LANE_LIBCLANG)") scripts/quiet --tag module --log "$(MODULE_DIR)/.module-build.log" \
+	@scripts/quiet --tag module --log "$(MODULE_DIR)/.module-build.log" \
 	  "building $(if $(LANE_MODULE_DIR),$(LANE_MODULE_DIR)/)daedalus.ko against $(KDIR)" -- \
 	  $(MAKE) -C "$(KDIR)" M="$(MODULE_DIR)" CLIPPY=1 modules
 	@! grep -iE "warning:" "$(MODULE_DIR)/.module-build.log" || { echo "module build printed warnings" >&2; exit 1; }
