@@ -9,7 +9,8 @@
 #   make module          build daedalus.ko against KDIR (default: that kernel)
 #   make clients-rootfs  build (once) the Debian 13 chroot with v4l-utils 1.30 + GStreamer 1.26
 #   make demo            boot the VM with module + daemon, decode a VP9 stream, check it
-#   make test            everything: style, lints, unit tests, module, VM tests
+#   make test            everything: style, lints, unit tests, module, VM tests (with LINUX=7.3:
+#                        the VM suite's core against that lane's kernel, LANE_TESTS)
 #   make test-vectors    the whole conformance vector sets through the VM (hours; make test
 #                        runs feature-covering subsets)
 #   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, and through
@@ -28,9 +29,29 @@
 #                        private DKMS tree) and refuses a kernel without Rust (part of make test,
 #                        whose VM install test then installs that module)
 #   make clean
+#
+#   Lanes (scripts/lane, issue 12): LINUX=6.12 (default) or LINUX=7.3 picks the kernel that
+#   kernel, module, test-vm and test build and boot, e.g. `make kernel module LINUX=7.3`; each
+#   lane has its own cached tree, and a non-default lane's module is built in
+#   target/module-linux-$(LINUX)/ (the default lane's stays ./daedalus.ko). ARCH=x86_64 is the
+#   only architecture so far (arm64: issue 12, not implemented yet).
 
 SHELL := /bin/bash
-KDIR ?= $(shell scripts/build-kernel --print-kdir 2>/dev/null)
+# The lane: LINUX and ARCH reach the scripts through the environment (make exports command-line
+# variables). LANE_ERROR is the lane's error for an unknown LINUX / ARCH (empty when it is fine);
+# the targets that use the lane stop on it.
+# $(shell) does not see make's exported variables (make 4.3): LANE_ENV passes them.
+LINUX ?= 6.12
+LANE_ENV := LINUX='$(LINUX)' ARCH='$(ARCH)'
+LANE_ERROR := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load' 2>&1)
+LANE_MODULE_DIR := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_module_dir"' 2>/dev/null)
+LANE_LIBCLANG := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_libclang"' 2>/dev/null)
+MODULE_DIR := $(if $(LANE_MODULE_DIR),$(CURDIR)/$(LANE_MODULE_DIR),$(CURDIR))
+# A lane whose bindgen needs another libclang (7.3: 19) gets it in every recipe (module, DKMS).
+ifneq ($(LANE_LIBCLANG),)
+export LIBCLANG_PATH := $(LANE_LIBCLANG)
+endif
+KDIR ?= $(if $(LANE_ERROR),,$(shell $(LANE_ENV) scripts/build-kernel --print-kdir 2>/dev/null))
 CARGO ?= cargo
 # Five interleaved rounds, medians reported: one round is at the mercy of the machine's load.
 BENCH_ARGS ?= --runs 5
@@ -40,17 +61,20 @@ BENCH_KERNEL ?= bench
 # would replace the daedalus.ko of the test kernel.
 BENCH_MODULE_DIR = $(CURDIR)/target/module-$(BENCH_KERNEL)
 
-.PHONY: all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module clean \
+.PHONY: lane all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module clean \
 	install install-module install-user uninstall uninstall-module uninstall-user generated-docs deb \
 	generated-docs-only install-files \
 	test-dkms dkms-source fuzz fuzz-smoke
 
 all: module
 
-deps:
+lane:
+	@$(if $(LANE_ERROR),echo '$(LANE_ERROR)' >&2; exit 2,:)
+
+deps: lane
 	scripts/install-deps
 
-kernel:
+kernel: lane
 	scripts/build-kernel >/dev/null
 
 # `unsafe` belongs in the module's safe media layer (kmod/media/): the driver files at the top of
@@ -61,17 +85,24 @@ KMOD_UNSAFE_BUDGET := 0
 # The module is built by Kbuild (top-level Kbuild file), through clippy (CLIPPY=1: the kernel's
 # lint set, e.g. undocumented unsafe blocks). The kernel runs with CONFIG_WERROR, so Rust and C
 # warnings already fail the build; the grep also catches modpost warnings.
-module:
-	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel' or pass KDIR=" >&2; exit 1; }
+# A non-default lane builds from a copy of the module's sources in $(MODULE_DIR).
+module: lane
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel$(if $(LANE_MODULE_DIR), LINUX=$(LINUX))' or pass KDIR=" >&2; exit 1; }
 	@scripts/check-kernel "$(KDIR)"
 	@n=$$(grep -ow unsafe $$(ls kmod/*.rs | grep -v '^kmod/bindings') | wc -l); \
 	  [ $$n -le $(KMOD_UNSAFE_BUDGET) ] || { echo "kmod: $$n uses of unsafe in the driver files, over the budget of $(KMOD_UNSAFE_BUDGET): move them into kmod/media/ (docs/kmod-safe-layer.md)" >&2; exit 1; }
-	@: > .module-build.log
-	@scripts/quiet --tag module --log .module-build.log "building daedalus.ko against $(KDIR)" -- \
-	  $(MAKE) -C "$(KDIR)" M="$(CURDIR)" CLIPPY=1 modules
-	@! grep -iE "warning:" .module-build.log || { echo "module build printed warnings" >&2; exit 1; }
+ifneq ($(LANE_MODULE_DIR),)
+	@mkdir -p "$(MODULE_DIR)"
+	@git ls-files -z --cached --others --exclude-standard Kbuild kmod proto/src | \
+	  xargs -0 cp -p --parents -t "$(MODULE_DIR)"
+endif
+	@: > "$(MODULE_DIR)/.module-build.log"
+	@scripts/quiet --tag module --log "$(MODULE_DIR)/.module-build.log" \
+	  "building $(if $(LANE_MODULE_DIR),$(LANE_MODULE_DIR)/)daedalus.ko against $(KDIR)" -- \
+	  $(MAKE) -C "$(KDIR)" M="$(MODULE_DIR)" CLIPPY=1 modules
+	@! grep -iE "warning:" "$(MODULE_DIR)/.module-build.log" || { echo "module build printed warnings" >&2; exit 1; }
 
-clients-rootfs:
+clients-rootfs: lane
 	scripts/build-clients-rootfs >/dev/null
 
 release:
@@ -98,7 +129,7 @@ test-host:
 	H264_THREADS=1 $(CARGO) test --release --locked -p daedalus-daemon --test h264_vectors \
 	  h264_vectors_byte_exact -- --include-ignored
 
-test-vm: kernel module clients-rootfs
+test-vm: lane kernel module clients-rootfs
 	scripts/test-vm
 
 FUZZ_SECONDS ?= 60
@@ -111,8 +142,17 @@ fuzz-smoke:
 	scripts/fuzz --seconds $(FUZZ_SMOKE_SECONDS)
 
 # The VM's install test installs the module DKMS built (test-dkms) rather than the harness's.
+# Another lane (`make test LINUX=7.3`, issue 12) runs the VM suite's core against its kernel:
+# LANE_TESTS (the host tests do not depend on the kernel; the default lane runs them).
+LANE_TESTS ?= load-unload compliance topology requests daemon-protocol vp9-decode h264-decode \
+	av1-decode vp9-gstreamer h264-gstreamer av1-gstreamer
+ifeq ($(LANE_MODULE_DIR),)
 test: deps kernel test-host fuzz-smoke module clients-rootfs test-dkms
 	scripts/test-vm --env DAEDALUS_INSTALL_KO=$(CURDIR)/target/dkms-test/daedalus.ko
+else
+test: lane deps kernel module clients-rootfs
+	scripts/test-vm $(LANE_TESTS)
+endif
 
 # The whole vector sets through the VM, where `make test` runs feature-covering subsets (each
 # test's header says which): every H.264 vector with `daedalus decode` and with GStreamer (whole
@@ -154,7 +194,7 @@ bench: bench-module release clients-rootfs
 	done; exit $$rc
 
 clean:
-	-$(MAKE) -C "$(KDIR)" M="$(CURDIR)" clean
+	-$(MAKE) -C "$(KDIR)" M="$(MODULE_DIR)" clean
 	rm -f .module-build.log
 	$(CARGO) clean
 

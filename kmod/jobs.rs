@@ -162,7 +162,7 @@ impl Inner {
             .jobs
             .iter()
             .flatten()
-            .filter(|j| id.map_or(true, |id| j.ctx_id == id))
+            .filter(|j| id.is_none() || id == Some(j.ctx_id))
             .count();
         u32::try_from(n).unwrap_or(u32::MAX)
     }

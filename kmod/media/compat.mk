@@ -28,3 +28,33 @@ endif
 ifeq ($(call daedalus_has,rust/kernel/uaccess.rs,pub struct UserPtr),y)
 rustflags-y += --cfg daedalus_userptr_newtype
 endif
+
+# struct device_attribute: 7.x puts `show` in an anonymous union (a struct with CONFIG_CFI) with a
+# `show_const` variant (__SYSFS_FUNCTION_ALTERNATIVE); before, `show` is a plain member.
+ifeq ($(call daedalus_has,include/linux/device.h,\(\*show_const\)),y)
+rustflags-y += --cfg daedalus_sysfs_show_alternative
+ifdef CONFIG_CFI
+$(error daedalus: CONFIG_CFI makes device_attribute's show/show_const a struct, a layout media/compat.rs does not build yet)
+endif
+endif
+
+# struct attribute_group: 7.x puts `attrs` in an anonymous union with `attrs_const`.
+ifeq ($(call daedalus_has,include/linux/sysfs.h,\*const \*attrs_const;),y)
+rustflags-y += --cfg daedalus_sysfs_attrs_union
+endif
+
+# module!: 7.x gives the module's `ThisModule` as ModuleMetadata::THIS_MODULE instead of a
+# crate-level `static THIS_MODULE`.
+ifeq ($(call daedalus_has,rust/macros/module.rs,const THIS_MODULE: ::kernel::ThisModule),y)
+rustflags-y += --cfg daedalus_this_module_metadata
+endif
+
+# kernel::types::Opaque::raw_get() was renamed cast_into() (6.17+).
+ifeq ($(call daedalus_has,rust/kernel/types.rs,pub const fn cast_into),y)
+rustflags-y += --cfg daedalus_opaque_cast_into
+endif
+
+# Pin-init became a crate of its own (`pin_init`, 6.15+); kernel::init keeps InPlaceInit only.
+ifeq ($(call daedalus_has,rust/pin-init/src/lib.rs,pub const unsafe fn pin_init_from_closure),y)
+rustflags-y += --cfg daedalus_pin_init_crate
+endif

@@ -39,6 +39,7 @@ pub(super) type ShowFn = unsafe extern "C" fn(
 ) -> isize;
 
 /// A read-only (no `store`) device attribute `name` with `mode`, filled by `show`.
+#[cfg(not(daedalus_sysfs_show_alternative))]
 pub(super) const fn device_attribute(
     name: &'static CStr,
     mode: u16,
@@ -46,7 +47,7 @@ pub(super) const fn device_attribute(
 ) -> bindings::device_attribute {
     bindings::device_attribute {
         attr: bindings::attribute {
-            name: name.as_ptr().cast(),
+            name: super::kernel::c_str_ptr(name),
             mode,
             // The remaining (lockdep) fields of a static attribute are zero.
             ..zeroed()
@@ -56,8 +57,29 @@ pub(super) const fn device_attribute(
     }
 }
 
+/// As above, for 7.x: `show` is one member of an anonymous union with `show_const` (and `store`
+/// of one with `store_const`, left zero: no callback).
+#[cfg(daedalus_sysfs_show_alternative)]
+pub(super) const fn device_attribute(
+    name: &'static CStr,
+    mode: u16,
+    show: ShowFn,
+) -> bindings::device_attribute {
+    bindings::device_attribute {
+        attr: bindings::attribute {
+            name: super::kernel::c_str_ptr(name),
+            mode,
+            // The remaining (lockdep) fields of a static attribute are zero.
+            ..zeroed()
+        },
+        __bindgen_anon_1: bindings::device_attribute__bindgen_ty_1 { show: Some(show) },
+        ..zeroed()
+    }
+}
+
 /// An unnamed attribute group of the NULL-terminated list `attrs` (no visibility callback, no
 /// binary attributes). The driver core only reads the list.
+#[cfg(not(daedalus_sysfs_attrs_union))]
 pub(super) const fn attribute_group(
     attrs: *const *const bindings::attribute,
 ) -> bindings::attribute_group {
@@ -65,4 +87,46 @@ pub(super) const fn attribute_group(
         attrs: attrs.cast_mut().cast(),
         ..zeroed()
     }
+}
+
+/// As above, for 7.x: `attrs` is one member of an anonymous union with `attrs_const`.
+#[cfg(daedalus_sysfs_attrs_union)]
+pub(super) const fn attribute_group(
+    attrs: *const *const bindings::attribute,
+) -> bindings::attribute_group {
+    bindings::attribute_group {
+        __bindgen_anon_2: bindings::attribute_group__bindgen_ty_2 { attrs_const: attrs },
+        ..zeroed()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The module's own `struct module` (the `owner` of its file operations): a crate-level static
+// `THIS_MODULE` made by `module!` on 6.12, `ModuleMetadata::THIS_MODULE` of the module type on
+// 7.x.
+
+/// `THIS_MODULE`.
+#[cfg(not(daedalus_this_module_metadata))]
+pub(super) const THIS_MODULE: *mut bindings::module = crate::THIS_MODULE.as_ptr().cast();
+
+/// `THIS_MODULE`.
+#[cfg(daedalus_this_module_metadata)]
+pub(super) const THIS_MODULE: *mut bindings::module =
+    <crate::DaedalusModule as kernel::ModuleMetadata>::THIS_MODULE
+        .as_ptr()
+        .cast();
+
+// ---------------------------------------------------------------------------------------------
+// `Opaque<T>` to `*mut T` without a reference: `raw_get` on 6.12, `cast_into` on later kernels.
+
+/// The `T` inside the `Opaque<T>` at `this` (no dereference).
+#[cfg(not(daedalus_opaque_cast_into))]
+pub(super) const fn opaque_raw<T>(this: *const kernel::types::Opaque<T>) -> *mut T {
+    kernel::types::Opaque::raw_get(this)
+}
+
+/// The `T` inside the `Opaque<T>` at `this` (no dereference).
+#[cfg(daedalus_opaque_cast_into)]
+pub(super) const fn opaque_raw<T>(this: *const kernel::types::Opaque<T>) -> *mut T {
+    kernel::types::Opaque::cast_into(this)
 }

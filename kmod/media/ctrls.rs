@@ -104,7 +104,9 @@ impl<O: CtrlOps> CtrlHandler<O> {
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
                 // `repr(transparent)` over the `Opaque`.
-                let hdl = Opaque::raw_get(slot.cast::<Opaque<bindings::v4l2_ctrl_handler>>());
+                let hdl = crate::media::compat::opaque_raw(
+                    slot.cast::<Opaque<bindings::v4l2_ctrl_handler>>(),
+                );
                 core::ptr::write_bytes(hdl, 0, 1);
                 let r = check(bindings::daedalus_ctrl_handler_init(
                     hdl,

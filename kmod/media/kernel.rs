@@ -13,14 +13,29 @@ pub(crate) use kernel::types::Opaque;
 pub(crate) use kernel::{pr_err, pr_info, pr_warn};
 // Pin-init, named once here: later kernels moved it into a crate of its own, and a path that
 // changes is a version difference (rule 5: only `media/kernel.rs` and `compat` name them).
+// Pin-init in the `kernel` crate (6.12).
+#[cfg(not(daedalus_pin_init_crate))]
 pub(crate) use kernel::init::{pin_init_from_closure, InPlaceInit, PinInit};
+#[cfg(not(daedalus_pin_init_crate))]
+pub(crate) use kernel::pin_init;
+// Pin-init as the `pin_init` crate (later kernels): only `InPlaceInit` stays in `kernel::init`.
+#[cfg(daedalus_pin_init_crate)]
+pub(crate) use kernel::init::InPlaceInit;
 pub(crate) use kernel::prelude::{pin_data, pinned_drop};
-pub(crate) use kernel::{pin_init, try_pin_init};
+pub(crate) use kernel::try_pin_init;
+#[cfg(daedalus_pin_init_crate)]
+pub(crate) use pin_init::{pin_init, pin_init_from_closure, PinInit};
 
 use kernel::error::to_result;
 
 use super::bindings;
 use super::compat;
+
+/// The C string pointer of `s` (`CStr::as_ptr`, which later kernels' clippy configuration
+/// disallows in favour of their own `CStrExt`; this spelling builds on every kernel).
+pub(crate) const fn c_str_ptr(s: &core::ffi::CStr) -> *const kernel::ffi::c_char {
+    s.to_bytes_with_nul().as_ptr().cast()
+}
 
 /// Converts a C return value (`0` or `-errno`) into a [`Result`].
 pub(crate) fn check(ret: c_int) -> Result {

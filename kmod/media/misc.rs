@@ -120,10 +120,10 @@ impl<M: MiscOps> MiscRegistration<M> {
         // having registered nothing (nothing to undo, nothing to drop).
         unsafe {
             pin_init_from_closure(|slot: *mut Opaque<bindings::miscdevice>| {
-                let misc = Opaque::raw_get(slot);
+                let misc = compat::opaque_raw(slot);
                 misc.write(bindings::miscdevice {
                     minor: bindings::MISC_DYNAMIC_MINOR as c_int,
-                    name: M::NAME.as_ptr().cast(),
+                    name: super::kernel::c_str_ptr(M::NAME),
                     fops: MiscFops::<M>::build(),
                     mode: M::MODE,
                     // The driver core only reads the table (`const struct attribute_group **`).
@@ -200,7 +200,7 @@ impl<M: MiscOps> MiscRegistration<M> {
 vtable! {
     /// The `file_operations` of a misc node of `M` (`owner`: files hold a module reference).
     struct MiscFops<M: MiscOps>: bindings::file_operations {
-        owner: crate::THIS_MODULE.as_ptr().cast(),
+        owner: compat::THIS_MODULE,
         open: Some(open::<M>),
         release: Some(release::<M>),
         read: Some(read::<M>),

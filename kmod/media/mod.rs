@@ -36,10 +36,17 @@ macro_rules! vtable {
     };
 }
 
+// The cast lints are those later kernels add to `rust_common_flags` (7.x): generated code.
 #[allow(
     unknown_lints,
     unnecessary_transmutes,
     clippy::all,
+    clippy::as_ptr_cast_mut,
+    clippy::as_underscore,
+    clippy::cast_lossless,
+    clippy::ptr_as_ptr,
+    clippy::ptr_cast_constness,
+    clippy::ref_as_ptr,
     clippy::undocumented_unsafe_blocks,
     dead_code,
     missing_docs,

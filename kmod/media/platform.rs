@@ -26,7 +26,7 @@ impl PlatformDevice {
     /// `dma_mask`.
     pub(crate) fn register(name: &'static CStr, dma_mask: u64) -> Result<Self> {
         let info = bindings::platform_device_info {
-            name: name.as_ptr().cast(),
+            name: super::kernel::c_str_ptr(name),
             id: -1, // PLATFORM_DEVID_NONE
             dma_mask,
             ..Default::default()

@@ -461,17 +461,17 @@ impl PictureFormat {
             _ => return Err(WireError::BadBuffer),
         };
         let (w, h, bpl) = (
-            self.width as u64,
-            self.height as u64,
-            self.bytesperline as u64,
+            u64::from(self.width),
+            u64::from(self.height),
+            u64::from(self.bytesperline),
         );
         let luma_end = bpl * h;
-        let chroma_end = self.chroma_offset as u64 + bpl * h.div_ceil(2);
+        let chroma_end = u64::from(self.chroma_offset) + bpl * h.div_ceil(2);
         let ok = w > 0
             && h > 0
             && w * bytes_per_sample <= bpl
-            && luma_end <= self.chroma_offset as u64
-            && chroma_end <= self.sizeimage as u64
+            && luma_end <= u64::from(self.chroma_offset)
+            && chroma_end <= u64::from(self.sizeimage)
             && self.sizeimage <= buffer_length;
         if ok {
             Ok(())

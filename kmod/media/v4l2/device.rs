@@ -115,7 +115,8 @@ impl V4l2Device {
         // expects kzalloc'ed memory, then registered) or fails leaving nothing to undo.
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
-                let raw = Opaque::raw_get(slot.cast::<Opaque<bindings::v4l2_device>>());
+                let raw =
+                    crate::media::compat::opaque_raw(slot.cast::<Opaque<bindings::v4l2_device>>());
                 core::ptr::write_bytes(raw, 0, 1);
                 strscpy(&mut (*raw).name, name);
                 // `dev` is the live platform device (reference taken by the callee).
@@ -173,7 +174,8 @@ impl MediaDevice {
         // `media_device_init` reads, the init itself, then the ops) and cannot fail.
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
-                let raw = Opaque::raw_get(slot.cast::<Opaque<bindings::media_device>>());
+                let raw =
+                    crate::media::compat::opaque_raw(slot.cast::<Opaque<bindings::media_device>>());
                 core::ptr::write_bytes(raw, 0, 1);
                 (*raw).dev = dev;
                 strscpy(&mut (*raw).model, info.name);

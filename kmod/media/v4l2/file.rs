@@ -43,7 +43,7 @@ impl Fh {
         // node `vdev` (`open::<T>`'s).
         unsafe {
             pin_init_from_closure(move |slot: *mut Self| {
-                let fh = Opaque::raw_get(slot.cast::<Opaque<bindings::v4l2_fh>>());
+                let fh = crate::media::compat::opaque_raw(slot.cast::<Opaque<bindings::v4l2_fh>>());
                 core::ptr::write_bytes(fh, 0, 1);
                 bindings::v4l2_fh_init(fh, vdev);
                 Ok(())
@@ -311,7 +311,7 @@ impl Queue<'_> {
 vtable! {
     /// The `v4l2_file_operations` of driver `T`.
     pub(super) struct FileVTable<T: Driver>: bindings::v4l2_file_operations {
-        owner: crate::THIS_MODULE.as_ptr().cast(),
+        owner: crate::media::compat::THIS_MODULE,
         open: Some(open::<T>),
         release: Some(release::<T>),
         poll: Some(bindings::v4l2_m2m_fop_poll),
