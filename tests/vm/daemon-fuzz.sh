@@ -21,11 +21,12 @@ fake=$repo/target/release/daedalus-fake-daemon
 [[ -x $bin && -x $fake ]] || { echo "daemon-fuzz: $bin or $fake not found: cargo build --release -p daedalus-tools -p daedalus-daemon"; exit 1; }
 # shellcheck source=lib/device-idle
 . "$repo/tests/vm/lib/device-idle"
+# shellcheck source=lib/small-streams
+. "$repo/tests/vm/lib/small-streams"
 seconds=${DAEMON_FUZZ_SECONDS:-45}
 seed=${DAEMON_FUZZ_SEED:-1}
 param=/sys/module/daedalus/parameters/job_timeout_ms
-data=$repo/tests/vm/data
-streams=("$data/stress-vp9-160x90.ivf" "$data/stress-h264-192x108.264" "$data/stress-av1-128x72.ivf")
+mapfile -t streams < <(small_streams)
 work=$(mktemp -d)
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -66,16 +67,7 @@ dmesg | grep -E "daedalus: (invalid completion|.*timed out)" | tail -n 3 || true
 
 echo "== 3. a real daemon decodes byte-exact"
 "$repo/tests/vm/lib/start-daemon" >/dev/null
-for s in "${streams[@]}"; do
-  rc=0
-  timeout 300 "$bin" decode -q --framemd5 "$work/out.md5" "$s" >/dev/null 2>"$work/err" || rc=$?
-  if ((rc != 0)); then cat "$work/err"; fail "$(basename "$s"): exit $rc"; continue; fi
-  if cmp -s <(grep -v '^#' "$s.framemd5" | awk -F, '{print $NF}') <(grep -v '^#' "$work/out.md5" | awk -F, '{print $NF}'); then
-    echo "byte-exact: $(basename "$s") ($(grep -vc '^#' "$work/out.md5") frames)"
-  else
-    fail "$(basename "$s"): pictures differ from the reference"
-  fi
-done
+small_streams_byte_exact "$work"
 
 rm -rf "$work"
 [[ $failures -eq 0 ]] && echo "daemon-fuzz: all passed" || { echo "daemon-fuzz: $failures failed"; exit 1; }

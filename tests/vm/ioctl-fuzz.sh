@@ -18,7 +18,8 @@ fuzz=$repo/target/release/daedalus-ioctl-fuzz
 [[ -x $bin && -x $fuzz ]] || { echo "ioctl-fuzz: $bin or $fuzz not found: cargo build --release -p daedalus-tools"; exit 1; }
 # shellcheck source=lib/device-idle
 . "$repo/tests/vm/lib/device-idle"
-data=$repo/tests/vm/data
+# shellcheck source=lib/small-streams
+. "$repo/tests/vm/lib/small-streams"
 work=$(mktemp -d)
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
@@ -32,16 +33,7 @@ device_idle "after the fuzzer" "$fds" || fail "contexts, jobs, buffers or daemon
 [[ $(<"$daedalus_sysfs/daemon_attached") == 1 ]] || fail "the daemon is no longer attached"
 
 echo "== 3. the same daemon decodes byte-exact"
-for s in "$data/stress-vp9-160x90.ivf" "$data/stress-h264-192x108.264" "$data/stress-av1-128x72.ivf"; do
-  rc=0
-  timeout 300 "$bin" decode -q --framemd5 "$work/out.md5" "$s" >/dev/null 2>"$work/err" || rc=$?
-  if ((rc != 0)); then cat "$work/err"; fail "$(basename "$s"): exit $rc"; continue; fi
-  if cmp -s <(grep -v '^#' "$s.framemd5" | awk -F, '{print $NF}') <(grep -v '^#' "$work/out.md5" | awk -F, '{print $NF}'); then
-    echo "byte-exact: $(basename "$s") ($(grep -vc '^#' "$work/out.md5") frames)"
-  else
-    fail "$(basename "$s"): pictures differ from the reference"
-  fi
-done
+small_streams_byte_exact "$work"
 
 rm -rf "$work"
 [[ $failures -eq 0 ]] && echo "ioctl-fuzz: all passed" || { echo "ioctl-fuzz: $failures failed"; exit 1; }

@@ -91,6 +91,20 @@ impl Hostile {
         Ok(())
     }
 
+    /// Keeps a job just read for a later answer (closing the fds it brought).
+    fn hold(&mut self, job: &Job<'_>) {
+        close_fds(job);
+        self.counts.jobs += 1;
+        self.held.push(Held {
+            job_id: job.header.job_id,
+            ctx_id: job.header.ctx_id,
+            capture_length: job.header.capture.length,
+            sizeimage: job.header.picture.sizeimage,
+            attach: self.attach,
+            read_at: Instant::now(),
+        });
+    }
+
     /// Expects a refused completion: `Ok` is a failure of the module.
     fn refused(&mut self, what: &str, r: Result<(), Errno>) -> Check<()> {
         self.counts.answered += 1;
@@ -126,16 +140,7 @@ impl Hostile {
         match wire::decode(&buf[..n]) {
             Err(e) => fail(format!("undecodable message of {n} bytes: {e}")),
             Ok(Message::Job(job)) => {
-                close_fds(&job);
-                self.counts.jobs += 1;
-                self.held.push(Held {
-                    job_id: job.header.job_id,
-                    ctx_id: job.header.ctx_id,
-                    capture_length: job.header.capture.length,
-                    sizeimage: job.header.picture.sizeimage,
-                    attach: self.attach,
-                    read_at: Instant::now(),
-                });
+                self.hold(&job);
                 Ok(())
             }
             Ok(_) => Ok(()),
@@ -338,16 +343,7 @@ impl Hostile {
                         return fail("a non-blocking read returned part of a message");
                     }
                     if let Ok(Message::Job(job)) = wire::decode(&buf[..n]) {
-                        close_fds(&job);
-                        self.counts.jobs += 1;
-                        self.held.push(Held {
-                            job_id: job.header.job_id,
-                            ctx_id: job.header.ctx_id,
-                            capture_length: job.header.capture.length,
-                            sizeimage: job.header.picture.sizeimage,
-                            attach: self.attach,
-                            read_at: Instant::now(),
-                        });
+                        self.hold(&job);
                     }
                     self.counts.messages += 1;
                 }
