@@ -310,6 +310,7 @@ impl Frame {
                 Control::array(V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY, self.tiles.clone()),
             ],
             menus: Vec::new(),
+            starts_stream: self.is_shown_key_frame(),
         }
     }
 

@@ -19,7 +19,7 @@
 
 use crate::av1::{Av1, Frame};
 use crate::context::{CodecState, Picture};
-use crate::driver::{Driver, Objects};
+use crate::driver::{fit_to_target, Driver, Objects};
 use crate::mapped::Mapped;
 use crate::status::{Error, Result};
 use crate::surface::State;
@@ -35,15 +35,11 @@ fn av1_mut(objects: &mut Objects, context: u32) -> Result<&mut Av1> {
     }
 }
 
-/// `frame`'s request with `refresh`, sized for its target surface (FFmpeg allocates its AV1
-/// surfaces at the sequence's largest frame size, and frames may be smaller).
+/// `frame`'s request with `refresh`, sized for its target surface (`fit_to_target`).
 fn request(objects: &Objects, frame: &Frame, refresh: u8) -> Mapped {
     let mut m = frame.mapped(refresh);
     // (The target's CAPTURE buffer is its own: see `Driver::adopt`, called before.)
-    if let Ok(s) = objects.surfaces.get(frame.target) {
-        m.width = m.width.max(s.width);
-        m.height = m.height.max(s.height);
-    }
+    fit_to_target(objects, frame.target, &mut m);
     m
 }
 
@@ -104,22 +100,7 @@ impl Driver {
         if let Some(frame) = frame {
             let refresh = frame.known_refresh.unwrap_or(0);
             let m = request(objects, &frame, refresh);
-            // A shown key frame starts over: if it does not fit the decoder (FFmpeg keeps its
-            // context when a new sequence is larger), a new decoder is opened for it.
-            let larger = objects
-                .contexts
-                .get(context)?
-                .decoder
-                .as_ref()
-                .is_some_and(|d| m.width > d.width || m.height > d.height || m.depth != d.depth);
-            if larger && frame.is_shown_key_frame() {
-                log::info!(
-                    "AV1: a {}x{} key frame: a new decoder for it",
-                    m.width,
-                    m.height
-                );
-                Self::retire_decoder(objects, context);
-            }
+            Self::restart_at(objects, context, frame.target, &m)?;
             Self::adopt(objects, context, frame.target)?;
             let seq = self.submit(objects, context, frame.target, m, None)?;
             av1_mut(objects, context)?.queued(&frame, seq * 1000);

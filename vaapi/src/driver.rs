@@ -605,7 +605,7 @@ impl Driver {
         } = objects;
         let ctx = contexts.get_mut(context)?;
         let reference = |id: u32| surfaces.get(id).ok().and_then(|s| s.reference_in(context));
-        let mapped = match &mut ctx.codec {
+        let mut mapped = match &mut ctx.codec {
             CodecState::Vp9(vp9) => vp9.map(picture, reference)?,
             CodecState::H264(h264) => h264.map(picture, reference)?,
             CodecState::Av1(_) => return self.decode_av1(objects, context, picture),
@@ -617,8 +617,46 @@ impl Driver {
                 return Err(Error::UNIMPLEMENTED);
             }
         };
+        if matches!(ctx.codec, CodecState::Vp9(_)) {
+            // VP9 changes size at key frames within one VA context (GStreamer's va plugin
+            // keeps its context and allocates surfaces of the new size).
+            fit_to_target(objects, picture.surface, &mut mapped);
+            Self::restart_at(objects, context, picture.surface, &mapped)?;
+        }
         self.submit(objects, context, picture.surface, mapped, None)
             .map(drop)
+    }
+
+    /// Before `m`, a picture for `surface` sized by [`fit_to_target`]: when the stream starts
+    /// over at it and the context's decoder was opened for another size or bit depth, that
+    /// decoder is retired and `m` opens a new one. A surface's memory layout is its own size's
+    /// (`Layout::packed`; clients such as GStreamer's va plugin read it once, with
+    /// `vaDeriveImage` on a fresh surface, and keep it), so a picture must be decoded by a
+    /// decoder of its surface's size: in the larger decoder of an earlier sequence, a smaller
+    /// picture lands at that decoder's pitch, not at the one the client reads.
+    pub(crate) fn restart_at(
+        objects: &mut Objects,
+        context: u32,
+        surface: u32,
+        m: &crate::mapped::Mapped,
+    ) -> Result<()> {
+        let other = objects
+            .contexts
+            .get(context)?
+            .decoder
+            .as_ref()
+            .is_some_and(|d| (m.width, m.height, m.depth) != (d.width, d.height, d.depth));
+        if other && m.starts_stream {
+            log::info!(
+                "a {}x{} {}-bit picture starts the stream over: a new decoder for it",
+                m.width,
+                m.height,
+                m.depth.bits()
+            );
+            Self::retire_decoder(objects, context);
+            Self::adopt(objects, context, surface)?;
+        }
+        Ok(())
     }
 
     /// Retires `context`'s decoder as if the context had been destroyed (its pictures stay
@@ -1020,6 +1058,16 @@ impl Driver {
 
 /// Waits for the oldest request of `dec` (the driver's lock held: only when nothing else can
 /// go on, a full request queue).
+/// Sizes `m` for its target `surface`: a picture smaller than its surface is decoded at the
+/// surface's size (FFmpeg allocates its surfaces at the sequence's largest frame size, and
+/// frames may be smaller), so the decoder's CAPTURE layout is the surface's.
+pub(crate) fn fit_to_target(objects: &Objects, surface: u32, m: &mut crate::mapped::Mapped) {
+    if let Ok(s) = objects.surfaces.get(surface) {
+        m.width = m.width.max(s.width);
+        m.height = m.height.max(s.height);
+    }
+}
+
 fn wait_oldest(dec: &Decoder) -> Result<()> {
     let Some(request) = dec.oldest_request() else {
         return Ok(());

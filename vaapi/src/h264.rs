@@ -167,6 +167,7 @@ impl H264 {
                     V4L2_STATELESS_H264_START_CODE_ANNEX_B as i32,
                 ),
             ],
+            starts_stream: f.decode.flags & V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC != 0,
         })
     }
 

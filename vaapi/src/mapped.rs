@@ -94,6 +94,9 @@ pub struct Mapped {
     /// Menu controls the decoder is set up with, before its formats are chosen (e.g. H.264's
     /// decode mode and start codes).
     pub menus: Vec<(u32, i32)>,
+    /// Whether the stream starts over at this picture (a VP9 key frame, a shown AV1 key frame,
+    /// an H.264 IDR picture): it needs no earlier picture, so a new decoder can begin with it.
+    pub starts_stream: bool,
 }
 
 impl Mapped {

@@ -43,6 +43,8 @@ pub struct Frame {
     pub height: u32,
     /// Bit depth.
     pub depth: BitDepth,
+    /// Whether it is a key frame.
+    pub key_frame: bool,
 }
 
 /// The VP9 state of a decode context: the header parser's memory of earlier frames.
@@ -89,6 +91,7 @@ impl Vp9 {
                 Control::new(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR, *f.compressed),
             ],
             menus: Vec::new(),
+            starts_stream: f.key_frame,
         })
     }
 
@@ -195,6 +198,7 @@ impl Vp9 {
             width: h.width,
             height: h.height,
             depth,
+            key_frame: h.key_frame,
         })
     }
 }

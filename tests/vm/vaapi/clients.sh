@@ -15,7 +15,8 @@
 #      driver that is not Intel's or Mesa's): per-frame MD5s of the visible pixels
 #      (videocodectestsink) equal the reference's, and the v4l2sl*dec elements' on the same
 #      streams: VP9 8-bit odd size (35x19: GStreamer learns every surface's layout from an
-#      image derived from a fresh surface), H.264 with B-frames from Matroska. (vaav1dec and
+#      image derived from a fresh surface), VP9 growing and shrinking at key frames in one VA
+#      context, H.264 with B-frames from Matroska. (vaav1dec and
 #      10-bit: vaapi/fluster.sh.)
 #      (Multi-slice H.264 through VA: vaapi/h264.sh; through v4l2slh264dec: h264-gstreamer.sh.)
 #   3. A client killed mid-stream (SIGKILL to `ffmpeg -hwaccel vaapi` looping a 1000x562 stream,
@@ -72,7 +73,8 @@ if [[ -d $h ]]; then
 fi
 
 echo "== 2. GStreamer va*dec and v4l2sl*dec"
-# gst_check NAME STREAM PARSE CODEC FORMAT FRAME-BYTES REFERENCE: both decoders, frame by frame.
+# gst_check NAME STREAM PARSE CODEC FORMAT FRAME-BYTES REFERENCE: both decoders, frame by frame
+# (FRAME-BYTES: one size, or one per frame separated by spaces for a stream that changes size).
 gst_check() {
   local name=$1 stream=$2 parse=$3 codec=$4 format=$5 bytes=$6 ref=$7 dec
   want "$ref" >"$work/want"
@@ -84,13 +86,19 @@ gst_check() {
          ! videocodectestsink location="$work/out.yuv" >"$work/gst.log" 2>&1; then
       fail "$dec: $name: gst-launch failed"; tail -n 5 "$work/gst.log"; continue
     fi
-    frame_md5s "$work/out.yuv" "$bytes" >"$work/got"
+    # shellcheck disable=SC2086 # one size or several
+    frame_md5s "$work/out.yuv" $bytes >"$work/got"
     same "$dec: $name" "$work/want" "$work/got"
   done
 }
 i420() { echo $(($1 * $2 + 2 * (($1 + 1) / 2) * (($2 + 1) / 2))); }
 gst_check vp9-8bit-35x19-arf.ivf "$data/vp9-8bit-35x19-arf.ivf" "ivfparse ! vp9parse" vp9 I420 \
   "$(i420 35 19)" "$data/vp9-8bit-35x19-arf.framemd5"
+# Larger, then smaller again, at key frames: vavp9dec keeps its VA context and allocates
+# surfaces of each new size, each decoded by a decoder of its size (vaapi/README.md).
+small=$(i420 72 40) large=$(i420 136 80)
+gst_check vp9-8bit-resize-up-down.ivf "$data/vp9-8bit-resize-up-down.ivf" "ivfparse ! vp9parse" vp9 I420 \
+  "$small $small $small $large $large $large $small $small $small" "$data/vp9-8bit-resize-up-down.framemd5"
 # (10-bit through both elements: vaapi/fluster.sh, GStreamer-VP9-VA and -V4L2SL.)
 if [[ -d $h ]]; then
   gst_check h264-cabac-bframes-640x320.mkv "$data/h264-cabac-bframes-640x320.mkv" "matroskademux ! h264parse" h264 I420 \

@@ -24,7 +24,10 @@ ff -f lavfi -i testsrc2=size=18x10:rate=25 -frames:v 4 -pix_fmt yuv420p10le -c:v
 # A resolution change on a key frame: two streams, the second one's timestamps shifted.
 ff -f lavfi -i testsrc2=size=16x16:rate=30 -frames:v 4 -c:v libvpx-vp9 -b:v 20k /tmp/part1.ivf
 ff -f lavfi -i testsrc2=size=24x20:rate=30 -frames:v 3 -c:v libvpx-vp9 -b:v 20k /tmp/part2.ivf
-python3 - /tmp/part1.ivf /tmp/part2.ivf vp9-8bit-resize.ivf <<'PY'
+# concat_ivf PART... OUT: the IVF streams one after the other, each one's timestamps shifted
+# to follow the previous one's (the header is the first part's, with the total frame count).
+concat_ivf() {
+python3 - "$@" <<'PY'
 import struct, sys
 def frames(path):
     d = open(path, 'rb').read()
@@ -34,22 +37,34 @@ def frames(path):
         yield pts, d[pos + 12:pos + 12 + size]
         pos += 12 + size
 out = []
-for path in sys.argv[1:3]:
+for path in sys.argv[1:-1]:
     base = out[-1][0] + 1 if out else 0
     out += [(pts + base, data) for pts, data in frames(path)]
 hdr = bytearray(open(sys.argv[1], 'rb').read()[:32])
 struct.pack_into('<I', hdr, 24, len(out))
-with open(sys.argv[3], 'wb') as f:
+with open(sys.argv[-1], 'wb') as f:
     f.write(hdr)
     for pts, data in out:
         f.write(struct.pack('<IQ', len(data), pts) + data)
 PY
-rm -f /tmp/part1.ivf /tmp/part2.ivf
+}
+concat_ivf /tmp/part1.ivf /tmp/part2.ivf vp9-8bit-resize.ivf
+# Larger then smaller again, each change on a key frame, across CAPTURE pitches (rows are padded
+# to 64 bytes: 128, 192, 128): a VA client that keeps its context (GStreamer's vavp9dec)
+# allocates surfaces of each new size.
+# (Noise: every picture differs from the others.)
+ff -f lavfi -i testsrc2=size=72x40:rate=30 -vf noise=alls=20:allf=t -frames:v 3 -c:v libvpx-vp9 -b:v 20k /tmp/part3.ivf
+ff -f lavfi -i testsrc2=size=136x80:rate=30 -vf noise=alls=20:allf=t -frames:v 3 -c:v libvpx-vp9 -b:v 20k /tmp/part4.ivf
+ff -f lavfi -i smptebars=size=72x40:rate=30 -vf noise=alls=20:allf=t -frames:v 3 -c:v libvpx-vp9 -b:v 20k /tmp/part5.ivf
+concat_ivf /tmp/part3.ivf /tmp/part4.ivf /tmp/part5.ivf vp9-8bit-resize-up-down.ivf
+rm -f /tmp/part[1-5].ivf
 
 for name in vp9-8bit-35x19-arf vp9-8bit-resize; do
   ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p -f framemd5 $name.framemd5
   ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt nv12 -f rawvideo $name.nv12
 done
+ff -i vp9-8bit-resize-up-down.ivf -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p -f framemd5 \
+   vp9-8bit-resize-up-down.framemd5
 name=vp9-10bit-18x10-lossless
 ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt yuv420p10le -f framemd5 $name.framemd5
 ff -i $name.ivf -fps_mode passthrough -autoscale 0 -pix_fmt p010le -f rawvideo $name.p010
