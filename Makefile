@@ -15,8 +15,11 @@
 #                        runs feature-covering subsets)
 #   make bench           1080p VP9, H.264 and AV1 through the device vs plain FFmpeg, and through
 #                        the VA-API driver (ffmpeg -hwaccel vaapi) vs the device, in the VM
-#                        (BENCH_CODECS: default "vp9 h264 av1"; BENCH_ARGS go to scripts/bench-vm;
-#                        default "--runs 5", e.g. BENCH_ARGS="--threads 1"; BENCH_KERNEL: the
+#                        (BENCH_CODECS: default "vp9 h264 av1", each CODEC[:10bit][:4k][:1slice]
+#                        as scripts/gen-bench-stream --variant takes it, BENCH_CODECS=all for the
+#                        full set (8/10-bit each, 4K VP9 / AV1, one-slice H.264); BENCH_ARGS go to
+#                        scripts/bench-vm, default "--runs 5 --streams 2", e.g.
+#                        BENCH_ARGS="--threads 1"; BENCH_KERNEL: the
 #                        kernel flavour booted, default "bench" = without lock debugging, "test"
 #                        = the VM tests' kernel; see docs/bench.md)
 #   make install         install module, daemon, CLI, VA-API driver, unit, udev rule... (docs/install.md;
@@ -54,8 +57,12 @@ endif
 KDIR ?= $(if $(LANE_ERROR),,$(shell $(LANE_ENV) scripts/build-kernel --print-kdir 2>/dev/null))
 CARGO ?= cargo
 # Five interleaved rounds, medians reported: one round is at the mercy of the machine's load.
-BENCH_ARGS ?= --runs 5
+BENCH_ARGS ?= --runs 5 --streams 2
 BENCH_CODECS ?= vp9 h264 av1
+BENCH_ALL := vp9 vp9:10bit vp9:4k h264 h264:1slice h264:10bit av1 av1:10bit av1:4k
+# 4K streams: 40 frames (8 untimed), a 1080p stream's decoding time.
+BENCH_4K_FRAMES := 40
+BENCH_4K_ARGS := --warmup 8
 BENCH_KERNEL ?= bench
 # The module for the bench kernel is built from a copy of its sources: building it in the tree
 # would replace the daedalus.ko of the test kernel.
@@ -184,12 +191,14 @@ bench-module:
 	! grep -iE "warning:" "$(BENCH_MODULE_DIR)/build.log" || { echo "module build printed warnings" >&2; exit 1; }
 
 bench: bench-module release clients-rootfs
-	@rc=0; for codec in $(BENCH_CODECS); do \
-	  stream=$$(scripts/gen-bench-stream --codec $$codec) || exit 1; \
+	@rc=0; for codec in $(if $(filter all,$(BENCH_CODECS)),$(BENCH_ALL),$(BENCH_CODECS)); do \
+	  frames=""; extra=""; \
+	  case $$codec in *:4k*) frames="--frames $(BENCH_4K_FRAMES)"; extra="$(BENCH_4K_ARGS)";; esac; \
+	  stream=$$(scripts/gen-bench-stream --variant $$codec $$frames) || exit 1; \
 	  echo "== $$codec: host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM"; \
 	  echo "== $$codec: $(BENCH_KERNEL) kernel $$(DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) scripts/build-kernel --print-kdir)"; \
 	  DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) DAEDALUS_KO="$(BENCH_MODULE_DIR)/daedalus.ko" \
-	    scripts/vm-run --clients --outside-chroot --timeout 2400 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) "$$stream" || rc=$$?; \
+	    scripts/vm-run --clients --outside-chroot --timeout 2400 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) $$extra "$$stream" || rc=$$?; \
 	  echo "== $$codec: host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM"; \
 	done; exit $$rc
 

@@ -5,10 +5,9 @@
 //! The daemon maps a buffer's memory through a dma-buf fd the first time a job names the buffer,
 //! then keeps the mapping: a job carries an fd only for a buffer whose current memory (its
 //! generation, which changes with every `buf_init`) the attached daemon (its session) has not
-//! mapped yet. A held CAPTURE buffer (H.264 slices) also remembers whether a slice decoded into
-//! it failed, so that the picture comes back in error.
+//! mapped yet.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::device::Daedalus;
 use crate::media::fd::{DmaBuf, FdReservation};
@@ -28,8 +27,6 @@ pub(crate) struct BufMap {
     /// The generation the attached daemon has mapped, valid if `mapped_by` is its session.
     mapped_generation: AtomicU32,
     mapped_by: AtomicU64,
-    /// A slice decoded into this (held) CAPTURE buffer failed.
-    failed: AtomicBool,
 }
 
 impl BufMap {
@@ -40,7 +37,6 @@ impl BufMap {
             Ordering::Relaxed,
         );
         self.mapped_by.store(0, Ordering::Relaxed);
-        self.failed.store(false, Ordering::Relaxed);
     }
 
     /// The generation of the buffer's memory (sent with every job naming it).
@@ -59,20 +55,6 @@ impl BufMap {
         self.mapped_by.store(session, Ordering::Relaxed);
         self.mapped_generation
             .store(self.generation(), Ordering::Relaxed);
-    }
-
-    /// Records the outcome of a job decoding into this CAPTURE buffer: `true` if every slice
-    /// decoded into it so far (this one included) succeeded. Unless the buffer stays `held` for
-    /// more slices, the record starts over for its next picture.
-    pub(crate) fn picture_ok(&self, failed: bool, held: bool) -> bool {
-        if failed {
-            self.failed.store(true, Ordering::Relaxed);
-        }
-        let ok = !self.failed.load(Ordering::Relaxed);
-        if !held {
-            self.failed.store(false, Ordering::Relaxed);
-        }
-        ok
     }
 }
 

@@ -2,14 +2,15 @@
 //! The stateless codec controls of a decoding context.
 //!
 //! Every context carries the controls of all three codecs (as visl and hantro do), so a client
-//! can switch codecs with `S_FMT(OUTPUT)` without reopening. Compound payloads are validated by
+//! can switch codecs with `S_FMT(OUTPUT)` without reopening; its requests carry those of the
+//! OUTPUT format's codec only ([`carry_codec_in_requests`]). Compound payloads are validated by
 //! the V4L2 core (`std_validate_compound`); on top of that, `try_ctrl` refuses streams daedalus
 //! cannot output (4:2:2 / 4:4:4, 12-bit) with `EINVAL` at `S_EXT_CTRLS` time, and `s_ctrl`
 //! records each codec's bit depth, which selects the CAPTURE format (NV12 or P010) (see the
 //! [`CtrlOps`] impl of [`Context`]).
 
 use crate::formats::{BitDepth, Codec};
-use crate::media::ctrls::{Ctrl, CtrlBuilder, CtrlOps, StdCtrl};
+use crate::media::ctrls::{Ctrl, CtrlBuilder, CtrlHandler, CtrlOps, StdCtrl};
 use crate::media::prelude::*;
 use crate::video::Context;
 
@@ -51,7 +52,7 @@ use crate::media::uapi::*;
 /// How many controls a context has.
 pub(crate) const NR_CONTROLS: u32 = 20;
 
-static DESCS: [StdCtrl; NR_CONTROLS as usize] = [
+static VP9_CTRLS: [StdCtrl; 4] = [
     // VP9 (profiles 0 and 2: 4:2:0 at 8 and 10 bits)
     tracked(V4L2_CID_STATELESS_VP9_FRAME),
     compound(V4L2_CID_STATELESS_VP9_COMPRESSED_HDR),
@@ -69,6 +70,9 @@ static DESCS: [StdCtrl; NR_CONTROLS as usize] = [
         V4L2_MPEG_VIDEO_VP9_LEVEL_6_2,
         0,
     ),
+];
+
+static AV1_CTRLS: [StdCtrl; 6] = [
     // AV1 (main profile)
     tracked(V4L2_CID_STATELESS_AV1_SEQUENCE),
     compound(V4L2_CID_STATELESS_AV1_FRAME),
@@ -91,6 +95,9 @@ static DESCS: [StdCtrl; NR_CONTROLS as usize] = [
         V4L2_MPEG_VIDEO_AV1_LEVEL_6_3,
         0,
     ),
+];
+
+static H264_CTRLS: [StdCtrl; 10] = [
     // H.264 (baseline, main, high, high 10; frame- and slice-based; with and without start codes)
     tracked(V4L2_CID_STATELESS_H264_SPS),
     compound(V4L2_CID_STATELESS_H264_PPS),
@@ -127,6 +134,17 @@ static DESCS: [StdCtrl; NR_CONTROLS as usize] = [
         0,
     ),
 ];
+
+const _: () = assert!(VP9_CTRLS.len() + AV1_CTRLS.len() + H264_CTRLS.len() == NR_CONTROLS as usize);
+
+/// The controls of `codec`.
+fn codec_controls(codec: Codec) -> &'static [StdCtrl] {
+    match codec {
+        Codec::Vp9 => &VP9_CTRLS,
+        Codec::Av1 => &AV1_CTRLS,
+        Codec::H264 => &H264_CTRLS,
+    }
+}
 
 /// Most controls a job carries (see [`job_controls`]).
 pub(crate) const MAX_JOB_CONTROLS: usize = 8;
@@ -169,9 +187,19 @@ pub(crate) fn job_controls(codec: Codec) -> &'static [u32] {
 
 /// Creates the controls of a context (see [`crate::media::ctrls::CtrlHandler::add_controls`]).
 pub(crate) fn build(b: &mut CtrlBuilder<'_, Context>) {
-    for d in DESCS.iter() {
-        b.add_std(d);
+    for codec in Codec::ALL {
+        for d in codec_controls(codec) {
+            b.add_std(d);
+        }
     }
+}
+
+/// Makes the context's requests carry the controls of `codec` only (a request of another
+/// codec's controls means nothing to its jobs), so that a request does not copy the others'
+/// values, several KB (see [`crate::media::ctrls::CtrlHandler::carry_in_requests`]).
+pub(crate) fn carry_codec_in_requests(handler: &CtrlHandler<Context>, codec: Codec) {
+    let ctrls = codec_controls(codec);
+    handler.carry_in_requests(|id| ctrls.iter().any(|c| c.id == id));
 }
 
 /// The codec and bit depth a tracked control's new value selects, or why it is refused.

@@ -77,6 +77,7 @@ impl M2mDriver for Daedalus {
 
     /// Gives the new context its counters, tells the daemon (if attached) about it.
     fn opened(file: &VideoFile) {
+        ctrls::carry_codec_in_requests(file.handler(), file.data().codec());
         file.device().data().jobs.context_opened(file.data().id);
         context_event(file, wire::ContextEvent::Open);
     }

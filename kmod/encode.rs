@@ -60,7 +60,7 @@ fn encode_locked(
         job_id: id,
         ctx_id: job.file().data().id,
         codec: coded.codec,
-        flags: if job.mode().hold() {
+        flags: if job.holds_capture() {
             wire::JOB_FLAG_HOLD_CAPTURE
         } else {
             0

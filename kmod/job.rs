@@ -127,22 +127,16 @@ impl Job {
     }
 }
 
-/// 4. The end of a job's buffers: a held CAPTURE buffer remembers a failed slice, and its
-///    picture is in error if any slice failed; the OUTPUT buffer is in error unless decoded.
+/// 4. The end of a job's buffers: both in error unless decoded. (A picture held for more slices
+///    goes back in error if any of its jobs failed: the layer keeps count.)
 pub(crate) fn end(active: ActiveJob<Daedalus>, outcome: Outcome) {
-    let held = active.mode().hold();
-    let failed = outcome == Outcome::Failed;
-    let picture_ok = active
-        .data(JobBuf::Capture)
-        .map_or(!failed, |b| b.picture_ok(failed, held));
-    let state = |ok: bool| if ok { BufState::Done } else { BufState::Error };
-    let capture_bytesused = match outcome {
-        Outcome::Decoded(n) if picture_ok => n,
-        _ => 0,
+    let disposal = match outcome {
+        Outcome::Decoded(n) => Disposal {
+            capture: BufState::Done,
+            capture_bytesused: n,
+            output: BufState::Done,
+        },
+        Outcome::Failed => Disposal::FAILED,
     };
-    active.complete(Disposal {
-        capture: state(picture_ok),
-        capture_bytesused,
-        output: state(!failed),
-    });
+    active.complete(disposal);
 }

@@ -122,17 +122,14 @@ impl RunOps for Daedalus {
     /// The next OUTPUT buffer of a context and its CAPTURE buffer become a decode job for the
     /// daemon ([`crate::job`]).
     ///
-    /// For VP9 and AV1 the buffers leave the m2m queues and the m2m job finishes at once, so other
-    /// contexts — and the next frame of this one — are not held up while the daemon decodes;
-    /// H.264 contexts (which may hold the CAPTURE buffer for more slices) keep the m2m job until
-    /// the job ends (the layer decides, from the OUTPUT queue's hold flag: see
-    /// [`crate::video::holds_capture`]).
+    /// The m2m job finishes when this returns, so other contexts — and the next frame or slice
+    /// of this one — are not held up while the daemon decodes; the layer keeps a held CAPTURE
+    /// buffer (H.264 slices, see [`crate::video::holds_capture`]) until its picture is complete.
     fn device_run(run: &mut DeviceRun<'_, Self>) {
         // Applies the request's controls over the current ones: the job carries the full
         // control state, not only what this request set. A failure here leaves the values the
         // request validation accepted, so it is not fatal.
         let _ = run.apply_request_controls();
-        run.copy_metadata();
         if let Some(job) = run.start() {
             let dev = run.file().device();
             dev.data().jobs.submit(dev.watchdog(), job);

@@ -281,6 +281,7 @@ fn set_coded(file: &mut LockedFile<'_, Daedalus>, p: &mut PixFormat) -> Result {
     file.set_hold_capture(holds_capture(coded.codec))?;
     file.state_mut().coded = coded;
     ctx.publish(&coded);
+    crate::ctrls::carry_codec_in_requests(file.handler(), coded.codec);
     *p = coded_pix(&coded);
     Ok(())
 }

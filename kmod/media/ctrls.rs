@@ -140,6 +140,45 @@ impl<O: CtrlOps> CtrlHandler<O> {
         check(unsafe { bindings::v4l2_ctrl_handler_setup(hdl) })
     }
 
+    /// Makes requests carry only the controls `carried` says yes to (and the control classes):
+    /// the control handler a
+    /// request gets (at its first `S_EXT_CTRLS`, or when its buffer is queued) has a copy of
+    /// those only, the others are neither settable in a request nor copied at its completion.
+    /// Controls outside requests (`S_EXT_CTRLS` on the file, `G_EXT_CTRLS`, `QUERYCTRL`) are
+    /// unchanged. Applies to requests bound from now on.
+    ///
+    /// The core clones a handler's controls into each request except those marked
+    /// `from_other_dev` (controls a subdevice's handler brought in), and that mark is read
+    /// nowhere else: it is what keeps a control out of requests. Every control costs the request
+    /// an allocation of its value (a few KB for the three codecs' compound controls together)
+    /// and a copy of it when the request completes.
+    pub(crate) fn carry_in_requests(&self, carried: impl Fn(u32) -> bool) {
+        let hdl = self.raw.get();
+        // SAFETY: the handler is initialized (type invariant): `lock` points to its own mutex,
+        // under which its list of control references is walked and their marks are changed (the
+        // core reads them under it, in `v4l2_ctrl_request_clone`). Each entry of `ctrl_refs` is
+        // the `node` of a live `v4l2_ctrl_ref` whose `ctrl` is a live control of the handler.
+        unsafe {
+            let lock = (*hdl).lock;
+            bindings::daedalus_mutex_lock(lock);
+            let head = core::ptr::addr_of_mut!((*hdl).ctrl_refs);
+            let mut pos = (*head).next;
+            while pos != head {
+                let r = pos
+                    .byte_sub(core::mem::offset_of!(bindings::v4l2_ctrl_ref, node))
+                    .cast::<bindings::v4l2_ctrl_ref>();
+                let ctrl = &*(*r).ctrl;
+                // A class control stays: the core adds one to a request's handler for any
+                // non-compound control whose class has none there yet, and that one would
+                // have no room for a request value (`cur_to_req` then writes through NULL).
+                let class = ctrl.type_ == bindings::V4L2_CTRL_TYPE_CTRL_CLASS;
+                (*r).from_other_dev = !(class || carried(ctrl.id));
+                pos = (*pos).next;
+            }
+            bindings::mutex_unlock(lock);
+        }
+    }
+
     /// The C handler, for the core APIs that take it (`fh.ctrl_handler`, requests).
     pub(crate) fn as_raw(&self) -> *mut bindings::v4l2_ctrl_handler {
         self.raw.get()

@@ -57,6 +57,9 @@ FORWARD_VOID(daedalus_jobs_lock_init, mutex_init, struct mutex *, lock)
 /* A file's format snapshot: a leaf lock class of its own, nested inside the device lock. */
 FORWARD_VOID(daedalus_format_lock_init, mutex_init, struct mutex *, lock)
 
+/* A file's held-picture bookkeeping: a leaf lock class of its own, nested inside the device lock. */
+FORWARD_VOID(daedalus_hold_lock_init, mutex_init, struct mutex *, lock)
+
 FORWARD_VOID(daedalus_mutex_lock, mutex_lock, struct mutex *, lock)
 
 FORWARD(int, daedalus_mutex_lock_interruptible, mutex_lock_interruptible, struct mutex *, lock)
@@ -90,6 +93,9 @@ FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_src_buf_remove, v4l2_m2m_src_buf_
 	struct v4l2_m2m_ctx *, m2m_ctx)
 
 FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_dst_buf_remove, v4l2_m2m_dst_buf_remove,
+	struct v4l2_m2m_ctx *, m2m_ctx)
+
+FORWARD(struct vb2_v4l2_buffer *, daedalus_m2m_last_src_buf, v4l2_m2m_last_src_buf,
 	struct v4l2_m2m_ctx *, m2m_ctx)
 
 FORWARD_VOID(daedalus_init_waitqueue_head, init_waitqueue_head, struct wait_queue_head *, wq)

@@ -68,6 +68,10 @@ pub(crate) enum LockClass {
     /// A file's format snapshot (`daedalus_format_lock_init`): a leaf, nested inside the device
     /// lock (written by `S_FMT`) or taken alone (read by jobs).
     Format,
+    /// A file's held CAPTURE buffer (`daedalus_hold_lock_init`): a leaf, nested inside the device
+    /// lock (`DECODER_CMD`, `device_run` from `QBUF`) or taken alone (`device_run` from the m2m
+    /// core's job work).
+    Hold,
 }
 
 /// A sleeping lock protecting a `T`.
@@ -96,6 +100,7 @@ impl<T> Mutex<T> {
         let init: unsafe extern "C" fn(*mut bindings::mutex) = match class {
             LockClass::Jobs => bindings::daedalus_jobs_lock_init,
             LockClass::Format => bindings::daedalus_format_lock_init,
+            LockClass::Hold => bindings::daedalus_hold_lock_init,
         };
         pin_init!(Self {
             // SAFETY: `init` is a `mutex_init` call site; a mutex is taken and released from any

@@ -75,12 +75,91 @@ pub(crate) struct Plane {
 ///    memory now behind the buffer, 0 when none (zeroed memory): `buf_init` sets it, `buf_cleanup`
 ///    (which videobuf2 calls before it releases that memory) takes it back, so each attached size
 ///    is released exactly once.
+/// 5. `picture` (CAPTURE buffers) is 0 from `buf_queue` until a job takes the buffer, then
+///    counts the jobs decoding into it ([`Picture`]).
 #[repr(C)]
 pub(crate) struct Vb2Buffer<B> {
     m2m: Opaque<bindings::v4l2_m2m_buffer>,
     ready: AtomicBool,
     counted: AtomicU32,
+    pub(super) picture: Picture,
     data: UnsafeCell<MaybeUninit<B>>,
+}
+
+/// The picture a CAPTURE buffer holds while jobs decode into it: with
+/// `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF` the slices of one picture are several jobs on one CAPTURE
+/// buffer, which may all be with the daemon at once, and the buffer goes back to userspace when
+/// the picture is complete (released) *and* its last job has ended, whichever comes last.
+///
+/// One word, so that the job that ends and the `device_run` / `DECODER_CMD` that releases the
+/// picture agree without a lock on which of them returns the buffer: bits 0-2 are the flags
+/// below, the rest the number of jobs decoding into it. Zeroed memory is a fresh buffer.
+pub(super) struct Picture(AtomicU32);
+
+impl Picture {
+    /// A job took the buffer since it was queued: it holds (part of) a picture whose timestamp
+    /// is the buffer's.
+    const STARTED: u32 = 1 << 0;
+    /// The picture is complete: the buffer left the m2m ready queue and goes back when no job
+    /// decodes into it.
+    const RELEASED: u32 = 1 << 1;
+    /// A job decoding into it failed: the picture goes back in error.
+    const FAILED: u32 = 1 << 2;
+    /// One job decoding into it.
+    const JOB: u32 = 1 << 3;
+
+    /// The buffer was queued: no picture in it.
+    pub(super) fn reset(&self) {
+        self.0.store(0, Ordering::Release);
+    }
+
+    /// Whether a job took the buffer since it was queued.
+    pub(super) fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire) & Self::STARTED != 0
+    }
+
+    /// A job decodes into the buffer; `last`: the job completes the picture (the buffer left the
+    /// ready queue).
+    pub(super) fn job_started(&self, last: bool) {
+        let release = if last { Self::RELEASED } else { 0 };
+        self.0.fetch_add(Self::JOB, Ordering::AcqRel);
+        self.0.fetch_or(Self::STARTED | release, Ordering::AcqRel);
+    }
+
+    /// The picture is complete (the buffer left the ready queue): `Some(state)` if no job
+    /// decodes into it, and the caller returns it now in that state.
+    pub(super) fn release(&self) -> Option<BufState> {
+        let old = self.0.fetch_or(Self::RELEASED, Ordering::AcqRel);
+        (old / Self::JOB == 0).then(|| Self::state(old))
+    }
+
+    /// A job decoding into the buffer ended (`failed`: in error): `Some(state)` if it was the
+    /// last one of a complete picture, and the caller returns the buffer now in that state.
+    pub(super) fn job_ended(&self, failed: bool) -> Option<BufState> {
+        let failed = if failed { Self::FAILED } else { 0 };
+        let mut old = self.0.load(Ordering::Acquire);
+        loop {
+            let new = (old | failed).saturating_sub(Self::JOB);
+            match self
+                .0
+                .compare_exchange(old, new, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => {
+                    let last = new / Self::JOB == 0 && new & Self::RELEASED != 0;
+                    return last.then(|| Self::state(new));
+                }
+                Err(now) => old = now,
+            }
+        }
+    }
+
+    fn state(word: u32) -> BufState {
+        if word & Self::FAILED != 0 {
+            BufState::Error
+        } else {
+            BufState::Done
+        }
+    }
 }
 
 impl<B> Vb2Buffer<B> {
@@ -425,6 +504,8 @@ unsafe extern "C" fn buf_prepare<T: Driver>(vb: *mut bindings::vb2_buffer) -> c_
 unsafe extern "C" fn buf_queue<T: Driver>(vb: *mut bindings::vb2_buffer) {
     // SAFETY: our buffer, in a callback for it (contract).
     let (file, _, buf) = unsafe { buf_args::<T>(vb) };
+    // INVARIANT: no job has it (userspace queues it).
+    buf.picture.reset();
     // SAFETY: the file's m2m context is live (its queue calls us); the buffer is a
     // `v4l2_m2m_buffer` (Vb2Buffer invariant 1).
     unsafe { bindings::v4l2_m2m_buf_queue(file.m2m_ctx(), buf.as_v4l2()) };
@@ -477,6 +558,9 @@ unsafe extern "C" fn stop_streaming<T: Driver>(q: *mut bindings::vb2_queue) {
         let (file, ty) = queue_file::<T>(q);
         (LockedFile::assume_locked(file), ty)
     };
+    // No job of the file starts any more: the m2m core stopped scheduling it (`TRANS_ABORT`)
+    // before stopping the queue, and its own work is cancelled here.
+    locked.cancel_run();
     T::stop_streaming(&locked, ty);
     // No job of the file outlives streaming: the buffers a job owns come back (the oldest ones)
     // before those still queued, and nothing refers to the file once its queues are released.

@@ -29,6 +29,11 @@
 //!   for its completion; with several requests in flight it includes the time spent queued
 //!   behind the others. The *service time* excludes that: from the later of its queueing and the
 //!   previous completion to its completion (one context's jobs are decoded in order).
+//! * Streams (`--streams N`, N > 1): in every round, after the single-stream device run, N
+//!   clients decode the stream at once (each its own context, threads of this process). Their
+//!   aggregate rate is every client's timed frames over the window from the first client's start
+//!   of timing to the last client's last completion; `scaling` is that rate over the
+//!   single-stream one (N means the contexts decode in parallel without slowing each other).
 
 use std::fmt;
 use std::io;
@@ -304,11 +309,7 @@ impl DeviceFigures {
                 samples.len()
             );
         }
-        let start = match warmup {
-            0 => samples[0].queued,
-            w => samples[w - 1].completed,
-        };
-        let end = samples.iter().map(|s| s.completed).max().unwrap_or(start);
+        let (start, end) = timed_window(samples, warmup);
         let mut latency = Vec::with_capacity(samples.len() - warmup);
         let mut service = Vec::with_capacity(samples.len() - warmup);
         for (i, s) in samples.iter().enumerate().skip(warmup) {
@@ -331,6 +332,62 @@ impl DeviceFigures {
     }
 
     /// Frames per second; `None` if the timed part took no measurable time.
+    pub fn fps(&self) -> Option<f64> {
+        (self.seconds > 0.0).then(|| self.timed_frames as f64 / self.seconds)
+    }
+}
+
+/// The timed window of a device run's `samples` (more than `warmup`): from the queueing of the
+/// first request (no warm-up) or the completion of the last warm-up one, to the last completion.
+fn timed_window(samples: &[Sample], warmup: usize) -> (Duration, Duration) {
+    let start = match warmup {
+        0 => samples.first().map_or(Duration::ZERO, |s| s.queued),
+        w => samples.get(w - 1).map_or(Duration::ZERO, |s| s.completed),
+    };
+    let end = samples.iter().map(|s| s.completed).max().unwrap_or(start);
+    (start, end.max(start))
+}
+
+/// The figures of several clients decoding at once (`--streams`), their samples on one clock.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamsFigures {
+    /// How many clients decoded at once.
+    pub streams: usize,
+    /// Requests timed (after each client's warm-up), all clients together.
+    pub timed_frames: u64,
+    /// From the first client's start of timing to the last client's last completion, in
+    /// seconds.
+    pub seconds: f64,
+}
+
+impl StreamsFigures {
+    /// Figures of the clients' `runs` (each one's samples, as for [`DeviceFigures::new`]), each
+    /// without its first `warmup`; an error if a client has nothing left to time.
+    pub fn new(runs: &[Vec<Sample>], warmup: usize) -> Result<StreamsFigures> {
+        let mut window: Option<(Duration, Duration)> = None;
+        let mut timed_frames = 0u64;
+        for (i, samples) in runs.iter().enumerate() {
+            if samples.len() <= warmup {
+                bail!(
+                    "stream {} of {} decoded {} frame(s): nothing left to time after {warmup}                      warm-up frame(s)",
+                    i + 1,
+                    runs.len(),
+                    samples.len()
+                );
+            }
+            let (start, end) = timed_window(samples, warmup);
+            window = Some(window.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+            timed_frames += (samples.len() - warmup) as u64;
+        }
+        let (start, end) = window.context("no stream")?;
+        Ok(StreamsFigures {
+            streams: runs.len(),
+            timed_frames,
+            seconds: end.saturating_sub(start).as_secs_f64(),
+        })
+    }
+
+    /// Frames per second of all the clients together; `None` if no measurable time passed.
     pub fn fps(&self) -> Option<f64> {
         (self.seconds > 0.0).then(|| self.timed_frames as f64 / self.seconds)
     }
@@ -396,6 +453,8 @@ pub struct Options {
     pub vaapi: Option<VaapiBaseline>,
     /// A progress bar on standard error, if it is a terminal ([`crate::progress`]).
     pub progress: bool,
+    /// Clients decoding the stream at once in each round's multi-stream run (1: none).
+    pub streams: usize,
 }
 
 /// The VA-API run of a round: `ffmpeg -hwaccel vaapi` on a render node.
@@ -418,12 +477,24 @@ pub struct Round {
     pub ffmpeg_frame: FfmpegFigures,
     /// FFmpeg through the VA-API driver (`--vaapi`).
     pub vaapi: Option<FfmpegFigures>,
+    /// Several clients on the device at once (`--streams`).
+    pub streams: Option<StreamsFigures>,
 }
 
 impl Round {
     /// Device fps / FFmpeg (slice threading) fps of this round.
     pub fn ratio(&self) -> Option<f64> {
         Some(self.device.fps()? / self.ffmpeg_slice.fps()?)
+    }
+
+    /// Device fps / FFmpeg (default threading) fps of this round.
+    pub fn ratio_best(&self) -> Option<f64> {
+        Some(self.device.fps()? / self.ffmpeg_frame.fps()?)
+    }
+
+    /// Aggregate fps of the multi-stream run / single-stream device fps of this round.
+    pub fn scaling(&self) -> Option<f64> {
+        Some(self.streams.as_ref()?.fps()? / self.device.fps()?)
     }
 
     /// VA-API fps / device fps of this round.
@@ -502,6 +573,8 @@ pub struct Report {
     pub in_flight: usize,
     /// The render node of the VA-API runs, if there were any.
     pub vaapi_device: Option<PathBuf>,
+    /// Clients of the multi-stream runs (1: there were none).
+    pub streams: usize,
     /// The counts of the last device run.
     pub summary: Summary,
     /// Every round, in order (at least one).
@@ -537,6 +610,27 @@ impl Report {
     /// [`Self::device_fps`] / [`Self::ffmpeg_fps`].
     pub fn ratio(&self) -> Option<f64> {
         Some(self.device_fps()? / self.ffmpeg_fps()?)
+    }
+
+    /// [`Self::device_fps`] / [`Self::ffmpeg_frame_threads_fps`]: the device against FFmpeg as
+    /// it runs by default.
+    pub fn ratio_best(&self) -> Option<f64> {
+        Some(self.device_fps()? / self.ffmpeg_frame_threads_fps()?)
+    }
+
+    /// Aggregate fps of the multi-stream runs (median of the rounds).
+    pub fn aggregate_fps(&self) -> Option<f64> {
+        median(
+            self.rounds
+                .iter()
+                .map(|r| r.streams.as_ref().and_then(StreamsFigures::fps)),
+        )
+    }
+
+    /// [`Self::aggregate_fps`] / [`Self::device_fps`]: how the device's rate scales with the
+    /// number of clients.
+    pub fn scaling(&self) -> Option<f64> {
+        Some(self.aggregate_fps()? / self.device_fps()?)
     }
 
     /// Fps through the VA-API driver (median of the rounds).
@@ -580,7 +674,8 @@ impl Report {
 
     /// The machine-readable figures, in the order of the `bench:` line: one definition for
     /// the line ([`Self::bench_line`]) and the JSON object ([`Self::json`]); `vaapi_fps` and
-    /// `vaapi_ratio` only with VA-API runs.
+    /// `vaapi_ratio` only with VA-API runs, `streams`, `aggregate_fps` and `scaling` only with
+    /// multi-stream runs.
     pub fn figures(&self) -> Vec<(&'static str, Figure)> {
         let (latency, service) = (self.pooled(false), self.pooled(true));
         let p = |v: &[Duration], q| Figure::Real(percentile(v, q).map(ms), 2);
@@ -600,8 +695,16 @@ impl Report {
                 "ffmpeg_frame_threads_fps",
                 Figure::Real(self.ffmpeg_frame_threads_fps(), 2),
             ),
+            ("ratio_best", Figure::Real(self.ratio_best(), 3)),
             ("load", Figure::Real(self.load.1, 2)),
         ];
+        if self.streams > 1 {
+            figures.extend([
+                ("streams", Figure::Int(self.streams as u64)),
+                ("aggregate_fps", Figure::Real(self.aggregate_fps(), 2)),
+                ("scaling", Figure::Real(self.scaling(), 3)),
+            ]);
+        }
         if self.vaapi_device.is_some() {
             figures.extend([
                 ("vaapi_fps", Figure::Real(self.vaapi_fps(), 2)),
@@ -717,6 +820,16 @@ impl fmt::Display for Report {
                     fig.cpu_seconds
                 )?;
             }
+            if let Some(m) = &r.streams {
+                writeln!(
+                    f,
+                    "streams: {} clients at once: {} frames in {:.2} s: {} fps together",
+                    m.streams,
+                    m.timed_frames,
+                    m.seconds,
+                    opt(m.fps(), 2)
+                )?;
+            }
             if many {
                 writeln!(f, "ratio:   {}", opt(r.ratio(), 3))?;
             }
@@ -752,6 +865,20 @@ impl fmt::Display for Report {
              threading; goal >= 0.9)",
             opt(self.ratio(), 3)
         )?;
+        writeln!(
+            f,
+            "ratio:   device fps / FFmpeg default-threading fps = {} (ratio_best)",
+            opt(self.ratio_best(), 3)
+        )?;
+        if self.streams > 1 {
+            writeln!(
+                f,
+                "streams: {} clients at once: {} fps together, {} x one stream (scaling)",
+                self.streams,
+                opt(self.aggregate_fps(), 2),
+                opt(self.scaling(), 3)
+            )?;
+        }
         if self.vaapi_device.is_some() {
             writeln!(
                 f,
@@ -799,11 +926,55 @@ fn check_ffmpeg(ffmpeg: &Path) -> Result<()> {
 
 /// One device run: its counts and figures.
 fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, DeviceFigures)> {
+    let (summary, samples) = device_decode(input, codec, opts, Instant::now(), opts.progress)?;
+    let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
+    let figures = DeviceFigures::new(&samples, warmup)?;
+    Ok((summary, figures))
+}
+
+/// `opts.streams` clients decoding the stream at once, each in a thread of its own.
+fn streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<StreamsFigures> {
+    let spinner = Progress::spinner(
+        opts.progress,
+        format!("device: {} streams at once...", opts.streams),
+    );
+    let origin = Instant::now();
+    let runs: Vec<Result<(Summary, Vec<Sample>)>> = std::thread::scope(|scope| {
+        let clients: Vec<_> = (0..opts.streams)
+            .map(|_| scope.spawn(|| device_decode(input, codec, opts, origin, false)))
+            .collect();
+        clients
+            .into_iter()
+            .map(|c| {
+                c.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a stream's client panicked")))
+            })
+            .collect()
+    });
+    spinner.finish();
+    let mut samples = Vec::with_capacity(runs.len());
+    for (i, run) in runs.into_iter().enumerate() {
+        let (_, s) = run.with_context(|| format!("stream {} of {}", i + 1, opts.streams))?;
+        samples.push(s);
+    }
+    let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
+    StreamsFigures::new(&samples, warmup)
+}
+
+/// Decodes `input` through the device once (a progress bar if `progress`): the counts and the
+/// samples of its requests, timed from `origin`; an error unless every frame decoded.
+fn device_decode(
+    input: &Path,
+    codec: Codec,
+    opts: &Options,
+    origin: Instant,
+    progress: bool,
+) -> Result<(Summary, Vec<Sample>)> {
     let mut recorder = Recorder {
-        origin: Instant::now(),
+        origin,
         queued: Vec::with_capacity(1024),
         completed: Vec::with_capacity(1024),
-        progress: Progress::frames(opts.progress, opts.decode.limit).with_prefix("device: "),
+        progress: Progress::frames(progress, opts.decode.limit).with_prefix("device: "),
     };
     let file = Input::File(input.to_path_buf());
     // H.264 frame-based with start codes (opts.decode.h264's default): what GStreamer and
@@ -838,9 +1009,7 @@ fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, De
             summary.shown
         );
     }
-    let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
-    let figures = DeviceFigures::new(&recorder.samples()?, warmup)?;
-    Ok((summary, figures))
+    Ok((summary, recorder.samples()?))
 }
 
 /// One FFmpeg baseline (with its warm-up run).
@@ -894,7 +1063,7 @@ fn timed_ffmpeg(
 /// Runs the bench: `input` through the device and through FFmpeg, `opts.runs` times (the
 /// device first in odd rounds, FFmpeg first in even ones, so that a trend in the machine's load
 /// does not always favour the same side; the VA-API run next to the device's: after it in odd
-/// rounds, before it in even ones).
+/// rounds, before it in even ones; the multi-stream run right after the device's).
 pub fn run(input: &Path, opts: &Options) -> Result<Report> {
     let stream = StreamInfo::probe(input)?;
     // Fail early (before a long device run) without a usable ffmpeg.
@@ -916,12 +1085,20 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
                 .map(|v| vaapi_run(input, opts, v))
                 .transpose()
         };
-        let (s, device, ffmpeg_slice, ffmpeg_frame, vaapi) = if i % 2 == 0 {
+        let device = || -> Result<_> {
             let (s, device) = device_run(input, stream.codec, opts)?;
+            let streams = (opts.streams > 1)
+                .then(|| streams_run(input, stream.codec, opts))
+                .transpose()?;
+            Ok((s, device, streams))
+        };
+        let (s, device, streams, ffmpeg_slice, ffmpeg_frame, vaapi) = if i % 2 == 0 {
+            let (s, device, streams) = device()?;
             let vaapi = vaapi()?;
             (
                 s,
                 device,
+                streams,
                 ffmpeg(Threading::Slice)?,
                 ffmpeg(Threading::Default)?,
                 vaapi,
@@ -929,8 +1106,8 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         } else {
             let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
             let vaapi = vaapi()?;
-            let (s, device) = device_run(input, stream.codec, opts)?;
-            (s, device, slice, frame, vaapi)
+            let (s, device, streams) = device()?;
+            (s, device, streams, slice, frame, vaapi)
         };
         summary = s;
         rounds.push(Round {
@@ -938,6 +1115,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
             ffmpeg_slice,
             ffmpeg_frame,
             vaapi,
+            streams,
         });
     }
     Ok(Report {
@@ -947,6 +1125,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         threads: opts.threads,
         in_flight: opts.decode.in_flight,
         vaapi_device: opts.vaapi.as_ref().map(|v| v.device.clone()),
+        streams: opts.streams,
         summary,
         rounds,
         load: (load_start, load_average()),
@@ -1159,6 +1338,7 @@ mod tests {
             ffmpeg_slice: FfmpegFigures::new(&run, None),
             ffmpeg_frame: FfmpegFigures::new(&FfmpegRun { rtime: 0.25, ..run }, None),
             vaapi: None,
+            streams: None,
         };
         let mut report = Report {
             input: PathBuf::from("in.ivf"),
@@ -1170,6 +1350,7 @@ mod tests {
             threads: 2,
             in_flight: 2,
             vaapi_device: None,
+            streams: 1,
             summary: Summary::default(),
             rounds: vec![round.clone()],
             load: (Some(1.0), None),
@@ -1178,7 +1359,7 @@ mod tests {
             report.bench_line(),
             "bench: frames=4 warmup=0 runs=1 threads=2 device_fps=10.00 ffmpeg_fps=8.00 \
              ratio=1.250 p50_ms=200.00 p99_ms=200.00 service_p50_ms=100.00 \
-             service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 load=n/a"
+             service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 ratio_best=0.625 load=n/a"
         );
         let json = report.json();
         assert_eq!(json["frames"], 4);
@@ -1252,6 +1433,7 @@ mod tests {
                 },
                 None,
             )),
+            streams: None,
         };
         let report = Report {
             input: PathBuf::from("in.ivf"),
@@ -1263,6 +1445,7 @@ mod tests {
             threads: 2,
             in_flight: 2,
             vaapi_device: Some(PathBuf::from("/dev/dri/renderD128")),
+            streams: 1,
             summary: Summary::default(),
             // Device 10 fps; VA-API 8, 5 and 9.5 fps: median 8.
             rounds: vec![round(0.5), round(0.8), round(4.0 / 9.5)],
@@ -1278,5 +1461,65 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("VA-API fps / device fps = 0.800"), "{text}");
         assert!(text.contains("VA-API 8.00 fps"), "{text}");
+    }
+
+    #[test]
+    fn streams_figures() {
+        let s = |q, c| Sample {
+            queued: ms_(q),
+            completed: ms_(c),
+        };
+        // Two clients, one warm-up frame each: timed from 100 ms (the first warm-up end) to
+        // 500 ms (the last completion): 3 + 2 frames in 0.4 s.
+        let a = vec![s(0, 100), s(0, 200), s(100, 300), s(200, 400)];
+        let b = vec![s(0, 150), s(0, 350), s(150, 500)];
+        let m = StreamsFigures::new(&[a.clone(), b.clone()], 1).expect("figures");
+        assert_eq!((m.streams, m.timed_frames), (2, 5));
+        assert!((m.seconds - 0.4).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.fps(), Some(12.5));
+        // A client with nothing to time is an error, as for one stream.
+        assert!(StreamsFigures::new(&[a.clone(), vec![s(0, 10)]], 1).is_err());
+        assert!(StreamsFigures::new(&[], 1).is_err());
+
+        let device = DeviceFigures::new(&a, 0).expect("figures");
+        let run = ffmpeg_run(4, 0.5, 0.9, 0.1);
+        let round = Round {
+            device,
+            ffmpeg_slice: FfmpegFigures::new(&run, None),
+            ffmpeg_frame: FfmpegFigures::new(&run, None),
+            vaapi: None,
+            streams: Some(StreamsFigures::new(&[a.clone(), a], 0).expect("figures")),
+        };
+        // One stream 10 fps; two at once: 8 frames in 0.4 s = 20 fps.
+        assert_eq!(round.scaling(), Some(2.0));
+        let report = Report {
+            input: PathBuf::from("in.ivf"),
+            stream: StreamInfo {
+                codec: Codec::Vp9,
+                description: "1920x1080 VP90 IVF".into(),
+            },
+            warmup: 0,
+            threads: 2,
+            in_flight: 2,
+            vaapi_device: None,
+            streams: 2,
+            summary: Summary::default(),
+            rounds: vec![round],
+            load: (None, None),
+        };
+        let line = report.bench_line();
+        assert!(
+            line.ends_with(
+                " ratio_best=1.250 load=n/a streams=2 aggregate_fps=20.00 scaling=2.000"
+            ),
+            "{line}"
+        );
+        assert_eq!(report.json()["scaling"], 2.0);
+        assert_eq!(report.json()["streams"], 2);
+        let text = report.to_string();
+        assert!(
+            text.contains("2 clients at once: 20.00 fps together"),
+            "{text}"
+        );
     }
 }

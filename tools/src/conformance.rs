@@ -25,6 +25,14 @@
 //! * **g** `VIDIOC_S_EXT_CTRLS` into a request with an invalid payload: `EINVAL` from
 //!   `std_validate_compound()` (v4l2-ctrls-core.c) via `try_set_ext_ctrls_common()`.
 //!
+//! * **h** (H.264, whose OUTPUT queue offers `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF`) a held
+//!   picture: a valid request whose OUTPUT buffer has the flag completes, and its CAPTURE buffer
+//!   stays queued (held for more slices: not dequeued within 300 ms); a second request with
+//!   another timestamp and no flag starts a new picture, which releases the held buffer: both
+//!   CAPTURE buffers come back, the held one first, each with `V4L2_BUF_FLAG_ERROR` (no
+//!   daemon). As the m2m core's `v4l2_m2m_buf_done_and_job_finish` / `__v4l2_m2m_try_queue`
+//!   define it (v4l2-mem2mem.c).
+//!
 //! Besides, the REQBUFS capabilities must say that OUTPUT supports requests and CAPTURE does
 //! not (`V4L2_BUF_CAP_SUPPORTS_REQUESTS`).
 
@@ -387,7 +395,7 @@ impl<'a> Session<'a> {
     }
 
     fn run(&mut self, rec: &mut Recorder<'_>) {
-        let steps: [fn(&mut Self, &mut Recorder<'_>) -> Result<()>; 7] = [
+        let steps: [fn(&mut Self, &mut Recorder<'_>) -> Result<()>; 8] = [
             Self::check_a,
             Self::check_b,
             Self::check_c,
@@ -395,6 +403,7 @@ impl<'a> Session<'a> {
             Self::check_e,
             Self::check_f,
             Self::check_g,
+            Self::check_h,
         ];
         for step in steps {
             // An error here means the clean-up failed: the state is unknown, stop this codec.
@@ -696,6 +705,157 @@ impl<'a> Session<'a> {
         let what = format!("S_EXT_CTRLS into a request: {}", self.codec.invalid_desc());
         rec.expect(self.codec, "g", what, Expect::Errno(&[Errno::EINVAL]), &res);
         self.clean(false)
+    }
+
+    fn check_h(&mut self, rec: &mut Recorder<'_>) -> Result<()> {
+        if self.codec != Codec::H264 || self.out_count < 2 || self.cap_count < 2 {
+            return Ok(());
+        }
+        if !self.held_picture(rec) {
+            // Leave no buffer or request behind.
+            self.restart_queues()?;
+        }
+        self.clean(false)
+    }
+
+    /// Check h; returns whether everything passed.
+    fn held_picture(&mut self, rec: &mut Recorder<'_>) -> bool {
+        let codec = self.codec;
+        let timeout = self.opts.timeout;
+        for index in 0..2 {
+            let cap = QueueBuf {
+                buf_type: CAPTURE,
+                index,
+                bytesused: 0,
+                timestamp_us: 0,
+                request: None,
+            };
+            if let Err(e) = self.dev.queue_buffer(&cap) {
+                rec.precondition(codec, "h.setup", format!("QBUF CAPTURE {index}"), &e);
+                return false;
+            }
+        }
+        // Two pictures of one slice each: the first held, the second not.
+        for (n, hold) in [(1u32, true), (2, false)] {
+            let id = |step: &str| format!("h{n}.{step}");
+            let index = n - 1;
+            let flags = if hold {
+                V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF
+            } else {
+                0
+            };
+            let queued = self.set_in_request(true).and_then(|()| {
+                self.dev.queue_buffer_with_flags(
+                    &self.output_buf(index, u64::from(n) * 1_000_000, true),
+                    flags,
+                )
+            });
+            if let Err(e) = queued {
+                rec.precondition(
+                    codec,
+                    &id("setup"),
+                    "a request with its OUTPUT buffer".into(),
+                    &e,
+                );
+                return false;
+            }
+            let res = self.request.queue();
+            let what = format!(
+                "request of picture {n}{}: MEDIA_REQUEST_IOC_QUEUE",
+                if hold { " (HOLD_CAPTURE_BUF)" } else { "" }
+            );
+            if !rec.expect(codec, &id("queue"), what, Expect::Success, &res) {
+                return false;
+            }
+            let completed = matches!(self.request.wait(timeout), Ok(RequestWait::Completed));
+            let what = format!("request of picture {n} completes");
+            let actual = if completed {
+                "completed"
+            } else {
+                "not completed"
+            };
+            if !rec.record(
+                codec,
+                &id("complete"),
+                what,
+                "completed",
+                actual.into(),
+                completed,
+            ) {
+                return false;
+            }
+            let res = self.dev.dequeue_buffer_timeout(OUTPUT, timeout);
+            let pass = res.as_ref().is_ok_and(|b| b.index == index);
+            rec.record(
+                codec,
+                &id("output"),
+                format!("DQBUF OUTPUT gives back buffer {index}"),
+                &format!("buffer {index}"),
+                match &res {
+                    Ok(b) => format!("buffer {}", b.index),
+                    Err(_) => outcome(&res),
+                },
+                pass,
+            );
+            if let Err(e) = self.request.reinit() {
+                rec.precondition(codec, &id("reinit"), "MEDIA_REQUEST_IOC_REINIT".into(), &e);
+                return false;
+            }
+            if hold {
+                let res = self
+                    .dev
+                    .dequeue_buffer_timeout(CAPTURE, Duration::from_millis(300));
+                let held = res
+                    .as_ref()
+                    .is_err_and(|e| e.errno() == Some(Errno::EAGAIN));
+                let actual = match &res {
+                    Ok(b) => format!("buffer {} dequeued", b.index),
+                    Err(_) => outcome(&res),
+                };
+                if !rec.record(
+                    codec,
+                    &id("held"),
+                    "the CAPTURE buffer of a HOLD_CAPTURE_BUF request stays queued".into(),
+                    "EAGAIN (held)",
+                    actual,
+                    held,
+                ) {
+                    return false;
+                }
+            }
+        }
+        // The held picture (buffer 0) is complete: it comes back first, then picture 2's.
+        let mut all = true;
+        for index in 0..2u32 {
+            let res = self.dev.dequeue_buffer_timeout(CAPTURE, timeout);
+            let pass = res
+                .as_ref()
+                .is_ok_and(|b| b.index == index && b.flags & V4L2_BUF_FLAG_ERROR != 0);
+            let actual = match &res {
+                Ok(b) => format!(
+                    "buffer {} flags {}",
+                    b.index,
+                    flag_names(b.flags, BUF_FLAGS).join("|")
+                ),
+                Err(_) => outcome(&res),
+            };
+            all &= rec.record(
+                codec,
+                &format!("h.capture{index}"),
+                format!(
+                    "DQBUF CAPTURE gives buffer {index} with V4L2_BUF_FLAG_ERROR{}",
+                    if index == 0 {
+                        " (the held picture, released by the next picture's timestamp)"
+                    } else {
+                        ""
+                    }
+                ),
+                &format!("buffer {index} with ERROR"),
+                actual,
+                pass,
+            );
+        }
+        all
     }
 }
 

@@ -417,6 +417,14 @@ struct BenchArgs {
     #[arg(long, value_name = "MS", default_value_t = 20000)]
     timeout_ms: u64,
 
+    /// Also run N clients on the stream at once in every round (each its own context, right
+    /// after the single-stream device run); the `bench:` line gains `streams=`,
+    /// `aggregate_fps=` (all clients' frames per second together) and `scaling=` (that over
+    /// the single-stream device fps).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=16))]
+    streams: u8,
+
     /// The FFmpeg command-line program to compare with.
     #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
     ffmpeg: PathBuf,
@@ -837,6 +845,7 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| args.ffmpeg.clone()),
         }),
         progress: !args.quiet,
+        streams: usize::from(args.streams),
     };
     let report = bench::run(&args.input, &opts)?;
     if args.json {

@@ -19,9 +19,12 @@ use super::super::ctrls::CtrlHandler;
 use super::super::kernel::{
     c_int, check_ptr, code, errno, zeroed, Error, KBox, Opaque, Result, GFP_KERNEL,
 };
-use super::super::m2m::queue_init;
-use super::super::sync::{wait_var_event, wait_var_event_timeout, wake_up_var};
+use super::super::m2m::{queue_init, run_work};
+use super::super::sync::{
+    wait_var_event, wait_var_event_timeout, wake_up_var, LockClass, Mutex, MutexGuard,
+};
 use super::super::time::Delta;
+use super::super::workqueue::DelayedWork;
 use super::device::{Driver, M2mDevice, M2mDriver};
 use super::format::BufType;
 
@@ -79,6 +82,13 @@ impl Drop for Fh {
 ///    which uses the file, its queues and its m2m context. The layer's `stop_streaming`
 ///    trampoline and `release::<T>` do not return while it is non-zero, so no job outlives the
 ///    streaming of the file, nor the file itself (jobs only run while both queues stream).
+/// 7. `hold` is held by whoever decides on the head of the ready queues with a view to the held
+///    CAPTURE buffer (`device_run`'s [`DeviceRun::start`](crate::media::m2m::DeviceRun::start),
+///    `DECODER_CMD`): the OUTPUT buffers' hold flags and which CAPTURE buffer holds a picture.
+/// 8. `run` runs `m2m::run_work::<T>` for this file (the jobs of a file whose OUTPUT queue
+///    offers `HOLD_CAPTURE_BUF`, which the m2m core does not run: see `m2m.rs`). It is cancelled
+///    (and waited for) when a queue stops streaming, before its buffers are returned, and in
+///    `release::<T>` once the m2m context, which schedules it, is gone.
 #[pin_data]
 pub(crate) struct V4l2File<T: M2mDriver> {
     // Field drop order = release order: `v4l2_fh_exit` (which unsubscribes the control events),
@@ -92,6 +102,10 @@ pub(crate) struct V4l2File<T: M2mDriver> {
     locked: UnsafeCell<T::Locked>,
     dev: NonNull<M2mDevice<T>>,
     inflight: AtomicU32,
+    #[pin]
+    hold: Mutex<()>,
+    #[pin]
+    run: DelayedWork,
 }
 
 // SAFETY: `fh` and `hdl` are C objects the core uses from any task under its own locking; `data`
@@ -107,7 +121,7 @@ impl<T: M2mDriver> V4l2File<T> {
     /// # Safety
     ///
     /// `file` was opened by `open::<T>` and is not released for `'a` (invariant 1).
-    pub(super) unsafe fn from_file<'a>(file: *mut bindings::file) -> &'a Self {
+    pub(in crate::media) unsafe fn from_file<'a>(file: *mut bindings::file) -> &'a Self {
         // SAFETY: per the contract `private_data` is `&fh` of a live `V4l2File<T>`; `Fh` is
         // `repr(transparent)` over the `v4l2_fh`.
         unsafe {
@@ -163,6 +177,27 @@ impl<T: M2mDriver> V4l2File<T> {
         self.inflight.fetch_sub(1, Ordering::AcqRel);
         // Only the address is used from here (a key, never dereferenced).
         wake_up_var(var);
+    }
+
+    /// Where `run` is in the file, for the work's function to find the file.
+    pub(in crate::media) fn run_offset() -> usize {
+        offset_of!(Self, run)
+    }
+
+    /// Runs the file's jobs from the system workqueue soon (invariant 8), unless that is already
+    /// pending.
+    pub(in crate::media) fn schedule_run(&self) {
+        self.run.schedule(Delta::from_msecs(0));
+    }
+
+    /// Cancels the file's pending job run and waits for a running one (invariant 8).
+    pub(in crate::media) fn cancel_run(&self) {
+        self.run.cancel_sync();
+    }
+
+    /// Takes the lock of the held CAPTURE buffer's bookkeeping (invariant 7).
+    pub(in crate::media) fn lock_hold(&self) -> MutexGuard<'_, ()> {
+        self.hold.lock()
     }
 
     /// The file's m2m context: valid until the file is released, i.e. not in
@@ -360,6 +395,10 @@ unsafe fn open_locked<T: Driver>(
             locked: UnsafeCell::new(locked),
             dev: NonNull::from(dev),
             inflight: AtomicU32::new(0),
+            hold <- Mutex::new((), LockClass::Hold),
+            // SAFETY: `run_work::<T>` expects exactly the `run` work of a `V4l2File<T>`, which
+            // is cancelled before the file goes (invariant 8).
+            run <- unsafe { DelayedWork::new(run_work::<T>) },
         }? Error),
         GFP_KERNEL,
     )?;
@@ -406,6 +445,8 @@ unsafe extern "C" fn release<T: Driver>(file: *mut bindings::file) -> c_int {
         // SAFETY: the m2m context is live until here (invariant 2) and not used afterwards.
         unsafe { bindings::v4l2_m2m_ctx_release(f.m2m_ctx()) };
     }
+    // Nothing schedules the file's job run any more (invariant 8).
+    f.cancel_run();
     // Stopping the queues waited for the file's jobs already; this only returns at once
     // (invariant 6).
     f.wait_idle();

@@ -165,7 +165,7 @@ vtable! {
         vidioc_streamon: Some(bindings::v4l2_m2m_ioctl_streamon),
         vidioc_streamoff: Some(bindings::v4l2_m2m_ioctl_streamoff),
 
-        vidioc_decoder_cmd: Some(bindings::v4l2_m2m_ioctl_stateless_decoder_cmd),
+        vidioc_decoder_cmd: Some(super::super::m2m::decoder_cmd::<T>),
         vidioc_try_decoder_cmd: Some(bindings::v4l2_m2m_ioctl_stateless_try_decoder_cmd),
 
         vidioc_subscribe_event: Some(bindings::v4l2_ctrl_subscribe_event),

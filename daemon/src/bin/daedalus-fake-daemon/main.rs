@@ -12,7 +12,8 @@
 //!                                      exit 0) or SIGKILL; MODE = error (`Status::DecodeError`),
 //!                                      invalid (a completion naming the wrong context: the
 //!                                      module must refuse it with EINVAL and fail the job),
-//!                                      hang (read jobs, never answer)
+//!                                      hang (read jobs, never answer: "holding job ID of
+//!                                      context CTX (CODEC)")
 //! daedalus-fake-daemon hostile SEED SECONDS
 //!                                      attack the protocol for SECONDS with seeded random
 //!                                      misbehaviour while clients decode (hostile.rs)
@@ -305,7 +306,10 @@ impl Server {
         count(JOBS);
         let bytes = job.header.picture.sizeimage;
         match self.mode {
-            Mode::Hang => println!("fake_daemon: holding job {}", job.header.job_id),
+            Mode::Hang => println!(
+                "fake_daemon: holding job {} of context {} ({:?})",
+                job.header.job_id, job.header.ctx_id, job.header.codec
+            ),
             Mode::Error => {
                 if let Err(e) = complete(
                     &self.dev,
