@@ -7,7 +7,8 @@
 #      picture and step 2 proves nothing);
 #   2. a stress run of STRESS_SECONDS (default 120) s: 3 clients over the committed VP9 (8/10-bit,
 #      hidden frames, size changes), H.264 (B-frames) and AV1 streams, daemon SIGKILLed every
-#      40 s and restarted with tests/vm/lib/start-daemon, seed STRESS_SEED (default 14); it must
+#      STRESS_KILL_EVERY (default 40) s and restarted with tests/vm/lib/start-daemon, seed
+#      STRESS_SEED (default 14); it must
 #      pass (no wrong or hung picture, nothing leaked), check pictures, kill the daemon at least
 #      three times, and have exercised seeks, closes, restarts, dropped requests and corrupted
 #      copies. Its JSON report is printed.
@@ -21,6 +22,7 @@ fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 work=$(mktemp -d)
 seconds=${STRESS_SECONDS:-120}
 seed=${STRESS_SEED:-14}
+kill_every=${STRESS_KILL_EVERY:-40}
 streams=(
   "$repo"/tests/vm/data/stress-vp9-160x90.ivf
   "$repo"/tests/vm/data/stress-av1-128x72.ivf
@@ -51,12 +53,12 @@ else
   [[ $(jqv .passed "$work/wrong.json") == false ]] || fail "negative check: passed"
 fi
 
-echo "== 2. stress: $seconds s, 3 clients, daemon killed every 40 s, seed $seed"
+echo "== 2. stress: $seconds s, 3 clients, daemon killed every $kill_every s, seed $seed"
 [[ $(cat /sys/class/misc/daedalus/daemon_attached) == 1 ]] || fail "no daemon attached after step 1"
 start=$(date +%s)
 rc=0
 "$bin" stress --quiet --duration "$seconds" --clients 3 --seed "$seed" --cache "$work/cache" \
-  --kill-daemon-every 40 --restart-daemon "$repo/tests/vm/lib/start-daemon" \
+  --kill-daemon-every "$kill_every" --restart-daemon "$repo/tests/vm/lib/start-daemon" \
   --json "$work/stress.json" "${streams[@]}" >"$work/stress.log" 2>&1 || rc=$?
 echo "stress took $(($(date +%s) - start)) s, status $rc"
 grep -E '^stress: ' "$work/stress.log" | tail -n 40
@@ -70,7 +72,7 @@ else
     (($(jqv ".$key" "$work/stress.json") > 0)) || fail "stress: $key = 0"
   done
   kills=$(jqv .daemon_kills "$work/stress.json")
-  ((kills >= seconds / 40 - 1)) || fail "stress: $kills daemon kills in $seconds s"
+  ((kills >= seconds / kill_every - 1)) || fail "stress: $kills daemon kills in $seconds s"
 fi
 
 echo "daemon log: $(grep -c '' /tmp/daedalusd.log) lines; not INFO (last 30):"
