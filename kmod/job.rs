@@ -11,7 +11,9 @@
 //! 3. **Answered** by `IOC_COMPLETE` ([`Job::check`]): the answer is checked against the job.
 //! 4. **Ended** exactly once ([`Job::finish`] / [`end`]): answered, failed (no daemon, the daemon
 //!    gone, a timeout, its context stopping), with the held-picture bookkeeping, then the layer
-//!    completes the request and returns the buffers ([`ActiveJob::complete`]).
+//!    completes the request and returns the buffers ([`ActiveJob::complete`]). The job queue
+//!    first decides how it ends ([`Job::ending`]) and ends it once every older job of its context
+//!    has ended: a context's requests complete in the order they were queued.
 
 use crate::bufmap::JobFds;
 use crate::device::Daedalus;
@@ -20,6 +22,7 @@ use crate::media::m2m::{ActiveJob, Disposal, JobBuf};
 use crate::media::prelude::*;
 use crate::media::time::{Delta, Jiffies};
 use crate::media::vb2::BufState;
+use crate::stats::End;
 use crate::wire::{self, Completion};
 
 /// How a job ended.
@@ -44,6 +47,9 @@ pub(crate) struct Job {
     pub(crate) deadline: Jiffies,
     /// When it was made (monotonic clock, ns), for its latency.
     pub(crate) start_ns: u64,
+    /// How it ends, once that is decided (and how the counters see it); it then waits in the
+    /// queue for the older jobs of its context to end first.
+    pub(crate) ending: Option<(Outcome, End)>,
     /// The encoded job message `read()` copies out (its fds set at that moment).
     msg: KVec<u8>,
     /// Its buffers; keeps its context alive.
@@ -73,6 +79,7 @@ impl Job {
             read: false,
             deadline,
             start_ns,
+            ending: None,
             msg,
             active,
         }

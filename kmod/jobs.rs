@@ -14,10 +14,20 @@
 //! - its context stops streaming (queued jobs at once; jobs the daemon has are waited for, up
 //!   to the timeout, so the daemon never writes into a buffer the client got back).
 //!
+//! Each of these only *decides* how the job ends ([`Job::ending`]); the job then ends once no
+//! older job of its context is undecided ([`Jobs::reap`]), so that a context's requests and
+//! buffers come back in the order they were queued, as a stateless decoder's clients expect,
+//! whichever way and from whichever task each job ends. (The 30-minute stress run caught the
+//! race this closes: a daemon killed while a client had several jobs queued; `detach` failed
+//! them oldest first, but between two of them the client got a buffer back, queued the next
+//! picture, and that job, refused at once for want of a daemon, overtook the older ones.)
+//!
 //! # Invariants
 //!
 //! [`Inner`] is only accessed through a `JobsGuard` (`Jobs::locked`), i.e. with the job queue's
 //! mutex held, and no job is ended with it held (jobs are taken out of the table, then ended).
+//! Every job ends with [`Jobs::ends`] held, and a job leaves the table to end only when its end
+//! is decided and no older job of its context is undecided (`Inner::take_ready`).
 //! A job owns its buffers and keeps its context alive (the layer's `ActiveJob`: the context does
 //! not stop streaming while it has one).
 
@@ -85,6 +95,11 @@ struct Inner {
 pub(crate) struct Jobs {
     #[pin]
     inner: Mutex<Inner>,
+    /// Held while jobs end (taken out of the table and finished, [`Jobs::reap`], or refused in
+    /// [`Jobs::submit`]): two tasks never end jobs at the same time, so a job cannot overtake an
+    /// older one of its context that another task has taken out of the table but not yet ended.
+    #[pin]
+    ends: Mutex<()>,
     /// Woken when a message is queued, a job ends, or the daemon goes.
     #[pin]
     wq: WaitQueue,
@@ -171,13 +186,18 @@ impl Inner {
         self.jobs.iter().position(|j| j.is_none())
     }
 
-    /// Where the oldest unread message is: a job slot or an event slot.
+    /// Where the oldest unread message is: a job slot or an event slot. (A job whose end is
+    /// decided is not for the daemon any more.)
     fn next_message(&self) -> Option<(bool, usize)> {
         let job = self
             .jobs
             .iter()
             .enumerate()
-            .filter_map(|(i, j)| j.as_ref().filter(|j| !j.read).map(|j| (j.seq, i)))
+            .filter_map(|(i, j)| {
+                j.as_ref()
+                    .filter(|j| !j.read && j.ending.is_none())
+                    .map(|j| (j.seq, i))
+            })
             .min();
         let event = self
             .events
@@ -194,16 +214,54 @@ impl Inner {
         }
     }
 
-    /// Takes every job matching `pred` out of the table.
-    fn take(&mut self, pred: impl Fn(&Job) -> bool) -> Taken {
+    /// Decides that every undecided job matching `pred` ends as `outcome` (`end` for the
+    /// counters); returns how many. They end in [`Jobs::reap`].
+    fn decide(&mut self, pred: impl Fn(&Job) -> bool, outcome: Outcome, end: End) -> usize {
+        let mut n = 0;
+        for j in self.jobs.iter_mut().flatten() {
+            if j.ending.is_none() && pred(j) {
+                j.ending = Some((outcome, end));
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Whether an undecided job of `job`'s context is older than `job`.
+    fn waits_for_older(&self, job: &Job) -> bool {
+        self.jobs
+            .iter()
+            .flatten()
+            .any(|o| o.ctx_id == job.ctx_id && o.ending.is_none() && o.seq < job.seq)
+    }
+
+    /// Takes the jobs that may end now out of the table: decided, with no undecided older job
+    /// of their context.
+    fn take_ready(&mut self) -> Taken {
+        let mut ready = [false; MAX_JOBS];
+        for (r, j) in ready.iter_mut().zip(self.jobs.iter()) {
+            *r = j
+                .as_ref()
+                .is_some_and(|j| j.ending.is_some() && !self.waits_for_older(j));
+        }
         let mut out = Taken::new();
-        for slot in self.jobs.iter_mut() {
-            if slot.as_ref().is_some_and(|j| pred(j)) {
+        for (r, slot) in ready.iter().zip(self.jobs.iter_mut()) {
+            if *r {
                 out.push(slot.take());
             }
         }
         out
     }
+}
+
+/// What [`Jobs::submit`] made of a job.
+enum Filed {
+    /// In the table, for the daemon.
+    Queued,
+    /// Refused (the error), in the table to end after the older jobs of its context.
+    Deferred(Error),
+    /// Refused (the error): ends at once.
+    Refused(Error, ActiveJob<Daedalus>),
 }
 
 /// Jobs taken out of the table, to be finished after the lock is dropped.
@@ -228,9 +286,9 @@ impl Taken {
         }
     }
 
-    /// Finishes every job as failed (`end`: how the counters see it), oldest first: a
-    /// context's buffers come back in the order they were queued, as clients expect.
-    fn fail_all(mut self, jobs: &Jobs, end: End) {
+    /// Ends every job as decided ([`Job::ending`]), oldest first: a context's buffers come back
+    /// in the order they were queued, as clients expect. Called with [`Jobs::ends`] held.
+    fn end_all(mut self, jobs: &Jobs) {
         // Insertion sort by `seq` (at most MAX_JOBS entries, nearly sorted already). Not
         // `sort_unstable_by_key`: objtool on 6.12 does not know the panic paths of core's sort
         // and warns that they fall through.
@@ -243,7 +301,8 @@ impl Taken {
             }
         }
         for job in self.jobs.into_iter().flatten() {
-            jobs.finish(job, Outcome::Failed, end);
+            let (outcome, end) = job.ending.unwrap_or((Outcome::Failed, End::Failed));
+            jobs.finish(job, outcome, end);
         }
     }
 }
@@ -253,6 +312,7 @@ impl Jobs {
     pub(crate) fn new() -> impl PinInit<Jobs> {
         pin_init!(Jobs {
             inner <- Mutex::new(Inner::new(), LockClass::Jobs),
+            ends <- Mutex::new((), LockClass::JobEnds),
             wq <- WaitQueue::new(),
             readable: AtomicBool::new(false),
             next_job: AtomicU64::new(1),
@@ -270,6 +330,15 @@ impl Jobs {
 
     fn wake(&self) {
         self.wq.wake_all();
+    }
+
+    /// Ends the jobs whose end is decided and that no undecided job of their context precedes,
+    /// oldest first. Called after every decision (the decided jobs it cannot end yet end in the
+    /// call after their older jobs' decision).
+    fn reap(&self) {
+        let _ends = self.ends.lock();
+        let ready = self.locked().take_ready();
+        ready.end_all(self);
     }
 
     /// Ends a job taken out of the table (its buffers return), then wakes the daemon's readers.
@@ -326,15 +395,12 @@ impl Jobs {
             for e in inner.events.iter_mut() {
                 e.kind = None;
             }
-            inner.take(|_| true)
+            inner.decide(|_| true, Outcome::Failed, End::Failed)
         };
-        if taken.len > 0 {
-            pr_warn!(
-                "decode daemon detached with {} jobs: failing them\n",
-                taken.len
-            );
+        if taken > 0 {
+            pr_warn!("decode daemon detached with {} jobs: failing them\n", taken);
         }
-        taken.fail_all(self, End::Failed);
+        self.reap();
         self.wake();
     }
 
@@ -405,37 +471,36 @@ impl Jobs {
 
     /// `IOC_COMPLETE`: the daemon's answer to a job.
     pub(crate) fn complete(&self, c: Completion) -> Result {
-        let (job, outcome, bad) = {
+        let bad = {
             let mut g = self.locked();
             let inner = &mut *g;
             if !inner.greeted {
                 return Err(eproto());
             }
-            let slot = inner
+            let job = inner
                 .jobs
                 .iter_mut()
-                .find(|j| j.as_ref().is_some_and(|j| j.id == c.job_id && j.read))
+                .flatten()
+                .find(|j| j.id == c.job_id && j.read && j.ending.is_none())
                 .ok_or(code::ENOENT)?;
-            let Some(job) = slot.take() else {
-                return Err(code::ENOENT);
+            let (outcome, bad) = job.check(&c);
+            let end = match outcome {
+                Outcome::Decoded(_) => End::Decoded,
+                Outcome::Failed => End::Failed,
             };
+            job.ending = Some((outcome, end));
             // The daemon makes progress: jobs still waiting to be read are not late because
             // their queue is long (a slow stream, many requests in flight).
             let deadline = Jiffies::now().wrapping_add(job_timeout());
             for j in inner.jobs.iter_mut().flatten().filter(|j| !j.read) {
                 j.deadline = deadline;
             }
-            let (outcome, bad) = job.check(&c);
-            (job, outcome, bad)
+            bad
         };
         if bad {
             pr_warn!("invalid completion of job {}: failing it\n", c.job_id);
         }
-        let end = match outcome {
-            Outcome::Decoded(_) => End::Decoded,
-            Outcome::Failed => End::Failed,
-        };
-        self.finish(job, outcome, end);
+        self.reap();
         if bad {
             Err(code::EINVAL)
         } else {
@@ -479,7 +544,8 @@ impl Jobs {
     }
 
     /// Files a job the layer started in `device_run` (its buffers, counted in its context);
-    /// whatever happens it ends through [`Job::finish`] or [`job::end`].
+    /// whatever happens it ends through [`Job::finish`] or [`job::end`], after the older jobs of
+    /// its context.
     pub(crate) fn submit(&self, watchdog: &DelayedWork, active: ActiveJob<Daedalus>) {
         let id = self.next_job.fetch_add(1, Ordering::Relaxed);
         let start_ns = monotonic_ns();
@@ -488,100 +554,130 @@ impl Jobs {
         let msg = Job::encode(&active, id);
         let timeout = job_timeout();
         let now = Jiffies::now();
-        let rejected: Option<(Error, ActiveJob<Daedalus>)> = match msg {
-            Err(e) => Some((e, active)),
-            Ok(msg) => {
-                let mut g = self.locked();
-                let inner = &mut *g;
-                let slot = inner.free_slot();
-                match (inner.session != 0, slot) {
-                    (false, _) => Some((code::ENODEV, active)),
-                    (true, None) => Some((code::EBUSY, active)),
-                    (true, Some(slot)) => {
-                        let seq = inner.next_seq;
-                        inner.next_seq += 1;
-                        // The slot first: the job (with its buffers) is only moved in once it
-                        // cannot fail any more.
-                        match (
-                            KBox::<Job>::new_uninit(GFP_KERNEL),
-                            inner.jobs.get_mut(slot),
-                        ) {
-                            (Ok(b), Some(entry)) => {
-                                let job = Job::new(
-                                    id,
-                                    seq,
-                                    now.wrapping_add(timeout),
-                                    start_ns,
-                                    msg,
-                                    active,
-                                );
-                                *entry = Some(KBox::write(b, job));
-                                None
-                            }
-                            (Ok(_), None) => Some((code::EBUSY, active)),
-                            (Err(_), _) => Some((code::ENOMEM, active)),
-                        }
+        // Allocated before the locks: the job only moves in once nothing can fail any more.
+        let mem = KBox::<Job>::new_uninit(GFP_KERNEL);
+        // No other task ends jobs meanwhile: a job refused here cannot overtake an older job of
+        // its context that another task has taken out of the table but not ended yet.
+        let ends = self.ends.lock();
+        let filed = {
+            let mut g = self.locked();
+            let inner = &mut *g;
+            let refused = match (&msg, inner.session != 0) {
+                (Err(e), _) => Some(*e),
+                (Ok(_), false) => Some(code::ENODEV),
+                (Ok(_), true) => None,
+            };
+            // A refused job of a context with older jobs in the table waits there, decided,
+            // to end after them.
+            let behind = inner.in_flight(Some(ctx_id)) > 0;
+            let seq = inner.next_seq;
+            let entry = inner.free_slot().and_then(|s| inner.jobs.get_mut(s));
+            match (refused, entry, mem) {
+                (Some(e), _, _) if !behind => Filed::Refused(e, active),
+                (refused, Some(entry), Ok(b)) => {
+                    let msg = match msg {
+                        Ok(m) if refused.is_none() => m,
+                        _ => KVec::new(),
+                    };
+                    let mut job =
+                        Job::new(id, seq, now.wrapping_add(timeout), start_ns, msg, active);
+                    if refused.is_some() {
+                        job.ending = Some((Outcome::Failed, End::Failed));
                     }
+                    *entry = Some(KBox::write(b, job));
+                    inner.next_seq += 1;
+                    match refused {
+                        None => Filed::Queued,
+                        Some(e) => Filed::Deferred(e),
+                    }
+                }
+                (refused, None, _) => Filed::Refused(refused.unwrap_or(code::EBUSY), active),
+                (refused, Some(_), Err(_)) => {
+                    Filed::Refused(refused.unwrap_or(code::ENOMEM), active)
                 }
             }
         };
-        match rejected {
-            None => {
+        match filed {
+            Filed::Queued => {
+                drop(ends);
                 // A no-op when already pending.
                 watchdog.schedule(timeout);
                 self.wake();
             }
-            Some((e, active)) => {
+            Filed::Deferred(e) => {
+                drop(ends);
                 if e != code::ENODEV {
                     pr_warn!("job {} not queued: {:?}\n", id, e);
                 }
+                // Its older jobs may all be decided already.
+                self.reap();
+            }
+            Filed::Refused(e, active) => {
+                if e != code::ENODEV {
+                    pr_warn!("job {} not queued: {:?}\n", id, e);
+                }
+                if self.locked().in_flight(Some(ctx_id)) > 0 {
+                    // No slot or no memory to wait in: its older jobs are overtaken.
+                    pr_warn!("context {}: job {} fails before older jobs\n", ctx_id, id);
+                }
                 self.count_end(ctx_id, start_ns, End::Failed);
                 job::end(active, Outcome::Failed);
+                drop(ends);
                 self.wake();
             }
         }
     }
 
-    /// Ends the jobs of a context that stops streaming: queued ones fail at once, those the
-    /// daemon has are waited for (up to the job timeout), then failed.
+    /// Ends the jobs of a context that stops streaming: queued ones fail at once (after those
+    /// the daemon has, which are older), those the daemon has are waited for (up to the job
+    /// timeout), then failed.
     pub(crate) fn cancel_context(&self, file: &VideoFile) {
         let id = file.data().id;
-        let queued = self.locked().take(|j| j.ctx_id == id && !j.read);
-        queued.fail_all(self, End::Failed);
+        self.locked()
+            .decide(|j| j.ctx_id == id && !j.read, Outcome::Failed, End::Failed);
+        self.reap();
         // The daemon has no job of the context any more.
         if !file.wait_idle_timeout(job_timeout()) {
-            let late = self.locked().take(|j| j.ctx_id == id);
-            if late.len > 0 {
+            let late = self
+                .locked()
+                .decide(|j| j.ctx_id == id, Outcome::Failed, End::TimedOut);
+            if late > 0 {
                 pr_warn!(
                     "context {}: {} jobs not answered in time, failed\n",
                     id,
-                    late.len
+                    late
                 );
             }
-            late.fail_all(self, End::TimedOut);
+            self.reap();
         }
     }
 
     /// Fails the jobs past their deadline (the device's watchdog) and re-arms `watchdog` for
-    /// the next deadline.
+    /// the next deadline. A job past its deadline behind an older job of its context that is
+    /// not past it ends with that job.
     pub(crate) fn expire(&self, watchdog: &DelayedWork) {
         let now = Jiffies::now();
         let (expired, next) = {
             let mut g = self.locked();
             let inner = &mut *g;
-            let expired = inner.take(|j| now.is_after_eq(j.deadline));
+            let expired = inner.decide(
+                |j| now.is_after_eq(j.deadline),
+                Outcome::Failed,
+                End::TimedOut,
+            );
             let next = inner
                 .jobs
                 .iter()
                 .flatten()
+                .filter(|j| j.ending.is_none())
                 .map(|j| now.until(j.deadline))
                 .min();
             (expired, next)
         };
-        if expired.len > 0 {
-            pr_warn!("{} jobs timed out\n", expired.len);
+        if expired > 0 {
+            pr_warn!("{} jobs timed out\n", expired);
         }
-        expired.fail_all(self, End::TimedOut);
+        self.reap();
         if let Some(delay) = next {
             watchdog.schedule(delay);
         }

@@ -54,6 +54,9 @@ FORWARD_VOID(daedalus_mutex_init, mutex_init, struct mutex *, lock)
 /* A lock class of its own: it nests inside the device lock. */
 FORWARD_VOID(daedalus_jobs_lock_init, mutex_init, struct mutex *, lock)
 
+/* The device's job ends: a lock class of its own, outside the job queue's. */
+FORWARD_VOID(daedalus_job_ends_lock_init, mutex_init, struct mutex *, lock)
+
 /* A file's format snapshot: a leaf lock class of its own, nested inside the device lock. */
 FORWARD_VOID(daedalus_format_lock_init, mutex_init, struct mutex *, lock)
 

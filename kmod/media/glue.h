@@ -30,6 +30,7 @@ struct module *daedalus_this_module(void);
 unsigned int daedalus_job_timeout_ms(void);
 void daedalus_mutex_init(struct mutex *lock);
 void daedalus_jobs_lock_init(struct mutex *lock);
+void daedalus_job_ends_lock_init(struct mutex *lock);
 void daedalus_format_lock_init(struct mutex *lock);
 void daedalus_hold_lock_init(struct mutex *lock);
 void daedalus_mutex_lock(struct mutex *lock);

@@ -65,6 +65,9 @@ impl<T> SyncRaw<T> {
 pub(crate) enum LockClass {
     /// The device's job queue (`daedalus_jobs_lock_init`); nests inside the device lock.
     Jobs,
+    /// The device's job ends (`daedalus_job_ends_lock_init`): nests inside the device lock and
+    /// outside the job queue's lock, the control handlers' and videobuf2's.
+    JobEnds,
     /// A file's format snapshot (`daedalus_format_lock_init`): a leaf, nested inside the device
     /// lock (written by `S_FMT`) or taken alone (read by jobs).
     Format,
@@ -99,6 +102,7 @@ impl<T> Mutex<T> {
     pub(crate) fn new(value: T, class: LockClass) -> impl PinInit<Self> {
         let init: unsafe extern "C" fn(*mut bindings::mutex) = match class {
             LockClass::Jobs => bindings::daedalus_jobs_lock_init,
+            LockClass::JobEnds => bindings::daedalus_job_ends_lock_init,
             LockClass::Format => bindings::daedalus_format_lock_init,
             LockClass::Hold => bindings::daedalus_hold_lock_init,
         };

@@ -10,7 +10,9 @@
 #      second daemons, detach-attach storms with jobs in flight. The hostile daemon checks what
 #      the module answers (a completion accepted at most once, never a stale or invalid one...)
 #      and must exit 0. Meanwhile 3 clients decode the small VP9 / H.264 / AV1 streams in loops
-#      with 1..6 requests in flight: every decode must end (error or not) within 60 s;
+#      with 1..6 requests in flight: every decode must end (error or not) within 60 s, and its
+#      requests in the order they were queued, whatever order the daemon answers in (no
+#      "dequeued OUTPUT buffer X while waiting for Y" / "decode order broken" from the client);
 #   2. once both are done: no context, job or buffer left (tests/vm/lib/device-idle);
 #   3. a real daemon attaches and decodes the three streams byte-exact.
 # The kernel side (no WARN, BUG, lockdep report...) is scripts/test-vm's dmesg check.
@@ -43,22 +45,34 @@ done
 # client N: decodes its stream until the hostile daemon is gone; a decode that does not end
 # within 60 s is a hung request (the module's job timeout is 500 ms).
 client() {
-  local n=$1 s=${streams[$1]} runs=0 errors=0 rc
+  local n=$1 s=${streams[$1]} runs=0 errors=0 unordered=0 rc
   while kill -0 "$hostile" 2>/dev/null; do
     rc=0
     timeout 60 "$bin" decode -q --in-flight $((1 + RANDOM % 6)) --timeout-ms 5000 "$s" >/dev/null 2>"$work/client$n.err" || rc=$?
     runs=$((runs + 1))
     if ((rc == 124)); then echo "client $n: a decode of $(basename "$s") hung (60 s)"; return 1; fi
     ((rc == 0)) || errors=$((errors + 1))
+    if grep -qE 'while waiting for|decode order broken' "$work/client$n.err"; then
+      unordered=$((unordered + 1))
+      grep -hE 'while waiting for|decode order broken' "$work/client$n.err" | head -n 1
+    fi
   done
-  echo "client $n: $(basename "$s"): $runs decodes, $errors ended with errors"
+  echo "client $n: $(basename "$s"): $runs decodes, $errors ended with errors, $unordered out of order"
+  ((unordered == 0)) || { echo "client $n: requests completed out of order"; return 2; }
 }
 pids=()
 for n in 0 1 2; do client "$n" & pids+=($!); done
 rc=0; wait "$hostile" || rc=$?
 cat "$work/hostile.log"
 ((rc == 0)) || fail "the hostile daemon found the module misbehaving (exit $rc)"
-for p in "${pids[@]}"; do wait "$p" || fail "a client's decode hung"; done
+for p in "${pids[@]}"; do
+  rc=0; wait "$p" || rc=$?
+  case $rc in
+    0) ;;
+    2) fail "a client's requests completed out of order" ;;
+    *) fail "a client's decode hung" ;;
+  esac
+done
 echo "$old_timeout" >$param
 
 echo "== 2. nothing left behind"

@@ -341,6 +341,47 @@ impl Queue<'_> {
         // SAFETY: as above.
         unsafe { bindings::daedalus_vb2_is_streaming(self.raw) }
     }
+
+    /// Before `REQBUFS` `rb`: when videobuf2 is going to cancel the queue's queued buffers (the
+    /// call is valid for this queue, which has buffers and does not stream), a STREAMOFF of the
+    /// stopped queue cancels them now, the same way.
+    ///
+    /// Why: `vb2_core_reqbufs` cancels them under the queue's `mmap_lock`, and cancelling a
+    /// buffer of a queued request completes the request's controls under the control handler's
+    /// lock. That order (`q->mmap_lock` -> the handler's lock) closes a cycle with two others of
+    /// the V4L2 core, the handler's lock -> `mm->mmap_lock` (`G_EXT_CTRLS` copying a compound
+    /// control to user memory) and `mm->mmap_lock` -> `q->mmap_lock` (mmap of a buffer), which
+    /// lockdep reports (found by daedalus-ioctl-fuzz). `VIDIOC_STREAMOFF` cancels without
+    /// `mmap_lock`; afterwards `REQBUFS` has nothing left to cancel.
+    pub(crate) fn cancel_before_reqbufs(&self, rb: &bindings::v4l2_requestbuffers) {
+        let q = self.raw;
+        // SAFETY: a live queue, its lock held (type invariant): its fields do not change.
+        let (ty, io_modes, fileio, waiting) = unsafe {
+            (
+                (*q).type_,
+                (*q).io_modes,
+                (*q).fileio,
+                (*q).waiting_in_dqbuf() != 0,
+            )
+        };
+        // What `vb2_verify_memory_type` and `vb2_core_reqbufs` check before they cancel.
+        let memory_ok = match rb.memory {
+            bindings::V4L2_MEMORY_MMAP => io_modes & bindings::VB2_MMAP != 0,
+            bindings::V4L2_MEMORY_DMABUF => io_modes & bindings::VB2_DMABUF != 0,
+            bindings::V4L2_MEMORY_USERPTR => io_modes & bindings::VB2_USERPTR != 0,
+            _ => false,
+        };
+        let cancels = rb.type_ == ty
+            && memory_ok
+            && fileio.is_null()
+            && !(waiting && rb.count != 0)
+            && self.is_busy()
+            && !self.is_streaming();
+        if cancels {
+            // SAFETY: a live queue, its lock held; `ty` is its type, so this only cancels.
+            unsafe { bindings::vb2_streamoff(q, ty) };
+        }
+    }
 }
 
 vtable! {
@@ -439,9 +480,17 @@ unsafe extern "C" fn release<T: Driver>(file: *mut bindings::file) -> c_int {
     // SAFETY: opened by `open::<T>` and not released yet (contract).
     let f = unsafe { V4l2File::<T>::from_file(file) };
     // Releasing the m2m context stops streaming, which returns the buffers and completes their
-    // requests through `hdl`, so it goes first, under the device lock.
+    // requests through `hdl`, so it goes first, under the device lock. A STREAMOFF of each queue
+    // does that first, as the ioctl would: `v4l2_m2m_ctx_release` would do it under each
+    // queue's `mmap_lock`, and the handler's lock taken there closes a cycle lockdep reports
+    // (see [`Queue::cancel`]).
     {
         let _guard = f.device().lock().lock();
+        for ty in [BufType::VideoOutputMplane, BufType::VideoCaptureMplane] {
+            // SAFETY: the file's live m2m context (invariant 2) and one of its queue types; the
+            // device lock, the queues' lock, is held. It fails only for another type.
+            unsafe { bindings::v4l2_m2m_streamoff(file, f.m2m_ctx(), ty.raw()) };
+        }
         // SAFETY: the m2m context is live until here (invariant 2) and not used afterwards.
         unsafe { bindings::v4l2_m2m_ctx_release(f.m2m_ctx()) };
     }

@@ -153,7 +153,7 @@ vtable! {
         vidioc_try_fmt_vid_out_mplane: Some(try_fmt_vid_out::<T>),
         vidioc_s_fmt_vid_out_mplane: Some(s_fmt_vid_out::<T>),
 
-        vidioc_reqbufs: Some(bindings::v4l2_m2m_ioctl_reqbufs),
+        vidioc_reqbufs: Some(reqbufs::<T>),
         vidioc_querybuf: Some(bindings::v4l2_m2m_ioctl_querybuf),
         vidioc_qbuf: Some(bindings::v4l2_m2m_ioctl_qbuf),
         vidioc_dqbuf: Some(bindings::v4l2_m2m_ioctl_dqbuf),
@@ -232,6 +232,31 @@ impl<T: IoctlOps> IoctlVTable<T> {
         };
         errno(fmt.update(|p| op(&mut locked, ty, p)))
     }
+}
+
+/// `vidioc_reqbufs`: `v4l2_m2m_ioctl_reqbufs`, the queued buffers cancelled first
+/// ([`super::file::Queue::cancel_before_reqbufs`]).
+///
+/// # Safety
+///
+/// Only called by the V4L2 core, for a file of the node the table of `T` is installed on, with the
+/// device lock held and a valid `rb`.
+unsafe extern "C" fn reqbufs<T: IoctlOps>(
+    file: *mut bindings::file,
+    fh: *mut c_void,
+    rb: *mut bindings::v4l2_requestbuffers,
+) -> c_int {
+    // SAFETY: per the contract (V4l2File invariant 1; the core holds the lock around the op and
+    // makes no other `LockedFile` of this file while it runs); `rb` is valid for the call.
+    let (locked, req) = unsafe { (LockedFile::<T>::enter(file), &*rb) };
+    let ty = if req.type_ == BufType::VideoOutputMplane.raw() {
+        BufType::VideoOutputMplane
+    } else {
+        BufType::VideoCaptureMplane
+    };
+    locked.queue(ty).cancel_before_reqbufs(req);
+    // SAFETY: as the core's own call of the op.
+    unsafe { bindings::v4l2_m2m_ioctl_reqbufs(file, fh, rb) }
 }
 
 /// Defines the `extern "C"` ops of the table: each forwards the file and the argument to its

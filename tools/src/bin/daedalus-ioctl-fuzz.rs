@@ -377,18 +377,16 @@ fn set_random_control(rng: &mut StdRng, video: &VideoDevice, which: Which<'_>) -
     }
 }
 
-/// A zeroed control value (the uAPI's reset state) with a few random bytes changed: close
-/// enough to valid to pass the module's checks now and then and reach the daemon.
+/// A control value close enough to valid to pass the module's checks now and then and reach
+/// the daemon, with a few random bytes changed: half the time the device's default
+/// (`G_EXT_CTRLS` with `V4L2_CTRL_WHICH_DEF_VAL`), else zeroed (the uAPI's reset state).
 ///
-/// Not the device's default (`G_EXT_CTRLS` with `V4L2_CTRL_WHICH_DEF_VAL`): that call copies
-/// the payload to user memory under the control handler's lock, and with buffers mmapped and a
-/// `REQBUFS(0)` cancelling requests (which completes their controls under vb2's `mmap_lock`)
-/// lockdep reports a circular dependency (handler lock -> mm's mmap_lock -> vb2's mmap_lock ->
-/// handler lock). All three paths are the V4L2 core's, and the two ioctls involved hold the
-/// device lock, so they cannot run at once; docs/fuzzing.md has the report and what is left to
-/// do. `IOCTL_FUZZ_DEVICE_DEFAULTS=1` brings the call back to reproduce it.
+/// The device's default once made lockdep report a circular dependency (the handler's lock ->
+/// `mm->mmap_lock` in that call, -> vb2's `q->mmap_lock` in mmap, -> the handler's lock when
+/// `REQBUFS` cancelled queued requests); the module now cancels them before `REQBUFS` takes
+/// `q->mmap_lock` (docs/fuzzing.md), and this keeps the three paths exercised together.
 fn mutated<T: ControlPayload>(rng: &mut StdRng, video: &VideoDevice, id: u32) -> T {
-    let value: T = if std::env::var_os("IOCTL_FUZZ_DEVICE_DEFAULTS").is_some() {
+    let value: T = if rng.gen_bool(0.5) {
         video.default_payload(id).unwrap_or_default()
     } else {
         T::default()
