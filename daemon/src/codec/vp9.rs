@@ -391,7 +391,8 @@ impl Vp9Decoder {
         range: Range<usize>,
         ahead: usize,
     ) -> Result<bool, JobError> {
-        if self.threads < 2 {
+        // The common low-delay case decides before touching the buffer (no extra sync ioctls).
+        if self.threads < 2 || (!self.pipelined && ahead + 1 < self.threads) {
             return Ok(false);
         }
         let map = out.mapping();
@@ -425,7 +426,7 @@ impl Vp9Decoder {
                 return Ok(false);
             }
         } else {
-            if ahead + 1 < self.threads || !(key || self.history.usable()) {
+            if !(key || self.history.usable()) {
                 return Ok(false);
             }
             if let Err(e) = self.enter_pipeline(key) {
