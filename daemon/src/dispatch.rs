@@ -374,8 +374,18 @@ fn serve(
 ) -> (u32, Stats) {
     let mut ctx = Context::new(ctx_id, config);
     let mut done = Vec::with_capacity(16);
+    // No message came within the grace: the client is waiting for its pictures, so the rest of
+    // the pipeline is pushed on without waiting again until a message comes.
+    let mut idle = false;
     loop {
-        match inbox.next(ctx.in_flight(), ctx.grace()) {
+        let grace = if idle {
+            std::time::Duration::ZERO
+        } else {
+            ctx.grace()
+        };
+        let next = inbox.next(ctx.in_flight(), grace);
+        idle = matches!(next, Next::Idle);
+        match next {
             Next::End => break,
             Next::Idle => ctx.push(&mut done),
             Next::Work(Work::Stats) => eprintln!("context {ctx_id}: {}", ctx.stats()),
