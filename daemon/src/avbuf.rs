@@ -184,7 +184,13 @@ impl PacketSender {
         }
         let need = len + PADDING;
         if self.copy.size() < need || !self.copy.is_writable() {
-            let size = need.max(self.copy.size() * 3 / 2);
+            // Grown geometrically when too small; a buffer FFmpeg still holds (frame threads
+            // decoding the previous packet) is replaced by one of the same size.
+            let size = if self.copy.size() < need {
+                need.max(self.copy.size() * 3 / 2)
+            } else {
+                self.copy.size()
+            };
             self.copy = AvBuffer::alloc_zeroed(size).ok_or(JobError::Internal("out of memory"))?;
         }
         let buf = self

@@ -3,6 +3,11 @@
 //! context, so contexts decode in parallel while the jobs of one context are handled (and
 //! answered) in order.
 //!
+//! A context thread tells its context how many messages wait behind the job it hands it (the
+//! decoder pipelines jobs when there are enough), and never sleeps on its channel while jobs
+//! are in the pipeline: after a short grace ([`Context::grace`]) without a new message, it
+//! pushes the pipeline on, so a client that stops queueing still gets every picture.
+//!
 //! Messages are read into buffers of [`MAX_MESSAGE_SIZE`] bytes from a pool that grows to at
 //! most `max_buffers`, and travel to the context threads through bounded channels: in steady
 //! state nothing is allocated per message. When every buffer is in flight the dispatcher waits
@@ -10,11 +15,12 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 
-use daedalus_proto::wire::{self, Message, MAX_MESSAGE_SIZE};
+use daedalus_proto::wire::{self, Completion, Message, MAX_MESSAGE_SIZE};
 
 use crate::codec::DecoderConfig;
 use crate::context::Context;
@@ -120,7 +126,18 @@ enum Work {
 
 struct Worker {
     tx: SyncSender<Work>,
+    /// Messages sent to the thread and not received yet.
+    queued: Arc<AtomicUsize>,
     thread: JoinHandle<(u32, Stats)>,
+}
+
+impl Worker {
+    fn send(&self, work: Work) -> Result<(), mpsc::SendError<Work>> {
+        self.queued.fetch_add(1, Ordering::Relaxed);
+        self.tx.send(work).inspect_err(|_| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+        })
+    }
 }
 
 /// Runs the daemon until the transport says [`Incoming::Shutdown`] (then finishes the queued
@@ -167,7 +184,7 @@ impl<T: Transport + 'static> Dispatcher<T> {
                         self.workers.len()
                     );
                     for w in self.workers.values() {
-                        let _ = w.tx.send(Work::Stats);
+                        let _ = w.send(Work::Stats);
                     }
                 }
                 Ok(Incoming::Shutdown) => {
@@ -219,7 +236,7 @@ impl<T: Transport + 'static> Dispatcher<T> {
         }
         let work = Work::Message(buf, n);
         let work = match self.workers.get(&ctx_id) {
-            Some(w) => match w.tx.send(work) {
+            Some(w) => match w.send(work) {
                 Ok(()) => None,
                 Err(mpsc::SendError(work)) => Some(work),
             },
@@ -232,7 +249,7 @@ impl<T: Transport + 'static> Dispatcher<T> {
                 self.retire(dead);
             }
             self.spawn(ctx_id);
-            match self.workers.get(&ctx_id).map(|w| w.tx.send(work)) {
+            match self.workers.get(&ctx_id).map(|w| w.send(work)) {
                 Some(Ok(())) => {}
                 Some(Err(mpsc::SendError(Work::Message(buf, _)))) => {
                     log::error!("context {ctx_id}: message dropped");
@@ -252,14 +269,19 @@ impl<T: Transport + 'static> Dispatcher<T> {
         let (tx, rx) = mpsc::sync_channel(self.config.queue_depth.max(1));
         let transport = Arc::clone(&self.transport);
         let pool = Arc::clone(&self.pool);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let inbox = Inbox {
+            rx,
+            queued: Arc::clone(&queued),
+        };
         let config = self.config.decoder;
         let spawned = thread::Builder::new()
             .name(format!("ctx{ctx_id}"))
-            .spawn(move || serve(ctx_id, config, &rx, &*transport, &pool));
+            .spawn(move || serve(ctx_id, config, &inbox, &*transport, &pool));
         match spawned {
             Ok(thread) => {
                 self.summary.contexts += 1;
-                self.workers.insert(ctx_id, Worker { tx, thread });
+                self.workers.insert(ctx_id, Worker { tx, queued, thread });
             }
             Err(e) => log::error!("cannot start a thread for context {ctx_id}: {e}"),
         }
@@ -302,50 +324,117 @@ impl<T: Transport + 'static> Dispatcher<T> {
     }
 }
 
+/// The receiving end of a context thread's channel.
+struct Inbox {
+    rx: Receiver<Work>,
+    /// Messages sent and not received yet (the dispatcher counts them up).
+    queued: Arc<AtomicUsize>,
+}
+
+/// What a context thread waits for next.
+enum Next {
+    Work(Work),
+    /// Nothing came within the grace: push the pipeline on.
+    Idle,
+    /// The dispatcher is gone.
+    End,
+}
+
+impl Inbox {
+    /// The next message; with jobs in the pipeline, waits `grace` at most.
+    fn next(&self, in_flight: usize, grace: std::time::Duration) -> Next {
+        let r = if in_flight == 0 {
+            self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+        } else {
+            self.rx.recv_timeout(grace)
+        };
+        match r {
+            Ok(w) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                Next::Work(w)
+            }
+            Err(RecvTimeoutError::Timeout) => Next::Idle,
+            Err(RecvTimeoutError::Disconnected) => Next::End,
+        }
+    }
+
+    /// Messages waiting behind the one just received.
+    fn waiting(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+}
+
 /// The thread of one context.
 fn serve(
     ctx_id: u32,
     config: DecoderConfig,
-    rx: &Receiver<Work>,
+    inbox: &Inbox,
     transport: &dyn Transport,
     pool: &Pool,
 ) -> (u32, Stats) {
     let mut ctx = Context::new(ctx_id, config);
-    while let Ok(work) = rx.recv() {
-        match work {
-            Work::Stats => eprintln!("context {ctx_id}: {}", ctx.stats()),
-            Work::Message(buf, n) => {
-                let close = handle(&mut ctx, &buf[..n], transport);
+    let mut done = Vec::with_capacity(16);
+    // No message came within the grace: the client is waiting for its pictures, so the rest of
+    // the pipeline is pushed on without waiting again until a message comes.
+    let mut idle = false;
+    loop {
+        let grace = if idle {
+            std::time::Duration::ZERO
+        } else {
+            ctx.grace()
+        };
+        let next = inbox.next(ctx.in_flight(), grace);
+        idle = matches!(next, Next::Idle);
+        match next {
+            Next::End => break,
+            Next::Idle => ctx.push(&mut done),
+            Next::Work(Work::Stats) => eprintln!("context {ctx_id}: {}", ctx.stats()),
+            Next::Work(Work::Message(buf, n)) => {
+                let close = handle(&mut ctx, &buf[..n], inbox.waiting(), &mut done);
                 pool.put(buf);
+                if close {
+                    ctx.drain(&mut done);
+                }
+                answer(&mut ctx, &mut done, transport);
                 if close {
                     break;
                 }
             }
         }
+        answer(&mut ctx, &mut done, transport);
     }
+    ctx.drain(&mut done);
+    answer(&mut ctx, &mut done, transport);
     log::info!("context {ctx_id} closed: {}", ctx.stats());
     (ctx_id, ctx.stats().clone())
 }
 
-/// Handles one message of a context; true when the context is closed.
-fn handle(ctx: &mut Context, bytes: &[u8], transport: &dyn Transport) -> bool {
+/// Sends the completions in `done` (emptied).
+fn answer(ctx: &mut Context, done: &mut Vec<Completion>, transport: &dyn Transport) {
+    for c in done.drain(..) {
+        if let Err(e) = transport.complete(&c) {
+            // E.g. the module already failed the job after its timeout.
+            log::warn!(
+                "context {} job {}: completion refused: {e}",
+                c.ctx_id,
+                c.job_id
+            );
+            ctx.record_complete_failure();
+        }
+    }
+}
+
+/// Handles one message of a context (`waiting` more queued behind it); true when the context
+/// is closed. Completions go to `done`.
+fn handle(ctx: &mut Context, bytes: &[u8], waiting: usize, done: &mut Vec<Completion>) -> bool {
     match wire::decode(bytes) {
         Ok(Message::Job(job)) => {
-            let c = ctx.handle_job(&job);
-            if let Err(e) = transport.complete(&c) {
-                // E.g. the module already failed the job after its timeout.
-                log::warn!(
-                    "context {} job {}: completion refused: {e}",
-                    c.ctx_id,
-                    c.job_id
-                );
-                ctx.record_complete_failure();
-            }
+            ctx.submit(&job, waiting, done);
             false
         }
         Ok(Message::ContextFlush { .. }) => {
             log::debug!("context {} flushed", ctx.id());
-            ctx.flush();
+            ctx.flush(done);
             false
         }
         Ok(Message::ContextClose { .. }) => true,

@@ -114,6 +114,8 @@ pub struct Stats {
     pub copied: u64,
     /// Completions the module refused.
     pub complete_failures: u64,
+    /// Jobs decoded in the pipeline (frame threads, [`crate::codec::pipeline`]).
+    pub pipelined: u64,
     /// Time from receiving a job to having its completion ready.
     pub job_time: Histogram,
 }
@@ -154,6 +156,9 @@ impl fmt::Display for Stats {
             ms(self.job_time.quantile(0.99)),
             ms(self.job_time.max()),
         )?;
+        if self.pipelined > 0 {
+            write!(f, "; {} pipelined", self.pipelined)?;
+        }
         if self.complete_failures > 0 {
             write!(f, "; {} completions refused", self.complete_failures)?;
         }

@@ -7,6 +7,11 @@
 //! DAEDALUS_BENCH_IVF=clip.ivf DAEDALUS_BENCH_THREADS=2 \
 //!   cargo test --release -p daedalus-daemon --test bench -- --ignored --nocapture
 //! ```
+//!
+//! `DAEDALUS_BENCH_WINDOW=N` keeps N requests in flight, as a client would: jobs go through
+//! [`Context::submit`] and, from `threads` in flight on, are pipelined (frame threads); the
+//! figure is then the wall rate, which includes the emulated client's work (writing each
+//! bitstream, reading each picture back for its MD5): compare windows with each other.
 
 mod common;
 
@@ -87,6 +92,32 @@ fn throughput() {
             ..Default::default()
         },
     );
+    let window: Option<usize> = std::env::var("DAEDALUS_BENCH_WINDOW")
+        .ok()
+        .and_then(|t| t.parse().ok());
+    if let Some(window) = window {
+        let mut client = Client::new(ClientConfig {
+            output_buffers: window + 2,
+            capture_buffers: window + 2,
+            ..ClientConfig::new(1)
+        });
+        let wall = Instant::now();
+        for _ in 0..rounds {
+            run_windowed(&mut ctx, &mut client, &frames, |_| window);
+        }
+        let wall = wall.elapsed();
+        let s = ctx.stats();
+        assert_eq!(s.ok, client.jobs);
+        eprintln!(
+            "{}: {} jobs ({} pipelined), {threads} threads, {window} in flight: {:.1} fps wall \
+             (with the test client's work)",
+            std::path::Path::new(&path).display(),
+            client.jobs,
+            s.pipelined,
+            client.jobs as f64 / wall.as_secs_f64(),
+        );
+        return;
+    }
     let mut client = Client::new(ClientConfig::new(1));
     let mut busy = Duration::ZERO;
     let mut jobs = 0u64;

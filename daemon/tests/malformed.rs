@@ -213,7 +213,7 @@ fn corrupt_bitstreams_are_decode_errors_and_decoding_recovers() {
     let s = r.job(&key[..key.len() / 2], pic).status;
     assert!(s == Status::Ok || s == Status::DecodeError);
     // An inter frame without references (the half key frame above may have decoded).
-    r.ctx.flush();
+    r.ctx.flush(&mut Vec::new());
     assert_eq!(r.job(&frames[2], pic).status, Status::DecodeError);
     // Pseudo-random garbage of many sizes: never a crash.
     let mut seed = 0x9e37_79b9u32;
@@ -239,7 +239,7 @@ fn corrupt_bitstreams_are_decode_errors_and_decoding_recovers() {
     }
     let _ = r.job(&damaged, pic);
     // Then the whole stream decodes byte-exactly.
-    r.ctx.flush();
+    r.ctx.flush(&mut Vec::new());
     let mut client = Client::new(ClientConfig::new(5));
     run_sync(&mut r.ctx, &mut client, &frames);
     assert_eq!(client.displayed, md5);
@@ -252,7 +252,7 @@ fn flush_drops_references() {
     let pic = picture(BitDepth::Eight, 96, 64);
     let mut r = Rig::new();
     assert_eq!(r.job(&frames[0], pic).status, Status::Ok);
-    r.ctx.flush();
+    r.ctx.flush(&mut Vec::new());
     // frames[1] is a hidden inter frame: its references are gone.
     assert_eq!(r.job(&frames[1], pic).status, Status::DecodeError);
     assert_eq!(r.job(&frames[0], pic).status, Status::Ok);

@@ -10,12 +10,16 @@
 //! * [`av1`]: libdav1d through FFmpeg, sequence and frame headers rebuilt from the controls for
 //!   tile-payload clients.
 //!
-//! Common to all: one picture per request in decode order (slice / tile threading only, no
-//! frame delay), packets through [`crate::avbuf::PacketSender`], pictures written by
-//! [`crate::convert::write_picture`].
+//! Common to all: one picture per request in decode order, packets through
+//! [`crate::avbuf::PacketSender`], pictures written by [`crate::convert::write_picture`]. A
+//! job is decoded either at once by [`Decoder::decode_job`] (low delay: slice / tile threading
+//! only, no frame delay), or, by decoders that can, **pipelined** while the context has enough
+//! jobs queued ([`Decoder::offer`], [`pipeline`]: frame threads; the job ends later, still in
+//! order).
 
 pub mod av1;
 pub mod h264;
+pub mod pipeline;
 pub mod vp9;
 
 use daedalus_proto::formats::Codec;
@@ -86,17 +90,55 @@ impl JobIo<'_> {
     }
 }
 
+/// The end of the oldest job of a pipelined decoder.
+pub enum Finished<'a> {
+    /// Its picture, to be written into its CAPTURE buffer (cropped to the format with `clip`,
+    /// as [`JobIo::write_picture`]).
+    Picture(&'a frame::Video, bool, JobOutcome),
+    /// It succeeded without a picture (a hidden frame nobody can show).
+    NoPicture(JobOutcome),
+    /// It failed.
+    Failed(JobError),
+}
+
 /// One context's decoder of one codec.
 pub trait Decoder: Send {
     /// The codec it decodes.
     fn codec(&self) -> Codec;
 
-    /// Drops all decoding state (stream off): the next job must start at a key frame.
+    /// Drops all decoding state (stream off): the next job must start at a key frame. Jobs
+    /// still in the pipeline are dropped: the context finishes them first.
     fn flush(&mut self);
 
     /// Decodes the job's bitstream and writes its picture into the CAPTURE buffer. Every
     /// failure is a [`JobError`] (the module then returns the CAPTURE buffer with an error).
+    /// Only called when no job is in the pipeline ([`Self::in_flight`] is 0).
     fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError>;
+
+    /// Offers a job for pipelined decoding, `ahead` more jobs of the context being queued
+    /// behind it: `Ok(true)` when the decoder took it (it ends through [`Self::finished`]),
+    /// `Ok(false)` when it is to be decoded by [`Self::decode_job`] once the pipeline is empty,
+    /// an error when it failed before entering the pipeline. Decoders without a pipeline take
+    /// nothing.
+    fn offer(
+        &mut self,
+        _job: &Job<'_>,
+        _out: &OutputBuffer,
+        _ahead: usize,
+    ) -> Result<bool, JobError> {
+        Ok(false)
+    }
+
+    /// Jobs taken by [`Self::offer`] that have not ended.
+    fn in_flight(&self) -> usize {
+        0
+    }
+
+    /// The end of the oldest job in the pipeline, if it has come; with `push` (the context
+    /// has no more jobs to give now), the decoder moves on without them until it comes.
+    fn finished(&mut self, _push: bool) -> Option<Finished<'_>> {
+        None
+    }
 }
 
 /// Opens the decoder of `codec` with `config`.
@@ -114,14 +156,41 @@ pub(crate) fn slice_threaded_context(
     id: codec::Id,
     threads: usize,
 ) -> Result<codec::Context, JobError> {
+    let mut ctx = threaded_context(id, codec::threading::Type::Slice, threads)?;
+    ctx.set_flags(codec::Flags::LOW_DELAY);
+    Ok(ctx)
+}
+
+/// An unopened FFmpeg decoder context for `id` with `threads` frame threads (FFmpeg's default
+/// threading, no low delay): the pipeline's ([`pipeline`]).
+pub(crate) fn frame_threaded_context(
+    id: codec::Id,
+    threads: usize,
+) -> Result<codec::Context, JobError> {
+    threaded_context(id, codec::threading::Type::Frame, threads)
+}
+
+fn threaded_context(
+    id: codec::Id,
+    kind: codec::threading::Type,
+    threads: usize,
+) -> Result<codec::Context, JobError> {
     let codec =
         ffmpeg::decoder::find(id).ok_or(JobError::Internal("FFmpeg lacks a decoder we need"))?;
     let mut ctx = codec::Context::new_with_codec(codec);
-    let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
+    let mut threading = codec::threading::Config::kind(kind);
     threading.count = threads;
     ctx.set_threading(threading);
-    ctx.set_flags(codec::Flags::LOW_DELAY);
     Ok(ctx)
+}
+
+/// The thread count `threads` stands for (0: one per CPU, as FFmpeg chooses).
+pub(crate) fn thread_count(threads: usize) -> usize {
+    if threads > 0 {
+        threads
+    } else {
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
 }
 
 /// The bitstream range of `job` inside an OUTPUT mapping of `len` bytes, checked.

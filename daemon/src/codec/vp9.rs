@@ -15,6 +15,15 @@
 //!   buffer has room for FFmpeg's zeroed padding after the data; otherwise the bitstream is
 //!   copied into a reusable padded buffer. The `AVPacket`, `AVFrame`s and buffers are reused.
 //!
+//! ## Pipelined decoding
+//!
+//! With two threads or more, jobs go to a second, frame-threaded decoder ([`super::pipeline`])
+//! while the context has at least `threads` jobs (this one and those queued behind it): entered
+//! at a key frame, or in the middle of a group of pictures by replaying the packets since the
+//! key frame; left at a key frame once the context's queue keeps running dry
+//! ([`STARVED_JOBS`]). Its filler is a `show_existing_frame` of slot 0 (filled by the key
+//! frame).
+//!
 //! ## The header
 //!
 //! What is read: the start of a frame's uncompressed header (`FrameStart`, from the VP9 parser
@@ -34,13 +43,16 @@ use std::mem::offset_of;
 use std::ops::Range;
 
 use daedalus_codecs::vp9::header::FrameStart;
+use daedalus_codecs::vp9::superframe;
 use daedalus_proto::formats::Codec;
+use daedalus_proto::wire::Job;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame};
 
-use super::{Bitstream, DecoderConfig, JobIo, JobOutcome};
+use super::pipeline::{FramePipeline, History};
+use super::{Bitstream, DecoderConfig, Finished, JobIo, JobOutcome};
 use crate::avbuf::{OutputBuffer, PacketSender, PADDING};
-use crate::dump::PacketDump;
+use crate::dump::{DumpDir, PacketDump};
 use crate::error::JobError;
 use crate::sys::{self, v4l2_ctrl_vp9_frame, DMA_BUF_SYNC_READ, DMA_BUF_SYNC_WRITE};
 
@@ -142,6 +154,10 @@ impl FrameControl {
 /// Size of the copy-path buffer allocated up front (grown when a larger frame comes).
 const INITIAL_COPY_SIZE: usize = 256 * 1024;
 
+/// Consecutive jobs that found the pipeline empty (the client waited for every picture before
+/// queueing the next request) after which the next key frame goes back to low delay.
+pub const STARVED_JOBS: u32 = 8;
+
 /// The outcome of decoding one frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Decoded {
@@ -165,6 +181,20 @@ pub struct Vp9Decoder {
     pts: i64,
     /// A disagreement between the frame control and the bitstream was logged (once a decoder).
     control_mismatch_logged: bool,
+    /// Frame threads of the pipeline (below 2: no pipeline).
+    threads: usize,
+    dump_dir: Option<&'static DumpDir>,
+    /// The frame-threaded decoder, opened when first needed.
+    pipe: Option<FramePipeline>,
+    /// Jobs go to the pipeline.
+    pipelined: bool,
+    /// The low-delay decoder missed frames that went to the pipeline: flushed before its next
+    /// frame (a key frame).
+    low_delay_stale: bool,
+    /// The packets since the last key frame (kept with two threads or more).
+    history: History,
+    /// Consecutive pipelined jobs that found the pipeline empty.
+    starved: u32,
 }
 
 // SAFETY: FFmpeg codec contexts and frames may move between threads as long as they are not
@@ -188,6 +218,13 @@ impl Vp9Decoder {
             spare: frame::Video::empty(),
             pts: 0,
             control_mismatch_logged: false,
+            threads: super::thread_count(config.threads),
+            dump_dir: config.dump_dir,
+            pipe: None,
+            pipelined: false,
+            low_delay_stale: false,
+            history: History::default(),
+            starved: 0,
         };
         let (kind, count) = d.threading();
         log::debug!("VP9 decoder open: {kind:?} threading, {count} threads");
@@ -236,6 +273,11 @@ impl Vp9Decoder {
         if header.color.is_some_and(|c| c.bit_depth == 12) {
             return Err(JobError::Unsupported("12-bit VP9"));
         }
+        if self.low_delay_stale {
+            self.dec.flush();
+            self.low_delay_stale = false;
+        }
+        self.note_history(&header, &map.bytes()[start..end]);
 
         if zero_copy {
             // FFmpeg's bitstream readers may read up to PADDING bytes past the data: make them
@@ -294,6 +336,164 @@ impl Vp9Decoder {
     fn receive(&mut self) -> Result<bool, JobError> {
         super::receive_picture(&mut self.dec, &mut self.frame, &mut self.spare, self.pts)
     }
+
+    /// Keeps the frame `data` in the history, for a later switch into the pipeline.
+    fn note_history(&mut self, header: &FrameStart, data: &[u8]) {
+        if self.threads < 2 || header.show_existing_frame.is_some() {
+            return;
+        }
+        if header.key_frame {
+            self.history.restart();
+        }
+        self.history.record(data);
+    }
+
+    /// Whether the pipeline is used from now on (the frame threads' decoder made ready: flushed,
+    /// and the references since the key frame replayed unless `key`).
+    fn enter_pipeline(&mut self, key: bool) -> Result<(), JobError> {
+        let pipe = match &mut self.pipe {
+            Some(p) => p,
+            None => {
+                let dec = super::frame_threaded_context(codec::Id::VP9, self.threads)?
+                    .decoder()
+                    .video()
+                    .map_err(JobError::Ffmpeg)?;
+                let sender = PacketSender::new(
+                    INITIAL_COPY_SIZE,
+                    PacketDump::create(self.dump_dir, Codec::Vp9),
+                )?;
+                log::debug!("VP9 pipeline open: {} frame threads", self.threads);
+                self.pipe
+                    .insert(FramePipeline::new(dec, sender, self.threads))
+            }
+        };
+        pipe.flush();
+        if !key {
+            for p in self.history.packets() {
+                let n = pipe.sender.fill(&[p])?;
+                let pts = pipe.next_pts();
+                let r = pipe.sender.send_filled(&mut pipe.dec, n, pts);
+                pipe.sent(r)?;
+            }
+        }
+        self.pipelined = true;
+        self.low_delay_stale = true;
+        self.starved = 0;
+        Ok(())
+    }
+
+    /// [`super::Decoder::offer`]: sends the frame in `out`'s bytes `range` into the pipeline,
+    /// or says it is for the low-delay decoder (including every frame it would refuse, so that
+    /// it reports them).
+    fn offer_frame(
+        &mut self,
+        out: &OutputBuffer,
+        range: Range<usize>,
+        ahead: usize,
+    ) -> Result<bool, JobError> {
+        // The common low-delay case decides before touching the buffer (no extra sync ioctls).
+        if self.threads < 2 || (!self.pipelined && ahead + 1 < self.threads) {
+            return Ok(false);
+        }
+        let map = out.mapping();
+        let Range { start, end } = range;
+        if start >= end || end > map.len() || end - start > i32::MAX as usize - PADDING {
+            return Ok(false);
+        }
+        let zero_copy = map.writable() && map.len() - end >= PADDING;
+        let access = map.cpu_access(if zero_copy {
+            DMA_BUF_SYNC_READ | DMA_BUF_SYNC_WRITE
+        } else {
+            DMA_BUF_SYNC_READ
+        });
+        let data = &map.bytes()[start..end];
+        let Ok(header) = FrameStart::parse(data) else {
+            return Ok(false);
+        };
+        if header.profile & 1 == 1 || header.color.is_some_and(|c| c.bit_depth == 12) {
+            return Ok(false);
+        }
+        let key = header.key_frame && header.show_existing_frame.is_none();
+        if self.pipelined {
+            if self.pipe.as_ref().is_some_and(|p| p.in_flight() == 0) {
+                self.starved += 1;
+            } else {
+                self.starved = 0;
+            }
+            if key && self.starved >= STARVED_JOBS {
+                log::debug!("VP9: the queue keeps running dry: low delay from this key frame");
+                self.pipelined = false;
+                return Ok(false);
+            }
+        } else {
+            if !(key || self.history.usable()) {
+                return Ok(false);
+            }
+            if let Err(e) = self.enter_pipeline(key) {
+                log::warn!("VP9 pipeline unavailable, decoding with low delay: {e}");
+                self.pipelined = false;
+                return Ok(false);
+            }
+        }
+        self.note_history(&header, data);
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Ok(false);
+        };
+        let (filler, n) = show_existing_frame(header.profile, 0);
+        pipe.set_filler(&filler[..n]);
+        let pts = pipe.next_pts();
+        let r = if zero_copy {
+            map.zero(end, PADDING);
+            // SAFETY: `start < end` and `end + PADDING <= map.len()` (zero_copy): the packet
+            // and its padding, zeroed just now, lie inside the mapping that `out`'s AVBuffer
+            // owns; the OUTPUT buffer belongs to the job until it ends, which is after its
+            // picture came out of the decoder, i.e. after the decoder read the packet.
+            unsafe {
+                pipe.sender.send_borrowed(
+                    &mut pipe.dec,
+                    out.av_buffer(),
+                    map.as_ptr().add(start),
+                    end - start,
+                    pts,
+                )
+            }
+        } else {
+            match pipe.sender.fill(&[data]) {
+                Ok(n) => pipe.sender.send_filled(&mut pipe.dec, n, pts),
+                Err(e) => Err(e),
+            }
+        };
+        pipe.sent(r)?;
+        // A superframe outputs its shown frame; a lone hidden frame is shown through a slot.
+        let shown = header.show_frame
+            || header.show_existing_frame.is_some()
+            || superframe::split(data).is_ok_and(|f| f.len() > 1);
+        let (picture, hidden) = if shown {
+            (Some(pts), false)
+        } else if let Some(slot) = header.refreshed_slot() {
+            let (bytes, n) = show_existing_frame(header.profile, slot);
+            let n = pipe.sender.fill(&[&bytes[..n]])?;
+            let pts = pipe.next_pts();
+            let r = pipe.sender.send_filled(&mut pipe.dec, n, pts);
+            pipe.sent(r)?;
+            (Some(pts), true)
+        } else {
+            (None, false)
+        };
+        drop(access);
+        pipe.push_job(
+            picture,
+            JobOutcome {
+                bitstream: if zero_copy {
+                    Bitstream::InPlace
+                } else {
+                    Bitstream::Copied
+                },
+                hidden,
+            },
+        );
+        Ok(true)
+    }
 }
 
 impl super::Decoder for Vp9Decoder {
@@ -303,6 +503,26 @@ impl super::Decoder for Vp9Decoder {
 
     fn flush(&mut self) {
         self.dec.flush();
+        if let Some(p) = &mut self.pipe {
+            p.flush();
+        }
+        self.pipelined = false;
+        self.low_delay_stale = false;
+        self.history.invalidate();
+        self.starved = 0;
+    }
+
+    fn offer(&mut self, job: &Job<'_>, out: &OutputBuffer, ahead: usize) -> Result<bool, JobError> {
+        let range = super::bitstream_range(job, out.mapping().len())?;
+        self.offer_frame(out, range, ahead)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pipe.as_ref().map_or(0, FramePipeline::in_flight)
+    }
+
+    fn finished(&mut self, push: bool) -> Option<Finished<'_>> {
+        self.pipe.as_mut()?.finished(push)
     }
 
     fn decode_job(&mut self, io: JobIo<'_>) -> Result<JobOutcome, JobError> {

@@ -11,13 +11,14 @@
 // Each test binary uses a different part of this module.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 
+use daedalus_codecs::vp9::header::FrameStart;
 use daedalus_daemon::codec::vp9::FrameControl;
 use daedalus_daemon::{Context, Incoming, Transport};
 use daedalus_proto::formats::{coded_sizeimage, BitDepth, CaptureLayout, Codec};
@@ -618,6 +619,64 @@ pub fn run_sync(ctx: &mut Context, client: &mut Client, frames: &[Vec<u8>]) {
             client.finish(job, &c);
         }
     }
+}
+
+/// A client keeping `window(i)` requests in flight when it queues the `i`-th frame.
+pub fn run_windowed(
+    ctx: &mut Context,
+    client: &mut Client,
+    frames: &[Vec<u8>],
+    window: impl Fn(usize) -> usize,
+) {
+    // Queued to the context's channel, not yet handed to the context.
+    let mut queued: VecDeque<PendingJob> = VecDeque::new();
+    // Handed to the context, not answered yet (answers come in this order).
+    let mut handed: VecDeque<PendingJob> = VecDeque::new();
+    let mut done = Vec::new();
+    let mut next = 0;
+    loop {
+        while next < frames.len() && queued.len() + handed.len() < window(next).max(1) {
+            let f = &frames[next];
+            // A shown existing frame is the picture of an earlier request: the emulated client
+            // reads it from that request's answer, so the answers must be in first.
+            let existing = FrameStart::parse(f).is_ok_and(|h| h.show_existing_frame.is_some());
+            if existing && !(queued.is_empty() && handed.is_empty()) {
+                break;
+            }
+            next += 1;
+            if let Some(job) = client.prepare(f) {
+                queued.push_back(job);
+            }
+        }
+        if let Some(job) = queued.pop_front() {
+            handed.push_back(job);
+            let job = handed.back().expect("just pushed");
+            let Ok(Message::Job(j)) = wire::decode(&job.message) else {
+                panic!("client built an invalid job")
+            };
+            ctx.submit(&j, queued.len(), &mut done);
+        } else if ctx.in_flight() > 0 {
+            ctx.push(&mut done);
+        } else if handed.is_empty() && next >= frames.len() {
+            break;
+        } else {
+            assert!(
+                handed.is_empty(),
+                "the context holds no job but some are unanswered"
+            );
+        }
+        for c in done.drain(..) {
+            let job = handed
+                .pop_front()
+                .expect("an answer to a job never handed over");
+            let Ok(Message::Job(j)) = wire::decode(&job.message) else {
+                unreachable!()
+            };
+            assert_eq!(c.job_id, j.header.job_id, "answers out of order");
+            client.finish(job, &c);
+        }
+    }
+    assert_eq!(ctx.in_flight(), 0);
 }
 
 /// Largest frame size of a stream.

@@ -1,0 +1,93 @@
+// SPDX-License-Identifier: GPL-2.0
+//! Pipelined decoding through the daemon's core: a client keeping `window` requests in flight
+//! against a context with `threads` decoding threads, for every window 1..=8 and thread count
+//! 1..=4. Every displayed picture must equal FFmpeg's reference `framemd5` (so every request
+//! got its own picture, in order), every job must end (a window the pipeline cannot fill must
+//! not stall it), and with at least `threads` requests in flight the pipeline must be used.
+
+mod common;
+
+use common::*;
+use daedalus_daemon::{Context, DecoderConfig};
+
+/// A context with `threads` threads, and a client with buffers for 8 requests in flight.
+fn context_and_client(threads: usize) -> (Context, Client) {
+    let config = DecoderConfig {
+        threads,
+        ..Default::default()
+    };
+    let client = Client::new(ClientConfig {
+        output_buffers: 10,
+        capture_buffers: 10,
+        ..ClientConfig::new(1)
+    });
+    (Context::new(1, config), client)
+}
+
+fn check(ivf: &str, md5: &str) {
+    let frames = ivf_frames(&std::fs::read(data_dir().join(ivf)).unwrap());
+    let want = read_framemd5(&data_dir().join(md5));
+    for threads in 1..=4 {
+        for window in 1..=8 {
+            let (mut ctx, mut client) = context_and_client(threads);
+            run_windowed(&mut ctx, &mut client, &frames, |_| window);
+            let name = format!("{ivf} threads {threads} window {window}");
+            let (ok, total) = compare(&name, &client.displayed, &want);
+            let s = ctx.stats();
+            eprintln!("{name}: {ok}/{total} byte-exact, {} pipelined", s.pipelined);
+            assert_eq!((ok, client.displayed.len()), (total, total), "{name}");
+            assert_eq!(s.ok, client.jobs, "{name}: every job succeeds");
+            assert_eq!(s.hidden, client.hidden, "{name}: hidden frames");
+            if threads >= 2 && window >= threads {
+                assert!(s.pipelined > 0, "{name}: the pipeline was not used");
+            }
+            if threads < 2 || window < threads {
+                assert_eq!(s.pipelined, 0, "{name}: pipelined without enough jobs");
+            }
+        }
+    }
+}
+
+#[test]
+fn windows_against_threads_8bit() {
+    check(
+        "tiny-96x64-8bit-arf.ivf",
+        "tiny-96x64-8bit-arf.ivf.ffmpeg-yuv420p.framemd5",
+    );
+}
+
+#[test]
+fn windows_against_threads_10bit() {
+    check(
+        "tiny-97x61-10bit-arf.ivf",
+        "tiny-97x61-10bit-arf.ivf.ffmpeg-yuv420p10le.framemd5",
+    );
+}
+
+/// A client whose window changes: the pipeline is entered in the middle of a group of pictures
+/// (the references replayed), starved, left and entered again, and the pictures stay exact.
+#[test]
+fn changing_window() {
+    let ivf = "tiny-96x64-8bit-arf.ivf";
+    let frames = ivf_frames(&std::fs::read(data_dir().join(ivf)).unwrap());
+    let want = read_framemd5(&data_dir().join("tiny-96x64-8bit-arf.ivf.ffmpeg-yuv420p.framemd5"));
+    for (name, pattern) in [
+        ("1 then 4", [1usize, 1, 1, 1, 1, 4, 4, 4, 4, 4]),
+        ("4 then 1", [4, 4, 4, 1, 1, 1, 1, 1, 1, 1]),
+        ("alternating", [4, 1, 4, 1, 4, 1, 4, 1, 4, 1]),
+    ] {
+        let (mut ctx, mut client) = context_and_client(2);
+        let n = frames.len();
+        run_windowed(&mut ctx, &mut client, &frames, |i| {
+            pattern[(i * pattern.len() / n).min(pattern.len() - 1)]
+        });
+        let (ok, total) = compare(name, &client.displayed, &want);
+        eprintln!(
+            "{name}: {ok}/{total} byte-exact, {} pipelined",
+            ctx.stats().pipelined
+        );
+        assert_eq!((ok, client.displayed.len()), (total, total), "{name}");
+        assert_eq!(ctx.stats().ok, client.jobs, "{name}");
+        assert!(ctx.stats().pipelined > 0, "{name}");
+    }
+}
