@@ -36,8 +36,10 @@
 #   Lanes (scripts/lane, issue 12): LINUX=6.12 (default) or LINUX=7.3 picks the kernel that
 #   kernel, module, test-vm and test build and boot, e.g. `make kernel module LINUX=7.3`; each
 #   lane has its own cached tree, and a non-default lane's module is built in
-#   target/module-linux-$(LINUX)/ (the default lane's stays ./daedalus.ko). ARCH=x86_64 is the
-#   only architecture so far (arm64: issue 12, not implemented yet).
+#   target/module-linux-$(LINUX)/ (the default lane's stays ./daedalus.ko). ARCH=arm64 cross-builds
+#   the kernel (16 KiB pages), the module (target/module-arm64-linux-6.12/), an arm64 Debian 13
+#   root with the clients, and the programs (scripts/lane-cargo) for a qemu-system-aarch64 VM:
+#   `make kernel module clients-rootfs test ARCH=arm64`.
 
 SHELL := /bin/bash
 # The lane: LINUX and ARCH reach the scripts through the environment (make exports command-line
@@ -49,10 +51,17 @@ LANE_ENV := LINUX='$(LINUX)' ARCH='$(ARCH)'
 LANE_ERROR := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load' 2>&1)
 LANE_MODULE_DIR := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_module_dir"' 2>/dev/null)
 LANE_LIBCLANG := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_libclang"' 2>/dev/null)
+LANE_MAKE := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$$lane_make"' 2>/dev/null)
+LANE_CROSS_COMPILE := $(shell $(LANE_ENV) bash -c 'source scripts/lane && lane_load && echo "$${CROSS_COMPILE:-}"' 2>/dev/null)
 MODULE_DIR := $(if $(LANE_MODULE_DIR),$(CURDIR)/$(LANE_MODULE_DIR),$(CURDIR))
 # A lane whose bindgen needs another libclang (7.3: 19) gets it in every recipe (module, DKMS).
 ifneq ($(LANE_LIBCLANG),)
 export LIBCLANG_PATH := $(LANE_LIBCLANG)
+endif
+# A cross lane (ARCH=arm64) builds the kernel tree's module with the lane's cross compiler (ARCH
+# itself reaches the kernel's make from the command line).
+ifneq ($(LANE_CROSS_COMPILE),)
+export CROSS_COMPILE := $(LANE_CROSS_COMPILE)
 endif
 KDIR ?= $(if $(LANE_ERROR),,$(shell $(LANE_ENV) scripts/build-kernel --print-kdir 2>/dev/null))
 CARGO ?= cargo
@@ -94,7 +103,7 @@ KMOD_UNSAFE_BUDGET := 0
 # warnings already fail the build; the grep also catches modpost warnings.
 # A non-default lane builds from a copy of the module's sources in $(MODULE_DIR).
 module: lane
-	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel$(if $(LANE_MODULE_DIR), LINUX=$(LINUX))' or pass KDIR=" >&2; exit 1; }
+	@test -n "$(KDIR)" -a -d "$(KDIR)" || { echo "KDIR '$(KDIR)' missing: run 'make kernel$(LANE_MAKE)' or pass KDIR=" >&2; exit 1; }
 	@scripts/check-kernel "$(KDIR)"
 	@n=$$(grep -ow unsafe $$(ls kmod/*.rs | grep -v '^kmod/bindings') | wc -l); \
 	  [ $$n -le $(KMOD_UNSAFE_BUDGET) ] || { echo "kmod: $$n uses of unsafe in the driver files, over the budget of $(KMOD_UNSAFE_BUDGET): move them into kmod/media/ (docs/kmod-safe-layer.md)" >&2; exit 1; }

@@ -206,6 +206,9 @@ vtable! {
         read: Some(read::<M>),
         poll: Some(poll::<M>),
         unlocked_ioctl: Some(ioctl::<M>),
+        // 32-bit processes exist only with CONFIG_COMPAT (not on arm64 with 16 KiB pages, where
+        // the kernel has no `compat_ptr_ioctl` at all).
+        #[cfg(CONFIG_COMPAT)]
         compat_ioctl: Some(bindings::compat_ptr_ioctl),
         // Every other callback `None`.
         ..zeroed()
