@@ -35,7 +35,7 @@ for threads in 1 2 3 4; do
         fail "threads $threads window $window $(basename "$s"): decode failed or timed out ($?)"
         tail -n 3 "$out.log"; continue
       fi
-      cmp -s "$(reference "$s")" "$out" || fail "threads $threads window $window $(basename "$s"): not byte-exact"
+      same_framemd5 "$(reference "$s")" "$out" || fail "threads $threads window $window $(basename "$s"): not byte-exact"
     done
   done
   stop_daemon "$daemon"
