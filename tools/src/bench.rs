@@ -592,19 +592,24 @@ fn opt(v: Option<f64>, decimals: usize) -> String {
 }
 
 impl Report {
+    /// The median over the rounds of one figure of each round.
+    fn median_of(&self, figure: impl Fn(&Round) -> Option<f64>) -> Option<f64> {
+        median(self.rounds.iter().map(figure))
+    }
+
     /// Device fps (median of the rounds).
     pub fn device_fps(&self) -> Option<f64> {
-        median(self.rounds.iter().map(|r| r.device.fps()))
+        self.median_of(|r| r.device.fps())
     }
 
     /// FFmpeg fps, same threads, slice threading (median of the rounds).
     pub fn ffmpeg_fps(&self) -> Option<f64> {
-        median(self.rounds.iter().map(|r| r.ffmpeg_slice.fps()))
+        self.median_of(|r| r.ffmpeg_slice.fps())
     }
 
     /// FFmpeg fps, same threads, default (frame) threading (median of the rounds).
     pub fn ffmpeg_frame_threads_fps(&self) -> Option<f64> {
-        median(self.rounds.iter().map(|r| r.ffmpeg_frame.fps()))
+        self.median_of(|r| r.ffmpeg_frame.fps())
     }
 
     /// [`Self::device_fps`] / [`Self::ffmpeg_fps`].
@@ -620,11 +625,7 @@ impl Report {
 
     /// Aggregate fps of the multi-stream runs (median of the rounds).
     pub fn aggregate_fps(&self) -> Option<f64> {
-        median(
-            self.rounds
-                .iter()
-                .map(|r| r.streams.as_ref().and_then(StreamsFigures::fps)),
-        )
+        self.median_of(|r| r.streams.as_ref().and_then(StreamsFigures::fps))
     }
 
     /// [`Self::aggregate_fps`] / [`Self::device_fps`]: how the device's rate scales with the
@@ -635,11 +636,7 @@ impl Report {
 
     /// Fps through the VA-API driver (median of the rounds).
     pub fn vaapi_fps(&self) -> Option<f64> {
-        median(
-            self.rounds
-                .iter()
-                .map(|r| r.vaapi.as_ref().and_then(FfmpegFigures::fps)),
-        )
+        self.median_of(|r| r.vaapi.as_ref().and_then(FfmpegFigures::fps))
     }
 
     /// [`Self::vaapi_fps`] / [`Self::device_fps`]: what is left of the device's rate through
