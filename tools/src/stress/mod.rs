@@ -1177,19 +1177,12 @@ fn soak(
         out.rounds.push(point);
     }
     // The idle daemon's memory after the warm-up, against the end of the warm-up.
-    let idle = |f: fn(&Checkpoint) -> Option<i64>| -> (Option<i64>, Option<i64>) {
-        let w = usize::try_from(soak.warmup_rounds).unwrap_or(usize::MAX);
-        let base = w.checked_sub(1).and_then(|i| out.rounds.get(i)).and_then(f);
-        let later: Vec<i64> = out.rounds.iter().skip(w).filter_map(f).collect();
-        let growth = base
-            .filter(|_| later.len() >= 2)
-            .and_then(|b| later.iter().max().map(|m| m - b));
-        (base, growth)
-    };
-    let (baseline, growth) = idle(|c| c.daemon_rss_anon_kib);
+    let (baseline, growth) =
+        growth_after_warmup(&out.rounds, soak.warmup_rounds, |c| c.daemon_rss_anon_kib);
     out.rss_anon_baseline_kib = baseline;
     out.rss_anon_growth_kib = growth;
-    out.rss_growth_kib = idle(|c| c.daemon_rss_kib).1;
+    out.rss_growth_kib =
+        growth_after_warmup(&out.rounds, soak.warmup_rounds, |c| c.daemon_rss_kib).1;
     match growth {
         Some(g) if g > soak.max_rss_growth_kib => fail(format!(
             "soak: the idle daemon's anonymous RSS grew by {g} KiB after the warm-up (more than \
@@ -1206,6 +1199,26 @@ fn soak(
         )),
     }
     out
+}
+
+/// A figure of the checkpoints after `warmup` rounds against its value at the last warm-up
+/// checkpoint (the baseline): the baseline, and the largest later value minus it (None without
+/// a baseline or with fewer than two later checkpoints).
+fn growth_after_warmup(
+    rounds: &[Checkpoint],
+    warmup: u64,
+    figure: fn(&Checkpoint) -> Option<i64>,
+) -> (Option<i64>, Option<i64>) {
+    let w = usize::try_from(warmup).unwrap_or(usize::MAX);
+    let base = w
+        .checked_sub(1)
+        .and_then(|i| rounds.get(i))
+        .and_then(figure);
+    let later: Vec<i64> = rounds.iter().skip(w).filter_map(figure).collect();
+    let growth = base
+        .filter(|_| later.len() >= 2)
+        .and_then(|b| later.iter().max().map(|m| m - b));
+    (base, growth)
 }
 
 /// Runs the stress test (see the module doc); `progress` is called about twice a second with
@@ -1400,6 +1413,34 @@ mod tests {
             mode: Mode::Stress,
             save_dir: None,
         }
+    }
+
+    #[test]
+    fn soak_memory_after_the_warmup() {
+        let rounds = |anon: &[i64]| -> Vec<Checkpoint> {
+            anon.iter()
+                .enumerate()
+                .map(|(i, &a)| Checkpoint {
+                    round: i as u64 + 1,
+                    daemon_rss_anon_kib: Some(a),
+                    ..Checkpoint::default()
+                })
+                .collect()
+        };
+        let anon = |c: &Checkpoint| c.daemon_rss_anon_kib;
+        // The warm-up's growth does not count; a later high-water mark does.
+        let flat = rounds(&[1000, 9000, 9500, 9400, 9600, 9300]);
+        assert_eq!(growth_after_warmup(&flat, 2, anon), (Some(9000), Some(600)));
+        // A leak: every round higher.
+        let leak = rounds(&[1000, 9000, 11000, 13000, 15000]);
+        assert_eq!(
+            growth_after_warmup(&leak, 2, anon),
+            (Some(9000), Some(6000))
+        );
+        // Too few checkpoints after the warm-up: not measured.
+        assert_eq!(growth_after_warmup(&flat[..3], 2, anon), (Some(9000), None));
+        assert_eq!(growth_after_warmup(&flat, 6, anon).1, None);
+        assert_eq!(growth_after_warmup(&flat, 0, anon), (None, None));
     }
 
     #[test]
