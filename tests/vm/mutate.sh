@@ -70,14 +70,7 @@ if [[ -d $work/saved ]] && [[ -n $(ls -A "$work/saved") ]]; then
 fi
 
 # The end: the device idle, the daemon's files back, the module unloading (and leaking nothing).
-device_idle "after the mutated streams" "$fds" || fail "the device is not idle after the mutated streams"
-pid=$(cat "$daedalus_sysfs/daemon_pid")
-if ((pid > 0)); then
-  kill "$pid"
-  for _ in $(seq 100); do [[ $(cat "$daedalus_sysfs/daemon_attached") == 0 ]] && break; sleep 0.1; done
-  [[ $(cat "$daedalus_sysfs/daemon_attached") == 0 ]] || fail "the daemon did not detach after SIGTERM"
-fi
-kmemleak_after_rmmod daedalus || fail "the module did not unload cleanly"
+unload_at_end "after the mutated streams" "$fds" || failures=$((failures + $?))
 
 echo "daemon log: $(grep -c '' /tmp/daedalusd.log) lines; not INFO (last 30):"
 grep -v '^\[INFO ' /tmp/daedalusd.log | tail -n 30 || true

@@ -34,6 +34,7 @@ work=$(mktemp -d)
 
 kmemleak_begin
 "$repo/tests/vm/lib/start-daemon" >/dev/null
+fds=$(daemon_fds)
 echo "== soak: $frames pictures, $clients contexts at once, seed $seed, ${#streams[@]} streams:"
 printf '  %s\n' "${streams[@]}"
 start=$(date +%s)
@@ -60,15 +61,7 @@ else
 fi
 
 # The end: no daemon, nothing left in the module, and the module unloads (and leaks nothing).
-fds=$(daemon_fds)
-pid=$(cat "$daedalus_sysfs/daemon_pid")
-device_idle "after the soak" "$fds" || fail "the device is not idle after the soak"
-if ((pid > 0)); then
-  kill "$pid"
-  for _ in $(seq 100); do [[ $(cat "$daedalus_sysfs/daemon_attached") == 0 ]] && break; sleep 0.1; done
-  [[ $(cat "$daedalus_sysfs/daemon_attached") == 0 ]] || fail "the daemon did not detach after SIGTERM"
-fi
-kmemleak_after_rmmod daedalus || fail "the module did not unload cleanly"
+unload_at_end "after the soak" "$fds" || failures=$((failures + $?))
 
 echo "daemon log: $(grep -c '' /tmp/daedalusd.log) lines; not INFO (last 30):"
 grep -v '^\[INFO ' /tmp/daedalusd.log | tail -n 30 || true
