@@ -56,7 +56,7 @@ else
   jq 'del(.streams)' "$work/mutate.json"
   [[ $rc == 0 ]] || fail "stress --mutate exited with $rc"
   [[ $(jq -r .passed "$work/mutate.json") == true ]] || fail "mutate: not passed"
-  for codec in vp9 h264 av1; do
+  for codec in VP9 H.264 AV1; do
     n=$(jq -r --arg c "$codec" '[.mutate[] | select(.codec == $c) | .streams] | add // 0' "$work/mutate.json")
     ((n == per_codec)) || fail "mutate: $n $codec streams decoded, not $per_codec"
   done

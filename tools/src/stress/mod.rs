@@ -260,7 +260,7 @@ pub struct Checkpoint {
 /// `--mutate`: what one codec's mutated streams did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CodecTally {
-    /// "vp9", "h264", "av1".
+    /// "VP9", "H.264", "AV1" (the codec's display name).
     pub codec: String,
     /// Mutated streams decoded.
     pub streams: u64,
