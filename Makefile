@@ -27,10 +27,10 @@
 #                        scripts/gen-bench-stream), SOAK_CLIENTS (3) contexts at once, each checked
 #                        against FFmpeg's framemd5; the daemon's memory / files and the module's
 #                        counters checked after every round, the module unloaded (kmemleak when the
-#                        kernel has it). About 2 h under TCG for 10000; logs in SOAK_LOGS
+#                        kernel has it). 30-50 min under TCG for 10000; logs in SOAK_LOGS
 #   make mutate          MUTATE_STREAMS (default 1000) mutated streams per codec through the device
 #                        (docs/stress.md): no hang / oops / leak, daemon restarts counted; failing
-#                        streams saved in MUTATE_LOGS/saved. About 1 h under TCG
+#                        streams saved in MUTATE_LOGS/saved. ~20 min under TCG
 #                        Both boot VM_KERNEL, the kernel flavour (default test; another flavour,
 #                        e.g. a memory-debug one, gets its module built as make bench's)
 #   make install         install module, daemon, CLI, VA-API driver, unit, udev rule... (docs/install.md;
@@ -263,7 +263,7 @@ MUTATE_STREAMS ?= 1000
 MUTATE_CLIENTS ?= 3
 MUTATE_SEED ?= 14
 MUTATE_LOGS ?= $(CURDIR)/target/mutate-logs
-MUTATE_TIMEOUT ?= 7200
+MUTATE_TIMEOUT ?= 3600
 mutate: kernel $(FLAVOUR_MODULE)
 	@rc=0; $(FLAVOUR_ENV) CHECK_DMESG_ALLOW='$(KMEMLEAK_DMESG_ALLOW)' scripts/test-vm --logs "$(MUTATE_LOGS)" \
 	  --timeout $(MUTATE_TIMEOUT) --env MUTATE_STREAMS=$(MUTATE_STREAMS) \

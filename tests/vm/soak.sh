@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vm-run: --memory 3G --timeout 9000
-# vm-test: opt-in the soak, `make soak` (10,000 1080p pictures: an hour or more under TCG)
+# vm-test: opt-in the soak, `make soak` (10,000 1080p pictures: 30-50 minutes under TCG)
 #
 # VM test (guest, outside the chroot, daedalus.ko loaded): the soak of issue 14, part 2.
 # `daedalus stress --soak SOAK_FRAMES` (default 10000) over SOAK_STREAMS (space-separated paths:
