@@ -30,7 +30,7 @@
 #                        kernel has it). 30-50 min under TCG for 10000; logs in SOAK_LOGS
 #   make mutate          MUTATE_STREAMS (default 1000) mutated streams per codec through the device
 #                        (docs/stress.md): no hang / oops / leak, daemon restarts counted; failing
-#                        streams saved in MUTATE_LOGS/saved. ~20 min under TCG
+#                        streams saved in MUTATE_LOGS/saved. ~5 min under TCG
 #                        Both boot VM_KERNEL, the kernel flavour (default test; another flavour,
 #                        e.g. a memory-debug one, gets its module built as make bench's)
 #   make install         install module, daemon, CLI, VA-API driver, unit, udev rule... (docs/install.md;
