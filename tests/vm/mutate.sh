@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# vm-run: --timeout 7200
-# vm-test: opt-in 1,000 mutated streams per codec, `make mutate` (~20 minutes under TCG)
+# vm-run: --timeout 1800
+# vm-test: opt-in 1,000 mutated streams per codec, `make mutate` (~5 minutes under TCG)
 #
 # VM test (guest, outside the chroot, daedalus.ko loaded): mutated streams through the device
 # (issue 14, part 4). `daedalus stress --mutate MUTATE_STREAMS` (default 1000 per codec) over the
