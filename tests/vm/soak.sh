@@ -47,8 +47,8 @@ grep -E '^(stress|soak): ' "$work/soak.log" | tail -n 40
 if [[ ! -s $work/soak.json ]]; then
   fail "soak: no JSON report"; tail -n 40 "$work/soak.log"
 else
-  echo "round seconds frames_checked daemon_rss_kib daemon_rss_anon_kib daemon_fds cma_free_kib buffers contexts jobs_in_flight"
-  jq -r '.soak.rounds[] | "CHECKPOINT \(.round) \(.seconds | floor) \(.frames_checked) \(.daemon_rss_kib) \(.daemon_rss_anon_kib) \(.daemon_fds) \(.cma_free_kib) \(.buffers) \(.contexts) \(.jobs_in_flight)"' "$work/soak.json"
+  echo "round seconds frames_checked daemon_rss_kib daemon_rss_anon_kib daemon_fds daemon_threads cma_free_kib buffers contexts jobs_in_flight"
+  jq -r '.soak.rounds[] | "CHECKPOINT \(.round) \(.seconds | floor) \(.frames_checked) \(.daemon_rss_kib) \(.daemon_rss_anon_kib) \(.daemon_fds) \(.daemon_threads) \(.cma_free_kib) \(.buffers) \(.contexts) \(.jobs_in_flight)"' "$work/soak.json"
   jq 'del(.soak.rounds)' "$work/soak.json"
   checked=$(jq -r .frames_checked "$work/soak.json")
   echo "soak: $checked pictures checked in $secs s ($(awk -v n="$checked" -v s="$secs" 'BEGIN { printf "%.2f", n / s }') fps)"

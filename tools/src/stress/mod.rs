@@ -250,6 +250,9 @@ pub struct Checkpoint {
     pub daemon_rss_anon_kib: Option<i64>,
     /// See `daemon_rss_kib`.
     pub daemon_fds: Option<i64>,
+    /// The idle daemon's threads (more than before the first round: a decoder's threads
+    /// outlived their context).
+    pub daemon_threads: Option<i64>,
     /// CmaFree (KiB).
     pub cma_free_kib: Option<i64>,
     /// The module's buffers (OUTPUT + CAPTURE), their bytes, open contexts and jobs in flight.
@@ -826,6 +829,8 @@ struct ProcSample {
     /// Its anonymous part (heap, stacks): what a leak grows.
     rss_anon_kib: i64,
     fds: i64,
+    /// Its threads (an idle daemon has no context thread, nor a decoder's).
+    threads: i64,
 }
 
 fn proc_sample(pid: &str) -> Option<ProcSample> {
@@ -841,6 +846,7 @@ fn proc_sample(pid: &str) -> Option<ProcSample> {
         rss_kib: field("VmRSS:")?,
         rss_anon_kib: field("RssAnon:")?,
         fds,
+        threads: field("Threads:")?,
     })
 }
 
@@ -1164,6 +1170,7 @@ fn soak(
             daemon_rss_kib: daemon.map(|d| d.rss_kib),
             daemon_rss_anon_kib: daemon.map(|d| d.rss_anon_kib),
             daemon_fds: daemon.map(|d| d.fds),
+            daemon_threads: daemon.map(|d| d.threads),
             cma_free_kib: cma_free_kib(),
             buffers: module.buffers,
             buffer_bytes: module.bytes,
