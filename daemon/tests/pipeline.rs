@@ -4,6 +4,9 @@
 //! 1..=4. Every displayed picture must equal FFmpeg's reference `framemd5` (so every request
 //! got its own picture, in order), every job must end (a window the pipeline cannot fill must
 //! not stall it), and with at least `threads` requests in flight the pipeline must be used.
+//! VP9 (8- and 10-bit, hidden frames) against FFmpeg's `framemd5`; H.264 (one slice with a
+//! B-pyramid, three CAVLC slices, 10-bit with cropping) request by request against the
+//! low-delay decoder, whose pictures are FFmpeg's reference frames.
 
 mod common;
 
@@ -48,6 +51,94 @@ fn check(ivf: &str, md5: &str) {
     }
 }
 
+/// An H.264 stream: every request's picture (decode order) must be the one the low-delay
+/// decoder gives (itself checked against FFmpeg's reference, in output order, as a multiset).
+fn check_h264(stream: &str) {
+    let aus = h264_access_units(&std::fs::read(data_dir().join(stream)).unwrap());
+    let want = read_framemd5(&data_dir().join(format!("{stream}.framemd5")));
+    let run_pattern = |threads: usize, window: &dyn Fn(usize) -> usize| {
+        let config = DecoderConfig {
+            threads,
+            ..Default::default()
+        };
+        let mut ctx = Context::new(1, config);
+        let mut client = H264Client::new(1, 10);
+        run_windowed(&mut ctx, &mut client, &aus, window);
+        let s = ctx.stats();
+        assert_eq!(
+            s.ok, client.jobs,
+            "{stream} threads {threads}: every job succeeds"
+        );
+        (client.pictures, s.pipelined)
+    };
+    let run = |threads: usize, window: usize| run_pattern(threads, &|_| window);
+    let (low_delay, _) = run(1, 1);
+    let mut unmatched = want.clone();
+    for p in &low_delay {
+        let i = unmatched.iter().position(|w| w == p);
+        assert!(i.is_some(), "{stream}: a picture FFmpeg does not output");
+        unmatched.swap_remove(i.unwrap_or_default());
+    }
+    assert!(unmatched.is_empty(), "{stream}: pictures missing");
+    for threads in 1..=4 {
+        for window in 1..=8 {
+            let name = format!("{stream} threads {threads} window {window}");
+            let (pictures, pipelined) = run(threads, window);
+            let same = pictures
+                .iter()
+                .zip(&low_delay)
+                .filter(|(a, b)| a == b)
+                .count();
+            eprintln!(
+                "{name}: {same}/{} pictures as with low delay, {pipelined} pipelined",
+                low_delay.len()
+            );
+            assert_eq!(
+                (same, pictures.len()),
+                (low_delay.len(), low_delay.len()),
+                "{name}"
+            );
+            if threads >= 2 && window >= threads {
+                assert!(pipelined > 0, "{name}: the pipeline was not used");
+            } else {
+                assert_eq!(pipelined, 0, "{name}: pipelined without enough jobs");
+            }
+        }
+    }
+    // Entered mid-stream (the references replayed), starved, left and entered again.
+    let n = aus.len();
+    for (name, pattern) in CHANGING_WINDOWS {
+        let (pictures, pipelined) = run_pattern(2, &|i| {
+            pattern[(i * pattern.len() / n).min(pattern.len() - 1)]
+        });
+        eprintln!("{stream} {name}: {pipelined} pipelined");
+        assert_eq!(pictures, low_delay, "{stream} {name}");
+        assert!(pipelined > 0, "{stream} {name}");
+    }
+}
+
+/// Client windows that change during a stream: (name, window over the stream's tenths).
+const CHANGING_WINDOWS: [(&str, [usize; 10]); 3] = [
+    ("1 then 4", [1, 1, 1, 1, 1, 4, 4, 4, 4, 4]),
+    ("4 then 1", [4, 4, 4, 1, 1, 1, 1, 1, 1, 1]),
+    ("alternating", [4, 1, 4, 1, 4, 1, 4, 1, 4, 1]),
+];
+
+#[test]
+fn h264_one_slice_b_pyramid() {
+    check_h264("h264-96x64-bpyramid.264");
+}
+
+#[test]
+fn h264_three_slices_cavlc() {
+    check_h264("h264-96x64-3slices-cavlc.264");
+}
+
+#[test]
+fn h264_10bit_cropped() {
+    check_h264("h264-98x62-10bit-bframes.264");
+}
+
 #[test]
 fn windows_against_threads_8bit() {
     check(
@@ -71,11 +162,7 @@ fn changing_window() {
     let ivf = "tiny-96x64-8bit-arf.ivf";
     let frames = ivf_frames(&std::fs::read(data_dir().join(ivf)).unwrap());
     let want = read_framemd5(&data_dir().join("tiny-96x64-8bit-arf.ivf.ffmpeg-yuv420p.framemd5"));
-    for (name, pattern) in [
-        ("1 then 4", [1usize, 1, 1, 1, 1, 4, 4, 4, 4, 4]),
-        ("4 then 1", [4, 4, 4, 1, 1, 1, 1, 1, 1, 1]),
-        ("alternating", [4, 1, 4, 1, 4, 1, 4, 1, 4, 1]),
-    ] {
+    for (name, pattern) in CHANGING_WINDOWS {
         let (mut ctx, mut client) = context_and_client(2);
         let n = frames.len();
         run_windowed(&mut ctx, &mut client, &frames, |i| {
