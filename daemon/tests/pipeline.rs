@@ -12,6 +12,7 @@ mod common;
 
 use common::*;
 use daedalus_daemon::{Context, DecoderConfig};
+use daedalus_proto::formats::BitDepth;
 
 /// A context with `threads` threads, and a client with buffers for 8 requests in flight.
 fn context_and_client(threads: usize) -> (Context, Client) {
@@ -123,6 +124,81 @@ const CHANGING_WINDOWS: [(&str, [usize; 10]); 3] = [
     ("4 then 1", [4, 4, 4, 1, 1, 1, 1, 1, 1, 1]),
     ("alternating", [4, 1, 4, 1, 4, 1, 4, 1, 4, 1]),
 ];
+
+/// An AV1 stream, a temporal unit or (`per_frame`) a frame a request: every shown request's
+/// picture must be FFmpeg's (libdav1d's) frame, in order.
+fn check_av1(stream: &str, depth: BitDepth, size: (u32, u32), per_frame: bool) {
+    let data = std::fs::read(data_dir().join(stream)).unwrap();
+    let (_, frames) = daedalus_codecs::ivf::frames(&data).unwrap();
+    let tus: Vec<Vec<u8>> = match per_frame {
+        false => frames.into_iter().map(|(_, f)| f.to_vec()).collect(),
+        true => frames
+            .into_iter()
+            .flat_map(|(_, f)| av1_frames(f))
+            .collect(),
+    };
+    let want = read_framemd5(&data_dir().join(format!("{stream}.framemd5")));
+    let run = |threads: usize, window: &dyn Fn(usize) -> usize| {
+        let config = DecoderConfig {
+            threads,
+            ..Default::default()
+        };
+        let mut ctx = Context::new(1, config);
+        let mut client = Av1Client::new(1, 10, depth, size);
+        run_windowed(&mut ctx, &mut client, &tus, window);
+        let s = ctx.stats();
+        assert_eq!(
+            s.ok, client.jobs,
+            "{stream} threads {threads}: every job succeeds"
+        );
+        (client.pictures, s.pipelined, s.hidden)
+    };
+    for threads in 1..=4 {
+        for window in 1..=8 {
+            let name = format!("{stream} threads {threads} window {window}");
+            let (pictures, pipelined, hidden) = run(threads, &|_| window);
+            let (ok, total) = compare(&name, &pictures, &want);
+            eprintln!("{name}: {ok}/{total} byte-exact, {pipelined} pipelined, {hidden} hidden");
+            assert_eq!((ok, pictures.len()), (total, total), "{name}");
+            if threads >= 2 && window >= threads {
+                assert!(pipelined > 0, "{name}: the pipeline was not used");
+            } else {
+                assert_eq!(pipelined, 0, "{name}: pipelined without enough jobs");
+            }
+        }
+    }
+    let n = tus.len();
+    for (name, pattern) in CHANGING_WINDOWS {
+        let (pictures, pipelined, _) = run(2, &|i| {
+            pattern[(i * pattern.len() / n).min(pattern.len() - 1)]
+        });
+        eprintln!("{stream} {name}: {pipelined} pipelined");
+        assert_eq!(pictures, want, "{stream} {name}");
+        assert!(pipelined > 0, "{stream} {name}");
+    }
+}
+
+#[test]
+fn av1_8bit_altref() {
+    check_av1(
+        "av1-96x64-8bit-altref.ivf",
+        BitDepth::Eight,
+        (96, 64),
+        false,
+    );
+}
+
+#[test]
+fn av1_10bit_altref() {
+    check_av1("av1-98x62-10bit-altref.ivf", BitDepth::Ten, (98, 62), false);
+}
+
+/// Hidden frames in requests of their own (shown through a `show_existing_frame` in the
+/// pipeline too).
+#[test]
+fn av1_8bit_per_frame() {
+    check_av1("av1-96x64-8bit-altref.ivf", BitDepth::Eight, (96, 64), true);
+}
 
 #[test]
 fn h264_one_slice_b_pyramid() {

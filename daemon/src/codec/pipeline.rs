@@ -272,11 +272,19 @@ enum Output {
     Failed(JobError),
 }
 
+/// Where a job's picture comes from.
+enum JobPicture {
+    /// None (a hidden frame that refreshes no reference slot).
+    None,
+    /// The picture of this packet.
+    Packet(i64),
+    /// This picture, decoded apart (an AV1 hidden key frame, shown by a scratch decoder).
+    Ready(frame::Video),
+}
+
 /// A job inside the pipeline.
 struct PipeJob {
-    /// The number of the packet whose picture is the job's; `None`: the job has no picture
-    /// (a hidden frame that refreshes no reference slot).
-    picture: Option<i64>,
+    picture: JobPicture,
     outcome: JobOutcome,
 }
 
@@ -520,6 +528,13 @@ impl FramePipeline {
 
     /// A job was sent: its picture is that of packet `picture`.
     pub fn push_job(&mut self, picture: Option<i64>, outcome: JobOutcome) {
+        let picture = picture.map_or(JobPicture::None, JobPicture::Packet);
+        self.jobs.push_back(PipeJob { picture, outcome });
+    }
+
+    /// A job was sent whose picture is `picture` (copied), decoded apart.
+    pub fn push_ready(&mut self, picture: &frame::Video, outcome: JobOutcome) {
+        let picture = JobPicture::Ready(picture.clone());
         self.jobs.push_back(PipeJob { picture, outcome });
     }
 
@@ -531,9 +546,23 @@ impl FramePipeline {
         loop {
             let front = self.jobs.front()?;
             let outcome = front.outcome;
-            let Some(want) = front.picture else {
-                self.jobs.pop_front();
-                return Some(Finished::NoPicture(outcome));
+            let want = match front.picture {
+                JobPicture::Packet(p) => p,
+                JobPicture::None => {
+                    self.jobs.pop_front();
+                    return Some(Finished::NoPicture(outcome));
+                }
+                JobPicture::Ready(_) => {
+                    if let Some(PipeJob {
+                        picture: JobPicture::Ready(f),
+                        ..
+                    }) = self.jobs.pop_front()
+                    {
+                        let old = std::mem::replace(&mut self.current, f);
+                        self.free.push(old);
+                    }
+                    return Some(Finished::Picture(&self.current, false, outcome));
+                }
             };
             while let Some(out) = self.outputs.pop_front() {
                 let got = match out {
@@ -573,7 +602,7 @@ impl FramePipeline {
             if !push {
                 return None;
             }
-            if fillers > self.threads + 2 {
+            if fillers > self.threads + 2 || self.filler.is_empty() {
                 self.jobs.pop_front();
                 return Some(Finished::Failed(JobError::Internal(
                     "the frame-threaded decoder held a picture back",

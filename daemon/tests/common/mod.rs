@@ -916,6 +916,170 @@ impl WindowedClient for H264Client {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// An AV1 client
+
+/// A job of [`Av1Client`].
+pub struct Av1Job {
+    pub message: Vec<u8>,
+    capture_index: u32,
+    shown: bool,
+}
+
+/// The frames of a temporal unit, each a request of its own as a per-frame client sends them:
+/// the OBUs up to and including a frame's last tile group (or its frame OBU, or a
+/// `show_existing_frame` header), a sequence header going with the frame after it, temporal
+/// delimiters dropped.
+pub fn av1_frames(tu: &[u8]) -> Vec<Vec<u8>> {
+    use daedalus_codecs::av1::obu;
+    let mut frames = Vec::new();
+    let mut current = Vec::new();
+    for o in obu::split_section5(tu).expect("OBUs") {
+        if o.obu_type == obu::OBU_TEMPORAL_DELIMITER {
+            continue;
+        }
+        current.extend_from_slice(&tu[o.start..o.end]);
+        let ends = match o.obu_type {
+            obu::OBU_FRAME | obu::OBU_TILE_GROUP => true,
+            obu::OBU_FRAME_HEADER => tu[o.payload] & 0x80 != 0,
+            _ => false,
+        };
+        if ends {
+            frames.push(std::mem::take(&mut current));
+        }
+    }
+    frames
+}
+
+/// An AV1 client sending full OBUs, a temporal unit (or a frame: [`av1_frames`]) per request,
+/// with a FRAME control saying the frame type and whether it is shown (of the request's last
+/// frame header): records the MD5 of every shown request's picture. Each temporal unit shows
+/// one frame (its hidden frames come before it), and `show_existing_frame` headers are sent
+/// as requests, so the pictures are FFmpeg's output, in order.
+pub struct Av1Client {
+    ctx_id: u32,
+    job_id: u64,
+    output: BufferPool,
+    capture: BufferPool,
+    depth: BitDepth,
+    size: (u32, u32),
+    /// MD5 of every shown job's picture, in job order.
+    pub pictures: Vec<String>,
+    /// Jobs sent.
+    pub jobs: u64,
+    /// Hidden frames sent.
+    pub hidden: u64,
+    msg: Vec<u8>,
+}
+
+impl Av1Client {
+    pub fn new(ctx_id: u32, buffers: usize, depth: BitDepth, size: (u32, u32)) -> Self {
+        Av1Client {
+            ctx_id,
+            job_id: 0,
+            output: BufferPool::new(buffers),
+            capture: BufferPool::new(buffers),
+            depth,
+            size,
+            pictures: Vec::new(),
+            jobs: 0,
+            hidden: 0,
+            msg: vec![0u8; MAX_MESSAGE_SIZE],
+        }
+    }
+}
+
+/// `(frame_type, show_frame)` of the last frame header of a temporal unit (a
+/// `show_existing_frame` counts as a shown inter frame).
+pub fn av1_last_frame(tu: &[u8]) -> (u32, bool) {
+    use daedalus_codecs::av1::obu;
+    let mut last = (1, true);
+    for o in obu::split_section5(tu).expect("OBUs") {
+        if o.obu_type == obu::OBU_FRAME_HEADER || o.obu_type == obu::OBU_FRAME {
+            let b = tu[o.payload];
+            last = if b & 0x80 != 0 {
+                (1, true)
+            } else {
+                (u32::from(b >> 5 & 3), b & 0x10 != 0)
+            };
+        }
+    }
+    last
+}
+
+impl WindowedClient for Av1Client {
+    type Job = Av1Job;
+
+    fn message(job: &Av1Job) -> &[u8] {
+        &job.message
+    }
+
+    fn prepare_job(&mut self, tu: &[u8]) -> Option<Av1Job> {
+        let (frame_type, shown) = av1_last_frame(tu);
+        let (w, h) = self.size;
+        let l = CaptureLayout::new(self.depth, w, h);
+        let picture = PictureFormat::of_layout(self.depth, &l);
+        let (capture_index, cap) = self
+            .capture
+            .next(l.sizeimage, Some(picture), |b| b.layout == Some(picture));
+        let capture = cap.desc(capture_index, 0, 0);
+        let used = tu.len() as u32;
+        let (out_index, out) = self
+            .output
+            .next(used + PADDING + 1024, None, |b| b.len >= used + PADDING);
+        pwrite(&out.fd, tu, 0);
+        let output = out.desc(out_index, used, 0);
+        self.job_id += 1;
+        let job = JobHeader {
+            job_id: self.job_id,
+            ctx_id: self.ctx_id,
+            codec: Codec::Av1,
+            flags: 0,
+            timestamp_ns: self.job_id * 1000,
+            coded_width: w,
+            coded_height: h,
+            output,
+            capture,
+            picture,
+        };
+        let mut frame = uapi::v4l2_ctrl_av1_frame {
+            frame_type: frame_type as _,
+            ..Default::default()
+        };
+        if shown {
+            frame.flags |= uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME;
+        }
+        let mut e = JobEncoder::new(&mut self.msg, &job).expect("job header");
+        let b = pod::bytes(&frame);
+        e.control(uapi::V4L2_CID_STATELESS_AV1_FRAME, 1, b.len())
+            .expect("control")
+            .copy_from_slice(b);
+        let n = e.finish().expect("job");
+        self.jobs += 1;
+        if !shown {
+            self.hidden += 1;
+        }
+        Some(Av1Job {
+            message: self.msg[..n].to_vec(),
+            capture_index,
+            shown,
+        })
+    }
+
+    fn finish_job(&mut self, job: Av1Job, c: &Completion) {
+        assert_eq!(c.status, Status::Ok, "job {} failed: {c:?}", c.job_id);
+        let cap = self.capture.bufs[job.capture_index as usize]
+            .as_ref()
+            .expect("capture buffer");
+        let pic = cap.layout.expect("layout");
+        let bytes = pread(&cap.fd, pic.sizeimage as usize);
+        if job.shown {
+            self.pictures
+                .push(planar_md5(&bytes, &pic, self.size.0, self.size.1));
+        }
+    }
+}
+
 /// Largest frame size of a stream.
 pub fn max_size(frames: &[Vec<u8>]) -> (u32, u32) {
     let mut p = HeaderParser::default();
