@@ -27,6 +27,25 @@
 //!   to rebuild the frame, the frame is decoded from rebuilt headers instead (the tiles taken
 //!   from the OBUs in the buffer); without those controls the bitstream is followed (logged).
 //! * Refused (`Status::Unsupported`): 4:2:2, 4:4:4, monochrome, 12-bit.
+//!
+//! ## Pipelined decoding
+//!
+//! With two threads or more, requests go to a second libdav1d at its default frame delay (its
+//! frame threading, as `ffmpeg -threads N` runs it) while the context has at least `threads`
+//! jobs ([`super::pipeline`], the same rules as VP9 and H.264), routed on the FRAME control
+//! before anything is parsed: entered at a shown key frame or by replaying the packets since
+//! it (the sequence header kept in front of the key frame), left at a shown key frame. The
+//! request is decoded exactly as with low delay (parsers, rebuilt headers, slots), only every
+//! packet it makes goes to the pipeline; its picture is the output of its frame's packet, or
+//! of the `show_existing_frame` that shows a hidden frame; a hidden key frame is still shown by
+//! a scratch decoder, its picture waiting in the pipeline for its turn.
+//!
+//! The filler is a `show_existing_frame` header of a slot that holds a frame that is not a key
+//! frame: it outputs a picture and changes no state. Showing a key frame would reload every
+//! slot with it (7.21), so a key frame is used only when every slot holds that same key frame
+//! (right after it: reloading them changes nothing). With neither (a hidden key frame refreshed
+//! some slots and no other frame came since), there is no filler: a job that would wait for
+//! one fails instead of hanging.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;

@@ -45,3 +45,16 @@ x264 h264-96x64-3slices-cavlc.264 96x64 keyint=10:min-keyint=10:scenecut=0:bfram
   -profile:v main -coder 0
 x264 h264-98x62-10bit-bframes.264 98x62 keyint=15:min-keyint=15:scenecut=0:bframes=2:b-pyramid=normal:ref=3 \
   -vf format=yuv420p10le -profile:v high10
+
+# AV1 (libaom, good quality, alt-refs: hidden frames and show_existing_frame) for tests/pipeline.rs,
+# 8-bit 96x64 and 10-bit 98x62, a key frame every 12 frames. The MD5s are libdav1d's, in output
+# order.
+aom() { # aom OUT SIZE [extra ffmpeg output options...]
+  local out=$1 size=$2
+  shift 2
+  ffmpeg -hide_banner -loglevel error -y -f lavfi -i "testsrc2=size=$size:rate=10" -frames:v 24 "$@" \
+    -c:v libaom-av1 -cpu-used 6 -b:v 60k -g 12 -lag-in-frames 12 -auto-alt-ref 1 -threads 1 "$out"
+  ffmpeg -hide_banner -loglevel error -y -c:v libdav1d -i "$out" -f framemd5 "$out.framemd5"
+}
+aom av1-96x64-8bit-altref.ivf 96x64
+aom av1-98x62-10bit-altref.ivf 98x62 -vf format=yuv420p10le
