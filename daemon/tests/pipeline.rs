@@ -254,3 +254,56 @@ fn changing_window() {
         assert!(ctx.stats().pipelined > 0, "{name}");
     }
 }
+
+/// Every frame-based H.264 vector of the shared set up to 1280x720 (`DAEDALUS_VECTORS`), 4
+/// requests in flight on 2 threads (pipelined) against one in flight (low delay): the same
+/// picture (or the same failure: streams the daemon refuses) for every request. Slow: run in
+/// release (`cargo test --release -p daedalus-daemon --test pipeline -- --ignored`).
+#[test]
+#[ignore = "every vector: run in release"]
+fn h264_vectors_pipelined() {
+    let Some(dir) = vectors_dir() else {
+        eprintln!("no vectors (set DAEDALUS_VECTORS); skipped");
+        return;
+    };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let (mut streams, mut same, mut pipelined_total) = (0, 0, 0);
+    for line in manifest.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 4 || cols[0] != "h264" {
+            continue;
+        }
+        let Some((w, h)) = cols[3].split_once('x') else {
+            continue;
+        };
+        let pixels = w.parse::<u64>().unwrap_or(0) * h.parse::<u64>().unwrap_or(0);
+        if pixels == 0 || pixels > 1280 * 720 {
+            continue;
+        }
+        let aus = h264_access_units(&std::fs::read(dir.join(cols[1])).expect("vector"));
+        let run = |threads: usize, window: usize| {
+            let config = DecoderConfig {
+                threads,
+                ..Default::default()
+            };
+            let mut ctx = Context::new(1, config);
+            let mut client = H264Client::new(1, 10);
+            run_windowed(&mut ctx, &mut client, &aus, |_| window);
+            (client.pictures, ctx.stats().pipelined)
+        };
+        let (low_delay, _) = run(2, 1);
+        let (pipelined, n) = run(2, 4);
+        streams += 1;
+        pipelined_total += n;
+        let equal = low_delay == pipelined;
+        same += usize::from(equal);
+        eprintln!(
+            "{}: {} requests, {n} pipelined, {}",
+            cols[1],
+            low_delay.len(),
+            if equal { "same pictures" } else { "DIFFERENT" }
+        );
+    }
+    eprintln!("{same}/{streams} streams the same, {pipelined_total} requests pipelined");
+    assert_eq!(same, streams);
+}

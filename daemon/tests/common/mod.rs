@@ -905,7 +905,11 @@ impl WindowedClient for H264Client {
     }
 
     fn finish_job(&mut self, job: H264Job, c: &Completion) {
-        assert_eq!(c.status, Status::Ok, "job {} failed: {c:?}", c.job_id);
+        if c.status != Status::Ok {
+            // Counted by the context's statistics, which the tests check.
+            self.pictures.push(format!("{:?}", c.status));
+            return;
+        }
         let cap = self.capture.bufs[job.capture_index as usize]
             .as_ref()
             .expect("capture buffer");
