@@ -67,7 +67,8 @@ fn check_h264(stream: &str) {
         run_windowed(&mut ctx, &mut client, &aus, window);
         let s = ctx.stats();
         assert_eq!(
-            s.ok, client.jobs,
+            s.ok,
+            client.jobs(),
             "{stream} threads {threads}: every job succeeds"
         );
         (client.pictures, s.pipelined)
@@ -148,7 +149,8 @@ fn check_av1(stream: &str, depth: BitDepth, size: (u32, u32), per_frame: bool) {
         run_windowed(&mut ctx, &mut client, &tus, window);
         let s = ctx.stats();
         assert_eq!(
-            s.ok, client.jobs,
+            s.ok,
+            client.jobs(),
             "{stream} threads {threads}: every job succeeds"
         );
         (client.pictures, s.pipelined, s.hidden)
@@ -306,4 +308,83 @@ fn h264_vectors_pipelined() {
     }
     eprintln!("{same}/{streams} streams the same, {pipelined_total} requests pipelined");
     assert_eq!(same, streams);
+}
+
+/// Every IVF AV1 vector of the shared set up to 1280x720 (`DAEDALUS_VECTORS`), a temporal unit
+/// a request, 4 requests in flight on 2 threads (pipelined) against one in flight (low delay):
+/// the same picture (or the same failure) for every request. Slow: run in release.
+#[test]
+#[ignore = "every vector: run in release"]
+fn av1_vectors_pipelined() {
+    let Some(dir) = vectors_dir() else {
+        eprintln!("no vectors (set DAEDALUS_VECTORS); skipped");
+        return;
+    };
+    let manifest = std::fs::read_to_string(dir.join("MANIFEST.tsv")).expect("manifest");
+    let (mut streams, mut same, mut pipelined_total) = (0, 0, 0);
+    let mut different = Vec::new();
+    for line in manifest.lines() {
+        let cols: Vec<&str> = line.split('\t').collect();
+        if cols.len() < 4 || cols[0] != "av1" || !cols[1].ends_with(".ivf") {
+            continue;
+        }
+        // AV1_VECTOR=TEXT: only the vectors whose path contains TEXT.
+        if std::env::var("AV1_VECTOR").is_ok_and(|v| !cols[1].contains(&v)) {
+            continue;
+        }
+        let Some((w, h)) = cols[3].split_once('x') else {
+            continue;
+        };
+        let (Ok(w), Ok(h)) = (w.parse::<u32>(), h.parse::<u32>()) else {
+            continue;
+        };
+        let depth = if cols[2] == "10" {
+            BitDepth::Ten
+        } else {
+            BitDepth::Eight
+        };
+        if u64::from(w) * u64::from(h) > 1280 * 720 {
+            continue;
+        }
+        let data = std::fs::read(dir.join(cols[1])).expect("vector");
+        let Ok((_, frames)) = daedalus_codecs::ivf::frames(&data) else {
+            continue;
+        };
+        let tus: Vec<Vec<u8>> = frames.into_iter().map(|(_, f)| f.to_vec()).collect();
+        let run = |window: usize| {
+            let config = DecoderConfig {
+                threads: 2,
+                ..Default::default()
+            };
+            let mut ctx = Context::new(1, config);
+            let mut client = Av1Client::new(1, 10, depth, (w, h));
+            run_windowed(&mut ctx, &mut client, &tus, |_| window);
+            let s = ctx.stats();
+            (client.pictures, s.pipelined, s.ok)
+        };
+        let (low_delay, _, ok_low) = run(1);
+        let (pipelined, n, ok_piped) = run(4);
+        streams += 1;
+        pipelined_total += n;
+        let equal = low_delay == pipelined && ok_low == ok_piped;
+        same += usize::from(equal);
+        if !equal {
+            let at: Vec<usize> = (0..low_delay.len().max(pipelined.len()))
+                .filter(|&i| low_delay.get(i) != pipelined.get(i))
+                .collect();
+            eprintln!("{}: requests {at:?} differ", cols[1]);
+            for &i in &at {
+                eprintln!("  {i}: {:?} / {:?}", low_delay.get(i), pipelined.get(i));
+            }
+            different.push(cols[1].to_string());
+        }
+        eprintln!(
+            "{}: {} requests ({ok_low} ok), {n} pipelined, {}",
+            cols[1],
+            tus.len(),
+            if equal { "same pictures" } else { "DIFFERENT" }
+        );
+    }
+    eprintln!("{same}/{streams} streams the same, {pipelined_total} requests pipelined");
+    assert!(different.is_empty(), "{different:?}");
 }

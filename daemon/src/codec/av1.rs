@@ -233,6 +233,17 @@ pub struct Av1Decoder {
     /// The pipeline was entered at a key frame (flushed, nothing replayed): its next packet
     /// gets the sequence header in front.
     pipe_fresh: bool,
+    /// The last frame's headers were parsed (or rebuilt from the controls), not guessed from
+    /// the FRAME control.
+    understood: bool,
+    /// Every frame since the last shown key frame was understood: `slots` are what the
+    /// decoder holds (a guessed frame may have refreshed others, or carry a frame id the
+    /// parser could not read), so a `show_existing_frame` filler can be written.
+    slots_known: bool,
+    /// A frame other than a key frame was understood since the last shown key frame, and the
+    /// slots are known: the stream is one the parser reads, the pipeline may be entered (a
+    /// stream whose inter frames the parser cannot read could not be pushed on).
+    inter_understood: bool,
 }
 
 // SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
@@ -298,6 +309,9 @@ impl Av1Decoder {
             offering: false,
             piped: 0,
             pipe_fresh: false,
+            understood: true,
+            slots_known: false,
+            inter_understood: false,
         })
     }
 
@@ -331,13 +345,17 @@ impl Av1Decoder {
                 self.seq_obu.clear();
                 self.seq_obu.extend_from_slice(&data[r.clone()]);
             }
+            self.understood = true;
             let f = match self.parse_full(data) {
                 Ok(f) => f,
                 Err(JobError::Unsupported(w)) => return Err(JobError::Unsupported(w)),
                 // cros-codecs cannot parse everything libdav1d decodes (e.g. 32-bit decoder
                 // model fields): decode anyway, taking the frame facts from the FRAME control
                 // (or assuming a shown frame, so a missing picture is an error, never stale).
-                Err(_) => facts_from_control(c.frame.as_ref()),
+                Err(_) => {
+                    self.understood = false;
+                    facts_from_control(c.frame.as_ref())
+                }
             };
             let control_grain = c
                 .film_grain
@@ -400,6 +418,8 @@ impl Av1Decoder {
                 "AV1 buffer is not full OBUs and the SEQUENCE / FRAME controls are missing",
             ));
         };
+        // The frame is what the controls say.
+        self.understood = true;
         let controls = Controls {
             sequence: seq,
             frame,
@@ -460,6 +480,15 @@ impl Av1Decoder {
         let packet = std::mem::take(&mut self.packet);
         // A shown key frame refreshes every slot: the history starts again there.
         let restart = facts.key && facts.shown && facts.show_existing.is_none();
+        if !self.understood {
+            self.slots_known = false;
+            self.inter_understood = false;
+        } else if restart {
+            self.slots_known = true;
+            self.inter_understood = false;
+        } else if !facts.key && self.slots_known {
+            self.inter_understood = true;
+        }
         let sent = self.send_frame(&packet, restart);
         self.packet = packet;
         if self.offering {
@@ -483,21 +512,7 @@ impl Av1Decoder {
         show_existing_frame_obu(slot, facts.extras, &mut show)
             .map_err(|_| JobError::Internal("show_existing_frame header"))?;
         if facts.key {
-            // A scratch decoder: the real one must not run the key frame refresh process.
-            let mut scratch = open_libdav1d(self.threads)?;
-            let mut pkt = Vec::with_capacity(self.seq_obu.len() + self.packet.len() + 8);
-            pkt.extend_from_slice(&self.seq_obu);
-            pkt.extend_from_slice(&self.packet);
-            pkt.extend_from_slice(&show);
-            std::mem::swap(&mut self.dec, &mut scratch);
-            // Not dumped: the dump is what the context's own decoder was given.
-            self.sender.pause_dump(true);
-            let r = self.send_receive_low_delay(&pkt);
-            self.sender.pause_dump(false);
-            std::mem::swap(&mut self.dec, &mut scratch);
-            if !r? {
-                return Err(JobError::Corrupt("the hidden AV1 key frame did not decode"));
-            }
+            self.show_hidden_key(&show)?;
         } else if !self.send_receive(&show)? {
             return Err(JobError::Corrupt(
                 "the decoder did not output the hidden AV1 frame",
@@ -506,6 +521,27 @@ impl Av1Decoder {
         decoded.hidden = true;
         decoded.picture = true;
         Ok(decoded)
+    }
+
+    /// Decodes the hidden key frame in `self.packet` with a scratch decoder (the sequence
+    /// header, the key frame, then `show`, its `show_existing_frame`) into `self.frame`: the
+    /// real decoder must not run the key frame refresh process that showing it would.
+    fn show_hidden_key(&mut self, show: &[u8]) -> Result<(), JobError> {
+        let mut scratch = open_libdav1d(self.threads)?;
+        let mut pkt = Vec::with_capacity(self.seq_obu.len() + self.packet.len() + show.len());
+        pkt.extend_from_slice(&self.seq_obu);
+        pkt.extend_from_slice(&self.packet);
+        pkt.extend_from_slice(show);
+        std::mem::swap(&mut self.dec, &mut scratch);
+        // Not dumped: the dump is what the context's own decoder was given.
+        self.sender.pause_dump(true);
+        let r = self.send_receive_low_delay(&pkt);
+        self.sender.pause_dump(false);
+        std::mem::swap(&mut self.dec, &mut scratch);
+        match r? {
+            true => Ok(()),
+            false => Err(JobError::Corrupt("the hidden AV1 key frame did not decode")),
+        }
     }
 
     /// A client that handles `show_existing_frame` itself (GStreamer, `daedalus decode`) never
@@ -635,33 +671,18 @@ impl Av1Decoder {
         };
         decoded.hidden = true;
         decoded.picture = true;
+        let mut show = Vec::with_capacity(8);
+        show_existing_frame_obu(slot, facts.extras, &mut show)
+            .map_err(|_| JobError::Internal("show_existing_frame header"))?;
         if facts.key {
-            // Shown by a scratch decoder (showing it in the pipeline would reload every slot).
-            let mut show = Vec::with_capacity(8);
-            show_existing_frame_obu(slot, facts.extras, &mut show)
-                .map_err(|_| JobError::Internal("show_existing_frame header"))?;
-            let mut scratch = open_libdav1d(self.threads)?;
-            let mut pkt = Vec::with_capacity(self.seq_obu.len() + self.packet.len() + 8);
-            pkt.extend_from_slice(&self.seq_obu);
-            pkt.extend_from_slice(&self.packet);
-            pkt.extend_from_slice(&show);
-            std::mem::swap(&mut self.dec, &mut scratch);
-            self.sender.pause_dump(true);
-            let r = self.send_receive_low_delay(&pkt);
-            self.sender.pause_dump(false);
-            std::mem::swap(&mut self.dec, &mut scratch);
-            if !r? {
-                return Err(JobError::Corrupt("the hidden AV1 key frame did not decode"));
-            }
+            // Showing it in the pipeline would reload every slot.
+            self.show_hidden_key(&show)?;
             let Some(pipe) = self.pipe.as_mut() else {
                 return Err(JobError::Internal("AV1 pipeline missing"));
             };
             pipe.push_ready(&self.frame, outcome);
             return Ok(decoded);
         }
-        let mut show = Vec::with_capacity(8);
-        show_existing_frame_obu(slot, facts.extras, &mut show)
-            .map_err(|_| JobError::Internal("show_existing_frame header"))?;
         self.send_receive(&show)?;
         let pts = self.piped;
         self.pipe_mut()?.push_job(Some(pts), outcome);
@@ -677,9 +698,13 @@ impl Av1Decoder {
     /// The filler of the pipeline after the packets sent so far: a `show_existing_frame` of a
     /// slot holding a frame that is not a key frame (showing a key frame reloads every slot
     /// with it), or of the key frame every slot holds (then reloading them changes nothing);
-    /// none otherwise (the pipeline cannot be pushed on: its job fails rather than wait).
+    /// none otherwise (the pipeline cannot be pushed on: its job fails rather than wait), and
+    /// none while the slots are not known for sure ([`Self::slots_known`]).
     fn filler(&self, out: &mut Vec<u8>) {
         out.clear();
+        if !self.slots_known {
+            return;
+        }
         let first = self.slots[0];
         let slot = match self
             .slots
@@ -714,25 +739,16 @@ impl Av1Decoder {
         dump_dir: Option<&'static DumpDir>,
         replay: &[Vec<u8>],
     ) -> Result<(), JobError> {
-        let pipe = match slot {
-            Some(p) => p,
-            None => {
-                let dec = open_libdav1d_with(threads, false)?;
-                let sender = PacketSender::new(
-                    INITIAL_PACKET_SIZE,
-                    PacketDump::create(dump_dir, Codec::Av1),
-                )?;
-                log::debug!(
-                    "AV1 pipeline open: libdav1d with {threads} threads, default frame delay"
-                );
-                slot.insert(FramePipeline::new(dec, sender, threads))
-            }
+        let open = || {
+            let dec = open_libdav1d_with(threads, false)?;
+            let sender = PacketSender::new(
+                INITIAL_PACKET_SIZE,
+                PacketDump::create(dump_dir, Codec::Av1),
+            )?;
+            log::debug!("AV1 pipeline open: libdav1d with {threads} threads, default frame delay");
+            Ok(FramePipeline::new(dec, sender, threads))
         };
-        pipe.flush();
-        for p in replay {
-            pipe.send_copy(&[p])?;
-        }
-        Ok(())
+        FramePipeline::enter(slot, open, replay).map(|_| ())
     }
 
     /// [`super::Decoder::offer`].
@@ -766,6 +782,9 @@ impl Av1Decoder {
         };
         let key = f.frame_type == 0
             && f.flags & daedalus_codecs::uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME != 0;
+        if !(self.switch.pipelined() || self.slots_known && self.inter_understood) {
+            return Ok(false);
+        }
         let in_flight = self.pipe.as_ref().map_or(0, FramePipeline::in_flight);
         let (slot, dump_dir) = (&mut self.pipe, self.dump_dir);
         let threads = self.switch.threads();
@@ -946,6 +965,8 @@ impl super::Decoder for Av1Decoder {
         }
         self.switch.flush();
         self.pipe_fresh = false;
+        self.slots_known = false;
+        self.inter_understood = false;
         self.parser = Parser::default();
         self.rebuilder.reset();
         self.rebuilt_sequence = false;

@@ -198,19 +198,14 @@ struct PipelinedJob {
     reference_count: usize,
 }
 
-/// The frame-threaded decoder and what was fed to it.
-struct Pipeline {
-    pipe: FramePipeline,
-    /// The parameter-set controls it was last given.
-    fed_params: Option<ParamControls>,
-}
-
 /// An FFmpeg H.264 decoder for one context.
 pub struct H264Decoder {
     // Declared before `allocations`: the codec contexts (and their threads) go first.
     dec: ffmpeg::decoder::Video,
     /// The frame-threaded decoder, opened when first needed.
-    pipe: Option<Pipeline>,
+    pipe: Option<FramePipeline>,
+    /// The parameter-set controls the frame-threaded decoder was last given.
+    pipe_params: Option<ParamControls>,
     allocations: Arc<Allocations>,
     /// The picture of the last request.
     current: frame::Video,
@@ -283,6 +278,7 @@ impl H264Decoder {
         Ok(H264Decoder {
             dec,
             pipe: None,
+            pipe_params: None,
             allocations,
             current: frame::Video::empty(),
             drain: frame::Video::empty(),
@@ -453,43 +449,34 @@ impl H264Decoder {
     }
 
     /// Makes the frame threads' decoder in `slot` ready (opened with `threads` threads if
-    /// needed): flushed, then given the packets `replay` (which end with the parameter sets
-    /// `replayed_params`).
+    /// needed): flushed, then given the packets `replay`; returns the parameter sets it was
+    /// given (those the replay ends with, `replayed_params`).
     fn enter_pipeline(
-        slot: &mut Option<Pipeline>,
+        slot: &mut Option<FramePipeline>,
         threads: usize,
         dump_dir: Option<&'static DumpDir>,
         replay: &[Vec<u8>],
         replayed_params: Option<ParamControls>,
-    ) -> Result<(), JobError> {
-        let p = match slot {
-            Some(p) => p,
-            None => {
-                let allocations = Arc::new(Allocations::default());
-                let ctx = super::frame_threaded_context(codec::Id::H264, threads)?;
-                let dec = open_recording(ctx, &allocations)?;
-                let sender = PacketSender::new(
-                    INITIAL_PACKET_SIZE,
-                    PacketDump::create(dump_dir, Codec::H264),
-                )?;
-                let mut pipe = FramePipeline::in_decode_order(dec, sender, allocations);
-                pipe.set_filler(&FILLER);
-                log::debug!("H.264 pipeline open: {threads} frame threads");
-                slot.insert(Pipeline {
-                    pipe,
-                    fed_params: None,
-                })
-            }
+    ) -> Result<Option<ParamControls>, JobError> {
+        let open = || {
+            let allocations = Arc::new(Allocations::default());
+            let ctx = super::frame_threaded_context(codec::Id::H264, threads)?;
+            let dec = open_recording(ctx, &allocations)?;
+            let sender = PacketSender::new(
+                INITIAL_PACKET_SIZE,
+                PacketDump::create(dump_dir, Codec::H264),
+            )?;
+            let mut pipe = FramePipeline::in_decode_order(dec, sender, allocations);
+            pipe.set_filler(&FILLER);
+            log::debug!("H.264 pipeline open: {threads} frame threads");
+            Ok(pipe)
         };
-        p.pipe.flush();
-        p.fed_params = None;
-        for packet in replay {
-            p.pipe.send_copy(&[packet])?;
-        }
-        if !replay.is_empty() {
-            p.fed_params = replayed_params;
-        }
-        Ok(())
+        FramePipeline::enter(slot, open, replay)?;
+        Ok(if replay.is_empty() {
+            None
+        } else {
+            replayed_params
+        })
     }
 
     /// [`super::Decoder::offer`].
@@ -511,10 +498,11 @@ impl H264Decoder {
         }
         let idr = c.idr();
         let in_flight = self.pipelined.len();
-        let (slot, dump_dir, params) = (&mut self.pipe, self.dump_dir, self.recorded_params);
-        let threads = self.switch.threads();
+        let (slot, fed, dump_dir) = (&mut self.pipe, &mut self.pipe_params, self.dump_dir);
+        let (threads, recorded) = (self.switch.threads(), self.recorded_params);
         let admitted = self.switch.admits(idr, in_flight, |replay| {
-            Self::enter_pipeline(slot, threads, dump_dir, replay, params)
+            *fed = Self::enter_pipeline(slot, threads, dump_dir, replay, recorded)?;
+            Ok(())
         });
         if !admitted {
             return Ok(false);
@@ -526,23 +514,23 @@ impl H264Decoder {
         let _access = map.cpu_access(DMA_BUF_SYNC_READ);
         let (prefix, slices) = slices(&c, &map.bytes()[range])?;
         self.record(&c, prefix, slices);
-        let Some(p) = self.pipe.as_mut() else {
+        let Some(pipe) = self.pipe.as_mut() else {
             return Err(JobError::Internal("H.264 pipeline missing"));
         };
         let key = c.params();
         self.params.clear();
-        if p.fed_params != Some(key) {
+        if self.pipe_params != Some(key) {
             parameter_sets(&c, &mut self.params)?;
         }
-        let pts = match p.pipe.send_copy(&[&self.params, prefix, slices]) {
+        let pts = match pipe.send_copy(&[&self.params, prefix, slices]) {
             Ok(pts) => pts,
             Err(e) => {
-                p.fed_params = None;
+                self.pipe_params = None;
                 return Err(e);
             }
         };
-        p.fed_params = Some(key);
-        p.pipe.push_job(
+        self.pipe_params = Some(key);
+        pipe.push_job(
             Some(pts),
             JobOutcome {
                 // The parameter sets rebuilt from the controls go in front of the slices.
@@ -603,9 +591,9 @@ impl super::Decoder for H264Decoder {
     fn flush(&mut self) {
         self.dec.flush();
         if let Some(p) = &mut self.pipe {
-            p.pipe.flush();
-            p.fed_params = None;
+            p.flush();
         }
+        self.pipe_params = None;
         self.switch.flush();
         self.allocations.clear();
         self.decoded.clear();
@@ -655,7 +643,7 @@ impl super::Decoder for H264Decoder {
             failed,
             ..
         } = self;
-        let finished = pipe.as_mut()?.pipe.finished(push)?;
+        let finished = pipe.as_mut()?.finished(push)?;
         let job = pipelined.pop_front();
         let finished = match (finished, job) {
             (Finished::Picture(picture, _, outcome), Some(j)) => {

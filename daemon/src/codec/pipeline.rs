@@ -160,6 +160,11 @@ impl Switch {
         self.threads
     }
 
+    /// Whether jobs go to the pipeline now.
+    pub fn pipelined(&self) -> bool {
+        self.pipelined
+    }
+
     /// Whether a job with `ahead` jobs queued behind it may go to the pipeline: decided before
     /// looking at the job (the common low-delay case costs nothing).
     pub fn considers(&self, ahead: usize) -> bool {
@@ -361,6 +366,24 @@ impl FramePipeline {
             threads,
         });
         p
+    }
+
+    /// The pipeline in `slot` (opened by `open` if there is none) made ready for a switch
+    /// into it: flushed, then given the packets `replay`.
+    pub fn enter<'a>(
+        slot: &'a mut Option<FramePipeline>,
+        open: impl FnOnce() -> Result<FramePipeline, JobError>,
+        replay: &[Vec<u8>],
+    ) -> Result<&'a mut FramePipeline, JobError> {
+        let pipe = match slot {
+            Some(p) => p,
+            None => slot.insert(open()?),
+        };
+        pipe.flush();
+        for p in replay {
+            pipe.send_copy(&[p])?;
+        }
+        Ok(pipe)
     }
 
     /// The number of the next packet.

@@ -334,24 +334,17 @@ impl Vp9Decoder {
         dump_dir: Option<&'static DumpDir>,
         replay: &[Vec<u8>],
     ) -> Result<(), JobError> {
-        let pipe = match slot {
-            Some(p) => p,
-            None => {
-                let dec = super::frame_threaded_context(codec::Id::VP9, threads)?
-                    .decoder()
-                    .video()
-                    .map_err(JobError::Ffmpeg)?;
-                let sender =
-                    PacketSender::new(INITIAL_COPY_SIZE, PacketDump::create(dump_dir, Codec::Vp9))?;
-                log::debug!("VP9 pipeline open: {threads} frame threads");
-                slot.insert(FramePipeline::new(dec, sender, threads))
-            }
+        let open = || {
+            let dec = super::frame_threaded_context(codec::Id::VP9, threads)?
+                .decoder()
+                .video()
+                .map_err(JobError::Ffmpeg)?;
+            let sender =
+                PacketSender::new(INITIAL_COPY_SIZE, PacketDump::create(dump_dir, Codec::Vp9))?;
+            log::debug!("VP9 pipeline open: {threads} frame threads");
+            Ok(FramePipeline::new(dec, sender, threads))
         };
-        pipe.flush();
-        for p in replay {
-            pipe.send_copy(&[p])?;
-        }
-        Ok(())
+        FramePipeline::enter(slot, open, replay).map(|_| ())
     }
 
     /// [`super::Decoder::offer`]: sends the frame in `out`'s bytes `range` into the pipeline,

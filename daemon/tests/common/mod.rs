@@ -720,6 +720,112 @@ pub fn run_windowed<C: WindowedClient>(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Requests of the H.264 and AV1 clients
+
+/// The buffers and job numbering of a client whose requests carry a whole bitstream and a
+/// few controls: builds their messages and reads their pictures back.
+pub struct Requests {
+    ctx_id: u32,
+    job_id: u64,
+    output: BufferPool,
+    capture: BufferPool,
+    msg: Vec<u8>,
+    /// Jobs built.
+    pub jobs: u64,
+}
+
+/// A request's message and where its picture goes.
+pub struct Request {
+    pub message: Vec<u8>,
+    capture_index: u32,
+}
+
+impl Requests {
+    pub fn new(ctx_id: u32, buffers: usize) -> Self {
+        Requests {
+            ctx_id,
+            job_id: 0,
+            output: BufferPool::new(buffers),
+            capture: BufferPool::new(buffers),
+            msg: vec![0u8; MAX_MESSAGE_SIZE],
+            jobs: 0,
+        }
+    }
+
+    /// The request of `codec` decoding `bitstream` into a `depth` picture of `w` x `h`, with
+    /// the controls `controls` writes (through `put`).
+    pub fn build(
+        &mut self,
+        codec: Codec,
+        depth: BitDepth,
+        (w, h): (u32, u32),
+        bitstream: &[u8],
+        controls: impl FnOnce(&mut JobEncoder<'_>),
+    ) -> Request {
+        let l = CaptureLayout::new(depth, w, h);
+        let picture = PictureFormat::of_layout(depth, &l);
+        let (capture_index, cap) = self
+            .capture
+            .next(l.sizeimage, Some(picture), |b| b.layout == Some(picture));
+        let capture = cap.desc(capture_index, 0, 0);
+        let used = bitstream.len() as u32;
+        let (out_index, out) = self
+            .output
+            .next(used + PADDING + 1024, None, |b| b.len >= used + PADDING);
+        pwrite(&out.fd, bitstream, 0);
+        let output = out.desc(out_index, used, 0);
+        self.job_id += 1;
+        let job = JobHeader {
+            job_id: self.job_id,
+            ctx_id: self.ctx_id,
+            codec,
+            flags: 0,
+            timestamp_ns: self.job_id * 1000,
+            coded_width: w,
+            coded_height: h,
+            output,
+            capture,
+            picture,
+        };
+        let mut e = JobEncoder::new(&mut self.msg, &job).expect("job header");
+        controls(&mut e);
+        let n = e.finish().expect("job");
+        self.jobs += 1;
+        Request {
+            message: self.msg[..n].to_vec(),
+            capture_index,
+        }
+    }
+
+    /// The MD5 of the `(left, top, width, height)` window of the request's picture, or its
+    /// status if it failed (counted by the context's statistics, which the tests check).
+    pub fn picture_md5(
+        &self,
+        r: &Request,
+        c: &Completion,
+        (l, t, w, h): (u32, u32, u32, u32),
+    ) -> String {
+        if c.status != Status::Ok {
+            return format!("{:?}", c.status);
+        }
+        let cap = self.capture.bufs[r.capture_index as usize]
+            .as_ref()
+            .expect("capture buffer");
+        let pic = cap.layout.expect("layout");
+        let bytes = pread(&cap.fd, pic.sizeimage as usize);
+        window_md5(&bytes, &pic, (l, t), w, h)
+    }
+}
+
+/// Writes control `id` with the value `v` into a job.
+pub fn put<T: pod::Pod>(e: &mut JobEncoder<'_>, id: u32, v: &T) {
+    let b = pod::bytes(v);
+    e.control(id, 1, b.len())
+        .expect("control")
+        .copy_from_slice(b);
+}
+
+// ---------------------------------------------------------------------------------------------
 // An H.264 client
 
 /// The access units of an Annex-B H.264 stream, each with the parameter sets and other NAL
@@ -750,8 +856,7 @@ pub fn h264_access_units(data: &[u8]) -> Vec<Vec<u8>> {
 
 /// A job of [`H264Client`].
 pub struct H264Job {
-    pub message: Vec<u8>,
-    capture_index: u32,
+    request: Request,
     /// Left, top, width, height of the displayed window (SPS cropping).
     crop: (u32, u32, u32, u32),
 }
@@ -759,30 +864,24 @@ pub struct H264Job {
 /// A frame-based, Annex-B H.264 client (one access unit per request, the parameter sets as
 /// controls): records the MD5 of every request's picture, in decode order.
 pub struct H264Client {
-    ctx_id: u32,
-    job_id: u64,
-    output: BufferPool,
-    capture: BufferPool,
+    requests: Requests,
     parser: H264Parser,
-    /// MD5 of every job's picture (cropped), in job order.
+    /// MD5 of every job's picture (cropped; a failed job's status), in job order.
     pub pictures: Vec<String>,
-    /// Jobs sent.
-    pub jobs: u64,
-    msg: Vec<u8>,
 }
 
 impl H264Client {
     pub fn new(ctx_id: u32, buffers: usize) -> Self {
         H264Client {
-            ctx_id,
-            job_id: 0,
-            output: BufferPool::new(buffers),
-            capture: BufferPool::new(buffers),
+            requests: Requests::new(ctx_id, buffers),
             parser: H264Parser::default(),
             pictures: Vec::new(),
-            jobs: 0,
-            msg: vec![0u8; MAX_MESSAGE_SIZE],
         }
+    }
+
+    /// Jobs sent.
+    pub fn jobs(&self) -> u64 {
+        self.requests.jobs
     }
 }
 
@@ -790,7 +889,7 @@ impl WindowedClient for H264Client {
     type Job = H264Job;
 
     fn message(job: &H264Job) -> &[u8] {
-        &job.message
+        &job.request.message
     }
 
     fn prepare_job(&mut self, au: &[u8]) -> Option<H264Job> {
@@ -832,91 +931,42 @@ impl WindowedClient for H264Client {
         } else {
             (0, 0, w, h)
         };
-        let l = CaptureLayout::new(depth, w, h);
-        let picture = PictureFormat::of_layout(depth, &l);
-        let (capture_index, cap) = self
-            .capture
-            .next(l.sizeimage, Some(picture), |b| b.layout == Some(picture));
-        let capture = cap.desc(capture_index, 0, 0);
-        let used = slices.len() as u32;
-        let (out_index, out) = self
-            .output
-            .next(used + PADDING + 1024, None, |b| b.len >= used + PADDING);
-        pwrite(&out.fd, &slices, 0);
-        let output = out.desc(out_index, used, 0);
-
-        self.job_id += 1;
-        let job = JobHeader {
-            job_id: self.job_id,
-            ctx_id: self.ctx_id,
-            codec: Codec::H264,
-            flags: 0,
-            timestamp_ns: self.job_id * 1000,
-            coded_width: w,
-            coded_height: h,
-            output,
-            capture,
-            picture,
-        };
         let mut decode_params = uapi::v4l2_ctrl_h264_decode_params::default();
         if idr {
             decode_params.flags |= uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC;
         }
-        let mut e = JobEncoder::new(&mut self.msg, &job).expect("job header");
-        fn put<T: pod::Pod>(e: &mut JobEncoder<'_>, id: u32, v: &T) {
-            let b = pod::bytes(v);
-            e.control(id, 1, b.len())
-                .expect("control")
-                .copy_from_slice(b);
-        }
-        put(&mut e, uapi::V4L2_CID_STATELESS_H264_SPS, &sps_control(sps));
-        put(
-            &mut e,
-            uapi::V4L2_CID_STATELESS_H264_PPS,
-            &pps_control(&pps),
-        );
-        put(
-            &mut e,
-            uapi::V4L2_CID_STATELESS_H264_SCALING_MATRIX,
-            &scaling_matrix_control(&pps),
-        );
-        put(
-            &mut e,
-            uapi::V4L2_CID_STATELESS_H264_DECODE_PARAMS,
-            &decode_params,
-        );
-        put(
-            &mut e,
-            uapi::V4L2_CID_STATELESS_H264_DECODE_MODE,
-            &(uapi::V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED as i32),
-        );
-        put(
-            &mut e,
-            uapi::V4L2_CID_STATELESS_H264_START_CODE,
-            &(uapi::V4L2_STATELESS_H264_START_CODE_ANNEX_B as i32),
-        );
-        let n = e.finish().expect("job");
-        self.jobs += 1;
-        Some(H264Job {
-            message: self.msg[..n].to_vec(),
-            capture_index,
-            crop,
-        })
+        let request = self
+            .requests
+            .build(Codec::H264, depth, (w, h), &slices, |e| {
+                put(e, uapi::V4L2_CID_STATELESS_H264_SPS, &sps_control(sps));
+                put(e, uapi::V4L2_CID_STATELESS_H264_PPS, &pps_control(&pps));
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_SCALING_MATRIX,
+                    &scaling_matrix_control(&pps),
+                );
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_DECODE_PARAMS,
+                    &decode_params,
+                );
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_DECODE_MODE,
+                    &(uapi::V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED as i32),
+                );
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_START_CODE,
+                    &(uapi::V4L2_STATELESS_H264_START_CODE_ANNEX_B as i32),
+                );
+            });
+        Some(H264Job { request, crop })
     }
 
     fn finish_job(&mut self, job: H264Job, c: &Completion) {
-        if c.status != Status::Ok {
-            // Counted by the context's statistics, which the tests check.
-            self.pictures.push(format!("{:?}", c.status));
-            return;
-        }
-        let cap = self.capture.bufs[job.capture_index as usize]
-            .as_ref()
-            .expect("capture buffer");
-        let pic = cap.layout.expect("layout");
-        let bytes = pread(&cap.fd, pic.sizeimage as usize);
-        let (l, t, w, h) = job.crop;
-        self.pictures.push(window_md5(&bytes, &pic, (l, t), w, h));
+        let md5 = self.requests.picture_md5(&job.request, c, job.crop);
+        self.pictures.push(md5);
     }
 }
 
@@ -925,8 +975,7 @@ impl WindowedClient for H264Client {
 
 /// A job of [`Av1Client`].
 pub struct Av1Job {
-    pub message: Vec<u8>,
-    capture_index: u32,
+    request: Request,
     shown: bool,
 }
 
@@ -961,35 +1010,29 @@ pub fn av1_frames(tu: &[u8]) -> Vec<Vec<u8>> {
 /// one frame (its hidden frames come before it), and `show_existing_frame` headers are sent
 /// as requests, so the pictures are FFmpeg's output, in order.
 pub struct Av1Client {
-    ctx_id: u32,
-    job_id: u64,
-    output: BufferPool,
-    capture: BufferPool,
+    requests: Requests,
     depth: BitDepth,
     size: (u32, u32),
-    /// MD5 of every shown job's picture, in job order.
+    /// MD5 of every shown job's picture (a failed job's status), in job order.
     pub pictures: Vec<String>,
-    /// Jobs sent.
-    pub jobs: u64,
     /// Hidden frames sent.
     pub hidden: u64,
-    msg: Vec<u8>,
 }
 
 impl Av1Client {
     pub fn new(ctx_id: u32, buffers: usize, depth: BitDepth, size: (u32, u32)) -> Self {
         Av1Client {
-            ctx_id,
-            job_id: 0,
-            output: BufferPool::new(buffers),
-            capture: BufferPool::new(buffers),
+            requests: Requests::new(ctx_id, buffers),
             depth,
             size,
             pictures: Vec::new(),
-            jobs: 0,
             hidden: 0,
-            msg: vec![0u8; MAX_MESSAGE_SIZE],
         }
+    }
+
+    /// Jobs sent.
+    pub fn jobs(&self) -> u64 {
+        self.requests.jobs
     }
 }
 
@@ -1015,71 +1058,33 @@ impl WindowedClient for Av1Client {
     type Job = Av1Job;
 
     fn message(job: &Av1Job) -> &[u8] {
-        &job.message
+        &job.request.message
     }
 
     fn prepare_job(&mut self, tu: &[u8]) -> Option<Av1Job> {
         let (frame_type, shown) = av1_last_frame(tu);
-        let (w, h) = self.size;
-        let l = CaptureLayout::new(self.depth, w, h);
-        let picture = PictureFormat::of_layout(self.depth, &l);
-        let (capture_index, cap) = self
-            .capture
-            .next(l.sizeimage, Some(picture), |b| b.layout == Some(picture));
-        let capture = cap.desc(capture_index, 0, 0);
-        let used = tu.len() as u32;
-        let (out_index, out) = self
-            .output
-            .next(used + PADDING + 1024, None, |b| b.len >= used + PADDING);
-        pwrite(&out.fd, tu, 0);
-        let output = out.desc(out_index, used, 0);
-        self.job_id += 1;
-        let job = JobHeader {
-            job_id: self.job_id,
-            ctx_id: self.ctx_id,
-            codec: Codec::Av1,
-            flags: 0,
-            timestamp_ns: self.job_id * 1000,
-            coded_width: w,
-            coded_height: h,
-            output,
-            capture,
-            picture,
-        };
         let mut frame = uapi::v4l2_ctrl_av1_frame {
             frame_type: frame_type as _,
             ..Default::default()
         };
         if shown {
             frame.flags |= uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME;
-        }
-        let mut e = JobEncoder::new(&mut self.msg, &job).expect("job header");
-        let b = pod::bytes(&frame);
-        e.control(uapi::V4L2_CID_STATELESS_AV1_FRAME, 1, b.len())
-            .expect("control")
-            .copy_from_slice(b);
-        let n = e.finish().expect("job");
-        self.jobs += 1;
-        if !shown {
+        } else {
             self.hidden += 1;
         }
-        Some(Av1Job {
-            message: self.msg[..n].to_vec(),
-            capture_index,
-            shown,
-        })
+        let request = self
+            .requests
+            .build(Codec::Av1, self.depth, self.size, tu, |e| {
+                put(e, uapi::V4L2_CID_STATELESS_AV1_FRAME, &frame);
+            });
+        Some(Av1Job { request, shown })
     }
 
     fn finish_job(&mut self, job: Av1Job, c: &Completion) {
-        assert_eq!(c.status, Status::Ok, "job {} failed: {c:?}", c.job_id);
-        let cap = self.capture.bufs[job.capture_index as usize]
-            .as_ref()
-            .expect("capture buffer");
-        let pic = cap.layout.expect("layout");
-        let bytes = pread(&cap.fd, pic.sizeimage as usize);
-        if job.shown {
-            self.pictures
-                .push(planar_md5(&bytes, &pic, self.size.0, self.size.1));
+        if job.shown || c.status != Status::Ok {
+            let (w, h) = self.size;
+            let md5 = self.requests.picture_md5(&job.request, c, (0, 0, w, h));
+            self.pictures.push(md5);
         }
     }
 }
