@@ -382,8 +382,22 @@ impl FramePipeline {
         pipe.flush();
         for p in replay {
             pipe.send_copy(&[p])?;
+            pipe.drop_pictures();
         }
         Ok(pipe)
+    }
+
+    /// Drops the pictures the decoder returned so far (with no job inside, those of replayed
+    /// packets): holding them would keep FFmpeg from reusing their buffers, a picture's worth
+    /// of memory per packet replayed. Errors stay for the job to come.
+    fn drop_pictures(&mut self) {
+        for _ in 0..self.outputs.len() {
+            match self.outputs.pop_front() {
+                Some(Output::Picture(f)) => recycle(&mut self.free, f),
+                Some(o @ Output::Failed(_)) => self.outputs.push_back(o),
+                Some(Output::Nothing(_)) | None => {}
+            }
+        }
     }
 
     /// The number of the next packet.
@@ -409,7 +423,7 @@ impl FramePipeline {
         self.jobs.clear();
         while let Some(o) = self.outputs.pop_front() {
             if let Output::Picture(f) = o {
-                self.free.push(f);
+                recycle(&mut self.free, f);
             }
         }
         if let Some(d) = &mut self.decode_order {
@@ -459,11 +473,11 @@ impl FramePipeline {
                     errno: libc::EAGAIN,
                 })
                 | Err(ffmpeg::Error::Eof) => {
-                    self.free.push(f);
+                    recycle(&mut self.free, f);
                     return;
                 }
                 Err(e) => {
-                    self.free.push(f);
+                    recycle(&mut self.free, f);
                     self.outputs.push_back(Output::Failed(JobError::Decode(e)));
                 }
             }
@@ -500,17 +514,17 @@ impl FramePipeline {
                         ((*p).decode_error_flags, (*p).flags)
                     };
                     corrupt |= errors != 0 || flags & ffi::AV_FRAME_FLAG_CORRUPT != 0;
-                    self.free.push(f);
+                    recycle(&mut self.free, f);
                 }
                 Err(ffmpeg::Error::Other {
                     errno: libc::EAGAIN,
                 })
                 | Err(ffmpeg::Error::Eof) => {
-                    self.free.push(f);
+                    recycle(&mut self.free, f);
                     break;
                 }
                 Err(e) => {
-                    self.free.push(f);
+                    recycle(&mut self.free, f);
                     error = error.or(Some(e));
                 }
             }
@@ -542,7 +556,7 @@ impl FramePipeline {
             if d.allocations.take(done, &mut f) {
                 Output::Picture(f)
             } else {
-                self.free.push(f);
+                recycle(&mut self.free, f);
                 Output::Nothing(done)
             }
         };
@@ -582,7 +596,7 @@ impl FramePipeline {
                     }) = self.jobs.pop_front()
                     {
                         let old = std::mem::replace(&mut self.current, f);
-                        self.free.push(old);
+                        recycle(&mut self.free, old);
                     }
                     return Some(Finished::Picture(&self.current, false, outcome));
                 }
@@ -596,14 +610,14 @@ impl FramePipeline {
                     Output::Picture(f) => match f.pts() {
                         Some(p) if p == want => {
                             let old = std::mem::replace(&mut self.current, f);
-                            self.free.push(old);
+                            recycle(&mut self.free, old);
                             self.jobs.pop_front();
                             return Some(Finished::Picture(&self.current, false, outcome));
                         }
                         Some(p) if p > want => Err(Output::Picture(f)),
                         // An earlier packet's: a replayed reference or a filler.
                         _ => {
-                            self.free.push(f);
+                            recycle(&mut self.free, f);
                             Ok(())
                         }
                     },
@@ -643,6 +657,14 @@ impl FramePipeline {
             }
         }
     }
+}
+
+/// Keeps `f` for reuse, its picture dropped (a frame kept with its buffers would keep FFmpeg
+/// from reusing them).
+fn recycle(free: &mut Vec<frame::Video>, mut f: frame::Video) {
+    // SAFETY: `f` is a valid frame of ours.
+    unsafe { ffi::av_frame_unref(f.as_mut_ptr()) };
+    free.push(f);
 }
 
 #[cfg(test)]
