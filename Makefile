@@ -229,7 +229,7 @@ bench: bench-module release clients-rootfs
 # The memory-debug flavour (issue 14; docs/stress.md, "Memory-debug kernel"): KASAN, KFENCE,
 # kmemleak (a scan after each test, module unloaded: scripts/vm-run), UBSAN, debugobjects and the
 # test flavour's lockdep; any report fails the test (tests/vm/lib/check-dmesg). The kernel is
-# built once with clang 19 (~25 minutes on 2 cores); the suite takes about twice make test's VM time.
+# built once with clang 19 (49 minutes on 2 cores shared with a VM run).
 debug-module:
 	$(call flavour_module,debug,$(DEBUG_MODULE_DIR))
 
