@@ -24,6 +24,17 @@
 #                        BENCH_ARGS="--threads 1"; BENCH_KERNEL: the
 #                        kernel flavour booted, default "bench" = without lock debugging, "test"
 #                        = the VM tests' kernel; see docs/bench.md)
+#   make soak            the soak (docs/stress.md): SOAK_FRAMES (default 10000) 1080p pictures of
+#                        VP9, H.264 and AV1, 8- and 10-bit (SOAK_CODECS, made by
+#                        scripts/gen-bench-stream), SOAK_CLIENTS (3) contexts at once, each checked
+#                        against FFmpeg's framemd5; the daemon's memory / files and the module's
+#                        counters checked after every round, the module unloaded (kmemleak when the
+#                        kernel has it). 30-50 min under TCG for 10000; logs in SOAK_LOGS
+#   make mutate          MUTATE_STREAMS (default 1000) mutated streams per codec through the device
+#                        (docs/stress.md): no hang / oops / leak, daemon restarts counted; failing
+#                        streams saved in MUTATE_LOGS/saved. ~20 min under TCG
+#                        Both boot VM_KERNEL, the kernel flavour (default test; another flavour,
+#                        e.g. a memory-debug one, gets its module built as make bench's)
 #   make install         install module, daemon, CLI, VA-API driver, unit, udev rule... (docs/install.md;
 #                        DESTDIR, PREFIX=/usr/local; install-module / install-user for one half)
 #   make uninstall       remove what `make install` installed (same DESTDIR / PREFIX)
@@ -96,7 +107,7 @@ define flavour_module
 	! grep -iE "warning:" "$(2)/build.log" || { echo "module build printed warnings" >&2; exit 1; }
 endef
 
-.PHONY: lane all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module clean \
+.PHONY: lane all deps kernel module clients-rootfs release demo test test-host test-vm test-vectors fluster bench bench-module soak mutate flavour-module clean \
 	test-debug debug-module \
 	install install-module install-user uninstall uninstall-module uninstall-user generated-docs deb \
 	generated-docs-only install-files \
@@ -236,6 +247,57 @@ debug-module:
 test-debug: debug-module clients-rootfs
 	DAEDALUS_KERNEL_FLAVOUR=debug DAEDALUS_KO="$(DEBUG_MODULE_DIR)/daedalus.ko" \
 	  scripts/test-vm --logs "$(DEBUG_LOGS)" --timeout-scale $(DEBUG_TIMEOUT_SCALE) $(DEBUG_TESTS)
+
+# The soak and the mutated streams (issue 14; docs/stress.md), each one VM test of its own
+# (tests/vm/soak.sh, tests/vm/mutate.sh: opt-in, not in make test). They boot VM_KERNEL, a kernel
+# flavour of scripts/build-kernel; another flavour than the tests' gets its module built from a
+# copy of the sources, as make bench's (bench-module). With kmemleak in the kernel the tests
+# check its report themselves, for the module's allocations (tests/vm/lib/kmemleak says why only
+# those), as scripts/vm-run does after every other test.
+VM_KERNEL ?= test
+ifeq ($(VM_KERNEL),test)
+FLAVOUR_MODULE := module
+FLAVOUR_ENV :=
+else
+FLAVOUR_MODULE := flavour-module
+FLAVOUR_ENV := DAEDALUS_KERNEL_FLAVOUR=$(VM_KERNEL) DAEDALUS_KO=$(CURDIR)/target/module-$(VM_KERNEL)/daedalus.ko
+endif
+flavour-module:
+	$(MAKE) bench-module BENCH_KERNEL=$(VM_KERNEL)
+
+SOAK_FRAMES ?= 10000
+SOAK_CLIENTS ?= 3
+SOAK_SEED ?= 14
+SOAK_CODECS ?= vp9 vp9:10bit h264 h264:10bit av1 av1:10bit
+SOAK_LOGS ?= $(CURDIR)/target/soak-logs
+SOAK_TIMEOUT ?= 10800
+# More test-vm options, e.g. SOAK_ARGS="--env SOAK_WARMUP_ROUNDS=1" for a short run.
+SOAK_ARGS ?=
+# The references of the soak's streams, made on the host (the guest's file system is read-only).
+STRESS_REFS = $(or $(DAEDALUS_CACHE),$(HOME)/.cache/daedalus)/stress
+soak: kernel $(FLAVOUR_MODULE) release
+	@set -eo pipefail; \
+	streams=$$(for v in $(SOAK_CODECS); do scripts/gen-bench-stream --variant $$v; done); \
+	target/release/daedalus stress --prepare --cache "$(STRESS_REFS)" $$streams; \
+	$(FLAVOUR_ENV) scripts/test-vm --logs "$(SOAK_LOGS)" \
+	  --timeout $(SOAK_TIMEOUT) --env SOAK_FRAMES=$(SOAK_FRAMES) --env SOAK_CLIENTS=$(SOAK_CLIENTS) \
+	  --env SOAK_SEED=$(SOAK_SEED) --env "SOAK_STREAMS=$$(echo $$streams)" \
+	  --env "SOAK_CACHE=$(STRESS_REFS)" $(SOAK_ARGS) soak
+
+MUTATE_STREAMS ?= 1000
+MUTATE_CLIENTS ?= 3
+MUTATE_SEED ?= 14
+MUTATE_LOGS ?= $(CURDIR)/target/mutate-logs
+MUTATE_TIMEOUT ?= 3600
+mutate: kernel $(FLAVOUR_MODULE)
+	@rc=0; $(FLAVOUR_ENV) scripts/test-vm --logs "$(MUTATE_LOGS)" \
+	  --timeout $(MUTATE_TIMEOUT) --env MUTATE_STREAMS=$(MUTATE_STREAMS) \
+	  --env MUTATE_CLIENTS=$(MUTATE_CLIENTS) --env MUTATE_SEED=$(MUTATE_SEED) mutate || rc=$$?; \
+	if grep -q '^SAVED-STREAMS begin' "$(MUTATE_LOGS)/mutate.log" 2>/dev/null; then \
+	  mkdir -p "$(MUTATE_LOGS)/saved"; \
+	  sed -n '/^SAVED-STREAMS begin/,/^SAVED-STREAMS end/{/^SAVED-STREAMS/d;p}' "$(MUTATE_LOGS)/mutate.log" | \
+	    base64 -d | tar -xz -C "$(MUTATE_LOGS)/saved" && echo "saved streams: $(MUTATE_LOGS)/saved"; \
+	fi; exit $$rc
 
 clean:
 	-$(MAKE) -C "$(KDIR)" M="$(MODULE_DIR)" clean

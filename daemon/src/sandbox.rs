@@ -526,6 +526,29 @@ mod tests {
         assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
     }
 
+    /// The dispatcher trims the allocator when the last context ends
+    /// (`dispatch::release_free_memory`): freed heap pages in a thread's arena and in the
+    /// main one go back through madvise / brk, which the filter must allow (without madvise
+    /// this test dies of SIGSYS).
+    #[test]
+    fn allocator_trim_passes() {
+        fn trim() -> i32 {
+            let worker = std::thread::spawn(|| {
+                let blocks: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 256 * 1024]).collect();
+                blocks.iter().map(|b| usize::from(b[0])).sum::<usize>()
+            });
+            let big: Vec<Vec<u8>> = (0..64).map(|i| vec![i as u8; 200 * 1024]).collect();
+            drop(big);
+            if worker.join().is_err() {
+                return 2;
+            }
+            crate::dispatch::release_free_memory();
+            0
+        }
+        let status = in_child(SeccompMode::Kill, None, trim);
+        assert!(matches!(status, WaitStatus::Exited(_, 0)), "{status:?}");
+    }
+
     #[test]
     fn decoding_calls_pass() {
         fn allowed_calls() -> i32 {

@@ -120,6 +120,17 @@ enum Command {
     /// module's buffers, contexts and jobs, this process's files, the daemon's files and RSS
     /// and CmaFree must be back (see docs/stress.md). Prints a summary (and --json); exits with
     /// 0 only if nothing was wrong, hung or leaked, 1 otherwise.
+    ///
+    /// --soak FRAMES: the soak instead (`make soak`): clean streams decoded whole, in rounds of
+    /// --clients contexts at once, until FRAMES pictures were checked; no error buffer allowed;
+    /// after every round, all contexts closed, the module's buffers / contexts / jobs and the idle
+    /// daemon's open files must be back at their start and its anonymous RSS, after
+    /// --soak-warmup-rounds, within --soak-max-rss-growth of the warm-up's.
+    ///
+    /// --mutate N: N mutated copies per codec (`make mutate`): bit flips, byte runs, packets
+    /// truncated / duplicated / reordered / dropped, damaged headers; each decoded whole. Error
+    /// buffers and refused streams are expected; hung requests, leaks and a daemon that is not
+    /// restarted (--restart-daemon) are failures; daemon restarts are counted per codec.
     Stress(StressArgs),
     /// Print a shell completion script
     ///
@@ -314,10 +325,10 @@ struct StressArgs {
     #[arg(short, long, value_name = "PATH")]
     media: Option<PathBuf>,
 
-    /// How long to run, in seconds.
-    #[arg(long, value_name = "S", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    duration: u64,
+    /// How long to run, in seconds [default: 60; with --soak or --mutate: no limit, and a run
+    /// that reaches the limit before its target fails].
+    #[arg(long, value_name = "S", value_parser = clap::value_parser!(u64).range(1..))]
+    duration: Option<u64>,
 
     /// Concurrent clients.
     #[arg(long, value_name = "N", default_value_t = 3,
@@ -330,13 +341,45 @@ struct StressArgs {
 
     /// SIGKILL the decode daemon every S seconds (needs --restart-daemon).
     #[arg(long, value_name = "S", requires = "restart_daemon",
+          conflicts_with_all = ["soak", "mutate"],
           value_parser = clap::value_parser!(u64).range(1..))]
     kill_daemon_every: Option<u64>,
 
-    /// Command (run with `sh -c`) that starts the daemon again after a kill; stress then
-    /// waits until daemon_attached is 1.
-    #[arg(long, value_name = "CMD", requires = "kill_daemon_every")]
+    /// Command (run with `sh -c`) that starts the daemon again after a kill (or, with
+    /// --mutate, after it died); stress then waits until daemon_attached is 1.
+    #[arg(long, value_name = "CMD")]
     restart_daemon: Option<String>,
+
+    /// The soak: clean streams decoded whole in rounds until FRAMES pictures were checked
+    /// (see the command's description and docs/stress.md).
+    #[arg(long, value_name = "FRAMES", conflicts_with = "mutate",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    soak: Option<u64>,
+
+    /// Soak rounds of warm-up: the idle daemon's anonymous RSS after the last of them is the
+    /// baseline [default: the rounds in which every stream is decoded twice].
+    #[arg(long, value_name = "N", requires = "soak",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    soak_warmup_rounds: Option<u64>,
+
+    /// Largest growth (KiB) of the idle daemon's anonymous RSS after the soak's warm-up.
+    #[arg(long, value_name = "KIB", default_value_t = 8192, requires = "soak")]
+    soak_max_rss_growth: i64,
+
+    /// N mutated copies per codec of the IVF / Annex B streams, each decoded whole (see the
+    /// command's description and docs/stress.md).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    mutate: Option<u64>,
+
+    /// With --mutate: save the mutated streams that hung a request or were being decoded when
+    /// the daemon died into DIR (they decode with `daedalus decode`).
+    #[arg(long, value_name = "DIR", requires = "mutate")]
+    save_dir: Option<PathBuf>,
+
+    /// Only make the streams' missing references (with --ffmpeg, into --cache) and exit: no
+    /// device needed (e.g. on the host before a VM run, whose file system is read-only).
+    #[arg(long)]
+    prepare: bool,
 
     /// Write the report as JSON to FILE (`-`: standard output).
     #[arg(long, value_name = "FILE")]
@@ -554,13 +597,6 @@ fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
 
 fn stress(args: &StressArgs) -> Result<ExitCode> {
     use daedalus_tools::stress;
-    let video = args.device.select()?.remove(0);
-    let media = media_of(&video, args.media.as_ref())?;
-    let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
-    });
     let cache = args.cache.clone().unwrap_or_else(|| {
         std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
@@ -568,11 +604,49 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
             .unwrap_or_else(std::env::temp_dir)
             .join("daedalus/stress")
     });
+    if args.prepare {
+        for (stream, reference) in stress::prepare(&args.streams, &cache, &args.ffmpeg)? {
+            println!("{}: {}", stream.display(), reference.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let video = args.device.select()?.remove(0);
+    let media = media_of(&video, args.media.as_ref())?;
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs() ^ u64::from(d.subsec_nanos()))
+    });
+    let clients = usize::from(args.clients);
+    let mode = match (args.soak, args.mutate) {
+        (Some(frames), _) => stress::Mode::Soak(stress::SoakConfig {
+            frames,
+            // Every stream decoded twice: each codec's decoder and its frame pools, and the
+            // allocator's arenas, have been through their largest sizes.
+            warmup_rounds: args
+                .soak_warmup_rounds
+                .unwrap_or_else(|| (2 * args.streams.len()).div_ceil(clients) as u64),
+            max_rss_growth_kib: args.soak_max_rss_growth,
+        }),
+        (None, Some(per_codec)) => stress::Mode::Mutate { per_codec },
+        (None, None) => stress::Mode::Stress,
+    };
+    if args.kill_daemon_every.is_none()
+        && args.restart_daemon.is_some()
+        && !matches!(mode, stress::Mode::Mutate { .. })
+    {
+        bail!("--restart-daemon is for --kill-daemon-every or --mutate");
+    }
+    // Soak and mutate runs end at their target; a duration only bounds them.
+    let duration = args.duration.unwrap_or(match mode {
+        stress::Mode::Stress => 60,
+        _ => 365 * 24 * 3600,
+    });
     let cfg = stress::Config {
         video: video.path.clone(),
         media,
-        duration: Duration::from_secs(args.duration),
-        clients: usize::from(args.clients),
+        duration: Duration::from_secs(duration),
+        clients,
         seed,
         kill_every: args.kill_daemon_every.map(Duration::from_secs),
         restart_daemon: args.restart_daemon.clone(),
@@ -584,18 +658,36 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
         max_rss_growth_kib: args.max_rss_growth,
         cma_tolerance_kib: args.cma_tolerance,
         progress: !args.quiet,
+        mode,
+        save_dir: args.save_dir.clone(),
+    };
+    let what = match &cfg.mode {
+        stress::Mode::Stress => format!("{duration} s"),
+        stress::Mode::Soak(s) => format!(
+            "soak of {} pictures, {} rounds of warm-up",
+            s.frames, s.warmup_rounds
+        ),
+        stress::Mode::Mutate { per_codec } => format!("{per_codec} mutated streams per codec"),
     };
     eprintln!(
-        "stress: seed {seed}, {} clients, {} s, {} streams{}",
+        "stress: seed {seed}, {} clients, {what}, {} streams{}",
         cfg.clients,
-        args.duration,
         cfg.streams.len(),
         args.kill_daemon_every
             .map_or(String::new(), |s| format!(", daemon killed every {s} s"))
     );
-    let bar = Progress::seconds(cfg.progress, args.duration);
+    let bar = match &cfg.mode {
+        stress::Mode::Stress => Progress::seconds(cfg.progress, duration),
+        stress::Mode::Soak(s) => Progress::frames(cfg.progress, Some(s.frames)),
+        stress::Mode::Mutate { .. } => Progress::frames(cfg.progress, None),
+    };
     let report = stress::run(&cfg, &mut |r, elapsed| {
-        bar.update(elapsed.as_secs().min(args.duration), || {
+        let done = match &cfg.mode {
+            stress::Mode::Stress => elapsed.as_secs().min(duration),
+            stress::Mode::Soak(_) => r.frames_checked,
+            stress::Mode::Mutate { .. } => r.runs,
+        };
+        bar.update(done, || {
             format!(
                 "{} runs, {} checked, {} wrong, {} hung, {} errors, {} kills",
                 r.runs,
@@ -612,6 +704,39 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
         eprintln!("stress: FAIL {f}");
     }
     let opt = |v: Option<i64>| v.map_or("n/a".to_string(), |v| v.to_string());
+    // The per-codec figures of --mutate, one line each.
+    for t in &report.mutate {
+        eprintln!(
+            "mutate: {}: {} streams, {} packets, {} error buffers, {} good pictures, {} refused, \
+             {} hung, {} daemon restarts",
+            t.codec,
+            t.streams,
+            t.packets,
+            t.error_buffers,
+            t.good_pictures,
+            t.refused,
+            t.hung,
+            t.daemon_restarts
+        );
+    }
+    if let Some(s) = &report.soak {
+        let last = s.rounds.last();
+        eprintln!(
+            "soak: {} rounds, {} of {} pictures checked; idle daemon: anonymous RSS {} KiB at the \
+             start, {} KiB after {} rounds of warm-up, growth since {} KiB (VmRSS {} KiB); open \
+             files {} at the start, {} at the end",
+            s.rounds.len(),
+            report.frames_checked,
+            s.frames_target,
+            opt(s.daemon_rss_anon_start_kib),
+            opt(s.rss_anon_baseline_kib),
+            s.warmup_rounds,
+            opt(s.rss_anon_growth_kib),
+            opt(s.rss_growth_kib),
+            opt(s.daemon_fds_start),
+            opt(last.and_then(|c| c.daemon_fds))
+        );
+    }
     eprintln!(
         "stress: seed {} {:.0} s: {} runs ({} corrupted, {} seeks, {} closes, {} restarts, {} drops), \
          {} pictures submitted, {} checked, {} unchecked, {} wrong, {} hung, {} errors, \

@@ -90,6 +90,21 @@ fn stress_usage_errors() {
     for args in [
         &["stress"][..],
         &["stress", "--kill-daemon-every", "10", "clip.ivf"][..],
+        // The soak and the mutated streams are modes of their own.
+        &["stress", "--soak", "100", "--mutate", "10", "clip.ivf"][..],
+        &[
+            "stress",
+            "--soak",
+            "100",
+            "--kill-daemon-every",
+            "10",
+            "--restart-daemon",
+            "x",
+            "clip.ivf",
+        ][..],
+        &["stress", "--soak-warmup-rounds", "2", "clip.ivf"][..],
+        &["stress", "--save-dir", "saved", "clip.ivf"][..],
+        &["stress", "--soak", "0", "clip.ivf"][..],
     ] {
         let out = run(args);
         let err = String::from_utf8_lossy(&out.stderr);
@@ -103,9 +118,26 @@ fn stress_usage_errors() {
         "--json",
         "--seed",
         "framemd5",
+        "--soak",
+        "--mutate",
+        "--save-dir",
+        "--prepare",
     ] {
         assert!(help.contains(text), "{text}: {help}");
     }
+}
+
+#[test]
+fn stress_prepare_needs_no_device() {
+    // A committed stream with its reference beside it: --prepare names it, without a device.
+    let stream = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/vp9-8bit-resize.ivf"
+    );
+    let out = run(&["stress", "--prepare", "--cache", "/nonexistent", stream]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("vp9-8bit-resize.framemd5"), "{text}");
 }
 
 #[test]

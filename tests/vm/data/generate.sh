@@ -28,3 +28,14 @@ ffmpeg -loglevel error -y "${stress[@]/SIZE/192x108}" -c:v libx264 -preset veryf
 for f in stress-vp9-160x90.ivf stress-av1-128x72.ivf stress-h264-192x108.264; do
   ffmpeg -loglevel error -y -i "$f" -fps_mode passthrough -pix_fmt yuv420p -f framemd5 "$f.framemd5"
 done
+
+# 10-bit streams for `make mutate` (tests/vm/mutate.sh), which the stress streams above lack for
+# AV1 and H.264: as small, a key frame every 8 frames, High 10 with B-frames for H.264.
+mutate=(-f lavfi -i "testsrc2=size=SIZE:rate=30,format=yuv420p10le" -frames:v 24)
+ffmpeg -loglevel error -y "${mutate[@]/SIZE/96x54}" -c:v libaom-av1 -cpu-used 8 -b:v 300k \
+  -g 8 mutate-av1-10bit-96x54.ivf
+ffmpeg -loglevel error -y "${mutate[@]/SIZE/112x64}" -c:v libx264 -preset veryfast -profile:v high10 \
+  -bf 2 -b:v 300k -x264-params keyint=8:min-keyint=8:scenecut=0 -f h264 mutate-h264-10bit-112x64.264
+for f in mutate-av1-10bit-96x54.ivf mutate-h264-10bit-112x64.264; do
+  ffmpeg -loglevel error -y -i "$f" -fps_mode passthrough -pix_fmt yuv420p10le -f framemd5 "$f.framemd5"
+done

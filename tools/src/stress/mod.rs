@@ -8,6 +8,12 @@
 //! a clean stream is checked against the stream's framemd5 reference ([`streams`]); every
 //! request must end within the module's job timeout plus a margin. The [`Report`] says what
 //! was checked and whether anything was wrong, hung or leaked. See docs/stress.md.
+//!
+//! Two more [`Mode`]s share the clients, the checks and the report: the soak (`--soak FRAMES`:
+//! clean 1080p streams decoded whole, in rounds of concurrent contexts, with the daemon's memory
+//! and files and the module's counters checked at every idle point between rounds) and the
+//! mutated streams (`--mutate N`: N copies per codec damaged by [`corrupt::mutate`], every
+//! request bounded, daemon crashes restarted and counted).
 
 pub mod corrupt;
 pub mod plan;
@@ -15,7 +21,7 @@ pub mod streams;
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,11 +35,9 @@ use crate::engine::{
     Action, Interrupted, Observer, Options, Outputs, RequestTimedOut, Shown, Summary,
 };
 use crate::status;
-use plan::{RunPlan, Schedule, StreamChoice};
+use plan::{Damage, RunPlan, Schedule, StreamChoice};
 use streams::{RefFrame, StreamMap};
 
-/// How much of the mutable bytes a corrupted copy changes (per mille).
-const CORRUPT_PER_MILLE: u32 = 4;
 /// The most failures described in the report.
 const MAX_FAILURES: usize = 50;
 
@@ -71,6 +75,45 @@ pub struct Config {
     pub cma_tolerance_kib: i64,
     /// Show progress on standard error (if it is a terminal).
     pub progress: bool,
+    /// What kind of run.
+    pub mode: Mode,
+    /// `Mode::Mutate`: where mutated streams that hung a request or were being decoded when
+    /// the daemon died are written.
+    pub save_dir: Option<PathBuf>,
+}
+
+/// What kind of run `daedalus stress` makes.
+#[derive(Clone, Debug, Default)]
+pub enum Mode {
+    /// Random disturbances, corrupted copies, daemon kills, until `Config::duration`.
+    #[default]
+    Stress,
+    /// The soak ([`SoakConfig`]).
+    Soak(SoakConfig),
+    /// `per_codec` copies damaged by [`corrupt::mutate`] per codec of the streams (IVF / Annex B
+    /// ones), each decoded whole, undisturbed. Error buffers and refused streams are expected;
+    /// a daemon that dies is restarted (`Config::restart_daemon`) and counted, not a failure.
+    Mutate {
+        /// Mutated streams per codec.
+        per_codec: u64,
+    },
+}
+
+/// `--soak`: clean streams decoded whole, in rounds: in each round every client decodes one
+/// stream (client `n` of round `r` the stream `(r * clients + n) % streams`, so the codecs run
+/// side by side and every stream as often), then, all contexts closed, a checkpoint: the
+/// module's buffers, contexts and jobs back at their start, the idle daemon's open files at
+/// their start, CmaFree within the tolerance, and the idle daemon's anonymous RSS sampled.
+/// Rounds go on until `frames` pictures were checked.
+#[derive(Clone, Debug)]
+pub struct SoakConfig {
+    /// Pictures to check.
+    pub frames: u64,
+    /// Rounds of warm-up: the anonymous RSS at the checkpoint after the last of them is the
+    /// baseline of the later ones.
+    pub warmup_rounds: u64,
+    /// Largest growth (KiB) of the idle daemon's anonymous RSS over the baseline.
+    pub max_rss_growth_kib: i64,
 }
 
 /// What a stress run found (`--json`).
@@ -142,10 +185,102 @@ pub struct Report {
     pub contexts_leaked: i64,
     /// Jobs still in flight in the module at the end.
     pub jobs_in_flight: u64,
+    /// "stress", "soak" or "mutate".
+    pub mode: &'static str,
+    /// Daemons restarted after dying on their own (`--mutate`; in the other modes each is also
+    /// a `daemon_deaths` failure).
+    pub daemon_restarts: u64,
+    /// The soak run stopped at `--duration` before checking its frames, or the mutate run
+    /// before its last stream.
+    pub unfinished: bool,
+    /// Soak: runs that were not complete and clean (an error buffer, a picture missing) and
+    /// checkpoints where something was not back.
+    pub soak_failures: u64,
+    /// The soak's checkpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak: Option<SoakReport>,
+    /// `--mutate`: per codec.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mutate: Vec<CodecTally>,
     /// What went wrong (the first ones).
     pub failures: Vec<String>,
     /// Nothing wrong, hung or leaked, and at least one picture checked.
     pub passed: bool,
+}
+
+/// The soak's figures (`Report::soak`).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SoakReport {
+    /// Pictures to check.
+    pub frames_target: u64,
+    /// See [`SoakConfig::warmup_rounds`].
+    pub warmup_rounds: u64,
+    /// The idle daemon's open files before the first round.
+    pub daemon_fds_start: Option<i64>,
+    /// The idle daemon's anonymous RSS (KiB) before the first round.
+    pub daemon_rss_anon_start_kib: Option<i64>,
+    /// CmaFree (KiB) before the first round.
+    pub cma_free_start_kib: Option<i64>,
+    /// CmaFree (KiB) at the end of the warm-up: what the later checkpoints and the end of the
+    /// run (`cma_delta_kib`) are compared with.
+    pub cma_free_baseline_kib: Option<i64>,
+    /// The baseline: the idle daemon's anonymous RSS at the end of the warm-up.
+    pub rss_anon_baseline_kib: Option<i64>,
+    /// The largest idle anonymous RSS after the warm-up minus the baseline (None: fewer than
+    /// two checkpoints after the warm-up, a failure).
+    pub rss_anon_growth_kib: Option<i64>,
+    /// The same for VmRSS (shown, not checked: it also counts the libraries' pages).
+    pub rss_growth_kib: Option<i64>,
+    /// One per round.
+    pub rounds: Vec<Checkpoint>,
+}
+
+/// The state after a soak round, all contexts closed.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Checkpoint {
+    /// Round number (from 1).
+    pub round: u64,
+    /// Seconds since the start.
+    pub seconds: f64,
+    /// Pictures checked so far.
+    pub frames_checked: u64,
+    /// The idle daemon's VmRSS, RssAnon (KiB) and open files.
+    pub daemon_rss_kib: Option<i64>,
+    /// See `daemon_rss_kib`.
+    pub daemon_rss_anon_kib: Option<i64>,
+    /// See `daemon_rss_kib`.
+    pub daemon_fds: Option<i64>,
+    /// CmaFree (KiB).
+    pub cma_free_kib: Option<i64>,
+    /// The module's buffers (OUTPUT + CAPTURE), their bytes, open contexts and jobs in flight.
+    pub buffers: i64,
+    /// See `buffers`.
+    pub buffer_bytes: i64,
+    /// See `buffers`.
+    pub contexts: i64,
+    /// See `buffers`.
+    pub jobs_in_flight: u64,
+}
+
+/// `--mutate`: what one codec's mutated streams did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CodecTally {
+    /// "VP9", "H.264", "AV1" (the codec's display name).
+    pub codec: String,
+    /// Mutated streams decoded.
+    pub streams: u64,
+    /// Packets submitted (requests).
+    pub packets: u64,
+    /// Error buffers.
+    pub error_buffers: u64,
+    /// Pictures that came back without the error flag (not checked: damaged).
+    pub good_pictures: u64,
+    /// Streams the client gave up on with an error (an unparsable header...): expected.
+    pub refused: u64,
+    /// Hung requests (failures).
+    pub hung: u64,
+    /// Daemon restarts while a stream of this codec was being decoded.
+    pub daemon_restarts: u64,
 }
 
 impl Report {
@@ -176,12 +311,23 @@ impl Report {
 
     /// Decides `passed`.
     fn decide(&mut self, cfg: &Config) {
-        self.passed = self.frames_checked > 0
+        let mutate = matches!(cfg.mode, Mode::Mutate { .. });
+        // Mutated streams check no picture: their good pictures count instead.
+        let decoded = if mutate {
+            self.frames_unchecked > 0
+        } else {
+            self.frames_checked > 0
+        };
+        // A daemon a mutated stream brought down must have been restarted.
+        let deaths_allowed = mutate && cfg.restart_daemon.is_some();
+        self.passed = decoded
+            && !self.unfinished
+            && self.soak_failures == 0
             && self.wrong_pictures == 0
             && self.hung_requests == 0
             && self.client_failures == 0
             && self.daemon_restart_failures == 0
-            && self.daemon_deaths == 0
+            && (self.daemon_deaths == 0 || deaths_allowed)
             && self.buffers_leaked == 0
             && self.buffer_bytes_delta == 0
             && self.contexts_leaked == 0
@@ -194,8 +340,12 @@ impl Report {
             && self
                 .cma_delta_kib
                 .map_or(true, |d| d >= -cfg.cma_tolerance_kib);
-        if self.frames_checked == 0 {
-            self.fail("no picture was checked".into());
+        if !decoded {
+            self.fail(if mutate {
+                "no picture of a mutated stream came back good".into()
+            } else {
+                "no picture was checked".into()
+            });
         }
     }
 }
@@ -270,6 +420,23 @@ fn load_streams(cfg: &Config) -> Result<Vec<Stream>> {
     Ok(out)
 }
 
+/// Makes the missing references of `streams` (into `cache`, with `ffmpeg`) without a device;
+/// returns each stream's reference.
+pub fn prepare(
+    streams: &[PathBuf],
+    cache: &Path,
+    ffmpeg: &Path,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut out = Vec::new();
+    for path in streams {
+        let data =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let (_, reference) = streams::load_reference(path, &data, cache, ffmpeg)?;
+        out.push((path.clone(), reference));
+    }
+    Ok(out)
+}
+
 /// What one run did.
 #[derive(Debug, Default)]
 struct RunTally {
@@ -283,6 +450,12 @@ struct RunTally {
     unchecked: u64,
     wrong: u64,
     errors: u64,
+    /// Pictures displayed (good or in error).
+    displayed: u64,
+    /// A damaged stream's run ended in an error of the client (expected).
+    refused: bool,
+    /// A request did not complete in time.
+    hung: bool,
     max_request_ms: u64,
     failures: Vec<String>,
 }
@@ -413,10 +586,16 @@ impl Observer for Watch<'_> {
 struct Shared {
     report: Mutex<Report>,
     stop: AtomicBool,
+    /// What each client decodes now (`--mutate`).
+    current: Mutex<Vec<Option<Current>>>,
 }
 
 fn lock(shared: &Shared) -> std::sync::MutexGuard<'_, Report> {
     shared.report.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn lock_current(shared: &Shared) -> std::sync::MutexGuard<'_, Vec<Option<Current>>> {
+    shared.current.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One client: runs until the deadline.
@@ -439,6 +618,66 @@ fn client(
     }
 }
 
+/// A `--mutate` client: decodes the next of `runs` until none is left (or the deadline).
+#[allow(clippy::too_many_arguments)]
+fn mutate_client(
+    n: usize,
+    cfg: &Config,
+    runs: &[RunPlan],
+    next: &AtomicUsize,
+    streams: &[Stream],
+    timeout: Duration,
+    deadline: Instant,
+    shared: &Shared,
+) {
+    while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some(plan) = runs.get(i) else { break };
+        let tally = one_run(
+            cfg,
+            n,
+            i as u64 + 1,
+            plan,
+            streams,
+            timeout,
+            deadline,
+            shared,
+        );
+        let codec = streams[plan.stream].codec.to_string();
+        let mut r = lock(shared);
+        r.merge(&tally);
+        if let Some(t) = r.mutate.iter_mut().find(|t| t.codec == codec) {
+            t.streams += 1;
+            t.packets += tally.submitted;
+            t.error_buffers += tally.errors;
+            t.good_pictures += tally.unchecked;
+            t.refused += u64::from(tally.refused);
+            t.hung += u64::from(tally.hung);
+        }
+    }
+}
+
+/// The stream a client is decoding (`--mutate`: saved if the daemon dies meanwhile).
+struct Current {
+    codec: Codec,
+    label: String,
+    file_name: String,
+    data: Arc<[u8]>,
+}
+
+/// Writes a damaged stream into `--save-dir` (if given) as `NAME`; says where.
+fn save_stream(cfg: &Config, name: &str, data: &[u8]) -> Option<PathBuf> {
+    let dir = cfg.save_dir.as_ref()?;
+    let path = dir.join(name);
+    match std::fs::create_dir_all(dir).and_then(|_| std::fs::write(&path, data)) {
+        Ok(()) => Some(path),
+        Err(e) => {
+            warn!("cannot save {}: {e}", path.display());
+            None
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn one_run(
     cfg: &Config,
@@ -451,11 +690,23 @@ fn one_run(
     shared: &Shared,
 ) -> RunTally {
     let stream = &streams[plan.stream];
+    let (data, damage): (Arc<[u8]>, String) = match plan.corrupt {
+        Some(Damage::Corrupt(seed)) => (
+            corrupt::corrupt(stream.codec, &stream.data, seed, corrupt::CORRUPT_PER_MILLE).into(),
+            format!(" (corrupted, seed {seed})"),
+        ),
+        Some(Damage::Mutate(seed)) => {
+            let (data, applied) = corrupt::mutate(stream.codec, &stream.data, seed);
+            (
+                data.into(),
+                format!(" (mutated, seed {seed:#018x}: {applied:?})"),
+            )
+        }
+        None => (stream.data.clone(), String::new()),
+    };
     let label = format!(
-        "client {n} run {run_no} {}{}{}",
+        "client {n} run {run_no} {}{damage}{}",
         stream.path.display(),
-        plan.corrupt
-            .map_or(String::new(), |s| format!(" (corrupted, seed {s})")),
         if plan.start > 0 {
             format!(" from packet {}", plan.start)
         } else {
@@ -466,12 +717,30 @@ fn one_run(
         "{label}: {} in flight, events {:?}",
         plan.in_flight, plan.events
     );
-    let input = match plan.corrupt {
-        Some(seed) => Input::Memory(
-            corrupt::corrupt(stream.codec, &stream.data, seed, CORRUPT_PER_MILLE).into(),
+    // A mutated stream can be saved for the record.
+    let file_name = match plan.corrupt {
+        Some(Damage::Mutate(seed)) => format!(
+            "{}-{seed:016x}.{}",
+            stream.codec,
+            stream
+                .path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("bin")
         ),
-        None => Input::Memory(stream.data.clone()),
+        _ => String::new(),
     };
+    if !file_name.is_empty() {
+        if let Some(slot) = lock_current(shared).get_mut(n) {
+            *slot = Some(Current {
+                codec: stream.codec,
+                label: label.clone(),
+                file_name: file_name.clone(),
+                data: data.clone(),
+            });
+        }
+    }
+    let input = Input::Memory(data.clone());
     let opts = Options {
         video: cfg.video.clone(),
         media: cfg.media.clone(),
@@ -502,16 +771,24 @@ fn one_run(
     };
     let result = decode::run_observed(&input, stream.codec, &opts, Outputs::default(), &mut watch);
     let mut tally = watch.tally;
+    tally.displayed = watch.seq as u64;
+    if let Some(slot) = lock_current(shared).get_mut(n) {
+        *slot = None;
+    }
     match result {
         Ok(Summary { .. }) => {}
         Err(e) if caused_by::<Interrupted>(&e) => {}
         Err(e) if caused_by::<RequestTimedOut>(&e) => {
             lock(shared).hung_requests += 1;
-            tally.failures.push(format!("{label}: hung: {e:#}"));
+            tally.hung = true;
+            let saved = save_stream(cfg, &file_name, &data)
+                .map_or(String::new(), |p| format!(" (saved as {})", p.display()));
+            tally.failures.push(format!("{label}: hung: {e:#}{saved}"));
         }
         Err(e) if plan.corrupt.is_some() => {
             debug!("{label}: {e:#} (corrupted stream)");
             lock(shared).corrupted_run_errors += 1;
+            tally.refused = true;
         }
         Err(e) => {
             lock(shared).client_failures += 1;
@@ -546,18 +823,25 @@ fn daemon_pid() -> Option<u32> {
 #[derive(Clone, Copy, Debug)]
 struct ProcSample {
     rss_kib: i64,
+    /// Its anonymous part (heap, stacks): what a leak grows.
+    rss_anon_kib: i64,
     fds: i64,
 }
 
 fn proc_sample(pid: &str) -> Option<ProcSample> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss_kib = text
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())?;
+    let field = |name: &str| -> Option<i64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as i64;
-    Some(ProcSample { rss_kib, fds })
+    Some(ProcSample {
+        rss_kib: field("VmRSS:")?,
+        rss_anon_kib: field("RssAnon:")?,
+        fds,
+    })
 }
 
 fn cma_free_kib() -> Option<i64> {
@@ -662,14 +946,11 @@ fn monitor(cfg: &Config, deadline: Instant, shared: &Shared) -> Option<i64> {
         std::thread::sleep(Duration::from_millis(100));
         if let Some(inst) = &mut instance {
             if daemon_pid() != Some(inst.pid) {
-                lock(shared).fail(format!(
-                    "the daemon (pid {}) went away without being killed (see its log)",
-                    inst.pid
-                ));
-                lock(shared).daemon_deaths += 1;
+                daemon_died(cfg, shared, inst.pid);
                 instance = None;
                 if let Some(cmd) = &cfg.restart_daemon {
                     instance = restart_daemon(cmd, shared);
+                    lock(shared).daemon_restarts += 1;
                 }
                 continue;
             }
@@ -712,18 +993,258 @@ fn monitor(cfg: &Config, deadline: Instant, shared: &Shared) -> Option<i64> {
         if daemon_pid() == Some(inst.pid) {
             end_of_life(inst, &mut growth);
         } else {
-            lock(shared).fail(format!(
-                "the daemon (pid {}) went away without being killed (see its log)",
-                inst.pid
-            ));
-            lock(shared).daemon_deaths += 1;
+            daemon_died(cfg, shared, inst.pid);
         }
     }
     growth
 }
 
+/// Counts a daemon that went away without being killed: a failure, except with `--mutate`
+/// and a restart command, where the mutated streams being decoded are blamed (each codec's
+/// `daemon_restarts`) and saved for the record.
+fn daemon_died(cfg: &Config, shared: &Shared, pid: u32) {
+    let what = format!("the daemon (pid {pid}) went away without being killed (see its log)");
+    if !matches!(cfg.mode, Mode::Mutate { .. }) || cfg.restart_daemon.is_none() {
+        let mut r = lock(shared);
+        r.daemon_deaths += 1;
+        r.fail(what);
+        return;
+    }
+    let mut codecs = Vec::new();
+    let mut blamed = Vec::new();
+    let death = lock(shared).daemon_deaths + 1;
+    for c in lock_current(shared).iter().flatten() {
+        if !codecs.contains(&c.codec) {
+            codecs.push(c.codec);
+        }
+        let saved = save_stream(cfg, &format!("death{death}-{}", c.file_name), &c.data)
+            .map_or(String::new(), |p| format!(", saved as {}", p.display()));
+        blamed.push(format!("{}{saved}", c.label));
+    }
+    warn!("{what}; being decoded: {}", blamed.join("; "));
+    let mut r = lock(shared);
+    r.daemon_deaths += 1;
+    for codec in codecs {
+        let name = codec.to_string();
+        if let Some(t) = r.mutate.iter_mut().find(|t| t.codec == name) {
+            t.daemon_restarts += 1;
+        }
+    }
+}
+
 fn own_fds() -> i64 {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64)
+}
+
+/// What the soak's checkpoints compare with: the state before the first round.
+struct Baseline {
+    module: ModuleSample,
+    daemon: Option<ProcSample>,
+    cma_free_kib: Option<i64>,
+}
+
+/// The soak's rounds ([`SoakConfig`]); failures go into `shared`'s report.
+#[allow(clippy::too_many_arguments)]
+fn soak(
+    cfg: &Config,
+    soak: &SoakConfig,
+    streams: &[Stream],
+    timeout: Duration,
+    deadline: Instant,
+    shared: &Shared,
+    base: &Baseline,
+    progress: &mut dyn FnMut(&Report, Duration),
+) -> SoakReport {
+    let started = Instant::now();
+    let mut out = SoakReport {
+        frames_target: soak.frames,
+        warmup_rounds: soak.warmup_rounds,
+        daemon_fds_start: base.daemon.map(|d| d.fds),
+        daemon_rss_anon_start_kib: base.daemon.map(|d| d.rss_anon_kib),
+        cma_free_start_kib: base.cma_free_kib,
+        ..SoakReport::default()
+    };
+    let mut schedules: Vec<Schedule> = (0..cfg.clients)
+        .map(|n| Schedule::new(cfg.seed, n as u64))
+        .collect();
+    let fail = |what: String| {
+        let mut r = lock(shared);
+        r.soak_failures += 1;
+        r.fail(what);
+    };
+    let mut round = 0u64;
+    while lock(shared).frames_checked < soak.frames {
+        if Instant::now() >= deadline || shared.stop.load(Ordering::Relaxed) {
+            lock(shared).unfinished = true;
+            let checked = lock(shared).frames_checked;
+            fail(format!(
+                "soak: stopped at the time limit after {round} rounds, {checked} of {} pictures \
+                 checked",
+                soak.frames
+            ));
+            break;
+        }
+        round += 1;
+        let plans: Vec<RunPlan> = schedules
+            .iter_mut()
+            .enumerate()
+            .map(|(n, sch)| sch.soak_run(((round as usize - 1) * cfg.clients + n) % streams.len()))
+            .collect();
+        std::thread::scope(|scope| {
+            let mut clients = Vec::new();
+            for (n, plan) in plans.iter().enumerate() {
+                let spawned = std::thread::Builder::new()
+                    .name(format!("soak-{n}"))
+                    .spawn_scoped(scope, move || {
+                        one_run(cfg, n, round, plan, streams, timeout, deadline, shared)
+                    });
+                match spawned {
+                    Ok(c) => clients.push((plan, c)),
+                    Err(e) => fail(format!("soak: cannot start a client thread: {e}")),
+                }
+            }
+            while clients.iter().any(|(_, c)| !c.is_finished()) {
+                std::thread::sleep(Duration::from_millis(200));
+                progress(&lock(shared), started.elapsed());
+            }
+            for (plan, c) in clients {
+                let Ok(tally) = c.join() else {
+                    fail("a client thread panicked".into());
+                    continue;
+                };
+                let stream = &streams[plan.stream];
+                let want = stream.reference.len() as u64;
+                if tally.errors > 0 || tally.displayed != want || tally.checked != want {
+                    fail(format!(
+                        "soak: round {round}: {}: {} pictures displayed of {want}, {} checked, \
+                         {} error buffers (a soak run must give every picture, good)",
+                        stream.path.display(),
+                        tally.displayed,
+                        tally.checked,
+                        tally.errors
+                    ));
+                }
+                lock(shared).merge(&tally);
+            }
+        });
+        // Every context closed: the module and the daemon must be back where they started.
+        let settle = Instant::now();
+        let idle_fds = base.daemon.map(|d| d.fds);
+        let (module, daemon) = loop {
+            let module = module_sample().unwrap_or_default();
+            let daemon = daemon_pid().and_then(|p| proc_sample(&p.to_string()));
+            let fds_back = match (idle_fds, daemon) {
+                (Some(start), Some(now)) => now.fds <= start,
+                _ => true,
+            };
+            if (module == base.module && fds_back) || settle.elapsed() > Duration::from_secs(10) {
+                break (module, daemon);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // The daemon's last context thread trims the allocator after its decoder (and its
+        // buffers' files) are gone: its RSS is read once it has stopped moving (two equal
+        // samples 250 ms apart, 3 s at most).
+        let daemon = daemon.map(|mut d| {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(3) {
+                std::thread::sleep(Duration::from_millis(250));
+                match daemon_pid().and_then(|p| proc_sample(&p.to_string())) {
+                    Some(now) if now.rss_anon_kib == d.rss_anon_kib => break,
+                    Some(now) => d = now,
+                    None => break,
+                }
+            }
+            d
+        });
+        let point = Checkpoint {
+            round,
+            seconds: started.elapsed().as_secs_f64(),
+            frames_checked: lock(shared).frames_checked,
+            daemon_rss_kib: daemon.map(|d| d.rss_kib),
+            daemon_rss_anon_kib: daemon.map(|d| d.rss_anon_kib),
+            daemon_fds: daemon.map(|d| d.fds),
+            cma_free_kib: cma_free_kib(),
+            buffers: module.buffers,
+            buffer_bytes: module.bytes,
+            contexts: module.contexts,
+            jobs_in_flight: module.in_flight,
+        };
+        info!("soak: {point:?}");
+        if module != base.module {
+            fail(format!(
+                "soak: after round {round}: the module has {module:?}, it had {:?} before the \
+                 first round",
+                base.module
+            ));
+        }
+        if let (Some(start), Some(now)) = (idle_fds, point.daemon_fds) {
+            if now != start {
+                fail(format!(
+                    "soak: after round {round}: the idle daemon has {now} open files, {start} \
+                     before the first round"
+                ));
+            }
+        }
+        // CmaFree against the end of the warm-up: by then every stream has been read (its page
+        // cache, movable, may sit in CMA pageblocks) and every decoder has run.
+        if round == soak.warmup_rounds {
+            out.cma_free_baseline_kib = point.cma_free_kib;
+        }
+        if let (Some(start), Some(now)) = (out.cma_free_baseline_kib, point.cma_free_kib) {
+            if round > soak.warmup_rounds && now - start < -cfg.cma_tolerance_kib {
+                fail(format!(
+                    "soak: after round {round}: CmaFree {now} KiB, {start} KiB after the warm-up \
+                     (tolerance {} KiB)",
+                    cfg.cma_tolerance_kib
+                ));
+            }
+        }
+        out.rounds.push(point);
+    }
+    // The idle daemon's memory after the warm-up, against the end of the warm-up.
+    let (baseline, growth) =
+        growth_after_warmup(&out.rounds, soak.warmup_rounds, |c| c.daemon_rss_anon_kib);
+    out.rss_anon_baseline_kib = baseline;
+    out.rss_anon_growth_kib = growth;
+    out.rss_growth_kib =
+        growth_after_warmup(&out.rounds, soak.warmup_rounds, |c| c.daemon_rss_kib).1;
+    match growth {
+        Some(g) if g > soak.max_rss_growth_kib => fail(format!(
+            "soak: the idle daemon's anonymous RSS grew by {g} KiB after the warm-up (more than \
+             {} KiB)",
+            soak.max_rss_growth_kib
+        )),
+        Some(_) => {}
+        None if base.daemon.is_none() => {}
+        None => fail(format!(
+            "soak: {} rounds: fewer than two checkpoints after the {} rounds of warm-up, the \
+             daemon's memory was not measured",
+            out.rounds.len(),
+            soak.warmup_rounds
+        )),
+    }
+    out
+}
+
+/// A figure of the checkpoints after `warmup` rounds against its value at the last warm-up
+/// checkpoint (the baseline): the baseline, and the largest later value minus it (None without
+/// a baseline or with fewer than two later checkpoints).
+fn growth_after_warmup(
+    rounds: &[Checkpoint],
+    warmup: u64,
+    figure: fn(&Checkpoint) -> Option<i64>,
+) -> (Option<i64>, Option<i64>) {
+    let w = usize::try_from(warmup).unwrap_or(usize::MAX);
+    let base = w
+        .checked_sub(1)
+        .and_then(|i| rounds.get(i))
+        .and_then(figure);
+    let later: Vec<i64> = rounds.iter().skip(w).filter_map(figure).collect();
+    let growth = base
+        .filter(|_| later.len() >= 2)
+        .and_then(|b| later.iter().max().map(|m| m - b));
+    (base, growth)
 }
 
 /// Runs the stress test (see the module doc); `progress` is called about twice a second with
@@ -738,7 +1259,28 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<
     if cfg.kill_every.is_some() && cfg.restart_daemon.is_none() {
         bail!("--kill-daemon-every needs --restart-daemon CMD");
     }
+    if cfg.kill_every.is_some() && !matches!(cfg.mode, Mode::Stress) {
+        bail!("--kill-daemon-every is for the stress mode, not --soak or --mutate");
+    }
     let streams = load_streams(cfg)?;
+    // The mutated streams: per codec, of the streams that can be mutated.
+    let mutants = match cfg.mode {
+        Mode::Mutate { per_codec } => {
+            let by_codec: Vec<Vec<usize>> = [Codec::Vp9, Codec::H264, Codec::Av1]
+                .iter()
+                .map(|&c| {
+                    (0..streams.len())
+                        .filter(|&i| streams[i].codec == c && streams[i].choice.corruptible)
+                        .collect()
+                })
+                .collect();
+            if by_codec.iter().all(|s| s.is_empty()) {
+                bail!("--mutate needs IVF (VP9, AV1) or Annex B (H.264) streams");
+            }
+            plan::mutants(cfg.seed, &by_codec, per_codec)
+        }
+        _ => Vec::new(),
+    };
     let job_timeout_ms = sysfs_num(Path::new("/sys/module/daedalus/parameters/job_timeout_ms"))
         .context("cannot read the module's job timeout (is daedalus.ko loaded?)")?;
     let timeout = Duration::from_millis(job_timeout_ms) + cfg.margin;
@@ -749,6 +1291,16 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<
     if daemon_start.is_none() {
         warn!("no daemon attached: every picture will be an error");
     }
+    let mut mutate = Vec::new();
+    for r in &mutants {
+        let name = streams[r.stream].codec.to_string();
+        if !mutate.iter().any(|t: &CodecTally| t.codec == name) {
+            mutate.push(CodecTally {
+                codec: name,
+                ..CodecTally::default()
+            });
+        }
+    }
     let shared = Shared {
         report: Mutex::new(Report {
             seed: cfg.seed,
@@ -758,50 +1310,90 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<
                 .map(|s| s.path.display().to_string())
                 .collect(),
             job_timeout_ms,
+            mode: match cfg.mode {
+                Mode::Stress => "stress",
+                Mode::Soak(_) => "soak",
+                Mode::Mutate { .. } => "mutate",
+            },
+            mutate,
             ..Report::default()
         }),
         stop: AtomicBool::new(false),
+        current: Mutex::new((0..cfg.clients).map(|_| None).collect()),
     };
     let started = Instant::now();
     let deadline = started + cfg.duration;
-    let rss_growth = std::thread::scope(|scope| -> Result<Option<i64>> {
-        let mut clients = Vec::new();
-        for n in 0..cfg.clients {
-            let (streams, shared) = (&streams, &shared);
-            clients.push(
+    let next_mutant = AtomicUsize::new(0);
+    let (rss_growth, soak_report) =
+        std::thread::scope(|scope| -> Result<(Option<i64>, Option<SoakReport>)> {
+            let monitor = {
+                let shared = &shared;
                 std::thread::Builder::new()
-                    .name(format!("stress-{n}"))
-                    .spawn_scoped(scope, move || {
-                        client(n, cfg, streams, timeout, deadline, shared)
-                    })
-                    .context("cannot start a client thread")?,
-            );
-        }
-        let monitor = {
-            let shared = &shared;
-            std::thread::Builder::new()
-                .name("stress-daemon".into())
-                .spawn_scoped(scope, move || monitor(cfg, deadline, shared))
-                .context("cannot start the monitor thread")?
-        };
-        while clients.iter().any(|c| !c.is_finished()) {
-            std::thread::sleep(Duration::from_millis(200));
-            progress(&lock(&shared), started.elapsed());
-        }
-        for c in clients {
-            if c.join().is_err() {
-                lock(&shared).fail("a client thread panicked".into());
+                    .name("stress-daemon".into())
+                    .spawn_scoped(scope, move || monitor(cfg, deadline, shared))
+                    .context("cannot start the monitor thread")?
+            };
+            let mut soak_report = None;
+            if let Mode::Soak(sc) = &cfg.mode {
+                let base = Baseline {
+                    module: module_start,
+                    daemon: daemon_start,
+                    cma_free_kib: cma_start,
+                };
+                soak_report = Some(soak(
+                    cfg, sc, &streams, timeout, deadline, &shared, &base, progress,
+                ));
+            } else {
+                let mut clients = Vec::new();
+                for n in 0..cfg.clients {
+                    let (streams, shared, mutants, next) =
+                        (&streams, &shared, &mutants, &next_mutant);
+                    let spawned = std::thread::Builder::new()
+                        .name(format!("stress-{n}"))
+                        .spawn_scoped(scope, move || match cfg.mode {
+                            Mode::Mutate { .. } => mutate_client(
+                                n, cfg, mutants, next, streams, timeout, deadline, shared,
+                            ),
+                            _ => client(n, cfg, streams, timeout, deadline, shared),
+                        });
+                    match spawned {
+                        Ok(c) => clients.push(c),
+                        Err(e) => {
+                            shared.stop.store(true, Ordering::Relaxed);
+                            lock(shared).fail(format!("cannot start a client thread: {e}"));
+                        }
+                    }
+                }
+                while clients.iter().any(|c| !c.is_finished()) {
+                    std::thread::sleep(Duration::from_millis(200));
+                    progress(&lock(&shared), started.elapsed());
+                }
+                for c in clients {
+                    if c.join().is_err() {
+                        lock(&shared).fail("a client thread panicked".into());
+                    }
+                }
+                if next_mutant.load(Ordering::Relaxed) < mutants.len() {
+                    let mut r = lock(&shared);
+                    r.unfinished = true;
+                    let what = format!(
+                        "mutate: stopped at the time limit after {} of {} streams",
+                        r.runs,
+                        mutants.len()
+                    );
+                    r.fail(what);
+                }
             }
-        }
-        shared.stop.store(true, Ordering::Relaxed);
-        Ok(monitor.join().unwrap_or(None))
-    })?;
+            shared.stop.store(true, Ordering::Relaxed);
+            Ok((monitor.join().unwrap_or(None), soak_report))
+        })?;
     let mut report = shared
         .report
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
     report.duration_s = started.elapsed().as_secs_f64();
     report.rss_delta_kib = rss_growth;
+    report.soak = soak_report;
     // Everything closed: the module's counters must come back to their start.
     let settle = Instant::now();
     let mut module_end = module_sample()?;
@@ -815,7 +1407,12 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<
     report.contexts_leaked = module_end.contexts - module_start.contexts;
     report.jobs_in_flight = module_end.in_flight;
     report.client_fd_delta = own_fds() - fds_start;
-    report.cma_delta_kib = cma_start.zip(cma_free_kib()).map(|(a, b)| b - a);
+    // The soak's CMA figure is taken against the end of its warm-up (see `soak`).
+    let cma_base = match &report.soak {
+        Some(s) => s.cma_free_baseline_kib,
+        None => cma_start,
+    };
+    report.cma_delta_kib = cma_base.zip(cma_free_kib()).map(|(a, b)| b - a);
     report.fd_delta = daemon_start
         .zip(daemon_pid().and_then(|p| proc_sample(&p.to_string())))
         .map(|(a, b)| b.fds - a.fds);
@@ -844,7 +1441,37 @@ mod tests {
             max_rss_growth_kib: 1000,
             cma_tolerance_kib: 100,
             progress: false,
+            mode: Mode::Stress,
+            save_dir: None,
         }
+    }
+
+    #[test]
+    fn soak_memory_after_the_warmup() {
+        let rounds = |anon: &[i64]| -> Vec<Checkpoint> {
+            anon.iter()
+                .enumerate()
+                .map(|(i, &a)| Checkpoint {
+                    round: i as u64 + 1,
+                    daemon_rss_anon_kib: Some(a),
+                    ..Checkpoint::default()
+                })
+                .collect()
+        };
+        let anon = |c: &Checkpoint| c.daemon_rss_anon_kib;
+        // The warm-up's growth does not count; a later high-water mark does.
+        let flat = rounds(&[1000, 9000, 9500, 9400, 9600, 9300]);
+        assert_eq!(growth_after_warmup(&flat, 2, anon), (Some(9000), Some(600)));
+        // A leak: every round higher.
+        let leak = rounds(&[1000, 9000, 11000, 13000, 15000]);
+        assert_eq!(
+            growth_after_warmup(&leak, 2, anon),
+            (Some(9000), Some(6000))
+        );
+        // Too few checkpoints after the warm-up: not measured.
+        assert_eq!(growth_after_warmup(&flat[..3], 2, anon), (Some(9000), None));
+        assert_eq!(growth_after_warmup(&flat, 6, anon).1, None);
+        assert_eq!(growth_after_warmup(&flat, 0, anon), (None, None));
     }
 
     #[test]
@@ -907,6 +1534,38 @@ mod tests {
             r.decide(&c);
             assert!(!r.passed, "case {i}: {r:?}");
         }
+        let mut r = good();
+        r.soak_failures = 1;
+        r.decide(&c);
+        assert!(!r.passed);
+        let mut r = good();
+        r.unfinished = true;
+        r.decide(&c);
+        assert!(!r.passed);
+        // --mutate: no picture checked, a daemon death restarted: passed; not restarted: not.
+        let mut m = cfg();
+        m.mode = Mode::Mutate { per_codec: 1 };
+        let mutated = || Report {
+            frames_unchecked: 3,
+            daemon_deaths: 2,
+            fd_delta: Some(0),
+            ..Report::default()
+        };
+        let mut r = mutated();
+        r.decide(&m);
+        assert!(!r.passed, "a death without a restart command");
+        m.restart_daemon = Some("true".into());
+        let mut r = mutated();
+        r.decide(&m);
+        assert!(r.passed, "{r:?}");
+        let mut r = mutated();
+        r.frames_unchecked = 0;
+        r.decide(&m);
+        assert!(!r.passed, "no good picture at all");
+        let mut r = mutated();
+        r.daemon_deaths = 0;
+        r.decide(&c);
+        assert!(!r.passed, "the stress mode checks pictures");
         // Expected errors do not fail a run.
         let mut r = good();
         r.errors = 100;

@@ -24,13 +24,22 @@ pub struct StreamChoice {
     pub size: (u32, u32),
 }
 
+/// A damaged copy of a stream, decoded instead of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Damage {
+    /// [`crate::stress::corrupt::corrupt`]'s copy of this seed (stress).
+    Corrupt(u64),
+    /// [`crate::stress::corrupt::mutate`]'s copy of this seed (`--mutate`).
+    Mutate(u64),
+}
+
 /// One run of a client: a stream decoded in one context (one open of the video node).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunPlan {
     /// Index of the stream.
     pub stream: usize,
-    /// Seed of the corrupted copy decoded instead of the stream.
-    pub corrupt: Option<u64>,
+    /// The damaged copy decoded instead of the stream.
+    pub corrupt: Option<Damage>,
     /// Packet to start at (a key frame; 0: the start).
     pub start: u64,
     /// Requests in flight.
@@ -70,7 +79,7 @@ impl Schedule {
         };
         self.last = Some(stream);
         let s = &streams[stream];
-        let corrupt = (s.corruptible && rng.gen_bool(0.25)).then(|| rng.gen());
+        let corrupt = (s.corruptible && rng.gen_bool(0.25)).then(|| Damage::Corrupt(rng.gen()));
         let start = if rng.gen_bool(0.3) {
             s.keys.choose(rng).copied().unwrap_or(0)
         } else {
@@ -108,6 +117,44 @@ impl Schedule {
     }
 }
 
+impl Schedule {
+    /// A soak run of stream `stream`: the whole stream from its start, clean, undisturbed, with
+    /// 1 to 6 requests in flight.
+    pub fn soak_run(&mut self, stream: usize) -> RunPlan {
+        RunPlan {
+            stream,
+            corrupt: None,
+            start: 0,
+            in_flight: self.rng.gen_range(1..=MAX_IN_FLIGHT.min(6)),
+            events: Vec::new(),
+        }
+    }
+}
+
+/// The runs of `daedalus stress --mutate`: `per_codec` mutated copies for each entry of
+/// `by_codec` (the indices of one codec's streams; empty entries are skipped), the codecs
+/// interleaved, each copy of a stream of its codec drawn from `seed` with its own mutation seed
+/// and 1 to 6 requests in flight; whole streams, undisturbed.
+pub fn mutants(seed: u64, by_codec: &[Vec<usize>], per_codec: u64) -> Vec<RunPlan> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    // Another stream of the seed than any client's schedule (streams 0..clients).
+    rng.set_stream(u64::MAX);
+    let mut runs = Vec::new();
+    for _ in 0..per_codec {
+        for streams in by_codec.iter().filter(|s| !s.is_empty()) {
+            let stream = streams[rng.gen_range(0..streams.len())];
+            runs.push(RunPlan {
+                stream,
+                corrupt: Some(Damage::Mutate(rng.gen())),
+                start: 0,
+                in_flight: rng.gen_range(1..=MAX_IN_FLIGHT.min(6)),
+                events: Vec::new(),
+            });
+        }
+    }
+    runs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +189,24 @@ mod tests {
     }
 
     #[test]
+    fn mutants_per_codec_reproducible() {
+        let by_codec = vec![vec![0, 2], vec![], vec![1]];
+        let runs = mutants(9, &by_codec, 50);
+        assert_eq!(runs.len(), 100);
+        assert_eq!(runs, mutants(9, &by_codec, 50));
+        assert_ne!(runs, mutants(10, &by_codec, 50));
+        // Interleaved: even runs of the first codec, odd ones of the other.
+        for (i, r) in runs.iter().enumerate() {
+            assert_eq!(r.stream == 1, i % 2 == 1, "{i}: {r:?}");
+            assert!(matches!(r.corrupt, Some(Damage::Mutate(_))));
+            assert!(r.events.is_empty() && r.start == 0);
+        }
+        assert!(runs.iter().any(|r| r.stream == 0) && runs.iter().any(|r| r.stream == 2));
+        let seeds: std::collections::HashSet<_> = runs.iter().map(|r| r.corrupt).collect();
+        assert_eq!(seeds.len(), runs.len());
+    }
+
+    #[test]
     fn runs_are_valid_and_varied() {
         let s = streams();
         let mut sch = Schedule::new(1, 0);
@@ -165,6 +230,9 @@ mod tests {
         assert!(any(&|r| r.events.iter().any(|e| e.1 == Action::Restart)));
         assert!(any(&|r| r.events.iter().any(|e| e.1 == Action::Close)));
         assert!(any(&|r| r.stream == 1) && any(&|r| r.stream == 0));
+        assert!(runs
+            .iter()
+            .all(|r| matches!(r.corrupt, None | Some(Damage::Corrupt(_)))));
         // Resolution switches: consecutive runs on streams of different sizes.
         assert!(
             runs.windows(2)

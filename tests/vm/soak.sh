@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# vm-run: --memory 3G --timeout 9000
+# vm-test: opt-in the soak, `make soak` (10,000 1080p pictures: 30-50 minutes under TCG)
+#
+# VM test (guest, outside the chroot, daedalus.ko loaded): the soak of issue 14, part 2.
+# `daedalus stress --soak SOAK_FRAMES` (default 10000) over SOAK_STREAMS (space-separated paths:
+# `make soak` makes the 1080p streams with scripts/gen-bench-stream and their references with
+# `daedalus stress --prepare` into SOAK_CACHE on the host, whose file system the guest reads),
+# SOAK_CLIENTS (default 3) contexts at once, seed SOAK_SEED (default 14), SOAK_WARMUP_ROUNDS
+# (default: stress's, every stream decoded twice) and SOAK_MAX_RSS_GROWTH (KiB, default stress's).
+# It must pass: every picture good and byte-exact (per frame, against FFmpeg's framemd5), and
+# after every round, all contexts closed, the module's buffers / contexts / jobs and the idle
+# daemon's open files back at their start, CmaFree within 8 MiB of it, the idle daemon's
+# anonymous RSS flat after the warm-up (docs/stress.md, "The soak"). Then the daemon is
+# stopped, the device must be idle, the module must unload, and when the kernel has kmemleak
+# the scan after the unload must show nothing of the module's (tests/vm/lib/kmemleak).
+# scripts/test-vm checks the guest's dmesg after the test.
+set -euo pipefail
+repo=${DAEDALUS_REPO:-$(cd "$(dirname "$0")/../.." && pwd)}
+source "$repo/tests/vm/lib/cli-test"
+source "$repo/tests/vm/lib/device-idle"
+source "$repo/tests/vm/lib/kmemleak"
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+frames=${SOAK_FRAMES:-10000}
+clients=${SOAK_CLIENTS:-3}
+seed=${SOAK_SEED:-14}
+read -ra streams <<<"${SOAK_STREAMS:?SOAK_STREAMS: the streams (make soak sets it)}"
+cache=${SOAK_CACHE:?SOAK_CACHE: where the references are (make soak sets it)}
+extra=()
+[[ -n ${SOAK_WARMUP_ROUNDS:-} ]] && extra+=(--soak-warmup-rounds "$SOAK_WARMUP_ROUNDS")
+[[ -n ${SOAK_MAX_RSS_GROWTH:-} ]] && extra+=(--soak-max-rss-growth "$SOAK_MAX_RSS_GROWTH")
+work=$(mktemp -d)
+
+kmemleak_begin
+"$repo/tests/vm/lib/start-daemon" >/dev/null
+fds=$(daemon_fds)
+echo "== soak: $frames pictures, $clients contexts at once, seed $seed, ${#streams[@]} streams:"
+printf '  %s\n' "${streams[@]}"
+start=$(date +%s)
+rc=0
+"$bin" stress --quiet --soak "$frames" --clients "$clients" --seed "$seed" --cache "$cache" \
+  "${extra[@]}" --json "$work/soak.json" "${streams[@]}" >"$work/soak.log" 2>&1 || rc=$?
+secs=$(($(date +%s) - start))
+echo "soak took $secs s, status $rc"
+grep -E '^(stress|soak): ' "$work/soak.log" | tail -n 40
+if [[ ! -s $work/soak.json ]]; then
+  fail "soak: no JSON report"; tail -n 40 "$work/soak.log"
+else
+  echo "round seconds frames_checked daemon_rss_kib daemon_rss_anon_kib daemon_fds cma_free_kib buffers contexts jobs_in_flight"
+  jq -r '.soak.rounds[] | "CHECKPOINT \(.round) \(.seconds | floor) \(.frames_checked) \(.daemon_rss_kib) \(.daemon_rss_anon_kib) \(.daemon_fds) \(.cma_free_kib) \(.buffers) \(.contexts) \(.jobs_in_flight)"' "$work/soak.json"
+  jq 'del(.soak.rounds)' "$work/soak.json"
+  checked=$(jq -r .frames_checked "$work/soak.json")
+  echo "soak: $checked pictures checked in $secs s ($(awk -v n="$checked" -v s="$secs" 'BEGIN { printf "%.2f", n / s }') fps)"
+  [[ $rc == 0 ]] || fail "stress --soak exited with $rc"
+  [[ $(jq -r .passed "$work/soak.json") == true ]] || fail "soak: not passed"
+  ((checked >= frames)) || fail "soak: $checked pictures checked, fewer than $frames"
+  for key in errors wrong_pictures hung_requests frames_unchecked; do
+    (($(jq -r ".$key" "$work/soak.json") == 0)) || fail "soak: $key = $(jq -r ".$key" "$work/soak.json")"
+  done
+fi
+
+# The end: no daemon, nothing left in the module, and the module unloads (and leaks nothing).
+unload_at_end "after the soak" "$fds" || failures=$((failures + $?))
+
+echo "daemon log: $(grep -c '' /tmp/daedalusd.log) lines; not INFO (last 30):"
+grep -v '^\[INFO ' /tmp/daedalusd.log | tail -n 30 || true
+if ((failures)); then
+  echo "soak: $failures failures"; exit 1
+fi
+echo "soak: passed"
