@@ -119,7 +119,15 @@ impl Registration {
         })();
         match parts {
             Ok((device, chardev)) => {
-                pr_info!("registered /dev/video{}\n", device.num());
+                pr_info!(
+                    "registered /dev/video{} ({} buffers)\n",
+                    device.num(),
+                    if pdev.dma_coherent() {
+                        "cached"
+                    } else {
+                        "uncached"
+                    }
+                );
                 Ok(Registration {
                     parts: Some(Parts {
                         _chardev: chardev,

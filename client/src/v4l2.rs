@@ -250,6 +250,20 @@ pub struct QueueBuf<'a> {
     pub request: Option<BorrowedFd<'a>>,
 }
 
+impl QueueBuf<'_> {
+    /// CAPTURE buffer `index`, outside any request: how a stateless decoder's client gives back
+    /// a picture buffer (a CAPTURE buffer has no payload or timestamp of its own to set).
+    pub fn capture(index: u32) -> Self {
+        QueueBuf {
+            buf_type: V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
+            index,
+            bytesused: 0,
+            timestamp_us: 0,
+            request: None,
+        }
+    }
+}
+
 /// Which value of controls `VIDIOC_{G,S}_EXT_CTRLS` operates on.
 #[derive(Clone, Copy, Debug)]
 pub enum Which<'a> {

@@ -279,9 +279,15 @@ impl Mapping {
 
     /// Runs `f` on the mapped bytes for writing, bracketed by `DMA_BUF_IOCTL_SYNC` write
     /// access. `f` gets an empty slice if the mapping is read-only.
+    ///
+    /// What `f` wrote is then in memory, not only in this CPU's caches: the module's buffers are
+    /// mapped cached (it declares its device DMA-coherent: only CPUs touch them), but a client
+    /// may hand a picture to a device that reads memory without snooping the caches (a display
+    /// importing the dma-buf), and vb2-dma-contig maps for importers without a CPU sync.
     pub fn write_with<R>(&mut self, f: impl FnOnce(&mut [u8]) -> R) -> R {
         self.sync_ioctl(sys::DMA_BUF_SYNC_START | sys::DMA_BUF_SYNC_WRITE);
         let r = f(self.bytes_mut());
+        clean_to_point_of_coherency(self.bytes());
         self.sync_ioctl(sys::DMA_BUF_SYNC_END | sys::DMA_BUF_SYNC_WRITE);
         r
     }
@@ -319,6 +325,41 @@ impl Mapping {
         }
     }
 }
+
+/// Writes the data cache lines holding `bytes` back to memory (the point of coherency) on arm64,
+/// where a non-snooping device may read them next (see [`Mapping::write_with`]). Linux lets user
+/// space do this itself (SCTLR_EL1.UCI), which costs no system call; `DC CIVAC` (clean and
+/// invalidate) rather than `DC CVAC` because the kernel itself substitutes it for `CVAC` on
+/// cores with clean-cache errata (Cortex-A53). On x86 caches are coherent with every device:
+/// nothing to do.
+#[cfg(target_arch = "aarch64")]
+fn clean_to_point_of_coherency(bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    let ctr: u64;
+    // SAFETY: reads CTR_EL0, which Linux lets EL0 read (or traps and emulates); no memory access.
+    unsafe {
+        std::arch::asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags))
+    };
+    // DminLine (bits 19:16): log2 of the smallest data cache line, in 4-byte words.
+    let line = 4usize << ((ctr >> 16) & 0xf);
+    let end = bytes.as_ptr() as usize + bytes.len();
+    let mut addr = bytes.as_ptr() as usize & !(line - 1);
+    while addr < end {
+        // SAFETY: `addr` is in a line that holds bytes of `bytes`, a live mapping of this
+        // process (the line's start may precede `bytes` but not its page, which is mapped):
+        // DC CIVAC writes the line back and drops it from the caches, leaving memory's contents
+        // as they were. Linux enables it at EL0 (SCTLR_EL1.UCI).
+        unsafe { std::arch::asm!("dc civac, {}", in(reg) addr, options(nostack, preserves_flags)) };
+        addr += line;
+    }
+    // SAFETY: a barrier: the cache maintenance above completes before the job is answered.
+    unsafe { std::arch::asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+#[cfg(not(target_arch = "aarch64"))]
+fn clean_to_point_of_coherency(_bytes: &[u8]) {}
 
 impl std::fmt::Debug for Mapping {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

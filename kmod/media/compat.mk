@@ -24,6 +24,11 @@ ifneq ($(call daedalus_has,include/media/v4l2-mem2mem.h,copy_frame_flags),y)
 ccflags-y += -DDAEDALUS_COPY_METADATA_2ARGS
 endif
 
+# struct device's dma_coherent bit became a flag with accessors (dev_set_dma_coherent()) in 7.x.
+ifeq ($(call daedalus_has,include/linux/device.h,__create_dev_flag_accessors.dma_coherent),y)
+ccflags-y += -DDAEDALUS_DEV_FLAG_ACCESSORS
+endif
+
 # kernel::uaccess::UserPtr became a newtype after 6.12.
 ifeq ($(call daedalus_has,rust/kernel/uaccess.rs,pub struct UserPtr),y)
 rustflags-y += --cfg daedalus_userptr_newtype

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /* See glue.h: one-line forwards of static inlines and macros to the Rust side. */
 
+#include <linux/dma-map-ops.h>
 #include <linux/fs.h>
 #include <linux/jiffies.h>
 #include <linux/module.h>
@@ -42,6 +43,31 @@ MODULE_PARM_DESC(job_timeout_ms, "fail a decode job the daemon has not answered 
 unsigned int daedalus_job_timeout_ms(void)
 {
 	return READ_ONCE(job_timeout_ms);
+}
+
+/*
+ * Only CPUs touch daedalus' buffers: the daemon decodes into them and clients read them, and CPUs
+ * are cache-coherent with one another. A platform device without a firmware node defaults to
+ * non-coherent on arm64 (dma_default_coherent), where dma-contig would then allocate and mmap
+ * every buffer uncached (Normal-NC): correct, but slow for the daemon writing pictures and for
+ * clients reading them. Declared coherent, they are cached. A real DMA master importing a
+ * picture (a display) maps it without CPU sync (vb2-dma-contig's map_dma_buf): the daemon cleans
+ * what it wrote to the point of coherency (daemon/src/mapping.rs). Architectures without
+ * non-coherent DMA (x86) have no such bit.
+ */
+void daedalus_device_set_dma_coherent(struct device *dev)
+{
+#if defined(DAEDALUS_DEV_FLAG_ACCESSORS)
+	dev_set_dma_coherent(dev);
+#elif defined(CONFIG_ARCH_HAS_SYNC_DMA_FOR_DEVICE) || defined(CONFIG_ARCH_HAS_SYNC_DMA_FOR_CPU) || \
+	defined(CONFIG_ARCH_HAS_SYNC_DMA_FOR_CPU_ALL)
+	dev->dma_coherent = true;
+#endif
+}
+
+bool daedalus_device_is_dma_coherent(struct device *dev)
+{
+	return dev_is_dma_coherent(dev);
 }
 
 struct module *daedalus_this_module(void)

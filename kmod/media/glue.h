@@ -26,6 +26,8 @@
 
 struct file;
 
+void daedalus_device_set_dma_coherent(struct device *dev);
+bool daedalus_device_is_dma_coherent(struct device *dev);
 struct module *daedalus_this_module(void);
 unsigned int daedalus_job_timeout_ms(void);
 void daedalus_mutex_init(struct mutex *lock);

@@ -23,7 +23,9 @@ unsafe impl Sync for PlatformDevice {}
 
 impl PlatformDevice {
     /// Registers the platform device `name`, whose buffers may live at any address below
-    /// `dma_mask`.
+    /// `dma_mask`, as DMA-coherent: only CPUs access its buffers (see
+    /// `daedalus_device_set_dma_coherent` in glue.c), so dma-contig maps them cached on
+    /// architectures where a device without firmware description defaults to non-coherent.
     pub(crate) fn register(name: &'static CStr, dma_mask: u64) -> Result<Self> {
         let info = bindings::platform_device_info {
             name: super::kernel::c_str_ptr(name),
@@ -34,9 +36,19 @@ impl PlatformDevice {
         // SAFETY: `info` is a valid description; the name is copied by the callee.
         let raw = check_ptr(unsafe { bindings::platform_device_register_full(&info) })?;
         // INVARIANT: registered just above.
-        Ok(PlatformDevice {
+        let pdev = PlatformDevice {
             raw: NonNull::new(raw).ok_or(code::ENOMEM)?,
-        })
+        };
+        // SAFETY: the device is registered and has no buffer yet (nothing allocates before
+        // `register` returns), so no mapping depends on its coherency.
+        unsafe { bindings::daedalus_device_set_dma_coherent(pdev.dev()) };
+        Ok(pdev)
+    }
+
+    /// Whether the DMA API treats the device as cache-coherent (its buffers mapped cached).
+    pub(crate) fn dma_coherent(&self) -> bool {
+        // SAFETY: registered (type invariant): the device is alive while `self` is.
+        unsafe { bindings::daedalus_device_is_dma_coherent(self.dev()) }
     }
 
     /// The `struct device` (for `v4l2_device_register`, the media device, dma-contig).

@@ -6,7 +6,9 @@
 # /dev/video0, /dev/media0 and /dev/daedalus in turn, hold the node open and check that rmmod is
 # refused (module in use) while the device keeps working (VIDIOC_QUERYCAP on the held video fd, a
 # second open succeeds, or for the exclusive /dev/daedalus fails with EBUSY), and that rmmod
-# succeeds once it is closed. scripts/test-vm checks the guest's dmesg afterwards.
+# succeeds once it is closed. The module must say it registered its buffers as cached (a
+# DMA-coherent device: arm64 would otherwise map them uncached). scripts/test-vm checks the
+# guest's dmesg afterwards.
 #
 # Environment (set by scripts/vm-run): DAEDALUS_KO.
 # For exercising this script against another driver (e.g. visl.ko): LOAD_UNLOAD_MISC (default
@@ -103,7 +105,16 @@ for i in $(seq "$cycles"); do
   if ! wait_nodes present; then
     fail "cycle $i: after insmod, missing nodes (have: $(nodes | tr '\n' ' '))"
   fi
-  [[ $i == 1 ]] && { echo "nodes: $(nodes | tr '\n' ' ')"; ls -l $(nodes); }
+  if [[ $i == 1 ]]; then
+    echo "nodes: $(nodes | tr '\n' ' ')"; ls -l $(nodes)
+    # The device is DMA-coherent, so dma-contig maps its buffers cached on every architecture
+    # (docs/architecture.md, "Data flow of one frame"; arm64 would otherwise map them uncached).
+    if [[ $mod == daedalus ]]; then
+      line=$(dmesg | grep -E 'daedalus: registered /dev/video[0-9]+' | tail -n 1)
+      echo "module: ${line#*daedalus: }"
+      [[ $line == *"(cached buffers)"* ]] || fail "the module did not register its buffers as cached: '$line'"
+    fi
+  fi
   if [[ -n $misc && -c $misc ]]; then
     mode=$(stat -c %a "$misc")
     [[ $mode == 600 ]] || fail "cycle $i: $misc has mode $mode, expected 600"

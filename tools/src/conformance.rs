@@ -486,11 +486,8 @@ impl<'a> Session<'a> {
 
     fn check_b(&mut self, rec: &mut Recorder<'_>) -> Result<()> {
         let qb = QueueBuf {
-            buf_type: CAPTURE,
-            index: 0,
-            bytesused: 0,
-            timestamp_us: 0,
             request: Some(self.request.as_fd()),
+            ..QueueBuf::capture(0)
         };
         let res = self.dev.queue_buffer(&qb);
         rec.expect(
@@ -603,13 +600,7 @@ impl<'a> Session<'a> {
             );
             return false;
         }
-        let cap = QueueBuf {
-            buf_type: CAPTURE,
-            index: cap_index,
-            bytesused: 0,
-            timestamp_us: 0,
-            request: None,
-        };
+        let cap = QueueBuf::capture(cap_index);
         if let Err(e) = self.dev.queue_buffer(&cap) {
             rec.precondition(codec, &id("setup"), "QBUF CAPTURE".into(), &e);
             return false;
@@ -723,13 +714,7 @@ impl<'a> Session<'a> {
         let codec = self.codec;
         let timeout = self.opts.timeout;
         for index in 0..2 {
-            let cap = QueueBuf {
-                buf_type: CAPTURE,
-                index,
-                bytesused: 0,
-                timestamp_us: 0,
-                request: None,
-            };
+            let cap = QueueBuf::capture(index);
             if let Err(e) = self.dev.queue_buffer(&cap) {
                 rec.precondition(codec, "h.setup", format!("QBUF CAPTURE {index}"), &e);
                 return false;

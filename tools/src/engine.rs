@@ -1065,13 +1065,7 @@ impl<'a> Engine<'a> {
 
     fn queue_capture(&self, index: u32) -> Result<()> {
         self.dev
-            .queue_buffer(&QueueBuf {
-                buf_type: CAPTURE,
-                index,
-                bytesused: 0,
-                timestamp_us: 0,
-                request: None,
-            })
+            .queue_buffer(&QueueBuf::capture(index))
             .context("cannot queue a CAPTURE buffer")
     }
 

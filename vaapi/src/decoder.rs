@@ -414,13 +414,7 @@ impl Decoder {
             .filter(|c| c.surface == Some(surface) && !c.queued)
             .ok_or(Error::SURFACE_BUSY)?;
         self.dev
-            .queue_buffer(&QueueBuf {
-                buf_type: CAPTURE,
-                index: capture,
-                bytesused: 0,
-                timestamp_us: 0,
-                request: None,
-            })
+            .queue_buffer(&QueueBuf::capture(capture))
             .map_err(|e| failed("QBUF CAPTURE", e))?;
         cap.queued = true;
         // From here a failure leaves a CAPTURE buffer queued with no request for it: the

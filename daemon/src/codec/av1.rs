@@ -27,6 +27,25 @@
 //!   to rebuild the frame, the frame is decoded from rebuilt headers instead (the tiles taken
 //!   from the OBUs in the buffer); without those controls the bitstream is followed (logged).
 //! * Refused (`Status::Unsupported`): 4:2:2, 4:4:4, monochrome, 12-bit.
+//!
+//! ## Pipelined decoding
+//!
+//! With two threads or more, requests go to a second libdav1d at its default frame delay (its
+//! frame threading, as `ffmpeg -threads N` runs it) while the context has at least `threads`
+//! jobs ([`super::pipeline`], the same rules as VP9 and H.264), routed on the FRAME control
+//! before anything is parsed: entered at a shown key frame or by replaying the packets since
+//! it (the sequence header kept in front of the key frame), left at a shown key frame. The
+//! request is decoded exactly as with low delay (parsers, rebuilt headers, slots), only every
+//! packet it makes goes to the pipeline; its picture is the output of its frame's packet, or
+//! of the `show_existing_frame` that shows a hidden frame; a hidden key frame is still shown by
+//! a scratch decoder, its picture waiting in the pipeline for its turn.
+//!
+//! The filler is a `show_existing_frame` header of a slot that holds a frame that is not a key
+//! frame: it outputs a picture and changes no state. Showing a key frame would reload every
+//! slot with it (7.21), so a key frame is used only when every slot holds that same key frame
+//! (right after it: reloading them changes nothing). With neither (a hidden key frame refreshed
+//! some slots and no other frame came since), there is no filler: a job that would wait for
+//! one fails instead of hanging.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
@@ -48,13 +67,14 @@ use daedalus_codecs::uapi::{
     V4L2_CID_STATELESS_AV1_TILE_GROUP_ENTRY,
 };
 use daedalus_proto::formats::Codec;
-use daedalus_proto::wire::Controls as WireControls;
+use daedalus_proto::wire::{Controls as WireControls, Job};
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame, Dictionary};
 
-use super::{Bitstream, DecoderConfig, JobIo, JobOutcome};
-use crate::avbuf::PacketSender;
-use crate::dump::PacketDump;
+use super::pipeline::{FramePipeline, Switch};
+use super::{Bitstream, DecoderConfig, Finished, JobIo, JobOutcome};
+use crate::avbuf::{OutputBuffer, PacketSender};
+use crate::dump::{DumpDir, PacketDump};
 use crate::error::JobError;
 use crate::sys::DMA_BUF_SYNC_READ;
 
@@ -201,6 +221,29 @@ pub struct Av1Decoder {
     sender: PacketSender,
     /// The controls of the job at hand (kept: the tile entries' buffer is reused).
     job_controls: Av1Controls,
+    dump_dir: Option<&'static DumpDir>,
+    /// The frame-threaded decoder, opened when first needed.
+    pipe: Option<FramePipeline>,
+    /// When jobs go to the pipeline (and the packets since the key frame).
+    switch: Switch,
+    /// The request at hand goes to the pipeline: every packet is sent there.
+    offering: bool,
+    /// The number of the last packet sent into the pipeline.
+    piped: i64,
+    /// The pipeline was entered at a key frame (flushed, nothing replayed): its next packet
+    /// gets the sequence header in front.
+    pipe_fresh: bool,
+    /// The last frame's headers were parsed (or rebuilt from the controls), not guessed from
+    /// the FRAME control.
+    understood: bool,
+    /// Every frame since the last shown key frame was understood: `slots` are what the
+    /// decoder holds (a guessed frame may have refreshed others, or carry a frame id the
+    /// parser could not read), so a `show_existing_frame` filler can be written.
+    slots_known: bool,
+    /// A frame other than a key frame was understood since the last shown key frame, and the
+    /// slots are known: the stream is one the parser reads, the pipeline may be entered (a
+    /// stream whose inter frames the parser cannot read could not be pushed on).
+    inter_understood: bool,
 }
 
 // SAFETY: FFmpeg codec contexts may move between threads as long as they are not used
@@ -212,16 +255,24 @@ unsafe impl Send for Av1Decoder {}
 const INITIAL_PACKET_SIZE: usize = 256 * 1024;
 
 pub(crate) fn open_libdav1d(threads: usize) -> Result<ffmpeg::decoder::Video, JobError> {
+    open_libdav1d_with(threads, true)
+}
+
+/// libdav1d with `threads` threads, with a frame delay of 1 (`low_delay`) or libdav1d's
+/// default, which grows with the thread count (its frame threading: the pipeline's).
+fn open_libdav1d_with(threads: usize, low_delay: bool) -> Result<ffmpeg::decoder::Video, JobError> {
     let codec = ffmpeg::decoder::find_by_name("libdav1d")
         .ok_or(JobError::Internal("FFmpeg has no libdav1d decoder"))?;
     let mut ctx = codec::Context::new_with_codec(codec);
-    // FFmpeg 5.1's wrapper has no `max_frame_delay` option: it sets libdav1d's max_frame_delay
-    // to 1 when AV_CODEC_FLAG_LOW_DELAY is set (otherwise libdav1d's default grows the delay
-    // with the thread count, and a picture would come out requests later). Newer FFmpeg has the
-    // option too; both are set.
-    ctx.set_flags(codec::Flags::LOW_DELAY);
     let mut opts = Dictionary::new();
-    opts.set("max_frame_delay", "1");
+    if low_delay {
+        // FFmpeg 5.1's wrapper has no `max_frame_delay` option: it sets libdav1d's
+        // max_frame_delay to 1 when AV_CODEC_FLAG_LOW_DELAY is set (otherwise libdav1d's
+        // default grows the delay with the thread count, and a picture would come out
+        // requests later). Newer FFmpeg has the option too; both are set.
+        ctx.set_flags(codec::Flags::LOW_DELAY);
+        opts.set("max_frame_delay", "1");
+    }
     opts.set("threads", &threads.to_string());
     ctx.decoder()
         .open_as_with(codec, opts)
@@ -252,6 +303,15 @@ impl Av1Decoder {
                 PacketDump::create(config.dump_dir, Codec::Av1),
             )?,
             job_controls: Av1Controls::default(),
+            dump_dir: config.dump_dir,
+            pipe: None,
+            switch: Switch::new(super::thread_count(config.threads)),
+            offering: false,
+            piped: 0,
+            pipe_fresh: false,
+            understood: true,
+            slots_known: false,
+            inter_understood: false,
         })
     }
 
@@ -285,13 +345,17 @@ impl Av1Decoder {
                 self.seq_obu.clear();
                 self.seq_obu.extend_from_slice(&data[r.clone()]);
             }
+            self.understood = true;
             let f = match self.parse_full(data) {
                 Ok(f) => f,
                 Err(JobError::Unsupported(w)) => return Err(JobError::Unsupported(w)),
                 // cros-codecs cannot parse everything libdav1d decodes (e.g. 32-bit decoder
                 // model fields): decode anyway, taking the frame facts from the FRAME control
                 // (or assuming a shown frame, so a missing picture is an error, never stale).
-                Err(_) => facts_from_control(c.frame.as_ref()),
+                Err(_) => {
+                    self.understood = false;
+                    facts_from_control(c.frame.as_ref())
+                }
             };
             let control_grain = c
                 .film_grain
@@ -354,6 +418,8 @@ impl Av1Decoder {
                 "AV1 buffer is not full OBUs and the SEQUENCE / FRAME controls are missing",
             ));
         };
+        // The frame is what the controls say.
+        self.understood = true;
         let controls = Controls {
             sequence: seq,
             frame,
@@ -412,8 +478,23 @@ impl Av1Decoder {
             picture: false,
         };
         let packet = std::mem::take(&mut self.packet);
-        let sent = self.send_receive(&packet);
+        // A shown key frame refreshes every slot: the history starts again there.
+        let restart = facts.key && facts.shown && facts.show_existing.is_none();
+        if !self.understood {
+            self.slots_known = false;
+            self.inter_understood = false;
+        } else if restart {
+            self.slots_known = true;
+            self.inter_understood = false;
+        } else if !facts.key && self.slots_known {
+            self.inter_understood = true;
+        }
+        let sent = self.send_frame(&packet, restart);
         self.packet = packet;
+        if self.offering {
+            sent?;
+            return self.finish_offered(facts, decoded);
+        }
         if sent? {
             decoded.picture = true;
             return Ok(decoded);
@@ -431,21 +512,7 @@ impl Av1Decoder {
         show_existing_frame_obu(slot, facts.extras, &mut show)
             .map_err(|_| JobError::Internal("show_existing_frame header"))?;
         if facts.key {
-            // A scratch decoder: the real one must not run the key frame refresh process.
-            let mut scratch = open_libdav1d(self.threads)?;
-            let mut pkt = Vec::with_capacity(self.seq_obu.len() + self.packet.len() + 8);
-            pkt.extend_from_slice(&self.seq_obu);
-            pkt.extend_from_slice(&self.packet);
-            pkt.extend_from_slice(&show);
-            std::mem::swap(&mut self.dec, &mut scratch);
-            // Not dumped: the dump is what the context's own decoder was given.
-            self.sender.pause_dump(true);
-            let r = self.send_receive(&pkt);
-            self.sender.pause_dump(false);
-            std::mem::swap(&mut self.dec, &mut scratch);
-            if !r? {
-                return Err(JobError::Corrupt("the hidden AV1 key frame did not decode"));
-            }
+            self.show_hidden_key(&show)?;
         } else if !self.send_receive(&show)? {
             return Err(JobError::Corrupt(
                 "the decoder did not output the hidden AV1 frame",
@@ -454,6 +521,27 @@ impl Av1Decoder {
         decoded.hidden = true;
         decoded.picture = true;
         Ok(decoded)
+    }
+
+    /// Decodes the hidden key frame in `self.packet` with a scratch decoder (the sequence
+    /// header, the key frame, then `show`, its `show_existing_frame`) into `self.frame`: the
+    /// real decoder must not run the key frame refresh process that showing it would.
+    fn show_hidden_key(&mut self, show: &[u8]) -> Result<(), JobError> {
+        let mut scratch = open_libdav1d(self.threads)?;
+        let mut pkt = Vec::with_capacity(self.seq_obu.len() + self.packet.len() + show.len());
+        pkt.extend_from_slice(&self.seq_obu);
+        pkt.extend_from_slice(&self.packet);
+        pkt.extend_from_slice(show);
+        std::mem::swap(&mut self.dec, &mut scratch);
+        // Not dumped: the dump is what the context's own decoder was given.
+        self.sender.pause_dump(true);
+        let r = self.send_receive_low_delay(&pkt);
+        self.sender.pause_dump(false);
+        std::mem::swap(&mut self.dec, &mut scratch);
+        match r? {
+            true => Ok(()),
+            false => Err(JobError::Corrupt("the hidden AV1 key frame did not decode")),
+        }
     }
 
     /// A client that handles `show_existing_frame` itself (GStreamer, `daedalus decode`) never
@@ -497,11 +585,238 @@ impl Av1Decoder {
         Ok(())
     }
 
+    /// Sends a request's frame (`restart`: a shown key frame) where the request goes, kept in
+    /// the history; true when its picture came out (low delay only). A decoder flushed since
+    /// its last packet has no sequence header: it gets the latest one in front.
+    fn send_frame(&mut self, data: &[u8], restart: bool) -> Result<bool, JobError> {
+        let seq = std::mem::take(&mut self.seq_obu);
+        // The history starts with a key frame: with the sequence header, it replays into any
+        // decoder.
+        self.switch
+            .record(restart, &[if restart { &seq } else { &[] }, data]);
+        let fresh = if self.offering {
+            std::mem::take(&mut self.pipe_fresh)
+        } else if self.switch.take_low_delay_stale() {
+            self.dec.flush();
+            true
+        } else {
+            false
+        };
+        let prefix: &[u8] = if fresh { &seq } else { &[] };
+        let r = if self.offering {
+            match self.pipe.as_mut() {
+                Some(pipe) => pipe.send_copy(&[prefix, data]).map(|pts| {
+                    self.piped = pts;
+                    false
+                }),
+                None => Err(JobError::Internal("AV1 pipeline missing")),
+            }
+        } else if prefix.is_empty() {
+            self.send_receive_low_delay(data)
+        } else {
+            let mut pkt = Vec::with_capacity(prefix.len() + data.len());
+            pkt.extend_from_slice(prefix);
+            pkt.extend_from_slice(data);
+            self.send_receive_low_delay(&pkt)
+        };
+        self.seq_obu = seq;
+        r
+    }
+
+    /// Sends a packet that is not a request's frame (a `show_existing_frame`) where the
+    /// request goes, kept in the history; true when a picture came out (low delay only).
     fn send_receive(&mut self, data: &[u8]) -> Result<bool, JobError> {
+        self.switch.record(false, &[data]);
+        if self.offering {
+            self.piped = self.pipe_mut()?.send_copy(&[data])?;
+            return Ok(false);
+        }
+        self.send_receive_low_delay(data)
+    }
+
+    fn send_receive_low_delay(&mut self, data: &[u8]) -> Result<bool, JobError> {
+        if self.switch.take_low_delay_stale() {
+            self.dec.flush();
+        }
         self.pts += 1;
         let len = self.sender.fill(&[data])?;
         self.sender.send_filled(&mut self.dec, len, self.pts)?;
         super::receive_picture(&mut self.dec, &mut self.frame, &mut self.spare, self.pts)
+    }
+
+    /// [`Self::finish`] for a request in the pipeline, its frame sent: says where its picture
+    /// will come from.
+    fn finish_offered(
+        &mut self,
+        facts: FrameFacts,
+        mut decoded: Decoded,
+    ) -> Result<Decoded, JobError> {
+        let outcome = JobOutcome {
+            bitstream: Bitstream::Copied,
+            hidden: false,
+        };
+        if facts.shown || facts.show_existing.is_some() {
+            decoded.picture = true;
+            let pts = self.piped;
+            self.pipe_mut()?.push_job(Some(pts), outcome);
+            return Ok(decoded);
+        }
+        let Some(slot) = (facts.refresh != 0).then(|| facts.refresh.trailing_zeros() as u8) else {
+            self.pipe_mut()?.push_job(None, outcome);
+            return Ok(decoded);
+        };
+        let outcome = JobOutcome {
+            hidden: true,
+            ..outcome
+        };
+        decoded.hidden = true;
+        decoded.picture = true;
+        let mut show = Vec::with_capacity(8);
+        show_existing_frame_obu(slot, facts.extras, &mut show)
+            .map_err(|_| JobError::Internal("show_existing_frame header"))?;
+        if facts.key {
+            // Showing it in the pipeline would reload every slot.
+            self.show_hidden_key(&show)?;
+            let Some(pipe) = self.pipe.as_mut() else {
+                return Err(JobError::Internal("AV1 pipeline missing"));
+            };
+            pipe.push_ready(&self.frame, outcome);
+            return Ok(decoded);
+        }
+        self.send_receive(&show)?;
+        let pts = self.piped;
+        self.pipe_mut()?.push_job(Some(pts), outcome);
+        Ok(decoded)
+    }
+
+    fn pipe_mut(&mut self) -> Result<&mut FramePipeline, JobError> {
+        self.pipe
+            .as_mut()
+            .ok_or(JobError::Internal("AV1 pipeline missing"))
+    }
+
+    /// The filler of the pipeline after the packets sent so far: a `show_existing_frame` of a
+    /// slot holding a frame that is not a key frame (showing a key frame reloads every slot
+    /// with it), or of the key frame every slot holds (then reloading them changes nothing);
+    /// none otherwise (the pipeline cannot be pushed on: its job fails rather than wait), and
+    /// none while the slots are not known for sure ([`Self::slots_known`]).
+    fn filler(&self, out: &mut Vec<u8>) {
+        out.clear();
+        if !self.slots_known {
+            return;
+        }
+        let first = self.slots[0];
+        let slot = match self
+            .slots
+            .iter()
+            .position(|s| s.timestamp_ns != 0 && !s.key)
+        {
+            Some(i) => i,
+            None if first.timestamp_ns != 0
+                && self
+                    .slots
+                    .iter()
+                    .all(|s| s.timestamp_ns == first.timestamp_ns) =>
+            {
+                0
+            }
+            None => return,
+        };
+        let extras = match &self.parser.sequence_header {
+            Some(seq) => show_existing_extras(seq, self.slots[slot].frame_id),
+            None => ShowExistingExtras::default(),
+        };
+        if show_existing_frame_obu(slot as u8, extras, out).is_err() {
+            out.clear();
+        }
+    }
+
+    /// Makes the frame threads' decoder in `slot` ready (opened with `threads` threads if
+    /// needed): flushed, then given the packets `replay`.
+    fn enter_pipeline(
+        slot: &mut Option<FramePipeline>,
+        threads: usize,
+        dump_dir: Option<&'static DumpDir>,
+        replay: &[Vec<u8>],
+    ) -> Result<(), JobError> {
+        let open = || {
+            let dec = open_libdav1d_with(threads, false)?;
+            let sender = PacketSender::new(
+                INITIAL_PACKET_SIZE,
+                PacketDump::create(dump_dir, Codec::Av1),
+            )?;
+            log::debug!("AV1 pipeline open: libdav1d with {threads} threads, default frame delay");
+            Ok(FramePipeline::new(dec, sender, threads))
+        };
+        FramePipeline::enter(slot, open, replay).map(|_| ())
+    }
+
+    /// [`super::Decoder::offer`].
+    fn offer_request(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        ahead: usize,
+    ) -> Result<bool, JobError> {
+        if !self.switch.considers(ahead) {
+            return Ok(false);
+        }
+        let mut controls = std::mem::take(&mut self.job_controls);
+        controls.read(&job.controls);
+        controls.timestamp_ns = job.header.timestamp_ns;
+        let r = self.offer_with(job, out, &controls);
+        self.job_controls = controls;
+        r
+    }
+
+    fn offer_with(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        c: &Av1Controls,
+    ) -> Result<bool, JobError> {
+        // Routed on the FRAME control (what the request says, before anything is parsed:
+        // the parsers' state must only move for a request that is decoded).
+        let Some(f) = &c.frame else {
+            return Ok(false);
+        };
+        let key = f.frame_type == 0
+            && f.flags & daedalus_codecs::uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME != 0;
+        if !(self.switch.pipelined() || self.slots_known && self.inter_understood) {
+            return Ok(false);
+        }
+        let in_flight = self.pipe.as_ref().map_or(0, FramePipeline::in_flight);
+        let (slot, dump_dir) = (&mut self.pipe, self.dump_dir);
+        let threads = self.switch.threads();
+        let mut entered = false;
+        let admitted = self.switch.admits(key, in_flight, |replay| {
+            entered = replay.is_empty();
+            Self::enter_pipeline(slot, threads, dump_dir, replay)
+        });
+        if !admitted {
+            return Ok(false);
+        }
+        if entered {
+            self.pipe_fresh = true;
+        }
+        let map = out.mapping();
+        let range = super::bitstream_range(job, map.len())?;
+        let jobs_before = self.pipe.as_ref().map_or(0, FramePipeline::in_flight);
+        self.offering = true;
+        let r = {
+            let _access = map.cpu_access(DMA_BUF_SYNC_READ);
+            self.decode(&map.bytes()[range], c)
+        };
+        self.offering = false;
+        r?;
+        let mut filler = Vec::with_capacity(16);
+        self.filler(&mut filler);
+        let pipe = self.pipe_mut()?;
+        pipe.set_filler(&filler);
+        if pipe.in_flight() != jobs_before + 1 {
+            return Err(JobError::Internal("AV1 request not in the pipeline"));
+        }
+        Ok(true)
     }
 
     /// Parses the OBUs of a full-OBU buffer (cros-codecs' parser, which keeps the reference
@@ -645,6 +960,13 @@ impl super::Decoder for Av1Decoder {
 
     fn flush(&mut self) {
         self.dec.flush();
+        if let Some(p) = &mut self.pipe {
+            p.flush();
+        }
+        self.switch.flush();
+        self.pipe_fresh = false;
+        self.slots_known = false;
+        self.inter_understood = false;
         self.parser = Parser::default();
         self.rebuilder.reset();
         self.rebuilt_sequence = false;
@@ -672,5 +994,24 @@ impl super::Decoder for Av1Decoder {
             bitstream: Bitstream::Copied,
             hidden: d.hidden,
         })
+    }
+
+    fn offer(&mut self, job: &Job<'_>, out: &OutputBuffer, ahead: usize) -> Result<bool, JobError> {
+        self.offer_request(job, out, ahead)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pipe.as_ref().map_or(0, FramePipeline::in_flight)
+    }
+
+    fn finished(&mut self, push: bool) -> Option<Finished<'_>> {
+        match self.pipe.as_mut()?.finished(push)? {
+            // Clipped, as with low delay: with superres the upscaled width may exceed a stale
+            // CAPTURE format.
+            Finished::Picture(picture, _, outcome) => {
+                Some(Finished::Picture(picture, true, outcome))
+            }
+            f => Some(f),
+        }
     }
 }

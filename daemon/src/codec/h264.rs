@@ -3,11 +3,11 @@
 //!
 //! FFmpeg's H.264 decoder outputs pictures in POC order (and, with no reorder buffer, drops
 //! out-of-order ones from its output), so its *output* is not used to find a request's picture.
-//! Instead `get_buffer2` is wrapped: the picture FFmpeg allocates while decoding a packet is
-//! referenced here, and once `avcodec_send_packet` has returned for a complete access unit that
-//! picture is fully decoded and deblocked (slice threading only, never frame threading). Its
-//! planes are then written into the CAPTURE buffer, and FFmpeg's output is drained and dropped so
-//! `send_packet` never answers EAGAIN.
+//! Instead `get_buffer2` is wrapped ([`super::allocations`]): the picture FFmpeg allocates while
+//! decoding a packet is referenced here, and once `avcodec_send_packet` has returned for a
+//! complete access unit that picture is fully decoded and deblocked (slice threading only).
+//! Its planes are then written into the CAPTURE buffer, and FFmpeg's output is drained and
+//! dropped so `send_packet` never answers EAGAIN (its flags still tell a corrupt picture).
 //!
 //! Per request: the SPS / PPS rebuilt from the controls (`daedalus_codecs::h264::rebuild`) when
 //! they changed, then the slices (Annex-B as they are; without start codes each slice gets one).
@@ -15,13 +15,39 @@
 //! picture after every request, so whichever request completes the picture leaves it whole in
 //! the held CAPTURE buffer.
 //!
+//! ## Pipelined decoding
+//!
+//! With two threads or more, frame-based Annex-B requests go to a second, frame-threaded
+//! decoder ([`super::pipeline`]) while the context has at least `threads` jobs, by the same
+//! rules as VP9 ([`super::pipeline::Switch`]: entered at an IDR or by replaying the packets
+//! since the IDR, parameter sets included; left at an IDR once the queue keeps running dry).
+//! A job's picture is the one that decoder allocated for its packet, complete once FFmpeg has
+//! waited for the thread that decoded it, N − 1 packets later (FFmpeg's own, POC-ordered output
+//! is only checked: with no reorder delay it is the waited packet's picture or nothing, and its
+//! flags tell a corrupt picture). A job that fails in the pipeline fails those behind it that
+//! refer to it (their DPB names its timestamp), as the low-delay decoder refuses a request
+//! whose reference was not decoded.
+//!
+//! The filler is a packet holding an end-of-sequence NAL unit alone: FFmpeg takes it without
+//! starting a picture and without touching the reference state (it only hands out a delayed
+//! picture, and with no reorder delay there is none), so it costs nothing, and the next picture
+//! decodes exactly as it would have. Other candidates fail: an access unit delimiter alone is a
+//! "no frame!" error in FFmpeg (which would fail a job), and a rebuilt skipped P picture would
+//! cost a motion-compensated copy and need a slice header consistent with the stream's
+//! `frame_num` / POC state. Slice-based requests (one picture in several requests) are never
+//! pipelined: frame threads cannot take a picture in chunks.
+//!
+//! FFmpeg 5.1 warns once per pipeline that the `get_buffer2` wrapper is "not marked as thread
+//! safe": it is (its record is behind a mutex); the flag that says so is gone in FFmpeg 6, so
+//! it is not set.
+//!
 //! Refused (`Status::Unsupported`): field pictures / MBAFF (`frame_mbs_only_flag` 0), chroma other
 //! than 4:2:0, bit depths other than 8/8 and 10/10, arbitrary slice order. Missing references
 //! (a VALID DPB entry naming a timestamp not decoded since the last IDR / flush) and FFmpeg
 //! errors (`err_recognition = AV_EF_EXPLODE`) are `Status::DecodeError`, never a wrong picture.
 
-use std::collections::HashSet;
-use std::ptr::NonNull;
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 
 use daedalus_codecs::h264::rebuild;
 use daedalus_codecs::pod::{self, Pod};
@@ -29,12 +55,14 @@ use daedalus_codecs::uapi;
 use daedalus_proto::formats::Codec;
 use daedalus_proto::wire::{Job, JOB_FLAG_HOLD_CAPTURE};
 use ffmpeg_next as ffmpeg;
-use ffmpeg_next::{codec, ffi};
+use ffmpeg_next::{codec, ffi, frame};
 
-use super::{Bitstream, DecoderConfig, JobIo, JobOutcome};
-use crate::avbuf::PacketSender;
+use super::allocations::Allocations;
+use super::pipeline::{FramePipeline, Switch};
+use super::{Bitstream, DecoderConfig, Finished, JobIo, JobOutcome};
+use crate::avbuf::{OutputBuffer, PacketSender};
 use crate::convert::Planar;
-use crate::dump::PacketDump;
+use crate::dump::{DumpDir, PacketDump};
 use crate::error::JobError;
 use crate::sys::DMA_BUF_SYNC_READ;
 
@@ -100,142 +128,172 @@ type ParamControls = (
     uapi::v4l2_ctrl_h264_scaling_matrix,
 );
 
-/// What the `get_buffer2` wrapper records: a reference to the last picture FFmpeg allocated.
-struct Allocated {
-    frame: NonNull<ffi::AVFrame>,
-    count: u64,
+impl H264Controls {
+    fn params(&self) -> ParamControls {
+        (self.sps, self.pps, self.scaling_matrix)
+    }
+
+    fn idr(&self) -> bool {
+        self.decode_params.flags & uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC != 0
+    }
 }
 
-unsafe extern "C" fn get_buffer2(
-    ctx: *mut ffi::AVCodecContext,
-    frame: *mut ffi::AVFrame,
-    flags: libc::c_int,
-) -> libc::c_int {
-    // SAFETY: FFmpeg calls this with its open codec context and a frame to fill; the default
-    // allocator is the one FFmpeg would have used.
-    let r = unsafe { ffi::avcodec_default_get_buffer2(ctx, frame, flags) };
-    if r < 0 {
-        return r;
+/// Writes the SPS and PPS NAL units of `c` to `out`.
+fn parameter_sets(c: &H264Controls, out: &mut Vec<u8>) -> Result<(), JobError> {
+    rebuild::write_parameter_sets(&c.sps, &c.pps, &c.scaling_matrix, out).map_err(|e| {
+        log::warn!("H.264 controls cannot be used: {e}");
+        JobError::Corrupt("invalid H.264 SPS/PPS/SCALING_MATRIX controls")
+    })
+}
+
+/// The slices of a request as they go to FFmpeg: a start code to put in front (or none) and
+/// the OUTPUT buffer's payload `bitstream` without its trailing zero bytes.
+fn slices<'a>(
+    c: &H264Controls,
+    bitstream: &'a [u8],
+) -> Result<(&'static [u8], &'a [u8]), JobError> {
+    // Zero bytes after a NAL unit are the byte stream's trailing_zero_8bits (H.264 B.1),
+    // not part of it (a NAL unit never ends in 00): clients that cut NAL units out of an
+    // Annex-B stream at the next start code may leave them.
+    let bitstream = match bitstream.iter().rposition(|&b| b != 0) {
+        Some(last) => &bitstream[..=last],
+        None => return Err(JobError::Corrupt("empty bitstream")),
+    };
+    if c.annex_b {
+        return Ok((&[], bitstream));
     }
-    // SAFETY: `opaque` is the `Allocated` boxed by `H264Decoder::new`, which outlives the codec
-    // context (the decoder closes the context first); FFmpeg calls get_buffer2 only from the
-    // thread decoding (slice threading never allocates pictures), so access is exclusive.
-    unsafe {
-        let a = (*ctx).opaque.cast::<Allocated>();
-        if let Some(a) = a.as_mut() {
-            ffi::av_frame_unref(a.frame.as_ptr());
-            if ffi::av_frame_ref(a.frame.as_ptr(), frame) >= 0 {
-                a.count += 1;
-            }
-        }
+    if !c.slice_based {
+        // Frame-based without start codes: the slices of a multi-slice picture are plainly
+        // concatenated and cannot be told apart (FFmpeg would decode the first one over
+        // the others' bytes, a wrong picture without an error).
+        return Err(JobError::Unsupported(
+            "H.264 frame-based decoding without start codes (slices cannot be separated; use START_CODE_ANNEX_B or slice-based mode)",
+        ));
     }
-    r
+    // One slice NAL unit per buffer: emulation prevention keeps 00 00 00/01/02 out of a
+    // NAL unit, so such bytes mean several NAL units, which cannot be split here.
+    if bitstream
+        .windows(3)
+        .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2)
+    {
+        return Err(JobError::Corrupt(
+            "START_CODE_NONE buffer holds more than one NAL unit (cannot be split without start codes)",
+        ));
+    }
+    Ok((&START_CODE, bitstream))
+}
+
+/// An end-of-sequence NAL unit alone: the pipeline's filler. FFmpeg's H.264 decoder takes a
+/// packet of it without starting a picture and answers it with a delayed picture, if any
+/// (`send_next_delayed_frame`); it touches no reference state, and the next picture decodes
+/// exactly as it would have. (A packet with no slice and no end of sequence, e.g. an access
+/// unit delimiter, is a "no frame!" error instead.)
+const FILLER: [u8; 5] = [0, 0, 0, 1, 0x0a];
+
+/// A pipelined job, for what its end means to the references.
+struct PipelinedJob {
+    timestamp: u64,
+    /// The timestamps of its VALID DPB entries.
+    references: [u64; 16],
+    reference_count: usize,
 }
 
 /// An FFmpeg H.264 decoder for one context.
 pub struct H264Decoder {
+    // Declared before `allocations`: the codec contexts (and their threads) go first.
     dec: ffmpeg::decoder::Video,
-    allocated: Box<Allocated>,
-    drain: NonNull<ffi::AVFrame>,
+    /// The frame-threaded decoder, opened when first needed.
+    pipe: Option<FramePipeline>,
+    /// The parameter-set controls the frame-threaded decoder was last given.
+    pipe_params: Option<ParamControls>,
+    allocations: Arc<Allocations>,
+    /// The picture of the last request.
+    current: frame::Video,
+    drain: frame::Video,
     sender: PacketSender,
+    pts: i64,
     /// The SPS, PPS and scaling matrix controls of the parameter sets last fed.
     fed_params: Option<ParamControls>,
-    /// Timestamps decoded since the last IDR / flush.
+    /// Timestamps decoded (or in the pipeline) since the last IDR / flush.
     decoded: HashSet<u64>,
     /// Timestamp of the picture being filled slice by slice (slice-based mode).
     open_picture: Option<u64>,
-    /// Whether the current picture (`allocated.frame`) may be written.
+    /// Whether the current picture may be written.
     have_picture: bool,
+    dump_dir: Option<&'static DumpDir>,
+    /// When jobs go to the pipeline (and the packets since the IDR).
+    switch: Switch,
+    /// The parameter-set controls last written into the history.
+    recorded_params: Option<ParamControls>,
+    /// Parameter sets being written (reused).
+    params: Vec<u8>,
+    /// The jobs in the pipeline, oldest first.
+    pipelined: VecDeque<PipelinedJob>,
+    /// Timestamps of pipelined jobs that failed while later jobs were in the pipeline: those
+    /// that refer to them fail too.
+    failed: Vec<u64>,
 }
 
-// SAFETY: the raw FFmpeg objects are owned by this value and only used through `&mut self`;
+// SAFETY: the FFmpeg objects are owned by this value and only used through `&mut self`;
 // FFmpeg codec contexts may move between threads as long as they are not used concurrently.
 unsafe impl Send for H264Decoder {}
-
-impl Drop for H264Decoder {
-    fn drop(&mut self) {
-        // SAFETY: close the codec context before freeing what its get_buffer2 uses; the
-        // frames were allocated by FFmpeg and are freed once.
-        unsafe {
-            let ctx = self.dec.as_mut_ptr();
-            ffi::avcodec_flush_buffers(ctx);
-            (*ctx).opaque = std::ptr::null_mut();
-            let mut f = self.drain.as_ptr();
-            ffi::av_frame_free(&mut f);
-            let mut a = self.allocated.frame.as_ptr();
-            ffi::av_frame_free(&mut a);
-        }
-    }
-}
 
 const INITIAL_PACKET_SIZE: usize = 256 * 1024;
 const START_CODE: [u8; 3] = [0, 0, 1];
 
 /// The unopened FFmpeg H.264 decoder context of a context's decoder.
 pub(crate) fn open_context(config: &DecoderConfig) -> Result<codec::Context, JobError> {
-    let codec = ffmpeg::decoder::find(codec::Id::H264)
-        .ok_or(JobError::Internal("FFmpeg has no H.264 decoder"))?;
-    let mut ctx = codec::Context::new_with_codec(codec);
-    let mut threading = codec::threading::Config::kind(codec::threading::Type::Slice);
-    // At least two (also for 0, "FFmpeg chooses", which is one on a single CPU): with one
-    // thread FFmpeg 5.1's H.264 decoder ends the picture after every chunk of a slice-based
-    // request (AV_CODEC_FLAG2_CHUNKS) and conceals the rest of it, flagging it corrupt;
-    // slice threading takes the other path.
-    threading.count = config.threads.max(2);
-    ctx.set_threading(threading);
-    Ok(ctx)
+    // At least two threads (also for 0, "FFmpeg chooses", which is one on a single CPU): with
+    // one thread FFmpeg 5.1's H.264 decoder ends the picture after every chunk of a
+    // slice-based request (AV_CODEC_FLAG2_CHUNKS) and conceals the rest of it, flagging it
+    // corrupt; slice threading takes the other path.
+    super::slice_threaded_context(codec::Id::H264, config.threads.max(2)).map(|mut ctx| {
+        // The low-delay flag is not what gives one picture per request here (the pictures
+        // are taken as allocated): FFmpeg's H.264 default is kept.
+        ctx.set_flags(codec::Flags::empty());
+        ctx
+    })
+}
+
+/// Opens `ctx` recording its pictures into `allocations`, failing on any decoding error.
+fn open_recording(
+    mut ctx: codec::Context,
+    allocations: &Arc<Allocations>,
+) -> Result<ffmpeg::decoder::Video, JobError> {
+    Allocations::install(allocations, &mut ctx);
+    // SAFETY: the context is not open yet; this field is ours to set.
+    unsafe { (*ctx.as_mut_ptr()).err_recognition = ffi::AV_EF_EXPLODE as libc::c_int };
+    ctx.decoder().video().map_err(JobError::Ffmpeg)
 }
 
 impl H264Decoder {
     /// Opens a decoder.
     pub fn new(config: &DecoderConfig) -> Result<H264Decoder, JobError> {
-        let mut ctx = open_context(config)?;
+        let allocations = Arc::new(Allocations::default());
+        let dec = open_recording(open_context(config)?, &allocations)?;
         let sender = PacketSender::new(
             INITIAL_PACKET_SIZE,
             PacketDump::create(config.dump_dir, Codec::H264),
         )?;
-        // SAFETY: plain allocations; NULL is handled.
-        let (frame, drain) = unsafe { (ffi::av_frame_alloc(), ffi::av_frame_alloc()) };
-        let (Some(frame), Some(drain)) = (NonNull::new(frame), NonNull::new(drain)) else {
-            // SAFETY: frees whichever was allocated (av_frame_free ignores NULL).
-            unsafe {
-                let (mut f, mut d) = (frame, drain);
-                ffi::av_frame_free(&mut f);
-                ffi::av_frame_free(&mut d);
-            }
-            return Err(JobError::Internal("out of memory"));
-        };
-        let mut allocated = Box::new(Allocated { frame, count: 0 });
-        // SAFETY: the context is not open yet; these fields are ours to set. `opaque` points
-        // into the box, whose address is stable and which lives as long as the decoder.
-        unsafe {
-            let c = ctx.as_mut_ptr();
-            (*c).get_buffer2 = Some(get_buffer2);
-            (*c).opaque = (&mut *allocated as *mut Allocated).cast();
-            (*c).err_recognition = ffi::AV_EF_EXPLODE as libc::c_int;
-        }
-        let dec = match ctx.decoder().video() {
-            Ok(dec) => dec,
-            Err(e) => {
-                // SAFETY: the frames are ours and referenced by nothing (the context that
-                // pointed at `allocated` is gone with `ctx`).
-                unsafe {
-                    let (mut f, mut d) = (frame.as_ptr(), drain.as_ptr());
-                    ffi::av_frame_free(&mut f);
-                    ffi::av_frame_free(&mut d);
-                }
-                return Err(JobError::Ffmpeg(e));
-            }
-        };
         Ok(H264Decoder {
             dec,
-            allocated,
-            drain,
+            pipe: None,
+            pipe_params: None,
+            allocations,
+            current: frame::Video::empty(),
+            drain: frame::Video::empty(),
             sender,
+            pts: 0,
             fed_params: None,
             decoded: HashSet::with_capacity(64),
             open_picture: None,
             have_picture: false,
+            dump_dir: config.dump_dir,
+            switch: Switch::new(super::thread_count(config.threads)),
+            recorded_params: None,
+            params: Vec::with_capacity(256),
+            pipelined: VecDeque::with_capacity(16),
+            failed: Vec::new(),
         })
     }
 
@@ -248,13 +306,10 @@ impl H264Decoder {
         bitstream: &[u8],
     ) -> Result<(), JobError> {
         check_supported(&c.sps)?;
-        // Zero bytes after a NAL unit are the byte stream's trailing_zero_8bits (H.264 B.1),
-        // not part of it (a NAL unit never ends in 00): clients that cut NAL units out of an
-        // Annex-B stream at the next start code may leave them.
-        let bitstream = match bitstream.iter().rposition(|&b| b != 0) {
-            Some(last) => &bitstream[..=last],
-            None => return Err(JobError::Corrupt("empty bitstream")),
-        };
+        if self.switch.take_low_delay_stale() {
+            // It missed the pictures that went to the pipeline; this is an IDR.
+            self.dec.flush();
+        }
         let continues_picture = c.slice_based && self.open_picture == Some(timestamp);
         if !continues_picture {
             if c.slice_based && c.first_mb_in_slice.is_some_and(|mb| mb != 0) {
@@ -265,45 +320,23 @@ impl H264Decoder {
             }
             self.check_references(&c.decode_params)?;
         }
+        let (prefix, slices) = slices(c, bitstream)?;
+        if c.slice_based {
+            // Never pipelined: nothing to replay.
+            self.switch.lost();
+        } else {
+            self.record(c, prefix, slices);
+        }
 
         // Assemble the packet: parameter sets if changed, then the slice(s).
-        // Empty (no allocation) unless the parameter sets changed.
-        let mut params = Vec::new();
-        let key = (c.sps, c.pps, c.scaling_matrix);
+        let key = c.params();
         let changed = self.fed_params != Some(key);
+        self.params.clear();
         if changed {
-            rebuild::write_parameter_sets(&c.sps, &c.pps, &c.scaling_matrix, &mut params).map_err(
-                |e| {
-                    log::warn!("H.264 controls cannot be used: {e}");
-                    JobError::Corrupt("invalid H.264 SPS/PPS/SCALING_MATRIX controls")
-                },
-            )?;
+            parameter_sets(c, &mut self.params)?;
         }
-        let slice_prefix: &[u8] = if c.annex_b {
-            &[]
-        } else if !c.slice_based {
-            // Frame-based without start codes: the slices of a multi-slice picture are plainly
-            // concatenated and cannot be told apart (FFmpeg would decode the first one over
-            // the others' bytes, a wrong picture without an error).
-            return Err(JobError::Unsupported(
-                "H.264 frame-based decoding without start codes (slices cannot be separated; use START_CODE_ANNEX_B or slice-based mode)",
-            ));
-        } else {
-            // One slice NAL unit per buffer: emulation prevention keeps 00 00 00/01/02 out of a
-            // NAL unit, so such bytes mean several NAL units, which cannot be split here.
-            if bitstream
-                .windows(3)
-                .any(|w| w[0] == 0 && w[1] == 0 && w[2] <= 2)
-            {
-                return Err(JobError::Corrupt(
-                    "START_CODE_NONE buffer holds more than one NAL unit (cannot be split without start codes)",
-                ));
-            }
-            &START_CODE
-        };
-        let len = self.sender.fill(&[&params, slice_prefix, bitstream])?;
+        let len = self.sender.fill(&[&self.params, prefix, slices])?;
 
-        let before = self.allocated.count;
         // SAFETY: flags2 is read by the H.264 decoder on every packet; chunked input is how
         // it accepts a picture's slices in several packets.
         unsafe {
@@ -314,8 +347,11 @@ impl H264Decoder {
                 (*ctx).flags2 &= !(ffi::AV_CODEC_FLAG2_CHUNKS as libc::c_int);
             }
         }
-        // No pts: the picture is the one get_buffer2 allocated for this packet.
-        let sent = (self.sender).send_filled(&mut self.dec, len, ffi::AV_NOPTS_VALUE);
+        self.pts += 1;
+        let sent = (self.sender).send_filled(&mut self.dec, len, self.pts);
+        // The picture is the one get_buffer2 allocated for this packet (none for a slice
+        // that continues a picture).
+        let started = self.allocations.take_latest(&mut self.current);
         let corrupt_output = self.drain();
         if changed {
             // Re-sent after any failure.
@@ -326,7 +362,7 @@ impl H264Decoder {
             self.have_picture = false;
             return Err(e);
         }
-        if !continues_picture && self.allocated.count == before {
+        if !continues_picture && !started {
             self.have_picture = false;
             return Err(JobError::Corrupt("the request's slices started no picture"));
         }
@@ -335,14 +371,36 @@ impl H264Decoder {
             return Err(JobError::Corrupt("FFmpeg flagged the picture as corrupt"));
         }
         self.have_picture = true;
-        if c.decode_params.flags & uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC != 0
-            && !continues_picture
-        {
+        if c.idr() && !continues_picture {
             self.decoded.clear();
         }
         self.decoded.insert(timestamp);
         self.open_picture = (c.slice_based && hold_capture).then_some(timestamp);
         Ok(())
+    }
+
+    /// Keeps a frame-based request's packet in the history (with the parameter sets whenever
+    /// they change, so that the history replays into any decoder).
+    fn record(&mut self, c: &H264Controls, prefix: &[u8], slices: &[u8]) {
+        if self.switch.threads() < 2 {
+            return;
+        }
+        let idr = c.idr();
+        if idr {
+            self.recorded_params = None;
+        }
+        let mut params = std::mem::take(&mut self.params);
+        params.clear();
+        if self.recorded_params != Some(c.params()) {
+            if parameter_sets(c, &mut params).is_err() {
+                self.params = params;
+                self.switch.lost();
+                return;
+            }
+            self.recorded_params = Some(c.params());
+        }
+        self.switch.record(idr, &[&params, prefix, slices]);
+        self.params = params;
     }
 
     fn check_references(&self, p: &uapi::v4l2_ctrl_h264_decode_params) -> Result<(), JobError> {
@@ -368,32 +426,138 @@ impl H264Decoder {
         if !self.have_picture {
             return Err(JobError::Internal("no H.264 picture decoded"));
         }
-        // SAFETY: the frame holds our reference to the picture's buffers (taken in
-        // get_buffer2), alive until the next allocation, which needs `&mut self`.
-        crate::convert::frame_planes(unsafe { &*self.allocated.frame.as_ptr() })
+        // SAFETY: the frame holds our reference to the picture's buffers, alive until the
+        // next decode, which needs `&mut self`.
+        crate::convert::frame_planes(unsafe { &*self.current.as_ptr() })
     }
 
+    /// Drops FFmpeg's output; true if the current picture was among it, flagged corrupt.
     fn drain(&mut self) -> bool {
         let mut corrupt = false;
-        loop {
-            // SAFETY: receive into our spare frame, then drop its references.
-            let r =
-                unsafe { ffi::avcodec_receive_frame(self.dec.as_mut_ptr(), self.drain.as_ptr()) };
-            if r < 0 {
-                break;
-            }
+        while self.dec.receive_frame(&mut self.drain).is_ok() {
             // SAFETY: both frames are valid; only fields are read.
             unsafe {
-                let (d, a) = (&*self.drain.as_ptr(), &*self.allocated.frame.as_ptr());
+                let (d, a) = (&*self.drain.as_ptr(), &*self.current.as_ptr());
                 if d.data[0] == a.data[0]
                     && (d.decode_error_flags != 0 || d.flags & ffi::AV_FRAME_FLAG_CORRUPT != 0)
                 {
                     corrupt = true;
                 }
-                ffi::av_frame_unref(self.drain.as_ptr());
             }
         }
         corrupt
+    }
+
+    /// Makes the frame threads' decoder in `slot` ready (opened with `threads` threads if
+    /// needed): flushed, then given the packets `replay`; returns the parameter sets it was
+    /// given (those the replay ends with, `replayed_params`).
+    fn enter_pipeline(
+        slot: &mut Option<FramePipeline>,
+        threads: usize,
+        dump_dir: Option<&'static DumpDir>,
+        replay: &[Vec<u8>],
+        replayed_params: Option<ParamControls>,
+    ) -> Result<Option<ParamControls>, JobError> {
+        let open = || {
+            let allocations = Arc::new(Allocations::default());
+            let ctx = super::frame_threaded_context(codec::Id::H264, threads)?;
+            let dec = open_recording(ctx, &allocations)?;
+            let sender = PacketSender::new(
+                INITIAL_PACKET_SIZE,
+                PacketDump::create(dump_dir, Codec::H264),
+            )?;
+            let mut pipe = FramePipeline::in_decode_order(dec, sender, allocations);
+            pipe.set_filler(&FILLER);
+            log::debug!("H.264 pipeline open: {threads} frame threads");
+            Ok(pipe)
+        };
+        FramePipeline::enter(slot, open, replay)?;
+        Ok(if replay.is_empty() {
+            None
+        } else {
+            replayed_params
+        })
+    }
+
+    /// [`super::Decoder::offer`].
+    fn offer_request(
+        &mut self,
+        job: &Job<'_>,
+        out: &OutputBuffer,
+        ahead: usize,
+    ) -> Result<bool, JobError> {
+        if !self.switch.considers(ahead) {
+            return Ok(false);
+        }
+        // What the pipeline cannot take goes to the low-delay decoder, which reports it.
+        let Ok(c) = H264Controls::from_job(job) else {
+            return Ok(false);
+        };
+        if c.slice_based || !c.annex_b || check_supported(&c.sps).is_err() {
+            return Ok(false);
+        }
+        let idr = c.idr();
+        let in_flight = self.pipelined.len();
+        let (slot, fed, dump_dir) = (&mut self.pipe, &mut self.pipe_params, self.dump_dir);
+        let (threads, recorded) = (self.switch.threads(), self.recorded_params);
+        let admitted = self.switch.admits(idr, in_flight, |replay| {
+            *fed = Self::enter_pipeline(slot, threads, dump_dir, replay, recorded)?;
+            Ok(())
+        });
+        if !admitted {
+            return Ok(false);
+        }
+        // From here on the job is the pipeline's: its errors are its own.
+        self.check_references(&c.decode_params)?;
+        let map = out.mapping();
+        let range = super::bitstream_range(job, map.len())?;
+        let _access = map.cpu_access(DMA_BUF_SYNC_READ);
+        let (prefix, slices) = slices(&c, &map.bytes()[range])?;
+        self.record(&c, prefix, slices);
+        let Some(pipe) = self.pipe.as_mut() else {
+            return Err(JobError::Internal("H.264 pipeline missing"));
+        };
+        let key = c.params();
+        self.params.clear();
+        if self.pipe_params != Some(key) {
+            parameter_sets(&c, &mut self.params)?;
+        }
+        let pts = match pipe.send_copy(&[&self.params, prefix, slices]) {
+            Ok(pts) => pts,
+            Err(e) => {
+                self.pipe_params = None;
+                return Err(e);
+            }
+        };
+        self.pipe_params = Some(key);
+        pipe.push_job(
+            Some(pts),
+            JobOutcome {
+                // The parameter sets rebuilt from the controls go in front of the slices.
+                bitstream: Bitstream::Copied,
+                hidden: false,
+            },
+        );
+        if idr {
+            self.decoded.clear();
+        }
+        let timestamp = job.header.timestamp_ns;
+        self.decoded.insert(timestamp);
+        let mut j = PipelinedJob {
+            timestamp,
+            references: [0; 16],
+            reference_count: 0,
+        };
+        if !idr {
+            for e in &c.decode_params.dpb {
+                if e.flags & uapi::V4L2_H264_DPB_ENTRY_FLAG_VALID != 0 {
+                    j.references[j.reference_count] = e.reference_ts;
+                    j.reference_count += 1;
+                }
+            }
+        }
+        self.pipelined.push_back(j);
+        Ok(true)
     }
 }
 
@@ -426,7 +590,15 @@ impl super::Decoder for H264Decoder {
 
     fn flush(&mut self) {
         self.dec.flush();
+        if let Some(p) = &mut self.pipe {
+            p.flush();
+        }
+        self.pipe_params = None;
+        self.switch.flush();
+        self.allocations.clear();
         self.decoded.clear();
+        self.pipelined.clear();
+        self.failed.clear();
         self.open_picture = None;
         self.have_picture = false;
     }
@@ -453,5 +625,50 @@ impl super::Decoder for H264Decoder {
             bitstream: Bitstream::Copied,
             hidden: false,
         })
+    }
+
+    fn offer(&mut self, job: &Job<'_>, out: &OutputBuffer, ahead: usize) -> Result<bool, JobError> {
+        self.offer_request(job, out, ahead)
+    }
+
+    fn in_flight(&self) -> usize {
+        self.pipelined.len()
+    }
+
+    fn finished(&mut self, push: bool) -> Option<Finished<'_>> {
+        let H264Decoder {
+            pipe,
+            pipelined,
+            decoded,
+            failed,
+            ..
+        } = self;
+        let finished = pipe.as_mut()?.finished(push)?;
+        let job = pipelined.pop_front();
+        let finished = match (finished, job) {
+            (Finished::Picture(picture, _, outcome), Some(j)) => {
+                if j.references[..j.reference_count]
+                    .iter()
+                    .any(|r| failed.contains(r))
+                {
+                    decoded.remove(&j.timestamp);
+                    failed.push(j.timestamp);
+                    Finished::Failed(JobError::Corrupt("H.264 reference picture missing"))
+                } else {
+                    // Clipped: the coded (macroblock-aligned) size, as with low delay.
+                    Finished::Picture(picture, true, outcome)
+                }
+            }
+            (Finished::Failed(e), Some(j)) => {
+                decoded.remove(&j.timestamp);
+                failed.push(j.timestamp);
+                Finished::Failed(e)
+            }
+            (f, _) => f,
+        };
+        if pipelined.is_empty() {
+            failed.clear();
+        }
+        Some(finished)
     }
 }

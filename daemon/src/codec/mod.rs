@@ -17,6 +17,7 @@
 //! jobs queued ([`Decoder::offer`], [`pipeline`]: frame threads; the job ends later, still in
 //! order).
 
+pub mod allocations;
 pub mod av1;
 pub mod h264;
 pub mod pipeline;

@@ -21,7 +21,7 @@
 //! while the context has at least `threads` jobs (this one and those queued behind it): entered
 //! at a key frame, or in the middle of a group of pictures by replaying the packets since the
 //! key frame; left at a key frame once the context's queue keeps running dry
-//! ([`STARVED_JOBS`]). Its filler is a `show_existing_frame` of slot 0 (filled by the key
+//! ([`super::pipeline::STARVED_JOBS`]). Its filler is a `show_existing_frame` of slot 0 (filled by the key
 //! frame).
 //!
 //! ## The header
@@ -49,7 +49,7 @@ use daedalus_proto::wire::Job;
 use ffmpeg_next as ffmpeg;
 use ffmpeg_next::{codec, frame};
 
-use super::pipeline::{FramePipeline, History};
+use super::pipeline::{FramePipeline, Switch};
 use super::{Bitstream, DecoderConfig, Finished, JobIo, JobOutcome};
 use crate::avbuf::{OutputBuffer, PacketSender, PADDING};
 use crate::dump::{DumpDir, PacketDump};
@@ -154,10 +154,6 @@ impl FrameControl {
 /// Size of the copy-path buffer allocated up front (grown when a larger frame comes).
 const INITIAL_COPY_SIZE: usize = 256 * 1024;
 
-/// Consecutive jobs that found the pipeline empty (the client waited for every picture before
-/// queueing the next request) after which the next key frame goes back to low delay.
-pub const STARVED_JOBS: u32 = 8;
-
 /// The outcome of decoding one frame.
 #[derive(Clone, Copy, Debug)]
 pub struct Decoded {
@@ -181,20 +177,11 @@ pub struct Vp9Decoder {
     pts: i64,
     /// A disagreement between the frame control and the bitstream was logged (once a decoder).
     control_mismatch_logged: bool,
-    /// Frame threads of the pipeline (below 2: no pipeline).
-    threads: usize,
     dump_dir: Option<&'static DumpDir>,
     /// The frame-threaded decoder, opened when first needed.
     pipe: Option<FramePipeline>,
-    /// Jobs go to the pipeline.
-    pipelined: bool,
-    /// The low-delay decoder missed frames that went to the pipeline: flushed before its next
-    /// frame (a key frame).
-    low_delay_stale: bool,
-    /// The packets since the last key frame (kept with two threads or more).
-    history: History,
-    /// Consecutive pipelined jobs that found the pipeline empty.
-    starved: u32,
+    /// When jobs go to the pipeline (and the packets since the key frame).
+    switch: Switch,
 }
 
 // SAFETY: FFmpeg codec contexts and frames may move between threads as long as they are not
@@ -218,13 +205,9 @@ impl Vp9Decoder {
             spare: frame::Video::empty(),
             pts: 0,
             control_mismatch_logged: false,
-            threads: super::thread_count(config.threads),
             dump_dir: config.dump_dir,
             pipe: None,
-            pipelined: false,
-            low_delay_stale: false,
-            history: History::default(),
-            starved: 0,
+            switch: Switch::new(super::thread_count(config.threads)),
         };
         let (kind, count) = d.threading();
         log::debug!("VP9 decoder open: {kind:?} threading, {count} threads");
@@ -273,9 +256,8 @@ impl Vp9Decoder {
         if header.color.is_some_and(|c| c.bit_depth == 12) {
             return Err(JobError::Unsupported("12-bit VP9"));
         }
-        if self.low_delay_stale {
+        if self.switch.take_low_delay_stale() {
             self.dec.flush();
-            self.low_delay_stale = false;
         }
         self.note_history(&header, &map.bytes()[start..end]);
 
@@ -339,47 +321,30 @@ impl Vp9Decoder {
 
     /// Keeps the frame `data` in the history, for a later switch into the pipeline.
     fn note_history(&mut self, header: &FrameStart, data: &[u8]) {
-        if self.threads < 2 || header.show_existing_frame.is_some() {
-            return;
+        if header.show_existing_frame.is_none() {
+            self.switch.record(header.key_frame, &[data]);
         }
-        if header.key_frame {
-            self.history.restart();
-        }
-        self.history.record(data);
     }
 
-    /// Whether the pipeline is used from now on (the frame threads' decoder made ready: flushed,
-    /// and the references since the key frame replayed unless `key`).
-    fn enter_pipeline(&mut self, key: bool) -> Result<(), JobError> {
-        let pipe = match &mut self.pipe {
-            Some(p) => p,
-            None => {
-                let dec = super::frame_threaded_context(codec::Id::VP9, self.threads)?
-                    .decoder()
-                    .video()
-                    .map_err(JobError::Ffmpeg)?;
-                let sender = PacketSender::new(
-                    INITIAL_COPY_SIZE,
-                    PacketDump::create(self.dump_dir, Codec::Vp9),
-                )?;
-                log::debug!("VP9 pipeline open: {} frame threads", self.threads);
-                self.pipe
-                    .insert(FramePipeline::new(dec, sender, self.threads))
-            }
+    /// Makes the frame threads' decoder in `slot` ready (opened with `threads` threads if
+    /// needed): flushed, then given the packets `replay`.
+    fn enter_pipeline(
+        slot: &mut Option<FramePipeline>,
+        threads: usize,
+        dump_dir: Option<&'static DumpDir>,
+        replay: &[Vec<u8>],
+    ) -> Result<(), JobError> {
+        let open = || {
+            let dec = super::frame_threaded_context(codec::Id::VP9, threads)?
+                .decoder()
+                .video()
+                .map_err(JobError::Ffmpeg)?;
+            let sender =
+                PacketSender::new(INITIAL_COPY_SIZE, PacketDump::create(dump_dir, Codec::Vp9))?;
+            log::debug!("VP9 pipeline open: {threads} frame threads");
+            Ok(FramePipeline::new(dec, sender, threads))
         };
-        pipe.flush();
-        if !key {
-            for p in self.history.packets() {
-                let n = pipe.sender.fill(&[p])?;
-                let pts = pipe.next_pts();
-                let r = pipe.sender.send_filled(&mut pipe.dec, n, pts);
-                pipe.sent(r)?;
-            }
-        }
-        self.pipelined = true;
-        self.low_delay_stale = true;
-        self.starved = 0;
-        Ok(())
+        FramePipeline::enter(slot, open, replay).map(|_| ())
     }
 
     /// [`super::Decoder::offer`]: sends the frame in `out`'s bytes `range` into the pipeline,
@@ -392,7 +357,7 @@ impl Vp9Decoder {
         ahead: usize,
     ) -> Result<bool, JobError> {
         // The common low-delay case decides before touching the buffer (no extra sync ioctls).
-        if self.threads < 2 || (!self.pipelined && ahead + 1 < self.threads) {
+        if !self.switch.considers(ahead) {
             return Ok(false);
         }
         let map = out.mapping();
@@ -414,26 +379,14 @@ impl Vp9Decoder {
             return Ok(false);
         }
         let key = header.key_frame && header.show_existing_frame.is_none();
-        if self.pipelined {
-            if self.pipe.as_ref().is_some_and(|p| p.in_flight() == 0) {
-                self.starved += 1;
-            } else {
-                self.starved = 0;
-            }
-            if key && self.starved >= STARVED_JOBS {
-                log::debug!("VP9: the queue keeps running dry: low delay from this key frame");
-                self.pipelined = false;
-                return Ok(false);
-            }
-        } else {
-            if !(key || self.history.usable()) {
-                return Ok(false);
-            }
-            if let Err(e) = self.enter_pipeline(key) {
-                log::warn!("VP9 pipeline unavailable, decoding with low delay: {e}");
-                self.pipelined = false;
-                return Ok(false);
-            }
+        let in_flight = self.pipe.as_ref().map_or(0, FramePipeline::in_flight);
+        let (slot, dump_dir) = (&mut self.pipe, self.dump_dir);
+        let threads = self.switch.threads();
+        let admitted = self.switch.admits(key, in_flight, |replay| {
+            Self::enter_pipeline(slot, threads, dump_dir, replay)
+        });
+        if !admitted {
+            return Ok(false);
         }
         self.note_history(&header, data);
         let Some(pipe) = self.pipe.as_mut() else {
@@ -463,7 +416,7 @@ impl Vp9Decoder {
                 Err(e) => Err(e),
             }
         };
-        pipe.sent(r)?;
+        pipe.sent(pts, r)?;
         // A superframe outputs its shown frame; a lone hidden frame is shown through a slot.
         let shown = header.show_frame
             || header.show_existing_frame.is_some()
@@ -472,11 +425,7 @@ impl Vp9Decoder {
             (Some(pts), false)
         } else if let Some(slot) = header.refreshed_slot() {
             let (bytes, n) = show_existing_frame(header.profile, slot);
-            let n = pipe.sender.fill(&[&bytes[..n]])?;
-            let pts = pipe.next_pts();
-            let r = pipe.sender.send_filled(&mut pipe.dec, n, pts);
-            pipe.sent(r)?;
-            (Some(pts), true)
+            (Some(pipe.send_copy(&[&bytes[..n]])?), true)
         } else {
             (None, false)
         };
@@ -506,10 +455,7 @@ impl super::Decoder for Vp9Decoder {
         if let Some(p) = &mut self.pipe {
             p.flush();
         }
-        self.pipelined = false;
-        self.low_delay_stale = false;
-        self.history.invalidate();
-        self.starved = 0;
+        self.switch.flush();
     }
 
     fn offer(&mut self, job: &Job<'_>, out: &OutputBuffer, ahead: usize) -> Result<bool, JobError> {

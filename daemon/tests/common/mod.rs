@@ -15,9 +15,14 @@ use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::Mutex;
 
+use cros_codecs::codec::h264::parser::{Nalu, NaluType, Parser as H264Parser};
+use daedalus_codecs::h264::controls::{pps_control, scaling_matrix_control, sps_control};
+use daedalus_codecs::pod;
+use daedalus_codecs::uapi;
 use daedalus_codecs::vp9::header::FrameStart;
 use daedalus_daemon::codec::vp9::FrameControl;
 use daedalus_daemon::{Context, Incoming, Transport};
@@ -621,37 +626,72 @@ pub fn run_sync(ctx: &mut Context, client: &mut Client, frames: &[Vec<u8>]) {
     }
 }
 
+/// A client as [`run_windowed`] drives it: frames in, jobs out, answers read.
+pub trait WindowedClient {
+    /// A job ready to send, and what to do with its answer.
+    type Job;
+    /// The job's message.
+    fn message(job: &Self::Job) -> &[u8];
+    /// Whether `frame` can only be prepared once every earlier job is answered.
+    fn needs_answers(&self, _frame: &[u8]) -> bool {
+        false
+    }
+    /// The job of `frame`, or `None` if the client handles the frame itself.
+    fn prepare_job(&mut self, frame: &[u8]) -> Option<Self::Job>;
+    /// Takes the answer to a job.
+    fn finish_job(&mut self, job: Self::Job, c: &Completion);
+}
+
+impl WindowedClient for Client {
+    type Job = PendingJob;
+
+    fn message(job: &PendingJob) -> &[u8] {
+        &job.message
+    }
+
+    fn needs_answers(&self, frame: &[u8]) -> bool {
+        // A shown existing frame is the picture of an earlier request: the emulated client
+        // reads it from that request's answer.
+        FrameStart::parse(frame).is_ok_and(|h| h.show_existing_frame.is_some())
+    }
+
+    fn prepare_job(&mut self, frame: &[u8]) -> Option<PendingJob> {
+        self.prepare(frame)
+    }
+
+    fn finish_job(&mut self, job: PendingJob, c: &Completion) {
+        self.finish(job, c)
+    }
+}
+
 /// A client keeping `window(i)` requests in flight when it queues the `i`-th frame.
-pub fn run_windowed(
+pub fn run_windowed<C: WindowedClient>(
     ctx: &mut Context,
-    client: &mut Client,
+    client: &mut C,
     frames: &[Vec<u8>],
     window: impl Fn(usize) -> usize,
 ) {
     // Queued to the context's channel, not yet handed to the context.
-    let mut queued: VecDeque<PendingJob> = VecDeque::new();
+    let mut queued: VecDeque<C::Job> = VecDeque::new();
     // Handed to the context, not answered yet (answers come in this order).
-    let mut handed: VecDeque<PendingJob> = VecDeque::new();
+    let mut handed: VecDeque<C::Job> = VecDeque::new();
     let mut done = Vec::new();
     let mut next = 0;
     loop {
         while next < frames.len() && queued.len() + handed.len() < window(next).max(1) {
             let f = &frames[next];
-            // A shown existing frame is the picture of an earlier request: the emulated client
-            // reads it from that request's answer, so the answers must be in first.
-            let existing = FrameStart::parse(f).is_ok_and(|h| h.show_existing_frame.is_some());
-            if existing && !(queued.is_empty() && handed.is_empty()) {
+            if client.needs_answers(f) && !(queued.is_empty() && handed.is_empty()) {
                 break;
             }
             next += 1;
-            if let Some(job) = client.prepare(f) {
+            if let Some(job) = client.prepare_job(f) {
                 queued.push_back(job);
             }
         }
         if let Some(job) = queued.pop_front() {
             handed.push_back(job);
             let job = handed.back().expect("just pushed");
-            let Ok(Message::Job(j)) = wire::decode(&job.message) else {
+            let Ok(Message::Job(j)) = wire::decode(C::message(job)) else {
                 panic!("client built an invalid job")
             };
             ctx.submit(&j, queued.len(), &mut done);
@@ -669,14 +709,384 @@ pub fn run_windowed(
             let job = handed
                 .pop_front()
                 .expect("an answer to a job never handed over");
-            let Ok(Message::Job(j)) = wire::decode(&job.message) else {
+            let Ok(Message::Job(j)) = wire::decode(C::message(&job)) else {
                 unreachable!()
             };
             assert_eq!(c.job_id, j.header.job_id, "answers out of order");
-            client.finish(job, &c);
+            client.finish_job(job, &c);
         }
     }
     assert_eq!(ctx.in_flight(), 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requests of the H.264 and AV1 clients
+
+/// The buffers and job numbering of a client whose requests carry a whole bitstream and a
+/// few controls: builds their messages and reads their pictures back.
+pub struct Requests {
+    ctx_id: u32,
+    job_id: u64,
+    output: BufferPool,
+    capture: BufferPool,
+    msg: Vec<u8>,
+    /// Jobs built.
+    pub jobs: u64,
+}
+
+/// A request's message and where its picture goes.
+pub struct Request {
+    pub message: Vec<u8>,
+    capture_index: u32,
+}
+
+impl Requests {
+    pub fn new(ctx_id: u32, buffers: usize) -> Self {
+        Requests {
+            ctx_id,
+            job_id: 0,
+            output: BufferPool::new(buffers),
+            capture: BufferPool::new(buffers),
+            msg: vec![0u8; MAX_MESSAGE_SIZE],
+            jobs: 0,
+        }
+    }
+
+    /// The request of `codec` decoding `bitstream` into a `depth` picture of `w` x `h`, with
+    /// the controls `controls` writes (through `put`).
+    pub fn build(
+        &mut self,
+        codec: Codec,
+        depth: BitDepth,
+        (w, h): (u32, u32),
+        bitstream: &[u8],
+        controls: impl FnOnce(&mut JobEncoder<'_>),
+    ) -> Request {
+        let l = CaptureLayout::new(depth, w, h);
+        let picture = PictureFormat::of_layout(depth, &l);
+        let (capture_index, cap) = self
+            .capture
+            .next(l.sizeimage, Some(picture), |b| b.layout == Some(picture));
+        let capture = cap.desc(capture_index, 0, 0);
+        let used = bitstream.len() as u32;
+        let (out_index, out) = self
+            .output
+            .next(used + PADDING + 1024, None, |b| b.len >= used + PADDING);
+        pwrite(&out.fd, bitstream, 0);
+        let output = out.desc(out_index, used, 0);
+        self.job_id += 1;
+        let job = JobHeader {
+            job_id: self.job_id,
+            ctx_id: self.ctx_id,
+            codec,
+            flags: 0,
+            timestamp_ns: self.job_id * 1000,
+            coded_width: w,
+            coded_height: h,
+            output,
+            capture,
+            picture,
+        };
+        let mut e = JobEncoder::new(&mut self.msg, &job).expect("job header");
+        controls(&mut e);
+        let n = e.finish().expect("job");
+        self.jobs += 1;
+        Request {
+            message: self.msg[..n].to_vec(),
+            capture_index,
+        }
+    }
+
+    /// The MD5 of the `(left, top, width, height)` window of the request's picture, or its
+    /// status if it failed (counted by the context's statistics, which the tests check).
+    pub fn picture_md5(
+        &self,
+        r: &Request,
+        c: &Completion,
+        (l, t, w, h): (u32, u32, u32, u32),
+    ) -> String {
+        if c.status != Status::Ok {
+            return format!("{:?}", c.status);
+        }
+        let cap = self.capture.bufs[r.capture_index as usize]
+            .as_ref()
+            .expect("capture buffer");
+        let pic = cap.layout.expect("layout");
+        let bytes = pread(&cap.fd, pic.sizeimage as usize);
+        window_md5(&bytes, &pic, (l, t), w, h)
+    }
+}
+
+/// Writes control `id` with the value `v` into a job.
+pub fn put<T: pod::Pod>(e: &mut JobEncoder<'_>, id: u32, v: &T) {
+    let b = pod::bytes(v);
+    e.control(id, 1, b.len())
+        .expect("control")
+        .copy_from_slice(b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// An H.264 client
+
+/// The access units of an Annex-B H.264 stream, each with the parameter sets and other NAL
+/// units before its first slice (a picture starts at a slice with `first_mb_in_slice` 0).
+pub fn h264_access_units(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut cursor = io::Cursor::new(data);
+    let mut aus: Vec<Vec<u8>> = Vec::new();
+    let mut current: Vec<u8> = Vec::new();
+    let mut current_has_slice = false;
+    while let Ok(nalu) = Nalu::next(&mut cursor) {
+        let nal: &[u8] = nalu.as_ref();
+        let slice = matches!(nalu.header.type_, NaluType::Slice | NaluType::SliceIdr);
+        // first_mb_in_slice is the first ue(v) of the header: 0 is the single bit 1.
+        let starts_picture = slice && nal.get(1).is_some_and(|b| b & 0x80 != 0);
+        if (starts_picture || !slice) && current_has_slice {
+            aus.push(std::mem::take(&mut current));
+            current_has_slice = false;
+        }
+        current.extend_from_slice(&[0, 0, 0, 1]);
+        current.extend_from_slice(nal);
+        current_has_slice |= slice;
+    }
+    if current_has_slice {
+        aus.push(current);
+    }
+    aus
+}
+
+/// A job of [`H264Client`].
+pub struct H264Job {
+    request: Request,
+    /// Left, top, width, height of the displayed window (SPS cropping).
+    crop: (u32, u32, u32, u32),
+}
+
+/// A frame-based, Annex-B H.264 client (one access unit per request, the parameter sets as
+/// controls): records the MD5 of every request's picture, in decode order.
+pub struct H264Client {
+    requests: Requests,
+    parser: H264Parser,
+    /// MD5 of every job's picture (cropped; a failed job's status), in job order.
+    pub pictures: Vec<String>,
+}
+
+impl H264Client {
+    pub fn new(ctx_id: u32, buffers: usize) -> Self {
+        H264Client {
+            requests: Requests::new(ctx_id, buffers),
+            parser: H264Parser::default(),
+            pictures: Vec::new(),
+        }
+    }
+
+    /// Jobs sent.
+    pub fn jobs(&self) -> u64 {
+        self.requests.jobs
+    }
+}
+
+impl WindowedClient for H264Client {
+    type Job = H264Job;
+
+    fn message(job: &H264Job) -> &[u8] {
+        &job.request.message
+    }
+
+    fn prepare_job(&mut self, au: &[u8]) -> Option<H264Job> {
+        let mut cursor = io::Cursor::new(au);
+        let mut slices = Vec::new();
+        let mut first = None;
+        while let Ok(nalu) = Nalu::next(&mut cursor) {
+            match nalu.header.type_ {
+                NaluType::Sps => {
+                    self.parser.parse_sps(&nalu).expect("SPS");
+                }
+                NaluType::Pps => {
+                    self.parser.parse_pps(&nalu).expect("PPS");
+                }
+                NaluType::Slice | NaluType::SliceIdr => {
+                    slices.extend_from_slice(&[0, 0, 0, 1]);
+                    slices.extend_from_slice(nalu.as_ref());
+                    if first.is_none() {
+                        let idr = matches!(nalu.header.type_, NaluType::SliceIdr);
+                        let s = self.parser.parse_slice_header(nalu).expect("slice header");
+                        first = Some((s.header.pic_parameter_set_id, idr));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (pps_id, idr) = first.expect("an access unit has a slice");
+        let pps = Rc::clone(self.parser.get_pps(pps_id).expect("PPS of the slice"));
+        let sps = &pps.sps;
+        let depth = BitDepth::from_bits(u32::from(sps.bit_depth_luma_minus8) + 8).expect("8 or 10");
+        let (w, h) = (sps.width(), sps.height());
+        let crop = if sps.frame_cropping_flag {
+            (
+                2 * sps.frame_crop_left_offset,
+                2 * sps.frame_crop_top_offset,
+                w - 2 * (sps.frame_crop_left_offset + sps.frame_crop_right_offset),
+                h - 2 * (sps.frame_crop_top_offset + sps.frame_crop_bottom_offset),
+            )
+        } else {
+            (0, 0, w, h)
+        };
+        let mut decode_params = uapi::v4l2_ctrl_h264_decode_params::default();
+        if idr {
+            decode_params.flags |= uapi::V4L2_H264_DECODE_PARAM_FLAG_IDR_PIC;
+        }
+        let request = self
+            .requests
+            .build(Codec::H264, depth, (w, h), &slices, |e| {
+                put(e, uapi::V4L2_CID_STATELESS_H264_SPS, &sps_control(sps));
+                put(e, uapi::V4L2_CID_STATELESS_H264_PPS, &pps_control(&pps));
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_SCALING_MATRIX,
+                    &scaling_matrix_control(&pps),
+                );
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_DECODE_PARAMS,
+                    &decode_params,
+                );
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_DECODE_MODE,
+                    &(uapi::V4L2_STATELESS_H264_DECODE_MODE_FRAME_BASED as i32),
+                );
+                put(
+                    e,
+                    uapi::V4L2_CID_STATELESS_H264_START_CODE,
+                    &(uapi::V4L2_STATELESS_H264_START_CODE_ANNEX_B as i32),
+                );
+            });
+        Some(H264Job { request, crop })
+    }
+
+    fn finish_job(&mut self, job: H264Job, c: &Completion) {
+        let md5 = self.requests.picture_md5(&job.request, c, job.crop);
+        self.pictures.push(md5);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// An AV1 client
+
+/// A job of [`Av1Client`].
+pub struct Av1Job {
+    request: Request,
+    shown: bool,
+}
+
+/// The frames of a temporal unit, each a request of its own as a per-frame client sends them:
+/// the OBUs up to and including a frame's last tile group (or its frame OBU, or a
+/// `show_existing_frame` header), a sequence header going with the frame after it, temporal
+/// delimiters dropped.
+pub fn av1_frames(tu: &[u8]) -> Vec<Vec<u8>> {
+    use daedalus_codecs::av1::obu;
+    let mut frames = Vec::new();
+    let mut current = Vec::new();
+    for o in obu::split_section5(tu).expect("OBUs") {
+        if o.obu_type == obu::OBU_TEMPORAL_DELIMITER {
+            continue;
+        }
+        current.extend_from_slice(&tu[o.start..o.end]);
+        let ends = match o.obu_type {
+            obu::OBU_FRAME | obu::OBU_TILE_GROUP => true,
+            obu::OBU_FRAME_HEADER => tu[o.payload] & 0x80 != 0,
+            _ => false,
+        };
+        if ends {
+            frames.push(std::mem::take(&mut current));
+        }
+    }
+    frames
+}
+
+/// An AV1 client sending full OBUs, a temporal unit (or a frame: [`av1_frames`]) per request,
+/// with a FRAME control saying the frame type and whether it is shown (of the request's last
+/// frame header): records the MD5 of every shown request's picture. Each temporal unit shows
+/// one frame (its hidden frames come before it), and `show_existing_frame` headers are sent
+/// as requests, so the pictures are FFmpeg's output, in order.
+pub struct Av1Client {
+    requests: Requests,
+    depth: BitDepth,
+    size: (u32, u32),
+    /// MD5 of every shown job's picture (a failed job's status), in job order.
+    pub pictures: Vec<String>,
+    /// Hidden frames sent.
+    pub hidden: u64,
+}
+
+impl Av1Client {
+    pub fn new(ctx_id: u32, buffers: usize, depth: BitDepth, size: (u32, u32)) -> Self {
+        Av1Client {
+            requests: Requests::new(ctx_id, buffers),
+            depth,
+            size,
+            pictures: Vec::new(),
+            hidden: 0,
+        }
+    }
+
+    /// Jobs sent.
+    pub fn jobs(&self) -> u64 {
+        self.requests.jobs
+    }
+}
+
+/// `(frame_type, show_frame)` of the last frame header of a temporal unit (a
+/// `show_existing_frame` counts as a shown inter frame).
+pub fn av1_last_frame(tu: &[u8]) -> (u32, bool) {
+    use daedalus_codecs::av1::obu;
+    let mut last = (1, true);
+    for o in obu::split_section5(tu).expect("OBUs") {
+        if o.obu_type == obu::OBU_FRAME_HEADER || o.obu_type == obu::OBU_FRAME {
+            let b = tu[o.payload];
+            last = if b & 0x80 != 0 {
+                (1, true)
+            } else {
+                (u32::from(b >> 5 & 3), b & 0x10 != 0)
+            };
+        }
+    }
+    last
+}
+
+impl WindowedClient for Av1Client {
+    type Job = Av1Job;
+
+    fn message(job: &Av1Job) -> &[u8] {
+        &job.request.message
+    }
+
+    fn prepare_job(&mut self, tu: &[u8]) -> Option<Av1Job> {
+        let (frame_type, shown) = av1_last_frame(tu);
+        let mut frame = uapi::v4l2_ctrl_av1_frame {
+            frame_type: frame_type as _,
+            ..Default::default()
+        };
+        if shown {
+            frame.flags |= uapi::V4L2_AV1_FRAME_FLAG_SHOW_FRAME;
+        } else {
+            self.hidden += 1;
+        }
+        let request = self
+            .requests
+            .build(Codec::Av1, self.depth, self.size, tu, |e| {
+                put(e, uapi::V4L2_CID_STATELESS_AV1_FRAME, &frame);
+            });
+        Some(Av1Job { request, shown })
+    }
+
+    fn finish_job(&mut self, job: Av1Job, c: &Completion) {
+        if job.shown || c.status != Status::Ok {
+            let (w, h) = self.size;
+            let md5 = self.requests.picture_md5(&job.request, c, (0, 0, w, h));
+            self.pictures.push(md5);
+        }
+    }
 }
 
 /// Largest frame size of a stream.

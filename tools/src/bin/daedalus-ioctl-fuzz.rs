@@ -143,13 +143,7 @@ impl Fuzzer {
                     && c.video.request_buffers(OUT, V4L2_MEMORY_MMAP, 4).is_ok()
                     && c.video.request_buffers(CAP, V4L2_MEMORY_MMAP, 6).is_ok();
                 for index in 0..6 {
-                    let qb = QueueBuf {
-                        buf_type: CAP,
-                        index,
-                        bytesused: 0,
-                        timestamp_us: 0,
-                        request: None,
-                    };
+                    let qb = QueueBuf::capture(index);
                     let _ = c.video.queue_buffer(&qb);
                 }
                 ok && c.video.stream_on(OUT).is_ok() && c.video.stream_on(CAP).is_ok()
@@ -274,13 +268,7 @@ impl Fuzzer {
                 queued && ok
             }
             "qbuf_capture" => {
-                let qb = QueueBuf {
-                    buf_type: CAP,
-                    index: rng.gen_range(0..40),
-                    bytesused: 0,
-                    timestamp_us: 0,
-                    request: None,
-                };
+                let qb = QueueBuf::capture(rng.gen_range(0..40));
                 c.video.queue_buffer(&qb).is_ok()
             }
             "stream" => {
