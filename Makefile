@@ -251,7 +251,7 @@ test-debug: debug-module clients-rootfs
 # The soak and the mutated streams (issue 14; docs/stress.md), each one VM test of its own
 # (tests/vm/soak.sh, tests/vm/mutate.sh: opt-in, not in make test). They boot VM_KERNEL, a kernel
 # flavour of scripts/build-kernel; another flavour than the tests' gets its module built from a
-# copy of the sources, as make bench's (bench-module). With kmemleak in the kernel the tests
+# copy of the sources, as make bench's (flavour_module). With kmemleak in the kernel the tests
 # check its report themselves, for the module's allocations (tests/vm/lib/kmemleak says why only
 # those), as scripts/vm-run does after every other test.
 VM_KERNEL ?= test
@@ -263,7 +263,7 @@ FLAVOUR_MODULE := flavour-module
 FLAVOUR_ENV := DAEDALUS_KERNEL_FLAVOUR=$(VM_KERNEL) DAEDALUS_KO=$(CURDIR)/target/module-$(VM_KERNEL)/daedalus.ko
 endif
 flavour-module:
-	$(MAKE) bench-module BENCH_KERNEL=$(VM_KERNEL)
+	$(call flavour_module,$(VM_KERNEL),$(CURDIR)/target/module-$(VM_KERNEL))
 
 SOAK_FRAMES ?= 10000
 SOAK_CLIENTS ?= 3
