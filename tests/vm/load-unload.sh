@@ -7,8 +7,9 @@
 # refused (module in use) while the device keeps working (VIDIOC_QUERYCAP on the held video fd, a
 # second open succeeds, or for the exclusive /dev/daedalus fails with EBUSY), and that rmmod
 # succeeds once it is closed. The module must say it registered its buffers as cached (a
-# DMA-coherent device: arm64 would otherwise map them uncached). scripts/test-vm checks the
-# guest's dmesg afterwards.
+# DMA-coherent device: arm64 would otherwise map them uncached). On arm64 the page size must be
+# the Raspberry Pi 5's 16 KiB (the lane's kernel: scripts/kconfig/arm64.fragment), so that every
+# other test of the lane runs with it. scripts/test-vm checks the guest's dmesg afterwards.
 #
 # Environment (set by scripts/vm-run): DAEDALUS_KO.
 # For exercising this script against another driver (e.g. visl.ko): LOAD_UNLOAD_MISC (default
@@ -92,6 +93,11 @@ for d in ${deps//,/ }; do
   modprobe "$d"
 done
 echo "dependencies loaded: ${deps:-none}"
+page_size=$(getconf PAGESIZE)
+echo "machine $(uname -m), page size $page_size bytes"
+if [[ $(uname -m) == aarch64 && $page_size != 16384 ]]; then
+  fail "arm64 with $page_size-byte pages: the lane's kernel must have the Pi 5's 16 KiB pages"
+fi
 if [[ -n $(nodes) ]]; then
   fail "device nodes exist before loading the module: $(nodes | tr '\n' ' ')"
 fi
