@@ -153,6 +153,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
+    // Before any thread exists (FFmpeg's included).
+    daedalus_daemon::dispatch::configure_allocator();
     let threads = match cli.threads {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
