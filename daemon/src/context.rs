@@ -141,6 +141,9 @@ impl Context {
 
     /// The context has no job to give now: the pipeline moves on until its oldest job ends.
     pub fn push(&mut self, done: &mut Vec<Completion>) {
+        if !self.pending.is_empty() {
+            self.stats.pushed += 1;
+        }
         self.deliver(true, done);
     }
 

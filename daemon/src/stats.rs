@@ -116,6 +116,10 @@ pub struct Stats {
     pub complete_failures: u64,
     /// Jobs decoded in the pipeline (frame threads, [`crate::codec::pipeline`]).
     pub pipelined: u64,
+    /// Times the context's queue ran dry with jobs in the pipeline, which was then pushed on
+    /// without a new job (fillers, [`crate::Context::push`]): a client that keeps the pipeline
+    /// full never causes one; many mean the pipeline lost frames' worth of decoding time.
+    pub pushed: u64,
     /// Time from receiving a job to having its completion ready.
     pub job_time: Histogram,
 }
@@ -157,7 +161,7 @@ impl fmt::Display for Stats {
             ms(self.job_time.max()),
         )?;
         if self.pipelined > 0 {
-            write!(f, "; {} pipelined", self.pipelined)?;
+            write!(f, "; {} pipelined, {} pushed", self.pipelined, self.pushed)?;
         }
         if self.complete_failures > 0 {
             write!(f, "; {} completions refused", self.complete_failures)?;
