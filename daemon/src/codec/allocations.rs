@@ -9,8 +9,13 @@
 //! (low delay: when `avcodec_send_packet` returns; frame threads: when the thread decoding it
 //! has been waited for, see [`super::pipeline`]).
 //!
-//! With frame threads `get_buffer2` runs on FFmpeg's decoding threads (one at a time, FFmpeg
-//! serialises the calls), so the record is behind a mutex.
+//! With frame threads `get_buffer2` runs on FFmpeg's decoding threads, so it is marked
+//! thread-safe (`thread_safe_callbacks`, on FFmpeg 5.1; FFmpeg 6+ has no such field and always
+//! calls it there), and it is: FFmpeg's default allocator, which it forwards to, is what FFmpeg
+//! calls from those threads itself when no callback is set; the only state of ours it touches,
+//! the record, is behind a mutex, shared with the taking thread; the `AVFrame`s it keeps are
+//! only used under that mutex, and `av_frame_ref` only counts references atomically. (FFmpeg
+//! also serialises the calls under its own `buffer_mutex`, on 5.1 and 6+ alike.)
 
 use std::collections::VecDeque;
 use std::ptr::NonNull;
@@ -89,6 +94,13 @@ impl Allocations {
             let c = ctx.as_mut_ptr();
             (*c).get_buffer2 = Some(get_buffer2);
             (*c).opaque = Arc::as_ptr(this).cast_mut().cast();
+            // FFmpeg 5.1 otherwise has each frame thread hand its get_buffer2 call over to
+            // the thread feeding the decoder and wait until that thread next enters
+            // libavcodec; FFmpeg 6+ always calls it on the frame threads (see the module).
+            #[cfg(ffmpeg_thread_safe_callbacks)]
+            {
+                (*c).thread_safe_callbacks = 1;
+            }
         }
     }
 

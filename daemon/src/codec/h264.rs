@@ -37,9 +37,9 @@
 //! `frame_num` / POC state. Slice-based requests (one picture in several requests) are never
 //! pipelined: frame threads cannot take a picture in chunks.
 //!
-//! FFmpeg 5.1 warns once per pipeline that the `get_buffer2` wrapper is "not marked as thread
-//! safe": it is (its record is behind a mutex); the flag that says so is gone in FFmpeg 6, so
-//! it is not set.
+//! The `get_buffer2` wrapper is marked thread-safe on FFmpeg 5.1 ([`super::allocations`]):
+//! unmarked, each frame thread hands its allocation to this thread and waits until this thread
+//! next enters libavcodec (and FFmpeg warns once per pipeline that this is unsupported).
 //!
 //! Refused (`Status::Unsupported`): field pictures / MBAFF (`frame_mbs_only_flag` 0), chroma other
 //! than 4:2:0, bit depths other than 8/8 and 10/10, arbitrary slice order. Missing references
