@@ -7,6 +7,8 @@
 //! ([`crate::convert::split_semiplanar`]), one per decoding thread, and converts them on its own
 //! thread plus `threads - 1` helpers of this pool, which sleep between pictures. Nothing is
 //! allocated per picture: the bands live on the caller's stack and are handed over by pointer.
+//! A pipelined decoder's pictures are converted on the context's thread alone (see
+//! `Context`'s completion of pipelined jobs): there FFmpeg's frame threads keep every CPU busy.
 //!
 //! FFmpeg's own slice threads (`AVCodecContext.execute`) are not used for this: FFmpeg 5.1 keeps
 //! the last `execute_with_mainfunc` callback of a decoder (VP9's loop filter) and would run it

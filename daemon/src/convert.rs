@@ -286,15 +286,15 @@ fn interleave10(d: &mut [u8], u: &[u8], v: &[u8]) {
 }
 
 /// Writes a decoded frame into the CAPTURE mapping in the job's NV12 / P010 layout, in
-/// parallel bands on `bands`. A frame larger than the CAPTURE format is clipped to it when
-/// `clip` is set (AV1 superres, whose upscaled width may exceed a stale format; H.264's coded
-/// size beyond its cropping), an error otherwise.
+/// parallel bands on `bands` (or on the calling thread alone with `None`). A frame larger than
+/// the CAPTURE format is clipped to it when `clip` is set (AV1 superres, whose upscaled width
+/// may exceed a stale format; H.264's coded size beyond its cropping), an error otherwise.
 pub fn write_picture(
     frame: &frame::Video,
     cap: &mut Mapping,
     pic: &PictureFormat,
     clip: bool,
-    bands: &BandPool,
+    bands: Option<&BandPool>,
 ) -> Result<(), JobError> {
     // SAFETY: `frame` wraps a valid AVFrame for as long as it is borrowed.
     write_planar(
@@ -306,15 +306,16 @@ pub fn write_picture(
     )
 }
 
-/// Writes `src` into the CAPTURE mapping as the job's NV12 / P010 layout. A picture larger than
-/// the CAPTURE format is clipped to it when `clip` is set (AV1 superres, H.264 coded size with
-/// cropping), an error otherwise.
+/// Writes `src` into the CAPTURE mapping as the job's NV12 / P010 layout, in parallel bands on
+/// `bands` (or on the calling thread alone with `None`). A picture larger than the CAPTURE
+/// format is clipped to it when `clip` is set (AV1 superres, H.264 coded size with cropping),
+/// an error otherwise.
 pub(crate) fn write_planar(
     src: &Planar<'_>,
     cap: &mut Mapping,
     pic: &PictureFormat,
     clip: bool,
-    bands: &BandPool,
+    bands: Option<&BandPool>,
 ) -> Result<(), JobError> {
     let want = BitDepth::of_capture_fourcc(pic.fourcc).ok_or(JobError::Internal(
         "CAPTURE format is neither NV12 nor P010",
@@ -345,9 +346,12 @@ pub(crate) fn write_planar(
         chroma_offset: pic.chroma_offset as usize,
     };
     cap.write_with(|dst| {
-        let n = bands.bands_for(clipped.semiplanar_bytes());
+        let n = bands.map_or(1, |b| b.bands_for(clipped.semiplanar_bytes()));
         let mut split = split_semiplanar(&clipped, dst, layout, n)?;
-        bands.run(split.as_mut_slice());
+        match bands {
+            Some(b) => b.run(split.as_mut_slice()),
+            None => split.convert_all(),
+        }
         Ok::<(), ConvertError>(())
     })?;
     Ok(())

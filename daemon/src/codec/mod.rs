@@ -77,7 +77,7 @@ impl JobIo<'_> {
     /// picture may be larger than the format (coded size, superres), and is cropped to it.
     pub fn write_picture(self, picture: &ffmpeg::frame::Video, clip: bool) -> Result<(), JobError> {
         let pic = &self.job.header.picture;
-        crate::convert::write_picture(picture, self.cap, pic, clip, self.bands.get())
+        crate::convert::write_picture(picture, self.cap, pic, clip, Some(self.bands.get()))
     }
 
     /// [`Self::write_picture`] for a picture already described as planes.
@@ -87,7 +87,7 @@ impl JobIo<'_> {
         clip: bool,
     ) -> Result<(), JobError> {
         let pic = &self.job.header.picture;
-        crate::convert::write_planar(picture, self.cap, pic, clip, self.bands.get())
+        crate::convert::write_planar(picture, self.cap, pic, clip, Some(self.bands.get()))
     }
 }
 
