@@ -516,11 +516,8 @@ mod tests {
     use nix::unistd::{fork, ForkResult};
 
     fn rss_anon_kib() -> usize {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("RssAnon:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        daedalus_tools::stress::proc_sample("self")
+            .and_then(|p| usize::try_from(p.rss_anon_kib).ok())
             .unwrap_or(usize::MAX)
     }
 

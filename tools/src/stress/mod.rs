@@ -824,16 +824,19 @@ fn daemon_pid() -> Option<u32> {
 
 /// A process's resident set (KiB) and open files.
 #[derive(Clone, Copy, Debug)]
-struct ProcSample {
-    rss_kib: i64,
+pub struct ProcSample {
+    /// VmRSS: every resident page, the libraries' included.
+    pub rss_kib: i64,
     /// Its anonymous part (heap, stacks): what a leak grows.
-    rss_anon_kib: i64,
-    fds: i64,
+    pub rss_anon_kib: i64,
+    /// Its open files.
+    pub fds: i64,
     /// Its threads (an idle daemon has no context thread, nor a decoder's).
-    threads: i64,
+    pub threads: i64,
 }
 
-fn proc_sample(pid: &str) -> Option<ProcSample> {
+/// Samples process `pid` (a number, or "self") from /proc.
+pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let field = |name: &str| -> Option<i64> {
         text.lines()
