@@ -286,7 +286,7 @@ impl<T: Transport + 'static> Dispatcher<T> {
                 let stats = serve(ctx_id, config, &inbox, &*transport, &pool);
                 // Its decoder is gone; if no other context is left, the daemon is idle.
                 if live.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    release_free_memory();
+                    daedalus_malloc::release_free_memory();
                 }
                 stats
             });
@@ -336,54 +336,6 @@ impl<T: Transport + 'static> Dispatcher<T> {
         for t in std::mem::take(&mut self.ended) {
             self.join(t);
         }
-    }
-}
-
-/// The size from which glibc gives an allocation its own mapping, returned to the kernel when it
-/// is freed: fixed for the daemon's life by [`configure_allocator`].
-pub const MMAP_THRESHOLD: usize = 256 * 1024;
-
-/// Sets the allocator up for a process whose threads come and go with the contexts; call it
-/// first thing in `main`, before any thread starts.
-///
-/// glibc starts with a 128 KiB mmap threshold, but each time a mapped block is freed it raises
-/// that threshold to the block's size (up to 32 MiB) and its trim threshold to twice that. After
-/// a context has freed one large block (a 1080p frame buffer is 3-6 MiB; FFmpeg and libdav1d
-/// free bigger ones), every later frame comes from the allocating thread's arena, and when the
-/// context ends its freed frames merge into the arena's top chunk, which stays as long as it is
-/// below the raised trim threshold: neither `free` nor `malloc_trim` (which releases the main
-/// arena's top and binned free chunks only) gives it back. FFmpeg's and libdav1d's threads come
-/// with each context and use up to 8 arenas per CPU. Measured in the soak (6 rounds of three
-/// 1080p contexts, docs/stress.md): the idle daemon's anonymous RSS grew 20, 47, 73, 100, 142
-/// MiB round after round, in eight arena heaps of 9-25 MiB resident each; with the threshold
-/// fixed at 256 KiB (which turns the dynamic adjustment off) it stayed at 5.5-6.6 MiB. The
-/// frame-sized blocks are pooled per context (AVBufferPool, libdav1d's picture pool), so the
-/// extra mmap / munmap happens per context, not per picture.
-pub fn configure_allocator() {
-    #[cfg(target_env = "gnu")]
-    {
-        // SAFETY: mallopt only changes the allocator's parameters, under its lock; nothing is
-        // allocated yet that depends on them. 256 KiB fits in a c_int.
-        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
-        if ok != 1 {
-            log::warn!(
-                "mallopt(M_MMAP_THRESHOLD, {MMAP_THRESHOLD}) failed: idle memory may stay high"
-            );
-        }
-    }
-}
-
-/// Gives the memory the allocator keeps back to the kernel when the last context thread ends
-/// (the daemon is idle): the free pages of the main arena's top and of every arena's binned free
-/// chunks (below [`MMAP_THRESHOLD`], blocks live in arenas: packets, decoder state). What is
-/// live stays, so an idle daemon's RSS is what it really holds (docs/stress.md, "The soak").
-/// `malloc_trim` frees pages with madvise, munmap and brk, which the sandbox's filter allows.
-pub(crate) fn release_free_memory() {
-    #[cfg(target_env = "gnu")]
-    // SAFETY: malloc_trim only walks the allocator's own free lists, under their locks; it
-    // takes no pointer and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 
@@ -533,7 +485,7 @@ mod tests {
         match unsafe { fork() }.expect("fork") {
             ForkResult::Child => {
                 if configure {
-                    super::configure_allocator();
+                    daedalus_malloc::configure();
                 }
                 let start = rss_anon_kib();
                 for _ in 0..4 {
@@ -550,7 +502,7 @@ mod tests {
                     for t in threads {
                         let _ = t.join();
                     }
-                    super::release_free_memory();
+                    daedalus_malloc::release_free_memory();
                 }
                 let growth = rss_anon_kib().saturating_sub(start) / 1024;
                 // SAFETY: ends the child without running the parent's atexit handlers.

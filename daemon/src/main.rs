@@ -154,7 +154,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli, level: log::LevelFilter) -> anyhow::Result<()> {
     // Before any thread exists (FFmpeg's included).
-    daedalus_daemon::dispatch::configure_allocator();
+    daedalus_malloc::configure();
     let threads = match cli.threads {
         Some(n) => usize::from(n),
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),

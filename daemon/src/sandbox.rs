@@ -527,7 +527,7 @@ mod tests {
     }
 
     /// The dispatcher trims the allocator when the last context ends
-    /// (`dispatch::release_free_memory`): freed heap pages in a thread's arena and in the
+    /// (`daedalus_malloc::release_free_memory`): freed heap pages in a thread's arena and in the
     /// main one go back through madvise / brk, which the filter must allow (without madvise
     /// this test dies of SIGSYS).
     #[test]
@@ -542,7 +542,7 @@ mod tests {
             if worker.join().is_err() {
                 return 2;
             }
-            crate::dispatch::release_free_memory();
+            daedalus_malloc::release_free_memory();
             0
         }
         let status = in_child(SeccompMode::Kill, None, trim);

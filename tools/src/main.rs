@@ -406,7 +406,8 @@ struct StressArgs {
     #[arg(long, value_name = "KIB", default_value_t = 32768)]
     max_rss_growth: i64,
 
-    /// Largest drop of CmaFree (KiB) that is not a leak (CMA also serves movable pages).
+    /// Largest drop of CmaFree (KiB) that is not a leak (CMA also serves movable pages); not
+    /// with --soak, which shows CmaFree per round (its VM test checks it once all have exited).
     #[arg(long, value_name = "KIB", default_value_t = 8192)]
     cma_tolerance: i64,
 
@@ -1017,6 +1018,9 @@ fn restore_sigpipe() {
 }
 
 fn main() -> ExitCode {
+    // Before any thread: decode, bench and stress free a planar picture per context, stress
+    // contexts by the thousand (daedalus_malloc says why).
+    daedalus_malloc::configure();
     restore_sigpipe();
     let cli = Cli::parse();
     let level = match cli.verbose {
