@@ -154,6 +154,29 @@ fn same_fields<T: PartialEq + std::fmt::Debug>(
     Ok(())
 }
 
+/// Parses every SPS, PPS and slice header of the Annex B stream `data` with cros-codecs, as the
+/// clients do with untrusted streams, dropping the errors: it must return, never panic. The
+/// first half of the `h264_stream` fuzz target and of its regression test
+/// (`codecs/tests/fuzz_regressions.rs`); [`round_trip_stream`] stops at the first error.
+pub fn parse_every_unit(data: &[u8]) {
+    let mut parser = Parser::default();
+    let mut cursor = Cursor::new(data);
+    while let Ok(nalu) = Nalu::next(&mut cursor) {
+        match nalu.header.type_ {
+            NaluType::Sps => {
+                let _ = parser.parse_sps(&nalu);
+            }
+            NaluType::Pps => {
+                let _ = parser.parse_pps(&nalu);
+            }
+            NaluType::Slice | NaluType::SliceIdr => {
+                let _ = parser.parse_slice_header(nalu);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Round-trips every SPS and PPS of the Annex B stream `data`, in stream order (a PPS with the
 /// SPS the parser linked it to).
 pub fn round_trip_stream(data: &[u8]) -> Result<Checked, RoundTripError> {

@@ -1754,7 +1754,9 @@ impl Parser {
 
         for j in 0..scaling_list.as_mut().len() {
             if next_scale != 0 {
-                let delta_scale = r.read_se::<i32>()?;
+                // daedalus patch: delta_scale is -128..=127 (7.4.2.1.1.1); an unbounded one
+                // overflowed the sum below (a panic with overflow checks).
+                let delta_scale = r.read_se_bounded::<i32>(-128, 127)?;
                 next_scale = ((last_scale as i32 + delta_scale + 256) % 256) as u8;
                 *use_default = j == 0 && next_scale == 0;
                 if *use_default {
@@ -2212,7 +2214,8 @@ impl Parser {
                 Parser::parse_pps_scaling_lists(&mut r, &mut pps, sps)?;
             }
 
-            pps.second_chroma_qp_index_offset = r.read_se()?;
+            // daedalus patch: -12..=12 (7.4.2.2), as chroma_qp_index_offset above.
+            pps.second_chroma_qp_index_offset = r.read_se_bounded(-12, 12)?;
         }
 
         if !pps.pic_scaling_matrix_present_flag {
