@@ -1,5 +1,7 @@
-//! How daedalus's long-running processes set glibc's allocator up: daedalusd, whose decoding
-//! contexts are threads that come and go, and `daedalus stress`, whose clients are. Both free
+// SPDX-License-Identifier: GPL-2.0
+//! How daedalus's processes set glibc's allocator up: daedalusd, whose decoding contexts are
+//! threads that come and go, and the `daedalus` CLI (for `stress`, whose clients are; every
+//! subcommand applies it, which costs `decode` and `bench` an mmap per pooled frame buffer). Both free
 //! frame-sized blocks (a 1080p picture is 3-6 MiB) by the hundred and must come back to the
 //! same idle memory after every context (docs/stress.md, "The soak" and "What it found").
 //!
@@ -14,7 +16,8 @@
 pub const MMAP_THRESHOLD: usize = 256 * 1024;
 
 /// Sets the allocator up for a process whose threads come and go with decoding contexts; call
-/// it first thing in `main`, before any thread starts.
+/// it early in `main`, once the logger is set up (a refusal is logged as a warning) and before
+/// any thread starts.
 ///
 /// glibc starts with a 128 KiB mmap threshold, but each time a mapped block is freed it raises
 /// that threshold to the block's size (up to 32 MiB) and its trim threshold to twice that. After
@@ -32,8 +35,9 @@ pub const MMAP_THRESHOLD: usize = 256 * 1024;
 pub fn configure() {
     #[cfg(target_env = "gnu")]
     {
-        // SAFETY: mallopt only changes the allocator's parameters, under its lock; nothing is
-        // allocated yet that depends on them. 256 KiB fits in a c_int.
+        // SAFETY: mallopt has no memory-safety preconditions: it changes the allocator's
+        // parameters under the main arena's lock (called before other threads exist only so
+        // that every allocation sees one setting). 256 KiB fits in a c_int.
         let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
         if ok != 1 {
             log::warn!(

@@ -37,12 +37,14 @@ work=$(mktemp -d)
 
 # CmaFree with nothing of the soak running and the page cache dropped: CMA pageblocks also hold
 # movable pages (page cache, any process's anonymous memory), which only this state leaves out.
+# What stays: tmpfs files (the guest's /tmp: the daemon's log, this test's reports), a few
+# hundred KiB at the default log level.
 cma_free_settled() {
   sync
-  echo 3 >/proc/sys/vm/drop_caches
+  echo 3 >/proc/sys/vm/drop_caches || { echo "soak: cannot drop the page cache" >&2; return 1; }
   awk '/^CmaFree:/ { print $2 }' /proc/meminfo
 }
-cma_start=$(cma_free_settled)
+cma_start=$(cma_free_settled) || exit 1
 
 kmemleak_begin
 "$repo/tests/vm/lib/start-daemon" >/dev/null
@@ -73,11 +75,15 @@ else
 fi
 
 # The end: no daemon, nothing left in the module, and the module unloads (and leaks nothing).
+daemon_pid=$(cat "$daedalus_sysfs/daemon_pid")
 unload_at_end "after the soak" "$fds" || failures=$((failures + $?))
+# The daemon detaches before its process is gone: its memory is only free once it is.
+for _ in $(seq 100); do [[ -d /proc/$daemon_pid ]] || break; sleep 0.1; done
+[[ ! -d /proc/$daemon_pid ]] || fail "the daemon (pid $daemon_pid) still runs 10 s after SIGTERM"
 if [[ -z $cma_start ]]; then
   echo "CMA: none in this kernel (no CmaFree in /proc/meminfo): not checked"
 else
-  cma_end=$(cma_free_settled)
+  cma_end=$(cma_free_settled) || exit 1
   echo "CMA: CmaFree $cma_start KiB before the soak, $cma_end KiB after it (every process gone, module unloaded, page cache dropped): $((cma_end - cma_start)) KiB"
   ((cma_end - cma_start >= -cma_tolerance)) ||
     fail "CMA: $((cma_start - cma_end)) KiB of CMA not given back after the soak (tolerance $cma_tolerance KiB)"

@@ -124,8 +124,9 @@ enum Command {
     /// --soak FRAMES: the soak instead (`make soak`): clean streams decoded whole, in rounds of
     /// --clients contexts at once, until FRAMES pictures were checked; no error buffer allowed;
     /// after every round, all contexts closed, the module's buffers / contexts / jobs and the idle
-    /// daemon's open files must be back at their start and its anonymous RSS, after
-    /// --soak-warmup-rounds, within --soak-max-rss-growth of the warm-up's.
+    /// daemon's open files must be back at their start and its anonymous RSS (and this
+    /// process's), after --soak-warmup-rounds, within --soak-max-rss-growth of the warm-up's.
+    /// CmaFree is shown per round, not judged (make soak checks it after everything exited).
     ///
     /// --mutate N: N mutated copies per codec (`make mutate`): bit flips, byte runs, packets
     /// truncated / duplicated / reordered / dropped, damaged headers; each decoded whole. Error
@@ -362,7 +363,8 @@ struct StressArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     soak_warmup_rounds: Option<u64>,
 
-    /// Largest growth (KiB) of the idle daemon's anonymous RSS after the soak's warm-up.
+    /// Largest growth (KiB) of the idle daemon's (and the clients') anonymous RSS after the
+    /// soak's warm-up.
     #[arg(long, value_name = "KIB", default_value_t = 8192, requires = "soak")]
     soak_max_rss_growth: i64,
 
@@ -725,7 +727,8 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
         eprintln!(
             "soak: {} rounds, {} of {} pictures checked; idle daemon: anonymous RSS {} KiB at the \
              start, {} KiB after {} rounds of warm-up, growth since {} KiB (VmRSS {} KiB); open \
-             files {} at the start, {} at the end",
+             files {} at the start, {} at the end; clients' anonymous RSS growth since the \
+             warm-up {} KiB",
             s.rounds.len(),
             report.frames_checked,
             s.frames_target,
@@ -735,14 +738,15 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
             opt(s.rss_anon_growth_kib),
             opt(s.rss_growth_kib),
             opt(s.daemon_fds_start),
-            opt(last.and_then(|c| c.daemon_fds))
+            opt(last.and_then(|c| c.daemon_fds)),
+            opt(s.client_rss_anon_growth_kib)
         );
     }
     eprintln!(
         "stress: seed {} {:.0} s: {} runs ({} corrupted, {} seeks, {} closes, {} restarts, {} drops), \
          {} pictures submitted, {} checked, {} unchecked, {} wrong, {} hung, {} errors, \
          {} daemon kills, {} daemon deaths; leaks: buffers {} ({} bytes), contexts {}, jobs in flight {}, \
-         fds {} (daemon {}), daemon RSS {} KiB, CmaFree {} KiB: {}",
+         fds {} (daemon {}), daemon RSS {} KiB, CmaFree {} KiB{}: {}",
         report.seed,
         report.duration_s,
         report.runs,
@@ -767,6 +771,11 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
         opt(report.fd_delta),
         opt(report.rss_delta_kib),
         opt(report.cma_delta_kib),
+        if report.soak.is_some() {
+            " (not judged in a soak)"
+        } else {
+            ""
+        },
         if report.passed { "passed" } else { "FAILED" }
     );
     if let Some(path) = &args.json {
@@ -1018,9 +1027,6 @@ fn restore_sigpipe() {
 }
 
 fn main() -> ExitCode {
-    // Before any thread: decode, bench and stress free a planar picture per context, stress
-    // contexts by the thousand (daedalus_malloc says why).
-    daedalus_malloc::configure();
     restore_sigpipe();
     let cli = Cli::parse();
     let level = match cli.verbose {
@@ -1031,6 +1037,9 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
         .format_timestamp(None)
         .init();
+    // Before any thread: decode, bench and stress free a planar picture per context, stress
+    // contexts by the thousand (daedalus_malloc says why).
+    daedalus_malloc::configure();
 
     let result = match &cli.command {
         Command::Info(args) => args

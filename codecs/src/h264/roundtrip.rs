@@ -3,8 +3,9 @@
 //! rebuilt NAL units ([`super::rebuild`]) → parse again → the same controls, and the same parsed
 //! fields V4L2 represents. What a stateless client sends must be what the daemon feeds FFmpeg.
 //!
-//! One definition for its two users: the test over every H.264 vector
-//! (`codecs/tests/h264_roundtrip.rs`) and the `h264_stream` fuzz target (`fuzz/`), which feeds it
+//! One definition for its users: the test over every H.264 vector
+//! (`codecs/tests/h264_roundtrip.rs`), the fuzz findings' replay (`codecs/tests/fuzz_regressions.rs`)
+//! and the `h264_stream` fuzz target (`fuzz/`), which feeds it
 //! mutated streams: there a parse error of the input or a refusal of the rebuilder is expected,
 //! a [`RoundTripError::Mismatch`] never is.
 

@@ -227,6 +227,9 @@ pub struct SoakReport {
     pub cma_free_start_kib: Option<i64>,
     /// This process's anonymous RSS (KiB) before the first round.
     pub client_rss_anon_start_kib: Option<i64>,
+    /// The clients' (this process's) largest anonymous RSS at a checkpoint after the warm-up
+    /// minus at the last warm-up checkpoint: judged as the daemon's (`max_rss_growth_kib`).
+    pub client_rss_anon_growth_kib: Option<i64>,
     /// The baseline: the idle daemon's anonymous RSS at the end of the warm-up.
     pub rss_anon_baseline_kib: Option<i64>,
     /// The largest idle anonymous RSS after the warm-up minus the baseline (None: fewer than
@@ -259,8 +262,8 @@ pub struct Checkpoint {
     /// CmaFree (KiB): shown, not judged (see `Report::cma_delta_kib`; the module's buffer
     /// bytes are the exact figure).
     pub cma_free_kib: Option<i64>,
-    /// This process's (the clients') anonymous RSS (KiB), shown: with CmaFree, what the
-    /// clients' own memory does over the rounds.
+    /// This process's (the clients') anonymous RSS (KiB): all contexts closed, it must come
+    /// back as the daemon's does (`SoakReport::client_rss_anon_growth_kib`).
     pub client_rss_anon_kib: Option<i64>,
     /// The module's buffers (OUTPUT + CAPTURE), their bytes, open contexts and jobs in flight.
     pub buffers: i64,
@@ -1230,6 +1233,17 @@ fn soak(
             out.rounds.len(),
             soak.warmup_rounds
         )),
+    }
+    // The clients' own memory, likewise: a client that keeps what a closed context used (its
+    // stream's packets, its pictures) grows round after round.
+    let client = growth_after_warmup(&out.rounds, soak.warmup_rounds, |c| c.client_rss_anon_kib).1;
+    out.client_rss_anon_growth_kib = client;
+    if let Some(g) = client.filter(|&g| g > soak.max_rss_growth_kib) {
+        fail(format!(
+            "soak: the clients' anonymous RSS grew by {g} KiB after the warm-up (more than {} \
+             KiB)",
+            soak.max_rss_growth_kib
+        ));
     }
     out
 }

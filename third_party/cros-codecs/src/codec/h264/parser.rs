@@ -2076,8 +2076,10 @@ impl Parser {
             for i in 0..usize::from(sps.num_ref_frames_in_pic_order_cnt_cycle) {
                 sps.offset_for_ref_frame[i] = r.read_se()?;
 
-                // (7-12) in the spec.
-                offset_acc += sps.offset_for_ref_frame[i];
+                // (7-12) in the spec. daedalus patch: a sum past i32 is an error (was an
+                // overflow: a panic with overflow checks).
+                offset_acc = i32::checked_add(offset_acc, sps.offset_for_ref_frame[i])
+                    .ok_or("offset_for_ref_frame: ExpectedDeltaPerPicOrderCntCycle overflows")?;
             }
 
             sps.expected_delta_per_pic_order_cnt_cycle = offset_acc;
