@@ -77,9 +77,11 @@ fi
 # The end: no daemon, nothing left in the module, and the module unloads (and leaks nothing).
 daemon_pid=$(cat "$daedalus_sysfs/daemon_pid")
 unload_at_end "after the soak" "$fds" || failures=$((failures + $?))
-# The daemon detaches before its process is gone: its memory is only free once it is.
-for _ in $(seq 100); do [[ -d /proc/$daemon_pid ]] || break; sleep 0.1; done
-[[ ! -d /proc/$daemon_pid ]] || fail "the daemon (pid $daemon_pid) still runs 10 s after SIGTERM"
+# The daemon detaches before its process is gone: its memory is only free once it has exited
+# (a zombie, which nobody may reap here, holds none).
+daemon_running() { [[ -r /proc/$daemon_pid/status ]] && ! grep -q '^State:[[:space:]]*Z' "/proc/$daemon_pid/status" 2>/dev/null; }
+for _ in $(seq 100); do daemon_running || break; sleep 0.1; done
+! daemon_running || fail "the daemon (pid $daemon_pid) still runs 10 s after SIGTERM"
 if [[ -z $cma_start ]]; then
   echo "CMA: none in this kernel (no CmaFree in /proc/meminfo): not checked"
 else
