@@ -101,7 +101,6 @@ pub struct Demuxer {
     ctx: context::Input,
     stream: usize,
     track: Track,
-    packet: ffmpeg::Packet,
     next_index: u64,
 }
 
@@ -290,7 +289,6 @@ impl Demuxer {
             ctx,
             stream,
             track,
-            packet: ffmpeg::Packet::empty(),
             next_index: 0,
         }))
     }
@@ -303,12 +301,12 @@ impl Demuxer {
     /// The next packet of the video track into `buf`; `Ok(None)` at the end of the file.
     pub fn next_packet(&mut self, buf: &mut Vec<u8>) -> Result<Option<Packet>, DemuxError> {
         loop {
-            // av_read_frame() fills the packet without unreferencing what it held: reading into
-            // the previous packet leaked every packet's buffer, the whole stream per pass (4.3
-            // MB a pass over the 1080p VP9 bench stream; the soak's client grew by its streams'
-            // size each run). Replacing it drops (unrefs) the old one.
-            self.packet = ffmpeg::Packet::empty();
-            match self.packet.read(&mut self.ctx) {
+            // A new packet each time, dropped (unreferenced) once its bytes are copied:
+            // av_read_frame() does not unreference what a packet held, so reading into a kept
+            // one leaked every packet's buffer, the whole stream per pass (4.3 MB a pass over
+            // the 1080p VP9 bench stream; the soak's client grew by its streams' size each run).
+            let mut packet = ffmpeg::Packet::empty();
+            match packet.read(&mut self.ctx) {
                 Ok(()) => {}
                 Err(ffmpeg::Error::Eof) => return Ok(None),
                 Err(source) => {
@@ -318,18 +316,14 @@ impl Demuxer {
                     })
                 }
             }
-            if self.packet.stream() != self.stream {
+            if packet.stream() != self.stream {
                 continue;
             }
             let index = self.next_index;
             self.next_index += 1;
             buf.clear();
-            buf.extend_from_slice(self.packet.data().unwrap_or_default());
-            let pts = self
-                .packet
-                .pts()
-                .or(self.packet.dts())
-                .unwrap_or(index as i64);
+            buf.extend_from_slice(packet.data().unwrap_or_default());
+            let pts = packet.pts().or(packet.dts()).unwrap_or(index as i64);
             return Ok(Some(Packet { index, pts }));
         }
     }
