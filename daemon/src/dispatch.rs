@@ -464,72 +464,38 @@ fn handle(ctx: &mut Context, bytes: &[u8], waiting: usize, done: &mut Vec<Comple
 
 #[cfg(all(test, target_env = "gnu"))]
 mod tests {
-    use nix::sys::wait::{waitpid, WaitStatus};
-    use nix::unistd::{fork, ForkResult};
-
-    /// The child's exit status when it cannot read its /proc status (the growth is 0..=250).
-    const NO_PROC: i32 = 253;
-
-    fn rss_anon_kib() -> Option<usize> {
-        daedalus_tools::stress::proc_sample("self")
-            .and_then(|p| usize::try_from(p.rss_anon_kib).ok())
-    }
-
-    /// What the daemon's contexts do to the allocator, in a child process (the settings are
-    /// process-wide): rounds of three threads, each freeing one mapped 24 MiB block (which
-    /// raises glibc's dynamic mmap threshold to 24 MiB and its trim threshold to 48) and then
-    /// 16 frame-sized blocks of 3 MiB, written to; after each round the last thread's end
-    /// trims, as the dispatcher does. The child
-    /// exits with the idle anonymous RSS growth in MiB (capped at 250).
-    fn idle_growth_mib(configure: bool) -> i32 {
-        // SAFETY: the child only allocates, spawns and joins threads and reads /proc before
-        // _exit; glibc's fork handlers leave its allocator usable in the child.
-        match unsafe { fork() }.expect("fork") {
-            ForkResult::Child => {
-                if configure {
-                    daedalus_malloc::configure();
-                }
-                let Some(start) = rss_anon_kib() else {
-                    // SAFETY: as below.
-                    unsafe { libc::_exit(NO_PROC) }
-                };
-                for _ in 0..4 {
-                    let threads: Vec<_> = (0..3)
-                        .map(|_| {
-                            std::thread::spawn(|| {
-                                drop(std::hint::black_box(vec![1u8; 24 << 20]));
-                                let frames: Vec<Vec<u8>> =
-                                    (0..16).map(|i| vec![i as u8; 3 << 20]).collect();
-                                std::hint::black_box(&frames);
-                            })
-                        })
-                        .collect();
-                    for t in threads {
-                        let _ = t.join();
-                    }
-                    daedalus_malloc::release_free_memory();
-                }
-                let code = rss_anon_kib().map_or(NO_PROC, |end| {
-                    (end.saturating_sub(start) / 1024).min(250) as i32
-                });
-                // SAFETY: ends the child without running the parent's atexit handlers.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
-                WaitStatus::Exited(_, NO_PROC) => panic!("the child cannot read /proc/self/status"),
-                WaitStatus::Exited(_, mib) => mib,
-                other => panic!("allocator child: {other:?}"),
-            },
-        }
-    }
-
-    /// Contexts' frame pools do not stay behind in the idle daemon: with the daemon's allocator
-    /// settings, 4 rounds of 3 threads x 48 MiB leave less than 8 MiB (with glibc's dynamic
-    /// thresholds the frames stay in the threads' arenas, beyond malloc_trim's reach: 96 MiB
-    /// measured here).
+    /// Contexts' frame pools do not stay behind in the idle daemon: what its contexts do to
+    /// the allocator, in a child process (the settings are process-wide), with the daemon's
+    /// allocator settings: 4 rounds of three threads, each freeing one mapped 24 MiB block
+    /// (which would raise glibc's dynamic mmap threshold to 24 MiB and its trim threshold to
+    /// 48) and then 16 frame-sized blocks of 3 MiB, written to; after each round the memory is
+    /// released as the dispatcher does when a context ends. That leaves less than 8 MiB (with
+    /// glibc's dynamic thresholds the frames stay in the threads' arenas, beyond malloc_trim's
+    /// reach: 96 MiB measured here).
     #[test]
     fn idle_memory_returns_after_contexts() {
-        let growth = idle_growth_mib(true);
+        let limit = std::time::Duration::from_secs(120);
+        let growth = daedalus_tools::stress::rss_anon_growth_in_child(limit, || {
+            daedalus_malloc::configure();
+            for _ in 0..4 {
+                let threads: Vec<_> = (0..3)
+                    .map(|_| {
+                        std::thread::spawn(|| {
+                            drop(std::hint::black_box(vec![1u8; 24 << 20]));
+                            let frames: Vec<Vec<u8>> =
+                                (0..16).map(|i| vec![i as u8; 3 << 20]).collect();
+                            std::hint::black_box(&frames);
+                        })
+                    })
+                    .collect();
+                if threads.into_iter().any(|t| t.join().is_err()) {
+                    return false;
+                }
+                daedalus_malloc::release_free_memory();
+            }
+            true
+        })
+        .expect("allocator child");
         assert!(growth < 8, "idle anonymous RSS grew by {growth} MiB");
     }
 }

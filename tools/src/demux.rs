@@ -390,12 +390,6 @@ mod tests {
     #[cfg(target_env = "gnu")]
     #[test]
     fn packets_are_released() {
-        use nix::sys::wait::{waitpid, WaitStatus};
-        use nix::unistd::{fork, ForkResult};
-        // The child's exit status: 0 for the growth in MiB (1 + growth, capped), or one of these.
-        const NO_PROC: i32 = 253;
-        const PANICKED: i32 = 254;
-        const WRONG_COUNT: i32 = 255;
         let mut ivf =
             b"DKIF\0\0\x20\0VP90\x40\0\x40\0\x1e\0\0\0\x01\0\0\0\x78\0\0\0\0\0\0\0".to_vec();
         for pts in 0..120u64 {
@@ -407,42 +401,21 @@ mod tests {
         // libavformat's one-time set-up happens here, not in the child: a lock another test
         // thread held at the fork would never be released there.
         init();
-        // SAFETY: the child only demuxes, reads /proc and calls _exit, under an alarm that
-        // ends it if a lock copied held from another thread ever blocks it; glibc's fork
-        // handlers leave its allocator usable in the child.
-        match unsafe { fork() }.expect("fork") {
-            ForkResult::Child => {
-                // SAFETY: alarm only arms a timer of this process.
-                unsafe { libc::alarm(120) };
-                let code = std::panic::catch_unwind(|| {
-                    let rss = || crate::stress::proc_sample("self").map(|p| p.rss_anon_kib);
-                    let Some(start) = rss() else { return NO_PROC };
-                    let mut packets = 0;
-                    for _ in 0..4 {
-                        let mut d = Demuxer::open(&input, Probe::Headers).ok().flatten();
-                        let mut buf = Vec::new();
-                        while let Some(Ok(Some(_))) = d.as_mut().map(|d| d.next_packet(&mut buf)) {
-                            packets += 1;
-                        }
-                    }
-                    match rss() {
-                        None => NO_PROC,
-                        Some(_) if packets != 480 => WRONG_COUNT,
-                        Some(end) => 1 + ((end - start) / 1024).clamp(0, 200) as i32,
-                    }
-                })
-                .unwrap_or(PANICKED);
-                // SAFETY: ends the child without running the parent's atexit handlers.
-                unsafe { libc::_exit(code) }
-            }
-            ForkResult::Parent { child } => match waitpid(child, None).expect("waitpid") {
-                WaitStatus::Exited(_, code @ 1..=201) => {
-                    let mib = code - 1;
-                    assert!(mib < 12, "anonymous RSS grew by {mib} MiB over 4 passes")
+        let limit = std::time::Duration::from_secs(120);
+        let growth = crate::stress::rss_anon_growth_in_child(limit, || {
+            let mut packets = 0;
+            for _ in 0..4 {
+                let mut d = Demuxer::open(&input, Probe::Headers).ok().flatten();
+                let mut buf = Vec::new();
+                while let Some(Ok(Some(_))) = d.as_mut().map(|d| d.next_packet(&mut buf)) {
+                    packets += 1;
                 }
-                WaitStatus::Exited(_, WRONG_COUNT) => panic!("the child did not read 480 packets"),
-                other => panic!("demuxer child: {other:?} (253: no /proc, 254: panicked)"),
-            },
+            }
+            packets == 480
+        });
+        match growth {
+            Ok(mib) => assert!(mib < 12, "anonymous RSS grew by {mib} MiB over 4 passes"),
+            Err(e) => panic!("demuxer child (4 passes of 120 packets): {e}"),
         }
     }
 }

@@ -865,6 +865,62 @@ pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// How much a forked child's anonymous RSS grows while it runs `work`, in MiB (at most 200):
+/// for tests that memory comes back (RSS is process-wide, and a test binary's other tests run on
+/// threads of its own, which the child does not have). `work` says whether it did what it
+/// should; the child ends with `_exit` (no atexit handler of the parent's runs), within
+/// `limit` (an alarm kills it, e.g. on a lock that another thread held at the fork and that
+/// nobody releases in the child: set such libraries up before calling, as libavformat's
+/// registration). Errors: `work` failed or panicked, the child was killed, /proc is unreadable.
+#[cfg(any(test, feature = "test-support"))]
+pub fn rss_anon_growth_in_child(
+    limit: std::time::Duration,
+    work: impl FnOnce() -> bool,
+) -> Result<u64, String> {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    use nix::unistd::{fork, ForkResult};
+    // The child's exit status: 1 + the growth in MiB, or one of these.
+    const NO_PROC: i32 = 253;
+    const PANICKED: i32 = 254;
+    const FAILED: i32 = 255;
+    const MAX_MIB: i64 = 200;
+    // SAFETY: the child runs `work` (the caller's promise: allocations, threads, file reads;
+    // glibc's fork handlers leave its allocator usable in the child), reads /proc and calls
+    // _exit, under an alarm that ends it if a lock copied held from another thread blocks it.
+    match unsafe { fork() } {
+        Err(e) => Err(format!("fork: {e}")),
+        Ok(ForkResult::Child) => {
+            let seconds = u32::try_from(limit.as_secs().max(1)).unwrap_or(u32::MAX);
+            // SAFETY: alarm only arms a timer of this process.
+            unsafe { libc::alarm(seconds) };
+            let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let rss = || proc_sample("self").map(|p| p.rss_anon_kib);
+                let Some(start) = rss() else { return NO_PROC };
+                if !work() {
+                    return FAILED;
+                }
+                match rss() {
+                    None => NO_PROC,
+                    Some(end) => 1 + ((end - start) / 1024).clamp(0, MAX_MIB) as i32,
+                }
+            }))
+            .unwrap_or(PANICKED);
+            // SAFETY: ends the child without running the parent's atexit handlers.
+            unsafe { libc::_exit(code) }
+        }
+        Ok(ForkResult::Parent { child }) => match waitpid(child, None) {
+            Ok(WaitStatus::Exited(_, code @ 1..=201)) => Ok((code - 1) as u64),
+            Ok(WaitStatus::Exited(_, NO_PROC)) => {
+                Err("the child cannot read /proc/self/status".into())
+            }
+            Ok(WaitStatus::Exited(_, PANICKED)) => Err("the child's work panicked".into()),
+            Ok(WaitStatus::Exited(_, FAILED)) => Err("the child's work failed".into()),
+            Ok(other) => Err(format!("the child ended: {other:?}")),
+            Err(e) => Err(format!("waitpid: {e}")),
+        },
+    }
+}
+
 fn cma_free_kib() -> Option<i64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     text.lines()
