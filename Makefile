@@ -230,10 +230,11 @@ bench: bench-module release clients-rootfs
 	  frames=""; extra=""; \
 	  case $$codec in *:4k*) frames="--frames $(BENCH_4K_FRAMES)"; extra="$(BENCH_4K_ARGS)";; esac; \
 	  stream=$$(scripts/gen-bench-stream --variant $$codec $$frames) || exit 1; \
+	  target/release/daedalus stress --prepare --cache "$(STRESS_REFS)" "$$stream" >/dev/null || exit 1; \
 	  echo "== $$codec: host: $$(nproc) CPUs, load average $$(cut -d' ' -f1-3 /proc/loadavg) before the VM"; \
 	  echo "== $$codec: $(BENCH_KERNEL) kernel $$(DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) scripts/build-kernel --print-kdir)"; \
 	  DAEDALUS_KERNEL_FLAVOUR=$(BENCH_KERNEL) DAEDALUS_KO="$(BENCH_MODULE_DIR)/daedalus.ko" \
-	    scripts/vm-run --clients --outside-chroot --timeout 2400 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) $$extra "$$stream" || rc=$$?; \
+	    scripts/vm-run --clients --outside-chroot --timeout 2400 -- "$(CURDIR)/scripts/bench-vm" $(BENCH_ARGS) $$extra --cache "$(STRESS_REFS)" "$$stream" || rc=$$?; \
 	  echo "== $$codec: host: load average $$(cut -d' ' -f1-3 /proc/loadavg) after the VM"; \
 	done; exit $$rc
 

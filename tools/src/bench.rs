@@ -45,8 +45,9 @@ use anyhow::{bail, Context, Result};
 
 use crate::codec::Codec;
 use crate::decode::{self, Input};
-use crate::engine::{Observer, Outputs, Summary};
+use crate::engine::{Observer, Outputs, Shown, Summary};
 use crate::progress::Progress;
+use crate::stress::streams::RefFrame;
 
 /// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
 /// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
@@ -369,7 +370,8 @@ impl StreamsFigures {
         for (i, samples) in runs.iter().enumerate() {
             if samples.len() <= warmup {
                 bail!(
-                    "stream {} of {} decoded {} frame(s): nothing left to time after {warmup}                      warm-up frame(s)",
+                    "stream {} of {} decoded {} frame(s): nothing left to time after {warmup} \
+                     warm-up frame(s)",
                     i + 1,
                     runs.len(),
                     samples.len()
@@ -393,15 +395,214 @@ impl StreamsFigures {
     }
 }
 
-/// Records the requests of a device run (and shows progress).
-struct Recorder {
+/// Where the CPU time of a device run went, in seconds: the decode daemon's (all its threads,
+/// `/proc/PID/stat`), this client's (`/proc/self/stat`: the engine, and with `--streams` every
+/// client thread; FFmpeg baselines are other processes and not running then), the rest of the
+/// machine's busy time (`/proc/stat`'s busy time less the two: the kernel's threads and
+/// interrupts, any other process) and the CPUs' idle time. Together they are the timed window's
+/// wall time times the CPUs: from the end of the warm-up (its last completion) to the end of
+/// the run (the device closed), as the device's rate is timed.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CpuUse {
+    /// The decode daemon's user + system time (`None`: its pid is unknown, e.g. another driver).
+    pub daemon: Option<f64>,
+    /// This process's user + system time.
+    pub client: f64,
+    /// The rest of the machine's busy time (user, nice, system, irq, softirq, steal).
+    pub other: f64,
+    /// Idle time of all CPUs (idle + iowait).
+    pub idle: f64,
+    /// Frames timed in that window (to give the figures per frame).
+    pub frames: u64,
+}
+
+impl CpuUse {
+    /// Milliseconds of `seconds` per decoded frame.
+    fn per_frame(&self, seconds: f64) -> Option<f64> {
+        (self.frames > 0).then(|| seconds * 1e3 / self.frames as f64)
+    }
+}
+
+/// Cumulative CPU times at one instant, in clock ticks (see [`CpuUse`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct CpuSample {
+    busy: u64,
+    idle: u64,
+    daemon: Option<u64>,
+    client: u64,
+}
+
+impl CpuSample {
+    /// Now, with the daemon `daemon_pid`'s times if it is given and readable; `None` if
+    /// `/proc` cannot be read.
+    fn take(daemon_pid: Option<u32>) -> Option<CpuSample> {
+        let (busy, idle) = parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)?;
+        let ticks = |pid: &str| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|t| parse_pid_stat_ticks(&t))
+        };
+        Some(CpuSample {
+            busy,
+            idle,
+            daemon: daemon_pid.and_then(|p| ticks(&p.to_string())),
+            client: ticks("self")?,
+        })
+    }
+
+    /// What was spent from `self` to `end` over `frames` frames.
+    fn until(&self, end: &CpuSample, frames: u64) -> CpuUse {
+        let hz = clock_ticks_per_second();
+        let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / hz;
+        let daemon = self.daemon.zip(end.daemon).map(|(a, b)| secs(a, b));
+        let client = secs(self.client, end.client);
+        CpuUse {
+            daemon,
+            client,
+            other: (secs(self.busy, end.busy) - client - daemon.unwrap_or(0.0)).max(0.0),
+            idle: secs(self.idle, end.idle),
+            frames,
+        }
+    }
+}
+
+/// The clock ticks per second of `/proc`'s CPU times (`sysconf(_SC_CLK_TCK)`, 100 on Linux).
+fn clock_ticks_per_second() -> f64 {
+    use nix::unistd::{sysconf, SysconfVar};
+    match sysconf(SysconfVar::CLK_TCK) {
+        Ok(Some(hz)) if hz > 0 => hz as f64,
+        _ => 100.0,
+    }
+}
+
+/// The busy and idle ticks of all CPUs from `/proc/stat`'s `cpu` line (`user nice system idle
+/// iowait irq softirq steal ...`; guest time is already in user).
+fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |i: usize| v.get(i).copied().unwrap_or(0);
+    if v.len() < 4 {
+        return None;
+    }
+    Some((at(0) + at(1) + at(2) + at(5) + at(6) + at(7), at(3) + at(4)))
+}
+
+/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line; the command name (field 2,
+/// in parentheses) may hold spaces and parentheses, so the fields are counted after its last
+/// `)`.
+fn parse_pid_stat_ticks(text: &str) -> Option<u64> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The decode daemon's pid, if the daedalus module says it has one attached.
+fn daemon_pid() -> Option<u32> {
+    crate::status::read(Path::new(crate::status::SYSFS_DIR), Path::new("/proc"))
+        .ok()?
+        .daemon
+        .pid
+}
+
+/// Records the requests of a device run (and shows progress); checks its pictures if given
+/// a reference.
+struct Recorder<'r> {
     origin: Instant,
     queued: Vec<(u64, Instant)>,
     completed: Vec<(u64, Instant)>,
     progress: Progress,
+    check: Option<Checker<'r>>,
+    cpu: Option<CpuWindow>,
 }
 
-impl Observer for Recorder {
+/// The CPU times of a device run's timed window: sampled when its warm-up ends (the
+/// `warmup`-th completion, or before the run without a warm-up); the caller samples the end.
+struct CpuWindow {
+    /// The decode daemon's.
+    pid: Option<u32>,
+    warmup: usize,
+    start: Option<CpuSample>,
+}
+
+/// Checks every displayed picture of a run against FFmpeg's, in display order (the bench's
+/// streams are decoded from their start, without seeks: display order is FFmpeg's output
+/// order).
+struct Checker<'r> {
+    /// FFmpeg's pictures (`ffmpeg -f framemd5`).
+    reference: &'r [RefFrame],
+    /// Pictures displayed so far.
+    shown: usize,
+    /// Of them, identical to FFmpeg's.
+    exact: u64,
+    /// What was wrong, for the first few wrong pictures.
+    failures: Vec<String>,
+    /// Wrong pictures in all.
+    wrong: u64,
+}
+
+impl Checker<'_> {
+    fn picture(&mut self, pts: Option<i64>, picture: Option<Shown<'_>>, error: bool) {
+        let n = self.shown;
+        self.shown += 1;
+        let failure = match (self.reference.get(n), picture) {
+            _ if error => format!("displayed picture {n} (pts {pts:?}) is a decode error"),
+            (None, _) => format!(
+                "displayed picture {n} (pts {pts:?}) is past FFmpeg's {} pictures",
+                self.reference.len()
+            ),
+            (Some(_), None) => format!("displayed picture {n} (pts {pts:?}) was not read"),
+            (Some(want), Some(pic)) => {
+                let got = crate::picture::md5_hex(pic.planar).to_string();
+                if got == want.md5 && pic.planar.len() == want.size {
+                    self.exact += 1;
+                    return;
+                }
+                format!(
+                    "displayed picture {n} ({}x{}, pts {pts:?}): MD5 {got} ({} bytes), FFmpeg's \
+                     {} ({} bytes)",
+                    pic.width,
+                    pic.height,
+                    pic.planar.len(),
+                    want.md5,
+                    want.size
+                )
+            }
+        };
+        self.wrong += 1;
+        if self.failures.len() < 3 {
+            self.failures.push(failure);
+        }
+    }
+
+    /// The pictures identical to FFmpeg's, or what was wrong; `whole`: the run decoded the
+    /// whole stream, so it must have shown every one of FFmpeg's pictures.
+    fn result(&self, whole: bool) -> Result<u64> {
+        if self.wrong > 0 {
+            bail!(
+                "{} of {} displayed pictures differ from FFmpeg's: {}",
+                self.wrong,
+                self.shown,
+                self.failures.join("; ")
+            );
+        }
+        if self.shown == 0 || (whole && self.shown != self.reference.len()) {
+            bail!(
+                "the device displayed {} pictures, FFmpeg output {}",
+                self.shown,
+                self.reference.len()
+            );
+        }
+        Ok(self.exact)
+    }
+}
+
+impl Observer for Recorder<'_> {
     fn progress(&mut self, s: &Summary) {
         self.progress.update(s.decoded + s.decode_errors, || {
             format!("{:.1} fps", s.fps())
@@ -414,10 +615,49 @@ impl Observer for Recorder {
 
     fn completed(&mut self, id: u64, at: Instant, _error: bool) {
         self.completed.push((id, at));
+        if let Some(w) = &mut self.cpu {
+            if self.completed.len() == w.warmup {
+                w.start = CpuSample::take(w.pid);
+            }
+        }
+    }
+
+    fn wants_pictures(&self) -> bool {
+        self.check.is_some()
+    }
+
+    fn displayed(&mut self, pts: Option<i64>, picture: Option<Shown<'_>>, error: bool) {
+        if let Some(check) = &mut self.check {
+            check.picture(pts, picture, error);
+        }
     }
 }
 
-impl Recorder {
+impl<'r> Recorder<'r> {
+    /// A recorder of a run with `opts`, timed from `origin` (a progress bar if `progress`),
+    /// checking the pictures against `reference` if given.
+    fn new(
+        origin: Instant,
+        progress: bool,
+        opts: &Options,
+        reference: Option<&'r [RefFrame]>,
+    ) -> Recorder<'r> {
+        Recorder {
+            origin,
+            queued: Vec::with_capacity(1024),
+            completed: Vec::with_capacity(1024),
+            progress: Progress::frames(progress, opts.decode.limit).with_prefix("device: "),
+            check: reference.map(|reference| Checker {
+                reference,
+                shown: 0,
+                exact: 0,
+                failures: Vec::new(),
+                wrong: 0,
+            }),
+            cpu: None,
+        }
+    }
+
     /// Pairs the queue and completion times of each request.
     fn samples(&self) -> Result<Vec<Sample>> {
         let mut queued = self.queued.iter().peekable();
@@ -455,6 +695,11 @@ pub struct Options {
     pub progress: bool,
     /// Clients decoding the stream at once in each round's multi-stream run (1: none).
     pub streams: usize,
+    /// Check the device's pictures against FFmpeg's before the rounds ([`verify`]).
+    pub verify: bool,
+    /// Where FFmpeg's reference MD5s of a stream are kept (made once with `--ffmpeg`; see
+    /// [`crate::stress::streams::load_reference`]).
+    pub reference_cache: PathBuf,
 }
 
 /// The VA-API run of a round: `ffmpeg -hwaccel vaapi` on a render node.
@@ -479,6 +724,11 @@ pub struct Round {
     pub vaapi: Option<FfmpegFigures>,
     /// Several clients on the device at once (`--streams`).
     pub streams: Option<StreamsFigures>,
+    /// Where the CPU time of the device run went (`None`: `/proc` unreadable).
+    pub device_cpu: Option<CpuUse>,
+    /// With `--streams N`: N FFmpeg processes at once (default threading), their rates
+    /// together ([`ffmpeg_streams_run`]): what the machine gives N decoders.
+    pub ffmpeg_streams: Option<f64>,
 }
 
 impl Round {
@@ -497,9 +747,20 @@ impl Round {
         Some(self.streams.as_ref()?.fps()? / self.device.fps()?)
     }
 
+    /// The same for FFmpeg: N processes at once / one (default threading) of this round.
+    pub fn ffmpeg_scaling(&self) -> Option<f64> {
+        Some(self.ffmpeg_streams? / self.ffmpeg_frame.fps()?)
+    }
+
     /// VA-API fps / device fps of this round.
     pub fn vaapi_ratio(&self) -> Option<f64> {
         Some(self.vaapi.as_ref()?.fps()? / self.device.fps()?)
+    }
+
+    /// CPU milliseconds per frame of FFmpeg's default (frame) threading.
+    pub fn ffmpeg_frame_cpu_ms(&self) -> Option<f64> {
+        let f = &self.ffmpeg_frame;
+        (f.timed_frames > 0).then(|| f.cpu_seconds * 1e3 / f.timed_frames as f64)
     }
 }
 
@@ -581,6 +842,9 @@ pub struct Report {
     pub rounds: Vec<Round>,
     /// 1-minute load average at the start and the end (`/proc/loadavg`).
     pub load: (Option<f64>, Option<f64>),
+    /// Pictures found identical to FFmpeg's by the check before the rounds, all its clients
+    /// together (`None`: not checked, `--no-verify`).
+    pub exact_frames: Option<u64>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -634,6 +898,17 @@ impl Report {
         Some(self.aggregate_fps()? / self.device_fps()?)
     }
 
+    /// The rates of N FFmpeg processes at once, together (median of the rounds).
+    pub fn ffmpeg_aggregate_fps(&self) -> Option<f64> {
+        self.median_of(|r| r.ffmpeg_streams)
+    }
+
+    /// [`Self::ffmpeg_aggregate_fps`] / [`Self::ffmpeg_frame_threads_fps`]: how the machine
+    /// scales N decoders, the yardstick of [`Self::scaling`].
+    pub fn ffmpeg_scaling(&self) -> Option<f64> {
+        Some(self.ffmpeg_aggregate_fps()? / self.ffmpeg_frame_threads_fps()?)
+    }
+
     /// Fps through the VA-API driver (median of the rounds).
     pub fn vaapi_fps(&self) -> Option<f64> {
         self.median_of(|r| r.vaapi.as_ref().and_then(FfmpegFigures::fps))
@@ -643,6 +918,20 @@ impl Report {
     /// the VA layer.
     pub fn vaapi_ratio(&self) -> Option<f64> {
         Some(self.vaapi_fps()? / self.device_fps()?)
+    }
+
+    /// One part of the device runs' CPU time ([`CpuUse`]) in milliseconds per frame, median of
+    /// the rounds.
+    pub fn device_cpu_ms(&self, part: impl Fn(&CpuUse) -> Option<f64>) -> Option<f64> {
+        self.median_of(|r| {
+            let cpu = r.device_cpu.as_ref()?;
+            cpu.per_frame(part(cpu)?)
+        })
+    }
+
+    /// CPU milliseconds per frame of FFmpeg's default threading, median of the rounds.
+    pub fn ffmpeg_frame_cpu_ms(&self) -> Option<f64> {
+        self.median_of(Round::ffmpeg_frame_cpu_ms)
     }
 
     /// Frames decoded by each device run.
@@ -672,7 +961,9 @@ impl Report {
     /// The machine-readable figures, in the order of the `bench:` line: one definition for
     /// the line ([`Self::bench_line`]) and the JSON object ([`Self::json`]); `vaapi_fps` and
     /// `vaapi_ratio` only with VA-API runs, `streams`, `aggregate_fps` and `scaling` only with
-    /// multi-stream runs.
+    /// multi-stream runs; then the check's `exact_frames` and where the CPU time went, per frame
+    /// (`daemon_cpu_ms`, `client_cpu_ms`, `other_cpu_ms`, `idle_cpu_ms` of the device runs,
+    /// `ffmpeg_cpu_ms` of FFmpeg's default threading).
     pub fn figures(&self) -> Vec<(&'static str, Figure)> {
         let (latency, service) = (self.pooled(false), self.pooled(true));
         let p = |v: &[Duration], q| Figure::Real(percentile(v, q).map(ms), 2);
@@ -700,6 +991,11 @@ impl Report {
                 ("streams", Figure::Int(self.streams as u64)),
                 ("aggregate_fps", Figure::Real(self.aggregate_fps(), 2)),
                 ("scaling", Figure::Real(self.scaling(), 3)),
+                (
+                    "ffmpeg_aggregate_fps",
+                    Figure::Real(self.ffmpeg_aggregate_fps(), 2),
+                ),
+                ("ffmpeg_scaling", Figure::Real(self.ffmpeg_scaling(), 3)),
             ]);
         }
         if self.vaapi_device.is_some() {
@@ -708,6 +1004,29 @@ impl Report {
                 ("vaapi_ratio", Figure::Real(self.vaapi_ratio(), 3)),
             ]);
         }
+        figures.extend([
+            (
+                "exact_frames",
+                Figure::Real(self.exact_frames.map(|n| n as f64), 0),
+            ),
+            (
+                "daemon_cpu_ms",
+                Figure::Real(self.device_cpu_ms(|c| c.daemon), 1),
+            ),
+            (
+                "client_cpu_ms",
+                Figure::Real(self.device_cpu_ms(|c| Some(c.client)), 1),
+            ),
+            (
+                "other_cpu_ms",
+                Figure::Real(self.device_cpu_ms(|c| Some(c.other)), 1),
+            ),
+            (
+                "idle_cpu_ms",
+                Figure::Real(self.device_cpu_ms(|c| Some(c.idle)), 1),
+            ),
+            ("ffmpeg_cpu_ms", Figure::Real(self.ffmpeg_frame_cpu_ms(), 1)),
+        ]);
         figures
     }
 
@@ -791,6 +1110,18 @@ impl fmt::Display for Report {
                 d.seconds,
                 opt(d.fps(), 2)
             )?;
+            if let Some(c) = &r.device_cpu {
+                writeln!(
+                    f,
+                    "cpu:     over the {} timed frames: daemon {} s, client {:.2} s, rest of the \
+                     machine {:.2} s, idle {:.2} s",
+                    c.frames,
+                    opt(c.daemon, 2),
+                    c.client,
+                    c.other,
+                    c.idle
+                )?;
+            }
             for (name, fig) in [
                 (Threading::Slice, &r.ffmpeg_slice),
                 (Threading::Default, &r.ffmpeg_frame),
@@ -820,11 +1151,14 @@ impl fmt::Display for Report {
             if let Some(m) = &r.streams {
                 writeln!(
                     f,
-                    "streams: {} clients at once: {} frames in {:.2} s: {} fps together",
+                    "streams: {} clients at once: {} frames in {:.2} s: {} fps together; {} \
+                     FFmpeg processes at once: {} fps together",
                     m.streams,
                     m.timed_frames,
                     m.seconds,
-                    opt(m.fps(), 2)
+                    opt(m.fps(), 2),
+                    m.streams,
+                    opt(r.ffmpeg_streams, 2)
                 )?;
             }
             if many {
@@ -858,6 +1192,29 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
+            "cpu:     ms a frame (medians): device run: daemon {}, client {}, rest of the machine \
+             {}, idle {}; FFmpeg default threading {}",
+            opt(self.device_cpu_ms(|c| c.daemon), 1),
+            opt(self.device_cpu_ms(|c| Some(c.client)), 1),
+            opt(self.device_cpu_ms(|c| Some(c.other)), 1),
+            opt(self.device_cpu_ms(|c| Some(c.idle)), 1),
+            opt(self.ffmpeg_frame_cpu_ms(), 1)
+        )?;
+        match self.exact_frames {
+            Some(n) => writeln!(
+                f,
+                "check:   {n} pictures identical to FFmpeg's, frame by frame (one client{}, \
+                 before the rounds)",
+                if self.streams > 1 {
+                    format!(", then {} at once", self.streams)
+                } else {
+                    String::new()
+                }
+            )?,
+            None => writeln!(f, "check:   not made (--no-verify)")?,
+        }
+        writeln!(
+            f,
             "ratio:   device fps / FFmpeg fps = {} (FFmpeg baseline: same thread count, slice \
              threading; goal >= 0.9)",
             opt(self.ratio(), 3)
@@ -870,10 +1227,14 @@ impl fmt::Display for Report {
         if self.streams > 1 {
             writeln!(
                 f,
-                "streams: {} clients at once: {} fps together, {} x one stream (scaling)",
+                "streams: {} clients at once: {} fps together, {} x one stream (scaling); {} \
+                 FFmpeg processes at once: {} fps, {} x one (what the machine scales to)",
                 self.streams,
                 opt(self.aggregate_fps(), 2),
-                opt(self.scaling(), 3)
+                opt(self.scaling(), 3),
+                self.streams,
+                opt(self.ffmpeg_aggregate_fps(), 2),
+                opt(self.ffmpeg_scaling(), 3)
             )?;
         }
         if self.vaapi_device.is_some() {
@@ -921,12 +1282,71 @@ fn check_ffmpeg(ffmpeg: &Path) -> Result<()> {
     }
 }
 
-/// One device run: its counts and figures.
-fn device_run(input: &Path, codec: Codec, opts: &Options) -> Result<(Summary, DeviceFigures)> {
-    let (summary, samples) = device_decode(input, codec, opts, Instant::now(), opts.progress)?;
+/// One device run: its counts, figures and where its CPU time went.
+fn device_run(
+    input: &Path,
+    codec: Codec,
+    opts: &Options,
+) -> Result<(Summary, DeviceFigures, Option<CpuUse>)> {
     let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
+    let pid = daemon_pid();
+    let mut recorder = Recorder::new(Instant::now(), opts.progress, opts, None);
+    recorder.cpu = Some(CpuWindow {
+        pid,
+        warmup,
+        start: (warmup == 0).then(|| CpuSample::take(pid)).flatten(),
+    });
+    let (summary, recorder) = device_decode_with(input, codec, opts, recorder)?;
+    let end = CpuSample::take(pid);
+    let samples = recorder.samples()?;
     let figures = DeviceFigures::new(&samples, warmup)?;
-    Ok((summary, figures))
+    let cpu = recorder
+        .cpu
+        .and_then(|w| w.start)
+        .zip(end)
+        .map(|(a, b)| a.until(&b, figures.timed_frames));
+    Ok((summary, figures, cpu))
+}
+
+/// The untimed check before the rounds: one device run with the rounds' options (requests in
+/// flight; daedalusd's threads are its own), every displayed picture against FFmpeg's
+/// (`reference`), and with `--streams N` the same with N clients at once, each checked.
+/// Returns the pictures found identical, all clients together; an error if any differs.
+pub fn verify(input: &Path, codec: Codec, opts: &Options, reference: &[RefFrame]) -> Result<u64> {
+    let spinner = Progress::spinner(opts.progress, "device: checking the pictures...".into());
+    let origin = Instant::now();
+    let clients = if opts.streams > 1 {
+        vec![1, opts.streams]
+    } else {
+        vec![1]
+    };
+    let mut exact = 0;
+    for n in clients {
+        let runs: Vec<Result<u64>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..n)
+                .map(|_| {
+                    scope.spawn(|| {
+                        device_decode(input, codec, opts, origin, false, Some(reference))
+                            .map(|(_, _, exact)| exact.unwrap_or(0))
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .map(|t| {
+                    t.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a checking client panicked")))
+                })
+                .collect()
+        });
+        for (i, run) in runs.into_iter().enumerate() {
+            exact += run.with_context(|| {
+                format!("checking the device's pictures (client {} of {n})", i + 1)
+            })?;
+        }
+    }
+    spinner.finish();
+    Ok(exact)
 }
 
 /// `opts.streams` clients decoding the stream at once, each in a thread of its own.
@@ -936,9 +1356,9 @@ fn streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<StreamsFigu
         format!("device: {} streams at once...", opts.streams),
     );
     let origin = Instant::now();
-    let runs: Vec<Result<(Summary, Vec<Sample>)>> = std::thread::scope(|scope| {
+    let runs: Vec<Result<DeviceRun>> = std::thread::scope(|scope| {
         let clients: Vec<_> = (0..opts.streams)
-            .map(|_| scope.spawn(|| device_decode(input, codec, opts, origin, false)))
+            .map(|_| scope.spawn(|| device_decode(input, codec, opts, origin, false, None)))
             .collect();
         clients
             .into_iter()
@@ -951,28 +1371,50 @@ fn streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<StreamsFigu
     spinner.finish();
     let mut samples = Vec::with_capacity(runs.len());
     for (i, run) in runs.into_iter().enumerate() {
-        let (_, s) = run.with_context(|| format!("stream {} of {}", i + 1, opts.streams))?;
+        let (_, s, _) = run.with_context(|| format!("stream {} of {}", i + 1, opts.streams))?;
         samples.push(s);
     }
     let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
     StreamsFigures::new(&samples, warmup)
 }
 
+/// A device run: its counts, the samples of its requests and, if it was checked, the pictures
+/// found identical to FFmpeg's.
+type DeviceRun = (Summary, Vec<Sample>, Option<u64>);
+
 /// Decodes `input` through the device once (a progress bar if `progress`): the counts and the
-/// samples of its requests, timed from `origin`; an error unless every frame decoded.
+/// samples of its requests, timed from `origin`, and with a `reference` the pictures found
+/// identical to FFmpeg's; an error unless every frame decoded and, with a `reference`, every
+/// displayed picture is FFmpeg's.
 fn device_decode(
     input: &Path,
     codec: Codec,
     opts: &Options,
     origin: Instant,
     progress: bool,
-) -> Result<(Summary, Vec<Sample>)> {
-    let mut recorder = Recorder {
-        origin,
-        queued: Vec::with_capacity(1024),
-        completed: Vec::with_capacity(1024),
-        progress: Progress::frames(progress, opts.decode.limit).with_prefix("device: "),
-    };
+    reference: Option<&[RefFrame]>,
+) -> Result<DeviceRun> {
+    let (summary, recorder) = device_decode_with(
+        input,
+        codec,
+        opts,
+        Recorder::new(origin, progress, opts, reference),
+    )?;
+    let exact = recorder
+        .check
+        .as_ref()
+        .map(|c| c.result(opts.decode.limit.is_none()))
+        .transpose()?;
+    Ok((summary, recorder.samples()?, exact))
+}
+
+/// [`device_decode`] with a recorder of the caller's: the run's counts and the recorder.
+fn device_decode_with<'r>(
+    input: &Path,
+    codec: Codec,
+    opts: &Options,
+    mut recorder: Recorder<'r>,
+) -> Result<(Summary, Recorder<'r>)> {
     let file = Input::File(input.to_path_buf());
     // H.264 frame-based with start codes (opts.decode.h264's default): what GStreamer and
     // FFmpeg's hwaccel pick when offered.
@@ -1006,7 +1448,7 @@ fn device_decode(
             summary.shown
         );
     }
-    Ok((summary, recorder.samples()?))
+    Ok((summary, recorder))
 }
 
 /// One FFmpeg baseline (with its warm-up run).
@@ -1022,6 +1464,43 @@ fn ffmpeg_run(
         format!("ffmpeg: {} threads, {threading}...", opts.threads),
         |n| ffmpeg_args(input, codec, opts.threads, threading, n),
     )
+}
+
+/// The machine's own scaling, to read the device's against: `opts.streams` FFmpeg processes
+/// decoding the stream at once with its default threading (as [`ffmpeg_run`]), then as many
+/// at once decoding the warm-up frames only; the sum of their rates, each process's timed
+/// frames over its own time less its warm-up run's (they run side by side, so the rates add).
+fn ffmpeg_streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<f64> {
+    let spinner = Progress::spinner(
+        opts.progress,
+        format!("ffmpeg: {} processes at once...", opts.streams),
+    );
+    let at_once = |frames: Option<u64>| -> Result<Vec<FfmpegRun>> {
+        let args = ffmpeg_args(input, codec, opts.threads, Threading::Default, frames);
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..opts.streams)
+                .map(|_| scope.spawn(|| run_ffmpeg(&opts.ffmpeg, &args)))
+                .collect();
+            runs.into_iter()
+                .map(|r| {
+                    r.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("an FFmpeg runner panicked")))
+                })
+                .collect()
+        })
+    };
+    let full = at_once(opts.decode.limit)?;
+    let warm = if opts.warmup > 0 {
+        at_once(Some(opts.warmup))?.into_iter().map(Some).collect()
+    } else {
+        vec![None; full.len()]
+    };
+    spinner.finish();
+    full.iter()
+        .zip(&warm)
+        .map(|(f, w)| FfmpegFigures::new(f, w.as_ref()).fps())
+        .sum::<Option<f64>>()
+        .context("an FFmpeg process of the multi-stream run timed nothing")
 }
 
 /// One VA-API run (with its warm-up run).
@@ -1069,6 +1548,20 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         check_ffmpeg(&vaapi.ffmpeg)?;
     }
     let load_start = load_average();
+    let exact_frames = if opts.verify {
+        let data =
+            std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
+        let (reference, _) = crate::stress::streams::load_reference(
+            input,
+            &data,
+            &opts.reference_cache,
+            &opts.ffmpeg,
+        )
+        .context("FFmpeg's pictures for the check")?;
+        Some(verify(input, stream.codec, opts, &reference)?)
+    } else {
+        None
+    };
     let mut rounds = Vec::with_capacity(opts.runs);
     let mut summary = Summary::default();
     for i in 0..opts.runs.max(1) {
@@ -1083,29 +1576,39 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
                 .transpose()
         };
         let device = || -> Result<_> {
-            let (s, device) = device_run(input, stream.codec, opts)?;
+            let (s, device, cpu) = device_run(input, stream.codec, opts)?;
             let streams = (opts.streams > 1)
                 .then(|| streams_run(input, stream.codec, opts))
                 .transpose()?;
-            Ok((s, device, streams))
+            Ok((s, device, cpu, streams))
         };
-        let (s, device, streams, ffmpeg_slice, ffmpeg_frame, vaapi) = if i % 2 == 0 {
-            let (s, device, streams) = device()?;
-            let vaapi = vaapi()?;
-            (
-                s,
-                device,
-                streams,
-                ffmpeg(Threading::Slice)?,
-                ffmpeg(Threading::Default)?,
-                vaapi,
-            )
-        } else {
-            let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
-            let vaapi = vaapi()?;
-            let (s, device, streams) = device()?;
-            (s, device, streams, slice, frame, vaapi)
+        let ffmpeg_streams = || {
+            (opts.streams > 1)
+                .then(|| ffmpeg_streams_run(input, stream.codec, opts))
+                .transpose()
         };
+        let (s, device, device_cpu, streams, ffmpeg_slice, ffmpeg_frame, vaapi, ffmpeg_streams) =
+            if i % 2 == 0 {
+                let (s, device, cpu, streams) = device()?;
+                let vaapi = vaapi()?;
+                let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
+                (
+                    s,
+                    device,
+                    cpu,
+                    streams,
+                    slice,
+                    frame,
+                    vaapi,
+                    ffmpeg_streams()?,
+                )
+            } else {
+                let multi = ffmpeg_streams()?;
+                let (slice, frame) = (ffmpeg(Threading::Slice)?, ffmpeg(Threading::Default)?);
+                let vaapi = vaapi()?;
+                let (s, device, cpu, streams) = device()?;
+                (s, device, cpu, streams, slice, frame, vaapi, multi)
+            };
         summary = s;
         rounds.push(Round {
             device,
@@ -1113,6 +1616,8 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
             ffmpeg_frame,
             vaapi,
             streams,
+            device_cpu,
+            ffmpeg_streams,
         });
     }
     Ok(Report {
@@ -1126,6 +1631,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         summary,
         rounds,
         load: (load_start, load_average()),
+        exact_frames,
     })
 }
 
@@ -1336,6 +1842,14 @@ mod tests {
             ffmpeg_frame: FfmpegFigures::new(&FfmpegRun { rtime: 0.25, ..run }, None),
             vaapi: None,
             streams: None,
+            device_cpu: Some(CpuUse {
+                daemon: Some(0.4),
+                client: 0.02,
+                other: 0.01,
+                idle: 0.1,
+                frames: 4,
+            }),
+            ffmpeg_streams: None,
         };
         let mut report = Report {
             input: PathBuf::from("in.ivf"),
@@ -1351,12 +1865,15 @@ mod tests {
             summary: Summary::default(),
             rounds: vec![round.clone()],
             load: (Some(1.0), None),
+            exact_frames: Some(4),
         };
         assert_eq!(
             report.bench_line(),
             "bench: frames=4 warmup=0 runs=1 threads=2 device_fps=10.00 ffmpeg_fps=8.00 \
              ratio=1.250 p50_ms=200.00 p99_ms=200.00 service_p50_ms=100.00 \
-             service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 ratio_best=0.625 load=n/a"
+             service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 ratio_best=0.625 load=n/a \
+             exact_frames=4 daemon_cpu_ms=100.0 client_cpu_ms=5.0 other_cpu_ms=2.5 \
+             idle_cpu_ms=25.0 ffmpeg_cpu_ms=250.0"
         );
         let json = report.json();
         assert_eq!(json["frames"], 4);
@@ -1380,6 +1897,8 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("slice threading"), "{text}");
         assert!(text.contains("= 1.250"), "{text}");
+        assert!(text.contains("4 pictures identical to FFmpeg's"), "{text}");
+        assert!(text.contains("daemon 0.40 s, client 0.02 s"), "{text}");
 
         // Three rounds: medians of the rates, percentiles over every timed frame.
         report.rounds.push(Round {
@@ -1431,6 +1950,8 @@ mod tests {
                 None,
             )),
             streams: None,
+            device_cpu: None,
+            ffmpeg_streams: None,
         };
         let report = Report {
             input: PathBuf::from("in.ivf"),
@@ -1447,11 +1968,12 @@ mod tests {
             // Device 10 fps; VA-API 8, 5 and 9.5 fps: median 8.
             rounds: vec![round(0.5), round(0.8), round(4.0 / 9.5)],
             load: (None, None),
+            exact_frames: None,
         };
         assert_eq!(report.rounds[0].vaapi_ratio(), Some(0.8));
         let line = report.bench_line();
         assert!(
-            line.ends_with(" load=n/a vaapi_fps=8.00 vaapi_ratio=0.800"),
+            line.contains(" load=n/a vaapi_fps=8.00 vaapi_ratio=0.800 exact_frames=n/a "),
             "{line}"
         );
         assert_eq!(report.json()["vaapi_ratio"], 0.8);
@@ -1486,6 +2008,8 @@ mod tests {
             ffmpeg_frame: FfmpegFigures::new(&run, None),
             vaapi: None,
             streams: Some(StreamsFigures::new(&[a.clone(), a], 0).expect("figures")),
+            device_cpu: None,
+            ffmpeg_streams: Some(12.0),
         };
         // One stream 10 fps; two at once: 8 frames in 0.4 s = 20 fps.
         assert_eq!(round.scaling(), Some(2.0));
@@ -1503,11 +2027,13 @@ mod tests {
             summary: Summary::default(),
             rounds: vec![round],
             load: (None, None),
+            exact_frames: None,
         };
         let line = report.bench_line();
         assert!(
-            line.ends_with(
-                " ratio_best=1.250 load=n/a streams=2 aggregate_fps=20.00 scaling=2.000"
+            line.contains(
+                " ratio_best=1.250 load=n/a streams=2 aggregate_fps=20.00 scaling=2.000 \
+                 ffmpeg_aggregate_fps=12.00 ffmpeg_scaling=1.500 exact_frames=n/a "
             ),
             "{line}"
         );
@@ -1518,5 +2044,116 @@ mod tests {
             text.contains("2 clients at once: 20.00 fps together"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn cpu_times() {
+        let stat = "cpu  100 5 50 1000 20 3 2 1 7 0\ncpu0 50 2 25 500 10 1 1 0 3 0\nintr 1\n";
+        // Busy: user + nice + system + irq + softirq + steal; idle: idle + iowait.
+        assert_eq!(parse_proc_stat(stat), Some((161, 1020)));
+        assert_eq!(parse_proc_stat("cpu  1 2\n"), None);
+        assert_eq!(parse_proc_stat("intr 1\n"), None);
+        // A command name with spaces and parentheses; utime 40 and stime 2 are fields 14, 15.
+        let pid = "1234 (daedalusd (x) y) S 1 1234 1234 0 -1 4194560 700 0 0 0 40 2 0 0 20 0 3 0";
+        assert_eq!(parse_pid_stat_ticks(pid), Some(42));
+        assert_eq!(parse_pid_stat_ticks("1234 (short) S 1 2"), None);
+        assert_eq!(parse_pid_stat_ticks("no parenthesis"), None);
+
+        let a = CpuSample {
+            busy: 1000,
+            idle: 500,
+            daemon: Some(100),
+            client: 10,
+        };
+        let b = CpuSample {
+            busy: 1200,
+            idle: 540,
+            daemon: Some(250),
+            client: 30,
+        };
+        let hz = clock_ticks_per_second();
+        let cpu = a.until(&b, 10);
+        assert_eq!(cpu.daemon, Some(150.0 / hz));
+        assert_eq!(cpu.client, 20.0 / hz);
+        assert!((cpu.other - 30.0 / hz).abs() < 1e-9, "{cpu:?}");
+        assert_eq!(cpu.idle, 40.0 / hz);
+        assert_eq!(cpu.per_frame(cpu.client), Some(2000.0 / hz));
+        // Without the daemon's times the rest of the busy time is "other".
+        let cpu = CpuSample { daemon: None, ..a }.until(&b, 0);
+        assert_eq!(cpu.daemon, None);
+        assert!((cpu.other - 180.0 / hz).abs() < 1e-9, "{cpu:?}");
+        assert_eq!(cpu.per_frame(1.0), None);
+        // This process can sample itself.
+        let now = CpuSample::take(None).expect("/proc readable");
+        assert!(now.busy + now.idle > 0);
+    }
+
+    #[test]
+    fn pictures_checked_against_ffmpeg() {
+        let planar = [vec![1u8; 6], vec![2u8; 6], vec![3u8; 6]];
+        let reference: Vec<RefFrame> = planar
+            .iter()
+            .map(|p| RefFrame {
+                size: p.len(),
+                md5: crate::picture::md5_hex(p).to_string(),
+            })
+            .collect();
+        fn shown(planar: &[u8]) -> Option<Shown<'_>> {
+            Some(Shown {
+                width: 2,
+                height: 2,
+                planar,
+            })
+        }
+        let check = |pictures: &[(&[u8], bool)]| {
+            let mut c = Checker {
+                reference: &reference,
+                shown: 0,
+                exact: 0,
+                failures: Vec::new(),
+                wrong: 0,
+            };
+            for (i, &(p, error)) in pictures.iter().enumerate() {
+                c.picture(Some(i as i64), shown(p), error);
+            }
+            (c.result(true), c.result(false))
+        };
+        let (whole, part) = check(&[
+            (&planar[0], false),
+            (&planar[1], false),
+            (&planar[2], false),
+        ]);
+        assert_eq!((whole.ok(), part.ok()), (Some(3), Some(3)));
+        // Fewer pictures: only a run limited by --frames may show fewer.
+        let (whole, part) = check(&[(&planar[0], false), (&planar[1], false)]);
+        assert!(whole
+            .unwrap_err()
+            .to_string()
+            .contains("displayed 2 pictures, FFmpeg output 3"));
+        assert_eq!(part.ok(), Some(2));
+        // A wrong picture, a decode error, one too many.
+        let (whole, _) = check(&[
+            (&planar[0], false),
+            (&planar[2], false),
+            (&planar[2], false),
+        ]);
+        let e = whole.unwrap_err().to_string();
+        assert!(e.contains("1 of 3 displayed pictures differ"), "{e}");
+        assert!(e.contains("displayed picture 1 (2x2, pts Some(1))"), "{e}");
+        let (whole, _) = check(&[(&planar[0], true)]);
+        assert!(whole.unwrap_err().to_string().contains("is a decode error"));
+        let four = [
+            (&planar[0][..], false),
+            (&planar[1], false),
+            (&planar[2], false),
+            (&planar[2], false),
+        ];
+        let (whole, _) = check(&four);
+        assert!(whole
+            .unwrap_err()
+            .to_string()
+            .contains("past FFmpeg's 3 pictures"));
+        let (whole, _) = check(&[]);
+        assert!(whole.is_err());
     }
 }

@@ -471,9 +471,21 @@ struct BenchArgs {
           value_parser = clap::value_parser!(u8).range(1..=16))]
     streams: u8,
 
-    /// The FFmpeg command-line program to compare with.
+    /// The FFmpeg command-line program to compare with (it also makes the check's reference).
     #[arg(long, value_name = "PATH", default_value = "ffmpeg")]
     ffmpeg: PathBuf,
+
+    /// Skip the check before the rounds (one untimed device run, and one with --streams
+    /// clients at once, every displayed picture's MD5 against FFmpeg's `-f framemd5`; the
+    /// bench fails on any difference, else the `bench:` line's exact_frames= counts them).
+    #[arg(long)]
+    no_verify: bool,
+
+    /// Where the check's reference (FFmpeg's framemd5 of the stream) is kept, made once
+    /// [default: as `daedalus stress --cache`: $XDG_CACHE_HOME/daedalus/stress or
+    /// ~/.cache/daedalus/stress]; a `STREAM.framemd5` next to the stream is used first.
+    #[arg(long, value_name = "DIR")]
+    cache: Option<PathBuf>,
 
     /// Also time the stream through the VA-API driver of this DRM render node (e.g.
     /// /dev/dri/renderD128, with LIBVA_DRIVER_NAME=daedalus) in every round, next to the device
@@ -598,15 +610,19 @@ fn check_requests(args: &CheckArgs) -> Result<ExitCode> {
     })
 }
 
+/// Where references made with FFmpeg are kept by default (`stress` and `bench`):
+/// $XDG_CACHE_HOME/daedalus/stress or ~/.cache/daedalus/stress.
+fn reference_cache() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("daedalus/stress")
+}
+
 fn stress(args: &StressArgs) -> Result<ExitCode> {
     use daedalus_tools::stress;
-    let cache = args.cache.clone().unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir)
-            .join("daedalus/stress")
-    });
+    let cache = args.cache.clone().unwrap_or_else(reference_cache);
     if args.prepare {
         for (stream, reference) in stress::prepare(&args.streams, &cache, &args.ffmpeg)? {
             println!("{}: {}", stream.display(), reference.display());
@@ -981,6 +997,8 @@ fn bench(args: &BenchArgs) -> Result<ExitCode> {
         }),
         progress: !args.quiet,
         streams: usize::from(args.streams),
+        verify: !args.no_verify,
+        reference_cache: args.cache.clone().unwrap_or_else(reference_cache),
     };
     let report = bench::run(&args.input, &opts)?;
     if args.json {
