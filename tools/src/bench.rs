@@ -412,6 +412,8 @@ pub struct CpuUse {
     pub other: f64,
     /// Idle time of all CPUs (idle + iowait).
     pub idle: f64,
+    /// The daemon's minor page faults.
+    pub daemon_faults: Option<u64>,
     /// Frames timed in that window (to give the figures per frame).
     pub frames: u64,
 }
@@ -428,8 +430,8 @@ impl CpuUse {
 struct CpuSample {
     busy: u64,
     idle: u64,
-    daemon: Option<u64>,
-    client: u64,
+    daemon: Option<ProcessTimes>,
+    client: ProcessTimes,
 }
 
 impl CpuSample {
@@ -437,16 +439,16 @@ impl CpuSample {
     /// `/proc` cannot be read.
     fn take(daemon_pid: Option<u32>) -> Option<CpuSample> {
         let (busy, idle) = parse_proc_stat(&std::fs::read_to_string("/proc/stat").ok()?)?;
-        let ticks = |pid: &str| {
+        let times = |pid: &str| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|t| parse_pid_stat_ticks(&t))
+                .and_then(|t| parse_pid_stat(&t))
         };
         Some(CpuSample {
             busy,
             idle,
-            daemon: daemon_pid.and_then(|p| ticks(&p.to_string())),
-            client: ticks("self")?,
+            daemon: daemon_pid.and_then(|p| times(&p.to_string())),
+            client: times("self")?,
         })
     }
 
@@ -454,13 +456,15 @@ impl CpuSample {
     fn until(&self, end: &CpuSample, frames: u64) -> CpuUse {
         let hz = clock_ticks_per_second();
         let secs = |a: u64, b: u64| b.saturating_sub(a) as f64 / hz;
-        let daemon = self.daemon.zip(end.daemon).map(|(a, b)| secs(a, b));
-        let client = secs(self.client, end.client);
+        let daemon = self.daemon.zip(end.daemon);
+        let daemon_cpu = daemon.map(|(a, b)| secs(a.ticks, b.ticks));
+        let client = secs(self.client.ticks, end.client.ticks);
         CpuUse {
-            daemon,
+            daemon: daemon_cpu,
             client,
-            other: (secs(self.busy, end.busy) - client - daemon.unwrap_or(0.0)).max(0.0),
+            other: (secs(self.busy, end.busy) - client - daemon_cpu.unwrap_or(0.0)).max(0.0),
             idle: secs(self.idle, end.idle),
+            daemon_faults: daemon.map(|(a, b)| b.minor_faults.saturating_sub(a.minor_faults)),
             frames,
         }
     }
@@ -491,15 +495,26 @@ fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
     Some((at(0) + at(1) + at(2) + at(5) + at(6) + at(7), at(3) + at(4)))
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/PID/stat` line; the command name (field 2,
-/// in parentheses) may hold spaces and parentheses, so the fields are counted after its last
-/// `)`.
-fn parse_pid_stat_ticks(text: &str) -> Option<u64> {
+/// utime + stime (fields 14 and 15) and the minor page faults (field 10) of a
+/// `/proc/PID/stat` line; the command name (field 2, in parentheses) may hold spaces and
+/// parentheses, so the fields are counted after its last `)`.
+fn parse_pid_stat(text: &str) -> Option<ProcessTimes> {
     let rest = &text[text.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some(utime + stime)
+    let fields: Vec<&str> = rest.split_whitespace().take(13).collect();
+    let field = |i: usize| -> Option<u64> { fields.get(i)?.parse().ok() };
+    Some(ProcessTimes {
+        ticks: field(11)? + field(12)?,
+        minor_faults: field(7)?,
+    })
+}
+
+/// What [`parse_pid_stat`] reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ProcessTimes {
+    /// User + system time, in clock ticks.
+    ticks: u64,
+    /// Minor page faults (each a trap and a page's set-up; dear under TCG).
+    minor_faults: u64,
 }
 
 /// The decode daemon's pid, if the daedalus module says it has one attached.
@@ -1026,6 +1041,13 @@ impl Report {
                 Figure::Real(self.device_cpu_ms(|c| Some(c.idle)), 1),
             ),
             ("ffmpeg_cpu_ms", Figure::Real(self.ffmpeg_frame_cpu_ms(), 1)),
+            (
+                "daemon_faults",
+                Figure::Real(
+                    self.device_cpu_ms(|c| c.daemon_faults.map(|n| n as f64 / 1e3)),
+                    1,
+                ),
+            ),
         ]);
         figures
     }
@@ -1113,10 +1135,12 @@ impl fmt::Display for Report {
             if let Some(c) = &r.device_cpu {
                 writeln!(
                     f,
-                    "cpu:     over the {} timed frames: daemon {} s, client {:.2} s, rest of the \
-                     machine {:.2} s, idle {:.2} s",
+                    "cpu:     over the {} timed frames: daemon {} s ({} page faults), client \
+                     {:.2} s, rest of the machine {:.2} s, idle {:.2} s",
                     c.frames,
                     opt(c.daemon, 2),
+                    c.daemon_faults
+                        .map_or_else(|| "n/a".into(), |n| n.to_string()),
                     c.client,
                     c.other,
                     c.idle
@@ -1193,12 +1217,16 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "cpu:     ms a frame (medians): device run: daemon {}, client {}, rest of the machine \
-             {}, idle {}; FFmpeg default threading {}",
+             {}, idle {}; FFmpeg default threading {}; daemon page faults a frame {}",
             opt(self.device_cpu_ms(|c| c.daemon), 1),
             opt(self.device_cpu_ms(|c| Some(c.client)), 1),
             opt(self.device_cpu_ms(|c| Some(c.other)), 1),
             opt(self.device_cpu_ms(|c| Some(c.idle)), 1),
-            opt(self.ffmpeg_frame_cpu_ms(), 1)
+            opt(self.ffmpeg_frame_cpu_ms(), 1),
+            opt(
+                self.device_cpu_ms(|c| c.daemon_faults.map(|n| n as f64 / 1e3)),
+                1
+            )
         )?;
         match self.exact_frames {
             Some(n) => writeln!(
@@ -1847,6 +1875,7 @@ mod tests {
                 client: 0.02,
                 other: 0.01,
                 idle: 0.1,
+                daemon_faults: Some(40),
                 frames: 4,
             }),
             ffmpeg_streams: None,
@@ -1873,7 +1902,7 @@ mod tests {
              ratio=1.250 p50_ms=200.00 p99_ms=200.00 service_p50_ms=100.00 \
              service_p99_ms=100.00 ffmpeg_frame_threads_fps=16.00 ratio_best=0.625 load=n/a \
              exact_frames=4 daemon_cpu_ms=100.0 client_cpu_ms=5.0 other_cpu_ms=2.5 \
-             idle_cpu_ms=25.0 ffmpeg_cpu_ms=250.0"
+             idle_cpu_ms=25.0 ffmpeg_cpu_ms=250.0 daemon_faults=10.0"
         );
         let json = report.json();
         assert_eq!(json["frames"], 4);
@@ -1898,7 +1927,10 @@ mod tests {
         assert!(text.contains("slice threading"), "{text}");
         assert!(text.contains("= 1.250"), "{text}");
         assert!(text.contains("4 pictures identical to FFmpeg's"), "{text}");
-        assert!(text.contains("daemon 0.40 s, client 0.02 s"), "{text}");
+        assert!(
+            text.contains("daemon 0.40 s (40 page faults), client 0.02 s"),
+            "{text}"
+        );
 
         // Three rounds: medians of the rates, percentiles over every timed frame.
         report.rounds.push(Round {
@@ -2053,23 +2085,28 @@ mod tests {
         assert_eq!(parse_proc_stat(stat), Some((161, 1020)));
         assert_eq!(parse_proc_stat("cpu  1 2\n"), None);
         assert_eq!(parse_proc_stat("intr 1\n"), None);
-        // A command name with spaces and parentheses; utime 40 and stime 2 are fields 14, 15.
+        // A command name with spaces and parentheses; minflt 700, utime 40 and stime 2 are
+        // fields 10, 14 and 15.
         let pid = "1234 (daedalusd (x) y) S 1 1234 1234 0 -1 4194560 700 0 0 0 40 2 0 0 20 0 3 0";
-        assert_eq!(parse_pid_stat_ticks(pid), Some(42));
-        assert_eq!(parse_pid_stat_ticks("1234 (short) S 1 2"), None);
-        assert_eq!(parse_pid_stat_ticks("no parenthesis"), None);
+        let t = |ticks, minor_faults| ProcessTimes {
+            ticks,
+            minor_faults,
+        };
+        assert_eq!(parse_pid_stat(pid), Some(t(42, 700)));
+        assert_eq!(parse_pid_stat("1234 (short) S 1 2"), None);
+        assert_eq!(parse_pid_stat("no parenthesis"), None);
 
         let a = CpuSample {
             busy: 1000,
             idle: 500,
-            daemon: Some(100),
-            client: 10,
+            daemon: Some(t(100, 5000)),
+            client: t(10, 7),
         };
         let b = CpuSample {
             busy: 1200,
             idle: 540,
-            daemon: Some(250),
-            client: 30,
+            daemon: Some(t(250, 5120)),
+            client: t(30, 9),
         };
         let hz = clock_ticks_per_second();
         let cpu = a.until(&b, 10);
@@ -2078,9 +2115,10 @@ mod tests {
         assert!((cpu.other - 30.0 / hz).abs() < 1e-9, "{cpu:?}");
         assert_eq!(cpu.idle, 40.0 / hz);
         assert_eq!(cpu.per_frame(cpu.client), Some(2000.0 / hz));
+        assert_eq!(cpu.daemon_faults, Some(120));
         // Without the daemon's times the rest of the busy time is "other".
         let cpu = CpuSample { daemon: None, ..a }.until(&b, 0);
-        assert_eq!(cpu.daemon, None);
+        assert_eq!((cpu.daemon, cpu.daemon_faults), (None, None));
         assert!((cpu.other - 180.0 / hz).abs() < 1e-9, "{cpu:?}");
         assert_eq!(cpu.per_frame(1.0), None);
         // This process can sample itself.
