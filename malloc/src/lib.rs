@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 //! How daedalus's processes set glibc's allocator up: daedalusd, whose decoding contexts are
 //! threads that come and go, and the `daedalus` CLI (for `stress`, whose clients are; every
-//! subcommand applies it, which costs `decode` and `bench` an mmap per pooled frame buffer). Both free
+//! subcommand applies it). Both free
 //! frame-sized blocks (a 1080p picture is 3-6 MiB) by the hundred and must come back to the
 //! same idle memory after every context (docs/stress.md, "The soak" and "What it found").
 //!
@@ -12,37 +12,53 @@
 //! application's.
 
 /// The size from which glibc gives an allocation its own mapping, returned to the kernel when it
-/// is freed: fixed for the process's life by [`configure`].
-pub const MMAP_THRESHOLD: usize = 256 * 1024;
+/// is freed: fixed for the process's life by [`configure`], at the largest value glibc takes
+/// (half its 64 MiB arena heaps), so that no block a decoder allocates and frees per picture
+/// gets a mapping of its own.
+pub const MMAP_THRESHOLD: usize = 32 << 20;
+
+/// The free memory at the top of an arena above which `free` gives it back to the kernel:
+/// fixed by [`configure`]. Above what a decoder allocates and frees per picture (the per-frame
+/// blocks of libdav1d and FFmpeg's H.264 frame threads: 0.7-1.8 MiB at 1080p-4K), far below
+/// what a context's frame pool frees when the context ends (tens of MiB).
+pub const TRIM_THRESHOLD: usize = 8 << 20;
 
 /// Sets the allocator up for a process whose threads come and go with decoding contexts; call
 /// it early in `main`, once the logger is set up (a refusal is logged as a warning) and before
 /// any thread starts.
 ///
-/// glibc starts with a 128 KiB mmap threshold, but each time a mapped block is freed it raises
-/// that threshold to the block's size (up to 32 MiB) and its trim threshold to twice that. After
-/// a context has freed one large block (a 1080p frame buffer is 3-6 MiB; FFmpeg and libdav1d
-/// free bigger ones), every later frame comes from the allocating thread's arena, and when the
-/// context ends its freed frames merge into the arena's top chunk, which stays as long as it is
-/// below the raised trim threshold: neither `free` nor `malloc_trim` (which releases the main
-/// arena's top and binned free chunks only) gives it back. FFmpeg's and libdav1d's threads come
-/// with each context and use up to 8 arenas per CPU. Measured in the soak (6 rounds of three
-/// 1080p contexts, docs/stress.md): the idle daemon's anonymous RSS grew 20, 47, 73, 100, 142
-/// MiB round after round, in eight arena heaps of 9-25 MiB resident each; with the threshold
-/// fixed at 256 KiB (which turns the dynamic adjustment off) it stayed at 5.5-6.6 MiB. The
-/// frame-sized blocks are pooled per context (AVBufferPool, libdav1d's picture pool, the
-/// client's planar picture), so the extra mmap / munmap happens per context, not per picture.
+/// glibc starts with a 128 KiB mmap threshold and a 128 KiB trim threshold, and each time a
+/// mapped block is freed it raises the mmap threshold to the block's size (up to 32 MiB) and the
+/// trim threshold to twice that. After a context has freed one large block (a 1080p frame
+/// buffer is 3-6 MiB; FFmpeg and libdav1d free bigger ones), every later frame comes from the
+/// allocating thread's arena, and when the context ends its freed frames merge into the
+/// arena's top chunk, which stays as long as it is below the raised trim threshold (up to 64
+/// MiB): neither `free` nor `malloc_trim` (which releases the main arena's top and binned free
+/// chunks only) gives it back. FFmpeg's and libdav1d's threads come with each context and use
+/// up to 8 arenas per CPU. Measured in the soak (6 rounds of three 1080p contexts,
+/// docs/stress.md): the idle daemon's anonymous RSS grew 20, 47, 73, 100, 142 MiB round after
+/// round, in eight arena heaps of 9-25 MiB resident each.
+///
+/// Fixing both thresholds turns the dynamic adjustment off. The trim threshold is what brings
+/// the idle memory back: a context's frames freed at its end leave far more than
+/// [`TRIM_THRESHOLD`] at the top of their arena, which `free` returns. The mmap threshold stays
+/// high: a low one (256 KiB, tried first) also returned the idle memory, but gave every
+/// per-picture block above it a fresh mapping, i.e. a page fault per 4 KiB page on every
+/// picture (measured with `daedalus bench`'s `daemon_faults`, bench kernel: 108 a frame for
+/// 1080p AV1, 183 for pipelined H.264, 457 for 4K AV1, against 11 for VP9, whose FFmpeg decoder
+/// pools everything; under TCG the daemon then spent 26 % more CPU than FFmpeg on 4K AV1).
 pub fn configure() {
     #[cfg(target_env = "gnu")]
-    {
+    for (param, name, value) in [
+        (libc::M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD", MMAP_THRESHOLD),
+        (libc::M_TRIM_THRESHOLD, "M_TRIM_THRESHOLD", TRIM_THRESHOLD),
+    ] {
         // SAFETY: mallopt has no memory-safety preconditions: it changes the allocator's
         // parameters under the main arena's lock (called before other threads exist only so
-        // that every allocation sees one setting). 256 KiB fits in a c_int.
-        let ok = unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD as libc::c_int) };
+        // that every allocation sees one setting). Both values fit in a c_int.
+        let ok = unsafe { libc::mallopt(param, value as libc::c_int) };
         if ok != 1 {
-            log::warn!(
-                "mallopt(M_MMAP_THRESHOLD, {MMAP_THRESHOLD}) failed: idle memory may stay high"
-            );
+            log::warn!("mallopt({name}, {value}) failed: idle memory may stay high");
         }
     }
 }
@@ -50,7 +66,7 @@ pub fn configure() {
 /// Gives the memory the allocator keeps back to the kernel, e.g. when the last context thread
 /// ends (the daemon is idle): the free pages of the main arena's top and of every arena's
 /// binned free chunks (below [`MMAP_THRESHOLD`], blocks live in arenas: packets, decoder
-/// state). What is live stays, so an idle process's RSS is what it really holds.
+/// state, frames); an arena's top is returned by `free` itself above [`TRIM_THRESHOLD`]. What is live stays, so an idle process's RSS is what it really holds.
 /// `malloc_trim` frees pages with madvise, munmap and brk (which daedalusd's seccomp filter
 /// allows).
 pub fn release_free_memory() {

@@ -16,7 +16,8 @@
 //!   probing excluded), its frame count that of the last `frame=` statistics line.
 //! * VA-API (`--vaapi NODE`): the same stream through the daedalus VA-API driver as players
 //!   decode it, `ffmpeg -benchmark -hwaccel vaapi -hwaccel_device NODE -hwaccel_output_format
-//!   vaapi -i INPUT -vf hwmap=mode=read+direct,format=nv12|p010le -f null -`: the pictures stay
+//!   vaapi -i INPUT -vf hwmap=mode=read+direct,format=nv12 -f null -` (`p010le` for a 10-bit
+//!   stream, whose depth a one-frame device run tells first): the pictures stay
 //!   in VA surfaces (a fallback to software decoding fails) and each is mapped (vaDeriveImage:
 //!   waited for, not copied), so every picture is decoded inside the timed loop. Timed in every
 //!   round next to the device run (right after it, or right before it in the rounds where FFmpeg
@@ -48,6 +49,7 @@ use crate::decode::{self, Input};
 use crate::engine::{Observer, Outputs, Shown, Summary};
 use crate::progress::Progress;
 use crate::stress::streams::RefFrame;
+use daedalus_proto::formats::BitDepth;
 
 /// The value below which a fraction `q` (0..=1) of `sorted` (ascending) lies, by the
 /// nearest-rank method: the `ceil(q * n)`-th smallest value (the smallest one for `q = 0`).
@@ -172,7 +174,12 @@ pub fn ffmpeg_args(
 
 /// The arguments of one VA-API run: decode `frames` (all if `None`) of `input` through the VA
 /// driver of the DRM render node `device`, mapping each picture (module doc).
-pub fn vaapi_args(input: &Path, device: &Path, frames: Option<u64>) -> Vec<String> {
+pub fn vaapi_args(
+    input: &Path,
+    device: &Path,
+    frames: Option<u64>,
+    depth: BitDepth,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "-nostdin",
         "-hide_banner",
@@ -189,17 +196,13 @@ pub fn vaapi_args(input: &Path, device: &Path, frames: Option<u64>) -> Vec<Strin
     if let Some(n) = frames {
         args.extend(["-frames:v".into(), n.to_string()]);
     }
-    args.extend(
-        [
-            "-an",
-            "-vf",
-            "hwmap=mode=read+direct,format=nv12|p010le",
-            "-f",
-            "null",
-            "-",
-        ]
-        .map(String::from),
-    );
+    // A direct map gives the surface's own format: naming both would let the filter graph pick
+    // NV12 for a P010 surface, which FFmpeg's VA-API mapping refuses (EINVAL).
+    let map = match depth {
+        BitDepth::Eight => "hwmap=mode=read+direct,format=nv12",
+        BitDepth::Ten => "hwmap=mode=read+direct,format=p010le",
+    };
+    args.extend(["-an", "-vf", map, "-f", "null", "-"].map(String::from));
     args
 }
 
@@ -534,6 +537,23 @@ struct Recorder<'r> {
     progress: Progress,
     check: Option<Checker<'r>>,
     cpu: Option<CpuWindow>,
+    /// Read the first displayed picture for its bit depth ([`Recorder::depth`]).
+    probe_depth: bool,
+    /// The bit depth of the first picture read.
+    depth: Option<BitDepth>,
+}
+
+/// The bit depth of a planar 4:2:0 picture, from its size: one byte a sample (`yuv420p`) or
+/// two (`yuv420p10le`).
+fn planar_depth(pic: &Shown<'_>) -> Option<BitDepth> {
+    let (w, h) = (pic.width as usize, pic.height as usize);
+    let samples = w * h + 2 * (w.div_ceil(2) * h.div_ceil(2));
+    match pic.planar.len() {
+        0 => None,
+        n if n == samples => Some(BitDepth::Eight),
+        n if n == 2 * samples => Some(BitDepth::Ten),
+        _ => None,
+    }
 }
 
 /// The CPU times of a device run's timed window: sampled when its warm-up ends (the
@@ -638,10 +658,13 @@ impl Observer for Recorder<'_> {
     }
 
     fn wants_pictures(&self) -> bool {
-        self.check.is_some()
+        self.check.is_some() || self.probe_depth
     }
 
     fn displayed(&mut self, pts: Option<i64>, picture: Option<Shown<'_>>, error: bool) {
+        if self.depth.is_none() {
+            self.depth = picture.as_ref().and_then(planar_depth);
+        }
         if let Some(check) = &mut self.check {
             check.picture(pts, picture, error);
         }
@@ -670,6 +693,8 @@ impl<'r> Recorder<'r> {
                 wrong: 0,
             }),
             cpu: None,
+            probe_depth: false,
+            depth: None,
         }
     }
 
@@ -1406,6 +1431,19 @@ fn streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<StreamsFigu
     StreamsFigures::new(&samples, warmup)
 }
 
+/// The bit depth of the stream's pictures, from the first one the device decodes (a run of one
+/// frame): the VA-API run maps its surfaces in their own format.
+fn first_picture_depth(input: &Path, codec: Codec, opts: &Options) -> Result<BitDepth> {
+    let mut one = opts.clone();
+    one.decode.limit = Some(1);
+    let mut recorder = Recorder::new(Instant::now(), false, &one, None);
+    recorder.probe_depth = true;
+    let (_, recorder) = device_decode_with(input, codec, &one, recorder)?;
+    recorder
+        .depth
+        .context("the device's first picture is neither 8- nor 10-bit 4:2:0")
+}
+
 /// A device run: its counts, the samples of its requests and, if it was checked, the pictures
 /// found identical to FFmpeg's.
 type DeviceRun = (Summary, Vec<Sample>, Option<u64>);
@@ -1532,7 +1570,12 @@ fn ffmpeg_streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<f64>
 }
 
 /// One VA-API run (with its warm-up run).
-fn vaapi_run(input: &Path, opts: &Options, vaapi: &VaapiBaseline) -> Result<FfmpegFigures> {
+fn vaapi_run(
+    input: &Path,
+    opts: &Options,
+    vaapi: &VaapiBaseline,
+    depth: BitDepth,
+) -> Result<FfmpegFigures> {
     timed_ffmpeg(
         opts,
         &vaapi.ffmpeg,
@@ -1540,7 +1583,7 @@ fn vaapi_run(input: &Path, opts: &Options, vaapi: &VaapiBaseline) -> Result<Ffmp
             "vaapi: ffmpeg -hwaccel vaapi on {}...",
             vaapi.device.display()
         ),
-        |n| vaapi_args(input, &vaapi.device, n),
+        |n| vaapi_args(input, &vaapi.device, n, depth),
     )
 }
 
@@ -1590,6 +1633,10 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
     } else {
         None
     };
+    let depth = match opts.vaapi {
+        Some(_) => first_picture_depth(input, stream.codec, opts)?,
+        None => BitDepth::Eight,
+    };
     let mut rounds = Vec::with_capacity(opts.runs);
     let mut summary = Summary::default();
     for i in 0..opts.runs.max(1) {
@@ -1600,7 +1647,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         let vaapi = || {
             opts.vaapi
                 .as_ref()
-                .map(|v| vaapi_run(input, opts, v))
+                .map(|v| vaapi_run(input, opts, v, depth))
                 .transpose()
         };
         let device = || -> Result<_> {
@@ -1952,17 +1999,35 @@ mod tests {
 
     #[test]
     fn vaapi_round() {
-        let args = vaapi_args(
-            Path::new("/t/in.ivf"),
-            Path::new("/dev/dri/renderD128"),
-            Some(20),
-        );
+        let args = |depth| {
+            vaapi_args(
+                Path::new("/t/in.ivf"),
+                Path::new("/dev/dri/renderD128"),
+                Some(20),
+                depth,
+            )
+            .join(" ")
+        };
         assert_eq!(
-            args.join(" "),
+            args(BitDepth::Eight),
             "-nostdin -hide_banner -benchmark -hwaccel vaapi -hwaccel_device \
              /dev/dri/renderD128 -hwaccel_output_format vaapi -i /t/in.ivf -frames:v 20 -an -vf \
-             hwmap=mode=read+direct,format=nv12|p010le -f null -"
+             hwmap=mode=read+direct,format=nv12 -f null -"
         );
+        assert!(args(BitDepth::Ten).contains(" hwmap=mode=read+direct,format=p010le "));
+        let pic = |w, h, len| {
+            let planar = vec![0u8; len];
+            planar_depth(&Shown {
+                width: w,
+                height: h,
+                planar: &planar,
+            })
+        };
+        // 5x3: 15 luma and 2 x 3x2 chroma samples.
+        assert_eq!(pic(5, 3, 27), Some(BitDepth::Eight));
+        assert_eq!(pic(5, 3, 54), Some(BitDepth::Ten));
+        assert_eq!(pic(5, 3, 30), None);
+        assert_eq!(pic(5, 3, 0), None);
         let s = |q, c| Sample {
             queued: ms_(q),
             completed: ms_(c),
