@@ -17,11 +17,14 @@
 /// gets a mapping of its own.
 pub const MMAP_THRESHOLD: usize = 32 << 20;
 
-/// The free memory at the top of an arena above which `free` gives it back to the kernel:
+/// The free memory at the top of the heap above which `free` gives it back to the kernel:
 /// fixed by [`configure`]. Above what a decoder allocates and frees per picture (the per-frame
 /// blocks of libdav1d and FFmpeg's H.264 frame threads: 0.7-1.8 MiB at 1080p-4K), far below
 /// what a context's frame pool frees when the context ends (tens of MiB).
 pub const TRIM_THRESHOLD: usize = 8 << 20;
+
+/// Arenas: one, the main arena, shared by every thread ([`configure`]).
+pub const ARENA_MAX: usize = 1;
 
 /// Sets the allocator up for a process whose threads come and go with decoding contexts; call
 /// it early in `main`, once the logger is set up (a refusal is logged as a warning) and before
@@ -39,23 +42,30 @@ pub const TRIM_THRESHOLD: usize = 8 << 20;
 /// docs/stress.md): the idle daemon's anonymous RSS grew 20, 47, 73, 100, 142 MiB round after
 /// round, in eight arena heaps of 9-25 MiB resident each.
 ///
-/// Fixing both thresholds turns the dynamic adjustment off. The trim threshold is what brings
-/// the idle memory back: a context's frames freed at its end leave far more than
-/// [`TRIM_THRESHOLD`] at the top of their arena, which `free` returns. The mmap threshold stays
-/// high: a low one (256 KiB, tried first) also returned the idle memory, but gave every
+/// So every thread allocates from the main arena ([`ARENA_MAX`]), whose top and free chunks
+/// `malloc_trim` does release ([`release_free_memory`], when the last context ends), and both
+/// thresholds are fixed (which turns the dynamic adjustment off): the mmap threshold high, so
+/// that no block a decoder allocates and frees per picture gets a mapping of its own, the trim
+/// threshold above that per-picture churn. A low mmap threshold (256 KiB, tried first) also
+/// brought the idle memory back, as frames then were mappings of their own, but gave every
 /// per-picture block above it a fresh mapping, i.e. a page fault per 4 KiB page on every
 /// picture (measured with `daedalus bench`'s `daemon_faults`, bench kernel: 108 a frame for
 /// 1080p AV1, 183 for pipelined H.264, 457 for 4K AV1, against 11 for VP9, whose FFmpeg decoder
-/// pools everything; under TCG the daemon then spent 26 % more CPU than FFmpeg on 4K AV1).
+/// pools everything; under TCG the daemon then spent 26 % more CPU than FFmpeg on 4K AV1). The
+/// high thresholds with per-thread arenas (tried next) kept the faults away but left up to the
+/// trim threshold at the top of every arena: the idle daemon held 12-47 MiB in a short soak.
+/// One arena costs a lock shared by the decoding threads for blocks above the per-thread cache
+/// (1 KiB): frames are pooled, so that is a few allocations per picture.
 pub fn configure() {
     #[cfg(target_env = "gnu")]
     for (param, name, value) in [
+        (libc::M_ARENA_MAX, "M_ARENA_MAX", ARENA_MAX),
         (libc::M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD", MMAP_THRESHOLD),
         (libc::M_TRIM_THRESHOLD, "M_TRIM_THRESHOLD", TRIM_THRESHOLD),
     ] {
         // SAFETY: mallopt has no memory-safety preconditions: it changes the allocator's
         // parameters under the main arena's lock (called before other threads exist only so
-        // that every allocation sees one setting). Both values fit in a c_int.
+        // that every allocation sees one setting). The values fit in a c_int.
         let ok = unsafe { libc::mallopt(param, value as libc::c_int) };
         if ok != 1 {
             log::warn!("mallopt({name}, {value}) failed: idle memory may stay high");
@@ -65,8 +75,9 @@ pub fn configure() {
 
 /// Gives the memory the allocator keeps back to the kernel, e.g. when the last context thread
 /// ends (the daemon is idle): the free pages of the main arena's top and of every arena's
-/// binned free chunks (below [`MMAP_THRESHOLD`], blocks live in arenas: packets, decoder
-/// state, frames); an arena's top is returned by `free` itself above [`TRIM_THRESHOLD`]. What is live stays, so an idle process's RSS is what it really holds.
+/// binned free chunks (below [`MMAP_THRESHOLD`], blocks live there: packets, decoder state,
+/// frames; with [`configure`] every thread's are in the main arena); the top is returned by
+/// `free` itself above [`TRIM_THRESHOLD`]. What is live stays, so an idle process's RSS is what it really holds.
 /// `malloc_trim` frees pages with madvise, munmap and brk (which daedalusd's seccomp filter
 /// allows).
 pub fn release_free_memory() {
