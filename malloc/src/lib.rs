@@ -17,14 +17,17 @@
 /// gets a mapping of its own.
 pub const MMAP_THRESHOLD: usize = 32 << 20;
 
-/// The free memory at the top of the heap above which `free` gives it back to the kernel:
+/// The free memory at the top of an arena above which `free` gives it back to the kernel:
 /// fixed by [`configure`]. Above what a decoder allocates and frees per picture (the per-frame
-/// blocks of libdav1d and FFmpeg's H.264 frame threads: 0.7-1.8 MiB at 1080p-4K), far below
-/// what a context's frame pool frees when the context ends (tens of MiB).
-pub const TRIM_THRESHOLD: usize = 8 << 20;
+/// blocks of libdav1d and FFmpeg's H.264 frame threads: 0.4-0.7 MiB at 1080p, 1.8 at 4K), far
+/// below what a context's frame pool frees when the context ends (tens of MiB), and small
+/// enough that what the arenas' tops keep when the daemon is idle stays a few MiB.
+pub const TRIM_THRESHOLD: usize = 2 << 20;
 
-/// Arenas: one, the main arena, shared by every thread ([`configure`]).
-pub const ARENA_MAX: usize = 1;
+/// Arenas at most ([`configure`]): a few, so that the decoding threads rarely wait for one
+/// another's allocations while the tops they keep stay bounded (at most this many times
+/// [`TRIM_THRESHOLD`]).
+pub const ARENA_MAX: usize = 4;
 
 /// Sets the allocator up for a process whose threads come and go with decoding contexts; call
 /// it early in `main`, once the logger is set up (a refusal is logged as a warning) and before
@@ -42,20 +45,24 @@ pub const ARENA_MAX: usize = 1;
 /// docs/stress.md): the idle daemon's anonymous RSS grew 20, 47, 73, 100, 142 MiB round after
 /// round, in eight arena heaps of 9-25 MiB resident each.
 ///
-/// So every thread allocates from the main arena ([`ARENA_MAX`]), whose top and free chunks
-/// `malloc_trim` does release ([`release_free_memory`], when the last context ends), and both
-/// thresholds are fixed (which turns the dynamic adjustment off): the mmap threshold high, so
-/// that no block a decoder allocates and frees per picture gets a mapping of its own, the trim
-/// threshold above that per-picture churn. A low mmap threshold (256 KiB, tried first) also
-/// brought the idle memory back, as frames then were mappings of their own, but gave every
-/// per-picture block above it a fresh mapping, i.e. a page fault per 4 KiB page on every
-/// picture (measured with `daedalus bench`'s `daemon_faults`, bench kernel: 108 a frame for
-/// 1080p AV1, 183 for pipelined H.264, 457 for 4K AV1, against 11 for VP9, whose FFmpeg decoder
-/// pools everything; under TCG the daemon then spent 26 % more CPU than FFmpeg on 4K AV1). The
-/// high thresholds with per-thread arenas (tried next) kept the faults away but left up to the
-/// trim threshold at the top of every arena: the idle daemon held 12-47 MiB in a short soak.
-/// One arena costs a lock shared by the decoding threads for blocks above the per-thread cache
-/// (1 KiB): frames are pooled, so that is a few allocations per picture.
+/// So both thresholds are fixed (which turns the dynamic adjustment off) and the arenas are
+/// few: the mmap threshold high, so that no block a decoder allocates and frees per picture
+/// gets a mapping of its own; the trim threshold above that per-picture churn, so that a
+/// context's frames freed at its end go back to the kernel from its arena's top while at most
+/// [`ARENA_MAX`] × [`TRIM_THRESHOLD`] stays; [`release_free_memory`] then releases the free
+/// chunks inside the arenas. Measured (2026-12-05, `make soak SOAK_FRAMES=2160` for the idle
+/// memory, `make bench` for the rest):
+/// - a 256 KiB mmap threshold alone (the first fix): idle 5.5-7.4 MiB, but every per-picture
+///   block above it got a fresh mapping, a page fault per 4 KiB page on every picture
+///   (`daedalus bench`'s `daemon_faults`: 108 a frame for 1080p AV1, 183 for pipelined H.264,
+///   457 for 4K AV1, 11 for VP9, whose FFmpeg decoder pools everything; under TCG the daemon
+///   spent 26 % more CPU than FFmpeg on 4K AV1);
+/// - 32 MiB / 8 MiB with glibc's 8 arenas per CPU: 6-28 faults a frame, but the idle daemon
+///   kept 12-47 MiB in the arenas' tops;
+/// - 32 MiB / 8 MiB with one arena (`malloc_trim` releases the main arena's top): idle 4.7-5.6
+///   MiB, but libdav1d's threads then queue for the one arena's lock (1080p AV1: the daemon's
+///   CPU a frame 176 ms against FFmpeg's 142);
+/// - 32 MiB / 2 MiB with 4 arenas (this): idle 5.0-5.6 MiB (growth over a short soak: none).
 pub fn configure() {
     #[cfg(target_env = "gnu")]
     for (param, name, value) in [
