@@ -422,9 +422,9 @@ pub struct CpuUse {
 }
 
 impl CpuUse {
-    /// Milliseconds of `seconds` per decoded frame.
-    fn per_frame(&self, seconds: f64) -> Option<f64> {
-        (self.frames > 0).then(|| seconds * 1e3 / self.frames as f64)
+    /// `total` (of the window) per timed frame.
+    fn per_frame(&self, total: f64) -> Option<f64> {
+        (self.frames > 0).then(|| total / self.frames as f64)
     }
 }
 
@@ -573,8 +573,6 @@ struct Checker<'r> {
     reference: &'r [RefFrame],
     /// Pictures displayed so far.
     shown: usize,
-    /// Of them, identical to FFmpeg's.
-    exact: u64,
     /// What was wrong, for the first few wrong pictures.
     failures: Vec<String>,
     /// Wrong pictures in all.
@@ -595,7 +593,6 @@ impl Checker<'_> {
             (Some(want), Some(pic)) => {
                 let got = crate::picture::md5_hex(pic.planar).to_string();
                 if got == want.md5 && pic.planar.len() == want.size {
-                    self.exact += 1;
                     return;
                 }
                 format!(
@@ -633,7 +630,8 @@ impl Checker<'_> {
                 self.reference.len()
             );
         }
-        Ok(self.exact)
+        // Every picture shown was FFmpeg's.
+        Ok(self.shown as u64)
     }
 }
 
@@ -688,7 +686,6 @@ impl<'r> Recorder<'r> {
             check: reference.map(|reference| Checker {
                 reference,
                 shown: 0,
-                exact: 0,
                 failures: Vec::new(),
                 wrong: 0,
             }),
@@ -960,13 +957,24 @@ impl Report {
         Some(self.vaapi_fps()? / self.device_fps()?)
     }
 
-    /// One part of the device runs' CPU time ([`CpuUse`]) in milliseconds per frame, median of
+    /// One figure of the device runs' timed windows ([`CpuUse`]) per timed frame, median of
     /// the rounds.
-    pub fn device_cpu_ms(&self, part: impl Fn(&CpuUse) -> Option<f64>) -> Option<f64> {
+    fn device_per_frame(&self, part: impl Fn(&CpuUse) -> Option<f64>) -> Option<f64> {
         self.median_of(|r| {
             let cpu = r.device_cpu.as_ref()?;
             cpu.per_frame(part(cpu)?)
         })
+    }
+
+    /// One part of the device runs' CPU time ([`CpuUse`], seconds) in milliseconds per frame,
+    /// median of the rounds.
+    pub fn device_cpu_ms(&self, part: impl Fn(&CpuUse) -> Option<f64>) -> Option<f64> {
+        self.device_per_frame(|c| part(c).map(|s| s * 1e3))
+    }
+
+    /// The daemon's minor page faults per frame, median of the rounds.
+    pub fn daemon_faults(&self) -> Option<f64> {
+        self.device_per_frame(|c| c.daemon_faults.map(|n| n as f64))
     }
 
     /// CPU milliseconds per frame of FFmpeg's default threading, median of the rounds.
@@ -1066,13 +1074,7 @@ impl Report {
                 Figure::Real(self.device_cpu_ms(|c| Some(c.idle)), 1),
             ),
             ("ffmpeg_cpu_ms", Figure::Real(self.ffmpeg_frame_cpu_ms(), 1)),
-            (
-                "daemon_faults",
-                Figure::Real(
-                    self.device_cpu_ms(|c| c.daemon_faults.map(|n| n as f64 / 1e3)),
-                    1,
-                ),
-            ),
+            ("daemon_faults", Figure::Real(self.daemon_faults(), 1)),
         ]);
         figures
     }
@@ -1248,10 +1250,7 @@ impl fmt::Display for Report {
             opt(self.device_cpu_ms(|c| Some(c.other)), 1),
             opt(self.device_cpu_ms(|c| Some(c.idle)), 1),
             opt(self.ffmpeg_frame_cpu_ms(), 1),
-            opt(
-                self.device_cpu_ms(|c| c.daemon_faults.map(|n| n as f64 / 1e3)),
-                1
-            )
+            opt(self.daemon_faults(), 1)
         )?;
         match self.exact_frames {
             Some(n) => writeln!(
@@ -2179,7 +2178,7 @@ mod tests {
         assert_eq!(cpu.client, 20.0 / hz);
         assert!((cpu.other - 30.0 / hz).abs() < 1e-9, "{cpu:?}");
         assert_eq!(cpu.idle, 40.0 / hz);
-        assert_eq!(cpu.per_frame(cpu.client), Some(2000.0 / hz));
+        assert_eq!(cpu.per_frame(cpu.client), Some(2.0 / hz));
         assert_eq!(cpu.daemon_faults, Some(120));
         // Without the daemon's times the rest of the busy time is "other".
         let cpu = CpuSample { daemon: None, ..a }.until(&b, 0);
@@ -2212,7 +2211,6 @@ mod tests {
             let mut c = Checker {
                 reference: &reference,
                 shown: 0,
-                exact: 0,
                 failures: Vec::new(),
                 wrong: 0,
             };
