@@ -22,6 +22,12 @@
 //!   `--in-flight` requests queued, a CAPTURE buffer nobody holds); [`Engine::queue_request`]
 //!   queues one request of it (H.264 slices: several, all but the last with
 //!   `V4L2_BUF_FLAG_M2M_HOLD_CAPTURE_BUF`).
+//! * One request more than `--in-flight` is prepared: while the device decodes, the next
+//!   request is built (bitstream copied, controls set, OUTPUT buffer queued to it), and it is
+//!   queued the moment a request completes, before that request's buffers are taken back. The
+//!   device never has more than `--in-flight` requests, and the client's own work between two
+//!   requests overlaps the decoding instead of adding to every picture's round trip (with
+//!   `--in-flight 1` it was in series with each one).
 //! * Completion is awaited with `poll(POLLPRI)` on the oldest request, with a time-out: the
 //!   engine never hangs; a CAPTURE buffer with `V4L2_BUF_FLAG_ERROR` is a decode error, counted,
 //!   and decoding goes on.
@@ -310,9 +316,10 @@ impl PictureSink {
 
 /// Buffer and request occupancy, to decide whether another request may be queued.
 struct Occupancy {
-    /// Requests queued and not yet completed.
+    /// Requests queued whose buffers are not taken back yet.
     in_flight: usize,
-    /// The most requests to keep queued (`--in-flight`).
+    /// The most requests to keep queued on the device (`--in-flight`); one more may be
+    /// prepared behind them, queued when one of them completes.
     max_in_flight: usize,
     /// OUTPUT buffers, and how many of them are free.
     outputs: usize,
@@ -344,7 +351,7 @@ impl Occupancy {
     /// True when a request that needs no CAPTURE buffer of its own (a further slice of a held
     /// picture) can be queued now.
     fn has_output_room(&self) -> bool {
-        self.in_flight < self.max_in_flight.min(self.outputs) && self.free_outputs > 0
+        self.in_flight < (self.max_in_flight + 1).min(self.outputs) && self.free_outputs > 0
     }
 }
 
@@ -528,6 +535,9 @@ struct InFlight {
     buf: usize,
     /// The last request of its picture (its CAPTURE buffer comes back with it).
     last: bool,
+    /// When it was seen complete, if it was before its buffers were taken back (a request
+    /// prepared behind it was waiting to be queued: [`Engine::queue_request`]).
+    completed_at: Option<Instant>,
 }
 
 /// The buffers of one device configuration.
@@ -617,7 +627,8 @@ impl<'a> Engine<'a> {
             );
         }
         let media = MediaDevice::open(&opts.media)?;
-        let requests = (0..opts.in_flight)
+        // One more than in flight: the one being prepared (see the module doc).
+        let requests = (0..=opts.in_flight)
             .map(|_| media.alloc_request())
             .collect::<Result<Vec<_>, _>>()?;
         // Room for the largest payload; the driver bounds it.
@@ -941,6 +952,15 @@ impl<'a> Engine<'a> {
                 },
             )
             .with_context(|| format!("picture {id}: cannot queue the OUTPUT buffer"))?;
+        // Prepared; queued once the device has fewer than --in-flight requests.
+        if let Err(e) = self.await_device_room() {
+            // Unbinds the OUTPUT buffer from the request that was never queued.
+            if let Err(reinit) = self.requests[buf].reinit() {
+                warn!("picture {id}: cannot reinit its unqueued request: {reinit:#}");
+            }
+            return Err(e);
+        }
+        let request = &self.requests[buf];
         let queued_at = Instant::now();
         request
             .queue()
@@ -954,7 +974,12 @@ impl<'a> Engine<'a> {
             self.started.get_or_insert(queued_at);
         }
         self.summary.submitted += u64::from(last);
-        self.in_flight.push_back(InFlight { id, buf, last });
+        self.in_flight.push_back(InFlight {
+            id,
+            buf,
+            last,
+            completed_at: None,
+        });
         Ok(Ok(()))
     }
 
@@ -1108,22 +1133,22 @@ impl<'a> Engine<'a> {
     /// CAPTURE buffer that must carry the same timestamp. Every way the device can break the
     /// contract (time-out, other buffers, decode order) is an error.
     fn complete_oldest(&mut self) -> Result<()> {
-        let Some(InFlight { id, buf, last }) = self.in_flight.pop_front() else {
+        let Some(&InFlight {
+            id,
+            buf,
+            last,
+            completed_at,
+        }) = self.in_flight.front()
+        else {
             return Ok(());
         };
+        let at = match completed_at {
+            Some(at) => at,
+            None => self.wait_completion(id, buf)?,
+        };
+        self.in_flight.pop_front();
         let timeout = self.opts.timeout;
         let request = &self.requests[buf];
-        let at = match request.wait(timeout)? {
-            RequestWait::Completed => Instant::now(),
-            RequestWait::TimedOut => {
-                return Err(RequestTimedOut {
-                    id,
-                    ms: timeout.as_millis(),
-                }
-                .into())
-            }
-            RequestWait::NotQueued => bail!("the request of picture {id} is not queued"),
-        };
         let out = self
             .dev
             .dequeue_wait(OUTPUT, timeout)
@@ -1171,6 +1196,39 @@ impl<'a> Engine<'a> {
         t.error = error;
         t.capture = Some(cap.index);
         Ok(())
+    }
+
+    /// Waits for the request of picture `id` (OUTPUT buffer and request `buf`) to complete.
+    fn wait_completion(&self, id: u64, buf: usize) -> Result<Instant> {
+        let timeout = self.opts.timeout;
+        match self.requests[buf].wait(timeout)? {
+            RequestWait::Completed => Ok(Instant::now()),
+            RequestWait::TimedOut => Err(RequestTimedOut {
+                id,
+                ms: timeout.as_millis(),
+            }
+            .into()),
+            RequestWait::NotQueued => bail!("the request of picture {id} is not queued"),
+        }
+    }
+
+    /// Waits until fewer than `--in-flight` requests are on the device (queued and not seen
+    /// complete), marking those that complete; their buffers are taken back later
+    /// ([`Self::complete_oldest`]), while the next request decodes.
+    fn await_device_room(&mut self) -> Result<()> {
+        loop {
+            let mut pending = self.in_flight.iter().filter(|r| r.completed_at.is_none());
+            let Some(&InFlight { id, buf, .. }) = pending.next() else {
+                return Ok(());
+            };
+            if 1 + pending.count() < self.opts.in_flight {
+                return Ok(());
+            }
+            let at = self.wait_completion(id, buf)?;
+            if let Some(r) = self.in_flight.iter_mut().find(|r| r.buf == buf) {
+                r.completed_at = Some(at);
+            }
+        }
     }
 
     /// Writes the pictures at the head of the display queue that are decoded.
@@ -1269,8 +1327,10 @@ mod tests {
     fn room_for_a_request() {
         assert!(occupancy(0, 6, 0).has_room().unwrap());
         assert!(occupancy(3, 3, 7).has_room().unwrap());
-        // --in-flight reached, no free OUTPUT buffer, every CAPTURE buffer held: wait.
-        assert!(!occupancy(4, 2, 4).has_room().unwrap());
+        // --in-flight (4) queued: one more may be prepared behind them; with that one too, no
+        // free OUTPUT buffer or every CAPTURE buffer held: wait.
+        assert!(occupancy(4, 2, 4).has_room().unwrap());
+        assert!(!occupancy(5, 1, 5).has_room().unwrap());
         assert!(!occupancy(2, 0, 2).has_room().unwrap());
         assert!(!occupancy(1, 5, 8).has_room().unwrap());
         // Nothing in flight could free a CAPTURE buffer: an error, not a wait.
@@ -1284,7 +1344,8 @@ mod tests {
         assert!(!few.has_room().unwrap());
         // A further slice needs no CAPTURE buffer: every one held is no obstacle.
         assert!(occupancy(1, 5, 8).has_output_room());
-        assert!(!occupancy(4, 2, 0).has_output_room());
+        assert!(occupancy(4, 2, 0).has_output_room());
+        assert!(!occupancy(5, 1, 0).has_output_room());
         assert!(!occupancy(2, 0, 0).has_output_room());
     }
 
