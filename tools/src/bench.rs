@@ -17,7 +17,10 @@
 //! * VA-API (`--vaapi NODE`): the same stream through the daedalus VA-API driver as players
 //!   decode it, `ffmpeg -benchmark -hwaccel vaapi -hwaccel_device NODE -hwaccel_output_format
 //!   vaapi -i INPUT -vf hwmap=mode=read+direct,format=nv12 -f null -` (`p010le` for a 10-bit
-//!   stream, whose depth a one-frame device run tells first): the pictures stay
+//!   stream, whose depth the check tells, or a one-frame device run with `--no-verify`). Not
+//!   run for H.264 10-bit (High 10): FFmpeg's H.264 decoder offers VA-API only for 8-bit
+//!   pictures and decodes High 10 in software, so there is nothing of the driver to time
+//!   ([`vaapi_refusal`]); the report says so. The pictures stay
 //!   in VA surfaces (a fallback to software decoding fails) and each is mapped (vaDeriveImage:
 //!   waited for, not copied), so every picture is decoded inside the timed loop. Timed in every
 //!   round next to the device run (right after it, or right before it in the rounds where FFmpeg
@@ -871,6 +874,8 @@ pub struct Report {
     pub in_flight: usize,
     /// The render node of the VA-API runs, if there were any.
     pub vaapi_device: Option<PathBuf>,
+    /// Why there were no VA-API runs although `--vaapi` asked for them ([`vaapi_refusal`]).
+    pub vaapi_skipped: Option<&'static str>,
     /// Clients of the multi-stream runs (1: there were none).
     pub streams: usize,
     /// The counts of the last device run.
@@ -1225,9 +1230,9 @@ impl fmt::Display for Report {
                 opt(self.device_fps(), 2),
                 opt(self.ffmpeg_fps(), 2),
                 opt(self.ffmpeg_frame_threads_fps(), 2),
-                match self.vaapi_device {
-                    Some(_) => format!(", VA-API {} fps", opt(self.vaapi_fps(), 2)),
-                    None => String::new(),
+                match (&self.vaapi_device, self.vaapi_skipped) {
+                    (Some(_), None) => format!(", VA-API {} fps", opt(self.vaapi_fps(), 2)),
+                    _ => String::new(),
                 }
             )?;
         }
@@ -1289,7 +1294,9 @@ impl fmt::Display for Report {
                 opt(self.ffmpeg_scaling(), 3)
             )?;
         }
-        if self.vaapi_device.is_some() {
+        if let Some(why) = self.vaapi_skipped {
+            writeln!(f, "vaapi:   not run: {why}")?;
+        } else if self.vaapi_device.is_some() {
             writeln!(
                 f,
                 "vaapi:   VA-API fps / device fps = {} (what the VA layer leaves of the device's \
@@ -1363,8 +1370,14 @@ fn device_run(
 /// The untimed check before the rounds: one device run with the rounds' options (requests in
 /// flight; daedalusd's threads are its own), every displayed picture against FFmpeg's
 /// (`reference`), and with `--streams N` the same with N clients at once, each checked.
-/// Returns the pictures found identical, all clients together; an error if any differs.
-pub fn verify(input: &Path, codec: Codec, opts: &Options, reference: &[RefFrame]) -> Result<u64> {
+/// Returns the pictures found identical, all clients together, and the depth of the pictures;
+/// an error if any differs.
+pub fn verify(
+    input: &Path,
+    codec: Codec,
+    opts: &Options,
+    reference: &[RefFrame],
+) -> Result<Checked> {
     let spinner = Progress::spinner(opts.progress, "device: checking the pictures...".into());
     let origin = Instant::now();
     let clients = if opts.streams > 1 {
@@ -1372,15 +1385,16 @@ pub fn verify(input: &Path, codec: Codec, opts: &Options, reference: &[RefFrame]
     } else {
         vec![1]
     };
-    let mut exact = 0;
+    let mut checked = Checked {
+        exact: 0,
+        depth: None,
+    };
     for n in clients {
-        let runs: Vec<Result<u64>> = std::thread::scope(|scope| {
+        let runs: Vec<Result<DeviceRun>> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..n)
                 .map(|_| {
-                    scope.spawn(|| {
-                        device_decode(input, codec, opts, origin, false, Some(reference))
-                            .map(|(_, _, exact)| exact.unwrap_or(0))
-                    })
+                    scope
+                        .spawn(|| device_decode(input, codec, opts, origin, false, Some(reference)))
                 })
                 .collect();
             threads
@@ -1392,13 +1406,24 @@ pub fn verify(input: &Path, codec: Codec, opts: &Options, reference: &[RefFrame]
                 .collect()
         });
         for (i, run) in runs.into_iter().enumerate() {
-            exact += run.with_context(|| {
+            let run = run.with_context(|| {
                 format!("checking the device's pictures (client {} of {n})", i + 1)
             })?;
+            checked.exact += run.exact.unwrap_or(0);
+            checked.depth = checked.depth.or(run.depth);
         }
     }
     spinner.finish();
-    Ok(exact)
+    Ok(checked)
+}
+
+/// What [`verify`] found.
+#[derive(Clone, Copy, Debug)]
+pub struct Checked {
+    /// Pictures identical to FFmpeg's, all clients together.
+    pub exact: u64,
+    /// The depth of the first picture (`None`: no picture was shown).
+    pub depth: Option<BitDepth>,
 }
 
 /// `opts.streams` clients decoding the stream at once, each in a thread of its own.
@@ -1423,8 +1448,8 @@ fn streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<StreamsFigu
     spinner.finish();
     let mut samples = Vec::with_capacity(runs.len());
     for (i, run) in runs.into_iter().enumerate() {
-        let (_, s, _) = run.with_context(|| format!("stream {} of {}", i + 1, opts.streams))?;
-        samples.push(s);
+        let run = run.with_context(|| format!("stream {} of {}", i + 1, opts.streams))?;
+        samples.push(run.samples);
     }
     let warmup = usize::try_from(opts.warmup).unwrap_or(usize::MAX);
     StreamsFigures::new(&samples, warmup)
@@ -1443,9 +1468,15 @@ fn first_picture_depth(input: &Path, codec: Codec, opts: &Options) -> Result<Bit
         .context("the device's first picture is neither 8- nor 10-bit 4:2:0")
 }
 
-/// A device run: its counts, the samples of its requests and, if it was checked, the pictures
-/// found identical to FFmpeg's.
-type DeviceRun = (Summary, Vec<Sample>, Option<u64>);
+/// A device run of [`device_decode`].
+struct DeviceRun {
+    /// The samples of its requests.
+    samples: Vec<Sample>,
+    /// If it was checked, the pictures found identical to FFmpeg's.
+    exact: Option<u64>,
+    /// If it was checked, the depth of its first picture.
+    depth: Option<BitDepth>,
+}
 
 /// Decodes `input` through the device once (a progress bar if `progress`): the counts and the
 /// samples of its requests, timed from `origin`, and with a `reference` the pictures found
@@ -1459,7 +1490,7 @@ fn device_decode(
     progress: bool,
     reference: Option<&[RefFrame]>,
 ) -> Result<DeviceRun> {
-    let (summary, recorder) = device_decode_with(
+    let (_, recorder) = device_decode_with(
         input,
         codec,
         opts,
@@ -1470,7 +1501,11 @@ fn device_decode(
         .as_ref()
         .map(|c| c.result(opts.decode.limit.is_none()))
         .transpose()?;
-    Ok((summary, recorder.samples()?, exact))
+    Ok(DeviceRun {
+        samples: recorder.samples()?,
+        exact,
+        depth: recorder.depth,
+    })
 }
 
 /// [`device_decode`] with a recorder of the caller's: the run's counts and the recorder.
@@ -1568,6 +1603,17 @@ fn ffmpeg_streams_run(input: &Path, codec: Codec, opts: &Options) -> Result<f64>
         .context("an FFmpeg process of the multi-stream run timed nothing")
 }
 
+/// Why FFmpeg's VA-API hwaccel cannot decode a `codec` stream of `depth` pictures, if it
+/// cannot: its H.264 decoder offers the hwaccel pixel formats for 8-bit 4:2:0 only (FFmpeg 5.1
+/// to 7.1, `get_pixel_format` in libavcodec/h264_slice.c) and decodes High 10 in software, whose
+/// frames `hwmap` then refuses (EINVAL).
+pub fn vaapi_refusal(codec: Codec, depth: BitDepth) -> Option<&'static str> {
+    (codec == Codec::H264 && depth == BitDepth::Ten).then_some(
+        "FFmpeg's H.264 decoder offers VA-API for 8-bit pictures only (High 10 is decoded in \
+         software), so the driver cannot be timed on this stream",
+    )
+}
+
 /// One VA-API run (with its warm-up run).
 fn vaapi_run(
     input: &Path,
@@ -1618,7 +1664,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         check_ffmpeg(&vaapi.ffmpeg)?;
     }
     let load_start = load_average();
-    let exact_frames = if opts.verify {
+    let checked = if opts.verify {
         let data =
             std::fs::read(input).with_context(|| format!("cannot read {}", input.display()))?;
         let (reference, _) = crate::stress::streams::load_reference(
@@ -1632,10 +1678,16 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
     } else {
         None
     };
-    let depth = match opts.vaapi {
-        Some(_) => first_picture_depth(input, stream.codec, opts)?,
-        None => BitDepth::Eight,
+    let depth = match (opts.vaapi.is_some(), checked.and_then(|c| c.depth)) {
+        (_, Some(depth)) => depth,
+        (true, None) => first_picture_depth(input, stream.codec, opts)?,
+        (false, None) => BitDepth::Eight,
     };
+    let vaapi_skipped = opts
+        .vaapi
+        .as_ref()
+        .and_then(|_| vaapi_refusal(stream.codec, depth));
+    let vaapi_opts = opts.vaapi.as_ref().filter(|_| vaapi_skipped.is_none());
     let mut rounds = Vec::with_capacity(opts.runs);
     let mut summary = Summary::default();
     for i in 0..opts.runs.max(1) {
@@ -1644,8 +1696,7 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         }
         let ffmpeg = |threading| ffmpeg_run(input, stream.codec, opts, threading);
         let vaapi = || {
-            opts.vaapi
-                .as_ref()
+            vaapi_opts
                 .map(|v| vaapi_run(input, opts, v, depth))
                 .transpose()
         };
@@ -1701,11 +1752,12 @@ pub fn run(input: &Path, opts: &Options) -> Result<Report> {
         threads: opts.threads,
         in_flight: opts.decode.in_flight,
         vaapi_device: opts.vaapi.as_ref().map(|v| v.device.clone()),
+        vaapi_skipped,
         streams: opts.streams,
         summary,
         rounds,
         load: (load_start, load_average()),
-        exact_frames,
+        exact_frames: checked.map(|c| c.exact),
     })
 }
 
@@ -1936,6 +1988,7 @@ mod tests {
             threads: 2,
             in_flight: 2,
             vaapi_device: None,
+            vaapi_skipped: None,
             streams: 1,
             summary: Summary::default(),
             rounds: vec![round.clone()],
@@ -2059,6 +2112,7 @@ mod tests {
             threads: 2,
             in_flight: 2,
             vaapi_device: Some(PathBuf::from("/dev/dri/renderD128")),
+            vaapi_skipped: None,
             streams: 1,
             summary: Summary::default(),
             // Device 10 fps; VA-API 8, 5 and 9.5 fps: median 8.
@@ -2076,6 +2130,28 @@ mod tests {
         let text = report.to_string();
         assert!(text.contains("VA-API fps / device fps = 0.800"), "{text}");
         assert!(text.contains("VA-API 8.00 fps"), "{text}");
+
+        // H.264 High 10: FFmpeg cannot use the driver; the report says why, no figure.
+        assert!(vaapi_refusal(Codec::H264, BitDepth::Ten).is_some());
+        assert!(vaapi_refusal(Codec::H264, BitDepth::Eight).is_none());
+        assert!(vaapi_refusal(Codec::Vp9, BitDepth::Ten).is_none());
+        assert!(vaapi_refusal(Codec::Av1, BitDepth::Ten).is_none());
+        let skipped = Report {
+            vaapi_skipped: vaapi_refusal(Codec::H264, BitDepth::Ten),
+            rounds: vec![Round {
+                vaapi: None,
+                ..round(0.5)
+            }],
+            ..report
+        };
+        let line = skipped.bench_line();
+        assert!(line.contains(" vaapi_fps=n/a vaapi_ratio=n/a "), "{line}");
+        let text = skipped.to_string();
+        assert!(
+            text.contains("vaapi:   not run: FFmpeg's H.264 decoder"),
+            "{text}"
+        );
+        assert!(!text.contains("VA-API fps / device fps"), "{text}");
     }
 
     #[test]
@@ -2119,6 +2195,7 @@ mod tests {
             threads: 2,
             in_flight: 2,
             vaapi_device: None,
+            vaapi_skipped: None,
             streams: 2,
             summary: Summary::default(),
             rounds: vec![round],
