@@ -865,6 +865,68 @@ pub fn proc_sample(pid: &str) -> Option<ProcSample> {
     })
 }
 
+/// One mapping of a process and the anonymous memory resident in it (`/proc/PID/smaps`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnonMapping {
+    /// Its header line: address range, permissions, offset, device, inode, path (`[heap]`,
+    /// `[stack]`, a file, or nothing for an anonymous mapping, e.g. a glibc arena or a thread
+    /// stack).
+    pub mapping: String,
+    /// Its size in KiB.
+    pub size_kib: i64,
+    /// Its `Anonymous:` resident KiB.
+    pub anon_kib: i64,
+}
+
+/// The `n` mappings of `smaps` (the text of `/proc/PID/smaps`) holding the most anonymous
+/// memory, largest first: where a process's anonymous RSS sits (the main arena's `[heap]`, the
+/// other arenas' 64 MiB-aligned heaps, thread stacks).
+pub fn largest_anon_mappings(smaps: &str, n: usize) -> Vec<AnonMapping> {
+    let mut all: Vec<AnonMapping> = Vec::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let Some(first) = words.next() else { continue };
+        if first.contains('-') && !first.ends_with(':') {
+            all.push(AnonMapping {
+                mapping: line.split_whitespace().collect::<Vec<_>>().join(" "),
+                size_kib: 0,
+                anon_kib: 0,
+            });
+            continue;
+        }
+        let mut value = || {
+            words
+                .next()
+                .and_then(|v| v.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        match (first, all.last_mut()) {
+            ("Size:", Some(m)) => m.size_kib = value(),
+            ("Anonymous:", Some(m)) => m.anon_kib = value(),
+            _ => {}
+        }
+    }
+    all.sort_by_key(|m| std::cmp::Reverse(m.anon_kib));
+    all.truncate(n);
+    all.retain(|m| m.anon_kib > 0);
+    all
+}
+
+/// Logs where process `pid`'s anonymous memory sits ([`largest_anon_mappings`]), as a warning
+/// that starts with `what`.
+fn log_anon_mappings(what: &str, pid: &str) {
+    match std::fs::read_to_string(format!("/proc/{pid}/smaps")) {
+        Ok(smaps) => {
+            let top: Vec<String> = largest_anon_mappings(&smaps, 8)
+                .iter()
+                .map(|m| format!("{} KiB of {} KiB in {}", m.anon_kib, m.size_kib, m.mapping))
+                .collect();
+            warn!("{what}; largest anonymous mappings: {}", top.join("; "));
+        }
+        Err(e) => warn!("{what}; /proc/{pid}/smaps: {e}"),
+    }
+}
+
 /// How much a forked child's anonymous RSS grows while it runs `work`, in MiB (at most 200):
 /// for tests that memory comes back (RSS is process-wide, and a test binary's other tests run on
 /// threads of its own, which the child does not have). `work` says whether it did what it
@@ -1251,6 +1313,36 @@ fn soak(
             jobs_in_flight: module.in_flight,
         };
         info!("soak: {point:?}");
+        // Where the memory sits when an idle process holds noticeably more than it started
+        // with: the figure for the report, the mappings for whoever reads the log.
+        let half = soak.max_rss_growth_kib / 2;
+        if let (Some(start), Some(now), Some(pid)) = (
+            base.daemon.map(|d| d.rss_anon_kib),
+            point.daemon_rss_anon_kib,
+            daemon_pid(),
+        ) {
+            if now > start + half {
+                log_anon_mappings(
+                    &format!(
+                        "soak: after round {round}: the idle daemon holds {now} KiB anonymous \
+                         ({start} KiB before the first round)"
+                    ),
+                    &pid.to_string(),
+                );
+            }
+        }
+        if let (Some(start), Some(now)) = (out.client_rss_anon_start_kib, point.client_rss_anon_kib)
+        {
+            if now > start + half {
+                log_anon_mappings(
+                    &format!(
+                        "soak: after round {round}: the clients hold {now} KiB anonymous ({start} \
+                         KiB before the first round)"
+                    ),
+                    "self",
+                );
+            }
+        }
         if module != base.module {
             fail(format!(
                 "soak: after round {round}: the module has {module:?}, it had {:?} before the \
@@ -1495,6 +1587,41 @@ pub fn run(cfg: &Config, progress: &mut dyn FnMut(&Report, Duration)) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anon_mappings_largest_first() {
+        let smaps = "\
+55d0c0000000-55d0c2000000 rw-p 00000000 00:00 0                          [heap]
+Size:              32768 kB
+Rss:                5000 kB
+Anonymous:          4000 kB
+7f0000000000-7f0004000000 rw-p 00000000 00:00 0 
+Size:              65536 kB
+Anonymous:         20000 kB
+VmFlags: rd wr mr mw me ac sd
+7f1000000000-7f1000001000 r--p 00000000 08:01 42                         /usr/lib/libc.so.6
+Size:                  4 kB
+Anonymous:             0 kB
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
+Size:                132 kB
+Anonymous:            12 kB
+";
+        let top = largest_anon_mappings(smaps, 2);
+        assert_eq!(top.len(), 2);
+        assert_eq!(
+            top[0],
+            AnonMapping {
+                mapping: "7f0000000000-7f0004000000 rw-p 00000000 00:00 0".into(),
+                size_kib: 65536,
+                anon_kib: 20000,
+            }
+        );
+        assert_eq!(top[1].anon_kib, 4000);
+        assert!(top[1].mapping.ends_with("[heap]"));
+        // Mappings without anonymous memory are not listed.
+        assert_eq!(largest_anon_mappings(smaps, 10).len(), 3);
+        assert!(largest_anon_mappings("", 3).is_empty());
+    }
 
     fn cfg() -> Config {
         Config {
