@@ -757,6 +757,9 @@ fn stress(args: &StressArgs) -> Result<ExitCode> {
             opt(last.and_then(|c| c.daemon_fds)),
             opt(s.client_rss_anon_growth_kib)
         );
+        for note in &s.idle_memory_notes {
+            eprintln!("soak: {note}");
+        }
     }
     eprintln!(
         "stress: seed {} {:.0} s: {} runs ({} corrupted, {} seeks, {} closes, {} restarts, {} drops), \

@@ -237,6 +237,9 @@ pub struct SoakReport {
     pub rss_anon_growth_kib: Option<i64>,
     /// The same for VmRSS (shown, not checked: it also counts the libraries' pages).
     pub rss_growth_kib: Option<i64>,
+    /// Where the memory sat whenever the idle daemon or the clients held more than half the
+    /// allowed growth above their start at a checkpoint ([`anon_memory_note`]).
+    pub idle_memory_notes: Vec<String>,
     /// One per round.
     pub rounds: Vec<Checkpoint>,
 }
@@ -912,18 +915,17 @@ pub fn largest_anon_mappings(smaps: &str, n: usize) -> Vec<AnonMapping> {
     all
 }
 
-/// Logs where process `pid`'s anonymous memory sits ([`largest_anon_mappings`]), as a warning
-/// that starts with `what`.
-fn log_anon_mappings(what: &str, pid: &str) {
+/// `what`, then where process `pid`'s anonymous memory sits ([`largest_anon_mappings`]).
+fn anon_memory_note(what: &str, pid: &str) -> String {
     match std::fs::read_to_string(format!("/proc/{pid}/smaps")) {
         Ok(smaps) => {
             let top: Vec<String> = largest_anon_mappings(&smaps, 8)
                 .iter()
                 .map(|m| format!("{} KiB of {} KiB in {}", m.anon_kib, m.size_kib, m.mapping))
                 .collect();
-            warn!("{what}; largest anonymous mappings: {}", top.join("; "));
+            format!("{what}; largest anonymous mappings: {}", top.join("; "))
         }
-        Err(e) => warn!("{what}; /proc/{pid}/smaps: {e}"),
+        Err(e) => format!("{what}; /proc/{pid}/smaps: {e}"),
     }
 }
 
@@ -1314,7 +1316,7 @@ fn soak(
         };
         info!("soak: {point:?}");
         // Where the memory sits when an idle process holds noticeably more than it started
-        // with: the figure for the report, the mappings for whoever reads the log.
+        // with: the figures alone do not say (arena heaps, thread stacks, the main heap).
         let half = soak.max_rss_growth_kib / 2;
         if let (Some(start), Some(now), Some(pid)) = (
             base.daemon.map(|d| d.rss_anon_kib),
@@ -1322,25 +1324,25 @@ fn soak(
             daemon_pid(),
         ) {
             if now > start + half {
-                log_anon_mappings(
+                out.idle_memory_notes.push(anon_memory_note(
                     &format!(
-                        "soak: after round {round}: the idle daemon holds {now} KiB anonymous \
-                         ({start} KiB before the first round)"
+                        "after round {round}: the idle daemon holds {now} KiB anonymous ({start} \
+                         KiB before the first round)"
                     ),
                     &pid.to_string(),
-                );
+                ));
             }
         }
         if let (Some(start), Some(now)) = (out.client_rss_anon_start_kib, point.client_rss_anon_kib)
         {
             if now > start + half {
-                log_anon_mappings(
+                out.idle_memory_notes.push(anon_memory_note(
                     &format!(
-                        "soak: after round {round}: the clients hold {now} KiB anonymous ({start} \
-                         KiB before the first round)"
+                        "after round {round}: the clients hold {now} KiB anonymous ({start} KiB \
+                         before the first round)"
                     ),
                     "self",
-                );
+                ));
             }
         }
         if module != base.module {
