@@ -29,6 +29,17 @@ pub const TRIM_THRESHOLD: usize = 2 << 20;
 /// [`TRIM_THRESHOLD`]).
 pub const ARENA_MAX: usize = 4;
 
+/// The largest request served from a fastbin ([`configure`]): none. A freed fastbin chunk
+/// stays marked in use until the next consolidation, so a large chunk freed below it cannot
+/// reach the arena's top; `malloc_trim` consolidates first, which then merges them into the
+/// top of a thread arena, and it trims the tops of the main arena only: the memory stayed
+/// resident until that arena's next large free (measured: the idle daemon at 15-29 MiB
+/// anonymous, in one arena heap, after 2 of 17 soak rounds; 5.3-6.5 MiB after the others;
+/// glibc 2.36's `mtrim` calls `systrim` for the main arena only).
+/// Without fastbins a free coalesces at once, and one that reaches a top trims it above
+/// [`TRIM_THRESHOLD`]. Small blocks still come from each thread's cache (tcache) first.
+pub const MXFAST: usize = 0;
+
 /// Sets the allocator up for a process whose threads come and go with decoding contexts; call
 /// it early in `main`, once the logger is set up (a refusal is logged as a warning) and before
 /// any thread starts.
@@ -62,13 +73,18 @@ pub const ARENA_MAX: usize = 4;
 /// - 32 MiB / 8 MiB with one arena (`malloc_trim` releases the main arena's top): idle 4.7-5.6
 ///   MiB, but libdav1d's threads then queue for the one arena's lock (1080p AV1: the daemon's
 ///   CPU a frame 176 ms against FFmpeg's 142);
-/// - 32 MiB / 2 MiB with 4 arenas (this): idle 5.0-5.6 MiB (growth over a short soak: none).
+/// - 32 MiB / 2 MiB with 4 arenas: idle 5.0-5.6 MiB over a short soak (6 rounds), but the full
+///   soak (28 rounds) failed: 17-29 MiB idle after 2-3 rounds, in one thread arena's heap
+///   ([`MXFAST`]);
+/// - the same without fastbins (this): the 6,000-picture soak that had failed with 15.8 and 29.2
+///   MiB idle (same seed) passed, idle 4.9-8.3 MiB.
 pub fn configure() {
     #[cfg(target_env = "gnu")]
     for (param, name, value) in [
         (libc::M_ARENA_MAX, "M_ARENA_MAX", ARENA_MAX),
         (libc::M_MMAP_THRESHOLD, "M_MMAP_THRESHOLD", MMAP_THRESHOLD),
         (libc::M_TRIM_THRESHOLD, "M_TRIM_THRESHOLD", TRIM_THRESHOLD),
+        (libc::M_MXFAST, "M_MXFAST", MXFAST),
     ] {
         // SAFETY: mallopt has no memory-safety preconditions: it changes the allocator's
         // parameters under the main arena's lock (called before other threads exist only so

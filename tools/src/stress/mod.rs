@@ -1270,6 +1270,10 @@ fn soak(
             }
         });
         // Every context closed: the module and the daemon must be back where they started.
+        // The clients' threads are gone too: give back what the allocator keeps of theirs, as
+        // the daemon does when its last context ends, so that what the clients' RSS shows is
+        // what this process still holds.
+        daedalus_malloc::release_free_memory();
         let settle = Instant::now();
         let idle_fds = base.daemon.map(|d| d.fds);
         let (module, daemon) = loop {
