@@ -1216,19 +1216,16 @@ impl<'a> Engine<'a> {
     /// complete), marking those that complete; their buffers are taken back later
     /// ([`Self::complete_oldest`]), while the next request decodes.
     fn await_device_room(&mut self) -> Result<()> {
-        loop {
-            let mut pending = self.in_flight.iter().filter(|r| r.completed_at.is_none());
-            let Some(&InFlight { id, buf, .. }) = pending.next() else {
-                return Ok(());
+        let pending = |r: &InFlight| r.completed_at.is_none();
+        while self.in_flight.iter().filter(|r| pending(r)).count() >= self.opts.in_flight {
+            // Requests complete in order: the oldest pending one is next.
+            let Some(i) = self.in_flight.iter().position(pending) else {
+                break;
             };
-            if 1 + pending.count() < self.opts.in_flight {
-                return Ok(());
-            }
-            let at = self.wait_completion(id, buf)?;
-            if let Some(r) = self.in_flight.iter_mut().find(|r| r.buf == buf) {
-                r.completed_at = Some(at);
-            }
+            let InFlight { id, buf, .. } = self.in_flight[i];
+            self.in_flight[i].completed_at = Some(self.wait_completion(id, buf)?);
         }
+        Ok(())
     }
 
     /// Writes the pictures at the head of the display queue that are decoded.

@@ -1322,31 +1322,31 @@ fn soak(
         // Where the memory sits when an idle process holds noticeably more than it started
         // with: the figures alone do not say (arena heaps, thread stacks, the main heap).
         let half = soak.max_rss_growth_kib / 2;
-        if let (Some(start), Some(now), Some(pid)) = (
-            base.daemon.map(|d| d.rss_anon_kib),
-            point.daemon_rss_anon_kib,
-            daemon_pid(),
-        ) {
-            if now > start + half {
-                out.idle_memory_notes.push(anon_memory_note(
-                    &format!(
-                        "after round {round}: the idle daemon holds {now} KiB anonymous ({start} \
-                         KiB before the first round)"
-                    ),
-                    &pid.to_string(),
-                ));
-            }
-        }
-        if let (Some(start), Some(now)) = (out.client_rss_anon_start_kib, point.client_rss_anon_kib)
-        {
-            if now > start + half {
-                out.idle_memory_notes.push(anon_memory_note(
-                    &format!(
-                        "after round {round}: the clients hold {now} KiB anonymous ({start} KiB \
-                         before the first round)"
-                    ),
-                    "self",
-                ));
+        let daemon_pid = daemon_pid().map(|p| p.to_string());
+        for (who, start, now, pid) in [
+            (
+                "the idle daemon holds",
+                base.daemon.map(|d| d.rss_anon_kib),
+                point.daemon_rss_anon_kib,
+                daemon_pid.as_deref(),
+            ),
+            (
+                "the clients hold",
+                out.client_rss_anon_start_kib,
+                point.client_rss_anon_kib,
+                Some("self"),
+            ),
+        ] {
+            if let (Some(start), Some(now), Some(pid)) = (start, now, pid) {
+                if now > start + half {
+                    out.idle_memory_notes.push(anon_memory_note(
+                        &format!(
+                            "after round {round}: {who} {now} KiB anonymous ({start} KiB before \
+                             the first round)"
+                        ),
+                        pid,
+                    ));
+                }
             }
         }
         if module != base.module {
